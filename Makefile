@@ -1,0 +1,80 @@
+# munim - plain GNU Makefile with pkg-config.
+#
+#   make            bin/munim (warnings are errors)
+#   make check      install packages, build, unit tests, ASan+UBSan unit tests, end-to-end tests
+#   make unit       unit tests            make asan   unit tests under ASan+UBSan
+#   make e2e        end-to-end tests      make tsan   unit tests under ThreadSanitizer
+#   make fmt / lint
+#   make run        the demo: serve + mock BSP on loopback with a demo shop
+
+CC      ?= cc
+PKGS    := libmicrohttpd jansson libcurl sqlite3 openssl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wvla -Wimplicit-fallthrough -Werror
+OPT     ?= -O2 -g
+CFLAGS  += -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc $(PKG_CFLAGS) -pthread
+LDLIBS  += $(PKG_LIBS) -lm -pthread
+BUILD   ?= build
+
+SRC      := $(sort $(shell find src -name '*.c' ! -name main.c))
+OBJ      := $(SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libmunim.a
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all clean check unit asan tsan e2e fmt lint run deps
+all: bin/munim
+
+bin/munim: $(BUILD)/src/main.o $(LIB)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LIB): $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+	@tests/unit/run $(UNIT_BIN)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDLIBS="$(PKG_LIBS) -lm -pthread -fsanitize=address,undefined" unit
+
+tsan:
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" \
+		LDLIBS="$(PKG_LIBS) -lm -pthread -fsanitize=thread" unit
+
+e2e: bin/munim
+	@tests/e2e/run
+
+deps:
+	@scripts/deps.sh
+
+check:
+	@scripts/check
+
+fmt:
+	clang-format -i $$(find src tests -name '*.[ch]')
+
+lint:
+	clang-format --dry-run --Werror $$(find src tests -name '*.[ch]')
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr -Isrc src
+
+run:
+	@scripts/demo
+
+clean:
+	rm -rf build build-asan build-tsan bin
+
+-include $(OBJ:.o=.d) $(BUILD)/src/main.d

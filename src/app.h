@@ -1,0 +1,30 @@
+/*
+ * app.h - the one struct that main builds and passes down: configuration,
+ * the store, metrics and the wake-ups between the roles of `serve`.
+ *
+ * Written by the serve command before any thread starts, except:
+ *   metrics     - any thread (atomics)
+ *   stopping    - set by the signal handler path, read by every loop
+ *   ready       - set once start-up recovery is done (read by /readyz)
+ */
+#ifndef MUNIM_APP_H
+#define MUNIM_APP_H
+
+#include <stdatomic.h>
+
+#include "core/config.h"
+#include "core/metrics.h"
+#include "core/notify.h"
+#include "store/store.h"
+
+struct app {
+	struct config cfg;
+	struct store *store;
+	struct metrics metrics;
+	struct notify inbox_ready;  /* ingest committed new inbox entries */
+	struct notify outbox_ready; /* worker committed new outbox rows */
+	_Atomic int stopping;
+	_Atomic int ready;
+};
+
+#endif

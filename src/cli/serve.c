@@ -1,0 +1,167 @@
+/*
+ * serve.c - `munim serve`: the service. Builds the one struct app, opens
+ * and migrates the store, starts the sender (which first recovers sends a
+ * crash interrupted), the worker pool, the ingest committer and the HTTP
+ * server, then waits for SIGINT/SIGTERM.
+ *
+ * Start-up order matters for the durability promise: nothing answers a
+ * webhook until the store is migrated and open; at shutdown a request is
+ * answered 200 only if its commit finished, 503 otherwise.
+ *
+ * Endpoints besides the webhooks: /metrics (Prometheus text), /healthz
+ * (the process is alive), /readyz (start-up finished, not stopping).
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "cli/cli.h"
+#include "cli/cli_internal.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "ingest/ingest.h"
+#include "send/sender.h"
+#include "worker/worker.h"
+
+const char *const cli_serve_opts[] = {
+	CLI_STORE_OPTS, "db-busy-timeout-ms", "listen", "bsp-url", "app-secret", "verify-token", "access-token",
+	"graph-version", "workers", "http-threads", "max-body", "commit-batch", "worker-batch",
+	"send-inflight", "send-timeout-ms", "send-max-attempts", "retry-base-ms", "retry-cap-ms",
+	"process-attempts", NULL,
+};
+
+static void on_metrics(struct http_req *r, void *ud)
+{
+	struct app *app = ud;
+	struct buf b;
+	buf_init(&b);
+	metrics_render(&app->metrics, &b);
+	buf_printf(&b, "# HELP munim_ready 1 when serve is ready.\n# TYPE munim_ready gauge\n"
+		       "munim_ready %d\n",
+		   atomic_load(&app->ready) && !atomic_load(&app->stopping));
+	http_respond(r, 200, "text/plain; version=0.0.4", b.data, b.len);
+	buf_release(&b);
+}
+
+static void on_healthz(struct http_req *r, void *ud)
+{
+	(void)ud;
+	http_respond(r, 200, "text/plain", "ok\n", 3);
+}
+
+static void on_readyz(struct http_req *r, void *ud)
+{
+	struct app *app = ud;
+	if (atomic_load(&app->ready) && !atomic_load(&app->stopping))
+		http_respond(r, 200, "text/plain", "ready\n", 6);
+	else
+		http_respond(r, 503, "text/plain", "not ready\n", 10);
+}
+
+static int require(const char *value, const char *flag, const char *env)
+{
+	if (value && *value)
+		return 0;
+	fprintf(stderr, "munim serve: %s is required (or set %s)\n", flag, env);
+	return ERR_INVAL;
+}
+
+/* Loads the counters that mirror store state (depths) at start-up. */
+static int load_gauges(struct app *app, struct store_conn *c)
+{
+	int64_t depth = 0;
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	int rc = store_inbox_depth(c, &depth);
+	if (rc == 0)
+		rc = store_outbox_counts(c, counts);
+	if (rc != 0)
+		return rc;
+	atomic_store(&app->metrics.inbox_depth, depth);
+	for (int p = 0; p < PRIO_COUNT; p++)
+		for (int s = 0; s < OUTBOX_STATE_COUNT; s++)
+			atomic_store(&app->metrics.outbox[p][s], counts[p][s]);
+	return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct app app;
+	memset(&app, 0, sizeof(app));
+	int64_t t0 = clock_mono_us();
+	int npos, exit_code = 1;
+	int rc = cli_setup(&app.cfg, "serve", "[options]", cli_serve_opts, argc, argv, NULL, 0, &npos);
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	if (require(app.cfg.app_secret, "--app-secret", "MUNIM_APP_SECRET") ||
+	    require(app.cfg.verify_token, "--verify-token", "MUNIM_VERIFY_TOKEN") ||
+	    require(app.cfg.access_token, "--access-token", "MUNIM_ACCESS_TOKEN")) {
+		config_release(&app.cfg);
+		return 2;
+	}
+
+	/* Signals go to the main thread only: block them before threads start. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	metrics_init(&app.metrics);
+	notify_init(&app.inbox_ready);
+	notify_init(&app.outbox_ready);
+
+	struct store_conn *c = NULL;
+	struct sender *sender = NULL;
+	struct worker_pool *workers = NULL;
+	struct ingest *ingest = NULL;
+	struct http_server *http = NULL;
+
+	if (cli_open(&app.cfg, 1, &app.store, &c) != 0)
+		goto out;
+	if (load_gauges(&app, c) != 0) {
+		log_error("serve.start_failed", "could not read queue depths: %s", store_errmsg(c));
+		goto out;
+	}
+	if (sender_start(&app, &sender) != 0 || worker_pool_start(&app, &workers) != 0 ||
+	    ingest_start(&app, &ingest) != 0)
+		goto out;
+
+	struct http_route routes[8];
+	int nroutes = ingest_routes(ingest, routes, 8);
+	routes[nroutes++] = (struct http_route){"GET", "/metrics", 0, on_metrics, &app};
+	routes[nroutes++] = (struct http_route){"GET", "/healthz", 0, on_healthz, &app};
+	routes[nroutes++] = (struct http_route){"GET", "/readyz", 0, on_readyz, &app};
+	rc = http_server_start(app.cfg.listen, (int)app.cfg.http_threads, (size_t)app.cfg.max_body,
+			       routes, nroutes, &http);
+	if (rc != 0) {
+		log_error("serve.listen_failed", "could not listen on %s: %s", app.cfg.listen,
+			  err_str(rc));
+		goto out;
+	}
+	atomic_store(&app.ready, 1);
+	log_info("serve.ready", "munim serving on port %d (store %s, %lld workers), ready in %lld ms",
+		 http_server_port(http), app.cfg.db, (long long)app.cfg.workers,
+		 (long long)((clock_mono_us() - t0) / 1000));
+
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	log_info("serve.stopping", "received signal %d, stopping", sig);
+	exit_code = 0;
+out:
+	atomic_store(&app.stopping, 1);
+	/* the committer finishes its commit and answers what waits (503 for
+	 * anything not committed); then the server closes its connections */
+	ingest_stop(ingest);
+	http_server_stop(http);
+	worker_pool_stop(workers);
+	sender_stop(sender);
+	cli_close(app.store, c);
+	notify_release(&app.inbox_ready);
+	notify_release(&app.outbox_ready);
+	config_release(&app.cfg);
+	return exit_code;
+}

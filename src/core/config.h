@@ -1,0 +1,95 @@
+/*
+ * config.h - one declarative table of settings (PostgreSQL's GUC table is
+ * the model). Each entry: name, type, default, bounds, environment
+ * variable, one-line help. Flags, environment, --help and `config --dump`
+ * all come from the table; each command names the settings it takes.
+ *
+ * Precedence: built-in default < environment < command-line flag.
+ */
+#ifndef MUNIM_CONFIG_H
+#define MUNIM_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct config {
+	/* store */
+	char *db;
+	int64_t db_busy_timeout_ms;
+	/* serve */
+	char *listen;
+	char *bsp_url;
+	char *app_secret;
+	char *verify_token;
+	char *access_token;
+	char *graph_version;
+	int64_t workers;
+	int64_t http_threads;
+	int64_t max_body;
+	int64_t commit_batch;
+	int64_t worker_batch;
+	int64_t send_inflight;
+	int64_t send_timeout_ms;
+	int64_t send_max_attempts;
+	int64_t retry_base_ms;
+	int64_t retry_cap_ms;
+	int64_t process_attempts;
+	char *log_level;
+	/* provisioning */
+	int64_t tenants;
+	char *first_phone_number_id;
+	int64_t tenant;
+	char *phone_number_id;
+	char *gstin;
+	char *state_code;
+	char *upi_id;
+	char *owners;
+	char *address;
+	char *sku;
+	char *aliases;
+	char *unit;
+	char *price;
+	char *gst;
+	char *hsn;
+	char *stock;
+	/* mock-bsp */
+	char *webhook_url;
+	double fault_error_rate;
+	int64_t fault_status;
+	int64_t fault_latency_ms;
+	int64_t fault_outage;
+	int64_t delivered_statuses;
+	/* say */
+	char *url;
+	char *bsp;
+	char *from;
+	char *name;
+	char *to;
+	char *button;
+	int64_t timeout_ms;
+	/* outbox */
+	int64_t dead;
+	int64_t limit;
+};
+
+/* Every setting's name, for the per-command lists; NULL-terminated lists. */
+void config_defaults(struct config *cfg);
+void config_release(struct config *cfg);
+
+/*
+ * config_parse fills cfg from the environment and argv for a command that
+ * accepts the settings named in `names` (NULL-terminated). Arguments that
+ * are not flags are returned in order in pos[] (at most max_pos; *npos).
+ * Returns 0; 1 when --help was asked (usage already printed); ERR_INVAL on a
+ * bad flag or value (message already printed to stderr).
+ */
+int config_parse(struct config *cfg, const char *cmd, const char *usage,
+		 const char *const *names, int argc, char **argv, char **pos, int max_pos,
+		 int *npos);
+
+/* config_usage prints the command's usage line and its settings. */
+void config_usage(FILE *out, const char *cmd, const char *usage, const char *const *names);
+/* config_dump prints every setting of names with its current value. */
+void config_dump(FILE *out, const struct config *cfg, const char *const *names);
+
+#endif

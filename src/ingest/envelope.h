@@ -1,0 +1,40 @@
+/*
+ * envelope.h - the WhatsApp Cloud API webhook payload, parsed into inbox
+ * entries.
+ *
+ * Every entry[].changes[] with field "messages" and messaging_product
+ * "whatsapp" becomes one env_change: its metadata.phone_number_id and the
+ * inbox entries for each of its messages[] and statuses[]. Unknown message
+ * types are kept (type set, body empty): the worker answers them politely.
+ * Top-level value.errors[] are counted, not stored.
+ */
+#ifndef MUNIM_ENVELOPE_H
+#define MUNIM_ENVELOPE_H
+
+#include <stddef.h>
+
+#include "core/arena.h"
+#include "store/store.h"
+
+struct env_change {
+	const char *phone_number_id;
+	int nentries;
+	struct inbox_entry *entries; /* tenant_id 0: the caller resolves it */
+};
+
+struct envelope {
+	int nchanges;
+	struct env_change *changes;
+	int nerrors; /* value.errors[] seen */
+};
+
+/*
+ * envelope_parse parses body (len bytes, need not be NUL-terminated) into
+ * *out, all memory from a; received_at stamps every entry. ERR_PROTO when
+ * the body is not JSON or not a WhatsApp Business Account payload (object
+ * must be "whatsapp_business_account" and entry an array).
+ */
+int envelope_parse(const char *body, size_t len, int64_t received_at, struct arena *a,
+		   struct envelope *out);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * sender.h - the thread that drains the outbox to the provider.
+ *
+ * libcurl multi with keep-alive connections and many sends in flight. Rows
+ * are claimed highest priority first; 2xx records the provider's message id;
+ * 5xx, timeouts and 429 retry with exponential backoff and full jitter;
+ * other 4xx fail with the provider's error code; after the attempt limit a
+ * row is dead-lettered.
+ */
+#ifndef MUNIM_SENDER_H
+#define MUNIM_SENDER_H
+
+#include <stdint.h>
+
+#include "app.h"
+
+struct sender;
+
+int sender_start(struct app *app, struct sender **out);
+/* Waits for the sends in flight (bounded by the send timeout), then frees. */
+void sender_stop(struct sender *s);
+
+enum send_class {
+	SEND_OK = 0,
+	SEND_RETRY = 1,     /* 5xx, timeout, network, retryable error codes */
+	SEND_RATE = 2,      /* 429 / throughput codes: retry, slower */
+	SEND_PERMANENT = 3, /* other 4xx: record and stop */
+};
+
+/*
+ * send_classify sorts an answer: http_status 0 means no answer (timeout or
+ * connection error); error_code is the Cloud API error.code (0 if none).
+ */
+enum send_class send_classify(long http_status, int error_code);
+
+/*
+ * backoff_delay_ms: full jitter, a uniform draw in [0, min(cap, base·2^(attempt-1))]
+ * using rnd (any 64-bit random value), for the attempt-th failure (≥ 1).
+ */
+int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t rnd);
+
+#endif

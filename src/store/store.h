@@ -1,0 +1,395 @@
+/*
+ * store.h - the one interface between munim and its database.
+ *
+ * Everything durable goes through here: tenants and catalogue, customers,
+ * the stock ledger, orders, invoices, the inbox (received webhooks), the
+ * outbox (replies to send) and the audit log. Two implementations sit
+ * behind the ops table: SQLite (embedded, store_sqlite.c) and, later,
+ * PostgreSQL. Nothing outside src/store/ includes a database header.
+ *
+ * Handles and threads
+ *   struct store        one per process (store_open); thread-safe; owns the
+ *                       configuration and whatever the backend shares.
+ *   struct store_conn   one per thread (store_connect); never shared.
+ *
+ * Transactions
+ *   Writes happen between store_begin and store_commit on a connection.
+ *   store_savepoint / store_release / store_rollback_to nest one message's
+ *   work inside a batch transaction, so that many messages share one commit
+ *   (and one fsync) while each stays all-or-nothing.  Read functions may be
+ *   called inside or outside a transaction.
+ *
+ * Memory
+ *   Functions that return rows take a struct arena; every string and array
+ *   in the result lives in that arena and dies with it.
+ *
+ * Errors
+ *   0 or a negative ERR_* (core/err.h).  ERR_AGAIN: locked/busy, the caller
+ *   may retry; ERR_FULL: disk full; ERR_NOTFOUND: no such row; ERR_CONFLICT:
+ *   a rule was violated (short stock, duplicate key).  store_errmsg() holds
+ *   the text of the last error on that connection.
+ *
+ * Money is integer paise, stock integer base units, times epoch milliseconds.
+ */
+#ifndef MUNIM_STORE_H
+#define MUNIM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+
+struct store;
+struct store_conn;
+
+/* Number of queue partitions; a tenant's rows live in store_partition(id). */
+#define STORE_PARTITIONS 64
+int store_partition(int64_t tenant_id);
+
+/* ---- rows ---------------------------------------------------------- */
+
+struct tenant {
+	int64_t id;
+	const char *name;
+	const char *phone_number_id; /* WhatsApp phone_number_id, unique */
+	const char *gstin;           /* may be "" for unregistered shops */
+	const char *state_code;      /* two-digit GST state code, e.g. "27" */
+	const char *upi_id;          /* VPA for pay links, e.g. "shop@upi" */
+	const char *owner_numbers;   /* comma-separated wa_ids of the owners */
+	const char *address;
+	int64_t created_at;
+};
+
+struct customer {
+	int64_t id;
+	int64_t tenant_id;
+	const char *wa_id;
+	const char *name;
+	const char *state_code; /* "" = unknown: place of supply is the shop's state */
+	int64_t last_inbound_at;
+};
+
+struct product {
+	int64_t id;
+	int64_t tenant_id;
+	const char *sku;
+	const char *name;
+	const char *aliases;    /* comma-separated, lower case: "chawal,basmati" */
+	const char *unit;       /* selling unit: "kg", "g", "l", "ml", "pc", "packet" */
+	int64_t base_per_unit;  /* base units in one selling unit: kg→1000 (g) */
+	int64_t price_paise;    /* pre-tax price of one selling unit */
+	int gst_rate_bp;        /* GST rate in basis points: 500 = 5 % */
+	const char *hsn;
+	int64_t stock;          /* base units on hand */
+};
+
+enum order_status {
+	ORDER_DRAFT = 0,
+	ORDER_CONFIRMED = 1,
+	ORDER_CANCELLED = 2,
+};
+
+struct order_line {
+	int64_t product_id;
+	const char *name; /* product name at order time */
+	const char *unit;
+	int64_t base_per_unit;
+	int64_t qty_base;    /* quantity in base units */
+	int64_t price_paise; /* per selling unit, at order time */
+	int gst_rate_bp;
+	const char *hsn;
+	int64_t amount_paise; /* taxable value of the line */
+};
+
+struct order {
+	int64_t id;
+	int64_t tenant_id;
+	int64_t customer_id;
+	enum order_status status;
+	int64_t total_paise; /* taxable total (before tax) */
+	int64_t created_at;
+	int64_t updated_at;
+	int nlines;
+	struct order_line *lines;
+};
+
+struct invoice {
+	int64_t id;
+	int64_t tenant_id;
+	int64_t order_id;
+	int64_t customer_id;
+	const char *number;   /* e.g. "INV/2526/000042", gapless per tenant+FY */
+	const char *fy;       /* financial year code, "2526" for 2025-26 */
+	int64_t seq;          /* the gapless sequence within tenant+FY */
+	int64_t issued_at;
+	int intra_state;      /* 1: CGST+SGST, 0: IGST */
+	const char *place_of_supply; /* state code */
+	int64_t taxable_paise;
+	int64_t cgst_paise;
+	int64_t sgst_paise;
+	int64_t igst_paise;
+	int64_t round_off_paise; /* signed, so that total is whole rupees */
+	int64_t total_paise;
+};
+
+enum inbox_kind {
+	INBOX_MESSAGE = 1, /* a customer's message */
+	INBOX_STATUS = 2,  /* a delivery status of one of our messages */
+};
+
+enum inbox_state {
+	INBOX_PENDING = 0,
+	INBOX_DONE = 1,
+	INBOX_FAILED = 2, /* gave up after repeated processing errors */
+};
+
+struct inbox_entry {
+	int64_t id; /* assigned by the store, monotonic */
+	int64_t tenant_id;
+	enum inbox_kind kind;
+	const char *ext_id;   /* message: wamid; status: the wamid it is about */
+	const char *status;   /* status kind: sent/delivered/read/failed; else "" */
+	const char *from;     /* message: customer wa_id; status: recipient_id */
+	const char *name;     /* contact profile name, may be "" */
+	const char *type;     /* message type: text, interactive, button, image... */
+	const char *body;     /* text body, or reply/button id for taps; "" if none */
+	const char *context_id; /* message answered (context.id), may be "" */
+	int64_t sent_at;      /* the sender's timestamp, epoch ms */
+	int64_t received_at;  /* when munim received it, epoch ms */
+	int error_code;       /* status kind: errors[0].code, else 0 */
+	const char *error_title; /* status kind: errors[0].title, else "" */
+	enum inbox_state state;
+	int attempts;
+};
+
+enum outbox_prio { PRIO_P0 = 0, PRIO_P1 = 1, PRIO_P2 = 2, PRIO_P3 = 3 };
+#define PRIO_COUNT 4
+
+/*
+ * Outbox row life (see send/sender.c):
+ *
+ *   PENDING --claim--> SENDING --2xx--> ACCEPTED --status--> SENT/DELIVERED/READ
+ *      ^                  |  \--4xx permanent--> FAILED
+ *      +---retryable------+   \--attempts exhausted--> DEAD
+ *   SENDING rows found at start-up (a crash mid-send) go back to PENDING.
+ *   A "failed" status webhook moves ACCEPTED/SENT/DELIVERED to FAILED.
+ */
+enum outbox_state {
+	OUTBOX_PENDING = 0,
+	OUTBOX_SENDING = 1,
+	OUTBOX_ACCEPTED = 2,
+	OUTBOX_SENT = 3,
+	OUTBOX_DELIVERED = 4,
+	OUTBOX_READ = 5,
+	OUTBOX_FAILED = 6,
+	OUTBOX_DEAD = 7,
+};
+#define OUTBOX_STATE_COUNT 8
+const char *outbox_state_name(enum outbox_state s);
+const char *outbox_prio_name(enum outbox_prio p);
+
+struct outbox_row {
+	int64_t id;
+	int64_t tenant_id;
+	enum outbox_prio priority;
+	enum outbox_state state;
+	const char *phone_number_id; /* the shop's number it goes out from */
+	const char *to;              /* recipient wa_id */
+	const char *reply_to;        /* inbound wamid it answers ("" if none) */
+	const char *body;            /* complete Cloud API request body (JSON) */
+	int attempts;
+	int64_t next_attempt_at; /* epoch ms */
+	int64_t created_at;
+	int64_t inbound_received_at; /* received_at of the message answered, 0 if none */
+	const char *provider_msg_id; /* "" until accepted */
+	int last_error_code;
+	const char *last_error;
+	int64_t updated_at;
+};
+
+/* A new outbox row; the store fills id, state, attempts and times. */
+struct outbox_new {
+	int64_t tenant_id;
+	enum outbox_prio priority;
+	const char *phone_number_id;
+	const char *to;
+	const char *reply_to;
+	const char *body;
+	int64_t inbound_received_at;
+};
+
+/* Result of offering an entry to the inbox. */
+enum inbox_put_result { INBOX_PUT_NEW = 0, INBOX_PUT_DUPLICATE = 1 };
+
+/* ---- lifecycle ------------------------------------------------------ */
+
+/*
+ * store_open opens (creating if needed) the store named by url: a file path
+ * for SQLite. It does not migrate. The handle is thread-safe.
+ */
+int store_open(const char *url, struct store **out);
+void store_close(struct store *st);
+/* store_connect opens a connection for the calling thread. */
+int store_connect(struct store *st, struct store_conn **out);
+void store_disconnect(struct store_conn *c);
+/* Text of the last error on c (never NULL). */
+const char *store_errmsg(const struct store_conn *c);
+
+/* store_migrate applies every migration not yet applied, in order; *applied
+ * gets how many ran (may be NULL). Idempotent. */
+int store_migrate(struct store_conn *c, int *applied);
+/* store_schema_version: the highest migration applied (0 on a new store). */
+int store_schema_version(struct store_conn *c, int *version);
+
+/* ---- transactions ---------------------------------------------------- */
+
+int store_begin(struct store_conn *c);
+int store_commit(struct store_conn *c);
+int store_rollback(struct store_conn *c);
+int store_savepoint(struct store_conn *c);
+int store_release(struct store_conn *c);
+int store_rollback_to(struct store_conn *c);
+
+/* ---- tenants and catalogue ------------------------------------------ */
+
+/* store_tenant_add inserts t (t->id ignored); *id gets the new id.
+ * ERR_CONFLICT if the phone_number_id is taken. */
+int store_tenant_add(struct store_conn *c, const struct tenant *t, int64_t *id);
+int store_tenant_get(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out);
+int store_tenant_by_phone(struct store_conn *c, const char *phone_number_id, struct arena *a,
+			  struct tenant *out);
+int store_tenant_count(struct store_conn *c, int64_t *n);
+
+/* store_product_upsert inserts p or, when (tenant, sku) exists, updates its
+ * name, aliases, unit, price, rate and HSN; stock is never set here (it
+ * moves only through the ledger). *id gets the product id. */
+int store_product_upsert(struct store_conn *c, const struct product *p, int64_t *id);
+/* All products of a tenant, ordered by name. */
+int store_products_list(struct store_conn *c, int64_t tenant_id, struct arena *a,
+			struct product **out, int *n);
+int store_product_get(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+		      struct arena *a, struct product *out);
+int store_product_set_price(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+			    int64_t price_paise);
+
+/*
+ * store_stock_move appends (delta, reason, ref) to the stock ledger and
+ * applies delta to the product's stock in the same statement group.
+ * ERR_CONFLICT if the stock would go below zero (nothing changes).
+ * *stock_after may be NULL.
+ */
+int store_stock_move(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t delta,
+		     const char *reason, int64_t ref_id, int64_t *stock_after);
+/* Sum of the ledger for one product (for checks: must equal its stock). */
+int store_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t *sum);
+
+/* ---- customers -------------------------------------------------------- */
+
+/* store_customer_touch finds or creates (tenant, wa_id), updates its name
+ * (when name is not empty) and last_inbound_at; fills *out. */
+int store_customer_touch(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+			 const char *name, int64_t inbound_at, struct arena *a,
+			 struct customer *out);
+int store_customer_set_state(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+			     const char *state_code);
+
+/* ---- orders and invoices ---------------------------------------------- */
+
+/* store_order_create inserts o with its lines (o->id ignored); *id gets it. */
+int store_order_create(struct store_conn *c, const struct order *o, int64_t *id);
+int store_order_get(struct store_conn *c, int64_t tenant_id, int64_t order_id, struct arena *a,
+		    struct order *out);
+/* The customer's most recent order in any status; ERR_NOTFOUND if none. */
+int store_order_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+		     struct arena *a, struct order *out);
+/* The customer's most recent draft; ERR_NOTFOUND if none. */
+int store_order_last_draft(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+			   struct arena *a, struct order *out);
+/* Moves an order from status `from` to `to`; ERR_CONFLICT if it was not in
+ * `from` (a second Confirm tap finds the order already confirmed). */
+int store_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t order_id,
+			   enum order_status from, enum order_status to);
+
+/*
+ * store_invoice_issue takes the next number of (tenant, inv->fy) from the
+ * gapless counter and inserts the invoice; inv->seq and inv->number are
+ * filled in by the store (number = "<prefix><fy>/<seq as 6 digits>", prefix
+ * "INV/"), *id gets the id. Must run inside a transaction: a rollback
+ * returns the number, so the series has no gaps.
+ */
+int store_invoice_issue(struct store_conn *c, struct invoice *inv, struct arena *a, int64_t *id);
+int store_invoice_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+		       struct arena *a, struct invoice *out);
+int store_invoice_by_order(struct store_conn *c, int64_t tenant_id, int64_t order_id,
+			   struct arena *a, struct invoice *out);
+
+/* Products whose stock is at or below threshold base units... expressed in
+ * selling units: stock < threshold_units * base_per_unit. */
+int store_products_low(struct store_conn *c, int64_t tenant_id, int64_t threshold_units,
+		       struct arena *a, struct product **out, int *n);
+/* Confirmed orders and invoiced totals since `since` (epoch ms). */
+int store_sales_since(struct store_conn *c, int64_t tenant_id, int64_t since, int64_t *orders,
+		      int64_t *taxable_paise, int64_t *total_paise);
+
+/* ---- audit ------------------------------------------------------------- */
+
+int store_audit(struct store_conn *c, int64_t tenant_id, const char *actor, const char *action,
+		const char *detail);
+
+/* ---- inbox -------------------------------------------------------------- */
+
+/*
+ * store_inbox_put offers n entries (ids and state ignored) in the caller's
+ * transaction; each is deduplicated by (ext_id, status) and result[i] says
+ * whether it was new. Entries' partitions come from their tenant.
+ */
+int store_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
+		    enum inbox_put_result *result);
+/*
+ * store_inbox_pending reads up to limit pending entries of the partitions
+ * p with p % nslices == slice, oldest first (per-customer order follows).
+ */
+int store_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
+			struct arena *a, struct inbox_entry **out, int *n);
+int store_inbox_done(struct store_conn *c, int64_t id);
+/* Records a processing failure; after max_attempts the entry is FAILED. */
+int store_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why);
+int store_inbox_depth(struct store_conn *c, int64_t *n);
+
+/* ---- outbox -------------------------------------------------------------- */
+
+int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id);
+/*
+ * store_outbox_claim moves up to limit PENDING rows due at or before now to
+ * SENDING and returns them, highest priority (P0) first, then oldest.
+ * Runs its own transaction.
+ */
+int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
+		       struct outbox_row **out, int *n);
+/* Start-up: SENDING rows (a crash mid-send) back to PENDING; *n how many. */
+int store_outbox_recover(struct store_conn *c, int *n);
+int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
+			  int64_t now);
+int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
+		       const char *error, int64_t now);
+/* Final failure: state FAILED (permanent error) or DEAD (attempts used up). */
+int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
+		      const char *error, int64_t now);
+/*
+ * store_outbox_status applies a delivery status for provider_msg_id: states
+ * only move forward (sent < delivered < read; failed is terminal). *old_state
+ * and *new_state report the move (equal when it was stale); ERR_NOTFOUND if
+ * no row carries that id.
+ */
+int store_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
+			int error_code, const char *error, int64_t now,
+			enum outbox_state *old_state, enum outbox_state *new_state);
+/* Rows in one state (e.g. OUTBOX_DEAD), newest first, at most limit. */
+int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
+		      struct outbox_row **out, int *n);
+/* Counts by [priority][state], for the metrics at start-up. */
+int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
+/* The earliest next_attempt_at among PENDING rows; 0 if none. */
+int store_outbox_next_due(struct store_conn *c, int64_t *at);
+
+#endif

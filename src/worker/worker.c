@@ -1,0 +1,369 @@
+/*
+ * worker.c - the threads that turn inbox entries into ERP effects and
+ * replies.
+ *
+ * Design
+ *   Thread i of n reads the pending entries of the partitions p with
+ *   p % n == i (store_inbox_pending), oldest first. A tenant lives in one
+ *   partition, so one customer's messages are always handled by the same
+ *   thread in the order they arrived; other shops proceed in parallel.
+ *
+ *   A batch of entries shares one transaction (one commit, one fsync);
+ *   each entry runs inside its own savepoint:
+ *
+ *       BEGIN
+ *         SAVEPOINT  erp_handle + outbox rows + inbox done   RELEASE
+ *         SAVEPOINT  (error) ROLLBACK TO, record the attempt  RELEASE
+ *         ...
+ *       COMMIT                         → wake the sender
+ *
+ *   so every message has its whole effect exactly once or not at all, and
+ *   a redelivered wamid never reaches a worker (the inbox deduplicates).
+ *
+ * Invariants
+ *   - An entry that failed keeps its place: later entries of the same
+ *     customer in the batch wait for the next batch, so order holds.
+ *   - After cfg.process_attempts failures an entry is set aside (FAILED)
+ *     and the customer gets an apology instead of silence.
+ *   - Metrics move only after the commit that makes a change real.
+ *
+ * Threading: each thread owns its store connection and arenas; shared
+ * state is only app (metrics atomics, notifies, flags).
+ */
+#include "worker/worker.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "erp/erp.h"
+#include "send/wamsg.h"
+
+#define WORKER_IDLE_WAIT_MS 200
+#define WORKER_ERROR_WAIT_MS 100
+/* Replies queued by one message: the ERP result plus an apology at most. */
+#define WORKER_MAX_OUT (ERP_MAX_REPLIES + 1)
+
+struct worker {
+	struct worker_pool *pool;
+	int index;
+	pthread_t thread;
+	int started;
+};
+
+struct worker_pool {
+	struct app *app;
+	int n;
+	struct worker *workers;
+};
+
+/* What one committed batch changes in the metrics. */
+struct batch_stats {
+	int done;                 /* entries leaving the pending state */
+	int failed_attempts;      /* processing errors */
+	int64_t outbox_new[PRIO_COUNT];
+	int nmoves;               /* status-driven outbox state moves */
+	struct {
+		int from, to;
+	} moves[1024];
+	int64_t latency_from[1024]; /* received_at of processed messages */
+	int nlat;
+};
+
+/* Is (tenant, customer) blocked for the rest of this batch? */
+struct blocked {
+	int n;
+	int64_t tenant[64];
+	const char *from[64];
+};
+
+static int is_blocked(const struct blocked *b, const struct inbox_entry *e)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->tenant[i] == e->tenant_id && strcmp(b->from[i], e->from) == 0)
+			return 1;
+	return 0;
+}
+
+static void block(struct blocked *b, const struct inbox_entry *e)
+{
+	if (b->n < (int)(sizeof(b->tenant) / sizeof(b->tenant[0]))) {
+		b->tenant[b->n] = e->tenant_id;
+		b->from[b->n] = e->from;
+		b->n++;
+	}
+}
+
+static int queue_reply(struct store_conn *c, const struct tenant *t, const struct inbox_entry *e,
+		       const struct erp_reply *r, struct arena *a, struct batch_stats *bs)
+{
+	const char *body;
+	if (r->kind == ERP_REPLY_BUTTONS && r->nbuttons > 0) {
+		struct wamsg_button b[ERP_MAX_BUTTONS];
+		for (int i = 0; i < r->nbuttons && i < ERP_MAX_BUTTONS; i++) {
+			b[i].id = r->buttons[i].id;
+			b[i].title = r->buttons[i].title;
+		}
+		body = wamsg_buttons(a, e->from, e->ext_id, r->text, b,
+				     r->nbuttons < ERP_MAX_BUTTONS ? r->nbuttons : ERP_MAX_BUTTONS);
+	} else {
+		body = wamsg_text(a, e->from, e->ext_id, r->text);
+	}
+	struct outbox_new o = {
+		.tenant_id = t->id,
+		.priority = r->priority,
+		.phone_number_id = t->phone_number_id,
+		.to = e->from,
+		.reply_to = e->ext_id,
+		.body = body,
+		.inbound_received_at = e->received_at,
+	};
+	int64_t id;
+	int rc = store_outbox_add(c, &o, &id);
+	if (rc == 0)
+		bs->outbox_new[r->priority]++;
+	return rc;
+}
+
+static int status_state(const char *s, enum outbox_state *out)
+{
+	static const struct {
+		const char *name;
+		enum outbox_state st;
+	} map[] = {{"sent", OUTBOX_SENT},
+		   {"delivered", OUTBOX_DELIVERED},
+		   {"read", OUTBOX_READ},
+		   {"played", OUTBOX_READ},
+		   {"failed", OUTBOX_FAILED}};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(s, map[i].name) == 0) {
+			*out = map[i].st;
+			return 0;
+		}
+	}
+	return ERR_INVAL;
+}
+
+static int handle_status(struct worker_pool *wp, struct store_conn *c,
+			 const struct inbox_entry *e, struct batch_stats *bs)
+{
+	enum outbox_state st, from, to;
+	if (status_state(e->status, &st) != 0) {
+		log_info("worker.status_ignored", "status \"%s\" for %s is not tracked", e->status,
+			 e->ext_id);
+		return 0;
+	}
+	int rc = store_outbox_status(c, e->ext_id, st, e->error_code, e->error_title,
+				     clock_wall_ms(), &from, &to);
+	if (rc == ERR_NOTFOUND) {
+		atomic_fetch_add(&wp->app->metrics.statuses_unmatched, 1);
+		return 0;
+	}
+	if (rc == 0 && from != to && bs->nmoves < (int)(sizeof(bs->moves) / sizeof(bs->moves[0]))) {
+		/* the priority is not known here; moves are resolved by the row's
+		 * priority in the store's counts at start-up, and live by P-agnostic
+		 * accounting below */
+		bs->moves[bs->nmoves].from = from;
+		bs->moves[bs->nmoves].to = to;
+		bs->nmoves++;
+	}
+	return rc;
+}
+
+static int handle_message(struct store_conn *c, const struct inbox_entry *e, struct arena *a,
+			  struct batch_stats *bs)
+{
+	struct tenant t;
+	int rc = store_tenant_get(c, e->tenant_id, a, &t);
+	if (rc != 0)
+		return rc;
+	struct erp_result res;
+	memset(&res, 0, sizeof(res));
+	rc = erp_handle(c, &t, e, a, &res);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < res.nreplies; i++) {
+		rc = queue_reply(c, &t, e, &res.replies[i], a, bs);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The entry failed for the last time: tell the customer rather than go quiet. */
+static int apologise(struct store_conn *c, const struct inbox_entry *e, struct arena *a,
+		     struct batch_stats *bs)
+{
+	struct tenant t;
+	if (e->kind != INBOX_MESSAGE || store_tenant_get(c, e->tenant_id, a, &t) != 0)
+		return 0;
+	struct erp_reply r = {
+		.kind = ERP_REPLY_TEXT,
+		.priority = PRIO_P2,
+		.text = "Sorry, we could not process your message. The shop has been told; "
+			"please try again in a little while.",
+	};
+	return queue_reply(c, &t, e, &r, a, bs);
+}
+
+/* Runs one entry in its savepoint; returns 0 if the batch can go on. */
+static int process_entry(struct worker *w, struct store_conn *c, const struct inbox_entry *e,
+			 struct arena *a, struct batch_stats *bs, struct blocked *blk)
+{
+	struct app *app = w->pool->app;
+	if (is_blocked(blk, e))
+		return 0;
+	int rc = store_savepoint(c);
+	if (rc != 0)
+		return rc;
+	rc = e->kind == INBOX_STATUS ? handle_status(w->pool, c, e, bs) : handle_message(c, e, a, bs);
+	if (rc == 0)
+		rc = store_inbox_done(c, e->id);
+	if (rc == 0) {
+		bs->done++;
+		if (e->kind == INBOX_MESSAGE && bs->nlat < 1024)
+			bs->latency_from[bs->nlat++] = e->received_at;
+		return store_release(c);
+	}
+	/* this message failed: undo its partial work, keep the batch */
+	log_warn("worker.message_failed", "could not process inbox entry %lld (%s): %s",
+		 (long long)e->id, e->ext_id, store_errmsg(c));
+	int rrc = store_rollback_to(c);
+	if (rrc != 0)
+		return rrc;
+	bs->failed_attempts++;
+	int final = e->attempts + 1 >= (int)app->cfg.process_attempts;
+	rrc = store_inbox_failed(c, e->id, (int)app->cfg.process_attempts, err_str(rc));
+	if (rrc == 0 && final) {
+		bs->done++;
+		log_error("worker.message_set_aside",
+			  "inbox entry %lld (%s) failed %d times and was set aside",
+			  (long long)e->id, e->ext_id, e->attempts + 1);
+		rrc = apologise(c, e, a, bs);
+	}
+	if (rrc != 0)
+		return rrc;
+	if (!final)
+		block(blk, e);
+	return store_release(c);
+}
+
+static void apply_stats(struct app *app, const struct batch_stats *bs)
+{
+	struct metrics *m = &app->metrics;
+	int64_t now = clock_wall_ms();
+	atomic_fetch_sub(&m->inbox_depth, bs->done);
+	atomic_fetch_add(&m->messages_processed, (uint64_t)bs->done);
+	atomic_fetch_add(&m->messages_failed, (uint64_t)bs->failed_attempts);
+	for (int p = 0; p < PRIO_COUNT; p++)
+		atomic_fetch_add(&m->outbox[p][OUTBOX_PENDING], bs->outbox_new[p]);
+	for (int i = 0; i < bs->nmoves; i++)
+		metrics_outbox_move(m, PRIO_P2, bs->moves[i].from, bs->moves[i].to);
+	for (int i = 0; i < bs->nlat; i++)
+		metrics_observe_us(&m->processing_latency, (now - bs->latency_from[i]) * 1000);
+}
+
+/* One batch: returns how many entries were read (0 = idle), or < 0. */
+static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch_arena,
+		     struct arena *msg_arena, struct batch_stats *bs)
+{
+	struct app *app = w->pool->app;
+	struct inbox_entry *entries;
+	int n = 0;
+	arena_reset(batch_arena);
+	int rc = store_inbox_pending(c, w->index, w->pool->n, (int)app->cfg.worker_batch,
+				     batch_arena, &entries, &n);
+	if (rc != 0)
+		return rc;
+	if (n == 0)
+		return 0;
+	memset(bs, 0, sizeof(*bs));
+	struct blocked blk = {0};
+	rc = store_begin(c);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < n && rc == 0; i++) {
+		arena_reset(msg_arena);
+		rc = process_entry(w, c, &entries[i], msg_arena, bs, &blk);
+	}
+	if (rc == 0)
+		rc = store_commit(c);
+	if (rc != 0) {
+		log_error("worker.batch_failed", "could not commit a batch of %d messages: %s", n,
+			  store_errmsg(c));
+		store_rollback(c);
+		return rc;
+	}
+	apply_stats(app, bs);
+	int64_t queued = 0;
+	for (int p = 0; p < PRIO_COUNT; p++)
+		queued += bs->outbox_new[p];
+	if (queued)
+		notify_signal(&app->outbox_ready);
+	return n;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct app *app = w->pool->app;
+	struct store_conn *c = NULL;
+	struct arena batch_arena, msg_arena;
+	struct batch_stats *bs = xmalloc(sizeof(*bs));
+	uint64_t seen = 0;
+	arena_init(&batch_arena, 64 * 1024);
+	arena_init(&msg_arena, 16 * 1024);
+	if (store_connect(app->store, &c) != 0) {
+		log_error("worker.connect_failed", "worker %d could not connect to the store",
+			  w->index);
+		goto out;
+	}
+	while (!atomic_load(&app->stopping)) {
+		int n = run_batch(w, c, &batch_arena, &msg_arena, bs);
+		if (n < 0)
+			notify_wait(&app->inbox_ready, &seen, WORKER_ERROR_WAIT_MS);
+		else if (n < (int)app->cfg.worker_batch)
+			notify_wait(&app->inbox_ready, &seen, n == 0 ? WORKER_IDLE_WAIT_MS : 0);
+	}
+out:
+	store_disconnect(c);
+	arena_release(&batch_arena);
+	arena_release(&msg_arena);
+	free(bs);
+	return NULL;
+}
+
+int worker_pool_start(struct app *app, struct worker_pool **out)
+{
+	struct worker_pool *wp = xcalloc(1, sizeof(*wp));
+	wp->app = app;
+	wp->n = (int)app->cfg.workers;
+	wp->workers = xcalloc((size_t)wp->n, sizeof(*wp->workers));
+	for (int i = 0; i < wp->n; i++) {
+		struct worker *w = &wp->workers[i];
+		w->pool = wp;
+		w->index = i;
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			log_error("worker.start_failed", "could not start worker thread %d", i);
+			worker_pool_stop(wp);
+			return ERR_IO;
+		}
+		w->started = 1;
+	}
+	*out = wp;
+	return 0;
+}
+
+void worker_pool_stop(struct worker_pool *wp)
+{
+	if (!wp)
+		return;
+	notify_signal(&wp->app->inbox_ready);
+	for (int i = 0; i < wp->n; i++)
+		if (wp->workers[i].started)
+			pthread_join(wp->workers[i].thread, NULL);
+	free(wp->workers);
+	free(wp);
+}
