@@ -37,6 +37,7 @@ int cli_open(const struct config *cfg, int migrate, struct store **st, struct st
 		fprintf(stderr, "munim: could not open store \"%s\": %s\n", cfg->db, err_str(rc));
 		return rc;
 	}
+	store_set_busy_timeout(*st, (int)cfg->db_busy_timeout_ms);
 	rc = store_connect(*st, c);
 	if (rc != 0) {
 		fprintf(stderr, "munim: could not connect to store \"%s\": %s\n", cfg->db,

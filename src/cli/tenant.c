@@ -75,23 +75,21 @@ static int tenant_list(const struct config *cfg, struct store_conn *c)
 		return rc;
 	}
 	struct arena a;
-	arena_init(&a, 4096);
-	printf("%-8s %-18s %-15s %-3s %s\n", "id", "phone_number_id", "gstin", "st", "name");
-	for (int64_t id = 1, shown = 0; shown < n && shown < cfg->limit && id <= n * 2 + 16; id++) {
-		struct tenant t;
-		arena_reset(&a);
-		rc = store_tenant_get(c, id, &a, &t);
-		if (rc == ERR_NOTFOUND)
-			continue;
-		if (rc != 0)
-			break;
-		printf("%-8lld %-18s %-15s %-3s %s\n", (long long)t.id, t.phone_number_id,
-		       *t.gstin ? t.gstin : "-", t.state_code, t.name);
-		shown++;
-	}
+	struct tenant *t;
+	int got;
+	arena_init(&a, 16384);
+	rc = store_tenant_list(c, 0, (int)cfg->limit, &a, &t, &got);
+	if (rc != 0)
+		fprintf(stderr, "munim tenant list: %s\n", store_errmsg(c));
+	else
+		printf("%-8s %-18s %-15s %-3s %s\n", "id", "phone_number_id", "gstin", "st", "name");
+	for (int i = 0; rc == 0 && i < got; i++)
+		printf("%-8lld %-18s %-15s %-3s %s\n", (long long)t[i].id, t[i].phone_number_id,
+		       *t[i].gstin ? t[i].gstin : "-", t[i].state_code, t[i].name);
 	arena_release(&a);
-	printf("%lld tenant(s)\n", (long long)n);
-	return rc == ERR_NOTFOUND ? 0 : rc;
+	if (rc == 0)
+		printf("%lld tenant(s)%s\n", (long long)n, n > got ? " (use --limit to see more)" : "");
+	return rc;
 }
 
 int cmd_tenant(int argc, char **argv)

@@ -229,6 +229,9 @@ enum inbox_put_result { INBOX_PUT_NEW = 0, INBOX_PUT_DUPLICATE = 1 };
  */
 int store_open(const char *url, struct store **out);
 void store_close(struct store *st);
+/* How long a connection made after this call waits for another process's
+ * write lock before giving up with ERR_AGAIN (ms, >= 0). */
+void store_set_busy_timeout(struct store *st, int ms);
 /* store_connect opens a connection for the calling thread. */
 int store_connect(struct store *st, struct store_conn **out);
 void store_disconnect(struct store_conn *c);
@@ -259,6 +262,9 @@ int store_tenant_get(struct store_conn *c, int64_t id, struct arena *a, struct t
 int store_tenant_by_phone(struct store_conn *c, const char *phone_number_id, struct arena *a,
 			  struct tenant *out);
 int store_tenant_count(struct store_conn *c, int64_t *n);
+/* Up to limit tenants with id > after_id, in id order (for paging). */
+int store_tenant_list(struct store_conn *c, int64_t after_id, int limit, struct arena *a,
+		      struct tenant **out, int *n);
 
 /* store_product_upsert inserts p or, when (tenant, sku) exists, updates its
  * name, aliases, unit, price, rate and HSN; stock is never set here (it
@@ -378,12 +384,14 @@ int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state,
 /*
  * store_outbox_status applies a delivery status for provider_msg_id: states
  * only move forward (sent < delivered < read; failed is terminal). *old_state
- * and *new_state report the move (equal when it was stale); ERR_NOTFOUND if
- * no row carries that id.
+ * and *new_state report the move (equal when it was stale), *prio the row's
+ * priority (any of the three may be NULL); ERR_NOTFOUND if no row carries
+ * that id.
  */
 int store_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
 			int error_code, const char *error, int64_t now,
-			enum outbox_state *old_state, enum outbox_state *new_state);
+			enum outbox_state *old_state, enum outbox_state *new_state,
+			enum outbox_prio *prio);
 /* Rows in one state (e.g. OUTBOX_DEAD), newest first, at most limit. */
 int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
 		      struct outbox_row **out, int *n);

@@ -33,9 +33,11 @@
 #include "worker/worker.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "erp/erp.h"
@@ -66,6 +68,7 @@ struct batch_stats {
 	int64_t outbox_new[PRIO_COUNT];
 	int nmoves;               /* status-driven outbox state moves */
 	struct {
+		enum outbox_prio prio;
 		int from, to;
 	} moves[1024];
 	int64_t latency_from[1024]; /* received_at of processed messages */
@@ -150,21 +153,20 @@ static int handle_status(struct worker_pool *wp, struct store_conn *c,
 			 const struct inbox_entry *e, struct batch_stats *bs)
 {
 	enum outbox_state st, from, to;
+	enum outbox_prio prio = PRIO_P2;
 	if (status_state(e->status, &st) != 0) {
 		log_info("worker.status_ignored", "status \"%s\" for %s is not tracked", e->status,
 			 e->ext_id);
 		return 0;
 	}
 	int rc = store_outbox_status(c, e->ext_id, st, e->error_code, e->error_title,
-				     clock_wall_ms(), &from, &to);
+				     clock_wall_ms(), &from, &to, &prio);
 	if (rc == ERR_NOTFOUND) {
 		atomic_fetch_add(&wp->app->metrics.statuses_unmatched, 1);
 		return 0;
 	}
 	if (rc == 0 && from != to && bs->nmoves < (int)(sizeof(bs->moves) / sizeof(bs->moves[0]))) {
-		/* the priority is not known here; moves are resolved by the row's
-		 * priority in the store's counts at start-up, and live by P-agnostic
-		 * accounting below */
+		bs->moves[bs->nmoves].prio = prio;
 		bs->moves[bs->nmoves].from = from;
 		bs->moves[bs->nmoves].to = to;
 		bs->nmoves++;
@@ -260,7 +262,7 @@ static void apply_stats(struct app *app, const struct batch_stats *bs)
 	for (int p = 0; p < PRIO_COUNT; p++)
 		atomic_fetch_add(&m->outbox[p][OUTBOX_PENDING], bs->outbox_new[p]);
 	for (int i = 0; i < bs->nmoves; i++)
-		metrics_outbox_move(m, PRIO_P2, bs->moves[i].from, bs->moves[i].to);
+		metrics_outbox_move(m, bs->moves[i].prio, bs->moves[i].from, bs->moves[i].to);
 	for (int i = 0; i < bs->nlat; i++)
 		metrics_observe_us(&m->processing_latency, (now - bs->latency_from[i]) * 1000);
 }

@@ -1,0 +1,176 @@
+/*
+ * migrations_sqlite.c - the SQLite schema, as numbered migrations.
+ *
+ * Migration i+1 is store__sq_migrations[i]: a NULL-terminated array of SQL
+ * statements (one string each: ISO C caps a literal at 4095 characters)
+ * that store_migrate runs in its own transaction together with the row
+ * (version, applied_at) in schema_migrations. A migration, once released,
+ * never changes: a new need is a new migration appended at the end.
+ *
+ * Invariants the schema itself enforces:
+ *   - stock never negative (CHECK) and the ledger is append-only (triggers),
+ *     so the sum of a product's ledger equals its stock;
+ *   - one invoice per order, invoice numbers unique per tenant and FY, and
+ *     (tenant, fy, seq) unique: with the counter row that is the gapless series;
+ *   - the inbox deduplicates by (ext_id, status); its id is AUTOINCREMENT,
+ *     so ids are time-ordered and never reused (appends stay at the right
+ *     edge of the b-tree, and "oldest first" is "smallest id").
+ *   - queue tables (inbox, outbox) carry no foreign keys: their hot inserts
+ *     pay for no extra lookups, and ingest checks the tenant itself.
+ */
+#include "store/sqlite_internal.h"
+
+static const char *const migration_1[] = {
+        "CREATE TABLE tenants ("
+        " id INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL,"
+        " phone_number_id TEXT NOT NULL UNIQUE,"
+        " gstin TEXT NOT NULL DEFAULT '',"
+        " state_code TEXT NOT NULL DEFAULT '',"
+        " upi_id TEXT NOT NULL DEFAULT '',"
+        " owner_numbers TEXT NOT NULL DEFAULT '',"
+        " address TEXT NOT NULL DEFAULT '',"
+        " created_at INTEGER NOT NULL)",
+        "CREATE TABLE customers ("
+        " id INTEGER PRIMARY KEY,"
+        " tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+        " wa_id TEXT NOT NULL,"
+        " name TEXT NOT NULL DEFAULT '',"
+        " state_code TEXT NOT NULL DEFAULT '',"
+        " last_inbound_at INTEGER NOT NULL DEFAULT 0,"
+        " UNIQUE (tenant_id, wa_id))",
+        "CREATE TABLE products ("
+        " id INTEGER PRIMARY KEY,"
+        " tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+        " sku TEXT NOT NULL,"
+        " name TEXT NOT NULL,"
+        " aliases TEXT NOT NULL DEFAULT '',"
+        " unit TEXT NOT NULL,"
+        " base_per_unit INTEGER NOT NULL CHECK (base_per_unit > 0),"
+        " price_paise INTEGER NOT NULL CHECK (price_paise >= 0),"
+        " gst_rate_bp INTEGER NOT NULL CHECK (gst_rate_bp BETWEEN 0 AND 10000),"
+        " hsn TEXT NOT NULL DEFAULT '',"
+        " stock INTEGER NOT NULL DEFAULT 0 CHECK (stock >= 0),"
+        " UNIQUE (tenant_id, sku))",
+        "CREATE INDEX products_by_name ON products (tenant_id, name)",
+        "CREATE TABLE stock_ledger ("
+        " id INTEGER PRIMARY KEY,"
+        " tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+        " product_id INTEGER NOT NULL REFERENCES products(id),"
+        " delta INTEGER NOT NULL,"
+        " reason TEXT NOT NULL,"
+        " ref_id INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL)",
+        "CREATE INDEX stock_ledger_by_product ON stock_ledger (product_id)",
+        "CREATE TRIGGER stock_ledger_no_update BEFORE UPDATE ON stock_ledger"
+        " BEGIN SELECT RAISE(ABORT, 'stock_ledger is append-only'); END",
+        "CREATE TRIGGER stock_ledger_no_delete BEFORE DELETE ON stock_ledger"
+        " BEGIN SELECT RAISE(ABORT, 'stock_ledger is append-only'); END",
+        "CREATE TABLE orders ("
+        " id INTEGER PRIMARY KEY,"
+        " tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+        " customer_id INTEGER NOT NULL REFERENCES customers(id),"
+        " status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 2),"
+        " total_paise INTEGER NOT NULL,"
+        " created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL)",
+        "CREATE INDEX orders_by_customer ON orders (tenant_id, customer_id, id)",
+        "CREATE INDEX orders_by_status ON orders (tenant_id, status, updated_at)",
+        "CREATE TABLE order_lines ("
+        " order_id INTEGER NOT NULL REFERENCES orders(id),"
+        " line_no INTEGER NOT NULL,"
+        " product_id INTEGER NOT NULL REFERENCES products(id),"
+        " name TEXT NOT NULL,"
+        " unit TEXT NOT NULL,"
+        " base_per_unit INTEGER NOT NULL,"
+        " qty_base INTEGER NOT NULL,"
+        " price_paise INTEGER NOT NULL,"
+        " gst_rate_bp INTEGER NOT NULL,"
+        " hsn TEXT NOT NULL DEFAULT '',"
+        " amount_paise INTEGER NOT NULL,"
+        " PRIMARY KEY (order_id, line_no)) WITHOUT ROWID",
+        "CREATE TABLE invoice_counters ("
+        " tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+        " fy TEXT NOT NULL,"
+        " next_seq INTEGER NOT NULL,"
+        " PRIMARY KEY (tenant_id, fy)) WITHOUT ROWID",
+        "CREATE TABLE invoices ("
+        " id INTEGER PRIMARY KEY,"
+        " tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+        " order_id INTEGER NOT NULL UNIQUE REFERENCES orders(id),"
+        " customer_id INTEGER NOT NULL REFERENCES customers(id),"
+        " number TEXT NOT NULL,"
+        " fy TEXT NOT NULL,"
+        " seq INTEGER NOT NULL,"
+        " issued_at INTEGER NOT NULL,"
+        " intra_state INTEGER NOT NULL,"
+        " place_of_supply TEXT NOT NULL,"
+        " taxable_paise INTEGER NOT NULL,"
+        " cgst_paise INTEGER NOT NULL,"
+        " sgst_paise INTEGER NOT NULL,"
+        " igst_paise INTEGER NOT NULL,"
+        " round_off_paise INTEGER NOT NULL,"
+        " total_paise INTEGER NOT NULL,"
+        " UNIQUE (tenant_id, fy, seq),"
+        " UNIQUE (tenant_id, number))",
+        "CREATE INDEX invoices_by_customer ON invoices (tenant_id, customer_id, id)",
+        "CREATE INDEX invoices_by_date ON invoices (tenant_id, issued_at)",
+        "CREATE TABLE inbox ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " part INTEGER NOT NULL,"
+        " tenant_id INTEGER NOT NULL,"
+        " kind INTEGER NOT NULL,"
+        " ext_id TEXT NOT NULL,"
+        " status TEXT NOT NULL DEFAULT '',"
+        " from_id TEXT NOT NULL DEFAULT '',"
+        " name TEXT NOT NULL DEFAULT '',"
+        " type TEXT NOT NULL DEFAULT '',"
+        " body TEXT NOT NULL DEFAULT '',"
+        " context_id TEXT NOT NULL DEFAULT '',"
+        " sent_at INTEGER NOT NULL DEFAULT 0,"
+        " received_at INTEGER NOT NULL,"
+        " error_code INTEGER NOT NULL DEFAULT 0,"
+        " error_title TEXT NOT NULL DEFAULT '',"
+        " state INTEGER NOT NULL DEFAULT 0,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " last_error TEXT NOT NULL DEFAULT '')",
+        "CREATE UNIQUE INDEX inbox_dedup ON inbox (ext_id, status)",
+        "CREATE INDEX inbox_pending ON inbox (part, id) WHERE state = 0",
+        "CREATE TABLE outbox ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " tenant_id INTEGER NOT NULL,"
+        " priority INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 3),"
+        " state INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 7),"
+        " phone_number_id TEXT NOT NULL,"
+        " to_id TEXT NOT NULL,"
+        " reply_to TEXT NOT NULL DEFAULT '',"
+        " body TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at INTEGER NOT NULL,"
+        " created_at INTEGER NOT NULL,"
+        " inbound_received_at INTEGER NOT NULL DEFAULT 0,"
+        " provider_msg_id TEXT,"
+        " last_error_code INTEGER NOT NULL DEFAULT 0,"
+        " last_error TEXT NOT NULL DEFAULT '',"
+        " updated_at INTEGER NOT NULL)",
+        "CREATE INDEX outbox_due ON outbox (priority, next_attempt_at, id) WHERE state = 0",
+        "CREATE INDEX outbox_sending ON outbox (id) WHERE state = 1",
+        "CREATE INDEX outbox_by_provider_id ON outbox (provider_msg_id)"
+        " WHERE provider_msg_id IS NOT NULL",
+        "CREATE TABLE audit_log ("
+        " id INTEGER PRIMARY KEY,"
+        " tenant_id INTEGER NOT NULL,"
+        " actor TEXT NOT NULL,"
+        " action TEXT NOT NULL,"
+        " detail TEXT NOT NULL DEFAULT '',"
+        " created_at INTEGER NOT NULL)",
+        "CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, created_at)",
+        NULL,
+};
+
+const char *const *const store__sq_migrations[] = {
+        migration_1,
+};
+
+const int store__sq_nmigrations =
+        (int)(sizeof(store__sq_migrations) / sizeof(store__sq_migrations[0]));

@@ -1,0 +1,215 @@
+/*
+ * sqlite_internal.h - what the SQLite backend's files share: the per-thread
+ * connection with its cache of prepared statements, the statement ids, and
+ * the helpers that bind, step, translate errors and wrap writes.
+ *
+ * Statement cache: every statement a backend function runs has an id in
+ * enum sq_stmt; store__sq_stmt prepares it on first use on a connection
+ * (SQLITE_PREPARE_PERSISTENT) and hands it back reset on every later use.
+ * Callers reset it when they are done (store__sq_exec does it for them), so
+ * no statement keeps a read snapshot open between calls.
+ *
+ * Write wrapping: a write made outside store_begin runs in its own
+ * transaction (taking the writer mutex); a write of several statements made
+ * inside the caller's transaction runs under an internal savepoint, so each
+ * store operation is all-or-nothing either way (store__sq_op_begin/end).
+ */
+#ifndef MUNIM_STORE_SQLITE_INTERNAL_H
+#define MUNIM_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store/store_internal.h"
+
+enum sq_stmt {
+	/* transactions (store_sqlite.c) */
+	SQ_BEGIN,
+	SQ_BEGIN_READ,
+	SQ_COMMIT,
+	SQ_ROLLBACK,
+	SQ_SAVEPOINT,
+	SQ_RELEASE,
+	SQ_ROLLBACK_TO,
+	SQ_OP_SAVEPOINT,
+	SQ_OP_RELEASE,
+	SQ_OP_ROLLBACK_TO,
+	/* tenants, customers, audit (store_sqlite.c) */
+	SQ_TENANT_ADD,
+	SQ_TENANT_GET,
+	SQ_TENANT_BY_PHONE,
+	SQ_TENANT_COUNT,
+	SQ_TENANT_LIST,
+	SQ_CUSTOMER_TOUCH,
+	SQ_CUSTOMER_SET_STATE,
+	SQ_AUDIT,
+	/* catalogue, stock, orders, invoices (sqlite_erp.c) */
+	SQ_PRODUCT_UPSERT,
+	SQ_PRODUCTS_LIST,
+	SQ_PRODUCT_GET,
+	SQ_PRODUCT_SET_PRICE,
+	SQ_PRODUCT_EXISTS,
+	SQ_STOCK_UPDATE,
+	SQ_LEDGER_INSERT,
+	SQ_LEDGER_SUM,
+	SQ_PRODUCTS_LOW,
+	SQ_ORDER_INSERT,
+	SQ_ORDER_LINE_INSERT,
+	SQ_ORDER_GET,
+	SQ_ORDER_LINES,
+	SQ_ORDER_LAST,
+	SQ_ORDER_LAST_DRAFT,
+	SQ_ORDER_SET_STATUS,
+	SQ_ORDER_EXISTS,
+	SQ_INVOICE_COUNTER,
+	SQ_INVOICE_INSERT,
+	SQ_INVOICE_LAST,
+	SQ_INVOICE_BY_ORDER,
+	SQ_SALES_SINCE,
+	/* inbox and outbox (sqlite_queue.c) */
+	SQ_INBOX_INSERT,
+	SQ_INBOX_PENDING_IDS,
+	SQ_INBOX_GET,
+	SQ_INBOX_DONE,
+	SQ_INBOX_FAILED,
+	SQ_INBOX_STATE,
+	SQ_INBOX_DEPTH,
+	SQ_OUTBOX_INSERT,
+	SQ_OUTBOX_CLAIM,
+	SQ_OUTBOX_RECOVER,
+	SQ_OUTBOX_ACCEPTED,
+	SQ_OUTBOX_RETRY,
+	SQ_OUTBOX_FAIL,
+	SQ_OUTBOX_STATE,
+	SQ_OUTBOX_BY_PROVIDER,
+	SQ_OUTBOX_SET_STATUS,
+	SQ_OUTBOX_LIST,
+	SQ_OUTBOX_COUNTS,
+	SQ_OUTBOX_NEXT_DUE,
+	SQ_NSTMT
+};
+
+/* The backend half of a struct store_conn (c->backend). */
+struct sq_conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[SQ_NSTMT];
+};
+
+static inline sqlite3 *store__sq_db(const struct store_conn *c)
+{
+	return ((const struct sq_conn *)c->backend)->db;
+}
+
+/* Migrations (migrations_sqlite.c): version i+1 is store__sq_migrations[i],
+ * a NULL-terminated array of statements. */
+extern const char *const *const store__sq_migrations[];
+extern const int store__sq_nmigrations;
+
+/* store__sq_map translates a (possibly extended) SQLite result code. */
+int store__sq_map(int rc);
+/* store__sq_err records "could not <what>: <sqlite message>" on c and returns
+ * the translated code of rc. */
+int store__sq_err(struct store_conn *c, int rc, const char *what);
+
+/* store__sq_stmt gives the cached statement id (text sql), preparing it on
+ * first use. 0 or ERR_*. */
+int store__sq_stmt(struct store_conn *c, enum sq_stmt id, const char *sql, sqlite3_stmt **out);
+/* store__sq_step steps st once: 1 = a row, 0 = done, < 0 = ERR_* (message on
+ * c, st reset). The caller resets st after reading its rows. */
+int store__sq_step(struct store_conn *c, sqlite3_stmt *st, const char *what);
+/* store__sq_exec runs st to the end (ignoring rows) and resets it. */
+int store__sq_exec(struct store_conn *c, sqlite3_stmt *st, const char *what);
+/* store__sq_run: store__sq_stmt + store__sq_exec for statements without
+ * parameters (BEGIN, COMMIT...). */
+int store__sq_run(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what);
+/* store__sq_bind_err: a bind call returned rc; records it, resets st. */
+int store__sq_bind_err(struct store_conn *c, sqlite3_stmt *st, int rc, const char *what);
+
+static inline int store__sq_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
+}
+
+static inline int store__sq_int(sqlite3_stmt *st, int i, int64_t v)
+{
+	return sqlite3_bind_int64(st, i, v);
+}
+
+/* store__sq_col copies text column i into a (never NULL: "" for NULL). */
+const char *store__sq_col(sqlite3_stmt *st, int i, struct arena *a);
+
+/* Ways store__sq_op_begin made a write safe; pass back to store__sq_op_end. */
+enum sq_op_mode { SQ_MODE_NONE = 0, SQ_MODE_TXN = 1, SQ_MODE_SAVEPOINT = 2 };
+/*
+ * store__sq_op_begin: outside a transaction, open one (SQ_MODE_TXN);
+ * inside one and multi (the operation runs several statements), set the
+ * internal savepoint (SQ_MODE_SAVEPOINT); else nothing.
+ * store__sq_op_end commits/releases when rc == 0, undoes otherwise, and
+ * returns rc (or the commit's error). The message of rc is kept. A lock
+ * that cannot be had reads "could not <what>: database is locked".
+ */
+int store__sq_op_begin(struct store_conn *c, int multi, const char *what, enum sq_op_mode *mode);
+int store__sq_op_end(struct store_conn *c, enum sq_op_mode mode, int rc);
+
+/* store__sq_grow makes room for one more element of an array in an arena,
+ * doubling its capacity (the old copy stays in the arena until reset). */
+void *store__sq_grow(struct arena *a, void *arr, size_t elem, int n, int *cap);
+
+/* Backend functions in sqlite_erp.c. */
+int store__sq_product_upsert(struct store_conn *c, const struct product *p, int64_t *id);
+int store__sq_products_list(struct store_conn *c, int64_t tenant_id, struct arena *a,
+                            struct product **out, int *n);
+int store__sq_product_get(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+                          struct arena *a, struct product *out);
+int store__sq_product_set_price(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+                                int64_t price_paise);
+int store__sq_stock_move(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t delta,
+                         const char *reason, int64_t ref_id, int64_t *stock_after);
+int store__sq_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t *sum);
+int store__sq_products_low(struct store_conn *c, int64_t tenant_id, int64_t threshold_units,
+                           struct arena *a, struct product **out, int *n);
+int store__sq_order_create(struct store_conn *c, const struct order *o, int64_t *id);
+int store__sq_order_get(struct store_conn *c, int64_t tenant_id, int64_t order_id, struct arena *a,
+                        struct order *out);
+int store__sq_order_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                         struct arena *a, struct order *out);
+int store__sq_order_last_draft(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                               struct arena *a, struct order *out);
+int store__sq_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t order_id,
+                               enum order_status from, enum order_status to);
+int store__sq_invoice_issue(struct store_conn *c, struct invoice *inv, struct arena *a,
+                            int64_t *id);
+int store__sq_invoice_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                           struct arena *a, struct invoice *out);
+int store__sq_invoice_by_order(struct store_conn *c, int64_t tenant_id, int64_t order_id,
+                               struct arena *a, struct invoice *out);
+int store__sq_sales_since(struct store_conn *c, int64_t tenant_id, int64_t since, int64_t *orders,
+                          int64_t *taxable_paise, int64_t *total_paise);
+
+/* Backend functions in sqlite_queue.c. */
+int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
+                        enum inbox_put_result *result);
+int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
+                            struct arena *a, struct inbox_entry **out, int *n);
+int store__sq_inbox_done(struct store_conn *c, int64_t id);
+int store__sq_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why);
+int store__sq_inbox_depth(struct store_conn *c, int64_t *n);
+int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id);
+int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
+                           struct outbox_row **out, int *n);
+int store__sq_outbox_recover(struct store_conn *c, int *n);
+int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
+                              int64_t now);
+int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
+                           int error_code, const char *error, int64_t now);
+int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
+                          const char *error, int64_t now);
+int store__sq_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
+                            int error_code, const char *error, int64_t now,
+                            enum outbox_state *old_state, enum outbox_state *new_state,
+                            enum outbox_prio *prio);
+int store__sq_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
+                          struct outbox_row **out, int *n);
+int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
+int store__sq_outbox_next_due(struct store_conn *c, int64_t *at);
+
+#endif

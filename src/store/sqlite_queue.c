@@ -1,0 +1,699 @@
+/*
+ * sqlite_queue.c - the SQLite backend of the two queues: the inbox (what
+ * webhooks brought) and the outbox (what is to be sent).
+ *
+ * Inbox
+ *   An entry is keyed by a monotonic id and deduplicated by the unique
+ *   index (ext_id, status): a message has status "", each delivery status
+ *   its own kind, so a redelivered webhook finds its entry and is reported
+ *   INBOX_PUT_DUPLICATE. part = store_partition(tenant) splits the queue
+ *   into STORE_PARTITIONS partitions; a worker reads the partitions of its
+ *   slice (part % nslices == slice), oldest first.
+ *
+ *     PENDING --store_inbox_done--> DONE
+ *        |  ^
+ *        |  +--store_inbox_failed (attempts < max)
+ *        +-----store_inbox_failed (attempts reach max)--> FAILED
+ *
+ *   Reading pending entries walks the partial index inbox_pending (part, id)
+ *   WHERE state = 0 once per partition of the slice and merges the ids, so
+ *   the cost is bounded by partitions x limit whatever the backlog, and a
+ *   flooded tenant cannot make another slice's read slow.
+ *
+ * Outbox (the row's life is drawn in store.h)
+ *   store__sq_outbox_claim: PENDING rows due now, P0 first, then in the
+ *     order they fell due (then id), to SENDING in one UPDATE ... RETURNING;
+ *     attempts counts claims, so a row returned by claim carries the number
+ *     of this attempt (1 for the first).
+ *   store__sq_outbox_accepted: SENDING --2xx--> ACCEPTED, with the provider id.
+ *   store__sq_outbox_retry:    SENDING --retryable--> PENDING at a later time.
+ *   store__sq_outbox_fail:     PENDING or SENDING --> FAILED or DEAD.
+ *   store__sq_outbox_recover:  SENDING --start-up--> PENDING.
+ *   store__sq_outbox_status:   ACCEPTED < SENT < DELIVERED < READ, forward only;
+ *     "failed" moves any state short of READ to FAILED; FAILED and DEAD are
+ *     final.
+ *
+ * Threads: as store_sqlite.c; every function uses only its connection.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/xalloc.h"
+#include "store/sqlite_internal.h"
+
+/* ---- inbox -------------------------------------------------------------------- */
+
+#define INBOX_COLS                                                                                 \
+	"id, tenant_id, kind, ext_id, status, from_id, name, type, body, context_id,"              \
+	" sent_at, received_at, error_code, error_title, state, attempts"
+
+static void read_inbox(sqlite3_stmt *st, struct arena *a, struct inbox_entry *e)
+{
+	e->id = sqlite3_column_int64(st, 0);
+	e->tenant_id = sqlite3_column_int64(st, 1);
+	e->kind = (enum inbox_kind)sqlite3_column_int(st, 2);
+	e->ext_id = store__sq_col(st, 3, a);
+	e->status = store__sq_col(st, 4, a);
+	e->from = store__sq_col(st, 5, a);
+	e->name = store__sq_col(st, 6, a);
+	e->type = store__sq_col(st, 7, a);
+	e->body = store__sq_col(st, 8, a);
+	e->context_id = store__sq_col(st, 9, a);
+	e->sent_at = sqlite3_column_int64(st, 10);
+	e->received_at = sqlite3_column_int64(st, 11);
+	e->error_code = sqlite3_column_int(st, 12);
+	e->error_title = store__sq_col(st, 13, a);
+	e->state = (enum inbox_state)sqlite3_column_int(st, 14);
+	e->attempts = sqlite3_column_int(st, 15);
+}
+
+int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
+                        enum inbox_put_result *result)
+{
+	static const char sql[] =
+	        "INSERT INTO inbox (part, tenant_id, kind, ext_id, status, from_id, name, type,"
+	        " body, context_id, sent_at, received_at, error_code, error_title)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+	        " ON CONFLICT (ext_id, status) DO NOTHING";
+	const char *what = "insert inbox entry";
+	sqlite3 *db = store__sq_db(c);
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	int rc = store__sq_op_begin(c, n > 1, what, &mode);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < n; i++) {
+		const struct inbox_entry *x = &e[i];
+		rc = store__sq_stmt(c, SQ_INBOX_INSERT, sql, &st);
+		if (rc < 0)
+			break;
+		int b = store__sq_int(st, 1, store_partition(x->tenant_id));
+		b = b ? b : store__sq_int(st, 2, x->tenant_id);
+		b = b ? b : store__sq_int(st, 3, x->kind);
+		b = b ? b : store__sq_text(st, 4, x->ext_id);
+		b = b ? b : store__sq_text(st, 5, x->status);
+		b = b ? b : store__sq_text(st, 6, x->from);
+		b = b ? b : store__sq_text(st, 7, x->name);
+		b = b ? b : store__sq_text(st, 8, x->type);
+		b = b ? b : store__sq_text(st, 9, x->body);
+		b = b ? b : store__sq_text(st, 10, x->context_id);
+		b = b ? b : store__sq_int(st, 11, x->sent_at);
+		b = b ? b : store__sq_int(st, 12, x->received_at);
+		b = b ? b : store__sq_int(st, 13, x->error_code);
+		b = b ? b : store__sq_text(st, 14, x->error_title);
+		if (b) {
+			rc = store__sq_bind_err(c, st, b, what);
+			break;
+		}
+		rc = store__sq_exec(c, st, what);
+		if (rc < 0)
+			break;
+		result[i] = sqlite3_changes(db) > 0 ? INBOX_PUT_NEW : INBOX_PUT_DUPLICATE;
+	}
+	return store__sq_op_end(c, mode, rc);
+}
+
+static int cmp_id(const void *pa, const void *pb)
+{
+	int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+	return (a > b) - (a < b);
+}
+
+/*
+ * pending_ids collects the ids of the oldest `limit` pending entries of the
+ * slice into ids (room for 2 * limit), sorted. Each partition's query is
+ * bounded by the cut-off found so far, so later partitions return only ids
+ * that can still make the cut.
+ */
+static int pending_ids(struct store_conn *c, int slice, int nslices, int limit, int64_t *ids,
+                       int *nids)
+{
+	static const char sql[] = "SELECT id FROM inbox WHERE state = 0 AND part = ?1 AND id < ?2"
+	                          " ORDER BY id LIMIT ?3";
+	const char *what = "read inbox";
+	int64_t cutoff = INT64_MAX;
+	int n = 0, rc = 0;
+	sqlite3_stmt *st;
+
+	for (int part = slice; part < STORE_PARTITIONS; part += nslices) {
+		rc = store__sq_stmt(c, SQ_INBOX_PENDING_IDS, sql, &st);
+		if (rc < 0)
+			return rc;
+		int b = store__sq_int(st, 1, part);
+		b = b ? b : store__sq_int(st, 2, cutoff);
+		b = b ? b : store__sq_int(st, 3, limit);
+		if (b)
+			return store__sq_bind_err(c, st, b, what);
+		while ((rc = store__sq_step(c, st, what)) == 1)
+			ids[n++] = sqlite3_column_int64(st, 0); /* ≤ limit per partition */
+		sqlite3_reset(st);
+		if (rc < 0)
+			return rc;
+		if (n >= limit) {
+			qsort(ids, (size_t)n, sizeof(*ids), cmp_id);
+			n = limit;
+			cutoff = ids[limit - 1];
+		}
+	}
+	qsort(ids, (size_t)n, sizeof(*ids), cmp_id);
+	*nids = n;
+	return 0;
+}
+
+int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
+                            struct arena *a, struct inbox_entry **out, int *n)
+{
+	static const char get[] = "SELECT " INBOX_COLS " FROM inbox WHERE id = ?1 AND state = 0";
+	const char *what = "read inbox";
+	int64_t *ids = xmalloc(2 * (size_t)limit * sizeof(*ids));
+	struct inbox_entry *arr = NULL;
+	int nids = 0, cnt = 0, rc, own = 0;
+	sqlite3_stmt *st;
+
+	*out = NULL;
+	*n = 0;
+	/* one read transaction: ids and rows come from the same snapshot */
+	if (!c->in_txn) {
+		rc = store__sq_run(c, SQ_BEGIN_READ, "BEGIN", "begin read transaction");
+		if (rc < 0)
+			goto fail;
+		own = 1;
+	}
+	rc = pending_ids(c, slice, nslices, limit, ids, &nids);
+	if (rc < 0)
+		goto fail;
+	if (nids > 0)
+		arr = arena_alloc(a, (size_t)nids * sizeof(*arr));
+	for (int i = 0; i < nids; i++) {
+		rc = store__sq_stmt(c, SQ_INBOX_GET, get, &st);
+		if (rc < 0)
+			goto fail;
+		if ((rc = store__sq_int(st, 1, ids[i])) != SQLITE_OK) {
+			rc = store__sq_bind_err(c, st, rc, what);
+			goto fail;
+		}
+		rc = store__sq_step(c, st, what);
+		if (rc == 1)
+			read_inbox(st, a, &arr[cnt++]);
+		sqlite3_reset(st);
+		if (rc < 0)
+			goto fail;
+	}
+	if (own) {
+		own = 0;
+		rc = store__sq_run(c, SQ_COMMIT, "COMMIT", "end read transaction");
+		if (rc < 0)
+			goto fail;
+	}
+	free(ids);
+	*out = arr;
+	*n = cnt;
+	return 0;
+
+fail:
+	if (own && !sqlite3_get_autocommit(store__sq_db(c))) {
+		char msg[STORE_ERRMSG_MAX];
+		memcpy(msg, c->errmsg, sizeof(msg));
+		store__sq_run(c, SQ_ROLLBACK, "ROLLBACK", "end read transaction");
+		memcpy(c->errmsg, msg, sizeof(msg));
+	}
+	free(ids);
+	return rc;
+}
+
+/* inbox_not_pending explains why an UPDATE ... WHERE state = 0 changed nothing. */
+static int inbox_not_pending(struct store_conn *c, int64_t id, const char *what)
+{
+	static const char sql[] = "SELECT state FROM inbox WHERE id = ?1";
+	sqlite3_stmt *st;
+	int rc = store__sq_stmt(c, SQ_INBOX_STATE, sql, &st);
+	if (rc < 0)
+		return rc;
+	if ((rc = store__sq_int(st, 1, id)) != SQLITE_OK)
+		return store__sq_bind_err(c, st, rc, what);
+	rc = store__sq_step(c, st, what);
+	int state = rc == 1 ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return store__errf(c, ERR_NOTFOUND, "could not %s: no inbox entry %lld", what,
+		                   (long long)id);
+	return store__errf(c, ERR_CONFLICT, "could not %s: inbox entry %lld is %s", what,
+	                   (long long)id, state == INBOX_DONE ? "done" : "failed");
+}
+
+int store__sq_inbox_done(struct store_conn *c, int64_t id)
+{
+	static const char sql[] = "UPDATE inbox SET state = 1 WHERE id = ?1 AND state = 0";
+	const char *what = "mark inbox entry done";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_stmt(c, SQ_INBOX_DONE, sql, &st);
+	if (rc < 0)
+		goto done;
+	if ((rc = store__sq_int(st, 1, id)) != SQLITE_OK) {
+		rc = store__sq_bind_err(c, st, rc, what);
+		goto done;
+	}
+	rc = store__sq_exec(c, st, what);
+	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
+		rc = inbox_not_pending(c, id, what);
+done:
+	return store__sq_op_end(c, mode, rc);
+}
+
+int store__sq_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why)
+{
+	static const char sql[] = "UPDATE inbox SET attempts = attempts + 1, last_error = ?3,"
+	                          " state = CASE WHEN attempts + 1 >= ?2 THEN 2 ELSE 0 END"
+	                          " WHERE id = ?1 AND state = 0";
+	const char *what = "record inbox failure";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_stmt(c, SQ_INBOX_FAILED, sql, &st);
+	if (rc < 0)
+		goto done;
+	int b = store__sq_int(st, 1, id);
+	b = b ? b : store__sq_int(st, 2, max_attempts);
+	b = b ? b : store__sq_text(st, 3, why);
+	if (b) {
+		rc = store__sq_bind_err(c, st, b, what);
+		goto done;
+	}
+	rc = store__sq_exec(c, st, what);
+	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
+		rc = inbox_not_pending(c, id, what);
+done:
+	return store__sq_op_end(c, mode, rc);
+}
+
+int store__sq_inbox_depth(struct store_conn *c, int64_t *n)
+{
+	static const char sql[] = "SELECT count(*) FROM inbox WHERE state = 0";
+	sqlite3_stmt *st;
+	int rc = store__sq_stmt(c, SQ_INBOX_DEPTH, sql, &st);
+	*n = 0;
+	if (rc < 0)
+		return rc;
+	rc = store__sq_step(c, st, "count inbox");
+	if (rc == 1)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- outbox ---------------------------------------------------------------------- */
+
+#define OUTBOX_COLS                                                                                \
+	"id, tenant_id, priority, state, phone_number_id, to_id, reply_to, body, attempts,"        \
+	" next_attempt_at, created_at, inbound_received_at, provider_msg_id,"                      \
+	" last_error_code, last_error, updated_at"
+
+static void read_outbox(sqlite3_stmt *st, struct arena *a, struct outbox_row *r)
+{
+	r->id = sqlite3_column_int64(st, 0);
+	r->tenant_id = sqlite3_column_int64(st, 1);
+	r->priority = (enum outbox_prio)sqlite3_column_int(st, 2);
+	r->state = (enum outbox_state)sqlite3_column_int(st, 3);
+	r->phone_number_id = store__sq_col(st, 4, a);
+	r->to = store__sq_col(st, 5, a);
+	r->reply_to = store__sq_col(st, 6, a);
+	r->body = store__sq_col(st, 7, a);
+	r->attempts = sqlite3_column_int(st, 8);
+	r->next_attempt_at = sqlite3_column_int64(st, 9);
+	r->created_at = sqlite3_column_int64(st, 10);
+	r->inbound_received_at = sqlite3_column_int64(st, 11);
+	r->provider_msg_id = store__sq_col(st, 12, a);
+	r->last_error_code = sqlite3_column_int(st, 13);
+	r->last_error = store__sq_col(st, 14, a);
+	r->updated_at = sqlite3_column_int64(st, 15);
+}
+
+/* outbox_rows reads every row of st (bound already) into an arena array. */
+static int outbox_rows(struct store_conn *c, sqlite3_stmt *st, struct arena *a,
+                       struct outbox_row **out, int *n, const char *what)
+{
+	struct outbox_row *arr = NULL;
+	int cap = 0, cnt = 0, rc;
+	while ((rc = store__sq_step(c, st, what)) == 1) {
+		arr = store__sq_grow(a, arr, sizeof(*arr), cnt, &cap);
+		read_outbox(st, a, &arr[cnt++]);
+	}
+	sqlite3_reset(st);
+	*out = rc < 0 ? NULL : arr;
+	*n = rc < 0 ? 0 : cnt;
+	return rc;
+}
+
+int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id)
+{
+	static const char sql[] =
+	        "INSERT INTO outbox (tenant_id, priority, state, phone_number_id, to_id, reply_to,"
+	        " body, attempts, next_attempt_at, created_at, inbound_received_at, updated_at)"
+	        " VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?7)";
+	const char *what = "queue message";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_stmt(c, SQ_OUTBOX_INSERT, sql, &st);
+	if (rc < 0)
+		goto done;
+	int b = store__sq_int(st, 1, o->tenant_id);
+	b = b ? b : store__sq_int(st, 2, o->priority);
+	b = b ? b : store__sq_text(st, 3, o->phone_number_id);
+	b = b ? b : store__sq_text(st, 4, o->to);
+	b = b ? b : store__sq_text(st, 5, o->reply_to);
+	b = b ? b : store__sq_text(st, 6, o->body);
+	b = b ? b : store__sq_int(st, 7, clock_wall_ms());
+	b = b ? b : store__sq_int(st, 8, o->inbound_received_at);
+	if (b) {
+		rc = store__sq_bind_err(c, st, b, what);
+		goto done;
+	}
+	rc = store__sq_exec(c, st, what);
+	if (rc == 0)
+		*id = sqlite3_last_insert_rowid(store__sq_db(c));
+done:
+	return store__sq_op_end(c, mode, rc);
+}
+
+static int cmp_claim(const void *pa, const void *pb)
+{
+	const struct outbox_row *a = pa, *b = pb;
+	if (a->priority != b->priority)
+		return (int)a->priority - (int)b->priority;
+	if (a->next_attempt_at != b->next_attempt_at)
+		return (a->next_attempt_at > b->next_attempt_at) -
+		       (a->next_attempt_at < b->next_attempt_at);
+	return (a->id > b->id) - (a->id < b->id);
+}
+
+int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
+                           struct outbox_row **out, int *n)
+{
+	/*
+	 * Within a priority, rows go in the order they fell due, then by id
+	 * (fresh rows are due when created, so that is their age). That is the
+	 * order of the index outbox_due, so the scan stops after `limit` due
+	 * rows: a backlog of rows waiting out their backoff, or of due P3
+	 * rows, costs nothing (ORDER BY priority, id would sort all due rows).
+	 */
+	static const char sql[] = "UPDATE outbox SET state = 1, attempts = attempts + 1,"
+	                          " updated_at = ?1"
+	                          " WHERE id IN (SELECT id FROM outbox"
+	                          "  WHERE state = 0 AND priority IN (0, 1, 2, 3)"
+	                          "  AND next_attempt_at <= ?1"
+	                          "  ORDER BY priority, next_attempt_at, id LIMIT ?2)"
+	                          " RETURNING " OUTBOX_COLS;
+	const char *what = "claim outbox rows";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	*out = NULL;
+	*n = 0;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_stmt(c, SQ_OUTBOX_CLAIM, sql, &st);
+	if (rc < 0)
+		goto done;
+	int b = store__sq_int(st, 1, now);
+	b = b ? b : store__sq_int(st, 2, limit);
+	if (b) {
+		rc = store__sq_bind_err(c, st, b, what);
+		goto done;
+	}
+	rc = outbox_rows(c, st, a, out, n, what);
+	if (rc < 0)
+		goto done;
+	/* RETURNING gives rows in no promised order */
+	if (*n > 1)
+		qsort(*out, (size_t)*n, sizeof(**out), cmp_claim);
+done:
+	rc = store__sq_op_end(c, mode, rc);
+	if (rc < 0) {
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+int store__sq_outbox_recover(struct store_conn *c, int *n)
+{
+	static const char sql[] = "UPDATE outbox SET state = 0, updated_at = ?1 WHERE state = 1";
+	const char *what = "recover outbox rows";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	*n = 0;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_stmt(c, SQ_OUTBOX_RECOVER, sql, &st);
+	if (rc < 0)
+		goto done;
+	if ((rc = store__sq_int(st, 1, clock_wall_ms())) != SQLITE_OK) {
+		rc = store__sq_bind_err(c, st, rc, what);
+		goto done;
+	}
+	rc = store__sq_exec(c, st, what);
+	if (rc == 0)
+		*n = sqlite3_changes(store__sq_db(c));
+done:
+	rc = store__sq_op_end(c, mode, rc);
+	if (rc < 0)
+		*n = 0;
+	return rc;
+}
+
+/* outbox_moved explains why a guarded UPDATE of row id changed nothing. */
+static int outbox_moved(struct store_conn *c, int64_t id, const char *what)
+{
+	static const char sql[] = "SELECT state FROM outbox WHERE id = ?1";
+	sqlite3_stmt *st;
+	int rc = store__sq_stmt(c, SQ_OUTBOX_STATE, sql, &st);
+	if (rc < 0)
+		return rc;
+	if ((rc = store__sq_int(st, 1, id)) != SQLITE_OK)
+		return store__sq_bind_err(c, st, rc, what);
+	rc = store__sq_step(c, st, what);
+	int state = rc == 1 ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return store__errf(c, ERR_NOTFOUND, "could not %s: no outbox row %lld", what,
+		                   (long long)id);
+	return store__errf(c, ERR_CONFLICT, "could not %s: outbox row %lld is %s", what,
+	                   (long long)id, outbox_state_name((enum outbox_state)state));
+}
+
+/*
+ * outbox_update runs one guarded single-row UPDATE with parameters ?1 = id,
+ * ?2, ?3 (integers), ?4 (text), ?5 (integer). ERR_NOTFOUND / ERR_CONFLICT
+ * when the row is missing or not in a state the guard accepts.
+ */
+static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql, int64_t id,
+                         int64_t i2, int64_t i3, const char *t4, int64_t i5, const char *what)
+{
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_stmt(c, sid, sql, &st);
+	if (rc < 0)
+		goto done;
+	int b = store__sq_int(st, 1, id);
+	b = b ? b : store__sq_int(st, 2, i2);
+	b = b ? b : store__sq_int(st, 3, i3);
+	b = b ? b : store__sq_text(st, 4, t4);
+	b = b ? b : store__sq_int(st, 5, i5);
+	if (b) {
+		rc = store__sq_bind_err(c, st, b, what);
+		goto done;
+	}
+	rc = store__sq_exec(c, st, what);
+	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
+		rc = outbox_moved(c, id, what);
+done:
+	return store__sq_op_end(c, mode, rc);
+}
+
+int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
+                              int64_t now)
+{
+	/* ?2 and ?3 do not occur: SQLite accepts bindings to the gap */
+	static const char sql[] =
+	        "UPDATE outbox SET state = 2, provider_msg_id = ?4, updated_at = ?5"
+	        " WHERE id = ?1 AND state = 1";
+	return outbox_update(c, SQ_OUTBOX_ACCEPTED, sql, id, 0, 0, provider_msg_id, now,
+	                     "record acceptance");
+}
+
+int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
+                           int error_code, const char *error, int64_t now)
+{
+	static const char sql[] =
+	        "UPDATE outbox SET state = 0, next_attempt_at = ?2, last_error_code = ?3,"
+	        " last_error = ?4, updated_at = ?5 WHERE id = ?1 AND state = 1";
+	return outbox_update(c, SQ_OUTBOX_RETRY, sql, id, next_attempt_at, error_code, error, now,
+	                     "schedule retry");
+}
+
+int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
+                          const char *error, int64_t now)
+{
+	static const char sql[] =
+	        "UPDATE outbox SET state = ?2, last_error_code = ?3, last_error = ?4,"
+	        " updated_at = ?5 WHERE id = ?1 AND state IN (0, 1)";
+	return outbox_update(c, SQ_OUTBOX_FAIL, sql, id, state, error_code, error, now,
+	                     "fail outbox row");
+}
+
+/* status_move: the state a row in `old` takes on delivery status st. */
+static enum outbox_state status_move(enum outbox_state old, enum outbox_state st)
+{
+	if (old == OUTBOX_FAILED || old == OUTBOX_DEAD || old == OUTBOX_READ)
+		return old;
+	if (st == OUTBOX_FAILED)
+		return OUTBOX_FAILED;
+	return st > old ? st : old;
+}
+
+int store__sq_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
+                            int error_code, const char *error, int64_t now,
+                            enum outbox_state *old_state, enum outbox_state *new_state,
+                            enum outbox_prio *prio)
+{
+	static const char sel[] = "SELECT id, state, priority FROM outbox WHERE provider_msg_id = ?1"
+	                          " ORDER BY id DESC LIMIT 1";
+	static const char upd[] =
+	        "UPDATE outbox SET state = ?2,"
+	        " last_error_code = CASE WHEN ?2 = 6 THEN ?3 ELSE last_error_code END,"
+	        " last_error = CASE WHEN ?2 = 6 THEN ?4 ELSE last_error END,"
+	        " updated_at = ?5 WHERE id = ?1";
+	const char *what = "apply delivery status";
+	enum sq_op_mode mode;
+	sqlite3_stmt *s;
+	int64_t id = 0;
+	enum outbox_state old = OUTBOX_PENDING, nw;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_stmt(c, SQ_OUTBOX_BY_PROVIDER, sel, &s);
+	if (rc < 0)
+		goto done;
+	if ((rc = store__sq_text(s, 1, provider_msg_id)) != SQLITE_OK) {
+		rc = store__sq_bind_err(c, s, rc, what);
+		goto done;
+	}
+	rc = store__sq_step(c, s, what);
+	if (rc == 1) {
+		id = sqlite3_column_int64(s, 0);
+		old = (enum outbox_state)sqlite3_column_int(s, 1);
+		*prio = (enum outbox_prio)sqlite3_column_int(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc == 0)
+		rc = store__errf(c, ERR_NOTFOUND,
+		                 "could not %s: no message with provider id \"%s\"", what,
+		                 provider_msg_id);
+	if (rc < 0)
+		goto done;
+	rc = 0;
+	nw = status_move(old, st);
+	*old_state = old;
+	*new_state = nw;
+	if (nw == old)
+		goto done;
+
+	rc = store__sq_stmt(c, SQ_OUTBOX_SET_STATUS, upd, &s);
+	if (rc < 0)
+		goto done;
+	int b = store__sq_int(s, 1, id);
+	b = b ? b : store__sq_int(s, 2, nw);
+	b = b ? b : store__sq_int(s, 3, error_code);
+	b = b ? b : store__sq_text(s, 4, error);
+	b = b ? b : store__sq_int(s, 5, now);
+	if (b) {
+		rc = store__sq_bind_err(c, s, b, what);
+		goto done;
+	}
+	rc = store__sq_exec(c, s, what);
+done:
+	return store__sq_op_end(c, mode, rc);
+}
+
+int store__sq_outbox_list(struct store_conn *c, enum outbox_state state, int limit, struct arena *a,
+                          struct outbox_row **out, int *n)
+{
+	static const char sql[] =
+	        "SELECT " OUTBOX_COLS " FROM outbox WHERE state = ?1 ORDER BY id DESC LIMIT ?2";
+	sqlite3_stmt *st;
+	int rc = store__sq_stmt(c, SQ_OUTBOX_LIST, sql, &st);
+	*out = NULL;
+	*n = 0;
+	if (rc < 0)
+		return rc;
+	int b = store__sq_int(st, 1, state);
+	b = b ? b : store__sq_int(st, 2, limit);
+	if (b)
+		return store__sq_bind_err(c, st, b, "list outbox");
+	return outbox_rows(c, st, a, out, n, "list outbox");
+}
+
+int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT])
+{
+	static const char sql[] =
+	        "SELECT priority, state, count(*) FROM outbox GROUP BY priority, state";
+	sqlite3_stmt *st;
+	for (int p = 0; p < PRIO_COUNT; p++)
+		for (int s = 0; s < OUTBOX_STATE_COUNT; s++)
+			counts[p][s] = 0;
+	int rc = store__sq_stmt(c, SQ_OUTBOX_COUNTS, sql, &st);
+	if (rc < 0)
+		return rc;
+	while ((rc = store__sq_step(c, st, "count outbox")) == 1) {
+		int p = sqlite3_column_int(st, 0), s = sqlite3_column_int(st, 1);
+		if (p >= 0 && p < PRIO_COUNT && s >= 0 && s < OUTBOX_STATE_COUNT)
+			counts[p][s] = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store__sq_outbox_next_due(struct store_conn *c, int64_t *at)
+{
+	/* one index probe per priority instead of a scan of every pending row */
+	static const char sql[] =
+	        "SELECT min(t) FROM ("
+	        " SELECT (SELECT min(next_attempt_at) FROM outbox WHERE state = 0 AND priority = 0)"
+	        "  AS t"
+	        " UNION ALL SELECT (SELECT min(next_attempt_at) FROM outbox"
+	        "  WHERE state = 0 AND priority = 1)"
+	        " UNION ALL SELECT (SELECT min(next_attempt_at) FROM outbox"
+	        "  WHERE state = 0 AND priority = 2)"
+	        " UNION ALL SELECT (SELECT min(next_attempt_at) FROM outbox"
+	        "  WHERE state = 0 AND priority = 3))";
+	sqlite3_stmt *st;
+	*at = 0;
+	int rc = store__sq_stmt(c, SQ_OUTBOX_NEXT_DUE, sql, &st);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_step(c, st, "read next due time");
+	if (rc == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*at = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc < 0 ? rc : 0;
+}

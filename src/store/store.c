@@ -1,0 +1,634 @@
+/*
+ * store.c - the public face of the store: picks a backend from the url,
+ * checks arguments and transaction state, and dispatches through the ops
+ * table (store_internal.h).
+ *
+ * Design
+ *   Everything that does not depend on the database lives here, so each
+ *   backend gets only well-formed calls: NULL out-pointers, out-of-range
+ *   enums, limits above STORE_MAX_BATCH and misplaced transaction calls are
+ *   refused with ERR_INVAL and a message on the connection before any
+ *   backend code runs. The backend owns the SQL, the translation of its
+ *   error codes and the in_txn/in_savepoint flags.
+ *
+ * Transaction state (per connection, flags in struct store_conn):
+ *
+ *     idle --store_begin--> in_txn --store_savepoint--> in_savepoint
+ *      ^                     |  ^                          |
+ *      +--commit/rollback----+  +--release/rollback_to-----+
+ *
+ *   store_commit/store_rollback from in_savepoint end the whole transaction.
+ *
+ * Threads: struct store is shared and immutable after store_open (except as
+ * noted in store_internal.h); a struct store_conn belongs to one thread.
+ */
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "store/store_internal.h"
+
+/* ---- helpers shared by the module ---------------------------------------- */
+
+int store__verrf(struct store_conn *c, int err, const char *fmt, va_list ap)
+{
+	if (c)
+		vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+	return err;
+}
+
+int store__errf(struct store_conn *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	store__verrf(c, err, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+void store_set_busy_timeout(struct store *st, int ms)
+{
+	st->busy_timeout_ms = ms < 0 ? 0 : ms;
+}
+
+static int empty(const char *s)
+{
+	return !s || !*s;
+}
+
+/* ---- names and partitions ------------------------------------------------- */
+
+int store_partition(int64_t tenant_id)
+{
+	return (int)(hash_u64((uint64_t)tenant_id) % STORE_PARTITIONS);
+}
+
+const char *outbox_state_name(enum outbox_state s)
+{
+	static const char *const names[OUTBOX_STATE_COUNT] = {
+	        "pending", "sending", "accepted", "sent", "delivered", "read", "failed", "dead",
+	};
+	if ((unsigned)s >= OUTBOX_STATE_COUNT)
+		return "unknown";
+	return names[s];
+}
+
+const char *outbox_prio_name(enum outbox_prio p)
+{
+	static const char *const names[PRIO_COUNT] = {"P0", "P1", "P2", "P3"};
+	if ((unsigned)p >= PRIO_COUNT)
+		return "unknown";
+	return names[p];
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static int has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/*
+ * store_open: "postgres://" and "postgresql://" urls are refused (this
+ * build has only the SQLite backend); anything else is a SQLite file path.
+ * store_open has no connection to carry a message, so the reason of a
+ * failure is logged here. The url is not logged: it may hold a password.
+ */
+int store_open(const char *url, struct store **out)
+{
+	char why[STORE_ERRMSG_MAX] = "";
+	int rc;
+
+	if (!out)
+		return ERR_INVAL;
+	*out = NULL;
+	if (empty(url)) {
+		log_error("store.open_failed", "could not open store: empty store url");
+		return ERR_INVAL;
+	}
+	if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
+		log_error("store.open_failed",
+		          "could not open store: unsupported store url: this build stores in "
+		          "SQLite only, give a file path");
+		return ERR_INVAL;
+	}
+	rc = store__sqlite_open(url, out, why);
+	if (rc < 0)
+		log_error("store.open_failed", "could not open store \"%s\": %s", url, why);
+	return rc;
+}
+
+/* store_close frees st; every connection must be disconnected first. */
+void store_close(struct store *st)
+{
+	if (st)
+		st->ops->close(st);
+}
+
+/* store_connect: on failure the reason is logged (there is no connection
+ * to keep it on). */
+int store_connect(struct store *st, struct store_conn **out)
+{
+	if (!st || !out)
+		return ERR_INVAL;
+	*out = NULL;
+	return st->ops->connect(st, out);
+}
+
+/* store_disconnect rolls back an open transaction first. */
+void store_disconnect(struct store_conn *c)
+{
+	if (c)
+		c->ops->disconnect(c);
+}
+
+const char *store_errmsg(const struct store_conn *c)
+{
+	return c ? c->errmsg : "no store connection";
+}
+
+int store_migrate(struct store_conn *c, int *applied)
+{
+	int dummy;
+	if (c->in_txn)
+		return store__errf(c, ERR_INVAL,
+		                   "could not migrate: a transaction is open on this connection");
+	return c->ops->migrate(c, applied ? applied : &dummy);
+}
+
+int store_schema_version(struct store_conn *c, int *version)
+{
+	if (!version)
+		return store__errf(c, ERR_INVAL, "could not read schema version: no output");
+	return c->ops->schema_version(c, version);
+}
+
+/* ---- transactions ----------------------------------------------------------- */
+
+int store_begin(struct store_conn *c)
+{
+	if (c->in_txn)
+		return store__errf(c, ERR_INVAL,
+		                   "could not begin transaction: one is already open");
+	return c->ops->begin(c);
+}
+
+int store_commit(struct store_conn *c)
+{
+	if (!c->in_txn)
+		return store__errf(c, ERR_INVAL, "could not commit: no transaction is open");
+	return c->ops->commit(c);
+}
+
+int store_rollback(struct store_conn *c)
+{
+	if (!c->in_txn)
+		return store__errf(c, ERR_INVAL, "could not roll back: no transaction is open");
+	return c->ops->rollback(c);
+}
+
+int store_savepoint(struct store_conn *c)
+{
+	if (!c->in_txn)
+		return store__errf(c, ERR_INVAL, "could not set savepoint: no transaction is open");
+	if (c->in_savepoint)
+		return store__errf(c, ERR_INVAL, "could not set savepoint: savepoints do not nest");
+	return c->ops->savepoint(c);
+}
+
+int store_release(struct store_conn *c)
+{
+	if (!c->in_savepoint)
+		return store__errf(c, ERR_INVAL, "could not release savepoint: none is set");
+	return c->ops->release(c);
+}
+
+/* store_rollback_to undoes the work since store_savepoint and ends the
+ * savepoint; the transaction stays open. */
+int store_rollback_to(struct store_conn *c)
+{
+	if (!c->in_savepoint)
+		return store__errf(c, ERR_INVAL, "could not roll back to savepoint: none is set");
+	return c->ops->rollback_to(c);
+}
+
+/* ---- tenants and catalogue ------------------------------------------------- */
+
+int store_tenant_add(struct store_conn *c, const struct tenant *t, int64_t *id)
+{
+	if (!t || !id)
+		return store__errf(c, ERR_INVAL, "could not add tenant: no tenant given");
+	if (empty(t->name) || empty(t->phone_number_id))
+		return store__errf(c, ERR_INVAL,
+		                   "could not add tenant: name and phone_number_id are required");
+	return c->ops->tenant_add(c, t, id);
+}
+
+int store_tenant_get(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read tenant: no output");
+	return c->ops->tenant_get(c, id, a, out);
+}
+
+int store_tenant_by_phone(struct store_conn *c, const char *phone_number_id, struct arena *a,
+                          struct tenant *out)
+{
+	if (!a || !out || !phone_number_id)
+		return store__errf(c, ERR_INVAL, "could not find tenant: no phone number id");
+	return c->ops->tenant_by_phone(c, phone_number_id, a, out);
+}
+
+int store_tenant_list(struct store_conn *c, int64_t after_id, int limit, struct arena *a,
+                      struct tenant **out, int *n)
+{
+	if (!a || !out || !n || limit < 1 || limit > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL, "could not list tenants: bad arguments");
+	return c->ops->tenant_list(c, after_id, limit, a, out, n);
+}
+
+int store_tenant_count(struct store_conn *c, int64_t *n)
+{
+	if (!n)
+		return store__errf(c, ERR_INVAL, "could not count tenants: no output");
+	return c->ops->tenant_count(c, n);
+}
+
+int store_product_upsert(struct store_conn *c, const struct product *p, int64_t *id)
+{
+	if (!p || !id)
+		return store__errf(c, ERR_INVAL, "could not save product: no product given");
+	if (empty(p->sku) || empty(p->name) || empty(p->unit))
+		return store__errf(c, ERR_INVAL,
+		                   "could not save product: sku, name and unit are required");
+	if (p->base_per_unit <= 0 || p->price_paise < 0 || p->gst_rate_bp < 0 ||
+	    p->gst_rate_bp > 10000)
+		return store__errf(c, ERR_INVAL,
+		                   "could not save product \"%s\": base_per_unit must be positive, "
+		                   "price not negative, GST rate 0..10000 bp",
+		                   p->sku);
+	return c->ops->product_upsert(c, p, id);
+}
+
+int store_products_list(struct store_conn *c, int64_t tenant_id, struct arena *a,
+                        struct product **out, int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not list products: no output");
+	return c->ops->products_list(c, tenant_id, a, out, n);
+}
+
+int store_product_get(struct store_conn *c, int64_t tenant_id, int64_t product_id, struct arena *a,
+                      struct product *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read product: no output");
+	return c->ops->product_get(c, tenant_id, product_id, a, out);
+}
+
+int store_product_set_price(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+                            int64_t price_paise)
+{
+	if (price_paise < 0)
+		return store__errf(c, ERR_INVAL, "could not set price: %lld paise is negative",
+		                   (long long)price_paise);
+	return c->ops->product_set_price(c, tenant_id, product_id, price_paise);
+}
+
+int store_stock_move(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t delta,
+                     const char *reason, int64_t ref_id, int64_t *stock_after)
+{
+	int64_t dummy;
+	if (empty(reason))
+		return store__errf(c, ERR_INVAL, "could not move stock: no reason given");
+	if (delta == 0 || delta > STORE_MAX_STOCK_DELTA || delta < -STORE_MAX_STOCK_DELTA)
+		return store__errf(c, ERR_INVAL,
+		                   "could not move stock: delta %lld is zero or beyond %lld",
+		                   (long long)delta, STORE_MAX_STOCK_DELTA);
+	return c->ops->stock_move(c, tenant_id, product_id, delta, reason, ref_id,
+	                          stock_after ? stock_after : &dummy);
+}
+
+int store_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t *sum)
+{
+	if (!sum)
+		return store__errf(c, ERR_INVAL, "could not sum ledger: no output");
+	return c->ops->ledger_sum(c, tenant_id, product_id, sum);
+}
+
+int store_products_low(struct store_conn *c, int64_t tenant_id, int64_t threshold_units,
+                       struct arena *a, struct product **out, int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not list low stock: no output");
+	if (threshold_units < 0 || threshold_units > STORE_MAX_STOCK_DELTA)
+		return store__errf(c, ERR_INVAL, "could not list low stock: bad threshold %lld",
+		                   (long long)threshold_units);
+	return c->ops->products_low(c, tenant_id, threshold_units, a, out, n);
+}
+
+/* ---- customers ---------------------------------------------------------------- */
+
+int store_customer_touch(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                         const char *name, int64_t inbound_at, struct arena *a,
+                         struct customer *out)
+{
+	if (empty(wa_id) || !a || !out)
+		return store__errf(c, ERR_INVAL, "could not record customer: no wa_id");
+	return c->ops->customer_touch(c, tenant_id, wa_id, name ? name : "", inbound_at, a, out);
+}
+
+int store_customer_set_state(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                             const char *state_code)
+{
+	if (empty(wa_id) || !state_code)
+		return store__errf(c, ERR_INVAL, "could not set customer state: no wa_id");
+	return c->ops->customer_set_state(c, tenant_id, wa_id, state_code);
+}
+
+/* ---- orders and invoices ------------------------------------------------------ */
+
+static int valid_order_status(enum order_status s)
+{
+	return s == ORDER_DRAFT || s == ORDER_CONFIRMED || s == ORDER_CANCELLED;
+}
+
+int store_order_create(struct store_conn *c, const struct order *o, int64_t *id)
+{
+	if (!o || !id)
+		return store__errf(c, ERR_INVAL, "could not create order: no order given");
+	if (o->nlines < 0 || o->nlines > STORE_MAX_ORDER_LINES || (o->nlines > 0 && !o->lines))
+		return store__errf(c, ERR_INVAL, "could not create order: %d lines (at most %d)",
+		                   o->nlines, STORE_MAX_ORDER_LINES);
+	if (!valid_order_status(o->status))
+		return store__errf(c, ERR_INVAL, "could not create order: bad status %d",
+		                   (int)o->status);
+	return c->ops->order_create(c, o, id);
+}
+
+int store_order_get(struct store_conn *c, int64_t tenant_id, int64_t order_id, struct arena *a,
+                    struct order *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read order: no output");
+	return c->ops->order_get(c, tenant_id, order_id, a, out);
+}
+
+int store_order_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id, struct arena *a,
+                     struct order *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read order: no output");
+	return c->ops->order_last(c, tenant_id, customer_id, a, out);
+}
+
+int store_order_last_draft(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                           struct arena *a, struct order *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read order: no output");
+	return c->ops->order_last_draft(c, tenant_id, customer_id, a, out);
+}
+
+int store_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t order_id,
+                           enum order_status from, enum order_status to)
+{
+	if (!valid_order_status(from) || !valid_order_status(to))
+		return store__errf(c, ERR_INVAL, "could not change order %lld: bad status",
+		                   (long long)order_id);
+	return c->ops->order_set_status(c, tenant_id, order_id, from, to);
+}
+
+/* A financial-year code: 1..5 characters of [A-Za-z0-9-], so that the
+ * number "INV/<fy>/<6+ digits>" stays within GST's 16 characters. */
+static int valid_fy(const char *fy)
+{
+	size_t n = fy ? strlen(fy) : 0;
+	if (n == 0 || n > 5)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = fy[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* store_invoice_issue: ERR_INVAL outside a transaction (the number must
+ * share the fate of the order it is for). */
+int store_invoice_issue(struct store_conn *c, struct invoice *inv, struct arena *a, int64_t *id)
+{
+	if (!inv || !a || !id)
+		return store__errf(c, ERR_INVAL, "could not issue invoice: no invoice given");
+	if (!c->in_txn)
+		return store__errf(c, ERR_INVAL,
+		                   "could not issue invoice: it must run inside a transaction");
+	if (!valid_fy(inv->fy))
+		return store__errf(c, ERR_INVAL,
+		                   "could not issue invoice: bad financial year code \"%.16s\"",
+		                   inv->fy ? inv->fy : "");
+	return c->ops->invoice_issue(c, inv, a, id);
+}
+
+int store_invoice_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                       struct arena *a, struct invoice *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read invoice: no output");
+	return c->ops->invoice_last(c, tenant_id, customer_id, a, out);
+}
+
+int store_invoice_by_order(struct store_conn *c, int64_t tenant_id, int64_t order_id,
+                           struct arena *a, struct invoice *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read invoice: no output");
+	return c->ops->invoice_by_order(c, tenant_id, order_id, a, out);
+}
+
+int store_sales_since(struct store_conn *c, int64_t tenant_id, int64_t since, int64_t *orders,
+                      int64_t *taxable_paise, int64_t *total_paise)
+{
+	if (!orders || !taxable_paise || !total_paise)
+		return store__errf(c, ERR_INVAL, "could not sum sales: no output");
+	return c->ops->sales_since(c, tenant_id, since, orders, taxable_paise, total_paise);
+}
+
+/* ---- audit ---------------------------------------------------------------------- */
+
+int store_audit(struct store_conn *c, int64_t tenant_id, const char *actor, const char *action,
+                const char *detail)
+{
+	if (empty(action))
+		return store__errf(c, ERR_INVAL, "could not write audit record: no action");
+	return c->ops->audit(c, tenant_id, actor ? actor : "", action, detail ? detail : "");
+}
+
+/* ---- inbox ------------------------------------------------------------------------ */
+
+int store_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
+                    enum inbox_put_result *result)
+{
+	if (n < 0 || n > STORE_MAX_BATCH || (n > 0 && (!e || !result)))
+		return store__errf(c, ERR_INVAL,
+		                   "could not insert inbox entries: %d entries (at most %d)", n,
+		                   STORE_MAX_BATCH);
+	for (int i = 0; i < n; i++) {
+		if (empty(e[i].ext_id))
+			return store__errf(c, ERR_INVAL,
+			                   "could not insert inbox entry %d: no external id", i);
+		if (e[i].kind != INBOX_MESSAGE && e[i].kind != INBOX_STATUS)
+			return store__errf(c, ERR_INVAL,
+			                   "could not insert inbox entry \"%s\": bad kind %d",
+			                   e[i].ext_id, (int)e[i].kind);
+	}
+	if (n == 0)
+		return 0;
+	return c->ops->inbox_put(c, e, n, result);
+}
+
+int store_inbox_pending(struct store_conn *c, int slice, int nslices, int limit, struct arena *a,
+                        struct inbox_entry **out, int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not read inbox: no output");
+	if (nslices < 1 || nslices > STORE_PARTITIONS || slice < 0 || slice >= nslices)
+		return store__errf(c, ERR_INVAL,
+		                   "could not read inbox: slice %d of %d (1..%d slices)", slice,
+		                   nslices, STORE_PARTITIONS);
+	if (limit < 1 || limit > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL, "could not read inbox: limit %d not in 1..%d",
+		                   limit, STORE_MAX_BATCH);
+	return c->ops->inbox_pending(c, slice, nslices, limit, a, out, n);
+}
+
+int store_inbox_done(struct store_conn *c, int64_t id)
+{
+	return c->ops->inbox_done(c, id);
+}
+
+int store_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why)
+{
+	if (max_attempts < 1)
+		return store__errf(c, ERR_INVAL,
+		                   "could not record inbox failure: max attempts %d < 1",
+		                   max_attempts);
+	return c->ops->inbox_failed(c, id, max_attempts, why ? why : "");
+}
+
+int store_inbox_depth(struct store_conn *c, int64_t *n)
+{
+	if (!n)
+		return store__errf(c, ERR_INVAL, "could not count inbox: no output");
+	return c->ops->inbox_depth(c, n);
+}
+
+/* ---- outbox ------------------------------------------------------------------------ */
+
+int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id)
+{
+	if (!o || !id)
+		return store__errf(c, ERR_INVAL, "could not queue message: nothing given");
+	if ((unsigned)o->priority >= PRIO_COUNT)
+		return store__errf(c, ERR_INVAL, "could not queue message: bad priority %d",
+		                   (int)o->priority);
+	if (empty(o->phone_number_id) || empty(o->to) || empty(o->body))
+		return store__errf(c, ERR_INVAL,
+		                   "could not queue message: phone_number_id, to and body are "
+		                   "required");
+	return c->ops->outbox_add(c, o, id);
+}
+
+int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
+                       struct outbox_row **out, int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not claim outbox rows: no output");
+	if (limit < 1 || limit > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL,
+		                   "could not claim outbox rows: limit %d not in 1..%d", limit,
+		                   STORE_MAX_BATCH);
+	return c->ops->outbox_claim(c, now, limit, a, out, n);
+}
+
+int store_outbox_recover(struct store_conn *c, int *n)
+{
+	int dummy;
+	return c->ops->outbox_recover(c, n ? n : &dummy);
+}
+
+int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
+                          int64_t now)
+{
+	if (empty(provider_msg_id))
+		return store__errf(c, ERR_INVAL,
+		                   "could not record acceptance of outbox row %lld: no provider id",
+		                   (long long)id);
+	return c->ops->outbox_accepted(c, id, provider_msg_id, now);
+}
+
+int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
+                       const char *error, int64_t now)
+{
+	return c->ops->outbox_retry(c, id, next_attempt_at, error_code, error ? error : "", now);
+}
+
+int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
+                      const char *error, int64_t now)
+{
+	if (state != OUTBOX_FAILED && state != OUTBOX_DEAD)
+		return store__errf(c, ERR_INVAL,
+		                   "could not fail outbox row %lld: state must be failed or dead",
+		                   (long long)id);
+	return c->ops->outbox_fail(c, id, state, error_code, error ? error : "", now);
+}
+
+int store_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
+                        int error_code, const char *error, int64_t now,
+                        enum outbox_state *old_state, enum outbox_state *new_state,
+                        enum outbox_prio *prio)
+{
+	enum outbox_state o, nw;
+	enum outbox_prio p;
+	if (empty(provider_msg_id))
+		return store__errf(c, ERR_INVAL, "could not apply status: no provider id");
+	if (st != OUTBOX_SENT && st != OUTBOX_DELIVERED && st != OUTBOX_READ && st != OUTBOX_FAILED)
+		return store__errf(c, ERR_INVAL,
+		                   "could not apply status to \"%s\": %s is not a delivery status",
+		                   provider_msg_id, outbox_state_name(st));
+	return c->ops->outbox_status(c, provider_msg_id, st, error_code, error ? error : "", now,
+	                             old_state ? old_state : &o, new_state ? new_state : &nw,
+	                             prio ? prio : &p);
+}
+
+int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
+                      struct outbox_row **out, int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not list outbox: no output");
+	if ((unsigned)st >= OUTBOX_STATE_COUNT)
+		return store__errf(c, ERR_INVAL, "could not list outbox: bad state %d", (int)st);
+	if (limit < 1 || limit > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL, "could not list outbox: limit %d not in 1..%d",
+		                   limit, STORE_MAX_BATCH);
+	return c->ops->outbox_list(c, st, limit, a, out, n);
+}
+
+int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT])
+{
+	if (!counts)
+		return store__errf(c, ERR_INVAL, "could not count outbox: no output");
+	return c->ops->outbox_counts(c, counts);
+}
+
+int store_outbox_next_due(struct store_conn *c, int64_t *at)
+{
+	if (!at)
+		return store__errf(c, ERR_INVAL, "could not read next due time: no output");
+	return c->ops->outbox_next_due(c, at);
+}

@@ -1,0 +1,164 @@
+/*
+ * store_internal.h - what the files of src/store/ share: the ops table that
+ * every backend fills, the generic parts of the two handles, the caps on
+ * sizes that callers control, and the backends' entry points.
+ *
+ * store.c checks arguments and the transaction state, then calls through
+ * st->ops / c->ops; a backend never sees a NULL out-pointer, an out-of-range
+ * enum or a limit above its cap. Tests may include this header to shorten
+ * the busy timeout.
+ */
+#ifndef MUNIM_STORE_INTERNAL_H
+#define MUNIM_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "store/store.h"
+
+/* Caps on what callers pass (rows per call, lines per order). */
+#define STORE_MAX_BATCH       10000
+#define STORE_MAX_ORDER_LINES 1000
+/* |delta| of one stock move: a billion base units (a thousand tonnes in g). */
+#define STORE_MAX_STOCK_DELTA 1000000000000LL
+#define STORE_ERRMSG_MAX      512
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* One function pointer per operation of store.h; see there for contracts. */
+struct store_ops {
+	const char *name;
+	void (*close)(struct store *st);
+	int (*connect)(struct store *st, struct store_conn **out);
+	void (*disconnect)(struct store_conn *c);
+
+	int (*migrate)(struct store_conn *c, int *applied);
+	int (*schema_version)(struct store_conn *c, int *version);
+
+	int (*begin)(struct store_conn *c);
+	int (*commit)(struct store_conn *c);
+	int (*rollback)(struct store_conn *c);
+	int (*savepoint)(struct store_conn *c);
+	int (*release)(struct store_conn *c);
+	int (*rollback_to)(struct store_conn *c);
+
+	int (*tenant_add)(struct store_conn *c, const struct tenant *t, int64_t *id);
+	int (*tenant_get)(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out);
+	int (*tenant_by_phone)(struct store_conn *c, const char *phone_number_id, struct arena *a,
+	                       struct tenant *out);
+	int (*tenant_count)(struct store_conn *c, int64_t *n);
+	int (*tenant_list)(struct store_conn *c, int64_t after_id, int limit, struct arena *a,
+	                   struct tenant **out, int *n);
+
+	int (*product_upsert)(struct store_conn *c, const struct product *p, int64_t *id);
+	int (*products_list)(struct store_conn *c, int64_t tenant_id, struct arena *a,
+	                     struct product **out, int *n);
+	int (*product_get)(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+	                   struct arena *a, struct product *out);
+	int (*product_set_price)(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+	                         int64_t price_paise);
+	int (*stock_move)(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+	                  int64_t delta, const char *reason, int64_t ref_id, int64_t *stock_after);
+	int (*ledger_sum)(struct store_conn *c, int64_t tenant_id, int64_t product_id,
+	                  int64_t *sum);
+	int (*products_low)(struct store_conn *c, int64_t tenant_id, int64_t threshold_units,
+	                    struct arena *a, struct product **out, int *n);
+
+	int (*customer_touch)(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+	                      const char *name, int64_t inbound_at, struct arena *a,
+	                      struct customer *out);
+	int (*customer_set_state)(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+	                          const char *state_code);
+
+	int (*order_create)(struct store_conn *c, const struct order *o, int64_t *id);
+	int (*order_get)(struct store_conn *c, int64_t tenant_id, int64_t order_id, struct arena *a,
+	                 struct order *out);
+	int (*order_last)(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+	                  struct arena *a, struct order *out);
+	int (*order_last_draft)(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+	                        struct arena *a, struct order *out);
+	int (*order_set_status)(struct store_conn *c, int64_t tenant_id, int64_t order_id,
+	                        enum order_status from, enum order_status to);
+
+	int (*invoice_issue)(struct store_conn *c, struct invoice *inv, struct arena *a,
+	                     int64_t *id);
+	int (*invoice_last)(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+	                    struct arena *a, struct invoice *out);
+	int (*invoice_by_order)(struct store_conn *c, int64_t tenant_id, int64_t order_id,
+	                        struct arena *a, struct invoice *out);
+	int (*sales_since)(struct store_conn *c, int64_t tenant_id, int64_t since, int64_t *orders,
+	                   int64_t *taxable_paise, int64_t *total_paise);
+
+	int (*audit)(struct store_conn *c, int64_t tenant_id, const char *actor, const char *action,
+	             const char *detail);
+
+	int (*inbox_put)(struct store_conn *c, const struct inbox_entry *e, int n,
+	                 enum inbox_put_result *result);
+	int (*inbox_pending)(struct store_conn *c, int slice, int nslices, int limit,
+	                     struct arena *a, struct inbox_entry **out, int *n);
+	int (*inbox_done)(struct store_conn *c, int64_t id);
+	int (*inbox_failed)(struct store_conn *c, int64_t id, int max_attempts, const char *why);
+	int (*inbox_depth)(struct store_conn *c, int64_t *n);
+
+	int (*outbox_add)(struct store_conn *c, const struct outbox_new *o, int64_t *id);
+	int (*outbox_claim)(struct store_conn *c, int64_t now, int limit, struct arena *a,
+	                    struct outbox_row **out, int *n);
+	int (*outbox_recover)(struct store_conn *c, int *n);
+	int (*outbox_accepted)(struct store_conn *c, int64_t id, const char *provider_msg_id,
+	                       int64_t now);
+	int (*outbox_retry)(struct store_conn *c, int64_t id, int64_t next_attempt_at,
+	                    int error_code, const char *error, int64_t now);
+	int (*outbox_fail)(struct store_conn *c, int64_t id, enum outbox_state state,
+	                   int error_code, const char *error, int64_t now);
+	int (*outbox_status)(struct store_conn *c, const char *provider_msg_id,
+	                     enum outbox_state st, int error_code, const char *error, int64_t now,
+	                     enum outbox_state *old_state, enum outbox_state *new_state,
+	                     enum outbox_prio *prio);
+	int (*outbox_list)(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
+	                   struct outbox_row **out, int *n);
+	int (*outbox_counts)(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
+	int (*outbox_next_due)(struct store_conn *c, int64_t *at);
+};
+
+/*
+ * The process-wide handle. Written once by the backend's open, except:
+ *   busy_timeout_ms  set by store_set_busy_timeout before connections are
+ *                    made (read by connect);
+ *   write_mu         locked by the thread whose connection is writing.
+ */
+struct store {
+	const struct store_ops *ops;
+	char *url;
+	int busy_timeout_ms;
+	/*
+	 * A single-writer backend (SQLite) queues the threads of this process
+	 * here, held from BEGIN IMMEDIATE to COMMIT/ROLLBACK, so they wait on a
+	 * mutex instead of polling in the database's busy handler.
+	 */
+	pthread_mutex_t write_mu;
+	void *backend;
+};
+
+/* One thread's connection; every field belongs to that thread. */
+struct store_conn {
+	const struct store_ops *ops;
+	struct store *st;
+	int in_txn;       /* between store_begin and commit/rollback (holds write_mu) */
+	int in_savepoint; /* between store_savepoint and release/rollback_to */
+	char errmsg[STORE_ERRMSG_MAX];
+	void *backend;
+};
+
+/* store__errf records the message on c and returns err. */
+int store__errf(struct store_conn *c, int err, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+int store__verrf(struct store_conn *c, int err, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+
+
+/*
+ * store__sqlite_open opens (creating) the SQLite database at path and puts
+ * WAL mode on it. On failure *why (at least STORE_ERRMSG_MAX bytes) says why.
+ */
+int store__sqlite_open(const char *path, struct store **out, char *why);
+
+#endif

@@ -1,0 +1,1052 @@
+/*
+ * test_store.c - unit tests of the store (SQLite backend) against a
+ * temporary database file under /tmp.
+ *
+ * Each test gets a fresh, migrated store with a short busy timeout and one
+ * tenant; the clock is pinned (clock_set_fake) wherever the store stamps a
+ * time. A second raw sqlite3 connection plays "another process" for the
+ * locking test.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "store/store.h"
+#include "store/store_internal.h"
+
+#define T0 1750000000000LL /* the pinned clock: 2025-06-15 */
+
+struct fx {
+	char dir[64];
+	char path[96];
+	struct store *st;
+	struct store_conn *c;
+	struct arena a;
+	int64_t tenant;
+};
+
+static void unlink_db(struct fx *f)
+{
+	char p[128];
+	unlink(f->path);
+	snprintf(p, sizeof(p), "%s-wal", f->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", f->path);
+	unlink(p);
+	rmdir(f->dir);
+}
+
+/* fx_open: a store in a fresh directory, connected, not migrated. */
+static struct fx *fx_open(void)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/munim.db", f->dir);
+	assert_int_equal(store_open(f->path, &f->st), 0);
+	store_set_busy_timeout(f->st, 100);
+	assert_int_equal(store_connect(f->st, &f->c), 0);
+	arena_init(&f->a, 0);
+	clock_set_fake(T0);
+	return f;
+}
+
+static int64_t add_tenant(struct store_conn *c, const char *phone)
+{
+	struct tenant t = {.name = "Sharma Kirana",
+	                   .phone_number_id = phone,
+	                   .gstin = "27AAAPA1234A1Z5",
+	                   .state_code = "27",
+	                   .upi_id = "sharma@upi",
+	                   .owner_numbers = "919800000001",
+	                   .address = "Pune"};
+	int64_t id = 0;
+	assert_int_equal(store_tenant_add(c, &t, &id), 0);
+	assert_true(id > 0);
+	return id;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = fx_open();
+	int applied = -1;
+	assert_int_equal(store_migrate(f->c, &applied), 0);
+	assert_int_equal(applied, 1);
+	f->tenant = add_tenant(f->c, "100000000001");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	clock_set_fake(-1);
+	arena_release(&f->a);
+	store_disconnect(f->c);
+	store_close(f->st);
+	unlink_db(f);
+	free(f);
+	return 0;
+}
+
+/* ---- lifecycle and migrations ------------------------------------------------ */
+
+static void test_migrate_idempotent(void **state)
+{
+	(void)state;
+	struct fx *f = fx_open();
+	int v = -1, applied = -1;
+	assert_int_equal(store_schema_version(f->c, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(store_migrate(f->c, &applied), 0);
+	assert_int_equal(applied, 1);
+	assert_int_equal(store_schema_version(f->c, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(store_migrate(f->c, &applied), 0);
+	assert_int_equal(applied, 0);
+	assert_int_equal(store_migrate(f->c, NULL), 0);
+	assert_int_equal(store_schema_version(f->c, &v), 0);
+	assert_int_equal(v, 1);
+	/* a second connection sees the same schema */
+	struct store_conn *c2;
+	assert_int_equal(store_connect(f->st, &c2), 0);
+	assert_int_equal(store_schema_version(c2, &v), 0);
+	assert_int_equal(v, 1);
+	store_disconnect(c2);
+	void *s = f;
+	teardown(&s);
+}
+
+static void test_unmigrated_store_err_db(void **state)
+{
+	(void)state;
+	struct fx *f = fx_open();
+	int64_t n;
+	assert_int_equal(store_tenant_count(f->c, &n), ERR_DB);
+	assert_non_null(strstr(store_errmsg(f->c), "no such table"));
+	void *s = f;
+	teardown(&s);
+}
+
+static void test_open_bad_url_inval(void **state)
+{
+	(void)state;
+	struct store *st = (struct store *)1;
+	assert_int_equal(store_open("postgres://u:p@localhost/munim", &st), ERR_INVAL);
+	assert_null(st);
+	assert_int_equal(store_open("postgresql://localhost/munim", &st), ERR_INVAL);
+	assert_int_equal(store_open("", &st), ERR_INVAL);
+	assert_int_equal(store_open("/nonexistent-dir-munim/x/munim.db", &st), ERR_IO);
+	assert_null(st);
+}
+
+static void test_names_and_partition(void **state)
+{
+	(void)state;
+	assert_string_equal(outbox_state_name(OUTBOX_PENDING), "pending");
+	assert_string_equal(outbox_state_name(OUTBOX_DELIVERED), "delivered");
+	assert_string_equal(outbox_state_name(OUTBOX_DEAD), "dead");
+	assert_string_equal(outbox_state_name((enum outbox_state)42), "unknown");
+	assert_string_equal(outbox_prio_name(PRIO_P0), "P0");
+	assert_string_equal(outbox_prio_name(PRIO_P3), "P3");
+	int seen[STORE_PARTITIONS] = {0};
+	for (int64_t t = 1; t <= 2000; t++) {
+		int p = store_partition(t);
+		assert_true(p >= 0 && p < STORE_PARTITIONS);
+		assert_int_equal(p, store_partition(t));
+		seen[p]++;
+	}
+	for (int p = 0; p < STORE_PARTITIONS; p++)
+		assert_true(seen[p] > 0); /* the hash spreads tenants over all partitions */
+}
+
+/* ---- tenants, customers, catalogue ------------------------------------------------ */
+
+static void test_tenant_add_duplicate_phone_conflict(void **state)
+{
+	struct fx *f = *state;
+	struct tenant t;
+	int64_t id, n;
+	assert_int_equal(store_tenant_get(f->c, f->tenant, &f->a, &t), 0);
+	assert_string_equal(t.name, "Sharma Kirana");
+	assert_string_equal(t.state_code, "27");
+	assert_int_equal(t.created_at, T0);
+	assert_int_equal(store_tenant_by_phone(f->c, "100000000001", &f->a, &t), 0);
+	assert_int_equal(t.id, f->tenant);
+
+	struct tenant dup = {.name = "Other", .phone_number_id = "100000000001"};
+	assert_int_equal(store_tenant_add(f->c, &dup, &id), ERR_CONFLICT);
+	assert_non_null(strstr(store_errmsg(f->c), "is taken"));
+	assert_int_equal(store_tenant_count(f->c, &n), 0);
+	assert_int_equal(n, 1);
+
+	assert_int_equal(store_tenant_get(f->c, 999, &f->a, &t), ERR_NOTFOUND);
+	assert_int_equal(store_tenant_by_phone(f->c, "nope", &f->a, &t), ERR_NOTFOUND);
+	struct tenant bad = {.name = "", .phone_number_id = "1"};
+	assert_int_equal(store_tenant_add(f->c, &bad, &id), ERR_INVAL);
+}
+
+static void test_customer_touch(void **state)
+{
+	struct fx *f = *state;
+	struct customer cu;
+	assert_int_equal(
+	        store_customer_touch(f->c, f->tenant, "919811111111", "Asha", T0, &f->a, &cu), 0);
+	int64_t id = cu.id;
+	assert_string_equal(cu.name, "Asha");
+	assert_string_equal(cu.state_code, "");
+	/* an empty name keeps the old one; an older time does not move it back */
+	assert_int_equal(
+	        store_customer_touch(f->c, f->tenant, "919811111111", "", T0 - 5, &f->a, &cu), 0);
+	assert_int_equal(cu.id, id);
+	assert_string_equal(cu.name, "Asha");
+	assert_int_equal(cu.last_inbound_at, T0);
+	assert_int_equal(store_customer_set_state(f->c, f->tenant, "919811111111", "29"), 0);
+	assert_int_equal(
+	        store_customer_touch(f->c, f->tenant, "919811111111", "Asha K", T0 + 9, &f->a, &cu),
+	        0);
+	assert_string_equal(cu.state_code, "29");
+	assert_string_equal(cu.name, "Asha K");
+	assert_int_equal(cu.last_inbound_at, T0 + 9);
+	assert_int_equal(store_customer_set_state(f->c, f->tenant, "910000000000", "29"),
+	                 ERR_NOTFOUND);
+	assert_int_equal(store_audit(f->c, f->tenant, "919811111111", "order.confirm", "{}"), 0);
+	assert_int_equal(store_audit(f->c, f->tenant, "x", "", "{}"), ERR_INVAL);
+}
+
+static int64_t add_product(struct fx *f, const char *sku, const char *name, int64_t price)
+{
+	struct product p = {.tenant_id = f->tenant,
+	                    .sku = sku,
+	                    .name = name,
+	                    .aliases = "chawal",
+	                    .unit = "kg",
+	                    .base_per_unit = 1000,
+	                    .price_paise = price,
+	                    .gst_rate_bp = 500,
+	                    .hsn = "1006"};
+	int64_t id = 0;
+	assert_int_equal(store_product_upsert(f->c, &p, &id), 0);
+	return id;
+}
+
+static void test_product_upsert(void **state)
+{
+	struct fx *f = *state;
+	struct product p, *list;
+	int n;
+	int64_t rice = add_product(f, "RICE", "Rice", 6000);
+	int64_t atta = add_product(f, "ATTA", "Atta", 4500);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, 5000, "purchase", 0, NULL), 0);
+	/* same sku: updated in place, stock untouched */
+	assert_int_equal(add_product(f, "RICE", "Basmati Rice", 9000), rice);
+	assert_int_equal(store_product_get(f->c, f->tenant, rice, &f->a, &p), 0);
+	assert_string_equal(p.name, "Basmati Rice");
+	assert_int_equal(p.price_paise, 9000);
+	assert_int_equal(p.stock, 5000);
+	assert_int_equal(p.base_per_unit, 1000);
+	assert_string_equal(p.hsn, "1006");
+	assert_int_equal(store_products_list(f->c, f->tenant, &f->a, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[0].id, atta); /* ordered by name */
+	assert_int_equal(list[1].id, rice);
+	assert_int_equal(store_product_set_price(f->c, f->tenant, atta, 4700), 0);
+	assert_int_equal(store_product_get(f->c, f->tenant, atta, &f->a, &p), 0);
+	assert_int_equal(p.price_paise, 4700);
+	assert_int_equal(store_product_set_price(f->c, f->tenant, 9999, 1), ERR_NOTFOUND);
+	assert_int_equal(store_product_get(f->c, f->tenant + 1, rice, &f->a, &p), ERR_NOTFOUND);
+	struct product bad = {.tenant_id = f->tenant, .sku = "X", .name = "X", .unit = "kg"};
+	int64_t id;
+	assert_int_equal(store_product_upsert(f->c, &bad, &id), ERR_INVAL); /* base_per_unit 0 */
+	/* many products: the arena array grows past its first capacity */
+	for (int i = 0; i < 40; i++) {
+		char sku[16];
+		snprintf(sku, sizeof(sku), "SKU%02d", i);
+		add_product(f, sku, sku, 100 + i);
+	}
+	assert_int_equal(store_products_list(f->c, f->tenant, &f->a, &list, &n), 0);
+	assert_int_equal(n, 42);
+	assert_int_equal(store_products_low(f->c, f->tenant, 1, &f->a, &list, &n), 0);
+	assert_int_equal(n, 41); /* all but the rice (5 kg) have less than 1 kg */
+}
+
+/* ---- stock ledger --------------------------------------------------------------- */
+
+static void test_stock_move_negative_conflict(void **state)
+{
+	struct fx *f = *state;
+	int64_t rice = add_product(f, "RICE", "Rice", 6000), after = -1, sum = -1;
+	struct product p;
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, 1000, "purchase", 0, &after), 0);
+	assert_int_equal(after, 1000);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, -300, "order", 7, &after), 0);
+	assert_int_equal(after, 700);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, -800, "order", 8, &after),
+	                 ERR_CONFLICT);
+	assert_non_null(strstr(store_errmsg(f->c), "below zero"));
+	assert_int_equal(store_product_get(f->c, f->tenant, rice, &f->a, &p), 0);
+	assert_int_equal(p.stock, 700);
+	assert_int_equal(store_ledger_sum(f->c, f->tenant, rice, &sum), 0);
+	assert_int_equal(sum, 700);
+	assert_int_equal(store_stock_move(f->c, f->tenant, 9999, 5, "purchase", 0, NULL),
+	                 ERR_NOTFOUND);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, 0, "purchase", 0, NULL),
+	                 ERR_INVAL);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, 5, "", 0, NULL), ERR_INVAL);
+
+	/* inside a transaction, a refused move leaves the others intact */
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, -700, "order", 9, &after), 0);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, -1, "order", 9, &after),
+	                 ERR_CONFLICT);
+	assert_int_equal(store_commit(f->c), 0);
+	assert_int_equal(store_product_get(f->c, f->tenant, rice, &f->a, &p), 0);
+	assert_int_equal(p.stock, 0);
+	assert_int_equal(store_ledger_sum(f->c, f->tenant, rice, &sum), 0);
+	assert_int_equal(sum, 0);
+}
+
+static void test_ledger_append_only(void **state)
+{
+	struct fx *f = *state;
+	int64_t rice = add_product(f, "RICE", "Rice", 6000);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, 1000, "purchase", 0, NULL), 0);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_extended_result_codes(db, 1);
+	assert_int_equal(sqlite3_exec(db, "UPDATE stock_ledger SET delta = 5", NULL, NULL, NULL),
+	                 SQLITE_CONSTRAINT_TRIGGER);
+	assert_non_null(strstr(sqlite3_errmsg(db), "append-only"));
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM stock_ledger", NULL, NULL, NULL),
+	                 SQLITE_CONSTRAINT_TRIGGER);
+	/* and stock itself cannot go negative even by hand */
+	assert_int_equal(sqlite3_exec(db, "UPDATE products SET stock = -1", NULL, NULL, NULL),
+	                 SQLITE_CONSTRAINT_CHECK);
+	sqlite3_close(db);
+	int64_t sum;
+	assert_int_equal(store_ledger_sum(f->c, f->tenant, rice, &sum), 0);
+	assert_int_equal(sum, 1000);
+}
+
+/* ---- orders and invoices ---------------------------------------------------------- */
+
+static int64_t add_customer(struct fx *f, const char *wa_id)
+{
+	struct customer cu;
+	assert_int_equal(store_customer_touch(f->c, f->tenant, wa_id, "C", T0, &f->a, &cu), 0);
+	return cu.id;
+}
+
+static int64_t add_order(struct fx *f, int64_t customer, int64_t product)
+{
+	struct order_line lines[2] = {
+	        {.product_id = product,
+	         .name = "Rice",
+	         .unit = "kg",
+	         .base_per_unit = 1000,
+	         .qty_base = 2000,
+	         .price_paise = 6000,
+	         .gst_rate_bp = 500,
+	         .hsn = "1006",
+	         .amount_paise = 12000},
+	        {.product_id = product,
+	         .name = "Rice",
+	         .unit = "kg",
+	         .base_per_unit = 1000,
+	         .qty_base = 500,
+	         .price_paise = 6000,
+	         .gst_rate_bp = 500,
+	         .hsn = "1006",
+	         .amount_paise = 3000},
+	};
+	struct order o = {.tenant_id = f->tenant,
+	                  .customer_id = customer,
+	                  .status = ORDER_DRAFT,
+	                  .total_paise = 15000,
+	                  .nlines = 2,
+	                  .lines = lines};
+	int64_t id = 0;
+	assert_int_equal(store_order_create(f->c, &o, &id), 0);
+	return id;
+}
+
+static void test_orders_and_set_status_conflict(void **state)
+{
+	struct fx *f = *state;
+	int64_t rice = add_product(f, "RICE", "Rice", 6000);
+	int64_t cu = add_customer(f, "919811111111");
+	struct order o;
+	assert_int_equal(store_order_last(f->c, f->tenant, cu, &f->a, &o), ERR_NOTFOUND);
+	int64_t o1 = add_order(f, cu, rice);
+	int64_t o2 = add_order(f, cu, rice);
+	assert_int_equal(store_order_get(f->c, f->tenant, o1, &f->a, &o), 0);
+	assert_int_equal(o.nlines, 2);
+	assert_int_equal(o.lines[0].qty_base, 2000);
+	assert_int_equal(o.lines[1].amount_paise, 3000);
+	assert_string_equal(o.lines[0].hsn, "1006");
+	assert_int_equal(o.total_paise, 15000);
+	assert_int_equal(o.created_at, T0);
+	assert_int_equal(store_order_last(f->c, f->tenant, cu, &f->a, &o), 0);
+	assert_int_equal(o.id, o2);
+
+	assert_int_equal(store_order_set_status(f->c, f->tenant, o2, ORDER_DRAFT, ORDER_CONFIRMED),
+	                 0);
+	/* a second Confirm finds it confirmed */
+	assert_int_equal(store_order_set_status(f->c, f->tenant, o2, ORDER_DRAFT, ORDER_CONFIRMED),
+	                 ERR_CONFLICT);
+	assert_int_equal(store_order_last_draft(f->c, f->tenant, cu, &f->a, &o), 0);
+	assert_int_equal(o.id, o1);
+	assert_int_equal(store_order_last(f->c, f->tenant, cu, &f->a, &o), 0);
+	assert_int_equal(o.id, o2);
+	assert_int_equal(o.status, ORDER_CONFIRMED);
+	assert_int_equal(store_order_set_status(f->c, f->tenant, o1, ORDER_DRAFT, ORDER_CANCELLED),
+	                 0);
+	assert_int_equal(store_order_last_draft(f->c, f->tenant, cu, &f->a, &o), ERR_NOTFOUND);
+	assert_int_equal(
+	        store_order_set_status(f->c, f->tenant, 9999, ORDER_DRAFT, ORDER_CONFIRMED),
+	        ERR_NOTFOUND);
+	/* another tenant's order is not found */
+	assert_int_equal(store_order_get(f->c, f->tenant + 1, o1, &f->a, &o), ERR_NOTFOUND);
+	struct order bad = {.tenant_id = f->tenant, .customer_id = cu, .nlines = 5000};
+	int64_t id;
+	assert_int_equal(store_order_create(f->c, &bad, &id), ERR_INVAL);
+}
+
+static int64_t issue(struct fx *f, int64_t order, int64_t customer, const char *fy,
+                     struct invoice *inv)
+{
+	memset(inv, 0, sizeof(*inv));
+	inv->tenant_id = f->tenant;
+	inv->order_id = order;
+	inv->customer_id = customer;
+	inv->fy = fy;
+	inv->intra_state = 1;
+	inv->place_of_supply = "27";
+	inv->taxable_paise = 15000;
+	inv->cgst_paise = 375;
+	inv->sgst_paise = 375;
+	inv->round_off_paise = 50;
+	inv->total_paise = 15800;
+	int64_t id = 0;
+	assert_int_equal(store_invoice_issue(f->c, inv, &f->a, &id), 0);
+	return id;
+}
+
+static void test_invoice_numbering_gapless(void **state)
+{
+	struct fx *f = *state;
+	int64_t rice = add_product(f, "RICE", "Rice", 6000);
+	int64_t cu = add_customer(f, "919811111111");
+	int64_t ord[6];
+	struct invoice inv, got;
+	int64_t id;
+	for (int i = 0; i < 6; i++)
+		ord[i] = add_order(f, cu, rice);
+
+	assert_int_equal(store_begin(f->c), 0);
+	issue(f, ord[0], cu, "2526", &inv);
+	assert_int_equal(inv.seq, 1);
+	assert_string_equal(inv.number, "INV/2526/000001");
+	issue(f, ord[1], cu, "2526", &inv);
+	assert_string_equal(inv.number, "INV/2526/000002");
+	/* an order invoiced twice: refused, and the number is not used up */
+	memset(&got, 0, sizeof(got));
+	got.tenant_id = f->tenant;
+	got.order_id = ord[1];
+	got.customer_id = cu;
+	got.fy = "2526";
+	assert_int_equal(store_invoice_issue(f->c, &got, &f->a, &id), ERR_CONFLICT);
+	assert_non_null(strstr(store_errmsg(f->c), "already has one"));
+	issue(f, ord[2], cu, "2526", &inv);
+	assert_string_equal(inv.number, "INV/2526/000003");
+	assert_int_equal(store_commit(f->c), 0);
+
+	/* a rolled-back invoice gives its number back */
+	assert_int_equal(store_begin(f->c), 0);
+	issue(f, ord[3], cu, "2526", &inv);
+	assert_int_equal(inv.seq, 4);
+	assert_int_equal(store_rollback(f->c), 0);
+	assert_int_equal(store_begin(f->c), 0);
+	issue(f, ord[4], cu, "2526", &inv);
+	assert_int_equal(inv.seq, 4);
+	assert_string_equal(inv.number, "INV/2526/000004");
+	/* a new financial year starts a new series */
+	issue(f, ord[3], cu, "2627", &inv);
+	assert_int_equal(inv.seq, 1);
+	assert_string_equal(inv.number, "INV/2627/000001");
+	assert_int_equal(store_commit(f->c), 0);
+
+	assert_int_equal(store_invoice_by_order(f->c, f->tenant, ord[4], &f->a, &got), 0);
+	assert_string_equal(got.number, "INV/2526/000004");
+	assert_int_equal(got.total_paise, 15800);
+	assert_int_equal(got.issued_at, T0);
+	assert_int_equal(got.intra_state, 1);
+	assert_string_equal(got.place_of_supply, "27");
+	assert_int_equal(store_invoice_last(f->c, f->tenant, cu, &f->a, &got), 0);
+	assert_string_equal(got.number, "INV/2627/000001");
+	assert_int_equal(store_invoice_by_order(f->c, f->tenant, ord[5], &f->a, &got),
+	                 ERR_NOTFOUND);
+
+	/* outside a transaction, or with a bad FY code: refused */
+	memset(&got, 0, sizeof(got));
+	got.tenant_id = f->tenant;
+	got.order_id = ord[5];
+	got.customer_id = cu;
+	got.fy = "2526";
+	assert_int_equal(store_invoice_issue(f->c, &got, &f->a, &id), ERR_INVAL);
+	assert_int_equal(store_begin(f->c), 0);
+	got.fy = "25/26";
+	assert_int_equal(store_invoice_issue(f->c, &got, &f->a, &id), ERR_INVAL);
+	got.fy = "202526";
+	assert_int_equal(store_invoice_issue(f->c, &got, &f->a, &id), ERR_INVAL);
+	assert_int_equal(store_rollback(f->c), 0);
+
+	/* sales: invoices of confirmed orders only */
+	for (int i = 0; i < 5; i++)
+		store_order_set_status(f->c, f->tenant, ord[i], ORDER_DRAFT,
+		                       i == 2 ? ORDER_CANCELLED : ORDER_CONFIRMED);
+	int64_t orders, taxable, total;
+	assert_int_equal(store_sales_since(f->c, f->tenant, T0 - 1000, &orders, &taxable, &total),
+	                 0);
+	assert_int_equal(orders, 4);
+	assert_int_equal(taxable, 4 * 15000);
+	assert_int_equal(total, 4 * 15800);
+	assert_int_equal(store_sales_since(f->c, f->tenant, T0 + 1, &orders, &taxable, &total), 0);
+	assert_int_equal(orders, 0);
+	assert_int_equal(total, 0);
+}
+
+/* ---- inbox --------------------------------------------------------------------------- */
+
+static struct inbox_entry msg(int64_t tenant, const char *wamid, const char *status,
+                              const char *body)
+{
+	struct inbox_entry e = {.tenant_id = tenant,
+	                        .kind = status[0] ? INBOX_STATUS : INBOX_MESSAGE,
+	                        .ext_id = wamid,
+	                        .status = status,
+	                        .from = "919811111111",
+	                        .name = "Asha",
+	                        .type = "text",
+	                        .body = body,
+	                        .context_id = "",
+	                        .sent_at = T0 - 2000,
+	                        .received_at = T0,
+	                        .error_title = ""};
+	return e;
+}
+
+static void test_inbox_put_dedup(void **state)
+{
+	struct fx *f = *state;
+	struct inbox_entry e[4] = {
+	        msg(f->tenant, "wamid.A", "", "hi"),
+	        msg(f->tenant, "wamid.A", "", "hi"),
+	        msg(f->tenant, "wamid.OUT1", "sent", ""),
+	        msg(f->tenant, "wamid.OUT1", "delivered", ""),
+	};
+	enum inbox_put_result r[4];
+	int64_t depth;
+	assert_int_equal(store_inbox_put(f->c, e, 4, r), 0);
+	assert_int_equal(r[0], INBOX_PUT_NEW);
+	assert_int_equal(r[1], INBOX_PUT_DUPLICATE);
+	assert_int_equal(r[2], INBOX_PUT_NEW);
+	assert_int_equal(r[3], INBOX_PUT_NEW);
+	/* the webhook redelivered: all duplicates, nothing added */
+	assert_int_equal(store_inbox_put(f->c, e, 4, r), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(r[i], INBOX_PUT_DUPLICATE);
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 3);
+
+	struct inbox_entry *p;
+	int n;
+	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(p[0].ext_id, "wamid.A");
+	assert_string_equal(p[0].body, "hi");
+	assert_string_equal(p[0].name, "Asha");
+	assert_int_equal(p[0].received_at, T0);
+	assert_int_equal(p[0].sent_at, T0 - 2000);
+	assert_int_equal(p[0].kind, INBOX_MESSAGE);
+	assert_string_equal(p[2].status, "delivered");
+	assert_int_equal(p[2].kind, INBOX_STATUS);
+	assert_true(p[0].id < p[1].id && p[1].id < p[2].id);
+
+	struct inbox_entry bad = msg(f->tenant, "", "", "x");
+	assert_int_equal(store_inbox_put(f->c, &bad, 1, r), ERR_INVAL);
+	assert_int_equal(store_inbox_put(f->c, e, STORE_MAX_BATCH + 1, r), ERR_INVAL);
+}
+
+static void test_inbox_pending_slices(void **state)
+{
+	struct fx *f = *state;
+	enum { NT = 12, PER = 5, NS = 4 };
+	int64_t tenants[NT];
+	char phone[32], wamid[32];
+	enum inbox_put_result r;
+	tenants[0] = f->tenant;
+	for (int t = 1; t < NT; t++) {
+		snprintf(phone, sizeof(phone), "2000000000%02d", t);
+		tenants[t] = add_tenant(f->c, phone);
+	}
+	/* interleave tenants so ids mix partitions */
+	for (int i = 0; i < PER; i++)
+		for (int t = 0; t < NT; t++) {
+			snprintf(wamid, sizeof(wamid), "wamid.%d.%d", t, i);
+			struct inbox_entry e = msg(tenants[t], wamid, "", "x");
+			assert_int_equal(store_inbox_put(f->c, &e, 1, &r), 0);
+		}
+
+	struct inbox_entry *all, *p;
+	int nall, n, total = 0;
+	assert_int_equal(store_inbox_pending(f->c, 0, 1, 1000, &f->a, &all, &nall), 0);
+	assert_int_equal(nall, NT * PER);
+	for (int s = 0; s < NS; s++) {
+		assert_int_equal(store_inbox_pending(f->c, s, NS, 1000, &f->a, &p, &n), 0);
+		for (int i = 0; i < n; i++) {
+			assert_int_equal(store_partition(p[i].tenant_id) % NS, s);
+			if (i > 0)
+				assert_true(p[i - 1].id < p[i].id);
+		}
+		total += n;
+		/* a small limit gives the oldest entries of the slice */
+		int want = 0;
+		int64_t expect[3];
+		for (int i = 0; i < nall && want < 3; i++)
+			if (store_partition(all[i].tenant_id) % NS == s)
+				expect[want++] = all[i].id;
+		assert_int_equal(store_inbox_pending(f->c, s, NS, 3, &f->a, &p, &n), 0);
+		assert_int_equal(n, want);
+		for (int i = 0; i < n; i++)
+			assert_int_equal(p[i].id, expect[i]);
+	}
+	assert_int_equal(total, NT * PER); /* every entry in exactly one slice */
+
+	assert_int_equal(store_inbox_pending(f->c, 4, 4, 10, &f->a, &p, &n), ERR_INVAL);
+	assert_int_equal(store_inbox_pending(f->c, 0, 65, 10, &f->a, &p, &n), ERR_INVAL);
+	assert_int_equal(store_inbox_pending(f->c, 0, 1, 0, &f->a, &p, &n), ERR_INVAL);
+}
+
+static void test_inbox_done_and_failed(void **state)
+{
+	struct fx *f = *state;
+	struct inbox_entry e[2] = {msg(f->tenant, "wamid.1", "", "a"),
+	                           msg(f->tenant, "wamid.2", "", "b")};
+	enum inbox_put_result r[2];
+	struct inbox_entry *p;
+	int n;
+	assert_int_equal(store_inbox_put(f->c, e, 2, r), 0);
+	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(n, 2);
+	int64_t id1 = p[0].id, id2 = p[1].id;
+
+	assert_int_equal(store_inbox_done(f->c, id1), 0);
+	assert_int_equal(store_inbox_done(f->c, id1), ERR_CONFLICT); /* already done */
+	assert_int_equal(store_inbox_done(f->c, 9999), ERR_NOTFOUND);
+
+	assert_int_equal(store_inbox_failed(f->c, id2, 2, "boom"), 0);
+	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(p[0].attempts, 1);
+	assert_int_equal(p[0].state, INBOX_PENDING);
+	assert_int_equal(store_inbox_failed(f->c, id2, 2, "boom again"), 0);
+	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(n, 0); /* FAILED after max attempts */
+	assert_int_equal(store_inbox_failed(f->c, id2, 2, "more"), ERR_CONFLICT);
+	assert_int_equal(store_inbox_failed(f->c, 9999, 2, "x"), ERR_NOTFOUND);
+	assert_int_equal(store_inbox_failed(f->c, id2, 0, "x"), ERR_INVAL);
+	int64_t depth;
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 0);
+}
+
+/* ---- outbox ----------------------------------------------------------------------------- */
+
+static int64_t queue(struct fx *f, enum outbox_prio prio, const char *body)
+{
+	struct outbox_new o = {.tenant_id = f->tenant,
+	                       .priority = prio,
+	                       .phone_number_id = "100000000001",
+	                       .to = "919811111111",
+	                       .reply_to = "wamid.IN",
+	                       .body = body,
+	                       .inbound_received_at = T0 - 10};
+	int64_t id = 0;
+	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
+	return id;
+}
+
+static void test_outbox_claim_order(void **state)
+{
+	struct fx *f = *state;
+	int64_t p2 = queue(f, PRIO_P2, "{\"b\":1}");
+	int64_t p0a = queue(f, PRIO_P0, "{\"b\":2}");
+	int64_t p3 = queue(f, PRIO_P3, "{\"b\":3}");
+	int64_t p1 = queue(f, PRIO_P1, "{\"b\":4}");
+	int64_t p0b = queue(f, PRIO_P0, "{\"b\":5}");
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_claim(f->c, T0, 3, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].id, p0a);
+	assert_int_equal(rows[1].id, p0b);
+	assert_int_equal(rows[2].id, p1);
+	assert_int_equal(rows[0].state, OUTBOX_SENDING);
+	assert_int_equal(rows[0].attempts, 1);
+	assert_string_equal(rows[0].body, "{\"b\":2}");
+	assert_string_equal(rows[0].reply_to, "wamid.IN");
+	assert_string_equal(rows[0].provider_msg_id, "");
+	assert_int_equal(rows[0].inbound_received_at, T0 - 10);
+	assert_int_equal(rows[0].created_at, T0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].id, p2);
+	assert_int_equal(rows[1].id, p3);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 0);
+
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	assert_int_equal(store_outbox_counts(f->c, counts), 0);
+	assert_int_equal(counts[PRIO_P0][OUTBOX_SENDING], 2);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_SENDING], 1);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_PENDING], 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 0, &f->a, &rows, &n), ERR_INVAL);
+	struct outbox_new bad = {.tenant_id = f->tenant, .priority = PRIO_P0, .to = "x"};
+	int64_t id;
+	assert_int_equal(store_outbox_add(f->c, &bad, &id), ERR_INVAL);
+}
+
+static void test_outbox_retry_not_due(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = queue(f, PRIO_P2, "{}"), at = -1;
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_next_due(f->c, &at), 0);
+	assert_int_equal(at, T0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_outbox_next_due(f->c, &at), 0);
+	assert_int_equal(at, 0); /* nothing pending */
+	assert_int_equal(store_outbox_retry(f->c, id, T0 + 60000, 130429, "rate limited", T0), 0);
+	assert_int_equal(store_outbox_retry(f->c, id, T0 + 60000, 1, "x", T0), ERR_CONFLICT);
+	assert_int_equal(store_outbox_next_due(f->c, &at), 0);
+	assert_int_equal(at, T0 + 60000);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 59999, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 60000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].attempts, 2);
+	assert_int_equal(rows[0].last_error_code, 130429);
+	assert_string_equal(rows[0].last_error, "rate limited");
+	assert_int_equal(store_outbox_retry(f->c, 9999, T0, 1, "x", T0), ERR_NOTFOUND);
+}
+
+static void test_outbox_claim_due_order(void **state)
+{
+	struct fx *f = *state;
+	struct outbox_row *rows;
+	int n;
+	int64_t a = queue(f, PRIO_P2, "{}");
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_retry(f->c, a, T0 + 100, 500, "x", T0), 0);
+	clock_set_fake(T0 + 50);
+	int64_t b = queue(f, PRIO_P2, "{}");
+	clock_set_fake(T0 + 150);
+	int64_t p0 = queue(f, PRIO_P0, "{}");
+	/* P0 first; then the P2 row that fell due first, though its id is newer */
+	assert_int_equal(store_outbox_claim(f->c, T0 + 200, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].id, p0);
+	assert_int_equal(rows[1].id, b);
+	assert_int_equal(rows[2].id, a);
+	assert_int_equal(rows[2].attempts, 2);
+}
+
+static void test_outbox_recover(void **state)
+{
+	struct fx *f = *state;
+	queue(f, PRIO_P1, "{}");
+	queue(f, PRIO_P2, "{}");
+	struct outbox_row *rows;
+	int n, rec = -1;
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_outbox_recover(f->c, &rec), 0);
+	assert_int_equal(rec, 2);
+	assert_int_equal(store_outbox_recover(f->c, &rec), 0);
+	assert_int_equal(rec, 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+}
+
+static void test_outbox_status_forward_only(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = queue(f, PRIO_P1, "{}"), b = queue(f, PRIO_P1, "{}");
+	int64_t d = queue(f, PRIO_P2, "{}");
+	struct outbox_row *rows;
+	int n;
+	enum outbox_state o, nw;
+	enum outbox_prio prio = PRIO_P3;
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0), ERR_CONFLICT); /* pending */
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0), 0);
+	assert_int_equal(store_outbox_accepted(f->c, b, "wamid.B", T0), 0);
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0), ERR_CONFLICT);
+
+	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(o, OUTBOX_ACCEPTED);
+	assert_int_equal(nw, OUTBOX_SENT);
+	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL),
+	                 0);
+	assert_int_equal(nw, OUTBOX_DELIVERED);
+	/* a late "sent" is stale */
+	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(o, OUTBOX_DELIVERED);
+	assert_int_equal(nw, OUTBOX_DELIVERED);
+	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_READ, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(nw, OUTBOX_READ);
+	assert_int_equal(
+	        store_outbox_status(f->c, "wamid.A", OUTBOX_FAILED, 131047, "x", T0, &o, &nw, NULL), 0);
+	assert_int_equal(nw, OUTBOX_READ); /* a read message does not fail afterwards */
+
+	/* failed is terminal */
+	assert_int_equal(store_outbox_status(f->c, "wamid.B", OUTBOX_FAILED, 131026,
+	                                     "undeliverable", T0 + 5, &o, &nw, &prio),
+	                 0);
+	assert_int_equal(prio, PRIO_P1);
+	assert_int_equal(o, OUTBOX_ACCEPTED);
+	assert_int_equal(nw, OUTBOX_FAILED);
+	assert_int_equal(store_outbox_status(f->c, "wamid.B", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL),
+	                 0);
+	assert_int_equal(o, OUTBOX_FAILED);
+	assert_int_equal(nw, OUTBOX_FAILED);
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_FAILED, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, b);
+	assert_int_equal(rows[0].last_error_code, 131026);
+	assert_string_equal(rows[0].last_error, "undeliverable");
+	assert_string_equal(rows[0].provider_msg_id, "wamid.B");
+	assert_int_equal(rows[0].updated_at, T0 + 5);
+
+	assert_int_equal(store_outbox_status(f->c, "wamid.NOPE", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL),
+	                 ERR_NOTFOUND);
+	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_PENDING, 0, "", T0, &o, &nw, NULL),
+	                 ERR_INVAL);
+
+	/* attempts used up: DEAD, and nothing moves it */
+	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_DEAD, 500, "gave up", T0), 0);
+	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_FAILED, 500, "x", T0), ERR_CONFLICT);
+	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_SENT, 500, "x", T0), ERR_INVAL);
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_DEAD, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, d);
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	assert_int_equal(store_outbox_counts(f->c, counts), 0);
+	assert_int_equal(counts[PRIO_P1][OUTBOX_READ], 1);
+	assert_int_equal(counts[PRIO_P1][OUTBOX_FAILED], 1);
+	assert_int_equal(counts[PRIO_P2][OUTBOX_DEAD], 1);
+}
+
+/* ---- transactions and locking --------------------------------------------------------- */
+
+static void test_locked_returns_again(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *other;
+	int64_t n, id;
+	enum inbox_put_result r;
+	struct inbox_entry e = msg(f->tenant, "wamid.L", "", "x");
+	struct tenant t = {.name = "B", .phone_number_id = "300000000001"};
+
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+
+	assert_int_equal(store_begin(f->c), ERR_AGAIN);
+	assert_string_equal(store_errmsg(f->c), "could not begin transaction: database is locked");
+	/* writes outside a transaction wait, then give up the same way */
+	assert_int_equal(store_tenant_add(f->c, &t, &id), ERR_AGAIN);
+	assert_int_equal(store_inbox_put(f->c, &e, 1, &r), ERR_AGAIN);
+	assert_string_equal(store_errmsg(f->c), "could not insert inbox entry: database is locked");
+	/* WAL: readers are not blocked by the writer */
+	assert_int_equal(store_tenant_count(f->c, &n), 0);
+	assert_int_equal(n, 1);
+
+	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	/* the writer mutex was given back on each failure */
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_inbox_put(f->c, &e, 1, &r), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	assert_int_equal(store_tenant_add(f->c, &t, &id), 0);
+}
+
+static void test_begin_holds_write_lock(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *other;
+	int64_t depth;
+	enum inbox_put_result r;
+	struct inbox_entry e = msg(f->tenant, "wamid.M", "", "x");
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	sqlite3_busy_timeout(other, 100);
+	/* BEGIN IMMEDIATE: the write lock is ours from store_begin on, so
+	 * another process's write waits and gives up with SQLITE_BUSY */
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(sqlite3_exec(other,
+	                              "INSERT INTO audit_log (tenant_id, actor, action,"
+	                              " created_at) VALUES (1, 'a', 'b', 0)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_BUSY);
+	assert_int_equal(store_inbox_put(f->c, &e, 1, &r), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	sqlite3_close(other);
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 1);
+}
+
+static void test_savepoint_batch(void **state)
+{
+	struct fx *f = *state;
+	enum inbox_put_result r;
+	char wamid[32];
+	int64_t id, depth;
+	struct outbox_row *rows;
+	int n;
+
+	assert_int_equal(store_savepoint(f->c), ERR_INVAL); /* no transaction */
+	assert_int_equal(store_commit(f->c), ERR_INVAL);
+	assert_int_equal(store_rollback(f->c), ERR_INVAL);
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_begin(f->c), ERR_INVAL);
+	assert_int_equal(store_release(f->c), ERR_INVAL);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_savepoint(f->c), 0);
+		if (i == 0)
+			assert_int_equal(store_savepoint(f->c), ERR_INVAL); /* no nesting */
+		snprintf(wamid, sizeof(wamid), "wamid.S%d", i);
+		struct inbox_entry e = msg(f->tenant, wamid, "", "x");
+		assert_int_equal(store_inbox_put(f->c, &e, 1, &r), 0);
+		queue(f, PRIO_P2, wamid);
+		if (i == 1)
+			assert_int_equal(store_rollback_to(f->c), 0);
+		else
+			assert_int_equal(store_release(f->c), 0);
+	}
+	assert_int_equal(store_rollback_to(f->c), ERR_INVAL);
+	assert_int_equal(store_commit(f->c), 0);
+
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 2);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].body, "wamid.S0");
+	assert_string_equal(rows[1].body, "wamid.S2");
+	/* the rolled-back message can come again */
+	struct inbox_entry e = msg(f->tenant, "wamid.S1", "", "x");
+	assert_int_equal(store_inbox_put(f->c, &e, 1, &r), 0);
+	assert_int_equal(r, INBOX_PUT_NEW);
+	(void)id;
+}
+
+struct writer_arg {
+	struct store *st;
+	int64_t tenant;
+	int base;
+	int failures;
+};
+
+static void *writer(void *p)
+{
+	struct writer_arg *w = p;
+	struct store_conn *c;
+	char wamid[32];
+	enum inbox_put_result r;
+	if (store_connect(w->st, &c) != 0) {
+		w->failures++;
+		return NULL;
+	}
+	for (int i = 0; i < 25; i++) {
+		snprintf(wamid, sizeof(wamid), "wamid.T%d.%d", w->base, i);
+		struct inbox_entry e = msg(w->tenant, wamid, "", "x");
+		if (i % 2) {
+			/* an explicit transaction... */
+			if (store_begin(c) != 0 || store_inbox_put(c, &e, 1, &r) != 0 ||
+			    store_commit(c) != 0)
+				w->failures++;
+		} else if (store_inbox_put(c, &e, 1, &r) != 0) {
+			/* ...and an implicit one */
+			w->failures++;
+		}
+	}
+	store_disconnect(c);
+	return NULL;
+}
+
+static void test_threads_queue_on_writer_mutex(void **state)
+{
+	struct fx *f = *state;
+	/* a 100 ms busy timeout: without the mutex, threads would see ERR_AGAIN */
+	pthread_t th[3];
+	struct writer_arg w[3];
+	int64_t depth;
+	for (int i = 0; i < 3; i++) {
+		w[i] = (struct writer_arg){.st = f->st, .tenant = f->tenant, .base = i};
+		assert_int_equal(pthread_create(&th[i], NULL, writer, &w[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].failures, 0);
+	}
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 75);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_migrate_idempotent),
+	        cmocka_unit_test(test_unmigrated_store_err_db),
+	        cmocka_unit_test(test_open_bad_url_inval),
+	        cmocka_unit_test(test_names_and_partition),
+	        cmocka_unit_test_setup_teardown(test_tenant_add_duplicate_phone_conflict, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_customer_touch, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_product_upsert, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_stock_move_negative_conflict, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ledger_append_only, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_orders_and_set_status_conflict, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_invoice_numbering_gapless, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_inbox_put_dedup, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_inbox_pending_slices, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_inbox_done_and_failed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_claim_order, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_retry_not_due, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_claim_due_order, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_recover, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_status_forward_only, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_locked_returns_again, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_begin_holds_write_lock, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_savepoint_batch, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_threads_queue_on_writer_mutex, setup,
+	                                        teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
