@@ -6,7 +6,8 @@
  *
  * Start-up order matters for the durability promise: nothing answers a
  * webhook until the store is migrated and open; at shutdown a request is
- * answered 200 only if its commit finished, 503 otherwise.
+ * answered 200 only if its commit finished, 503 otherwise, and the HTTP
+ * server stops before the ingest state its handlers use is freed.
  *
  * Endpoints besides the webhooks: /metrics (Prometheus text), /healthz
  * (the process is alive), /readyz (start-up finished, not stopping).
@@ -20,6 +21,7 @@
 #include "cli/cli.h"
 #include "cli/cli_internal.h"
 #include "core/clock.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
@@ -153,10 +155,11 @@ int cmd_serve(int argc, char **argv)
 	exit_code = 0;
 out:
 	atomic_store(&app.stopping, 1);
-	/* the committer finishes its commit and answers what waits (503 for
-	 * anything not committed); then the server closes its connections */
-	ingest_stop(ingest);
+	/* the server stops accepting and gives suspended webhooks a grace period
+	 * to get their commit's answer (503 past it); then the committer finishes
+	 * its commit and answers anything still queued with 503 */
 	http_server_stop(http);
+	ingest_stop(ingest);
 	worker_pool_stop(workers);
 	sender_stop(sender);
 	cli_close(app.store, c);

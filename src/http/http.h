@@ -40,10 +40,20 @@ const char *http_req_body(const struct http_req *r, size_t *len);
 /* An arena that lives until the response is sent. */
 struct arena *http_req_arena(struct http_req *r);
 
+/* Extra headers one response may carry (beyond Content-Type). */
+#define HTTP_MAX_EXTRA_HEADERS 4
+
+/*
+ * http_set_header adds name: value to the response r will get; call it
+ * before http_respond, from the thread that will respond. Both strings are
+ * copied. Returns 0, or ERR_FULL when HTTP_MAX_EXTRA_HEADERS are already
+ * set, ERR_INVAL when a name or value holds CR or LF.
+ */
+int http_set_header(struct http_req *r, const char *name, const char *value);
+
 /* http_suspend: the handler will answer later, from any thread. */
 void http_suspend(struct http_req *r);
-/* http_respond copies body; content_type NULL means text/plain. Extra
- * header "Retry-After" etc. is not needed yet. */
+/* http_respond copies body; content_type NULL means text/plain. */
 void http_respond(struct http_req *r, unsigned int status, const char *content_type,
 		  const char *body, size_t len);
 

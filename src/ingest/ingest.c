@@ -1,0 +1,597 @@
+/*
+ * ingest.c - the webhook endpoint: GET verification, POST signature check,
+ * parsing, tenant resolution and the group commit into the inbox.
+ *
+ * POST /webhooks/whatsapp (on_post, on an HTTP server thread)
+ *
+ *   X-Hub-Signature-256 wrong/missing     -> 401, nothing parsed or stored
+ *   body not a WhatsApp payload           -> 400 {"error":...}
+ *   more than 1000 messages and statuses  -> 413 (see envelope.c)
+ *   tenant lookup failed (store error)    -> 503 + Retry-After
+ *   no change for a known tenant          -> 200 at once, no commit
+ *   otherwise: the entries become a job, the request is suspended and the
+ *   job queued for the committer:
+ *     committed                           -> 200 {"ok":true}
+ *     store failed (locked, disk full...) -> 503 + Retry-After
+ *     ingest stopping                     -> 503 + Retry-After
+ *
+ *   Changes whose phone_number_id no tenant owns are skipped, counted in
+ *   metrics.webhook_unknown_tenant and logged; the rest of the body is kept.
+ *
+ * Group commit (committer thread, committer_main)
+ *
+ *   Handlers append jobs to a queue under ig->mu and signal ig->cv. The one
+ *   committer thread, with its own store connection, repeatedly takes every
+ *   queued job (at most cfg.commit_batch) and stores them all in ONE
+ *   transaction: store_begin, store_inbox_put per job, store_commit - one
+ *   fsync for the lot. Only then does it answer each request (200), so a
+ *   2xx always means durable. While that commit runs, new jobs pile up in
+ *   the queue and form the next batch: the busier the endpoint, the more
+ *   requests share each fsync, with no timer and no added latency when idle.
+ *
+ *   A batch that fails for a reason tied to its content (ERR_INVAL,
+ *   ERR_CONFLICT, ERR_DB) is retried one job per transaction, so one bad
+ *   request cannot fail its neighbours; failures of the store itself
+ *   (ERR_AGAIN, ERR_FULL, ERR_IO) answer the whole batch 503 and Meta
+ *   retries. A failure is logged once when it starts and once when commits
+ *   succeed again, not on every commit in between.
+ *
+ *   ingest_stop: the committer finishes the commit in progress, answers
+ *   every job still queued with 503 and exits.
+ *
+ * Tenant cache
+ *   phone_number_id -> tenant id, direct-mapped (INGEST_CACHE_SLOTS slots,
+ *   a colliding key replaces the old one, so it never grows), one mutex per
+ *   stripe of slots. Known tenants live INGEST_POS_TTL_MS, unknown ids
+ *   INGEST_NEG_TTL_MS so that a tenant provisioned a moment ago is found
+ *   soon. Misses read the store through a small pool of connections (HTTP
+ *   threads are not ours, so they cannot own connections).
+ *
+ * Threads and ownership
+ *   struct ingest: app and cfg are read-only; queue fields under ig->mu;
+ *   cache slots under their stripe's mutex; pool under pool_mu; conn is the
+ *   committer's alone. A job lives in its request's arena: the handler
+ *   builds it, then it belongs to the committer until http_respond.
+ *   ingest_stop must be called once the HTTP server can no longer call the
+ *   handlers (after http_server_stop), since it frees what they use.
+ */
+#include "ingest/ingest_internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "ingest/envelope.h"
+#include "ingest/sig.h"
+
+#define INGEST_PATH          "/webhooks/whatsapp"
+#define INGEST_STRIPES       64
+#define INGEST_POOL_MAX      8
+#define INGEST_RETRY_AFTER   "5"
+#define INGEST_CHALLENGE_MAX 1024
+
+struct ingest_job {
+	struct http_req *req;
+	struct inbox_entry *entries; /* tenant ids resolved */
+	int n;
+	enum inbox_put_result *results;
+	int rc; /* committer: outcome of this job */
+	struct ingest_job *next;
+};
+
+struct cache_slot {
+	char key[INGEST_CACHE_KEYMAX + 1]; /* "" = empty */
+	int64_t tenant_id;                 /* 0 = no such tenant */
+	int64_t expires_ms;                /* monotonic */
+};
+
+struct ingest {
+	struct app *app;
+	pthread_t thread;
+	int thread_started;
+	struct store_conn *conn; /* the committer's */
+
+	pthread_mutex_t mu; /* queue */
+	pthread_cond_t cv;
+	struct ingest_job *head, *tail;
+	int nqueued;
+	int stop;
+
+	int failing; /* committer only: the last commit failed */
+	long fail_count;
+	char why[256]; /* committer only: text of the last store error */
+
+	pthread_mutex_t stripe_mu[INGEST_STRIPES];
+	struct cache_slot *slots; /* INGEST_CACHE_SLOTS */
+
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv;
+	struct store_conn *pool[INGEST_POOL_MAX];
+	int pool_free; /* pool[0..pool_free) are idle */
+	int pool_open; /* connections made */
+};
+
+static const char OK_BODY[] = "{\"ok\":true}";
+
+/* ---- answers --------------------------------------------------------------- */
+
+static void respond_json(struct http_req *r, unsigned int status, const char *body)
+{
+	http_respond(r, status, "application/json", body, strlen(body));
+}
+
+/* Answers a POST and counts it by status. */
+static void answer(struct ingest *ig, struct http_req *r, unsigned int status, const char *body)
+{
+	atomic_fetch_add_explicit(&ig->app->metrics.webhook_requests[metrics_code_index(status)], 1,
+	                          memory_order_relaxed);
+	if (status == 503)
+		http_set_header(r, "Retry-After", INGEST_RETRY_AFTER);
+	respond_json(r, status, body);
+}
+
+/* ---- tenant cache and lookup connections ---------------------------------- */
+
+static struct store_conn *pool_get(struct ingest *ig, int *rc)
+{
+	struct store_conn *c = NULL;
+	*rc = 0;
+	pthread_mutex_lock(&ig->pool_mu);
+	while (ig->pool_free == 0 && ig->pool_open == INGEST_POOL_MAX)
+		pthread_cond_wait(&ig->pool_cv, &ig->pool_mu);
+	if (ig->pool_free > 0) {
+		c = ig->pool[--ig->pool_free];
+		pthread_mutex_unlock(&ig->pool_mu);
+		return c;
+	}
+	ig->pool_open++;
+	pthread_mutex_unlock(&ig->pool_mu);
+	*rc = store_connect(ig->app->store, &c);
+	if (*rc) {
+		pthread_mutex_lock(&ig->pool_mu);
+		ig->pool_open--;
+		pthread_cond_signal(&ig->pool_cv);
+		pthread_mutex_unlock(&ig->pool_mu);
+		return NULL;
+	}
+	return c;
+}
+
+static void pool_put(struct ingest *ig, struct store_conn *c)
+{
+	pthread_mutex_lock(&ig->pool_mu);
+	ig->pool[ig->pool_free++] = c;
+	pthread_cond_signal(&ig->pool_cv);
+	pthread_mutex_unlock(&ig->pool_mu);
+}
+
+/* 1 and *tenant_id on a live cache entry, else 0. */
+static int cache_get(struct ingest *ig, const char *key, size_t klen, int64_t now,
+                     int64_t *tenant_id)
+{
+	if (klen > INGEST_CACHE_KEYMAX)
+		return 0;
+	size_t i = hash_fnv1a(key, klen) % INGEST_CACHE_SLOTS;
+	pthread_mutex_t *mu = &ig->stripe_mu[i % INGEST_STRIPES];
+	int hit = 0;
+	pthread_mutex_lock(mu);
+	struct cache_slot *sl = &ig->slots[i];
+	if (sl->expires_ms > now && strcmp(sl->key, key) == 0) {
+		*tenant_id = sl->tenant_id;
+		hit = 1;
+	}
+	pthread_mutex_unlock(mu);
+	return hit;
+}
+
+static void cache_put(struct ingest *ig, const char *key, size_t klen, int64_t tenant_id,
+                      int64_t expires)
+{
+	if (klen > INGEST_CACHE_KEYMAX)
+		return;
+	size_t i = hash_fnv1a(key, klen) % INGEST_CACHE_SLOTS;
+	pthread_mutex_t *mu = &ig->stripe_mu[i % INGEST_STRIPES];
+	pthread_mutex_lock(mu);
+	struct cache_slot *sl = &ig->slots[i];
+	memcpy(sl->key, key, klen + 1);
+	sl->tenant_id = tenant_id;
+	sl->expires_ms = expires;
+	pthread_mutex_unlock(mu);
+}
+
+int ingest__resolve(struct ingest *ig, const char *pnid, int64_t *tenant_id)
+{
+	size_t klen = strlen(pnid);
+	int64_t now = clock_mono_us() / 1000;
+	struct tenant t;
+	struct arena a;
+	int rc;
+
+	*tenant_id = 0;
+	if (klen == 0)
+		return 0;
+	if (cache_get(ig, pnid, klen, now, tenant_id))
+		return 0;
+	struct store_conn *c = pool_get(ig, &rc);
+	if (!c)
+		return rc;
+	arena_init(&a, 1024);
+	rc = store_tenant_by_phone(c, pnid, &a, &t);
+	if (rc == 0) {
+		*tenant_id = t.id;
+		cache_put(ig, pnid, klen, t.id, now + INGEST_POS_TTL_MS);
+	} else if (rc == ERR_NOTFOUND) {
+		rc = 0;
+		cache_put(ig, pnid, klen, 0, now + INGEST_NEG_TTL_MS);
+	} else {
+		log_error("ingest.tenant_lookup_failed",
+		          "could not look up tenant of phone_number_id \"%s\": %s", pnid,
+		          store_errmsg(c));
+	}
+	arena_release(&a);
+	pool_put(ig, c);
+	return rc;
+}
+
+/* ---- the committer ----------------------------------------------------------- */
+
+static int is_store_failure(int rc)
+{
+	return rc == ERR_AGAIN || rc == ERR_FULL || rc == ERR_IO || rc == ERR_TIMEOUT;
+}
+
+/* Stores jobs[0..n) in one transaction; 0 or the store's error. Counts
+ * metrics and sets *fresh to the number of new entries on success. */
+static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64_t *fresh)
+{
+	struct store_conn *c = ig->conn;
+	int64_t nnew = 0, ndup = 0;
+	int rc = store_begin(c);
+	if (rc) {
+		snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
+		return rc;
+	}
+	for (int i = 0; i < n; i++) {
+		rc = store_inbox_put(c, jobs[i]->entries, jobs[i]->n, jobs[i]->results);
+		if (rc)
+			goto fail;
+	}
+	rc = store_commit(c);
+	if (rc)
+		goto fail;
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < jobs[i]->n; k++) {
+			if (jobs[i]->results[k] == INBOX_PUT_NEW)
+				nnew++;
+			else
+				ndup++;
+		}
+	struct metrics *m = &ig->app->metrics;
+	atomic_fetch_add_explicit(&m->inbox_new, (uint64_t)nnew, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->inbox_duplicate, (uint64_t)ndup, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->inbox_depth, nnew, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->commits, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->commit_requests, (uint64_t)n, memory_order_relaxed);
+	*fresh += nnew;
+	return 0;
+fail:
+	snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
+	store_rollback(c);
+	return rc;
+}
+
+/* Commits a batch (falling back to one job per transaction when the
+ * content, not the store, is at fault), answers every job, wakes workers. */
+static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
+{
+	int64_t fresh = 0;
+	int rc = commit_jobs(ig, jobs, n, &fresh);
+
+	for (int i = 0; i < n; i++)
+		jobs[i]->rc = rc;
+	if (rc && !is_store_failure(rc) && n > 1) {
+		for (int i = 0; i < n; i++)
+			jobs[i]->rc = commit_jobs(ig, &jobs[i], 1, &fresh);
+	}
+	int failed = 0;
+	for (int i = 0; i < n; i++)
+		if (jobs[i]->rc) {
+			failed++;
+			rc = jobs[i]->rc;
+		}
+	if (failed) {
+		if (!ig->failing)
+			log_error("ingest.commit_failed",
+			          "could not store %d of %d webhook requests: %s: %s", failed, n,
+			          err_str(rc), ig->why);
+		ig->failing = 1;
+		ig->fail_count += failed;
+	} else if (ig->failing) {
+		log_info("ingest.commit_recovered",
+		         "inbox commits succeed again after %ld failed requests", ig->fail_count);
+		ig->failing = 0;
+		ig->fail_count = 0;
+	}
+	if (fresh > 0)
+		notify_signal(&ig->app->inbox_ready);
+	for (int i = 0; i < n; i++) {
+		if (jobs[i]->rc == 0)
+			answer(ig, jobs[i]->req, 200, OK_BODY);
+		else
+			answer(ig, jobs[i]->req, 503, "{\"error\":\"could not store, retry\"}");
+	}
+}
+
+static void *committer_main(void *arg)
+{
+	struct ingest *ig = arg;
+	int max = (int)ig->app->cfg.commit_batch;
+	if (max < 1)
+		max = 1;
+	struct ingest_job **batch = xmalloc(sizeof(*batch) * (size_t)max);
+
+	for (;;) {
+		int n = 0;
+		pthread_mutex_lock(&ig->mu);
+		while (!ig->head && !ig->stop)
+			pthread_cond_wait(&ig->cv, &ig->mu);
+		if (ig->stop) {
+			pthread_mutex_unlock(&ig->mu);
+			break;
+		}
+		while (ig->head && n < max) {
+			batch[n++] = ig->head;
+			ig->head = ig->head->next;
+		}
+		if (!ig->head)
+			ig->tail = NULL;
+		ig->nqueued -= n;
+		pthread_mutex_unlock(&ig->mu);
+		commit_batch(ig, batch, n);
+	}
+
+	/* stopping: whatever still waits gets 503 (the BSP retries) */
+	pthread_mutex_lock(&ig->mu);
+	struct ingest_job *j = ig->head;
+	ig->head = ig->tail = NULL;
+	ig->nqueued = 0;
+	pthread_mutex_unlock(&ig->mu);
+	while (j) {
+		struct ingest_job *next = j->next; /* j dies with its request */
+		answer(ig, j->req, 503, "{\"error\":\"shutting down\"}");
+		j = next;
+	}
+	free(batch);
+	return NULL;
+}
+
+/* Queues job for the committer; ERR_AGAIN when ingest is stopping. */
+static int enqueue(struct ingest *ig, struct ingest_job *job)
+{
+	pthread_mutex_lock(&ig->mu);
+	if (ig->stop) {
+		pthread_mutex_unlock(&ig->mu);
+		return ERR_AGAIN;
+	}
+	job->next = NULL;
+	if (ig->tail)
+		ig->tail->next = job;
+	else
+		ig->head = job;
+	ig->tail = job;
+	ig->nqueued++;
+	pthread_cond_signal(&ig->cv);
+	pthread_mutex_unlock(&ig->mu);
+	return 0;
+}
+
+int ingest__queued(struct ingest *ig)
+{
+	pthread_mutex_lock(&ig->mu);
+	int n = ig->nqueued;
+	pthread_mutex_unlock(&ig->mu);
+	return n;
+}
+
+int ingest__stopping(struct ingest *ig)
+{
+	pthread_mutex_lock(&ig->mu);
+	int stop = ig->stop;
+	pthread_mutex_unlock(&ig->mu);
+	return stop;
+}
+
+/* ---- handlers ------------------------------------------------------------------- */
+
+/* Equal in time independent of where (or whether) a and b differ. */
+static int token_equal(const char *a, const char *b)
+{
+	unsigned char ha[SHA256_DIGEST_LENGTH], hb[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)a, strlen(a), ha);
+	SHA256((const unsigned char *)b, strlen(b), hb);
+	return CRYPTO_memcmp(ha, hb, sizeof(ha)) == 0;
+}
+
+/* GET: the subscription handshake. */
+static void on_verify(struct http_req *r, void *ud)
+{
+	struct ingest *ig = ud;
+	const char *mode = http_req_query(r, "hub.mode");
+	const char *token = http_req_query(r, "hub.verify_token");
+	const char *challenge = http_req_query(r, "hub.challenge");
+	const char *want = ig->app->cfg.verify_token;
+
+	if (!mode || strcmp(mode, "subscribe") != 0 || !token || !want || !*want ||
+	    !token_equal(token, want)) {
+		respond_json(r, 403, "{\"error\":\"forbidden\"}");
+		return;
+	}
+	if (!challenge || strlen(challenge) > INGEST_CHALLENGE_MAX) {
+		respond_json(r, 400, "{\"error\":\"bad hub.challenge\"}");
+		return;
+	}
+	log_info("webhook.verified", "webhook subscription verified");
+	http_respond(r, 200, "text/plain", challenge, strlen(challenge));
+}
+
+/* POST: a notification. */
+static void on_post(struct http_req *r, void *ud)
+{
+	struct ingest *ig = ud;
+	struct arena *a = http_req_arena(r);
+	struct envelope env;
+	size_t len;
+	const char *body = http_req_body(r, &len);
+	int rc;
+
+	if (sig_verify(ig->app->cfg.app_secret, body, len,
+	               http_req_header(r, "X-Hub-Signature-256")) != 0) {
+		answer(ig, r, 401, "{\"error\":\"bad signature\"}");
+		return;
+	}
+	rc = envelope_parse(body, len, clock_wall_ms(), a, &env);
+	if (rc == ERR_TOOBIG) {
+		answer(ig, r, 413, "{\"error\":\"more than 1000 messages and statuses\"}");
+		return;
+	}
+	if (rc) {
+		answer(ig, r, 400, "{\"error\":\"not a whatsapp business account webhook\"}");
+		return;
+	}
+
+	int total = 0;
+	for (int i = 0; i < env.nchanges; i++)
+		total += env.changes[i].nentries;
+	struct ingest_job *job = arena_calloc(a, sizeof(*job));
+	job->req = r;
+	job->entries = arena_alloc(a, sizeof(*job->entries) * (size_t)(total ? total : 1));
+	for (int i = 0; i < env.nchanges; i++) {
+		const struct env_change *ch = &env.changes[i];
+		int64_t tid;
+		if (ch->nentries == 0)
+			continue;
+		rc = ingest__resolve(ig, ch->phone_number_id, &tid);
+		if (rc) {
+			answer(ig, r, 503, "{\"error\":\"could not look up tenant, retry\"}");
+			return;
+		}
+		if (tid == 0) {
+			atomic_fetch_add_explicit(&ig->app->metrics.webhook_unknown_tenant, 1,
+			                          memory_order_relaxed);
+			log_warn("webhook.unknown_tenant",
+			         "no tenant has phone_number_id \"%s\"; %d entries skipped",
+			         ch->phone_number_id, ch->nentries);
+			continue;
+		}
+		for (int k = 0; k < ch->nentries; k++) {
+			job->entries[job->n] = ch->entries[k];
+			job->entries[job->n].tenant_id = tid;
+			job->n++;
+		}
+	}
+	if (job->n == 0) {
+		answer(ig, r, 200, OK_BODY);
+		return;
+	}
+	job->results = arena_calloc(a, sizeof(*job->results) * (size_t)job->n);
+	http_suspend(r);
+	if (enqueue(ig, job) != 0)
+		answer(ig, r, 503, "{\"error\":\"shutting down\"}");
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static void ingest_free(struct ingest *ig)
+{
+	for (int i = 0; i < ig->pool_free; i++)
+		store_disconnect(ig->pool[i]);
+	store_disconnect(ig->conn);
+	for (int i = 0; i < INGEST_STRIPES; i++)
+		pthread_mutex_destroy(&ig->stripe_mu[i]);
+	pthread_mutex_destroy(&ig->mu);
+	pthread_cond_destroy(&ig->cv);
+	pthread_mutex_destroy(&ig->pool_mu);
+	pthread_cond_destroy(&ig->pool_cv);
+	free(ig->slots);
+	free(ig);
+}
+
+/*
+ * ingest_start connects the committer to app->store and starts it.
+ * ERR_INVAL when no app secret is configured (nothing could ever verify);
+ * the store's error when it cannot connect.
+ */
+int ingest_start(struct app *app, struct ingest **out)
+{
+	struct ingest *ig;
+	int rc;
+
+	*out = NULL;
+	if (!app->cfg.app_secret || !*app->cfg.app_secret) {
+		log_error("ingest.start_failed",
+		          "could not start ingest: no app secret configured");
+		return ERR_INVAL;
+	}
+	ig = xcalloc(1, sizeof(*ig));
+	ig->app = app;
+	ig->slots = xcalloc(INGEST_CACHE_SLOTS, sizeof(*ig->slots));
+	pthread_mutex_init(&ig->mu, NULL);
+	pthread_cond_init(&ig->cv, NULL);
+	pthread_mutex_init(&ig->pool_mu, NULL);
+	pthread_cond_init(&ig->pool_cv, NULL);
+	for (int i = 0; i < INGEST_STRIPES; i++)
+		pthread_mutex_init(&ig->stripe_mu[i], NULL);
+
+	rc = store_connect(app->store, &ig->conn);
+	if (rc) {
+		log_error("ingest.start_failed", "could not connect the ingest committer: %s",
+		          err_str(rc));
+		goto fail;
+	}
+	rc = pthread_create(&ig->thread, NULL, committer_main, ig);
+	if (rc) {
+		log_error("ingest.start_failed", "could not start the committer thread: %s",
+		          strerror(rc));
+		rc = ERR_AGAIN;
+		goto fail;
+	}
+	ig->thread_started = 1;
+	*out = ig;
+	return 0;
+fail:
+	ingest_free(ig);
+	return rc;
+}
+
+void ingest_stop(struct ingest *ig)
+{
+	if (!ig)
+		return;
+	if (ig->thread_started) {
+		pthread_mutex_lock(&ig->mu);
+		ig->stop = 1;
+		pthread_cond_signal(&ig->cv);
+		pthread_mutex_unlock(&ig->mu);
+		pthread_join(ig->thread, NULL);
+	}
+	ingest_free(ig);
+}
+
+int ingest_routes(struct ingest *ig, struct http_route *routes, int max)
+{
+	if (max < 2)
+		return ERR_INVAL;
+	routes[0] = (struct http_route){"GET", INGEST_PATH, 0, on_verify, ig};
+	routes[1] = (struct http_route){"POST", INGEST_PATH, 0, on_post, ig};
+	return 2;
+}
