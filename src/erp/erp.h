@@ -65,7 +65,7 @@ int erp_handle(struct store_conn *c, const struct tenant *t, const struct inbox_
 /*
  * erp_unit_normalize maps a unit as people write it ("kg", "Kgs", "litre",
  * "pcs", "pkt") to the canonical selling unit ("kg", "g", "l", "ml", "pc",
- * "packet"; a static string) and the base units in one of it (kg → 1000,
+ * "packet", "dozen"; a static string) and the base units in one of it (kg → 1000,
  * since stock of weighed goods is kept in grams). ERR_INVAL if unknown.
  * Used by provisioning; the order parser uses the same table.
  */

@@ -1,0 +1,764 @@
+/*
+ * test_erp_flow.c - erp_handle against a real SQLite store in a temporary
+ * file: one shop, a small catalogue, customers and an owner writing to it.
+ * Each message runs between store_begin and store_commit, as the worker
+ * runs it; the tests check the replies and what the store holds after.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "erp/erp.h"
+#include "erp/erp_internal.h"
+#include "store/store.h"
+
+/* 2026-11-27 10:00 IST: financial year 2026-27 */
+#define NOW_MS   1795753800000LL
+#define CUSTOMER "919111111111"
+#define OTHER    "919222222222"
+#define OWNER    "919000000001"
+
+enum { P_ATTA, P_MAGGI, P_RICE, P_SUGAR, P_DAL, NPROD };
+
+struct fx {
+	char path[64];
+	struct store *st;
+	struct store_conn *c;
+	struct tenant t;
+	struct arena ta; /* the tenant row */
+	struct arena a;  /* per message */
+	int64_t pid[NPROD];
+	struct erp_result r;
+	int seq;
+};
+
+static const struct product seed_products[NPROD] = {
+        {.sku = "ATTA",
+         .name = "Atta",
+         .aliases = "",
+         .unit = "kg",
+         .base_per_unit = 1000,
+         .price_paise = 4000,
+         .gst_rate_bp = 0,
+         .hsn = "1101"},
+        {.sku = "MAGGI",
+         .name = "Maggi Noodles",
+         .aliases = "maggi",
+         .unit = "packet",
+         .base_per_unit = 1,
+         .price_paise = 1400,
+         .gst_rate_bp = 1800,
+         .hsn = "1902"},
+        {.sku = "RICE",
+         .name = "Rice",
+         .aliases = "",
+         .unit = "kg",
+         .base_per_unit = 1000,
+         .price_paise = 6000,
+         .gst_rate_bp = 500,
+         .hsn = "1006"},
+        {.sku = "SUGAR",
+         .name = "Sugar",
+         .aliases = "",
+         .unit = "kg",
+         .base_per_unit = 1000,
+         .price_paise = 4500,
+         .gst_rate_bp = 500,
+         .hsn = "1701"},
+        {.sku = "DAL",
+         .name = "Toor Dal",
+         .aliases = "arhar,tuvar",
+         .unit = "kg",
+         .base_per_unit = 1000,
+         .price_paise = 11000,
+         .gst_rate_bp = 500,
+         .hsn = "0713"},
+};
+static const int64_t seed_stock[NPROD] = {50000, 100, 1000000, 5000, 3000};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct tenant t = {
+	        .name = "Sharma Kirana & Sons",
+	        .phone_number_id = "1122334455",
+	        .gstin = "27ABCDE1234F1Z5",
+	        .state_code = "27",
+	        .upi_id = "sharma@okaxis",
+	        .owner_numbers = "+91 90000 00001",
+	        .address = "12 MG Road, Pune",
+	};
+	int64_t tid;
+
+	assert_non_null(f);
+	snprintf(f->path, sizeof(f->path), "/tmp/munim-erp-flow-XXXXXX");
+	int fd = mkstemp(f->path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(store_open(f->path, &f->st), 0);
+	assert_int_equal(store_connect(f->st, &f->c), 0);
+	assert_int_equal(store_migrate(f->c, NULL), 0);
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_tenant_add(f->c, &t, &tid), 0);
+	for (int i = 0; i < NPROD; i++) {
+		struct product p = seed_products[i];
+		p.tenant_id = tid;
+		assert_int_equal(store_product_upsert(f->c, &p, &f->pid[i]), 0);
+		assert_int_equal(
+		        store_stock_move(f->c, tid, f->pid[i], seed_stock[i], "opening", 0, NULL),
+		        0);
+	}
+	assert_int_equal(store_commit(f->c), 0);
+	arena_init(&f->ta, 0);
+	arena_init(&f->a, 0);
+	assert_int_equal(store_tenant_get(f->c, tid, &f->ta, &f->t), 0);
+	clock_set_fake(NOW_MS);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char side[80];
+	clock_set_fake(-1);
+	arena_release(&f->a);
+	arena_release(&f->ta);
+	store_disconnect(f->c);
+	store_close(f->st);
+	unlink(f->path);
+	snprintf(side, sizeof(side), "%s-wal", f->path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", f->path);
+	unlink(side);
+	free(f);
+	return 0;
+}
+
+/* Checks what every reply must be, whatever the message. */
+static void check_reply_limits(const struct erp_result *r)
+{
+	assert_true(r->nreplies >= 0 && r->nreplies <= ERP_MAX_REPLIES);
+	for (int i = 0; i < r->nreplies; i++) {
+		const struct erp_reply *rp = &r->replies[i];
+		assert_non_null(rp->text);
+		assert_true(strlen(rp->text) > 0);
+		if (rp->kind == ERP_REPLY_BUTTONS) {
+			assert_true(strlen(rp->text) <= 1024);
+			assert_true(rp->nbuttons >= 1 && rp->nbuttons <= ERP_MAX_BUTTONS);
+			for (int b = 0; b < rp->nbuttons; b++) {
+				assert_true(strlen(rp->buttons[b].title) <= 20);
+				assert_true(strlen(rp->buttons[b].id) <= 256);
+			}
+		} else {
+			assert_true(strlen(rp->text) <= 4096);
+			assert_int_equal(rp->nbuttons, 0);
+		}
+		for (const unsigned char *p = (const unsigned char *)rp->text; *p; p++)
+			assert_true(*p >= 0x20 || *p == '\n');
+	}
+}
+
+/* One message through erp_handle inside a transaction, as the worker does. */
+static int say_type(struct fx *f, const char *from, const char *type, const char *body)
+{
+	struct inbox_entry e;
+	char wamid[32];
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	snprintf(wamid, sizeof(wamid), "wamid.%d", ++f->seq);
+	e.id = f->seq;
+	e.tenant_id = f->t.id;
+	e.kind = INBOX_MESSAGE;
+	e.ext_id = wamid;
+	e.status = "";
+	e.from = from;
+	e.name = "Asha";
+	e.type = type;
+	e.body = body;
+	e.context_id = "";
+	e.sent_at = NOW_MS;
+	e.received_at = NOW_MS;
+	arena_reset(&f->a);
+	assert_int_equal(store_begin(f->c), 0);
+	rc = erp_handle(f->c, &f->t, &e, &f->a, &f->r);
+	if (rc == 0)
+		assert_int_equal(store_commit(f->c), 0);
+	else
+		assert_int_equal(store_rollback(f->c), 0);
+	check_reply_limits(&f->r);
+	return rc;
+}
+
+static const char *say(struct fx *f, const char *from, const char *body)
+{
+	assert_int_equal(say_type(f, from, "text", body), 0);
+	assert_int_equal(f->r.nreplies, 1);
+	return f->r.replies[0].text;
+}
+
+static void assert_contains(const char *hay, const char *needle)
+{
+	if (!strstr(hay, needle))
+		fail_msg("\"%s\" not found in reply:\n%s", needle, hay);
+}
+
+static void assert_lacks(const char *hay, const char *needle)
+{
+	if (strstr(hay, needle))
+		fail_msg("\"%s\" unexpectedly in reply:\n%s", needle, hay);
+}
+
+static struct product product(struct fx *f, int i)
+{
+	struct product p;
+	assert_int_equal(store_product_get(f->c, f->t.id, f->pid[i], &f->a, &p), 0);
+	return p;
+}
+
+static int64_t stock_of(struct fx *f, int i)
+{
+	return product(f, i).stock;
+}
+
+/* The ledger invariant: every product's stock is the sum of its moves. */
+static void assert_ledger(struct fx *f)
+{
+	for (int i = 0; i < NPROD; i++) {
+		int64_t sum;
+		assert_int_equal(store_ledger_sum(f->c, f->t.id, f->pid[i], &sum), 0);
+		assert_int_equal(sum, stock_of(f, i));
+	}
+}
+
+static int64_t customer_id(struct fx *f, const char *wa)
+{
+	struct customer cu;
+	assert_int_equal(store_customer_touch(f->c, f->t.id, wa, "", NOW_MS, &f->a, &cu), 0);
+	return cu.id;
+}
+
+/* The order id of the draft reply's Confirm button. */
+static int64_t draft_id(struct fx *f)
+{
+	const struct erp_reply *rp = &f->r.replies[0];
+	assert_int_equal(rp->kind, ERP_REPLY_BUTTONS);
+	assert_int_equal(rp->nbuttons, 2);
+	assert_string_equal(rp->buttons[0].title, "Confirm");
+	assert_string_equal(rp->buttons[1].title, "Cancel");
+	assert_memory_equal(rp->buttons[0].id, ERP_BTN_CONFIRM_PREFIX,
+	                    strlen(ERP_BTN_CONFIRM_PREFIX));
+	int64_t id = strtoll(rp->buttons[0].id + strlen(ERP_BTN_CONFIRM_PREFIX), NULL, 10);
+	char want[40];
+	snprintf(want, sizeof(want), "%s%lld", ERP_BTN_CANCEL_PREFIX, (long long)id);
+	assert_string_equal(rp->buttons[1].id, want);
+	assert_true(id > 0);
+	return id;
+}
+
+static const char *tap(struct fx *f, const char *from, const char *prefix, int64_t id)
+{
+	char body[48];
+	snprintf(body, sizeof(body), "%s%lld", prefix, (long long)id);
+	assert_int_equal(say_type(f, from, "interactive", body), 0);
+	assert_int_equal(f->r.nreplies, 1);
+	return f->r.replies[0].text;
+}
+
+static enum order_status status_of(struct fx *f, int64_t id)
+{
+	struct order o;
+	assert_int_equal(store_order_get(f->c, f->t.id, id, &f->a, &o), 0);
+	return o.status;
+}
+
+/* ---- menu ----------------------------------------------------------------------- */
+
+static void test_menu(void **state)
+{
+	struct fx *f = *state;
+	static const char *const greet[] = {"hi",        "Hello!",         "MENU", "help",
+	                                    "Namaste 🙏", "what is this??", NULL};
+	for (int i = 0; greet[i]; i++) {
+		say(f, CUSTOMER, greet[i]);
+		const struct erp_reply *rp = &f->r.replies[0];
+		assert_int_equal(rp->kind, ERP_REPLY_BUTTONS);
+		assert_int_equal(rp->priority, PRIO_P2);
+		assert_int_equal(rp->nbuttons, 3);
+		assert_string_equal(rp->buttons[0].id, ERP_BTN_STOCK);
+		assert_string_equal(rp->buttons[0].title, "Stock Check");
+		assert_string_equal(rp->buttons[1].id, ERP_BTN_ORDER);
+		assert_string_equal(rp->buttons[1].title, "New Order");
+		assert_string_equal(rp->buttons[2].id, ERP_BTN_INVOICE);
+		assert_string_equal(rp->buttons[2].title, "Invoice");
+		assert_contains(rp->text, "Sharma Kirana & Sons");
+		assert_contains(rp->text, "Asha");
+		assert_contains(rp->text, "\"stock atta\" or \"order 2 kg atta\"");
+	}
+
+	/* the buttons: how to type the command, with the shop's own items */
+	assert_int_equal(say_type(f, CUSTOMER, "interactive", ERP_BTN_STOCK), 0);
+	assert_contains(f->r.replies[0].text, "stock atta");
+	assert_int_equal(say_type(f, CUSTOMER, "interactive", ERP_BTN_ORDER), 0);
+	assert_contains(f->r.replies[0].text, "order 2 kg atta, 1 packet maggi noodles");
+	assert_int_equal(say_type(f, CUSTOMER, "button", ERP_BTN_INVOICE), 0);
+	assert_contains(f->r.replies[0].text, "no invoices yet");
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+
+	/* what we cannot read: polite, with the menu */
+	static const char *const types[] = {"image",   "location", "order", "document",
+	                                    "sticker", "",         NULL};
+	for (int i = 0; types[i]; i++) {
+		assert_int_equal(say_type(f, CUSTOMER, types[i], ""), 0);
+		assert_int_equal(f->r.nreplies, 1);
+		assert_int_equal(f->r.replies[0].kind, ERP_REPLY_BUTTONS);
+		assert_contains(f->r.replies[0].text, "only read text messages and button taps");
+	}
+	assert_int_equal(say_type(f, CUSTOMER, NULL, NULL), 0);
+	assert_int_equal(f->r.replies[0].kind, ERP_REPLY_BUTTONS);
+}
+
+static void test_bad_entries(void **state)
+{
+	struct fx *f = *state;
+	struct inbox_entry e;
+	memset(&e, 0, sizeof(e));
+	e.kind = INBOX_STATUS;
+	e.from = CUSTOMER;
+	/* ERR_INVAL: a status entry is not a message; missing arguments */
+	assert_int_equal(erp_handle(f->c, &f->t, &e, &f->a, &f->r), ERR_INVAL);
+	e.kind = INBOX_MESSAGE;
+	assert_int_equal(erp_handle(NULL, &f->t, &e, &f->a, &f->r), ERR_INVAL);
+	assert_int_equal(erp_handle(f->c, &f->t, &e, &f->a, NULL), ERR_INVAL);
+	/* no sender (a username-only contact): nothing to answer */
+	e.from = "";
+	e.type = "text";
+	e.body = "hi";
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(erp_handle(f->c, &f->t, &e, &f->a, &f->r), 0);
+	assert_int_equal(store_rollback(f->c), 0);
+	assert_int_equal(f->r.nreplies, 0);
+}
+
+/* ---- stock --------------------------------------------------------------------- */
+
+static void test_stock(void **state)
+{
+	struct fx *f = *state;
+	const char *r = say(f, CUSTOMER, "stock rice");
+	assert_string_equal(r, "Rice: in stock, 1,000 kg available. ₹60.00 per kg + 5% GST");
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+	assert_int_equal(f->r.replies[0].kind, ERP_REPLY_TEXT);
+	assert_contains(say(f, CUSTOMER, "chawal hai?"), "Rice: in stock");
+	assert_contains(say(f, CUSTOMER, "check cheeni"), "Sugar: in stock, 5 kg available");
+	assert_contains(say(f, CUSTOMER, "price aata"), "Atta: in stock, 50 kg available. ₹40.00 "
+	                                                "per kg");
+	assert_lacks(f->r.replies[0].text, "GST"); /* 0 % */
+	assert_contains(say(f, CUSTOMER, "stock rcie"), "Rice: in stock");
+	assert_contains(say(f, CUSTOMER, "stock maggi"), "100 packets available. ₹14.00 per "
+	                                                 "packet + 18% GST");
+	r = say(f, CUSTOMER, "stock xyzzy");
+	assert_contains(r, "Sorry, we don't sell \"xyzzy\". Some things we have: Atta, ");
+	r = say(f, CUSTOMER, "stock brown rice");
+	assert_contains(r, "Sorry, we don't sell \"brown rice\". Did you mean: Rice");
+	r = say(f, CUSTOMER, "stock rice, dal");
+	assert_contains(r, "Rice: in stock");
+	assert_contains(r, "Toor Dal: in stock, 3 kg available");
+}
+
+/* ---- order → confirm ---------------------------------------------------------------- */
+
+static void test_order_confirm(void **state)
+{
+	struct fx *f = *state;
+	const char *r = say(f, CUSTOMER, "order 2 kg chawal, 500 g dal and 2 packet maggi");
+	int64_t id = draft_id(f);
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+	assert_contains(r, "• Rice: 2 kg × ₹60.00 = ₹120.00");
+	assert_contains(r, "• Toor Dal: 0.5 kg × ₹110.00 = ₹55.00");
+	assert_contains(r, "• Maggi Noodles: 2 packets × ₹14.00 = ₹28.00");
+	/* taxable 203.00; CGST = SGST = 3.00 + 1.38 + 2.52 = 6.90; 216.80 → 217 */
+	assert_contains(r, "Taxable value: ₹203.00");
+	assert_contains(r, "GST: ₹13.80");
+	assert_contains(r, "Round off: +₹0.20");
+	assert_contains(r, "Total: ₹217.00");
+
+	/* the draft is in the store, prices frozen; no stock moved */
+	struct order o;
+	assert_int_equal(store_order_get(f->c, f->t.id, id, &f->a, &o), 0);
+	assert_int_equal(o.status, ORDER_DRAFT);
+	assert_int_equal(o.customer_id, customer_id(f, CUSTOMER));
+	assert_int_equal(o.nlines, 3);
+	assert_int_equal(o.total_paise, 20300);
+	int64_t amt = 0;
+	for (int i = 0; i < o.nlines; i++) {
+		amt += o.lines[i].amount_paise;
+		if (o.lines[i].product_id == f->pid[P_DAL]) {
+			assert_int_equal(o.lines[i].qty_base, 500);
+			assert_int_equal(o.lines[i].price_paise, 11000);
+			assert_int_equal(o.lines[i].gst_rate_bp, 500);
+			assert_string_equal(o.lines[i].hsn, "0713");
+		}
+	}
+	assert_int_equal(amt, 20300);
+	assert_int_equal(stock_of(f, P_RICE), 1000000);
+	assert_int_equal(stock_of(f, P_DAL), 3000);
+
+	/* Confirm: stock out by exactly the ordered base units, invoice 1 */
+	r = tap(f, CUSTOMER, ERP_BTN_CONFIRM_PREFIX, id);
+	assert_int_equal(f->r.replies[0].priority, PRIO_P1);
+	assert_int_equal(f->r.replies[0].kind, ERP_REPLY_TEXT);
+	assert_contains(r, "Order #");
+	assert_contains(r, "confirmed");
+	assert_contains(r, "Tax invoice INV/2627/000001, 27 Nov 2026");
+	assert_contains(r, "GSTIN 27ABCDE1234F1Z5");
+	assert_contains(r, "• Rice (HSN 1006): 2 kg × ₹60.00 = ₹120.00, GST 5%");
+	assert_contains(r, "CGST: ₹6.90\nSGST: ₹6.90\n");
+	assert_contains(r, "Round off: +₹0.20\nTotal: ₹217.00");
+	assert_contains(r, "upi://pay?pa=sharma%40okaxis&pn=Sharma%20Kirana%20%26%20Sons"
+	                   "&am=217.00&cu=INR&tn=INV%2F2627%2F000001&tr=INV%2F2627%2F000001");
+	assert_int_equal(status_of(f, id), ORDER_CONFIRMED);
+	assert_int_equal(stock_of(f, P_RICE), 1000000 - 2000);
+	assert_int_equal(stock_of(f, P_DAL), 3000 - 500);
+	assert_int_equal(stock_of(f, P_MAGGI), 100 - 2);
+	assert_ledger(f);
+
+	struct invoice inv;
+	assert_int_equal(store_invoice_by_order(f->c, f->t.id, id, &f->a, &inv), 0);
+	assert_string_equal(inv.number, "INV/2627/000001");
+	assert_string_equal(inv.fy, "2627");
+	assert_int_equal(inv.seq, 1);
+	assert_int_equal(inv.intra_state, 1);
+	assert_string_equal(inv.place_of_supply, "27");
+	assert_int_equal(inv.taxable_paise, 20300);
+	assert_int_equal(inv.cgst_paise, 690);
+	assert_int_equal(inv.sgst_paise, 690);
+	assert_int_equal(inv.igst_paise, 0);
+	assert_int_equal(inv.round_off_paise, 20);
+	assert_int_equal(inv.total_paise, 21700);
+	assert_int_equal(inv.issued_at, NOW_MS);
+
+	/* a second Confirm of the same order: polite, nothing moves */
+	r = tap(f, CUSTOMER, ERP_BTN_CONFIRM_PREFIX, id);
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+	assert_contains(r, "already confirmed (invoice INV/2627/000001, total ₹217.00)");
+	assert_int_equal(stock_of(f, P_RICE), 1000000 - 2000);
+	assert_int_equal(stock_of(f, P_DAL), 3000 - 500);
+	assert_ledger(f);
+	/* and "yes" now finds no draft */
+	assert_contains(say(f, CUSTOMER, "yes"), "no draft order to confirm");
+
+	/* the next order by text "haan": invoice 2 */
+	say(f, CUSTOMER, "order rice 1.5kg");
+	int64_t id2 = draft_id(f);
+	assert_true(id2 != id);
+	r = say(f, CUSTOMER, "haan");
+	assert_int_equal(f->r.replies[0].priority, PRIO_P1);
+	assert_contains(r, "INV/2627/000002");
+	assert_int_equal(stock_of(f, P_RICE), 1000000 - 2000 - 1500);
+	assert_ledger(f);
+
+	/* invoice and status */
+	r = say(f, CUSTOMER, "invoice");
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+	assert_contains(r, "INV/2627/000002");
+	assert_contains(r, "Rice (HSN 1006): 1.5 kg");
+	r = say(f, CUSTOMER, "status");
+	assert_contains(r, "is confirmed: invoice INV/2627/000002 of 27 Nov 2026");
+}
+
+static void test_order_forms(void **state)
+{
+	struct fx *f = *state;
+	const char *r = say(f, CUSTOMER, "order 2 rice");
+	assert_contains(r, "Rice: 2 kg × ₹60.00 = ₹120.00");
+	r = say(f, CUSTOMER, "order 0.5kg rice and 250 gm rice");
+	assert_contains(r, "Rice: 0.75 kg × ₹60.00 = ₹45.00"); /* merged into one line */
+	r = say(f, CUSTOMER, "order 1 dozen maggi");
+	assert_contains(r, "Maggi Noodles: 12 packets");
+	/* the same customer may hold several drafts; "status" shows the last */
+	r = say(f, CUSTOMER, "status");
+	assert_int_equal(f->r.replies[0].kind, ERP_REPLY_BUTTONS);
+	assert_contains(r, "waiting for your confirmation");
+	assert_contains(r, "12 packets");
+}
+
+static void test_order_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct order o;
+	int64_t cid = customer_id(f, CUSTOMER);
+
+	/* unit of another family */
+	const char *r = say(f, CUSTOMER, "order 2 litre rice");
+	assert_contains(r, "Rice is sold by the kilo, not by the litre");
+	/* unknown item: suggestions, no draft */
+	r = say(f, CUSTOMER, "order 2 kg xyzzy, 1 kg rice");
+	assert_contains(r, "Sorry, we don't sell \"xyzzy\". Some things we have:");
+	assert_contains(r, "No order was made");
+	r = say(f, CUSTOMER, "order 2 kg brown rice");
+	assert_contains(r, "Did you mean: Rice");
+	/* short stock: what is left, no draft */
+	r = say(f, CUSTOMER, "order 5 kg dal");
+	assert_contains(r, "Sorry, only 3 kg of Toor Dal left.");
+	/* bad quantities */
+	assert_contains(say(f, CUSTOMER, "order 0 kg rice"), "more than zero");
+	assert_contains(say(f, CUSTOMER, "order 0.5 maggi"), "steps of 1 packet");
+	assert_contains(say(f, CUSTOMER, "order 123456789 kg rice"), "can't read that quantity");
+	assert_contains(say(f, CUSTOMER, "order 200000 kg rice"), "more Rice than one order");
+	assert_contains(say(f, CUSTOMER, "order 2 kg"), "name the item");
+	char big[400] = "order";
+	for (int i = 0; i <= ERP_MAX_ORDER_LINES; i++)
+		strcat(big, " 1 kg rice,");
+	assert_contains(say(f, CUSTOMER, big), "at most 20 items");
+	assert_int_equal(store_order_last(f->c, f->t.id, cid, &f->a, &o), ERR_NOTFOUND);
+	assert_int_equal(stock_of(f, P_RICE), 1000000);
+	assert_ledger(f);
+}
+
+/* ---- cancel, short stock at confirm, someone else's order --------------------------------- */
+
+static void test_cancel(void **state)
+{
+	struct fx *f = *state;
+	say(f, CUSTOMER, "order 2 kg rice");
+	int64_t id = draft_id(f);
+	const char *r = say(f, CUSTOMER, "cancel");
+	assert_contains(r, "is cancelled");
+	assert_int_equal(status_of(f, id), ORDER_CANCELLED);
+	/* Confirm after Cancel: polite, nothing moves */
+	r = tap(f, CUSTOMER, ERP_BTN_CONFIRM_PREFIX, id);
+	assert_contains(r, "was cancelled, so it can't be confirmed");
+	assert_int_equal(status_of(f, id), ORDER_CANCELLED);
+	r = tap(f, CUSTOMER, ERP_BTN_CANCEL_PREFIX, id);
+	assert_contains(r, "already cancelled");
+	assert_contains(say(f, CUSTOMER, "no"), "no draft order to cancel");
+	assert_int_equal(stock_of(f, P_RICE), 1000000);
+
+	/* Cancel after Confirm is refused */
+	say(f, CUSTOMER, "order 1 kg rice");
+	int64_t id2 = draft_id(f);
+	tap(f, CUSTOMER, ERP_BTN_CONFIRM_PREFIX, id2);
+	r = tap(f, CUSTOMER, ERP_BTN_CANCEL_PREFIX, id2);
+	assert_contains(r, "already confirmed");
+	assert_contains(r, "can't be cancelled");
+	assert_int_equal(status_of(f, id2), ORDER_CONFIRMED);
+	assert_int_equal(stock_of(f, P_RICE), 999000);
+	assert_ledger(f);
+}
+
+static void test_short_stock_at_confirm(void **state)
+{
+	struct fx *f = *state;
+	/* both draft 2 kg of the 3 kg of dal: drafts do not reserve stock */
+	say(f, CUSTOMER, "order 2 kg dal");
+	int64_t mine = draft_id(f);
+	say(f, OTHER, "order 2 kg arhar");
+	int64_t theirs = draft_id(f);
+	assert_contains(tap(f, OTHER, ERP_BTN_CONFIRM_PREFIX, theirs), "INV/2627/000001");
+	assert_int_equal(stock_of(f, P_DAL), 1000);
+
+	const char *r = tap(f, CUSTOMER, ERP_BTN_CONFIRM_PREFIX, mine);
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+	assert_contains(r, "Sorry, only 1 kg of Toor Dal left now.");
+	assert_contains(r, "still a draft");
+	assert_int_equal(status_of(f, mine), ORDER_DRAFT);
+	assert_int_equal(stock_of(f, P_DAL), 1000);
+	assert_ledger(f);
+	struct invoice inv;
+	assert_int_equal(store_invoice_by_order(f->c, f->t.id, mine, &f->a, &inv), ERR_NOTFOUND);
+}
+
+static void test_not_your_order(void **state)
+{
+	struct fx *f = *state;
+	say(f, CUSTOMER, "order 1 kg rice");
+	int64_t id = draft_id(f);
+	const char *r = tap(f, OTHER, ERP_BTN_CONFIRM_PREFIX, id);
+	assert_contains(r, "couldn't find order");
+	r = tap(f, OTHER, ERP_BTN_CANCEL_PREFIX, id);
+	assert_contains(r, "couldn't find order");
+	assert_int_equal(status_of(f, id), ORDER_DRAFT);
+	r = tap(f, CUSTOMER, ERP_BTN_CONFIRM_PREFIX, 999999);
+	assert_contains(r, "couldn't find order #999999");
+	assert_int_equal(stock_of(f, P_RICE), 1000000);
+}
+
+static void test_inter_state(void **state)
+{
+	struct fx *f = *state;
+	say(f, OTHER, "hi");
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_customer_set_state(f->c, f->t.id, OTHER, "29"), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	say(f, OTHER, "order 2 kg rice");
+	const char *r = say(f, OTHER, "confirm");
+	assert_contains(r, "IGST: ₹6.00 (place of supply: state 29)");
+	assert_lacks(r, "CGST");
+	struct invoice inv;
+	assert_int_equal(store_invoice_last(f->c, f->t.id, customer_id(f, OTHER), &f->a, &inv), 0);
+	assert_int_equal(inv.intra_state, 0);
+	assert_string_equal(inv.place_of_supply, "29");
+	assert_int_equal(inv.igst_paise, 600);
+	assert_int_equal(inv.cgst_paise + inv.sgst_paise, 0);
+	assert_int_equal(inv.total_paise, 12600);
+}
+
+/* ---- owner -------------------------------------------------------------------------- */
+
+static void test_owner(void **state)
+{
+	struct fx *f = *state;
+	const char *r = say(f, OWNER, "add stock 10 kg sugar");
+	assert_string_equal(r, "Added 10 kg to Sugar. Stock now 15 kg.");
+	assert_int_equal(stock_of(f, P_SUGAR), 15000);
+	r = say(f, OWNER, "add stock 500 g cheeni");
+	assert_contains(r, "Stock now 15.5 kg");
+	assert_contains(say(f, OWNER, "add stock 2 litre sugar"), "sold by the kilo");
+	assert_contains(say(f, OWNER, "add stock 5 kg xyzzy"), "we don't sell");
+	assert_contains(say(f, OWNER, "add stock"), "Type: add stock");
+	assert_int_equal(stock_of(f, P_SUGAR), 15500);
+	assert_ledger(f);
+
+	r = say(f, OWNER, "price rice 62.50");
+	assert_contains(r, "Rice price set to ₹62.50 per kg (was ₹60.00)");
+	assert_int_equal(product(f, P_RICE).price_paise, 6250);
+	assert_contains(say(f, OWNER, "price rice 62.505"), "couldn't read the price");
+	assert_int_equal(product(f, P_RICE).price_paise, 6250);
+	/* the new price is what a new draft freezes */
+	assert_contains(say(f, CUSTOMER, "order 2 kg rice"), "2 kg × ₹62.50 = ₹125.00");
+
+	r = say(f, OWNER, "low stock");
+	assert_contains(r, "Toor Dal: 3 kg");
+	assert_lacks(r, "Sugar");
+	assert_lacks(r, "Rice");
+
+	r = say(f, OWNER, "sales today");
+	assert_contains(r, "0 confirmed orders");
+	say(f, CUSTOMER, "yes");
+	r = say(f, OWNER, "sales today");
+	assert_contains(r, "Sales today (27 Nov 2026): 1 confirmed order, taxable ₹125.00, "
+	                   "total with GST ₹131.00.");
+
+	/* owners can use customer commands too */
+	assert_contains(say(f, OWNER, "stock rice"), "Rice: in stock");
+}
+
+static void test_not_owner(void **state)
+{
+	struct fx *f = *state;
+	const char *r = say(f, CUSTOMER, "add stock 10 kg sugar");
+	assert_contains(r, "only for the shop owner");
+	assert_int_equal(stock_of(f, P_SUGAR), 5000);
+	r = say(f, CUSTOMER, "price rice 1");
+	assert_contains(r, "Rice: in stock"); /* read as a question */
+	assert_int_equal(product(f, P_RICE).price_paise, 6000);
+	assert_contains(say(f, CUSTOMER, "low stock"), "only for the shop owner");
+	assert_contains(say(f, CUSTOMER, "sales today"), "only for the shop owner");
+	assert_ledger(f);
+}
+
+/* ---- hostile input ------------------------------------------------------------------------ */
+
+static void test_hostile(void **state)
+{
+	struct fx *f = *state;
+	char *big = malloc(3 * ERP_MAX_TEXT);
+	assert_non_null(big);
+
+	memset(big, 'a', 3 * ERP_MAX_TEXT - 1);
+	big[3 * ERP_MAX_TEXT - 1] = '\0';
+	assert_int_equal(say_type(f, CUSTOMER, "text", big), 0);
+
+	/* "stock " + an endless item name: the echo is clipped */
+	memcpy(big, "stock ", 6);
+	assert_int_equal(say_type(f, CUSTOMER, "text", big), 0);
+	assert_true(strlen(f->r.replies[0].text) < 400);
+
+	/* random bytes, control characters, broken UTF-8 */
+	unsigned int seed = 7;
+	for (int round = 0; round < 40; round++) {
+		size_t len = 1 + (seed % 600);
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			big[i] = (char)(((seed >> 16) % 255) + 1);
+		}
+		big[len] = '\0';
+		if (round % 2)
+			memcpy(big, "order ", 6);
+		assert_int_equal(say_type(f, CUSTOMER, "text", big), 0);
+		seed = seed * 1103515245u + 12345u;
+	}
+	assert_int_equal(say_type(f, CUSTOMER, "text", "order 2 kg \xF0\x9F\x8D\x9A\xE0\xA4\x9A"),
+	                 0);
+	assert_int_equal(say_type(f, CUSTOMER, "text", "stock \xff\xfe\xc0\xaf"), 0);
+	assert_contains(f->r.replies[0].text, "we don't sell");
+	free(big);
+	assert_int_equal(stock_of(f, P_RICE), 1000000);
+}
+
+static void test_long_order_fits(void **state)
+{
+	struct fx *f = *state;
+	char name[300], sku[16], msg[2000] = "order";
+
+	assert_int_equal(store_begin(f->c), 0);
+	for (int i = 0; i < ERP_MAX_ORDER_LINES; i++) {
+		struct product p = seed_products[P_RICE];
+		int64_t id;
+		snprintf(sku, sizeof(sku), "LONG%02d", i);
+		snprintf(name, sizeof(name), "Item%02d %0*d", i, 200, 0);
+		p.tenant_id = f->t.id;
+		p.sku = sku;
+		p.name = name;
+		assert_int_equal(store_product_upsert(f->c, &p, &id), 0);
+		assert_int_equal(store_stock_move(f->c, f->t.id, id, 10000, "opening", 0, NULL), 0);
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " 1 kg item%02d,", i);
+	}
+	assert_int_equal(store_commit(f->c), 0);
+	const char *r = say(f, CUSTOMER, msg);
+	assert_int_equal(f->r.replies[0].kind, ERP_REPLY_BUTTONS);
+	assert_true(strlen(r) <= 1024);
+	assert_contains(r, "more items");
+	assert_contains(r, "Total: ");
+	int64_t id = draft_id(f);
+	struct order o;
+	assert_int_equal(store_order_get(f->c, f->t.id, id, &f->a, &o), 0);
+	assert_int_equal(o.nlines, ERP_MAX_ORDER_LINES);
+	r = say(f, CUSTOMER, "confirm");
+	assert_true(strlen(r) <= 4096);
+	assert_contains(r, "upi://pay?");
+	assert_ledger(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_menu, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bad_entries, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_stock, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_order_confirm, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_order_forms, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_order_refusals, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_short_stock_at_confirm, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_not_your_order, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_inter_state, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_owner, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_not_owner, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_long_order_fits, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
