@@ -1,0 +1,762 @@
+/*
+ * mock_bsp.c - `munim mock-bsp`: a fake WhatsApp Cloud API for tests,
+ * demos and staging drills, with faults injected on demand.
+ *
+ * Endpoints
+ *   POST /{version}/{phone_number_id}/messages   the Cloud API send call
+ *   GET  /_mock/messages?context=&to=&since=&limit=&order=desc
+ *   GET  /_mock/stats          GET|POST /_mock/faults      POST /_mock/reset
+ *
+ * A send is answered like the real API: 401 (code 190) without a bearer
+ * token, 400 (code 100 or 131009) for a body the API would refuse, else
+ * 200 {"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],
+ * "messages":[{"id":"wamid.MOCK..."}]}. Faults, checked before the body:
+ *   outage       every send 503, error code 131016
+ *   error rate   that fraction answered with the fault status and the code
+ *                the real API pairs with it (429 → 130429, 500 → 131000,
+ *                502/503/504 → 131016, 401/403 → 190, other 4xx → 131026)
+ *   latency      every send answered that much later: the request is
+ *                suspended and the timer thread answers (no HTTP thread
+ *                waits)
+ * Accepted messages go to the bounded log (mock_bsp_log.c) and, with
+ * --webhook-url and delivered-statuses 1, a signed delivered status goes
+ * back to munim once the answer has been sent (mock_bsp_status.c).
+ *
+ * GET /_mock/messages answers {"count":N,"next":I,"messages":[{"index",
+ * "id","phone_number_id","to","type","text","buttons":[{"id","title"}],
+ * "context","received_at","body":{the request as sent}}]}: oldest first
+ * (order=desc: newest first), at most limit (default 1000, at most
+ * 10000); poll incrementally with since=<next of the previous answer>.
+ * Messages sent while the mock was answering slowly are logged when they
+ * arrive, as the real API keeps a message whose answer the client missed.
+ *
+ * Speed: a send costs one JSON parse, one short lock (the log) and a few
+ * atomics; the fault settings are atomics read without a lock.
+ *
+ * Threading: handlers run on the HTTP server's threads; `struct mock` is
+ * shared: faults and stats are atomics, the log and the status queue have
+ * their own locks, the rest is written before the server starts.
+ */
+#include <ctype.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cli/cli.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "http/http.h"
+#include "tools/tools_internal.h"
+
+/* Messages remembered, and the most bytes of them (oldest dropped first). */
+#define MOCK_KEEP_MSGS  1000000
+#define MOCK_KEEP_BYTES ((size_t)512 << 20)
+/* Largest send body accepted (a Cloud API message is a few KB). */
+#define MOCK_MAX_BODY (256 * 1024)
+/* Longest phone_number_id, recipient and wamid accepted. */
+#define MOCK_MAX_ID    32
+#define MOCK_MAX_TO    24
+#define MOCK_MAX_WAMID 60
+/* /_mock/messages: default and largest page. */
+#define MOCK_PAGE_DEFAULT 1000
+#define MOCK_PAGE_MAX     10000
+/* The default listen address (serve's is :8080, and bsp-url points here). */
+#define MOCK_DEFAULT_LISTEN "127.0.0.1:9090"
+/* The app secret of the demo, used when none is configured. */
+#define MOCK_DEMO_SECRET "demo-app-secret"
+
+struct mock_faults {
+	_Atomic int64_t rate_ppm; /* error rate, parts per million */
+	_Atomic int64_t status;
+	_Atomic int64_t latency_ms;
+	_Atomic int64_t outage;
+};
+
+struct mock_stats {
+	_Atomic uint64_t received; /* send calls */
+	_Atomic uint64_t accepted;
+	_Atomic uint64_t rejected;        /* 400/401/404 */
+	_Atomic uint64_t failed_by_fault; /* error rate and outage */
+	_Atomic uint64_t delayed;         /* answered late (latency fault) */
+};
+
+struct mock {
+	struct mock_faults faults;
+	struct mock_stats stats;
+	struct mock_log *log;
+	struct mock_timer *timer;
+	struct mock_status *status; /* NULL: no status webhooks */
+	int64_t started_ms;
+	_Atomic uint64_t wamid_seq;
+};
+
+/* A send's answer, maybe kept for later by the timer. */
+struct answer {
+	struct mock *m;
+	struct http_req *r;
+	unsigned int status;
+	struct buf body;
+	/* for the delivered status, sent after the answer */
+	int accepted;
+	char wamid[MOCK_MAX_WAMID + 1];
+	char phone[MOCK_MAX_ID + 1];
+	char to[MOCK_MAX_TO + 1];
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t rnd_u64(void)
+{
+	static _Thread_local uint64_t s;
+	if (!s) {
+		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+			s = (uint64_t)clock_mono_us() * 0x9e3779b97f4a7c15ULL;
+		if (!s)
+			s = 1;
+	}
+	s ^= s >> 12;
+	s ^= s << 25;
+	s ^= s >> 27;
+	return s * 0x2545f4914f6cdd1dULL;
+}
+
+static void respond_json(struct http_req *r, unsigned int status, const struct buf *b)
+{
+	http_respond(r, status, "application/json", b->data ? b->data : "", b->len);
+}
+
+/* A Cloud API error body: {"error":{"message","type","code","fbtrace_id"}}. */
+static void error_body(struct buf *b, int code, const char *message)
+{
+	/* the Graph API calls nearly every error an OAuthException */
+	const char *type = "OAuthException";
+	buf_reset(b);
+	buf_puts(b, "{\"error\":{\"message\":");
+	buf_json_str(b, message);
+	buf_printf(b,
+	           ",\"type\":\"%s\",\"code\":%d,\"error_data\":{\"messaging_product\":"
+	           "\"whatsapp\",\"details\":",
+	           type, code);
+	buf_json_str(b, message);
+	buf_puts(b, "},\"fbtrace_id\":\"MOCKTRACE\"}}");
+}
+
+static void respond_error(struct http_req *r, unsigned int status, int code, const char *msg)
+{
+	struct buf b;
+	buf_init(&b);
+	error_body(&b, code, msg);
+	respond_json(r, status, &b);
+	buf_release(&b);
+}
+
+/* The error code the Cloud API pairs with an injected status. */
+static int fault_code(int64_t status, const char **msg)
+{
+	switch (status) {
+	case 429: *msg = "(#130429) Rate limit hit"; return 130429;
+	case 401:
+	case 403: *msg = "Error validating access token"; return 190;
+	case 502:
+	case 503:
+	case 504: *msg = "(#131016) Service unavailable"; return 131016;
+	default: break;
+	}
+	if (status >= 500) {
+		*msg = "(#131000) Something went wrong";
+		return 131000;
+	}
+	*msg = "(#131026) Message undeliverable";
+	return 131026;
+}
+
+/* Characters in a string, counting UTF-8 sequences once. */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* ---- the send endpoint --------------------------------------------------- */
+
+/* Splits "/{version}/{phone}/messages"; 0 if the path has that shape. */
+static int parse_send_path(const char *path, char *phone, size_t cap)
+{
+	const char *p = path;
+	if (*p++ != '/')
+		return ERR_INVAL;
+	const char *v_end = strchr(p, '/');
+	if (!v_end || v_end == p)
+		return ERR_INVAL;
+	const char *ph = v_end + 1;
+	const char *ph_end = strchr(ph, '/');
+	if (!ph_end || ph_end == ph || (size_t)(ph_end - ph) >= cap ||
+	    strcmp(ph_end, "/messages") != 0)
+		return ERR_INVAL;
+	for (const char *c = ph; c < ph_end; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.')
+			return ERR_INVAL;
+	memcpy(phone, ph, (size_t)(ph_end - ph));
+	phone[ph_end - ph] = '\0';
+	return 0;
+}
+
+/*
+ * check_message applies the API's rules to a send body; on refusal it
+ * fills *code and *msg. *to_out gets "to", *ctx the quoted wamid or NULL.
+ */
+static int check_message(json_t *root, const char **to_out, const char **ctx, int *code,
+                         const char **msg)
+{
+	*code = 100;
+	if (!json_is_object(root)) {
+		*msg = "(#100) The request body must be a JSON object";
+		return ERR_INVAL;
+	}
+	const char *mp = json_string_value(json_object_get(root, "messaging_product"));
+	const char *to = json_string_value(json_object_get(root, "to"));
+	const char *type = json_string_value(json_object_get(root, "type"));
+	if (!mp || strcmp(mp, "whatsapp") != 0) {
+		*msg = "(#100) The parameter messaging_product is required";
+		return ERR_INVAL;
+	}
+	if (!to || !*to) {
+		*msg = "(#100) The parameter to is required";
+		return ERR_INVAL;
+	}
+	if (!type || !*type) {
+		*msg = "(#100) The parameter type is required";
+		return ERR_INVAL;
+	}
+	size_t tl = strlen(to);
+	if (tl > MOCK_MAX_TO) {
+		*code = 131009;
+		*msg = "(#131009) Parameter value is not valid: to";
+		return ERR_INVAL;
+	}
+	for (size_t i = to[0] == '+' ? 1 : 0; i < tl; i++) {
+		if (!isdigit((unsigned char)to[i])) {
+			*code = 131009;
+			*msg = "(#131009) Parameter value is not valid: to";
+			return ERR_INVAL;
+		}
+	}
+	json_t *context = json_object_get(root, "context");
+	*ctx = json_string_value(json_object_get(context, "message_id"));
+	if (context && !*ctx) {
+		*msg = "(#100) The parameter context.message_id is required";
+		return ERR_INVAL;
+	}
+	*to_out = to;
+	if (strcmp(type, "text") == 0) {
+		const char *body =
+		        json_string_value(json_object_get(json_object_get(root, "text"), "body"));
+		if (!body || !*body) {
+			*msg = "(#100) The parameter text.body is required";
+			return ERR_INVAL;
+		}
+		if (utf8_chars(body) > 4096) {
+			*code = 131009;
+			*msg = "(#131009) Parameter value is not valid: text.body is too long";
+			return ERR_INVAL;
+		}
+	} else if (strcmp(type, "interactive") == 0) {
+		json_t *in = json_object_get(root, "interactive");
+		const char *itype = json_string_value(json_object_get(in, "type"));
+		if (!itype) {
+			*msg = "(#100) The parameter interactive.type is required";
+			return ERR_INVAL;
+		}
+		if (strcmp(itype, "button") == 0) {
+			const char *text = json_string_value(
+			        json_object_get(json_object_get(in, "body"), "text"));
+			json_t *buttons = json_object_get(json_object_get(in, "action"), "buttons");
+			size_t nb = json_array_size(buttons);
+			*code = 131009;
+			if (!text || !*text || utf8_chars(text) > 1024) {
+				*msg = "(#131009) Parameter value is not valid: "
+				       "interactive.body.text";
+				return ERR_INVAL;
+			}
+			if (nb < 1 || nb > 3) {
+				*msg = "(#131009) Parameter value is not valid: buttons count must "
+				       "be "
+				       "between 1 and 3";
+				return ERR_INVAL;
+			}
+			for (size_t i = 0; i < nb; i++) {
+				json_t *reply =
+				        json_object_get(json_array_get(buttons, i), "reply");
+				const char *id = json_string_value(json_object_get(reply, "id"));
+				const char *title =
+				        json_string_value(json_object_get(reply, "title"));
+				if (!id || !*id || strlen(id) > 256 || !title || !*title ||
+				    utf8_chars(title) > 20) {
+					*msg = "(#131009) Parameter value is not valid: button "
+					       "reply "
+					       "id or title";
+					return ERR_INVAL;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* Sends the answer; then, for an accepted message, queues its status. */
+static void answer_send(void *arg)
+{
+	struct answer *a = arg;
+	respond_json(a->r, a->status, &a->body);
+	if (a->accepted && a->m->status)
+		mock_status_enqueue(a->m->status, a->wamid, a->phone, a->to);
+	buf_release(&a->body);
+	free(a);
+}
+
+static void on_send(struct http_req *r, void *ud)
+{
+	struct mock *m = ud;
+	struct answer *a = xcalloc(1, sizeof(*a));
+	a->m = m;
+	a->r = r;
+	buf_init(&a->body);
+	atomic_fetch_add_explicit(&m->stats.received, 1, memory_order_relaxed);
+
+	if (parse_send_path(http_req_path(r), a->phone, sizeof(a->phone)) != 0) {
+		atomic_fetch_add_explicit(&m->stats.rejected, 1, memory_order_relaxed);
+		a->status = 404;
+		error_body(&a->body, 100,
+		           "Unsupported post request: expected "
+		           "/{version}/{phone_number_id}/messages");
+		goto answer;
+	}
+	const char *auth = http_req_header(r, "Authorization");
+	if (!auth || strncmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
+		atomic_fetch_add_explicit(&m->stats.rejected, 1, memory_order_relaxed);
+		a->status = 401;
+		error_body(&a->body, 190, "An access token is required to request this resource.");
+		goto answer;
+	}
+	if (atomic_load_explicit(&m->faults.outage, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&m->stats.failed_by_fault, 1, memory_order_relaxed);
+		a->status = 503;
+		error_body(&a->body, 131016, "(#131016) Service unavailable");
+		goto answer;
+	}
+	int64_t ppm = atomic_load_explicit(&m->faults.rate_ppm, memory_order_relaxed);
+	if (ppm > 0 && (int64_t)(rnd_u64() % 1000000) < ppm) {
+		int64_t st = atomic_load_explicit(&m->faults.status, memory_order_relaxed);
+		const char *msg;
+		int code = fault_code(st, &msg);
+		atomic_fetch_add_explicit(&m->stats.failed_by_fault, 1, memory_order_relaxed);
+		a->status = (unsigned int)st;
+		error_body(&a->body, code, msg);
+		goto answer;
+	}
+
+	size_t len;
+	const char *body = http_req_body(r, &len);
+	json_t *root = json_loadb(body, len, 0, NULL);
+	const char *to = NULL, *ctx = NULL, *msg = NULL;
+	int code = 0;
+	if (check_message(root, &to, &ctx, &code, &msg) != 0) {
+		atomic_fetch_add_explicit(&m->stats.rejected, 1, memory_order_relaxed);
+		a->status = 400;
+		error_body(&a->body, code, msg);
+		json_decref(root);
+		goto answer;
+	}
+	const char *wa_id = to[0] == '+' ? to + 1 : to;
+	uint64_t n = atomic_fetch_add_explicit(&m->wamid_seq, 1, memory_order_relaxed);
+	snprintf(a->wamid, sizeof(a->wamid), "wamid.MOCK%011llX%010llu",
+	         (unsigned long long)m->started_ms, (unsigned long long)n);
+	snprintf(a->to, sizeof(a->to), "%s", wa_id);
+	mock_log_add(m->log, clock_wall_ms(), a->wamid, a->phone, wa_id, ctx, body, len);
+	a->status = 200;
+	a->accepted = 1;
+	buf_puts(&a->body, "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":");
+	buf_json_str(&a->body, to);
+	buf_puts(&a->body, ",\"wa_id\":");
+	buf_json_str(&a->body, wa_id);
+	buf_printf(&a->body, "}],\"messages\":[{\"id\":\"%s\"}]}", a->wamid);
+	atomic_fetch_add_explicit(&m->stats.accepted, 1, memory_order_relaxed);
+	json_decref(root);
+
+answer:;
+	int64_t delay = atomic_load_explicit(&m->faults.latency_ms, memory_order_relaxed);
+	if (delay > 0) {
+		http_suspend(r);
+		if (mock_timer_add(m->timer, clock_mono_us() + delay * 1000, answer_send, a) == 0) {
+			atomic_fetch_add_explicit(&m->stats.delayed, 1, memory_order_relaxed);
+			return;
+		}
+		/* too many waiting, or stopping: answer now */
+	}
+	answer_send(a);
+}
+
+/* ---- the /_mock endpoints --------------------------------------------------------- */
+
+static json_t *faults_json(struct mock *m)
+{
+	return json_pack("{s:f, s:I, s:I, s:b}", "error_rate",
+	                 (double)atomic_load(&m->faults.rate_ppm) / 1e6, "status",
+	                 (json_int_t)atomic_load(&m->faults.status), "latency_ms",
+	                 (json_int_t)atomic_load(&m->faults.latency_ms), "outage",
+	                 atomic_load(&m->faults.outage) != 0);
+}
+
+static void respond_value(struct http_req *r, unsigned int status, json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	if (!s) {
+		respond_error(r, 500, 1, "could not format the answer");
+		return;
+	}
+	http_respond(r, status, "application/json", s, strlen(s));
+	free(s);
+}
+
+static void on_faults_get(struct http_req *r, void *ud)
+{
+	respond_value(r, 200, faults_json(ud));
+}
+
+static void on_faults_post(struct http_req *r, void *ud)
+{
+	struct mock *m = ud;
+	size_t len;
+	const char *body = http_req_body(r, &len);
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, 0, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		respond_error(r, 400, 100, "expected a JSON object of fault settings");
+		return;
+	}
+	json_t *rate = json_object_get(root, "error_rate");
+	json_t *status = json_object_get(root, "status");
+	json_t *lat = json_object_get(root, "latency_ms");
+	json_t *outage = json_object_get(root, "outage");
+	const char *bad = NULL;
+	if (rate &&
+	    (!json_is_number(rate) || json_number_value(rate) < 0 || json_number_value(rate) > 1))
+		bad = "error_rate must be a number from 0 to 1";
+	else if (status && (!json_is_integer(status) || json_integer_value(status) < 100 ||
+	                    json_integer_value(status) > 599))
+		bad = "status must be an HTTP status from 100 to 599";
+	else if (lat && (!json_is_integer(lat) || json_integer_value(lat) < 0 ||
+	                 json_integer_value(lat) > 600000))
+		bad = "latency_ms must be an integer from 0 to 600000";
+	else if (outage && !json_is_boolean(outage) && !json_is_integer(outage))
+		bad = "outage must be true or false";
+	if (bad) {
+		json_decref(root);
+		respond_error(r, 400, 100, bad);
+		return;
+	}
+	if (rate)
+		atomic_store(&m->faults.rate_ppm, (int64_t)(json_number_value(rate) * 1e6 + 0.5));
+	if (status)
+		atomic_store(&m->faults.status, (int64_t)json_integer_value(status));
+	if (lat)
+		atomic_store(&m->faults.latency_ms, (int64_t)json_integer_value(lat));
+	if (outage)
+		atomic_store(&m->faults.outage, json_is_boolean(outage)
+		                                        ? json_is_true(outage)
+		                                        : json_integer_value(outage) != 0);
+	json_decref(root);
+	log_info("mock_bsp.faults", "faults set: error rate %.4f status %lld latency %lld ms%s",
+	         (double)atomic_load(&m->faults.rate_ppm) / 1e6,
+	         (long long)atomic_load(&m->faults.status),
+	         (long long)atomic_load(&m->faults.latency_ms),
+	         atomic_load(&m->faults.outage) ? ", outage" : "");
+	respond_value(r, 200, faults_json(m));
+}
+
+static void on_stats(struct http_req *r, void *ud)
+{
+	struct mock *m = ud;
+	uint64_t held, bytes, next;
+	mock_log_counts(m->log, &held, &bytes, &next);
+	struct mock_status_counts sc = {0};
+	if (m->status)
+		mock_status_counts(m->status, &sc);
+	json_t *v = json_pack(
+	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "received",
+	        (json_int_t)atomic_load(&m->stats.received), "accepted",
+	        (json_int_t)atomic_load(&m->stats.accepted), "rejected",
+	        (json_int_t)atomic_load(&m->stats.rejected), "failed_by_fault",
+	        (json_int_t)atomic_load(&m->stats.failed_by_fault), "delayed",
+	        (json_int_t)atomic_load(&m->stats.delayed), "held", (json_int_t)held, "held_bytes",
+	        (json_int_t)bytes, "next_index", (json_int_t)next, "statuses", "queued",
+	        (json_int_t)sc.queued, "sent", (json_int_t)sc.sent, "failed", (json_int_t)sc.failed,
+	        "dropped", (json_int_t)sc.dropped, "posts", (json_int_t)sc.posts);
+	respond_value(r, 200, v);
+}
+
+static void on_reset(struct http_req *r, void *ud)
+{
+	struct mock *m = ud;
+	mock_log_clear(m->log);
+	atomic_store(&m->faults.rate_ppm, 0);
+	atomic_store(&m->faults.status, 500);
+	atomic_store(&m->faults.latency_ms, 0);
+	atomic_store(&m->faults.outage, 0);
+	atomic_store(&m->stats.received, 0);
+	atomic_store(&m->stats.accepted, 0);
+	atomic_store(&m->stats.rejected, 0);
+	atomic_store(&m->stats.failed_by_fault, 0);
+	atomic_store(&m->stats.delayed, 0);
+	log_info("mock_bsp.reset", "messages and faults cleared");
+	http_respond(r, 200, "application/json", "{\"ok\":true}", 11);
+}
+
+/* One kept message as the /_mock/messages answer shows it. */
+static json_t *message_json(const struct mock_hit *h)
+{
+	json_t *root = json_loads(h->body, 0, NULL);
+	const char *to = json_string_value(json_object_get(root, "to"));
+	const char *type = json_string_value(json_object_get(root, "type"));
+	const char *ctx =
+	        json_string_value(json_object_get(json_object_get(root, "context"), "message_id"));
+	const char *text = NULL;
+	json_t *buttons = json_array();
+	if (type && strcmp(type, "text") == 0) {
+		text = json_string_value(json_object_get(json_object_get(root, "text"), "body"));
+	} else if (type && strcmp(type, "interactive") == 0) {
+		json_t *in = json_object_get(root, "interactive");
+		text = json_string_value(json_object_get(json_object_get(in, "body"), "text"));
+		json_t *bs = json_object_get(json_object_get(in, "action"), "buttons");
+		size_t i;
+		json_t *b;
+		json_array_foreach(bs, i, b)
+		{
+			json_t *reply = json_object_get(b, "reply");
+			json_array_append_new(
+			        buttons,
+			        json_pack("{s:s?, s:s?}", "id",
+			                  json_string_value(json_object_get(reply, "id")), "title",
+			                  json_string_value(json_object_get(reply, "title"))));
+		}
+	}
+	json_t *v = json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:s?, s:o, s:s?, s:I}", "index",
+	                      (json_int_t)h->index, "id", h->wamid, "phone_number_id",
+	                      h->phone_number_id, "to", to, "type", type, "text", text, "buttons",
+	                      buttons, "context", ctx, "received_at", (json_int_t)h->received_ms);
+	if (v)
+		json_object_set(v, "body", root ? root : json_null());
+	json_decref(root);
+	return v;
+}
+
+/* Does a hit really match (the log matched hashes only)? */
+static int hit_matches(const struct mock_hit *h, json_t *msg, const char *context, const char *to)
+{
+	(void)h;
+	if (context) {
+		const char *c = json_string_value(json_object_get(msg, "context"));
+		if (!c || strcmp(c, context) != 0)
+			return 0;
+	}
+	if (to) {
+		const char *t = json_string_value(json_object_get(msg, "to"));
+		if (!t || strcmp(t[0] == '+' ? t + 1 : t, to) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s)
+		return ERR_INVAL;
+	uint64_t v = 0;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s) || v > (max - (uint64_t)(*s - '0')) / 10)
+			return ERR_INVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static void on_messages(struct http_req *r, void *ud)
+{
+	struct mock *m = ud;
+	struct mock_query q = {0};
+	q.context = http_req_query(r, "context");
+	q.to = http_req_query(r, "to");
+	if (q.context && !*q.context)
+		q.context = NULL;
+	if (q.to && *q.to == '+')
+		q.to++;
+	if (q.to && !*q.to)
+		q.to = NULL;
+	const char *since = http_req_query(r, "since");
+	const char *limit = http_req_query(r, "limit");
+	const char *order = http_req_query(r, "order");
+	uint64_t v = MOCK_PAGE_DEFAULT;
+	if (since && parse_u64(since, UINT64_MAX - 1, &q.since) != 0) {
+		respond_error(r, 400, 100, "since must be a message index");
+		return;
+	}
+	if (limit && (parse_u64(limit, MOCK_PAGE_MAX, &v) != 0 || v == 0)) {
+		respond_error(r, 400, 100, "limit must be from 1 to 10000");
+		return;
+	}
+	if (order && strcmp(order, "desc") != 0 && strcmp(order, "asc") != 0) {
+		respond_error(r, 400, 100, "order must be asc or desc");
+		return;
+	}
+	q.limit = (int)v;
+	q.newest_first = order && strcmp(order, "desc") == 0;
+
+	struct mock_hit *hits;
+	int n;
+	uint64_t next;
+	mock_log_query(m->log, &q, &hits, &n, &next);
+	json_t *arr = json_array();
+	for (int i = 0; i < n; i++) {
+		json_t *msg = message_json(&hits[i]);
+		if (msg && hit_matches(&hits[i], msg, q.context, q.to))
+			json_array_append_new(arr, msg);
+		else
+			json_decref(msg);
+	}
+	mock_hits_free(hits, n);
+	json_t *out = json_pack("{s:I, s:I, s:o}", "count", (json_int_t)json_array_size(arr),
+	                        "next", (json_int_t)next, "messages", arr);
+	respond_value(r, 200, out);
+}
+
+/* ---- the command ----------------------------------------------------------- */
+
+static const char *const mock_opts[] = {
+        "listen",       "app-secret",       "webhook-url",  "fault-error-rate",
+        "fault-status", "fault-latency-ms", "fault-outage", "delivered-statuses",
+        "http-threads", "log-level",        NULL,
+};
+
+static const char mock_usage[] =
+        "[options]\n\n"
+        "A fake WhatsApp Cloud API: POST /{version}/{phone_number_id}/messages answers\n"
+        "like the real one; GET /_mock/messages, /_mock/stats, GET|POST /_mock/faults and\n"
+        "POST /_mock/reset inspect and steer it. Listens on " MOCK_DEFAULT_LISTEN " unless\n"
+        "--listen says otherwise; statuses are signed with \"" MOCK_DEMO_SECRET "\" unless\n"
+        "--app-secret is given.";
+
+/* The host part of "host:port", for the start-up line. */
+static void listen_host(const char *listen, char *out, size_t cap)
+{
+	const char *colon = strrchr(listen, ':');
+	size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+	if (n == 0 || n >= cap) {
+		snprintf(out, cap, "127.0.0.1");
+		return;
+	}
+	memcpy(out, listen, n);
+	out[n] = '\0';
+}
+
+int cmd_mock_bsp(int argc, char **argv)
+{
+	struct config cfg;
+	int npos = 0, exit_code = 1;
+	config_defaults(&cfg);
+	free(cfg.listen);
+	cfg.listen = xstrdup(MOCK_DEFAULT_LISTEN);
+	int rc = config_parse(&cfg, "mock-bsp", mock_usage, mock_opts, argc, argv, NULL, 0, &npos);
+	if (rc != 0) {
+		config_release(&cfg);
+		return rc > 0 ? 0 : 2;
+	}
+	enum log_level lvl;
+	if (cfg.log_level && log_parse_level(cfg.log_level, &lvl) != 0) {
+		fprintf(stderr, "munim mock-bsp: invalid log level \"%s\"\n", cfg.log_level);
+		config_release(&cfg);
+		return 2;
+	}
+	if (cfg.log_level)
+		log_set_level(lvl);
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct mock *m = xcalloc(1, sizeof(*m));
+	m->started_ms = clock_wall_ms();
+	atomic_store(&m->faults.rate_ppm, (int64_t)(cfg.fault_error_rate * 1e6 + 0.5));
+	atomic_store(&m->faults.status, cfg.fault_status);
+	atomic_store(&m->faults.latency_ms, cfg.fault_latency_ms);
+	atomic_store(&m->faults.outage, cfg.fault_outage);
+	m->log = mock_log_new(MOCK_KEEP_MSGS, MOCK_KEEP_BYTES);
+	struct http_server *http = NULL;
+	if (mock_timer_new(&m->timer) != 0) {
+		log_error("mock_bsp.start_failed", "could not start the timer thread");
+		goto out;
+	}
+	if (cfg.webhook_url && *cfg.webhook_url && cfg.delivered_statuses) {
+		const char *secret =
+		        cfg.app_secret && *cfg.app_secret ? cfg.app_secret : MOCK_DEMO_SECRET;
+		if (mock_status_new(cfg.webhook_url, secret, &m->status) != 0) {
+			log_error("mock_bsp.start_failed", "could not start the status sender");
+			goto out;
+		}
+	}
+
+	const struct http_route routes[] = {
+	        {"GET", "/_mock/messages", 0, on_messages, m},
+	        {"GET", "/_mock/stats", 0, on_stats, m},
+	        {"GET", "/_mock/faults", 0, on_faults_get, m},
+	        {"POST", "/_mock/faults", 0, on_faults_post, m},
+	        {"POST", "/_mock/reset", 0, on_reset, m},
+	        {"POST", "/", 1, on_send, m},
+	};
+	rc = http_server_start(cfg.listen, (int)cfg.http_threads, MOCK_MAX_BODY, routes,
+	                       (int)(sizeof(routes) / sizeof(routes[0])), &http);
+	if (rc != 0) {
+		log_error("mock_bsp.listen_failed", "could not listen on %s: %s", cfg.listen,
+		          err_str(rc));
+		fprintf(stderr, "munim mock-bsp: could not listen on %s: %s\n", cfg.listen,
+		        err_str(rc));
+		goto out;
+	}
+	char host[256];
+	listen_host(cfg.listen, host, sizeof(host));
+	printf("mock-bsp listening on http://%s:%d\n", host, http_server_port(http));
+	fflush(stdout);
+	log_info("mock_bsp.ready", "listening on %s:%d; statuses %s", host, http_server_port(http),
+	         m->status ? cfg.webhook_url : "off");
+
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	log_info("mock_bsp.stopping", "received signal %d, stopping", sig);
+	exit_code = 0;
+out:
+	if (m->timer)
+		mock_timer_close(m->timer); /* slow answers go out now */
+	http_server_stop(http);
+	mock_timer_free(m->timer);
+	mock_status_free(m->status);
+	mock_log_free(m->log);
+	free(m);
+	config_release(&cfg);
+	return exit_code;
+}

@@ -1,0 +1,435 @@
+/*
+ * say.c - `munim say`: write to a running munim as a customer would, and
+ * print what the shop answers.
+ *
+ *   munim say [options] TEXT...        a text message
+ *   munim say [options] --button ID    a reply-button tap (e.g. confirm:42)
+ *
+ * 1. Build a Cloud API webhook (one entry, one change, one message with a
+ *    fresh wamid "wamid.SAY<ms><random>", the contact's profile name and
+ *    wa_id), serialised as Meta does (non-ASCII escaped as \uXXXX), signed
+ *    with the app secret (X-Hub-Signature-256), POSTed to
+ *    {url}/webhooks/whatsapp. Anything but 200 is an error.
+ *    A tap also quotes the message that carried the button (context.id),
+ *    looked up at the mock BSP when it can be found there.
+ * 2. Poll {bsp}/_mock/messages?context=<wamid> every SAY_POLL_MS until a
+ *    reply arrives or --timeout-ms passes; then keep polling SAY_LINGER_MS
+ *    more for further replies to the same message.
+ *
+ * Exit status: 0 when a reply was printed; 1 when the webhook was refused
+ * or no reply came in time; 2 on a usage error.
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "ingest/sig.h"
+
+#define SAY_POLL_MS   50
+#define SAY_LINGER_MS 300
+/* An inbound text is at most 4096 characters; bytes are a safe upper bound. */
+#define SAY_MAX_TEXT  4096
+#define SAY_MAX_WORDS 1024
+/* Largest answer read from munim or the mock BSP. */
+#define SAY_MAX_ANSWER (8 << 20)
+/* Recent messages to the customer searched for the tapped button. */
+#define SAY_BUTTON_LOOKBACK 50
+/* The app secret of the demo, used when none is configured. */
+#define SAY_DEMO_SECRET "demo-app-secret"
+/* The customer's profile name when --name is not given. */
+#define SAY_DEFAULT_NAME "Asha"
+
+static const char *const say_opts[] = {
+        "url", "bsp", "app-secret", "from", "name", "to", "timeout-ms", "button", "log-level", NULL,
+};
+
+static const char say_usage[] =
+        "[options] TEXT...\n\n"
+        "Posts TEXT (or, with --button ID, a reply-button tap) as a signed WhatsApp webhook\n"
+        "to munim and prints the replies the mock BSP received for it. Without --app-secret\n"
+        "the demo's secret \"" SAY_DEMO_SECRET "\" signs the webhook; the customer's name is\n"
+        "\"" SAY_DEFAULT_NAME "\" without --name.";
+
+struct client {
+	CURL *easy;
+	struct buf answer;
+	int too_big;
+	char err[CURL_ERROR_SIZE];
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+	struct client *c = ud;
+	size_t len = size * n;
+	if (c->answer.len + len > SAY_MAX_ANSWER) {
+		c->too_big = 1;
+		return 0; /* abort the transfer */
+	}
+	buf_append(&c->answer, p, len);
+	return len;
+}
+
+/*
+ * request runs one GET (body NULL) or POST; *status gets the HTTP status,
+ * c->answer the body. Returns 0, or ERR_IO with c->err set.
+ */
+static int request(struct client *c, const char *url, const char *body, size_t len,
+                   struct curl_slist *headers, long timeout_ms, long *status)
+{
+	buf_reset(&c->answer);
+	c->too_big = 0;
+	c->err[0] = '\0';
+	curl_easy_setopt(c->easy, CURLOPT_URL, url);
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+	if (body) {
+		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	} else {
+		curl_easy_setopt(c->easy, CURLOPT_HTTPGET, 1L);
+	}
+	CURLcode res = curl_easy_perform(c->easy);
+	if (res != CURLE_OK) {
+		if (c->too_big)
+			snprintf(c->err, sizeof(c->err), "answer larger than %d bytes",
+			         SAY_MAX_ANSWER);
+		else if (!c->err[0])
+			snprintf(c->err, sizeof(c->err), "%s", curl_easy_strerror(res));
+		return ERR_IO;
+	}
+	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, status);
+	return 0;
+}
+
+static void strip_slash(char *url)
+{
+	size_t n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		url[--n] = '\0';
+}
+
+static void new_wamid(char *out, size_t cap)
+{
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint64_t)clock_mono_us() * 0x9e3779b97f4a7c15ULL;
+	snprintf(out, cap, "wamid.SAY%lld%016llX", (long long)clock_wall_ms(),
+	         (unsigned long long)r);
+}
+
+static int64_t remaining_ms(int64_t deadline_us)
+{
+	int64_t left = (deadline_us - clock_mono_us()) / 1000;
+	return left > 0 ? left : 0;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * find_button_message looks at the mock BSP for the newest message to the
+ * customer carrying a button with this id; returns its wamid (caller
+ * frees) or NULL. Best effort: a tap without context is still a tap.
+ */
+static char *find_button_message(struct client *c, const char *bsp, const char *from,
+                                 const char *button, long timeout_ms)
+{
+	char *to = curl_easy_escape(c->easy, from, 0);
+	struct buf url;
+	buf_init(&url);
+	buf_printf(&url, "%s/_mock/messages?to=%s&order=desc&limit=%d", bsp, to ? to : "",
+	           SAY_BUTTON_LOOKBACK);
+	curl_free(to);
+	long status = 0;
+	char *found = NULL;
+	json_t *root = NULL;
+	if (request(c, url.data, NULL, 0, NULL, timeout_ms, &status) != 0 || status != 200)
+		goto out;
+	root = json_loadb(c->answer.data, c->answer.len, 0, NULL);
+	size_t i, j;
+	json_t *msg, *b;
+	json_array_foreach(json_object_get(root, "messages"), i, msg)
+	{
+		json_array_foreach(json_object_get(msg, "buttons"), j, b)
+		{
+			const char *id = json_string_value(json_object_get(b, "id"));
+			const char *wamid = json_string_value(json_object_get(msg, "id"));
+			if (id && wamid && strcmp(id, button) == 0) {
+				found = xstrdup(wamid);
+				goto out;
+			}
+		}
+	}
+out:
+	json_decref(root);
+	buf_release(&url);
+	return found;
+}
+
+/* The webhook for one inbound message, as Meta serialises it. */
+static char *build_webhook(const struct config *cfg, const char *wamid, const char *text,
+                           const char *context)
+{
+	char ts[24];
+	snprintf(ts, sizeof(ts), "%lld", (long long)(clock_wall_ms() / 1000));
+	json_t *msg = json_pack("{s:s, s:s, s:s}", "from", cfg->from, "id", wamid, "timestamp", ts);
+	if (cfg->button) {
+		json_object_set_new(msg, "type", json_string("interactive"));
+		json_object_set_new(msg, "interactive",
+		                    json_pack("{s:s, s:{s:s, s:s}}", "type", "button_reply",
+		                              "button_reply", "id", cfg->button, "title",
+		                              *text ? text : cfg->button));
+	} else {
+		json_object_set_new(msg, "type", json_string("text"));
+		json_object_set_new(msg, "text", json_pack("{s:s}", "body", text));
+	}
+	if (context)
+		json_object_set_new(msg, "context",
+		                    json_pack("{s:s, s:s}", "from", cfg->to, "id", context));
+	json_t *root = json_pack(
+	        "{s:s, s:[{s:s, s:[{s:s, s:{s:s, s:{s:s, s:s}, s:[{s:{s:s}, s:s}], s:[o]}}]}]}",
+	        "object", "whatsapp_business_account", "entry", "id", "0", "changes", "field",
+	        "messages", "value", "messaging_product", "whatsapp", "metadata",
+	        "display_phone_number", cfg->to, "phone_number_id", cfg->to, "contacts", "profile",
+	        "name", cfg->name ? cfg->name : SAY_DEFAULT_NAME, "wa_id", cfg->from, "messages",
+	        msg);
+	if (!root)
+		return NULL;
+	char *s = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(root);
+	return s;
+}
+
+/* Prints one reply readably. */
+static void print_reply(json_t *msg, int nth)
+{
+	const char *type = json_string_value(json_object_get(msg, "type"));
+	const char *text = json_string_value(json_object_get(msg, "text"));
+	if (nth > 0)
+		printf("\n");
+	if (text)
+		printf("%s\n", text);
+	else
+		printf("(%s message)\n", type ? type : "unknown");
+	json_t *buttons = json_object_get(msg, "buttons");
+	if (json_array_size(buttons) == 0)
+		return;
+	size_t i;
+	json_t *b;
+	json_array_foreach(buttons, i, b)
+	{
+		const char *t = json_string_value(json_object_get(b, "title"));
+		printf("%s[%s]", i ? " " : "", t ? t : "?");
+	}
+	printf("  (");
+	json_array_foreach(buttons, i, b)
+	{
+		const char *id = json_string_value(json_object_get(b, "id"));
+		printf("%s%s", i ? ", " : "", id ? id : "?");
+	}
+	printf(")\n");
+}
+
+/*
+ * await_replies polls the mock BSP for replies quoting wamid and prints
+ * them. Returns how many were printed; *why explains a failure to poll.
+ */
+static int await_replies(struct client *c, const char *bsp, const char *wamid, int64_t deadline_us,
+                         char *why, size_t why_cap)
+{
+	int printed = 0;
+	uint64_t since = 0;
+	int64_t linger_until = 0;
+	char *ctx = curl_easy_escape(c->easy, wamid, 0);
+	struct buf url;
+	buf_init(&url);
+	why[0] = '\0';
+	for (;;) {
+		buf_reset(&url);
+		buf_printf(&url, "%s/_mock/messages?context=%s&since=%llu", bsp, ctx ? ctx : "",
+		           (unsigned long long)since);
+		long status = 0;
+		int64_t left = remaining_ms(linger_until ? linger_until : deadline_us);
+		if (request(c, url.data, NULL, 0, NULL, left > 1000 ? 1000 : left + 1, &status) !=
+		    0) {
+			snprintf(why, why_cap, "%s", c->err);
+		} else if (status != 200) {
+			snprintf(why, why_cap, "the mock BSP answered %ld", status);
+		} else {
+			json_t *root = json_loadb(c->answer.data, c->answer.len, 0, NULL);
+			json_t *next = json_object_get(root, "next");
+			size_t i;
+			json_t *msg;
+			json_array_foreach(json_object_get(root, "messages"), i, msg)
+			{
+				print_reply(msg, printed++);
+			}
+			if (json_is_integer(next) && json_integer_value(next) >= 0)
+				since = (uint64_t)json_integer_value(next);
+			json_decref(root);
+			fflush(stdout);
+			if (printed > 0 && !linger_until)
+				linger_until = clock_mono_us() + (int64_t)SAY_LINGER_MS * 1000;
+		}
+		int64_t now = clock_mono_us();
+		if ((linger_until && now >= linger_until) || (!linger_until && now >= deadline_us))
+			break;
+		sleep_ms(SAY_POLL_MS);
+	}
+	curl_free(ctx);
+	buf_release(&url);
+	return printed;
+}
+
+static int say(const struct config *cfg, const char *text)
+{
+	int exit_code = 1;
+	char *url = xstrdup(cfg->url), *bsp = xstrdup(cfg->bsp);
+	strip_slash(url);
+	strip_slash(bsp);
+	const char *secret =
+	        cfg->app_secret && *cfg->app_secret ? cfg->app_secret : SAY_DEMO_SECRET;
+	int64_t deadline = clock_mono_us() + cfg->timeout_ms * 1000;
+	struct client c = {0};
+	buf_init(&c.answer);
+	char *body = NULL, *context = NULL;
+	struct curl_slist *headers = NULL;
+	struct buf target;
+	buf_init(&target);
+
+	c.easy = curl_easy_init();
+	if (!c.easy) {
+		fprintf(stderr, "munim say: could not create an HTTP client\n");
+		goto out;
+	}
+	curl_easy_setopt(c.easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c.easy, CURLOPT_WRITEDATA, &c);
+	curl_easy_setopt(c.easy, CURLOPT_ERRORBUFFER, c.err);
+	curl_easy_setopt(c.easy, CURLOPT_NOSIGNAL, 1L);
+
+	char wamid[64];
+	new_wamid(wamid, sizeof(wamid));
+	if (cfg->button)
+		context = find_button_message(&c, bsp, cfg->from, cfg->button,
+		                              (long)remaining_ms(deadline));
+	body = build_webhook(cfg, wamid, text, context);
+	if (!body) {
+		fprintf(stderr, "munim say: could not build the webhook (is the text UTF-8?)\n");
+		goto out;
+	}
+	char sig[SIG_HEADER_LEN + 1], hdr[SIG_HEADER_LEN + 32];
+	sig_sign(secret, body, strlen(body), sig);
+	snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+	headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (headers)
+		headers = curl_slist_append(headers, hdr);
+	if (!headers) {
+		fprintf(stderr, "munim say: out of memory\n");
+		goto out;
+	}
+	buf_printf(&target, "%s/webhooks/whatsapp", url);
+	long status = 0;
+	if (request(&c, target.data, body, strlen(body), headers, (long)remaining_ms(deadline),
+	            &status) != 0) {
+		fprintf(stderr, "munim say: could not post to %s: %s\n", target.data, c.err);
+		goto out;
+	}
+	if (status != 200) {
+		fprintf(stderr, "munim say: %s answered HTTP %ld: %.*s\n", target.data, status,
+		        (int)(c.answer.len > 2000 ? 2000 : c.answer.len),
+		        c.answer.data ? c.answer.data : "");
+		goto out;
+	}
+	log_debug("say.sent", "posted %s to %s", wamid, target.data);
+
+	char why[CURL_ERROR_SIZE + 64];
+	if (await_replies(&c, bsp, wamid, deadline, why, sizeof(why)) > 0) {
+		exit_code = 0;
+	} else {
+		fprintf(stderr, "munim say: no reply within %lld ms%s%s%s\n",
+		        (long long)cfg->timeout_ms, why[0] ? " (" : "", why, why[0] ? ")" : "");
+	}
+out:
+	buf_release(&target);
+	curl_slist_free_all(headers);
+	free(body);
+	free(context);
+	if (c.easy)
+		curl_easy_cleanup(c.easy);
+	buf_release(&c.answer);
+	free(url);
+	free(bsp);
+	return exit_code;
+}
+
+int cmd_say(int argc, char **argv)
+{
+	struct config cfg;
+	char *words[SAY_MAX_WORDS];
+	int nwords = 0;
+	config_defaults(&cfg);
+	int rc = config_parse(&cfg, "say", say_usage, say_opts, argc, argv, words, SAY_MAX_WORDS,
+	                      &nwords);
+	if (rc != 0) {
+		config_release(&cfg);
+		return rc > 0 ? 0 : 2;
+	}
+	enum log_level lvl;
+	if (cfg.log_level && log_parse_level(cfg.log_level, &lvl) != 0) {
+		fprintf(stderr, "munim say: invalid log level \"%s\"\n", cfg.log_level);
+		config_release(&cfg);
+		return 2;
+	}
+	if (cfg.log_level)
+		log_set_level(lvl);
+
+	struct buf text;
+	buf_init(&text);
+	for (int i = 0; i < nwords; i++) {
+		if (i)
+			buf_putc(&text, ' ');
+		buf_puts(&text, words[i]);
+	}
+	int exit_code = 2;
+	if (text.len > SAY_MAX_TEXT) {
+		fprintf(stderr, "munim say: the text is longer than %d bytes\n", SAY_MAX_TEXT);
+		goto out;
+	}
+	if (text.len == 0 && !cfg.button) {
+		config_usage(stderr, "say", say_usage, say_opts);
+		goto out;
+	}
+	if (!cfg.from || !*cfg.from || !cfg.to || !*cfg.to || !cfg.url || !cfg.bsp) {
+		fprintf(stderr, "munim say: --from, --to, --url and --bsp must not be empty\n");
+		goto out;
+	}
+	if (cfg.button && (!*cfg.button || strlen(cfg.button) > 256)) {
+		fprintf(stderr, "munim say: --button needs an id of 1 to 256 characters\n");
+		goto out;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "munim say: could not initialise libcurl\n");
+		exit_code = 1;
+		goto out;
+	}
+	exit_code = say(&cfg, text.data ? text.data : "");
+	curl_global_cleanup();
+out:
+	buf_release(&text);
+	config_release(&cfg);
+	return exit_code;
+}

@@ -1,0 +1,665 @@
+/*
+ * test_send.c - the send module: classification of provider answers, the
+ * backoff's bounds and growth (fixed random values, no sleeping), the
+ * Cloud API bodies of wamsg (parsed back with jansson), and the sender
+ * thread itself against a scripted provider on 127.0.0.1 with a real
+ * SQLite store: accepted, retried, failed, dead-lettered, timed out,
+ * recovered after a crash.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "send/sender.h"
+#include "send/wamsg.h"
+#include "store/store.h"
+
+/* ---- send_classify ------------------------------------------------------ */
+
+static void test_classify_table(void **state)
+{
+	(void)state;
+	static const struct {
+		long status;
+		int code;
+		enum send_class want;
+	} cases[] = {
+	        {0, 0, SEND_RETRY}, /* timeout or connection error */
+	        {200, 0, SEND_OK},
+	        {201, 0, SEND_OK},
+	        {500, 0, SEND_RETRY},
+	        {502, 0, SEND_RETRY},
+	        {503, 131016, SEND_RETRY},
+	        {408, 0, SEND_RETRY},
+	        {429, 0, SEND_RATE},
+	        {429, 130429, SEND_RATE},
+	        {400, 131056, SEND_RATE},
+	        {400, 4, SEND_RATE},
+	        {400, 80007, SEND_RATE},
+	        {500, 131000, SEND_RETRY},
+	        {400, 2, SEND_RETRY},
+	        {400, 133004, SEND_RETRY},
+	        {400, 131057, SEND_RETRY},
+	        {400, 131026, SEND_PERMANENT},
+	        {400, 131050, SEND_PERMANENT},
+	        {400, 131047, SEND_PERMANENT},
+	        {400, 368, SEND_PERMANENT},
+	        {401, 190, SEND_PERMANENT},
+	        {400, 132000, SEND_PERMANENT},
+	        {400, 132016, SEND_PERMANENT},
+	        {400, 100, SEND_PERMANENT},
+	        {400, 0, SEND_PERMANENT},
+	        {401, 0, SEND_PERMANENT},
+	        {404, 0, SEND_PERMANENT},
+	        {400, 999999, SEND_PERMANENT}, /* unknown code on a 4xx */
+	        {500, 999999, SEND_RETRY},     /* unknown code on a 5xx */
+	        {500, 131026, SEND_PERMANENT}, /* the code decides, not the status */
+	        {400, 131000, SEND_RETRY},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum send_class got = send_classify(cases[i].status, cases[i].code);
+		if (got != cases[i].want)
+			fail_msg("status %ld code %d: got %d, want %d", cases[i].status,
+			         cases[i].code, got, cases[i].want);
+	}
+}
+
+/* ---- backoff_delay_ms ----------------------------------------------------- */
+
+static int64_t ceiling_of(int attempt, int64_t base, int64_t cap)
+{
+	int64_t c = base;
+	for (int i = 1; i < attempt && c < cap; i++)
+		c *= 2;
+	return c < cap ? c : cap;
+}
+
+static void test_backoff_bounds_and_growth(void **state)
+{
+	(void)state;
+	const int64_t base = 1000, cap = 300000;
+	int64_t prev = 0;
+	for (int a = 1; a <= 30; a++) {
+		int64_t c = ceiling_of(a, base, cap);
+		/* rnd = c hits the ceiling exactly, rnd = c + 1 the floor */
+		assert_int_equal(backoff_delay_ms(a, base, cap, (uint64_t)c), c);
+		assert_int_equal(backoff_delay_ms(a, base, cap, (uint64_t)c + 1), 0);
+		/* the ceiling doubles until the cap, then stays */
+		assert_true(c >= prev);
+		if (a > 1 && prev < cap)
+			assert_int_equal(c, prev * 2 < cap ? prev * 2 : cap);
+		prev = c;
+		static const uint64_t rnds[] = {0, 1, 123456789, 0xdeadbeefcafef00dULL, UINT64_MAX};
+		for (size_t i = 0; i < sizeof(rnds) / sizeof(rnds[0]); i++) {
+			int64_t d = backoff_delay_ms(a, base, cap, rnds[i]);
+			assert_true(d >= 0 && d <= c);
+		}
+	}
+	assert_int_equal(ceiling_of(1, base, cap), 1000);
+	assert_int_equal(ceiling_of(3, base, cap), 4000);
+	assert_int_equal(ceiling_of(30, base, cap), cap);
+}
+
+static void test_backoff_edges(void **state)
+{
+	(void)state;
+	/* attempt < 1 counts as the first */
+	assert_int_equal(backoff_delay_ms(0, 1000, 5000, 1000), 1000);
+	assert_int_equal(backoff_delay_ms(-5, 1000, 5000, 1000), 1000);
+	/* huge attempts and bases never overflow past the cap */
+	int64_t d = backoff_delay_ms(1000000, 3600000, 86400000, UINT64_MAX);
+	assert_true(d >= 0 && d <= 86400000);
+	d = backoff_delay_ms(62, INT64_MAX / 2, INT64_MAX - 1, UINT64_MAX);
+	assert_true(d >= 0);
+	/* a base above the cap is cut to the cap */
+	assert_int_equal(backoff_delay_ms(1, 10000, 500, 500), 500);
+	/* nonsense inputs: no delay rather than a negative one */
+	assert_int_equal(backoff_delay_ms(3, 0, 1000, 77), 0);
+	assert_int_equal(backoff_delay_ms(3, 1000, 0, 77), 0);
+	assert_int_equal(backoff_delay_ms(3, -1, 1000, 77), 0);
+}
+
+/* ---- wamsg ------------------------------------------------------------------ */
+
+static json_t *parse(const char *body)
+{
+	json_error_t err;
+	json_t *root = json_loads(body, 0, &err);
+	if (!root)
+		fail_msg("not JSON (%s): %s", err.text, body);
+	return root;
+}
+
+static const char *str_at(json_t *root, const char *path)
+{
+	/* path: dotted object keys */
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", path);
+	json_t *v = root;
+	for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
+		v = json_object_get(v, k);
+	return json_string_value(v);
+}
+
+static void test_wamsg_text_fields(void **state)
+{
+	(void)state;
+	struct arena a;
+	arena_init(&a, 4096);
+	char *body = wamsg_text(&a, "919800000001", "wamid.IN1", "2 kg rice: ₹120 \"ok\"\nthanks");
+	json_t *root = parse(body);
+	assert_string_equal(str_at(root, "messaging_product"), "whatsapp");
+	assert_string_equal(str_at(root, "recipient_type"), "individual");
+	assert_string_equal(str_at(root, "to"), "+919800000001");
+	assert_string_equal(str_at(root, "type"), "text");
+	assert_string_equal(str_at(root, "text.body"), "2 kg rice: ₹120 \"ok\"\nthanks");
+	assert_string_equal(str_at(root, "context.message_id"), "wamid.IN1");
+	json_decref(root);
+
+	/* no context when none is given; a '+' already there is not doubled */
+	root = parse(wamsg_text(&a, "+919800000002", NULL, "hi"));
+	assert_null(json_object_get(root, "context"));
+	assert_string_equal(str_at(root, "to"), "+919800000002");
+	json_decref(root);
+	root = parse(wamsg_text(&a, "919800000002", "", "hi"));
+	assert_null(json_object_get(root, "context"));
+	json_decref(root);
+	arena_release(&a);
+}
+
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+static void test_wamsg_text_caps_and_bad_utf8(void **state)
+{
+	(void)state;
+	struct arena a;
+	arena_init(&a, 4096);
+	/* 5000 Devanagari characters: cut to 4096 characters, the last "…" */
+	char *long_text = malloc(5000 * 3 + 1);
+	for (int i = 0; i < 5000; i++)
+		memcpy(long_text + i * 3, "न", 3);
+	long_text[5000 * 3] = '\0';
+	json_t *root = parse(wamsg_text(&a, "91", NULL, long_text));
+	const char *b = str_at(root, "text.body");
+	assert_int_equal(utf8_chars(b), 4096);
+	assert_string_equal(b + strlen(b) - 3, "…");
+	json_decref(root);
+	/* exactly 4096 characters stay whole */
+	long_text[4096 * 3] = '\0';
+	root = parse(wamsg_text(&a, "91", NULL, long_text));
+	assert_string_equal(str_at(root, "text.body"), long_text);
+	json_decref(root);
+	free(long_text);
+
+	/* bytes that are not UTF-8 become U+FFFD and the body stays valid JSON */
+	root = parse(wamsg_text(&a, "91", NULL,
+	                        "a\xff"
+	                        "b\xc3(\x01"));
+	assert_string_equal(str_at(root, "text.body"), "a\xef\xbf\xbd"
+	                                               "b\xef\xbf\xbd(\x01");
+	json_decref(root);
+	arena_release(&a);
+}
+
+static void test_wamsg_buttons_fields(void **state)
+{
+	(void)state;
+	struct arena a;
+	arena_init(&a, 4096);
+	const struct wamsg_button bs[] = {
+	        {"confirm:42", "Confirm"},
+	        {"cancel:42", "Cancel"},
+	        {"menu_stock", "Stock"},
+	        {"extra", "Fourth"},
+	};
+	json_t *root =
+	        parse(wamsg_buttons(&a, "919800000001", "wamid.IN2", "Order #42: ₹240", bs, 2));
+	assert_string_equal(str_at(root, "messaging_product"), "whatsapp");
+	assert_string_equal(str_at(root, "recipient_type"), "individual");
+	assert_string_equal(str_at(root, "to"), "+919800000001");
+	assert_string_equal(str_at(root, "type"), "interactive");
+	assert_string_equal(str_at(root, "context.message_id"), "wamid.IN2");
+	assert_string_equal(str_at(root, "interactive.type"), "button");
+	assert_string_equal(str_at(root, "interactive.body.text"), "Order #42: ₹240");
+	json_t *arr = json_object_get(
+	        json_object_get(json_object_get(root, "interactive"), "action"), "buttons");
+	assert_int_equal(json_array_size(arr), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *btn = json_array_get(arr, i);
+		assert_string_equal(str_at(btn, "type"), "reply");
+		assert_string_equal(str_at(btn, "reply.id"), bs[i].id);
+		assert_string_equal(str_at(btn, "reply.title"), bs[i].title);
+	}
+	json_decref(root);
+
+	/* at most 3 buttons go out */
+	root = parse(wamsg_buttons(&a, "91", NULL, "pick", bs, 4));
+	arr = json_object_get(json_object_get(json_object_get(root, "interactive"), "action"),
+	                      "buttons");
+	assert_int_equal(json_array_size(arr), 3);
+	assert_string_equal(str_at(json_array_get(arr, 2), "reply.id"), "menu_stock");
+	json_decref(root);
+	arena_release(&a);
+}
+
+static void test_wamsg_buttons_caps(void **state)
+{
+	(void)state;
+	struct arena a;
+	arena_init(&a, 4096);
+	const struct wamsg_button long_title[] = {{"id1", "A title much longer than twenty"}};
+	json_t *root = parse(wamsg_buttons(&a, "91", NULL, "x", long_title, 1));
+	json_t *arr = json_object_get(
+	        json_object_get(json_object_get(root, "interactive"), "action"), "buttons");
+	assert_int_equal(utf8_chars(str_at(json_array_get(arr, 0), "reply.title")), 20);
+	json_decref(root);
+
+	/* no buttons: an interactive message without any would be refused, so
+	 * it degrades to text */
+	root = parse(wamsg_buttons(&a, "91", "wamid.X", "just text", long_title, 0));
+	assert_string_equal(str_at(root, "type"), "text");
+	assert_string_equal(str_at(root, "text.body"), "just text");
+	assert_string_equal(str_at(root, "context.message_id"), "wamid.X");
+	json_decref(root);
+	arena_release(&a);
+}
+
+/* ---- the sender against a scripted provider -------------------------------- */
+
+#define T_PHONE "100000000000001"
+#define T_TOKEN "test-token"
+
+/* What the provider does, chosen by the recipient's last digit. */
+enum script {
+	S_OK = 1, /* 200 */
+	S_ALWAYS_500 = 2,
+	S_PERMANENT = 3, /* 400, code 131026 */
+	S_503_THEN_OK = 4,
+	S_SLOW_THEN_OK = 5, /* first answer after the send timeout */
+	S_429_THEN_OK = 6,
+	S_NO_ID = 7, /* 200 without messages[0].id */
+};
+
+struct provider {
+	_Atomic int calls[10];
+	_Atomic int bad_requests; /* wrong path, token or content type */
+	_Atomic int late_threads;
+};
+
+static struct provider prov;
+
+struct late {
+	struct http_req *r;
+};
+
+static void *late_answer(void *arg)
+{
+	struct late *l = arg;
+	struct timespec ts = {0, 700 * 1000000L};
+	nanosleep(&ts, NULL);
+	static const char ok[] = "{\"messages\":[{\"id\":\"wamid.LATE\"}]}";
+	http_respond(l->r, 200, "application/json", ok, sizeof(ok) - 1);
+	free(l);
+	atomic_fetch_sub(&prov.late_threads, 1);
+	return NULL;
+}
+
+/* http_respond with len SIZE_MAX meaning strlen(body) */
+static void answer(struct http_req *r, unsigned int status, const char *ctype, const char *body,
+                   size_t len)
+{
+	http_respond(r, status, ctype, body, len == SIZE_MAX ? strlen(body) : len);
+}
+
+static void on_provider(struct http_req *r, void *ud)
+{
+	(void)ud;
+	const char *auth = http_req_header(r, "Authorization");
+	const char *ctype = http_req_header(r, "Content-Type");
+	if (strcmp(http_req_path(r), "/v21.0/" T_PHONE "/messages") != 0 || !auth ||
+	    strcmp(auth, "Bearer " T_TOKEN) != 0 || !ctype ||
+	    strcmp(ctype, "application/json") != 0) {
+		atomic_fetch_add(&prov.bad_requests, 1);
+		answer(r, 400, "application/json", "{}", 2);
+		return;
+	}
+	size_t len;
+	const char *body = http_req_body(r, &len);
+	json_t *root = json_loadb(body, len, 0, NULL);
+	const char *to = json_string_value(json_object_get(root, "to"));
+	int which = to && *to ? to[strlen(to) - 1] - '0' : 0;
+	json_decref(root);
+	if (which < 0 || which > 9)
+		which = 0;
+	int call = atomic_fetch_add(&prov.calls[which], 1);
+	char ok[128];
+	snprintf(ok, sizeof(ok), "{\"messages\":[{\"id\":\"wamid.P%d.%d\"}]}", which, call);
+	switch (which) {
+	case S_ALWAYS_500:
+		answer(r, 500, "application/json",
+		       "{\"error\":{\"message\":\"boom\",\"code\":131000}}", SIZE_MAX);
+		return;
+	case S_PERMANENT:
+		answer(r, 400, "application/json",
+		       "{\"error\":{\"message\":\"undeliverable\",\"code\":131026}}", SIZE_MAX);
+		return;
+	case S_503_THEN_OK:
+		if (call == 0) {
+			answer(r, 503, "text/plain", "down", 4);
+			return;
+		}
+		break;
+	case S_SLOW_THEN_OK:
+		if (call == 0) {
+			struct late *l = malloc(sizeof(*l));
+			l->r = r;
+			http_suspend(r);
+			pthread_t t;
+			atomic_fetch_add(&prov.late_threads, 1);
+			pthread_create(&t, NULL, late_answer, l);
+			pthread_detach(t);
+			return;
+		}
+		break;
+	case S_429_THEN_OK:
+		if (call == 0) {
+			answer(r, 429, "application/json",
+			       "{\"error\":{\"message\":\"slow down\",\"code\":130429}}", SIZE_MAX);
+			return;
+		}
+		break;
+	case S_NO_ID: answer(r, 200, "application/json", "{\"messages\":[]}", 15); return;
+	default: break;
+	}
+	answer(r, 200, "application/json", ok, strlen(ok));
+}
+
+struct fixture {
+	char dir[64];
+	char db[96];
+	struct app app;
+	struct store_conn *c;
+	struct http_server *http;
+	struct http_route route;
+	char url[64];
+};
+
+static int setup_sender(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	memset(&prov, 0, sizeof(prov));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-send-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+	config_defaults(&f->app.cfg);
+	metrics_init(&f->app.metrics);
+	notify_init(&f->app.inbox_ready);
+	notify_init(&f->app.outbox_ready);
+	if (store_open(f->db, &f->app.store) != 0 || store_connect(f->app.store, &f->c) != 0 ||
+	    store_migrate(f->c, NULL) != 0)
+		return -1;
+	f->route = (struct http_route){"POST", "/", 1, on_provider, NULL};
+	if (http_server_start("127.0.0.1:0", 2, 65536, &f->route, 1, &f->http) != 0)
+		return -1;
+	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/", http_server_port(f->http));
+	struct config *cfg = &f->app.cfg;
+	free(cfg->bsp_url);
+	cfg->bsp_url = strdup(f->url); /* trailing '/' on purpose */
+	free(cfg->access_token);
+	cfg->access_token = strdup(T_TOKEN);
+	free(cfg->graph_version);
+	cfg->graph_version = strdup("v21.0");
+	cfg->send_inflight = 4;
+	cfg->send_timeout_ms = 300;
+	cfg->send_max_attempts = 3;
+	cfg->retry_base_ms = 1;
+	cfg->retry_cap_ms = 20;
+	*state = f;
+	return 0;
+}
+
+static int teardown_sender(void **state)
+{
+	struct fixture *f = *state;
+	while (atomic_load(&prov.late_threads) > 0) {
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	http_server_stop(f->http);
+	store_disconnect(f->c);
+	store_close(f->app.store);
+	notify_release(&f->app.inbox_ready);
+	notify_release(&f->app.outbox_ready);
+	config_release(&f->app.cfg);
+	char path[128];
+	const char *suffixes[] = {"", "-wal", "-shm"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s%s", f->db, suffixes[i]);
+		unlink(path);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static int64_t add_row(struct fixture *f, const char *to, const char *phone)
+{
+	struct arena a;
+	arena_init(&a, 1024);
+	struct outbox_new o = {
+	        .tenant_id = 1,
+	        .priority = PRIO_P2,
+	        .phone_number_id = phone,
+	        .to = to,
+	        .reply_to = "wamid.IN",
+	        .body = wamsg_text(&a, to, "wamid.IN", "hello"),
+	        .inbound_received_at = clock_wall_ms() - 5,
+	};
+	int64_t id = 0;
+	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
+	metrics_outbox_move(&f->app.metrics, PRIO_P2, -1, OUTBOX_PENDING);
+	arena_release(&a);
+	return id;
+}
+
+/* Finds row id in state st; fills *out (strings in a). */
+static int find_row(struct fixture *f, enum outbox_state st, int64_t id, struct arena *a,
+                    struct outbox_row *out)
+{
+	struct outbox_row *rows;
+	int n;
+	if (store_outbox_list(f->c, st, 1000, a, &rows, &n) != 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (rows[i].id == id) {
+			*out = rows[i];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Waits (up to 10 s) until `want` rows are in final or accepted states. */
+static void wait_settled(struct fixture *f, int64_t want)
+{
+	for (int i = 0; i < 500; i++) {
+		int64_t n = 0;
+		for (int p = 0; p < PRIO_COUNT; p++)
+			n += atomic_load(&f->app.metrics.outbox[p][OUTBOX_ACCEPTED]) +
+			     atomic_load(&f->app.metrics.outbox[p][OUTBOX_FAILED]) +
+			     atomic_load(&f->app.metrics.outbox[p][OUTBOX_DEAD]);
+		if (n >= want)
+			return;
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	fail_msg("rows did not settle in time");
+}
+
+static void test_sender_outcomes(void **state)
+{
+	struct fixture *f = *state;
+	int64_t ok = add_row(f, "910000000001", T_PHONE);
+	int64_t dead = add_row(f, "910000000002", T_PHONE);
+	int64_t failed = add_row(f, "910000000003", T_PHONE);
+	int64_t retried = add_row(f, "910000000004", T_PHONE);
+	int64_t slow = add_row(f, "910000000005", T_PHONE);
+	int64_t rate = add_row(f, "910000000006", T_PHONE);
+	int64_t no_id = add_row(f, "910000000007", T_PHONE);
+	int64_t bad_phone = add_row(f, "910000000001", "1/../2");
+
+	struct sender *s = NULL;
+	assert_int_equal(sender_start(&f->app, &s), 0);
+	notify_signal(&f->app.outbox_ready);
+	wait_settled(f, 8);
+	sender_stop(s);
+
+	struct arena a;
+	arena_init(&a, 4096);
+	struct outbox_row row;
+	assert_true(find_row(f, OUTBOX_ACCEPTED, ok, &a, &row));
+	assert_string_equal(row.provider_msg_id, "wamid.P1.0");
+	assert_int_equal(row.attempts, 1);
+
+	/* ERR retryable 5xx every time: dead after send_max_attempts */
+	assert_true(find_row(f, OUTBOX_DEAD, dead, &a, &row));
+	assert_int_equal(row.attempts, 3);
+	assert_int_equal(row.last_error_code, 131000);
+	assert_int_equal(atomic_load(&prov.calls[S_ALWAYS_500]), 3);
+
+	/* a permanent error code: failed at once with the provider's code */
+	assert_true(find_row(f, OUTBOX_FAILED, failed, &a, &row));
+	assert_int_equal(row.attempts, 1);
+	assert_int_equal(row.last_error_code, 131026);
+	assert_non_null(strstr(row.last_error, "undeliverable"));
+
+	/* 503, 429 and a timeout are retried, then accepted */
+	assert_true(find_row(f, OUTBOX_ACCEPTED, retried, &a, &row));
+	assert_int_equal(row.attempts, 2);
+	assert_string_equal(row.provider_msg_id, "wamid.P4.1");
+	assert_true(find_row(f, OUTBOX_ACCEPTED, rate, &a, &row));
+	assert_int_equal(row.attempts, 2);
+	assert_int_equal(row.last_error_code, 130429);
+	assert_true(find_row(f, OUTBOX_ACCEPTED, slow, &a, &row));
+	assert_int_equal(row.attempts, 2);
+	assert_non_null(strstr(row.last_error, "no answer"));
+
+	/* a 2xx without a message id is not taken as accepted */
+	assert_true(find_row(f, OUTBOX_DEAD, no_id, &a, &row));
+	assert_non_null(strstr(row.last_error, "messages[0].id"));
+
+	/* ERR_INVAL-like: a phone_number_id that cannot go into a URL */
+	assert_true(find_row(f, OUTBOX_FAILED, bad_phone, &a, &row));
+	assert_non_null(strstr(row.last_error, "invalid phone_number_id"));
+	arena_release(&a);
+
+	assert_int_equal(atomic_load(&prov.bad_requests), 0);
+	struct metrics *m = &f->app.metrics;
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_ACCEPTED]), 4);
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_FAILED]), 2);
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_DEAD]), 2);
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_PENDING]), 0);
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_SENDING]), 0);
+	assert_int_equal(atomic_load(&m->dead_letters), 2);
+	/* 1 + 3 + 1 + 2 + 2 + 2 + 3 + 1 attempts, of which 4 succeeded */
+	assert_int_equal(atomic_load(&m->send_attempts), 15);
+	assert_int_equal(atomic_load(&m->send_errors), 11);
+	assert_int_equal(atomic_load(&m->reply_latency.count), 4);
+}
+
+static void test_sender_recovers_interrupted_sends(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_row(f, "910000000001", T_PHONE);
+	/* a previous run claimed the row and died mid-send */
+	struct arena a;
+	arena_init(&a, 4096);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_claim(f->c, clock_wall_ms(), 10, &a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_SENDING);
+
+	struct sender *s = NULL;
+	assert_int_equal(sender_start(&f->app, &s), 0);
+	wait_settled(f, 1);
+	sender_stop(s);
+	struct outbox_row row;
+	assert_true(find_row(f, OUTBOX_ACCEPTED, id, &a, &row));
+	assert_int_equal(row.attempts, 2); /* the interrupted claim counted */
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_SENDING]), 0);
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_ACCEPTED]), 1);
+	arena_release(&a);
+}
+
+static void test_sender_idle_stop_is_prompt(void **state)
+{
+	struct fixture *f = *state;
+	struct sender *s = NULL;
+	assert_int_equal(sender_start(&f->app, &s), 0);
+	struct timespec ts = {0, 50 * 1000000L};
+	nanosleep(&ts, NULL);
+	int64_t t0 = clock_mono_us();
+	sender_stop(s);
+	assert_true(clock_mono_us() - t0 < 500000);
+	sender_stop(NULL); /* a no-op */
+}
+
+static void test_sender_start_err_inval_without_token(void **state)
+{
+	struct fixture *f = *state;
+	free(f->app.cfg.access_token);
+	f->app.cfg.access_token = NULL;
+	struct sender *s = (struct sender *)&s;
+	assert_int_equal(sender_start(&f->app, &s), ERR_INVAL);
+	assert_null(s);
+}
+
+int main(void)
+{
+	log_set_level(LOG_ERROR);
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_classify_table),
+	        cmocka_unit_test(test_backoff_bounds_and_growth),
+	        cmocka_unit_test(test_backoff_edges),
+	        cmocka_unit_test(test_wamsg_text_fields),
+	        cmocka_unit_test(test_wamsg_text_caps_and_bad_utf8),
+	        cmocka_unit_test(test_wamsg_buttons_fields),
+	        cmocka_unit_test(test_wamsg_buttons_caps),
+	        cmocka_unit_test_setup_teardown(test_sender_outcomes, setup_sender,
+	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_recovers_interrupted_sends,
+	                                        setup_sender, teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_idle_stop_is_prompt, setup_sender,
+	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_start_err_inval_without_token,
+	                                        setup_sender, teardown_sender),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
