@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
@@ -23,6 +24,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "send/sender.h"
@@ -31,7 +33,7 @@
 const char *const cli_serve_opts[] = {
 	CLI_STORE_OPTS, "db-busy-timeout-ms", "listen", "bsp-url", "app-secret", "verify-token", "access-token",
 	"graph-version", "workers", "http-threads", "max-body", "commit-batch", "worker-batch",
-	"send-inflight", "send-timeout-ms", "send-max-attempts", "retry-base-ms", "retry-cap-ms",
+	"send-inflight", "send-journal", "send-timeout-ms", "send-max-attempts", "retry-base-ms", "retry-cap-ms",
 	"process-attempts", NULL,
 };
 
@@ -122,6 +124,13 @@ int cmd_serve(int argc, char **argv)
 	struct ingest *ingest = NULL;
 	struct http_server *http = NULL;
 
+	if (!*app.cfg.send_journal && !strstr(app.cfg.db, "://")) {
+		/* a file store keeps the send journal beside it */
+		size_t n = strlen(app.cfg.db) + sizeof("-sendlog");
+		free(app.cfg.send_journal);
+		app.cfg.send_journal = xmalloc(n);
+		snprintf(app.cfg.send_journal, n, "%s-sendlog", app.cfg.db);
+	}
 	if (cli_open(&app.cfg, 1, &app.store, &c) != 0)
 		goto out;
 	if (load_gauges(&app, c) != 0) {

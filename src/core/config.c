@@ -59,6 +59,8 @@ static const struct cfg_entry table[] = {
 	 "most messages sharing one worker commit"},
 	{"send-inflight", CFG_INT, OFF(send_inflight), "64", 1, 4096, "MUNIM_SEND_INFLIGHT", 0,
 	 "sends in flight to the provider at once"},
+	{"send-journal", CFG_STR, OFF(send_journal), "", 0, 0, "MUNIM_SEND_JOURNAL", 0,
+	 "file recording provider acceptances before the store does (default: <db>-sendlog)"},
 	{"send-timeout-ms", CFG_INT, OFF(send_timeout_ms), "10000", 100, 600000,
 	 "MUNIM_SEND_TIMEOUT_MS", 0, "time limit of one send request"},
 	{"send-max-attempts", CFG_INT, OFF(send_max_attempts), "8", 1, 100,

@@ -224,10 +224,19 @@ class Stack:
             expect, "y" if expect == 1 else "ies", wamid))
 
     def mock_messages(self, **query):
-        q = "&".join("%s=%s" % kv for kv in query.items())
-        st, b, _ = http("GET", self.bsp + "/_mock/messages" + ("?" + q if q else ""))
-        assert st == 200, st
-        return json.loads(b)["messages"]
+        """Every message the mock BSP accepted (matching query), oldest first."""
+        out = []
+        since = 0
+        while True:
+            q = dict(query, since=since, limit=10000)
+            qs = "&".join("%s=%s" % kv for kv in q.items())
+            st, b, _ = http("GET", self.bsp + "/_mock/messages?" + qs)
+            assert st == 200, st
+            page = json.loads(b)
+            out.extend(page["messages"])
+            if len(page["messages"]) < 10000:
+                return out
+            since = page["next"]
 
     def mock_faults(self, **faults):
         st, b, _ = http("POST", self.bsp + "/_mock/faults", json.dumps(faults).encode(),

@@ -13,6 +13,7 @@ that; those duplicates are counted and must not exceed the number of kills.
 
 import collections
 import json
+import os
 import random
 import threading
 import time
@@ -22,6 +23,7 @@ from harness import Stack, http, sign, text_payload, wait_until
 CUSTOMERS = 40
 ROUNDS = 25  # each round: "order 1 kg rice", then "confirm" → 2 messages
 TENANTS = 4
+EXTRA = os.environ.get("CRASH_EXTRA", "").split()
 SHOPS = ["1000000000000%02d" % (i + 1) for i in range(TENANTS)]
 
 
@@ -40,7 +42,7 @@ def post_until_200(s, payload, stop):
 
 
 def test_kill9_exactly_once():
-    s = Stack(tenants=TENANTS, serve_args=["--retry-base-ms", "50", "--retry-cap-ms", "500"])
+    s = Stack(tenants=TENANTS, serve_args=["--retry-base-ms", "50", "--retry-cap-ms", "500"] + EXTRA)
     s.start()
     stop = threading.Event()
     acked = []
@@ -63,7 +65,7 @@ def test_kill9_exactly_once():
     def killer():
         rnd = random.Random(7)
         while not stop.is_set():
-            time.sleep(rnd.uniform(0.3, 1.2))
+            time.sleep(rnd.uniform(0.05, 0.4))
             if stop.is_set():
                 break
             s.serve.kill9()
