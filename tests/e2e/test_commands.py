@@ -152,3 +152,40 @@ def test_duplicate_webhook_one_reply():
         assert len(s.mock_messages(context=wamid)) == 1
         assert s.scalar("SELECT COUNT(*) FROM inbox WHERE ext_id=?", wamid) == 1
         assert s.metrics()["munim_inbox_duplicates_total"] >= 1
+
+
+def test_contract_replies_quote_the_inbound_message():
+    from harness import text_payload
+    with Stack() as s:
+        for text in ("menu", "stock rice", "order 2 rice"):
+            wamid, payload = text_payload(text)
+            assert s.post(payload)[0] == 200
+            m = s.replies(wamid)[0]
+            assert body_json(m)["context"]["message_id"] == wamid, (text, m)
+
+
+def test_concurrent_webhooks_share_commits():
+    import threading
+    from harness import text_payload
+    with Stack(mock_args=["--delivered-statuses", "0"]) as s:
+        before = s.metrics()
+        payloads = [text_payload("stock dal") for _ in range(200)]
+        codes = []
+
+        def post(chunk):
+            for _, p in chunk:
+                codes.append(s.post(p)[0])
+        threads = [threading.Thread(target=post, args=(payloads[i::20],)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes.count(200) == 200, codes
+        m = s.metrics()
+        commits = m["munim_ingest_commits_total"] - before["munim_ingest_commits_total"]
+        reqs = (m["munim_ingest_commit_requests_total"]
+                - before["munim_ingest_commit_requests_total"])
+        assert reqs == 200, reqs
+        assert commits < reqs, "200 requests took %d commits: no group commit" % commits
+        for wamid, _ in payloads:
+            s.replies(wamid)

@@ -1,0 +1,184 @@
+"""The commands around serve: help, provisioning, configuration, say, and
+the operational endpoints."""
+
+import os
+import subprocess
+import tempfile
+
+from harness import (MUNIM, SECRET, Stack, body_text, http, run, text_payload, wait_until)
+
+COMMANDS = ["serve", "migrate", "tenant", "product", "seed", "outbox", "config", "mock-bsp",
+            "say"]
+
+
+def test_help_for_every_command():
+    out = run("help").stdout
+    for c in COMMANDS:
+        assert c in out, c
+        r = run(c, "--help")
+        assert r.stdout.startswith("usage: munim " + c), r.stdout
+    for flag in ("--db", "--listen", "--bsp-url", "--app-secret", "--verify-token",
+                 "--access-token", "--graph-version"):
+        assert flag in run("serve", "--help").stdout, flag
+    r = run("frobnicate", check=False)
+    assert r.returncode == 2 and 'unknown command "frobnicate"' in r.stderr, r.stderr
+    r = run("seed", "--tenantz", "3", check=False)
+    assert r.returncode == 2 and 'unknown option "--tenantz"' in r.stderr, r.stderr
+    r = run("seed", "--tenants", "lots", check=False)
+    assert r.returncode == 2 and 'invalid value "lots"' in r.stderr, r.stderr
+
+
+def test_serve_requires_secrets():
+    r = subprocess.run([MUNIM, "serve", "--db", os.path.join(tempfile.mkdtemp(), "x.db")],
+                       capture_output=True, text=True, timeout=30,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("MUNIM_")})
+    assert r.returncode == 2, r
+    assert "--app-secret is required" in r.stderr, r.stderr
+
+
+def test_config_from_environment_and_secrets_hidden():
+    env = dict(os.environ, MUNIM_DB="/tmp/from-env.db", MUNIM_APP_SECRET="s3cret",
+               MUNIM_GRAPH_VERSION="v99.0", MUNIM_LISTEN="127.0.0.1:7001")
+    r = subprocess.run([MUNIM, "config", "--dump", "--listen", "127.0.0.1:7002"],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "db = /tmp/from-env.db" in r.stdout
+    assert "graph-version = v99.0" in r.stdout
+    assert "listen = 127.0.0.1:7002" in r.stdout  # a flag beats the environment
+    assert "app-secret = (set)" in r.stdout and "s3cret" not in r.stdout
+
+
+def test_migrate_is_idempotent():
+    db = os.path.join(tempfile.mkdtemp(), "m.db")
+    assert "1 migration(s) applied, schema version 1" in run("migrate", "--db", db).stdout
+    assert "0 migration(s) applied, schema version 1" in run("migrate", "--db", db).stdout
+    r = run("migrate", "--db", "/nonexistent-dir/x.db", check=False)
+    assert r.returncode == 1 and "could not open store" in r.stderr, r.stderr
+
+
+def test_seed_contract():
+    db = os.path.join(tempfile.mkdtemp(), "s.db")
+    run("migrate", "--db", db)
+    out = run("seed", "--db", db, "--tenants", "3", "--first-phone-number-id",
+              "200000000000001").stdout
+    assert "seeded 3 tenant(s)" in out, out
+    assert "seeded 0 tenant(s) (3 already present)" in run(
+        "seed", "--db", db, "--tenants", "3", "--first-phone-number-id",
+        "200000000000001").stdout
+    out = run("tenant", "list", "--db", db).stdout
+    for pid in ("200000000000001", "200000000000002", "200000000000003"):
+        assert pid in out, out
+    for t in (1, 2, 3):
+        out = run("product", "list", "--db", db, "--tenant", str(t)).stdout
+        for name in ("Rice", "Toor Dal", "Sugar", "Atta"):
+            assert name in out, out
+        assert "chawal" in out and "cheeni" in out
+    import sqlite3
+    con = sqlite3.connect(db)
+    low = con.execute("SELECT MIN(stock) FROM products WHERE sku IN "
+                      "('RICE','DAL','SUGAR','ATTA')").fetchone()[0]
+    con.close()
+    assert low >= 10 ** 9, low
+
+
+def test_tenant_and_product_provisioning_errors():
+    d = tempfile.mkdtemp()
+    db = os.path.join(d, "p.db")
+    run("migrate", "--db", db)
+    r = run("tenant", "add", "--db", db, "--name", "Gupta Medical", check=False)
+    assert r.returncode == 1 and "--phone-number-id are required" in r.stderr, r.stderr
+    run("tenant", "add", "--db", db, "--name", "Gupta Medical", "--phone-number-id", "555",
+        "--state-code", "09", "--upi-id", "gupta@upi", "--owners", "919811111111")
+    r = run("tenant", "add", "--db", db, "--name", "Other", "--phone-number-id", "555",
+            check=False)
+    assert r.returncode == 1 and "already belongs to a tenant" in r.stderr, r.stderr
+    r = run("tenant", "add", "--db", db, "--name", "Bad", "--phone-number-id", "556",
+            "--state-code", "Maharashtra", check=False)
+    assert r.returncode == 1 and "invalid state code" in r.stderr, r.stderr
+
+    r = run("product", "add", "--db", db, "--tenant", "1", "--sku", "PCM", "--name",
+            "Paracetamol 500", "--unit", "crate", "--price", "20", check=False)
+    assert r.returncode == 1 and 'invalid unit "crate"' in r.stderr, r.stderr
+    r = run("product", "add", "--db", db, "--tenant", "1", "--sku", "PCM", "--name",
+            "Paracetamol 500", "--unit", "pc", "--price", "twenty", check=False)
+    assert r.returncode == 1 and 'invalid price "twenty"' in r.stderr, r.stderr
+    r = run("product", "add", "--db", db, "--tenant", "9", "--sku", "PCM", "--name", "P",
+            "--price", "1", check=False)
+    assert r.returncode == 1 and "no tenant 9" in r.stderr, r.stderr
+
+    csv = os.path.join(d, "cat.csv")
+    with open(csv, "w") as f:
+        f.write("sku,name,aliases,unit,price,gst,hsn,stock\n"
+                "PCM,Paracetamol 500,\"crocin,dolo\",packet,30.50,5,3004,120\n"
+                "ORS,ORS Sachet,electral;ors,pc,22,5,3004,40.5\n")
+    r = run("product", "import", "--db", db, "--tenant", "1", csv, check=False)
+    # 40.5 pieces is not a whole number of base units: nothing is imported
+    assert r.returncode == 1 and "cat.csv:3" in r.stderr and "invalid stock" in r.stderr, r.stderr
+    assert "0 product(s)" in run("product", "list", "--db", db, "--tenant", "1").stdout
+    with open(csv, "w") as f:
+        f.write("sku,name,aliases,unit,price,gst,hsn,stock\n"
+                "PCM,Paracetamol 500,\"crocin,dolo\",packet,30.50,5,3004,120\n"
+                "ORS,ORS Sachet,electral;ors,pc,22,5,3004,40\n")
+    assert "2 product(s) imported" in run("product", "import", "--db", db, "--tenant", "1",
+                                          csv).stdout
+    out = run("product", "list", "--db", db, "--tenant", "1").stdout
+    assert "crocin,dolo" in out and "electral,ors" in out and "30.50" in out, out
+    with open(csv, "w") as f:
+        f.write("name,sku\nx,y\n")
+    r = run("product", "import", "--db", db, "--tenant", "1", csv, check=False)
+    assert r.returncode == 1 and "the header must be" in r.stderr, r.stderr
+
+
+def test_say_prints_the_reply():
+    with Stack() as s:
+        r = subprocess.run([MUNIM, "say", "--url", s.url, "--bsp", s.bsp, "--app-secret", SECRET,
+                            "--to", "100000000000001", "order 2 kg chawal"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert "Rice" in r.stdout and "[Confirm] [Cancel]" in r.stdout, r.stdout
+        r = subprocess.run([MUNIM, "say", "--url", s.url, "--bsp", s.bsp, "--app-secret",
+                            "wrong", "--to", "100000000000001", "hi"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "401" in (r.stdout + r.stderr), (r.stdout, r.stderr)
+
+
+def test_health_ready_metrics():
+    with Stack() as s:
+        assert http("GET", s.url + "/healthz")[0] == 200
+        assert http("GET", s.url + "/readyz")[0] == 200
+        assert http("GET", s.url + "/nope")[0] == 404
+        assert http("DELETE", s.url + "/webhooks/whatsapp")[0] == 405
+        s.say("stock rice")
+        m = s.metrics()
+        for name in ("munim_inbox_depth", "munim_processing_latency_seconds_count",
+                     "munim_message_latency_seconds_count", "munim_dead_letters_total",
+                     'munim_outbox_messages{priority="P2",state="accepted"}',
+                     'munim_webhook_requests_total{code="200"}'):
+            assert name in m, name
+        assert m['munim_webhook_requests_total{code="200"}'] >= 1
+        assert m["munim_processing_latency_seconds_count"] >= 1
+        wait_until(lambda: s.metrics()["munim_message_latency_seconds_count"] >= 1,
+                   what="reply latency observed")
+        # the delivered status from the mock moves the gauge
+        wait_until(lambda: s.metrics().get(
+            'munim_outbox_messages{priority="P2",state="delivered"}', 0) >= 1,
+            what="delivered gauge")
+
+
+def test_restart_resumes_pending_work():
+    """Messages acknowledged while the sender cannot reach the provider are
+    sent after a restart (SIGTERM), none lost, none twice."""
+    with Stack(serve_args=["--retry-base-ms", "50", "--retry-cap-ms", "100",
+                           "--send-max-attempts", "100"]) as s:
+        s.mock_faults(outage=True)
+        ids = []
+        for i in range(5):
+            wamid, payload = text_payload("stock rice")
+            assert s.post(payload)[0] == 200
+            ids.append(wamid)
+        s.serve.stop()
+        s.mock_faults(outage=False)
+        s.start_serve()
+        for w in ids:
+            assert len(s.replies(w)) == 1
+        assert "serve.ready" in open(os.path.join(s.dir, "serve.log")).read()
