@@ -143,9 +143,9 @@ int cmd_serve(int argc, char **argv)
 
 	struct http_route routes[8];
 	int nroutes = ingest_routes(ingest, routes, 8);
-	routes[nroutes++] = (struct http_route){"GET", "/metrics", 0, on_metrics, &app};
-	routes[nroutes++] = (struct http_route){"GET", "/healthz", 0, on_healthz, &app};
-	routes[nroutes++] = (struct http_route){"GET", "/readyz", 0, on_readyz, &app};
+	routes[nroutes++] = (struct http_route){"GET", "/metrics", 0, on_metrics, &app, NULL};
+	routes[nroutes++] = (struct http_route){"GET", "/healthz", 0, on_healthz, &app, NULL};
+	routes[nroutes++] = (struct http_route){"GET", "/readyz", 0, on_readyz, &app, NULL};
 	rc = http_server_start(app.cfg.listen, (int)app.cfg.http_threads, (size_t)app.cfg.max_body,
 			       routes, nroutes, &http);
 	if (rc != 0) {

@@ -99,6 +99,12 @@ void metrics_render(const struct metrics *m, struct buf *o)
 	counter(o, "munim_webhook_unknown_tenant_total",
 		"Webhook changes for a phone_number_id no tenant owns.",
 		LOAD(m->webhook_unknown_tenant));
+	counter(o, "munim_webhook_entries_skipped_total",
+		"Messages or statuses without an id or a sender, not stored.",
+		LOAD(m->webhook_entries_skipped));
+	counter(o, "munim_webhook_payload_errors_total",
+		"Errors the platform reported inside webhooks (value.errors[]).",
+		LOAD(m->webhook_payload_errors));
 	counter(o, "munim_inbox_received_total", "Inbox entries stored.", LOAD(m->inbox_new));
 	counter(o, "munim_inbox_duplicates_total", "Inbox entries already stored (redeliveries).",
 		LOAD(m->inbox_duplicate));

@@ -35,6 +35,8 @@ struct metrics {
 	int64_t started_at_ms;
 	_Atomic uint64_t webhook_requests[MCODE_COUNT];
 	_Atomic uint64_t webhook_unknown_tenant;  /* changes for unknown phone_number_id */
+	_Atomic uint64_t webhook_entries_skipped; /* messages/statuses without id or sender */
+	_Atomic uint64_t webhook_payload_errors;  /* value.errors[] reported by the platform */
 	_Atomic uint64_t inbox_new;               /* entries stored */
 	_Atomic uint64_t inbox_duplicate;         /* entries already present */
 	_Atomic int64_t inbox_depth;              /* pending entries */

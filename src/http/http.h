@@ -27,6 +27,10 @@ struct http_route {
 	int prefix;
 	http_handler_fn fn;
 	void *ud;
+	/* Optional: told the status when the server answers a request for this
+	 * route by itself (413 body too large), so the route's owner can count
+	 * it. Called on a server thread; must not block. */
+	void (*on_refused)(unsigned int status, void *ud);
 };
 
 const char *http_req_method(const struct http_req *r);

@@ -296,6 +296,8 @@ static enum MHD_Result on_first(struct http_server *s, struct http_req *r)
 		errno = 0;
 		unsigned long long n = strtoull(cl, &end, 10);
 		if (errno == ERANGE || n > s->max_body) {
+			if (r->route->on_refused)
+				r->route->on_refused(MHD_HTTP_CONTENT_TOO_LARGE, r->route->ud);
 			r->route = NULL;
 			return queue(r->conn, MHD_HTTP_CONTENT_TOO_LARGE,
 			             json_error("body too large"));
@@ -333,8 +335,11 @@ static enum MHD_Result run_handler(struct http_server *s, struct http_req *r)
 	unsigned int status;
 
 	r->handler_called = 1;
-	if (r->too_big)
+	if (r->too_big) {
+		if (r->route->on_refused)
+			r->route->on_refused(MHD_HTTP_CONTENT_TOO_LARGE, r->route->ud);
 		return queue(r->conn, MHD_HTTP_CONTENT_TOO_LARGE, json_error("body too large"));
+	}
 	pthread_mutex_lock(&s->mu);
 	if (s->forcing) {
 		pthread_mutex_unlock(&s->mu);

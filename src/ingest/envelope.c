@@ -381,6 +381,7 @@ int envelope_parse(const char *body, size_t len, int64_t received_at, struct are
 		}
 	}
 	out->nchanges = nchanges;
+	out->nskipped = skipped;
 	if (skipped)
 		log_warn("webhook.entries_skipped",
 		         "skipped %d messages or statuses without an id or a sender", skipped);

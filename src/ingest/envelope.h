@@ -25,7 +25,8 @@ struct env_change {
 struct envelope {
 	int nchanges;
 	struct env_change *changes;
-	int nerrors; /* value.errors[] seen */
+	int nerrors;  /* value.errors[] seen */
+	int nskipped; /* messages/statuses without an id or a sender (not stored) */
 };
 
 /*

@@ -469,6 +469,11 @@ static void on_post(struct http_req *r, void *ud)
 		return;
 	}
 
+	struct metrics *m = &ig->app->metrics;
+	atomic_fetch_add_explicit(&m->webhook_entries_skipped, (uint64_t)env.nskipped,
+	                          memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->webhook_payload_errors, (uint64_t)env.nerrors,
+	                          memory_order_relaxed);
 	int total = 0;
 	for (int i = 0; i < env.nchanges; i++)
 		total += env.changes[i].nentries;
@@ -587,11 +592,19 @@ void ingest_stop(struct ingest *ig)
 	ingest_free(ig);
 }
 
+/* The server refused a webhook by itself (body too large): count it. */
+static void on_refused(unsigned int status, void *ud)
+{
+	struct ingest *ig = ud;
+	atomic_fetch_add_explicit(&ig->app->metrics.webhook_requests[metrics_code_index(status)], 1,
+	                          memory_order_relaxed);
+}
+
 int ingest_routes(struct ingest *ig, struct http_route *routes, int max)
 {
 	if (max < 2)
 		return ERR_INVAL;
-	routes[0] = (struct http_route){"GET", INGEST_PATH, 0, on_verify, ig};
-	routes[1] = (struct http_route){"POST", INGEST_PATH, 0, on_post, ig};
+	routes[0] = (struct http_route){"GET", INGEST_PATH, 0, on_verify, ig, NULL};
+	routes[1] = (struct http_route){"POST", INGEST_PATH, 0, on_post, ig, on_refused};
 	return 2;
 }

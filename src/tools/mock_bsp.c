@@ -722,12 +722,12 @@ int cmd_mock_bsp(int argc, char **argv)
 	}
 
 	const struct http_route routes[] = {
-	        {"GET", "/_mock/messages", 0, on_messages, m},
-	        {"GET", "/_mock/stats", 0, on_stats, m},
-	        {"GET", "/_mock/faults", 0, on_faults_get, m},
-	        {"POST", "/_mock/faults", 0, on_faults_post, m},
-	        {"POST", "/_mock/reset", 0, on_reset, m},
-	        {"POST", "/", 1, on_send, m},
+	        {"GET", "/_mock/messages", 0, on_messages, m, NULL},
+	        {"GET", "/_mock/stats", 0, on_stats, m, NULL},
+	        {"GET", "/_mock/faults", 0, on_faults_get, m, NULL},
+	        {"POST", "/_mock/faults", 0, on_faults_post, m, NULL},
+	        {"POST", "/_mock/reset", 0, on_reset, m, NULL},
+	        {"POST", "/", 1, on_send, m, NULL},
 	};
 	rc = http_server_start(cfg.listen, (int)cfg.http_threads, MOCK_MAX_BODY, routes,
 	                       (int)(sizeof(routes) / sizeof(routes[0])), &http);

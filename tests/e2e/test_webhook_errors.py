@@ -40,6 +40,7 @@ def test_body_over_1mib_413():
         big = b'{"object":"whatsapp_business_account","pad":"' + b"x" * (1 << 20) + b'"}'
         assert s.post(None, raw=big)[0] == 413
         assert inbox_count(s) == 0
+        assert s.metrics()['munim_webhook_requests_total{code="413"}'] == 1
         # the server is still fine afterwards
         assert s.say("hi")
 
