@@ -14,15 +14,15 @@ struct cmd {
 };
 
 static const struct cmd commands[] = {
-	{"serve", cmd_serve, "run the service: webhook ingest, workers, sender"},
-	{"migrate", cmd_migrate, "create or upgrade the store's schema"},
-	{"tenant", cmd_tenant, "add and list businesses (tenants)"},
-	{"product", cmd_product, "add, import and list a tenant's products"},
-	{"seed", cmd_seed, "create demo tenants with a catalogue of everyday goods"},
-	{"outbox", cmd_outbox, "list outgoing messages (--dead: dead letters)"},
-	{"config", cmd_config, "print the settings serve would use (--dump)"},
-	{"mock-bsp", cmd_mock_bsp, "a fake WhatsApp Cloud API for tests and demos"},
-	{"say", cmd_say, "write to a running munim as a customer and print the reply"},
+        {"serve", cmd_serve, "run the service: webhook ingest, workers, sender"},
+        {"migrate", cmd_migrate, "create or upgrade the store's schema"},
+        {"tenant", cmd_tenant, "add and list businesses (tenants)"},
+        {"product", cmd_product, "add, import and list a tenant's products"},
+        {"seed", cmd_seed, "create demo tenants with a catalogue of everyday goods"},
+        {"outbox", cmd_outbox, "list outgoing messages (--dead: dead letters)"},
+        {"config", cmd_config, "print the settings serve would use (--dump)"},
+        {"mock-bsp", cmd_mock_bsp, "a fake WhatsApp Cloud API for tests and demos"},
+        {"say", cmd_say, "write to a running munim as a customer and print the reply"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

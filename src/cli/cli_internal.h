@@ -21,7 +21,7 @@ extern const char *const cli_serve_opts[];
  * argument (exit 2).
  */
 int cli_setup(struct config *cfg, const char *cmd, const char *usage, const char *const *names,
-	      int argc, char **argv, char **pos, int max_pos, int *npos);
+              int argc, char **argv, char **pos, int max_pos, int *npos);
 
 /*
  * cli_open opens the store at cfg->db and connects; with migrate set it

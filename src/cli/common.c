@@ -11,7 +11,7 @@
 #include "core/log.h"
 
 int cli_setup(struct config *cfg, const char *cmd, const char *usage, const char *const *names,
-	      int argc, char **argv, char **pos, int max_pos, int *npos)
+              int argc, char **argv, char **pos, int max_pos, int *npos)
 {
 	config_defaults(cfg);
 	int rc = config_parse(cfg, cmd, usage, names, argc, argv, pos, max_pos, npos);
@@ -20,7 +20,8 @@ int cli_setup(struct config *cfg, const char *cmd, const char *usage, const char
 	if (cfg->log_level) {
 		enum log_level lvl;
 		if (log_parse_level(cfg->log_level, &lvl) != 0) {
-			fprintf(stderr, "munim %s: invalid log level \"%s\"\n", cmd, cfg->log_level);
+			fprintf(stderr, "munim %s: invalid log level \"%s\"\n", cmd,
+			        cfg->log_level);
 			return ERR_INVAL;
 		}
 		log_set_level(lvl);
@@ -41,7 +42,7 @@ int cli_open(const struct config *cfg, int migrate, struct store **st, struct st
 	rc = store_connect(*st, c);
 	if (rc != 0) {
 		fprintf(stderr, "munim: could not connect to store \"%s\": %s\n", cfg->db,
-			err_str(rc));
+		        err_str(rc));
 		goto fail;
 	}
 	if (migrate) {
@@ -49,7 +50,7 @@ int cli_open(const struct config *cfg, int migrate, struct store **st, struct st
 		rc = store_migrate(*c, &applied);
 		if (rc != 0) {
 			fprintf(stderr, "munim: could not migrate store \"%s\": %s\n", cfg->db,
-				store_errmsg(*c));
+			        store_errmsg(*c));
 			goto fail;
 		}
 	}

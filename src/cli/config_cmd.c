@@ -19,7 +19,7 @@ int cmd_config(int argc, char **argv)
 		if (strcmp(argv[i], "--dump") != 0)
 			args[n++] = argv[i];
 	int rc = cli_setup(&cfg, "config", "--dump [serve options]", cli_serve_opts, n, args, pos,
-			   0, &npos);
+	                   0, &npos);
 	if (rc != 0) {
 		config_release(&cfg);
 		return rc > 0 ? 0 : 2;

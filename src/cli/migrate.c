@@ -14,7 +14,8 @@ int cmd_migrate(int argc, char **argv)
 	struct store *st;
 	struct store_conn *c;
 	int npos, version = 0, applied = 0;
-	int rc = cli_setup(&cfg, "migrate", "[--db PATH]", migrate_opts, argc, argv, NULL, 0, &npos);
+	int rc =
+	        cli_setup(&cfg, "migrate", "[--db PATH]", migrate_opts, argc, argv, NULL, 0, &npos);
 	if (rc != 0) {
 		config_release(&cfg);
 		return rc > 0 ? 0 : 2;
@@ -27,7 +28,7 @@ int cmd_migrate(int argc, char **argv)
 		rc = store_schema_version(c, &version);
 	if (rc != 0)
 		fprintf(stderr, "munim migrate: could not migrate \"%s\": %s\n", cfg.db,
-			store_errmsg(c));
+		        store_errmsg(c));
 	else
 		printf("store %s: %d migration(s) applied, schema version %d\n", cfg.db, applied,
 		       version);

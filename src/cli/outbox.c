@@ -44,7 +44,7 @@ int cmd_outbox(int argc, char **argv)
 	struct store_conn *c = NULL;
 	int npos;
 	int rc = cli_setup(&cfg, "outbox", "[--db PATH] [--dead [--limit N]]", outbox_opts, argc,
-			   argv, NULL, 0, &npos);
+	                   argv, NULL, 0, &npos);
 	if (rc != 0) {
 		config_release(&cfg);
 		return rc > 0 ? 0 : 2;

@@ -21,26 +21,26 @@
 #include "core/err.h"
 #include "erp/erp.h"
 
-static const char *const product_opts[] = {
-	CLI_STORE_OPTS, "tenant", "sku", "name", "aliases", "unit", "price", "gst", "hsn", "stock",
-	NULL};
+static const char *const product_opts[] = {CLI_STORE_OPTS, "tenant", "sku",   "name",
+                                           "aliases",      "unit",   "price", "gst",
+                                           "hsn",          "stock",  NULL};
 
 static const char usage[] =
-	"add --tenant ID --sku SKU --name NAME --price RUPEES [--unit kg] [--gst 5]\n"
-	"                      [--aliases a,b] [--hsn H] [--stock UNITS]\n"
-	"       munim product import --tenant ID FILE.csv\n"
-	"       munim product list --tenant ID";
+        "add --tenant ID --sku SKU --name NAME --price RUPEES [--unit kg] [--gst 5]\n"
+        "                      [--aliases a,b] [--hsn H] [--stock UNITS]\n"
+        "       munim product import --tenant ID FILE.csv\n"
+        "       munim product list --tenant ID";
 
 struct product_fields {
 	const char *sku, *name, *aliases, *unit, *price, *gst, *hsn, *stock;
 };
 
 #define CSV_MAX_LINE 4096
-#define CSV_FIELDS 8
+#define CSV_FIELDS   8
 
 /* Applies one product; on a bad field writes why into err. */
 static int product_apply(struct store_conn *c, int64_t tenant, const struct product_fields *f,
-			 char *err, size_t errlen)
+                         char *err, size_t errlen)
 {
 	struct product p = {.tenant_id = tenant, .sku = f->sku, .name = f->name, .hsn = f->hsn};
 	int64_t gst_bp, stock_base;
@@ -58,7 +58,7 @@ static int product_apply(struct store_conn *c, int64_t tenant, const struct prod
 	}
 	if (!f->price || erp_parse_rupees(f->price, &p.price_paise) != 0) {
 		snprintf(err, errlen, "invalid price \"%s\" (rupees, e.g. 62.50)",
-			 f->price ? f->price : "");
+		         f->price ? f->price : "");
 		return ERR_INVAL;
 	}
 	if (cli_parse_scaled(f->gst, 100, &gst_bp) != 0 || gst_bp > 10000) {
@@ -68,7 +68,7 @@ static int product_apply(struct store_conn *c, int64_t tenant, const struct prod
 	p.gst_rate_bp = (int)gst_bp;
 	if (cli_parse_scaled(f->stock, p.base_per_unit, &stock_base) != 0) {
 		snprintf(err, errlen, "invalid stock \"%s\" (selling units, e.g. 25 or 2.5)",
-			 f->stock);
+		         f->stock);
 		return ERR_INVAL;
 	}
 	/* aliases: lower case, ';' accepted as a separator */
@@ -139,7 +139,7 @@ static int product_import(struct store_conn *c, int64_t tenant, const char *path
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		fprintf(stderr, "munim product import: could not open \"%s\": %s\n", path,
-			strerror(errno));
+		        strerror(errno));
 		return ERR_IO;
 	}
 	char line[CSV_MAX_LINE], err[256];
@@ -153,7 +153,8 @@ static int product_import(struct store_conn *c, int64_t tenant, const char *path
 		lineno++;
 		size_t len = strlen(line);
 		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-			fprintf(stderr, "munim product import: %s:%d: line too long\n", path, lineno);
+			fprintf(stderr, "munim product import: %s:%d: line too long\n", path,
+			        lineno);
 			rc = ERR_TOOBIG;
 			break;
 		}
@@ -161,8 +162,9 @@ static int product_import(struct store_conn *c, int64_t tenant, const char *path
 			line[--len] = '\0';
 		if (lineno == 1) {
 			if (strcmp(line, header) != 0) {
-				fprintf(stderr, "munim product import: %s:1: the header must be \"%s\"\n",
-					path, header);
+				fprintf(stderr,
+				        "munim product import: %s:1: the header must be \"%s\"\n",
+				        path, header);
 				rc = ERR_INVAL;
 				break;
 			}
@@ -173,7 +175,7 @@ static int product_import(struct store_conn *c, int64_t tenant, const char *path
 		char *fl[CSV_FIELDS];
 		if (csv_split(line, fl, CSV_FIELDS) != CSV_FIELDS) {
 			fprintf(stderr, "munim product import: %s:%d: expected %d fields\n", path,
-				lineno, CSV_FIELDS);
+			        lineno, CSV_FIELDS);
 			rc = ERR_INVAL;
 			break;
 		}
@@ -236,8 +238,8 @@ int cmd_product(int argc, char **argv)
 	}
 	const char *sub = npos > 0 ? pos[0] : "";
 	int ok_args = (strcmp(sub, "add") == 0 && npos == 1) ||
-		      (strcmp(sub, "import") == 0 && npos == 2) ||
-		      (strcmp(sub, "list") == 0 && npos == 1);
+	              (strcmp(sub, "import") == 0 && npos == 2) ||
+	              (strcmp(sub, "list") == 0 && npos == 1);
 	if (!ok_args || cfg.tenant <= 0) {
 		fprintf(stderr, "usage: munim product %s\n", usage);
 		config_release(&cfg);
@@ -257,12 +259,13 @@ int cmd_product(int argc, char **argv)
 	}
 	if (strcmp(sub, "add") == 0) {
 		struct product_fields pf = {cfg.sku,   cfg.name, cfg.aliases, cfg.unit,
-					    cfg.price, cfg.gst,  cfg.hsn,     cfg.stock};
+		                            cfg.price, cfg.gst,  cfg.hsn,     cfg.stock};
 		rc = product_apply(c, cfg.tenant, &pf, err, sizeof(err));
 		if (rc != 0)
 			fprintf(stderr, "munim product add: %s\n", err);
 		else
-			printf("product %s saved for tenant %lld\n", cfg.sku, (long long)cfg.tenant);
+			printf("product %s saved for tenant %lld\n", cfg.sku,
+			       (long long)cfg.tenant);
 	} else if (strcmp(sub, "import") == 0) {
 		rc = product_import(c, cfg.tenant, pos[1]);
 	} else {

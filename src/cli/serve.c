@@ -31,10 +31,13 @@
 #include "worker/worker.h"
 
 const char *const cli_serve_opts[] = {
-	CLI_STORE_OPTS, "db-busy-timeout-ms", "listen", "bsp-url", "app-secret", "verify-token", "access-token",
-	"graph-version", "workers", "http-threads", "max-body", "commit-batch", "worker-batch",
-	"send-inflight", "send-journal", "send-timeout-ms", "send-max-attempts", "retry-base-ms", "retry-cap-ms",
-	"process-attempts", NULL,
+        CLI_STORE_OPTS,    "db-busy-timeout-ms", "listen",
+        "bsp-url",         "app-secret",         "verify-token",
+        "access-token",    "graph-version",      "workers",
+        "http-threads",    "max-body",           "commit-batch",
+        "worker-batch",    "send-inflight",      "send-journal",
+        "send-timeout-ms", "send-max-attempts",  "retry-base-ms",
+        "retry-cap-ms",    "process-attempts",   NULL,
 };
 
 static void on_metrics(struct http_req *r, void *ud)
@@ -43,9 +46,10 @@ static void on_metrics(struct http_req *r, void *ud)
 	struct buf b;
 	buf_init(&b);
 	metrics_render(&app->metrics, &b);
-	buf_printf(&b, "# HELP munim_ready 1 when serve is ready.\n# TYPE munim_ready gauge\n"
-		       "munim_ready %d\n",
-		   atomic_load(&app->ready) && !atomic_load(&app->stopping));
+	buf_printf(&b,
+	           "# HELP munim_ready 1 when serve is ready.\n# TYPE munim_ready gauge\n"
+	           "munim_ready %d\n",
+	           atomic_load(&app->ready) && !atomic_load(&app->stopping));
 	http_respond(r, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_release(&b);
 }
@@ -96,7 +100,8 @@ int cmd_serve(int argc, char **argv)
 	memset(&app, 0, sizeof(app));
 	int64_t t0 = clock_mono_us();
 	int npos, exit_code = 1;
-	int rc = cli_setup(&app.cfg, "serve", "[options]", cli_serve_opts, argc, argv, NULL, 0, &npos);
+	int rc = cli_setup(&app.cfg, "serve", "[options]", cli_serve_opts, argc, argv, NULL, 0,
+	                   &npos);
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;
 	if (require(app.cfg.app_secret, "--app-secret", "MUNIM_APP_SECRET") ||
@@ -147,16 +152,17 @@ int cmd_serve(int argc, char **argv)
 	routes[nroutes++] = (struct http_route){"GET", "/healthz", 0, on_healthz, &app, NULL};
 	routes[nroutes++] = (struct http_route){"GET", "/readyz", 0, on_readyz, &app, NULL};
 	rc = http_server_start(app.cfg.listen, (int)app.cfg.http_threads, (size_t)app.cfg.max_body,
-			       routes, nroutes, &http);
+	                       routes, nroutes, &http);
 	if (rc != 0) {
 		log_error("serve.listen_failed", "could not listen on %s: %s", app.cfg.listen,
-			  err_str(rc));
+		          err_str(rc));
 		goto out;
 	}
 	atomic_store(&app.ready, 1);
-	log_info("serve.ready", "munim serving on port %d (store %s, %lld workers), ready in %lld ms",
-		 http_server_port(http), app.cfg.db, (long long)app.cfg.workers,
-		 (long long)((clock_mono_us() - t0) / 1000));
+	log_info("serve.ready",
+	         "munim serving on port %d (store %s, %lld workers), ready in %lld ms",
+	         http_server_port(http), app.cfg.db, (long long)app.cfg.workers,
+	         (long long)((clock_mono_us() - t0) / 1000));
 
 	int sig = 0;
 	sigwait(&sigs, &sig);

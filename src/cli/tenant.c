@@ -9,15 +9,14 @@
 #include "core/clock.h"
 #include "core/err.h"
 
-static const char *const tenant_opts[] = {CLI_STORE_OPTS, "name",   "phone-number-id",
-					   "gstin",        "state-code", "upi-id",
-					   "owners",       "address",    "limit",
-					   NULL};
+static const char *const tenant_opts[] = {CLI_STORE_OPTS, "name",   "phone-number-id", "gstin",
+                                          "state-code",   "upi-id", "owners",          "address",
+                                          "limit",        NULL};
 
 static const char usage[] =
-	"add --name NAME --phone-number-id ID [--gstin G] [--state-code 27] [--upi-id VPA]\n"
-	"                     [--owners WA_ID,...] [--address A]\n"
-	"       munim tenant list [--limit N]";
+        "add --name NAME --phone-number-id ID [--gstin G] [--state-code 27] [--upi-id VPA]\n"
+        "                     [--owners WA_ID,...] [--address A]\n"
+        "       munim tenant list [--limit N]";
 
 static int valid_state_code(const char *s)
 {
@@ -31,30 +30,32 @@ static int tenant_add(const struct config *cfg, struct store_conn *c)
 		return ERR_INVAL;
 	}
 	if (!valid_state_code(cfg->state_code)) {
-		fprintf(stderr, "munim tenant add: invalid state code \"%s\" (two digits, e.g. 27)\n",
-			cfg->state_code);
+		fprintf(stderr,
+		        "munim tenant add: invalid state code \"%s\" (two digits, e.g. 27)\n",
+		        cfg->state_code);
 		return ERR_INVAL;
 	}
 	if (*cfg->gstin && strlen(cfg->gstin) != 15) {
 		fprintf(stderr, "munim tenant add: invalid GSTIN \"%s\" (15 characters)\n",
-			cfg->gstin);
+		        cfg->gstin);
 		return ERR_INVAL;
 	}
 	struct tenant t = {
-		.name = cfg->name,
-		.phone_number_id = cfg->phone_number_id,
-		.gstin = cfg->gstin,
-		.state_code = cfg->state_code,
-		.upi_id = cfg->upi_id,
-		.owner_numbers = cfg->owners,
-		.address = cfg->address,
-		.created_at = clock_wall_ms(),
+	        .name = cfg->name,
+	        .phone_number_id = cfg->phone_number_id,
+	        .gstin = cfg->gstin,
+	        .state_code = cfg->state_code,
+	        .upi_id = cfg->upi_id,
+	        .owner_numbers = cfg->owners,
+	        .address = cfg->address,
+	        .created_at = clock_wall_ms(),
 	};
 	int64_t id;
 	int rc = store_tenant_add(c, &t, &id);
 	if (rc == ERR_CONFLICT) {
-		fprintf(stderr, "munim tenant add: phone_number_id \"%s\" already belongs to a tenant\n",
-			t.phone_number_id);
+		fprintf(stderr,
+		        "munim tenant add: phone_number_id \"%s\" already belongs to a tenant\n",
+		        t.phone_number_id);
 		return rc;
 	}
 	if (rc != 0) {
@@ -82,13 +83,15 @@ static int tenant_list(const struct config *cfg, struct store_conn *c)
 	if (rc != 0)
 		fprintf(stderr, "munim tenant list: %s\n", store_errmsg(c));
 	else
-		printf("%-8s %-18s %-15s %-3s %s\n", "id", "phone_number_id", "gstin", "st", "name");
+		printf("%-8s %-18s %-15s %-3s %s\n", "id", "phone_number_id", "gstin", "st",
+		       "name");
 	for (int i = 0; rc == 0 && i < got; i++)
 		printf("%-8lld %-18s %-15s %-3s %s\n", (long long)t[i].id, t[i].phone_number_id,
 		       *t[i].gstin ? t[i].gstin : "-", t[i].state_code, t[i].name);
 	arena_release(&a);
 	if (rc == 0)
-		printf("%lld tenant(s)%s\n", (long long)n, n > got ? " (use --limit to see more)" : "");
+		printf("%lld tenant(s)%s\n", (long long)n,
+		       n > got ? " (use --limit to see more)" : "");
 	return rc;
 }
 

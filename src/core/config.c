@@ -30,100 +30,97 @@ struct cfg_entry {
 #define OFF(f) offsetof(struct config, f)
 
 static const struct cfg_entry table[] = {
-	{"db", CFG_STR, OFF(db), "munim.db", 0, 0, "MUNIM_DB", 0,
-	 "the store: a SQLite file path"},
-	{"db-busy-timeout-ms", CFG_INT, OFF(db_busy_timeout_ms), "5000", 0, 600000,
-	 "MUNIM_DB_BUSY_TIMEOUT_MS", 0,
-	 "how long a write waits for a lock held by another process before failing"},
-	{"listen", CFG_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "MUNIM_LISTEN", 0,
-	 "address:port to listen on"},
-	{"bsp-url", CFG_STR, OFF(bsp_url), "http://127.0.0.1:9090", 0, 0, "MUNIM_BSP_URL", 0,
-	 "base URL of the WhatsApp Cloud API (or a BSP speaking it)"},
-	{"app-secret", CFG_STR, OFF(app_secret), NULL, 0, 0, "MUNIM_APP_SECRET", 1,
-	 "app secret: the key of X-Hub-Signature-256"},
-	{"verify-token", CFG_STR, OFF(verify_token), NULL, 0, 0, "MUNIM_VERIFY_TOKEN", 1,
-	 "token the webhook verification handshake must present"},
-	{"access-token", CFG_STR, OFF(access_token), NULL, 0, 0, "MUNIM_ACCESS_TOKEN", 1,
-	 "bearer token for the Cloud API"},
-	{"graph-version", CFG_STR, OFF(graph_version), "v21.0", 0, 0, "MUNIM_GRAPH_VERSION", 0,
-	 "Graph API version in send URLs"},
-	{"workers", CFG_INT, OFF(workers), "2", 1, 64, "MUNIM_WORKERS", 0,
-	 "worker threads processing the inbox"},
-	{"http-threads", CFG_INT, OFF(http_threads), "2", 1, 64, "MUNIM_HTTP_THREADS", 0,
-	 "HTTP server threads"},
-	{"max-body", CFG_INT, OFF(max_body), "1048576", 1024, 3145728, "MUNIM_MAX_BODY", 0,
-	 "largest webhook body accepted, bytes (larger: 413)"},
-	{"commit-batch", CFG_INT, OFF(commit_batch), "256", 1, 10000, "MUNIM_COMMIT_BATCH", 0,
-	 "most webhook requests sharing one ingest commit"},
-	{"worker-batch", CFG_INT, OFF(worker_batch), "64", 1, 10000, "MUNIM_WORKER_BATCH", 0,
-	 "most messages sharing one worker commit"},
-	{"send-inflight", CFG_INT, OFF(send_inflight), "64", 1, 4096, "MUNIM_SEND_INFLIGHT", 0,
-	 "sends in flight to the provider at once"},
-	{"send-journal", CFG_STR, OFF(send_journal), "", 0, 0, "MUNIM_SEND_JOURNAL", 0,
-	 "file recording provider acceptances before the store does (default: <db>-sendlog)"},
-	{"send-timeout-ms", CFG_INT, OFF(send_timeout_ms), "10000", 100, 600000,
-	 "MUNIM_SEND_TIMEOUT_MS", 0, "time limit of one send request"},
-	{"send-max-attempts", CFG_INT, OFF(send_max_attempts), "8", 1, 100,
-	 "MUNIM_SEND_MAX_ATTEMPTS", 0, "attempts before a reply is dead-lettered"},
-	{"retry-base-ms", CFG_INT, OFF(retry_base_ms), "1000", 1, 3600000, "MUNIM_RETRY_BASE_MS",
-	 0, "first retry delay ceiling; doubles each attempt (full jitter)"},
-	{"retry-cap-ms", CFG_INT, OFF(retry_cap_ms), "300000", 1, 86400000,
-	 "MUNIM_RETRY_CAP_MS", 0, "largest retry delay ceiling"},
-	{"process-attempts", CFG_INT, OFF(process_attempts), "5", 1, 100,
-	 "MUNIM_PROCESS_ATTEMPTS", 0, "processing attempts before an inbox entry is set aside"},
-	{"log-level", CFG_STR, OFF(log_level), "info", 0, 0, "MUNIM_LOG_LEVEL", 0,
-	 "debug, info, warn or error"},
-	{"tenants", CFG_INT, OFF(tenants), "1", 1, 10000000, NULL, 0, "how many tenants to seed"},
-	{"first-phone-number-id", CFG_STR, OFF(first_phone_number_id), "100000000000001", 0, 0,
-	 NULL, 0, "phone_number_id of the first seeded tenant; the rest follow consecutively"},
-	{"tenant", CFG_INT, OFF(tenant), "0", 0, 9e18, NULL, 0, "tenant id"},
-	{"phone-number-id", CFG_STR, OFF(phone_number_id), NULL, 0, 0, NULL, 0,
-	 "the business's WhatsApp phone_number_id"},
-	{"gstin", CFG_STR, OFF(gstin), "", 0, 0, NULL, 0, "GSTIN (empty if unregistered)"},
-	{"state-code", CFG_STR, OFF(state_code), "27", 0, 0, NULL, 0,
-	 "two-digit GST state code of the business"},
-	{"upi-id", CFG_STR, OFF(upi_id), "", 0, 0, NULL, 0, "UPI id (VPA) customers pay to"},
-	{"owners", CFG_STR, OFF(owners), "", 0, 0, NULL, 0,
-	 "owner wa_ids, comma-separated (they may use owner commands)"},
-	{"address", CFG_STR, OFF(address), "", 0, 0, NULL, 0, "postal address"},
-	{"sku", CFG_STR, OFF(sku), NULL, 0, 0, NULL, 0, "product code, unique per tenant"},
-	{"aliases", CFG_STR, OFF(aliases), "", 0, 0, NULL, 0,
-	 "other names customers use, comma-separated (e.g. chawal)"},
-	{"unit", CFG_STR, OFF(unit), "pc", 0, 0, NULL, 0,
-	 "selling unit: kg, g, l, ml, pc or packet"},
-	{"price", CFG_STR, OFF(price), NULL, 0, 0, NULL, 0,
-	 "pre-tax price of one selling unit, rupees (e.g. 62.50)"},
-	{"gst", CFG_STR, OFF(gst), "5", 0, 0, NULL, 0, "GST rate, percent (e.g. 5, 18)"},
-	{"hsn", CFG_STR, OFF(hsn), "", 0, 0, NULL, 0, "HSN code"},
-	{"stock", CFG_STR, OFF(stock), "0", 0, 0, NULL, 0,
-	 "opening stock, in selling units (e.g. 25 or 2.5)"},
-	{"webhook-url", CFG_STR, OFF(webhook_url), NULL, 0, 0, "MUNIM_WEBHOOK_URL", 0,
-	 "where to POST signed delivery statuses (none: no statuses)"},
-	{"fault-error-rate", CFG_DOUBLE, OFF(fault_error_rate), "0", 0, 1, NULL, 0,
-	 "fraction of sends answered with --fault-status"},
-	{"fault-status", CFG_INT, OFF(fault_status), "500", 100, 599, NULL, 0,
-	 "HTTP status of injected failures"},
-	{"fault-latency-ms", CFG_INT, OFF(fault_latency_ms), "0", 0, 600000, NULL, 0,
-	 "delay added to every send answer"},
-	{"fault-outage", CFG_FLAG, OFF(fault_outage), "0", 0, 1, NULL, 0,
-	 "fail every send with 503 until switched off"},
-	{"delivered-statuses", CFG_INT, OFF(delivered_statuses), "1", 0, 1, NULL, 0,
-	 "1: send a delivered status for each accepted message"},
-	{"url", CFG_STR, OFF(url), "http://127.0.0.1:8080", 0, 0, "MUNIM_URL", 0,
-	 "base URL of a running munim serve"},
-	{"bsp", CFG_STR, OFF(bsp), "http://127.0.0.1:9090", 0, 0, "MUNIM_BSP_URL", 0,
-	 "base URL of the mock BSP that receives the replies"},
-	{"from", CFG_STR, OFF(from), "919800000001", 0, 0, NULL, 0, "customer wa_id to write as"},
-	{"name", CFG_STR, OFF(name), NULL, 0, 0, NULL, 0,
-	 "name (of the business, the product, or the customer for say)"},
-	{"to", CFG_STR, OFF(to), "100000000000001", 0, 0, NULL, 0,
-	 "the shop's phone_number_id"},
-	{"button", CFG_STR, OFF(button), NULL, 0, 0, NULL, 0,
-	 "send a reply-button tap with this id instead of text"},
-	{"timeout-ms", CFG_INT, OFF(timeout_ms), "10000", 1, 3600000, NULL, 0,
-	 "how long to wait"},
-	{"dead", CFG_FLAG, OFF(dead), "0", 0, 1, NULL, 0, "list dead-lettered rows"},
-	{"limit", CFG_INT, OFF(limit), "50", 1, 100000, NULL, 0, "most rows to list"},
+        {"db", CFG_STR, OFF(db), "munim.db", 0, 0, "MUNIM_DB", 0, "the store: a SQLite file path"},
+        {"db-busy-timeout-ms", CFG_INT, OFF(db_busy_timeout_ms), "5000", 0, 600000,
+         "MUNIM_DB_BUSY_TIMEOUT_MS", 0,
+         "how long a write waits for a lock held by another process before failing"},
+        {"listen", CFG_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "MUNIM_LISTEN", 0,
+         "address:port to listen on"},
+        {"bsp-url", CFG_STR, OFF(bsp_url), "http://127.0.0.1:9090", 0, 0, "MUNIM_BSP_URL", 0,
+         "base URL of the WhatsApp Cloud API (or a BSP speaking it)"},
+        {"app-secret", CFG_STR, OFF(app_secret), NULL, 0, 0, "MUNIM_APP_SECRET", 1,
+         "app secret: the key of X-Hub-Signature-256"},
+        {"verify-token", CFG_STR, OFF(verify_token), NULL, 0, 0, "MUNIM_VERIFY_TOKEN", 1,
+         "token the webhook verification handshake must present"},
+        {"access-token", CFG_STR, OFF(access_token), NULL, 0, 0, "MUNIM_ACCESS_TOKEN", 1,
+         "bearer token for the Cloud API"},
+        {"graph-version", CFG_STR, OFF(graph_version), "v21.0", 0, 0, "MUNIM_GRAPH_VERSION", 0,
+         "Graph API version in send URLs"},
+        {"workers", CFG_INT, OFF(workers), "2", 1, 64, "MUNIM_WORKERS", 0,
+         "worker threads processing the inbox"},
+        {"http-threads", CFG_INT, OFF(http_threads), "2", 1, 64, "MUNIM_HTTP_THREADS", 0,
+         "HTTP server threads"},
+        {"max-body", CFG_INT, OFF(max_body), "1048576", 1024, 3145728, "MUNIM_MAX_BODY", 0,
+         "largest webhook body accepted, bytes (larger: 413)"},
+        {"commit-batch", CFG_INT, OFF(commit_batch), "256", 1, 10000, "MUNIM_COMMIT_BATCH", 0,
+         "most webhook requests sharing one ingest commit"},
+        {"worker-batch", CFG_INT, OFF(worker_batch), "64", 1, 10000, "MUNIM_WORKER_BATCH", 0,
+         "most messages sharing one worker commit"},
+        {"send-inflight", CFG_INT, OFF(send_inflight), "64", 1, 4096, "MUNIM_SEND_INFLIGHT", 0,
+         "sends in flight to the provider at once"},
+        {"send-journal", CFG_STR, OFF(send_journal), "", 0, 0, "MUNIM_SEND_JOURNAL", 0,
+         "file recording provider acceptances before the store does (default: <db>-sendlog)"},
+        {"send-timeout-ms", CFG_INT, OFF(send_timeout_ms), "10000", 100, 600000,
+         "MUNIM_SEND_TIMEOUT_MS", 0, "time limit of one send request"},
+        {"send-max-attempts", CFG_INT, OFF(send_max_attempts), "8", 1, 100,
+         "MUNIM_SEND_MAX_ATTEMPTS", 0, "attempts before a reply is dead-lettered"},
+        {"retry-base-ms", CFG_INT, OFF(retry_base_ms), "1000", 1, 3600000, "MUNIM_RETRY_BASE_MS", 0,
+         "first retry delay ceiling; doubles each attempt (full jitter)"},
+        {"retry-cap-ms", CFG_INT, OFF(retry_cap_ms), "300000", 1, 86400000, "MUNIM_RETRY_CAP_MS", 0,
+         "largest retry delay ceiling"},
+        {"process-attempts", CFG_INT, OFF(process_attempts), "5", 1, 100, "MUNIM_PROCESS_ATTEMPTS",
+         0, "processing attempts before an inbox entry is set aside"},
+        {"log-level", CFG_STR, OFF(log_level), "info", 0, 0, "MUNIM_LOG_LEVEL", 0,
+         "debug, info, warn or error"},
+        {"tenants", CFG_INT, OFF(tenants), "1", 1, 10000000, NULL, 0, "how many tenants to seed"},
+        {"first-phone-number-id", CFG_STR, OFF(first_phone_number_id), "100000000000001", 0, 0,
+         NULL, 0, "phone_number_id of the first seeded tenant; the rest follow consecutively"},
+        {"tenant", CFG_INT, OFF(tenant), "0", 0, 9e18, NULL, 0, "tenant id"},
+        {"phone-number-id", CFG_STR, OFF(phone_number_id), NULL, 0, 0, NULL, 0,
+         "the business's WhatsApp phone_number_id"},
+        {"gstin", CFG_STR, OFF(gstin), "", 0, 0, NULL, 0, "GSTIN (empty if unregistered)"},
+        {"state-code", CFG_STR, OFF(state_code), "27", 0, 0, NULL, 0,
+         "two-digit GST state code of the business"},
+        {"upi-id", CFG_STR, OFF(upi_id), "", 0, 0, NULL, 0, "UPI id (VPA) customers pay to"},
+        {"owners", CFG_STR, OFF(owners), "", 0, 0, NULL, 0,
+         "owner wa_ids, comma-separated (they may use owner commands)"},
+        {"address", CFG_STR, OFF(address), "", 0, 0, NULL, 0, "postal address"},
+        {"sku", CFG_STR, OFF(sku), NULL, 0, 0, NULL, 0, "product code, unique per tenant"},
+        {"aliases", CFG_STR, OFF(aliases), "", 0, 0, NULL, 0,
+         "other names customers use, comma-separated (e.g. chawal)"},
+        {"unit", CFG_STR, OFF(unit), "pc", 0, 0, NULL, 0,
+         "selling unit: kg, g, l, ml, pc or packet"},
+        {"price", CFG_STR, OFF(price), NULL, 0, 0, NULL, 0,
+         "pre-tax price of one selling unit, rupees (e.g. 62.50)"},
+        {"gst", CFG_STR, OFF(gst), "5", 0, 0, NULL, 0, "GST rate, percent (e.g. 5, 18)"},
+        {"hsn", CFG_STR, OFF(hsn), "", 0, 0, NULL, 0, "HSN code"},
+        {"stock", CFG_STR, OFF(stock), "0", 0, 0, NULL, 0,
+         "opening stock, in selling units (e.g. 25 or 2.5)"},
+        {"webhook-url", CFG_STR, OFF(webhook_url), NULL, 0, 0, "MUNIM_WEBHOOK_URL", 0,
+         "where to POST signed delivery statuses (none: no statuses)"},
+        {"fault-error-rate", CFG_DOUBLE, OFF(fault_error_rate), "0", 0, 1, NULL, 0,
+         "fraction of sends answered with --fault-status"},
+        {"fault-status", CFG_INT, OFF(fault_status), "500", 100, 599, NULL, 0,
+         "HTTP status of injected failures"},
+        {"fault-latency-ms", CFG_INT, OFF(fault_latency_ms), "0", 0, 600000, NULL, 0,
+         "delay added to every send answer"},
+        {"fault-outage", CFG_FLAG, OFF(fault_outage), "0", 0, 1, NULL, 0,
+         "fail every send with 503 until switched off"},
+        {"delivered-statuses", CFG_INT, OFF(delivered_statuses), "1", 0, 1, NULL, 0,
+         "1: send a delivered status for each accepted message"},
+        {"url", CFG_STR, OFF(url), "http://127.0.0.1:8080", 0, 0, "MUNIM_URL", 0,
+         "base URL of a running munim serve"},
+        {"bsp", CFG_STR, OFF(bsp), "http://127.0.0.1:9090", 0, 0, "MUNIM_BSP_URL", 0,
+         "base URL of the mock BSP that receives the replies"},
+        {"from", CFG_STR, OFF(from), "919800000001", 0, 0, NULL, 0, "customer wa_id to write as"},
+        {"name", CFG_STR, OFF(name), NULL, 0, 0, NULL, 0,
+         "name (of the business, the product, or the customer for say)"},
+        {"to", CFG_STR, OFF(to), "100000000000001", 0, 0, NULL, 0, "the shop's phone_number_id"},
+        {"button", CFG_STR, OFF(button), NULL, 0, 0, NULL, 0,
+         "send a reply-button tap with this id instead of text"},
+        {"timeout-ms", CFG_INT, OFF(timeout_ms), "10000", 1, 3600000, NULL, 0, "how long to wait"},
+        {"dead", CFG_FLAG, OFF(dead), "0", 0, 1, NULL, 0, "list dead-lettered rows"},
+        {"limit", CFG_INT, OFF(limit), "50", 1, 100000, NULL, 0, "most rows to list"},
 };
 
 #define NENTRIES (sizeof(table) / sizeof(table[0]))
@@ -145,7 +142,7 @@ static int allowed(const char *const *names, const char *name)
 }
 
 static int set_value(struct config *cfg, const struct cfg_entry *e, const char *v,
-		     const char *origin)
+                     const char *origin)
 {
 	char *base = (char *)cfg;
 	switch (e->type) {
@@ -161,8 +158,9 @@ static int set_value(struct config *cfg, const struct cfg_entry *e, const char *
 		errno = 0;
 		long long n = strtoll(v, &end, 10);
 		if (errno || end == v || *end || n < e->min || (double)n > e->max) {
-			fprintf(stderr, "munim: invalid value \"%s\" for %s %s (integer %.0f..%.0f)\n",
-				v, origin, e->name, e->min, e->max);
+			fprintf(stderr,
+			        "munim: invalid value \"%s\" for %s %s (integer %.0f..%.0f)\n", v,
+			        origin, e->name, e->min, e->max);
 			return ERR_INVAL;
 		}
 		*(int64_t *)(base + e->offset) = n;
@@ -173,8 +171,8 @@ static int set_value(struct config *cfg, const struct cfg_entry *e, const char *
 		errno = 0;
 		double d = strtod(v, &end);
 		if (errno || end == v || *end || d < e->min || d > e->max) {
-			fprintf(stderr, "munim: invalid value \"%s\" for %s %s (number %g..%g)\n", v,
-				origin, e->name, e->min, e->max);
+			fprintf(stderr, "munim: invalid value \"%s\" for %s %s (number %g..%g)\n",
+			        v, origin, e->name, e->min, e->max);
 			return ERR_INVAL;
 		}
 		*(double *)(base + e->offset) = d;
@@ -204,9 +202,8 @@ void config_release(struct config *cfg)
 	}
 }
 
-int config_parse(struct config *cfg, const char *cmd, const char *usage,
-		 const char *const *names, int argc, char **argv, char **pos, int max_pos,
-		 int *npos)
+int config_parse(struct config *cfg, const char *cmd, const char *usage, const char *const *names,
+                 int argc, char **argv, char **pos, int max_pos, int *npos)
 {
 	*npos = 0;
 	for (size_t i = 0; i < NENTRIES; i++) {
@@ -240,7 +237,7 @@ int config_parse(struct config *cfg, const char *cmd, const char *usage,
 		const struct cfg_entry *e = find(name, len);
 		if (!e || !allowed(names, e->name)) {
 			fprintf(stderr, "munim %s: unknown option \"%.*s\" (see munim %s --help)\n",
-				cmd, (int)(len + 2), a, cmd);
+			        cmd, (int)(len + 2), a, cmd);
 			return ERR_INVAL;
 		}
 		const char *v;
@@ -302,9 +299,7 @@ void config_dump(FILE *out, const struct config *cfg, const char *const *names)
 		case CFG_FLAG:
 			fprintf(out, "%lld\n", (long long)*(const int64_t *)(base + e->offset));
 			break;
-		case CFG_DOUBLE:
-			fprintf(out, "%g\n", *(const double *)(base + e->offset));
-			break;
+		case CFG_DOUBLE: fprintf(out, "%g\n", *(const double *)(base + e->offset)); break;
 		}
 	}
 }

@@ -84,9 +84,8 @@ void config_release(struct config *cfg);
  * Returns 0; 1 when --help was asked (usage already printed); ERR_INVAL on a
  * bad flag or value (message already printed to stderr).
  */
-int config_parse(struct config *cfg, const char *cmd, const char *usage,
-		 const char *const *names, int argc, char **argv, char **pos, int max_pos,
-		 int *npos);
+int config_parse(struct config *cfg, const char *cmd, const char *usage, const char *const *names,
+                 int argc, char **argv, char **pos, int max_pos, int *npos);
 
 /* config_usage prints the command's usage line and its settings. */
 void config_usage(FILE *out, const char *cmd, const char *usage, const char *const *names);

@@ -73,10 +73,11 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 
 	char line[4096];
-	size_t len = (size_t)snprintf(line, sizeof(line),
-		"{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":\"",
-		tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		ts.tv_nsec / 1000000, level_names[level]);
+	size_t len = (size_t)snprintf(
+	        line, sizeof(line),
+	        "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":\"",
+	        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	        ts.tv_nsec / 1000000, level_names[level]);
 	put_escaped(line, &len, sizeof(line) - 16, event);
 	memcpy(line + len, "\",\"msg\":\"", 9);
 	len += 9;

@@ -17,11 +17,11 @@ int log_parse_level(const char *name, enum log_level *out);
 
 /* event: a dotted name ("ingest.commit_failed"); fmt: the human message. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #define log_debug(ev, ...) log_msg(LOG_DEBUG, ev, __VA_ARGS__)
-#define log_info(ev, ...) log_msg(LOG_INFO, ev, __VA_ARGS__)
-#define log_warn(ev, ...) log_msg(LOG_WARN, ev, __VA_ARGS__)
+#define log_info(ev, ...)  log_msg(LOG_INFO, ev, __VA_ARGS__)
+#define log_warn(ev, ...)  log_msg(LOG_WARN, ev, __VA_ARGS__)
 #define log_error(ev, ...) log_msg(LOG_ERROR, ev, __VA_ARGS__)
 
 #endif

@@ -8,11 +8,11 @@
 #include "core/clock.h"
 
 const double metrics_lat_bounds[METRICS_LAT_BUCKETS] = {
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30,
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30,
 };
 
-static const unsigned int code_values[MCODE_COUNT] = {200, 400, 401, 403, 404, 405, 413,
-						      500, 503, 0};
+static const unsigned int code_values[MCODE_COUNT] = {200, 400, 401, 403, 404,
+                                                      405, 413, 500, 503, 0};
 
 void metrics_init(struct metrics *m)
 {
@@ -54,17 +54,16 @@ void metrics_outbox_move(struct metrics *m, enum outbox_prio p, int from, int to
 static void counter(struct buf *o, const char *name, const char *help, uint64_t v)
 {
 	buf_printf(o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
-		   (unsigned long long)v);
+	           (unsigned long long)v);
 }
 
 static void gauge(struct buf *o, const char *name, const char *help, int64_t v)
 {
 	buf_printf(o, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name,
-		   (long long)v);
+	           (long long)v);
 }
 
-static void histogram(struct buf *o, const char *name, const char *help,
-		      const struct histogram *h)
+static void histogram(struct buf *o, const char *name, const char *help, const struct histogram *h)
 {
 	buf_printf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
 	uint64_t cum = 0;
@@ -72,13 +71,14 @@ static void histogram(struct buf *o, const char *name, const char *help,
 		cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
 		if (i < METRICS_LAT_BUCKETS)
 			buf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, metrics_lat_bounds[i],
-				   (unsigned long long)cum);
+			           (unsigned long long)cum);
 		else
-			buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+			buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+			           (unsigned long long)cum);
 	}
 	buf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name,
-		   (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name,
-		   (unsigned long long)cum);
+	           (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name,
+	           (unsigned long long)cum);
 }
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -86,58 +86,58 @@ static void histogram(struct buf *o, const char *name, const char *help,
 void metrics_render(const struct metrics *m, struct buf *o)
 {
 	buf_puts(o, "# HELP munim_webhook_requests_total Webhook POSTs answered, by HTTP status.\n"
-		    "# TYPE munim_webhook_requests_total counter\n");
+	            "# TYPE munim_webhook_requests_total counter\n");
 	for (int i = 0; i < MCODE_COUNT; i++) {
 		uint64_t v = LOAD(m->webhook_requests[i]);
 		if (i == MCODE_OTHER)
 			buf_printf(o, "munim_webhook_requests_total{code=\"other\"} %llu\n",
-				   (unsigned long long)v);
+			           (unsigned long long)v);
 		else
 			buf_printf(o, "munim_webhook_requests_total{code=\"%u\"} %llu\n",
-				   code_values[i], (unsigned long long)v);
+			           code_values[i], (unsigned long long)v);
 	}
 	counter(o, "munim_webhook_unknown_tenant_total",
-		"Webhook changes for a phone_number_id no tenant owns.",
-		LOAD(m->webhook_unknown_tenant));
+	        "Webhook changes for a phone_number_id no tenant owns.",
+	        LOAD(m->webhook_unknown_tenant));
 	counter(o, "munim_webhook_entries_skipped_total",
-		"Messages or statuses without an id or a sender, not stored.",
-		LOAD(m->webhook_entries_skipped));
+	        "Messages or statuses without an id or a sender, not stored.",
+	        LOAD(m->webhook_entries_skipped));
 	counter(o, "munim_webhook_payload_errors_total",
-		"Errors the platform reported inside webhooks (value.errors[]).",
-		LOAD(m->webhook_payload_errors));
+	        "Errors the platform reported inside webhooks (value.errors[]).",
+	        LOAD(m->webhook_payload_errors));
 	counter(o, "munim_inbox_received_total", "Inbox entries stored.", LOAD(m->inbox_new));
 	counter(o, "munim_inbox_duplicates_total", "Inbox entries already stored (redeliveries).",
-		LOAD(m->inbox_duplicate));
+	        LOAD(m->inbox_duplicate));
 	gauge(o, "munim_inbox_depth", "Inbox entries waiting to be processed.",
 	      LOAD(m->inbox_depth));
 	counter(o, "munim_ingest_commits_total", "Group commits of the ingest path.",
-		LOAD(m->commits));
+	        LOAD(m->commits));
 	counter(o, "munim_ingest_commit_requests_total",
-		"Webhook requests made durable by those commits.", LOAD(m->commit_requests));
+	        "Webhook requests made durable by those commits.", LOAD(m->commit_requests));
 	counter(o, "munim_messages_processed_total", "Inbox entries processed.",
-		LOAD(m->messages_processed));
+	        LOAD(m->messages_processed));
 	counter(o, "munim_messages_failed_total", "Processing attempts that failed.",
-		LOAD(m->messages_failed));
+	        LOAD(m->messages_failed));
 	histogram(o, "munim_processing_latency_seconds",
-		  "From webhook received to its ERP transaction committed.",
-		  &m->processing_latency);
+	          "From webhook received to its ERP transaction committed.",
+	          &m->processing_latency);
 	histogram(o, "munim_message_latency_seconds",
-		  "From webhook received to the reply accepted by the provider.",
-		  &m->reply_latency);
+	          "From webhook received to the reply accepted by the provider.",
+	          &m->reply_latency);
 	buf_puts(o, "# HELP munim_outbox_messages Outbox rows by priority and state.\n"
-		    "# TYPE munim_outbox_messages gauge\n");
+	            "# TYPE munim_outbox_messages gauge\n");
 	for (int p = 0; p < PRIO_COUNT; p++)
 		for (int s = 0; s < OUTBOX_STATE_COUNT; s++)
 			buf_printf(o, "munim_outbox_messages{priority=\"%s\",state=\"%s\"} %lld\n",
-				   outbox_prio_name((enum outbox_prio)p),
-				   outbox_state_name((enum outbox_state)s),
-				   (long long)LOAD(m->outbox[p][s]));
+			           outbox_prio_name((enum outbox_prio)p),
+			           outbox_state_name((enum outbox_state)s),
+			           (long long)LOAD(m->outbox[p][s]));
 	counter(o, "munim_send_attempts_total", "Sends attempted to a provider.",
-		LOAD(m->send_attempts));
+	        LOAD(m->send_attempts));
 	counter(o, "munim_send_errors_total", "Send attempts that failed.", LOAD(m->send_errors));
 	counter(o, "munim_dead_letters_total", "Outbox rows that used up their attempts.",
-		LOAD(m->dead_letters));
+	        LOAD(m->dead_letters));
 	counter(o, "munim_statuses_unmatched_total",
-		"Delivery statuses for messages the outbox does not hold.",
-		LOAD(m->statuses_unmatched));
+	        "Delivery statuses for messages the outbox does not hold.",
+	        LOAD(m->statuses_unmatched));
 }

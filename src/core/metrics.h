@@ -27,8 +27,17 @@ struct histogram {
 
 /* HTTP status codes the webhook endpoint answers, for the by-code counter. */
 enum metrics_code {
-	MCODE_200, MCODE_400, MCODE_401, MCODE_403, MCODE_404, MCODE_405, MCODE_413,
-	MCODE_500, MCODE_503, MCODE_OTHER, MCODE_COUNT
+	MCODE_200,
+	MCODE_400,
+	MCODE_401,
+	MCODE_403,
+	MCODE_404,
+	MCODE_405,
+	MCODE_413,
+	MCODE_500,
+	MCODE_503,
+	MCODE_OTHER,
+	MCODE_COUNT
 };
 
 struct metrics {
@@ -43,14 +52,14 @@ struct metrics {
 	_Atomic uint64_t commits;                 /* ingest group commits */
 	_Atomic uint64_t commit_requests;         /* requests covered by those commits */
 	_Atomic uint64_t messages_processed;
-	_Atomic uint64_t messages_failed;         /* processing errors (retried) */
-	struct histogram processing_latency;      /* received → ERP txn committed */
-	struct histogram reply_latency;           /* received → reply accepted by provider */
+	_Atomic uint64_t messages_failed;    /* processing errors (retried) */
+	struct histogram processing_latency; /* received → ERP txn committed */
+	struct histogram reply_latency;      /* received → reply accepted by provider */
 	_Atomic int64_t outbox[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	_Atomic uint64_t send_attempts;
-	_Atomic uint64_t send_errors;             /* failed attempts of any kind */
+	_Atomic uint64_t send_errors; /* failed attempts of any kind */
 	_Atomic uint64_t dead_letters;
-	_Atomic uint64_t statuses_unmatched;      /* status for a message we do not know */
+	_Atomic uint64_t statuses_unmatched; /* status for a message we do not know */
 };
 
 void metrics_init(struct metrics *m);

@@ -20,17 +20,17 @@
 #include "store/store.h"
 
 /* Button ids carried by interactive replies (also accepted as typed text). */
-#define ERP_BTN_STOCK "menu_stock"
-#define ERP_BTN_ORDER "menu_order"
+#define ERP_BTN_STOCK   "menu_stock"
+#define ERP_BTN_ORDER   "menu_order"
 #define ERP_BTN_INVOICE "menu_invoice"
 /* Draft buttons carry the order id: "confirm:<id>", "cancel:<id>". */
 #define ERP_BTN_CONFIRM_PREFIX "confirm:"
-#define ERP_BTN_CANCEL_PREFIX "cancel:"
+#define ERP_BTN_CANCEL_PREFIX  "cancel:"
 
 #define ERP_MAX_BUTTONS 3
 #define ERP_MAX_REPLIES 2
 /* Caps on what input controls (hostile text never grows memory unbounded). */
-#define ERP_MAX_TEXT 4096
+#define ERP_MAX_TEXT        4096
 #define ERP_MAX_ORDER_LINES 20
 
 enum erp_reply_kind { ERP_REPLY_TEXT = 0, ERP_REPLY_BUTTONS = 1 };
@@ -60,7 +60,7 @@ struct erp_result {
  * item, short stock) are not errors: they are replies.
  */
 int erp_handle(struct store_conn *c, const struct tenant *t, const struct inbox_entry *e,
-	       struct arena *a, struct erp_result *out);
+               struct arena *a, struct erp_result *out);
 
 /*
  * erp_unit_normalize maps a unit as people write it ("kg", "Kgs", "litre",

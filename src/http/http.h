@@ -59,14 +59,14 @@ int http_set_header(struct http_req *r, const char *name, const char *value);
 void http_suspend(struct http_req *r);
 /* http_respond copies body; content_type NULL means text/plain. */
 void http_respond(struct http_req *r, unsigned int status, const char *content_type,
-		  const char *body, size_t len);
+                  const char *body, size_t len);
 
 /*
  * http_server_start listens on listen ("host:port", port 0 = any free port)
  * with `threads` server threads. routes must outlive the server.
  */
 int http_server_start(const char *listen, int threads, size_t max_body,
-		      const struct http_route *routes, int nroutes, struct http_server **out);
+                      const struct http_route *routes, int nroutes, struct http_server **out);
 /* The port actually bound. */
 int http_server_port(const struct http_server *s);
 /* Stops accepting, finishes nothing further, frees. NULL is a no-op. */

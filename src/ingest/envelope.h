@@ -36,6 +36,6 @@ struct envelope {
  * must be "whatsapp_business_account" and entry an array).
  */
 int envelope_parse(const char *body, size_t len, int64_t received_at, struct arena *a,
-		   struct envelope *out);
+                   struct envelope *out);
 
 #endif

@@ -18,6 +18,6 @@ struct wamsg_button {
 char *wamsg_text(struct arena *a, const char *to, const char *context_id, const char *text);
 /* Interactive reply-button message (1..3 buttons). */
 char *wamsg_buttons(struct arena *a, const char *to, const char *context_id, const char *text,
-		    const struct wamsg_button *buttons, int nbuttons);
+                    const struct wamsg_button *buttons, int nbuttons);
 
 #endif

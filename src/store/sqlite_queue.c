@@ -576,8 +576,9 @@ int store__sq_outbox_status(struct store_conn *c, const char *provider_msg_id, e
                             enum outbox_state *old_state, enum outbox_state *new_state,
                             enum outbox_prio *prio)
 {
-	static const char sel[] = "SELECT id, state, priority FROM outbox WHERE provider_msg_id = ?1"
-	                          " ORDER BY id DESC LIMIT 1";
+	static const char sel[] =
+	        "SELECT id, state, priority FROM outbox WHERE provider_msg_id = ?1"
+	        " ORDER BY id DESC LIMIT 1";
 	static const char upd[] =
 	        "UPDATE outbox SET state = ?2,"
 	        " last_error_code = CASE WHEN ?2 = 6 THEN ?3 ELSE last_error_code END,"

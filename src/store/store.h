@@ -74,13 +74,13 @@ struct product {
 	int64_t tenant_id;
 	const char *sku;
 	const char *name;
-	const char *aliases;    /* comma-separated, lower case: "chawal,basmati" */
-	const char *unit;       /* selling unit: "kg", "g", "l", "ml", "pc", "packet" */
-	int64_t base_per_unit;  /* base units in one selling unit: kg→1000 (g) */
-	int64_t price_paise;    /* pre-tax price of one selling unit */
-	int gst_rate_bp;        /* GST rate in basis points: 500 = 5 % */
+	const char *aliases;   /* comma-separated, lower case: "chawal,basmati" */
+	const char *unit;      /* selling unit: "kg", "g", "l", "ml", "pc", "packet" */
+	int64_t base_per_unit; /* base units in one selling unit: kg→1000 (g) */
+	int64_t price_paise;   /* pre-tax price of one selling unit */
+	int gst_rate_bp;       /* GST rate in basis points: 500 = 5 % */
 	const char *hsn;
-	int64_t stock;          /* base units on hand */
+	int64_t stock; /* base units on hand */
 };
 
 enum order_status {
@@ -118,11 +118,11 @@ struct invoice {
 	int64_t tenant_id;
 	int64_t order_id;
 	int64_t customer_id;
-	const char *number;   /* e.g. "INV/2526/000042", gapless per tenant+FY */
-	const char *fy;       /* financial year code, "2526" for 2025-26 */
-	int64_t seq;          /* the gapless sequence within tenant+FY */
+	const char *number; /* e.g. "INV/2526/000042", gapless per tenant+FY */
+	const char *fy;     /* financial year code, "2526" for 2025-26 */
+	int64_t seq;        /* the gapless sequence within tenant+FY */
 	int64_t issued_at;
-	int intra_state;      /* 1: CGST+SGST, 0: IGST */
+	int intra_state;             /* 1: CGST+SGST, 0: IGST */
 	const char *place_of_supply; /* state code */
 	int64_t taxable_paise;
 	int64_t cgst_paise;
@@ -147,16 +147,16 @@ struct inbox_entry {
 	int64_t id; /* assigned by the store, monotonic */
 	int64_t tenant_id;
 	enum inbox_kind kind;
-	const char *ext_id;   /* message: wamid; status: the wamid it is about */
-	const char *status;   /* status kind: sent/delivered/read/failed; else "" */
-	const char *from;     /* message: customer wa_id; status: recipient_id */
-	const char *name;     /* contact profile name, may be "" */
-	const char *type;     /* message type: text, interactive, button, image... */
-	const char *body;     /* text body, or reply/button id for taps; "" if none */
-	const char *context_id; /* message answered (context.id), may be "" */
-	int64_t sent_at;      /* the sender's timestamp, epoch ms */
-	int64_t received_at;  /* when munim received it, epoch ms */
-	int error_code;       /* status kind: errors[0].code, else 0 */
+	const char *ext_id;      /* message: wamid; status: the wamid it is about */
+	const char *status;      /* status kind: sent/delivered/read/failed; else "" */
+	const char *from;        /* message: customer wa_id; status: recipient_id */
+	const char *name;        /* contact profile name, may be "" */
+	const char *type;        /* message type: text, interactive, button, image... */
+	const char *body;        /* text body, or reply/button id for taps; "" if none */
+	const char *context_id;  /* message answered (context.id), may be "" */
+	int64_t sent_at;         /* the sender's timestamp, epoch ms */
+	int64_t received_at;     /* when munim received it, epoch ms */
+	int error_code;          /* status kind: errors[0].code, else 0 */
 	const char *error_title; /* status kind: errors[0].title, else "" */
 	enum inbox_state state;
 	int attempts;
@@ -260,11 +260,11 @@ int store_rollback_to(struct store_conn *c);
 int store_tenant_add(struct store_conn *c, const struct tenant *t, int64_t *id);
 int store_tenant_get(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out);
 int store_tenant_by_phone(struct store_conn *c, const char *phone_number_id, struct arena *a,
-			  struct tenant *out);
+                          struct tenant *out);
 int store_tenant_count(struct store_conn *c, int64_t *n);
 /* Up to limit tenants with id > after_id, in id order (for paging). */
 int store_tenant_list(struct store_conn *c, int64_t after_id, int limit, struct arena *a,
-		      struct tenant **out, int *n);
+                      struct tenant **out, int *n);
 
 /* store_product_upsert inserts p or, when (tenant, sku) exists, updates its
  * name, aliases, unit, price, rate and HSN; stock is never set here (it
@@ -272,11 +272,11 @@ int store_tenant_list(struct store_conn *c, int64_t after_id, int limit, struct 
 int store_product_upsert(struct store_conn *c, const struct product *p, int64_t *id);
 /* All products of a tenant, ordered by name. */
 int store_products_list(struct store_conn *c, int64_t tenant_id, struct arena *a,
-			struct product **out, int *n);
-int store_product_get(struct store_conn *c, int64_t tenant_id, int64_t product_id,
-		      struct arena *a, struct product *out);
+                        struct product **out, int *n);
+int store_product_get(struct store_conn *c, int64_t tenant_id, int64_t product_id, struct arena *a,
+                      struct product *out);
 int store_product_set_price(struct store_conn *c, int64_t tenant_id, int64_t product_id,
-			    int64_t price_paise);
+                            int64_t price_paise);
 
 /*
  * store_stock_move appends (delta, reason, ref) to the stock ledger and
@@ -285,7 +285,7 @@ int store_product_set_price(struct store_conn *c, int64_t tenant_id, int64_t pro
  * *stock_after may be NULL.
  */
 int store_stock_move(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t delta,
-		     const char *reason, int64_t ref_id, int64_t *stock_after);
+                     const char *reason, int64_t ref_id, int64_t *stock_after);
 /* Sum of the ledger for one product (for checks: must equal its stock). */
 int store_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t *sum);
 
@@ -294,27 +294,27 @@ int store_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t product_id
 /* store_customer_touch finds or creates (tenant, wa_id), updates its name
  * (when name is not empty) and last_inbound_at; fills *out. */
 int store_customer_touch(struct store_conn *c, int64_t tenant_id, const char *wa_id,
-			 const char *name, int64_t inbound_at, struct arena *a,
-			 struct customer *out);
+                         const char *name, int64_t inbound_at, struct arena *a,
+                         struct customer *out);
 int store_customer_set_state(struct store_conn *c, int64_t tenant_id, const char *wa_id,
-			     const char *state_code);
+                             const char *state_code);
 
 /* ---- orders and invoices ---------------------------------------------- */
 
 /* store_order_create inserts o with its lines (o->id ignored); *id gets it. */
 int store_order_create(struct store_conn *c, const struct order *o, int64_t *id);
 int store_order_get(struct store_conn *c, int64_t tenant_id, int64_t order_id, struct arena *a,
-		    struct order *out);
+                    struct order *out);
 /* The customer's most recent order in any status; ERR_NOTFOUND if none. */
-int store_order_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
-		     struct arena *a, struct order *out);
+int store_order_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id, struct arena *a,
+                     struct order *out);
 /* The customer's most recent draft; ERR_NOTFOUND if none. */
 int store_order_last_draft(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
-			   struct arena *a, struct order *out);
+                           struct arena *a, struct order *out);
 /* Moves an order from status `from` to `to`; ERR_CONFLICT if it was not in
  * `from` (a second Confirm tap finds the order already confirmed). */
 int store_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t order_id,
-			   enum order_status from, enum order_status to);
+                           enum order_status from, enum order_status to);
 
 /*
  * store_invoice_issue takes the next number of (tenant, inv->fy) from the
@@ -325,22 +325,22 @@ int store_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t orde
  */
 int store_invoice_issue(struct store_conn *c, struct invoice *inv, struct arena *a, int64_t *id);
 int store_invoice_last(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
-		       struct arena *a, struct invoice *out);
+                       struct arena *a, struct invoice *out);
 int store_invoice_by_order(struct store_conn *c, int64_t tenant_id, int64_t order_id,
-			   struct arena *a, struct invoice *out);
+                           struct arena *a, struct invoice *out);
 
 /* Products whose stock is at or below threshold base units... expressed in
  * selling units: stock < threshold_units * base_per_unit. */
 int store_products_low(struct store_conn *c, int64_t tenant_id, int64_t threshold_units,
-		       struct arena *a, struct product **out, int *n);
+                       struct arena *a, struct product **out, int *n);
 /* Confirmed orders and invoiced totals since `since` (epoch ms). */
 int store_sales_since(struct store_conn *c, int64_t tenant_id, int64_t since, int64_t *orders,
-		      int64_t *taxable_paise, int64_t *total_paise);
+                      int64_t *taxable_paise, int64_t *total_paise);
 
 /* ---- audit ------------------------------------------------------------- */
 
 int store_audit(struct store_conn *c, int64_t tenant_id, const char *actor, const char *action,
-		const char *detail);
+                const char *detail);
 
 /* ---- inbox -------------------------------------------------------------- */
 
@@ -350,13 +350,13 @@ int store_audit(struct store_conn *c, int64_t tenant_id, const char *actor, cons
  * whether it was new. Entries' partitions come from their tenant.
  */
 int store_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
-		    enum inbox_put_result *result);
+                    enum inbox_put_result *result);
 /*
  * store_inbox_pending reads up to limit pending entries of the partitions
  * p with p % nslices == slice, oldest first (per-customer order follows).
  */
-int store_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
-			struct arena *a, struct inbox_entry **out, int *n);
+int store_inbox_pending(struct store_conn *c, int slice, int nslices, int limit, struct arena *a,
+                        struct inbox_entry **out, int *n);
 int store_inbox_done(struct store_conn *c, int64_t id);
 /* Records a processing failure; after max_attempts the entry is FAILED. */
 int store_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why);
@@ -371,16 +371,16 @@ int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *
  * Runs its own transaction.
  */
 int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
-		       struct outbox_row **out, int *n);
+                       struct outbox_row **out, int *n);
 /* Start-up: SENDING rows (a crash mid-send) back to PENDING; *n how many. */
 int store_outbox_recover(struct store_conn *c, int *n);
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-			  int64_t now);
+                          int64_t now);
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
-		       const char *error, int64_t now);
+                       const char *error, int64_t now);
 /* Final failure: state FAILED (permanent error) or DEAD (attempts used up). */
 int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
-		      const char *error, int64_t now);
+                      const char *error, int64_t now);
 /*
  * store_outbox_status applies a delivery status for provider_msg_id: states
  * only move forward (sent < delivered < read; failed is terminal). *old_state
@@ -389,12 +389,12 @@ int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state,
  * that id.
  */
 int store_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
-			int error_code, const char *error, int64_t now,
-			enum outbox_state *old_state, enum outbox_state *new_state,
-			enum outbox_prio *prio);
+                        int error_code, const char *error, int64_t now,
+                        enum outbox_state *old_state, enum outbox_state *new_state,
+                        enum outbox_prio *prio);
 /* Rows in one state (e.g. OUTBOX_DEAD), newest first, at most limit. */
 int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
-		      struct outbox_row **out, int *n);
+                      struct outbox_row **out, int *n);
 /* Counts by [priority][state], for the metrics at start-up. */
 int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 /* The earliest next_attempt_at among PENDING rows; 0 if none. */

@@ -154,7 +154,6 @@ int store__errf(struct store_conn *c, int err, const char *fmt, ...)
 int store__verrf(struct store_conn *c, int err, const char *fmt, va_list ap)
         __attribute__((format(printf, 3, 0)));
 
-
 /*
  * store__sqlite_open opens (creating) the SQLite database at path and puts
  * WAL mode on it. On failure *why (at least STORE_ERRMSG_MAX bytes) says why.

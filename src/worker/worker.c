@@ -43,7 +43,7 @@
 #include "erp/erp.h"
 #include "send/wamsg.h"
 
-#define WORKER_IDLE_WAIT_MS 200
+#define WORKER_IDLE_WAIT_MS  200
 #define WORKER_ERROR_WAIT_MS 100
 /* Replies queued by one message: the ERP result plus an apology at most. */
 #define WORKER_MAX_OUT (ERP_MAX_REPLIES + 1)
@@ -63,10 +63,10 @@ struct worker_pool {
 
 /* What one committed batch changes in the metrics. */
 struct batch_stats {
-	int done;                 /* entries leaving the pending state */
-	int failed_attempts;      /* processing errors */
+	int done;            /* entries leaving the pending state */
+	int failed_attempts; /* processing errors */
 	int64_t outbox_new[PRIO_COUNT];
-	int nmoves;               /* status-driven outbox state moves */
+	int nmoves; /* status-driven outbox state moves */
 	struct {
 		enum outbox_prio prio;
 		int from, to;
@@ -100,7 +100,7 @@ static void block(struct blocked *b, const struct inbox_entry *e)
 }
 
 static int queue_reply(struct store_conn *c, const struct tenant *t, const struct inbox_entry *e,
-		       const struct erp_reply *r, struct arena *a, struct batch_stats *bs)
+                       const struct erp_reply *r, struct arena *a, struct batch_stats *bs)
 {
 	const char *body;
 	if (r->kind == ERP_REPLY_BUTTONS && r->nbuttons > 0) {
@@ -110,18 +110,18 @@ static int queue_reply(struct store_conn *c, const struct tenant *t, const struc
 			b[i].title = r->buttons[i].title;
 		}
 		body = wamsg_buttons(a, e->from, e->ext_id, r->text, b,
-				     r->nbuttons < ERP_MAX_BUTTONS ? r->nbuttons : ERP_MAX_BUTTONS);
+		                     r->nbuttons < ERP_MAX_BUTTONS ? r->nbuttons : ERP_MAX_BUTTONS);
 	} else {
 		body = wamsg_text(a, e->from, e->ext_id, r->text);
 	}
 	struct outbox_new o = {
-		.tenant_id = t->id,
-		.priority = r->priority,
-		.phone_number_id = t->phone_number_id,
-		.to = e->from,
-		.reply_to = e->ext_id,
-		.body = body,
-		.inbound_received_at = e->received_at,
+	        .tenant_id = t->id,
+	        .priority = r->priority,
+	        .phone_number_id = t->phone_number_id,
+	        .to = e->from,
+	        .reply_to = e->ext_id,
+	        .body = body,
+	        .inbound_received_at = e->received_at,
 	};
 	int64_t id;
 	int rc = store_outbox_add(c, &o, &id);
@@ -136,10 +136,10 @@ static int status_state(const char *s, enum outbox_state *out)
 		const char *name;
 		enum outbox_state st;
 	} map[] = {{"sent", OUTBOX_SENT},
-		   {"delivered", OUTBOX_DELIVERED},
-		   {"read", OUTBOX_READ},
-		   {"played", OUTBOX_READ},
-		   {"failed", OUTBOX_FAILED}};
+	           {"delivered", OUTBOX_DELIVERED},
+	           {"read", OUTBOX_READ},
+	           {"played", OUTBOX_READ},
+	           {"failed", OUTBOX_FAILED}};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		if (strcmp(s, map[i].name) == 0) {
 			*out = map[i].st;
@@ -149,18 +149,18 @@ static int status_state(const char *s, enum outbox_state *out)
 	return ERR_INVAL;
 }
 
-static int handle_status(struct worker_pool *wp, struct store_conn *c,
-			 const struct inbox_entry *e, struct batch_stats *bs)
+static int handle_status(struct worker_pool *wp, struct store_conn *c, const struct inbox_entry *e,
+                         struct batch_stats *bs)
 {
 	enum outbox_state st, from, to;
 	enum outbox_prio prio = PRIO_P2;
 	if (status_state(e->status, &st) != 0) {
 		log_info("worker.status_ignored", "status \"%s\" for %s is not tracked", e->status,
-			 e->ext_id);
+		         e->ext_id);
 		return 0;
 	}
 	int rc = store_outbox_status(c, e->ext_id, st, e->error_code, e->error_title,
-				     clock_wall_ms(), &from, &to, &prio);
+	                             clock_wall_ms(), &from, &to, &prio);
 	if (rc == ERR_NOTFOUND) {
 		atomic_fetch_add(&wp->app->metrics.statuses_unmatched, 1);
 		return 0;
@@ -175,7 +175,7 @@ static int handle_status(struct worker_pool *wp, struct store_conn *c,
 }
 
 static int handle_message(struct store_conn *c, const struct inbox_entry *e, struct arena *a,
-			  struct batch_stats *bs)
+                          struct batch_stats *bs)
 {
 	struct tenant t;
 	int rc = store_tenant_get(c, e->tenant_id, a, &t);
@@ -196,23 +196,23 @@ static int handle_message(struct store_conn *c, const struct inbox_entry *e, str
 
 /* The entry failed for the last time: tell the customer rather than go quiet. */
 static int apologise(struct store_conn *c, const struct inbox_entry *e, struct arena *a,
-		     struct batch_stats *bs)
+                     struct batch_stats *bs)
 {
 	struct tenant t;
 	if (e->kind != INBOX_MESSAGE || store_tenant_get(c, e->tenant_id, a, &t) != 0)
 		return 0;
 	struct erp_reply r = {
-		.kind = ERP_REPLY_TEXT,
-		.priority = PRIO_P2,
-		.text = "Sorry, we could not process your message. The shop has been told; "
-			"please try again in a little while.",
+	        .kind = ERP_REPLY_TEXT,
+	        .priority = PRIO_P2,
+	        .text = "Sorry, we could not process your message. The shop has been told; "
+	                "please try again in a little while.",
 	};
 	return queue_reply(c, &t, e, &r, a, bs);
 }
 
 /* Runs one entry in its savepoint; returns 0 if the batch can go on. */
 static int process_entry(struct worker *w, struct store_conn *c, const struct inbox_entry *e,
-			 struct arena *a, struct batch_stats *bs, struct blocked *blk)
+                         struct arena *a, struct batch_stats *bs, struct blocked *blk)
 {
 	struct app *app = w->pool->app;
 	if (is_blocked(blk, e))
@@ -220,7 +220,8 @@ static int process_entry(struct worker *w, struct store_conn *c, const struct in
 	int rc = store_savepoint(c);
 	if (rc != 0)
 		return rc;
-	rc = e->kind == INBOX_STATUS ? handle_status(w->pool, c, e, bs) : handle_message(c, e, a, bs);
+	rc = e->kind == INBOX_STATUS ? handle_status(w->pool, c, e, bs)
+	                             : handle_message(c, e, a, bs);
 	if (rc == 0)
 		rc = store_inbox_done(c, e->id);
 	if (rc == 0) {
@@ -231,7 +232,7 @@ static int process_entry(struct worker *w, struct store_conn *c, const struct in
 	}
 	/* this message failed: undo its partial work, keep the batch */
 	log_warn("worker.message_failed", "could not process inbox entry %lld (%s): %s",
-		 (long long)e->id, e->ext_id, store_errmsg(c));
+	         (long long)e->id, e->ext_id, store_errmsg(c));
 	int rrc = store_rollback_to(c);
 	if (rrc != 0)
 		return rrc;
@@ -241,8 +242,8 @@ static int process_entry(struct worker *w, struct store_conn *c, const struct in
 	if (rrc == 0 && final) {
 		bs->done++;
 		log_error("worker.message_set_aside",
-			  "inbox entry %lld (%s) failed %d times and was set aside",
-			  (long long)e->id, e->ext_id, e->attempts + 1);
+		          "inbox entry %lld (%s) failed %d times and was set aside",
+		          (long long)e->id, e->ext_id, e->attempts + 1);
 		rrc = apologise(c, e, a, bs);
 	}
 	if (rrc != 0)
@@ -269,14 +270,14 @@ static void apply_stats(struct app *app, const struct batch_stats *bs)
 
 /* One batch: returns how many entries were read (0 = idle), or < 0. */
 static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch_arena,
-		     struct arena *msg_arena, struct batch_stats *bs)
+                     struct arena *msg_arena, struct batch_stats *bs)
 {
 	struct app *app = w->pool->app;
 	struct inbox_entry *entries;
 	int n = 0;
 	arena_reset(batch_arena);
 	int rc = store_inbox_pending(c, w->index, w->pool->n, (int)app->cfg.worker_batch,
-				     batch_arena, &entries, &n);
+	                             batch_arena, &entries, &n);
 	if (rc != 0)
 		return rc;
 	if (n == 0)
@@ -294,7 +295,7 @@ static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch
 		rc = store_commit(c);
 	if (rc != 0) {
 		log_error("worker.batch_failed", "could not commit a batch of %d messages: %s", n,
-			  store_errmsg(c));
+		          store_errmsg(c));
 		store_rollback(c);
 		return rc;
 	}
@@ -319,7 +320,7 @@ static void *worker_main(void *arg)
 	arena_init(&msg_arena, 16 * 1024);
 	if (store_connect(app->store, &c) != 0) {
 		log_error("worker.connect_failed", "worker %d could not connect to the store",
-			  w->index);
+		          w->index);
 		goto out;
 	}
 	while (!atomic_load(&app->stopping)) {

@@ -180,10 +180,14 @@ static void h_noanswer(struct http_req *r, void *ud)
 }
 
 static const struct http_route routes[] = {
-        {"GET", "/hello", 0, h_hello, NULL, NULL},       {"POST", "/echo", 0, h_echo, NULL, NULL},
-        {"PUT", "/echo", 0, h_echo, NULL, NULL},         {"GET", "/query", 0, h_query, NULL, NULL},
-        {"GET", "/p/", 1, h_prefix, NULL, NULL},         {"POST", "/later", 0, h_later, NULL, NULL},
-        {"POST", "/race", 0, h_race, NULL, NULL},        {"GET", "/sync", 0, h_suspend_then_answer, NULL, NULL},
+        {"GET", "/hello", 0, h_hello, NULL, NULL},
+        {"POST", "/echo", 0, h_echo, NULL, NULL},
+        {"PUT", "/echo", 0, h_echo, NULL, NULL},
+        {"GET", "/query", 0, h_query, NULL, NULL},
+        {"GET", "/p/", 1, h_prefix, NULL, NULL},
+        {"POST", "/later", 0, h_later, NULL, NULL},
+        {"POST", "/race", 0, h_race, NULL, NULL},
+        {"GET", "/sync", 0, h_suspend_then_answer, NULL, NULL},
         {"GET", "/noanswer", 0, h_noanswer, NULL, NULL},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))

@@ -810,20 +810,25 @@ static void test_outbox_status_forward_only(void **state)
 	assert_int_equal(store_outbox_accepted(f->c, b, "wamid.B", T0), 0);
 	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0), ERR_CONFLICT);
 
-	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(
+	        store_outbox_status(f->c, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(o, OUTBOX_ACCEPTED);
 	assert_int_equal(nw, OUTBOX_SENT);
-	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL),
-	                 0);
+	assert_int_equal(
+	        store_outbox_status(f->c, "wamid.A", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL),
+	        0);
 	assert_int_equal(nw, OUTBOX_DELIVERED);
 	/* a late "sent" is stale */
-	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(
+	        store_outbox_status(f->c, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(o, OUTBOX_DELIVERED);
 	assert_int_equal(nw, OUTBOX_DELIVERED);
-	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_READ, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(
+	        store_outbox_status(f->c, "wamid.A", OUTBOX_READ, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(nw, OUTBOX_READ);
 	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.A", OUTBOX_FAILED, 131047, "x", T0, &o, &nw, NULL), 0);
+	        store_outbox_status(f->c, "wamid.A", OUTBOX_FAILED, 131047, "x", T0, &o, &nw, NULL),
+	        0);
 	assert_int_equal(nw, OUTBOX_READ); /* a read message does not fail afterwards */
 
 	/* failed is terminal */
@@ -833,8 +838,9 @@ static void test_outbox_status_forward_only(void **state)
 	assert_int_equal(prio, PRIO_P1);
 	assert_int_equal(o, OUTBOX_ACCEPTED);
 	assert_int_equal(nw, OUTBOX_FAILED);
-	assert_int_equal(store_outbox_status(f->c, "wamid.B", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL),
-	                 0);
+	assert_int_equal(
+	        store_outbox_status(f->c, "wamid.B", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL),
+	        0);
 	assert_int_equal(o, OUTBOX_FAILED);
 	assert_int_equal(nw, OUTBOX_FAILED);
 	assert_int_equal(store_outbox_list(f->c, OUTBOX_FAILED, 10, &f->a, &rows, &n), 0);
@@ -845,10 +851,12 @@ static void test_outbox_status_forward_only(void **state)
 	assert_string_equal(rows[0].provider_msg_id, "wamid.B");
 	assert_int_equal(rows[0].updated_at, T0 + 5);
 
-	assert_int_equal(store_outbox_status(f->c, "wamid.NOPE", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL),
-	                 ERR_NOTFOUND);
-	assert_int_equal(store_outbox_status(f->c, "wamid.A", OUTBOX_PENDING, 0, "", T0, &o, &nw, NULL),
-	                 ERR_INVAL);
+	assert_int_equal(
+	        store_outbox_status(f->c, "wamid.NOPE", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL),
+	        ERR_NOTFOUND);
+	assert_int_equal(
+	        store_outbox_status(f->c, "wamid.A", OUTBOX_PENDING, 0, "", T0, &o, &nw, NULL),
+	        ERR_INVAL);
 
 	/* attempts used up: DEAD, and nothing moves it */
 	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_DEAD, 500, "gave up", T0), 0);
