@@ -175,7 +175,7 @@ static int set_value(struct config *cfg, const struct cfg_entry *e, const char *
 			        v, origin, e->name, e->min, e->max);
 			return ERR_INVAL;
 		}
-		*(double *)(base + e->offset) = d;
+		memcpy(base + e->offset, &d, sizeof(d));
 		return 0;
 	}
 	}
@@ -299,7 +299,12 @@ void config_dump(FILE *out, const struct config *cfg, const char *const *names)
 		case CFG_FLAG:
 			fprintf(out, "%lld\n", (long long)*(const int64_t *)(base + e->offset));
 			break;
-		case CFG_DOUBLE: fprintf(out, "%g\n", *(const double *)(base + e->offset)); break;
+		case CFG_DOUBLE: {
+		double d;
+		memcpy(&d, base + e->offset, sizeof(d));
+		fprintf(out, "%g\n", d);
+		break;
+	}
 		}
 	}
 }

@@ -424,7 +424,7 @@ static int setup_sender(void **state)
 	if (store_open(f->db, &f->app.store) != 0 || store_connect(f->app.store, &f->c) != 0 ||
 	    store_migrate(f->c, NULL) != 0)
 		return -1;
-	f->route = (struct http_route){"POST", "/", 1, on_provider, NULL};
+	f->route = (struct http_route){"POST", "/", 1, on_provider, NULL, NULL};
 	if (http_server_start("127.0.0.1:0", 2, 65536, &f->route, 1, &f->http) != 0)
 		return -1;
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/", http_server_port(f->http));
