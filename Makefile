@@ -4,7 +4,7 @@
 #   make check      install packages, build, unit tests, ASan+UBSan unit tests, end-to-end tests
 #   make unit       unit tests            make asan   unit tests under ASan+UBSan
 #   make e2e        end-to-end tests      make tsan   unit tests under ThreadSanitizer
-#   make fmt / lint
+#   make fmt / lint     make fuzz   libFuzzer targets (needs clang)
 #   make run        the demo: serve + mock BSP on loopback with a demo shop
 
 CC      ?= cc
@@ -24,7 +24,7 @@ LIB      := $(BUILD)/libmunim.a
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all clean check unit asan tsan e2e fmt lint run deps
+.PHONY: all clean check unit asan tsan e2e fmt lint run deps fuzz
 all: bin/munim
 
 bin/munim: $(BUILD)/src/main.o $(LIB)
@@ -53,6 +53,19 @@ asan:
 tsan:
 	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" \
 		LDLIBS="$(PKG_LIBS) -lm -pthread -fsanitize=thread" unit
+
+# libFuzzer targets (clang): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := $(filter-out src/cli/% src/tools/%,$(SRC))
+fuzz:
+	@mkdir -p build-fuzz
+	@for t in envelope command; do \
+		clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+			-o build-fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $(PKG_LIBS) -lm -pthread || exit 1; \
+		mkdir -p build-fuzz/corpus-$$t; \
+		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build-fuzz/corpus-$$t \
+			$$( [ $$t = envelope ] && echo tests/unit/data/wa-payloads ) || exit 1; \
+	done
 
 e2e: bin/munim
 	@tests/e2e/run
