@@ -17,6 +17,7 @@ OPT     ?= -O2 -g
 CFLAGS  += -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc $(PKG_CFLAGS) -pthread
 LDLIBS  += $(PKG_LIBS) -lm -pthread
 BUILD   ?= build
+BIN     ?= bin/munim
 
 SRC      := $(sort $(shell find src -name '*.c' ! -name main.c))
 OBJ      := $(SRC:%.c=$(BUILD)/%.o)
@@ -24,11 +25,11 @@ LIB      := $(BUILD)/libmunim.a
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all clean check unit asan tsan e2e fmt lint run deps fuzz
-all: bin/munim
+.PHONY: all clean check unit asan tsan e2e e2e-asan fmt lint run deps fuzz
+all: $(BIN)
 
-bin/munim: $(BUILD)/src/main.o $(LIB)
-	@mkdir -p bin
+$(BIN): $(BUILD)/src/main.o $(LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(LIB): $(OBJ)
@@ -67,8 +68,13 @@ fuzz:
 			$$( [ $$t = envelope ] && echo tests/unit/data/wa-payloads ) || exit 1; \
 	done
 
-e2e: bin/munim
-	@tests/e2e/run
+e2e: $(BIN)
+	@MUNIM_BIN=$(BIN) tests/e2e/run
+
+# the end-to-end suite against a bin/munim built with ASan+UBSan
+e2e-asan:
+	$(MAKE) BUILD=build-asan BIN=build-asan/munim OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDLIBS="$(PKG_LIBS) -lm -pthread -fsanitize=address,undefined" e2e
 
 deps:
 	@scripts/deps.sh

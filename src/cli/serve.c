@@ -102,8 +102,10 @@ int cmd_serve(int argc, char **argv)
 	int npos, exit_code = 1;
 	int rc = cli_setup(&app.cfg, "serve", "[options]", cli_serve_opts, argc, argv, NULL, 0,
 	                   &npos);
-	if (rc != 0)
+	if (rc != 0) {
+		config_release(&app.cfg);
 		return rc > 0 ? 0 : 2;
+	}
 	if (require(app.cfg.app_secret, "--app-secret", "MUNIM_APP_SECRET") ||
 	    require(app.cfg.verify_token, "--verify-token", "MUNIM_VERIFY_TOKEN") ||
 	    require(app.cfg.access_token, "--access-token", "MUNIM_ACCESS_TOKEN")) {

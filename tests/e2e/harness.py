@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MUNIM = os.path.join(ROOT, "bin", "munim")
+MUNIM = os.path.abspath(os.path.join(ROOT, os.environ.get("MUNIM_BIN", "bin/munim")))
 SECRET = "e2e-app-secret"
 VERIFY = "e2e-verify-token"
 TOKEN = "e2e-access-token"
@@ -101,6 +101,7 @@ class Proc:
         return self.p.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Signals the process, waits, returns its exit status."""
         if self.p.poll() is None:
             self.p.send_signal(sig)
             try:
@@ -183,15 +184,27 @@ class Stack:
             return False
 
     def stop(self):
+        """Stops both processes (SIGTERM); raises if either did not exit 0
+        (a crash, or a sanitizer's report in a sanitized build)."""
+        bad = []
         for p in (self.serve, self.mock):
-            if p:
-                p.stop()
+            if p and p.alive():
+                rc = p.stop()
+                if rc != 0:
+                    tail = open(p.log_path, errors="replace").read()[-3000:]
+                    bad.append("%s exited %s:\n%s" % (os.path.basename(p.args[1]), rc, tail))
+        if bad:
+            raise AssertionError("\n".join(bad))
 
     def __enter__(self):
         return self.start()
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, exc_type, *exc):
+        try:
+            self.stop()
+        except AssertionError:
+            if exc_type is None:
+                raise
 
     # --- talking to serve -------------------------------------------------
 
