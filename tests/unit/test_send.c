@@ -2,9 +2,12 @@
  * test_send.c - the send module: classification of provider answers, the
  * backoff's bounds and growth (fixed random values, no sleeping), the
  * Cloud API bodies of wamsg (parsed back with jansson), and the sender
- * thread itself against a scripted provider on 127.0.0.1 with a real
- * SQLite store: accepted, retried, failed, dead-lettered, timed out,
- * recovered after a crash.
+ * threads themselves against a scripted provider on 127.0.0.1 with a real
+ * SQLite store: accepted, retried, failed, dead-lettered, timed out (with
+ * and without the send journal), recovered after a crash, and the crash
+ * window the journal closes: accepted by the provider, journaled, never
+ * recorded; the next start records it from the journal and does not send
+ * it again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +32,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "send/journal.h"
+#include "send/send_internal.h"
 #include "send/sender.h"
 #include "send/wamsg.h"
 #include "store/store.h"
@@ -402,6 +408,7 @@ static void on_provider(struct http_req *r, void *ud)
 struct fixture {
 	char dir[64];
 	char db[96];
+	char journal[112];
 	struct app app;
 	struct store_conn *c;
 	struct http_server *http;
@@ -417,6 +424,7 @@ static int setup_sender(void **state)
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+	snprintf(f->journal, sizeof(f->journal), "%s-sendlog", f->db);
 	config_defaults(&f->app.cfg);
 	metrics_init(&f->app.metrics);
 	notify_init(&f->app.inbox_ready);
@@ -440,6 +448,8 @@ static int setup_sender(void **state)
 	cfg->send_max_attempts = 3;
 	cfg->retry_base_ms = 1;
 	cfg->retry_cap_ms = 20;
+	free(cfg->send_journal); /* as serve sets it for a file store */
+	cfg->send_journal = strdup(f->journal);
 	*state = f;
 	return 0;
 }
@@ -458,8 +468,8 @@ static int teardown_sender(void **state)
 	notify_release(&f->app.outbox_ready);
 	config_release(&f->app.cfg);
 	char path[128];
-	const char *suffixes[] = {"", "-wal", "-shm"};
-	for (int i = 0; i < 3; i++) {
+	const char *suffixes[] = {"", "-wal", "-shm", "-sendlog"};
+	for (int i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s%s", f->db, suffixes[i]);
 		unlink(path);
 	}
@@ -522,9 +532,8 @@ static void wait_settled(struct fixture *f, int64_t want)
 	fail_msg("rows did not settle in time");
 }
 
-static void test_sender_outcomes(void **state)
+static void sender_outcomes(struct fixture *f)
 {
-	struct fixture *f = *state;
 	int64_t ok = add_row(f, "910000000001", T_PHONE);
 	int64_t dead = add_row(f, "910000000002", T_PHONE);
 	int64_t failed = add_row(f, "910000000003", T_PHONE);
@@ -593,6 +602,181 @@ static void test_sender_outcomes(void **state)
 	assert_int_equal(atomic_load(&m->reply_latency.count), 4);
 }
 
+static int64_t file_size(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
+static void test_sender_outcomes(void **state)
+{
+	struct fixture *f = *state;
+	sender_outcomes(f);
+	/* every acceptance was recorded: a clean stop leaves the journal empty */
+	assert_int_equal(file_size(f->journal), 0);
+}
+
+static void test_sender_outcomes_without_journal(void **state)
+{
+	struct fixture *f = *state;
+	free(f->app.cfg.send_journal);
+	f->app.cfg.send_journal = strdup("");
+	sender_outcomes(f);
+	assert_int_equal(file_size(f->journal), -1);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Counts the rows in state st. */
+static int count_rows(struct fixture *f, enum outbox_state st)
+{
+	struct arena a;
+	arena_init(&a, 4096);
+	struct outbox_row *rows;
+	int n = 0;
+	assert_int_equal(store_outbox_list(f->c, st, 1000, &a, &rows, &n), 0);
+	arena_release(&a);
+	return n;
+}
+
+static _Atomic int crashed;
+
+/* The test hook: the process "dies" right after the journal sync. */
+static int crash_after_sync(void *ud)
+{
+	(void)ud;
+	atomic_store(&crashed, 1);
+	return 1;
+}
+
+static void test_sender_journal_closes_crash_window(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_row(f, "910000000001", T_PHONE);
+	atomic_store(&crashed, 0);
+	struct send_hooks hooks = {.after_journal_sync = crash_after_sync};
+	struct sender *s = NULL;
+	assert_int_equal(sender__start(&f->app, &hooks, &s), 0);
+	notify_signal(&f->app.outbox_ready);
+	for (int i = 0; i < 500 && !atomic_load(&crashed); i++)
+		sleep_ms(20);
+	assert_true(atomic_load(&crashed));
+	sender_stop(s);
+
+	/* the provider has it, the journal has it, the store does not */
+	assert_int_equal(atomic_load(&prov.calls[S_OK]), 1);
+	assert_int_equal(count_rows(f, OUTBOX_SENDING), 1);
+	assert_true(file_size(f->journal) > 0);
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_SENDING]), 1);
+
+	/* the next start records it from the journal and does not send it */
+	assert_int_equal(sender_start(&f->app, &s), 0);
+	assert_int_equal(file_size(f->journal), 0);
+	notify_signal(&f->app.outbox_ready);
+	sleep_ms(300);
+	sender_stop(s);
+	assert_int_equal(atomic_load(&prov.calls[S_OK]), 1);
+	struct arena a;
+	arena_init(&a, 4096);
+	struct outbox_row row;
+	assert_true(find_row(f, OUTBOX_ACCEPTED, id, &a, &row));
+	assert_string_equal(row.provider_msg_id, "wamid.P1.0");
+	assert_int_equal(row.attempts, 1);
+	arena_release(&a);
+	struct metrics *m = &f->app.metrics;
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_SENDING]), 0);
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_PENDING]), 0);
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_ACCEPTED]), 1);
+	assert_int_equal(atomic_load(&m->send_attempts), 1);
+}
+
+static void test_sender_replays_journal_records(void **state)
+{
+	struct fixture *f = *state;
+	/* a previous run: `sending` claimed and accepted but unrecorded,
+	 * `done` recorded, and a record for a row this store never had */
+	int64_t sending = add_row(f, "910000000001", T_PHONE);
+	int64_t done = add_row(f, "910000000001", T_PHONE);
+	int64_t other = add_row(f, "910000000001", T_PHONE);
+	struct arena a;
+	arena_init(&a, 4096);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_claim(f->c, clock_wall_ms(), 2, &a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_outbox_accepted(f->c, done, "wamid.STORE", clock_wall_ms()), 0);
+	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_SENDING);
+	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_ACCEPTED);
+	struct journal *j = NULL;
+	assert_int_equal(journal_open(f->journal, &j), 0);
+	assert_int_equal(journal_append(j, done, "wamid.JOURNAL-DONE"), 0);
+	assert_int_equal(journal_append(j, sending, "wamid.JOURNAL"), 0);
+	assert_int_equal(journal_append(j, 999999, "wamid.NOWHERE"), 0);
+	assert_int_equal(journal_sync(j), 0);
+	journal_close(j);
+
+	struct sender *s = NULL;
+	assert_int_equal(sender_start(&f->app, &s), 0);
+	assert_int_equal(file_size(f->journal), 0);
+	wait_settled(f, 3);
+	sender_stop(s);
+	struct outbox_row row;
+	assert_true(find_row(f, OUTBOX_ACCEPTED, sending, &a, &row));
+	assert_string_equal(row.provider_msg_id, "wamid.JOURNAL");
+	/* a recorded acceptance is not overwritten */
+	assert_true(find_row(f, OUTBOX_ACCEPTED, done, &a, &row));
+	assert_string_equal(row.provider_msg_id, "wamid.STORE");
+	/* the unclaimed row is sent as usual, and only it */
+	assert_true(find_row(f, OUTBOX_ACCEPTED, other, &a, &row));
+	assert_int_equal(atomic_load(&prov.calls[S_OK]), 1);
+	arena_release(&a);
+	struct metrics *m = &f->app.metrics;
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_SENDING]), 0);
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_ACCEPTED]), 3);
+}
+
+static void test_sender_journal_truncated_once_recorded(void **state)
+{
+	struct fixture *f = *state;
+	/* a tiny journal: truncated after each batch is recorded, and new
+	 * sends wait for that whenever it holds more than 16 bytes */
+	struct send_hooks hooks = {.journal_max = 1};
+	for (int i = 0; i < 12; i++)
+		add_row(f, "910000000001", T_PHONE);
+	struct sender *s = NULL;
+	assert_int_equal(sender__start(&f->app, &hooks, &s), 0);
+	notify_signal(&f->app.outbox_ready);
+	wait_settled(f, 12);
+	/* the network thread truncates on its next pass (an idle one at worst) */
+	for (int i = 0; i < 150 && file_size(f->journal) != 0; i++)
+		sleep_ms(20);
+	assert_int_equal(file_size(f->journal), 0);
+	sender_stop(s);
+	assert_int_equal(atomic_load(&prov.calls[S_OK]), 12);
+	assert_int_equal(count_rows(f, OUTBOX_ACCEPTED), 12);
+}
+
+static void test_sender_start_err_io_bad_journal(void **state)
+{
+	struct fixture *f = *state;
+	char path[160];
+	snprintf(path, sizeof(path), "%s/no-such-dir/sendlog", f->dir);
+	free(f->app.cfg.send_journal);
+	f->app.cfg.send_journal = strdup(path);
+	struct sender *s = (struct sender *)&s;
+	assert_int_equal(sender_start(&f->app, &s), ERR_IO);
+	assert_null(s);
+	/* a directory cannot be read as a journal either */
+	free(f->app.cfg.send_journal);
+	f->app.cfg.send_journal = strdup(f->dir);
+	assert_int_equal(sender_start(&f->app, &s), ERR_IO);
+	assert_null(s);
+}
+
 static void test_sender_recovers_interrupted_sends(void **state)
 {
 	struct fixture *f = *state;
@@ -653,6 +837,16 @@ int main(void)
 	        cmocka_unit_test(test_wamsg_buttons_fields),
 	        cmocka_unit_test(test_wamsg_buttons_caps),
 	        cmocka_unit_test_setup_teardown(test_sender_outcomes, setup_sender,
+	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_outcomes_without_journal, setup_sender,
+	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_journal_closes_crash_window,
+	                                        setup_sender, teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_replays_journal_records, setup_sender,
+	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_journal_truncated_once_recorded,
+	                                        setup_sender, teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_start_err_io_bad_journal, setup_sender,
 	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_recovers_interrupted_sends,
 	                                        setup_sender, teardown_sender),
