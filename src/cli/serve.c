@@ -31,13 +31,17 @@
 #include "worker/worker.h"
 
 const char *const cli_serve_opts[] = {
-        CLI_STORE_OPTS,    "db-busy-timeout-ms", "listen",
-        "bsp-url",         "app-secret",         "verify-token",
-        "access-token",    "graph-version",      "workers",
-        "http-threads",    "max-body",           "commit-batch",
-        "worker-batch",    "send-inflight",      "send-journal",
-        "send-timeout-ms", "send-max-attempts",  "retry-base-ms",
-        "retry-cap-ms",    "process-attempts",   NULL,
+        CLI_STORE_OPTS,     "db-busy-timeout-ms",
+        "listen",           "bsp-url",
+        "app-secret",       "verify-token",
+        "access-token",     "graph-version",
+        "workers",          "http-threads",
+        "max-body",         "commit-batch",
+        "worker-batch",     "send-inflight",
+        "send-journal",     "send-recover-grace-ms",
+        "send-timeout-ms",  "send-max-attempts",
+        "retry-base-ms",    "retry-cap-ms",
+        "process-attempts", NULL,
 };
 
 static void on_metrics(struct http_req *r, void *ud)

@@ -60,6 +60,10 @@ static const struct cfg_entry table[] = {
          "sends in flight to the provider at once"},
         {"send-journal", CFG_STR, OFF(send_journal), "", 0, 0, "MUNIM_SEND_JOURNAL", 0,
          "file recording provider acceptances before the store does (default: <db>-sendlog)"},
+        {"send-recover-grace-ms", CFG_INT, OFF(send_recover_grace_ms), "10000", 0, 3600000,
+         "MUNIM_SEND_RECOVER_GRACE_MS", 0,
+         "after a crash, how long sends in doubt wait for the provider's status before going "
+         "again"},
         {"send-timeout-ms", CFG_INT, OFF(send_timeout_ms), "10000", 100, 600000,
          "MUNIM_SEND_TIMEOUT_MS", 0, "time limit of one send request"},
         {"send-max-attempts", CFG_INT, OFF(send_max_attempts), "8", 1, 100,
@@ -300,11 +304,11 @@ void config_dump(FILE *out, const struct config *cfg, const char *const *names)
 			fprintf(out, "%lld\n", (long long)*(const int64_t *)(base + e->offset));
 			break;
 		case CFG_DOUBLE: {
-		double d;
-		memcpy(&d, base + e->offset, sizeof(d));
-		fprintf(out, "%g\n", d);
-		break;
-	}
+			double d;
+			memcpy(&d, base + e->offset, sizeof(d));
+			fprintf(out, "%g\n", d);
+			break;
+		}
 		}
 	}
 }

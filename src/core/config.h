@@ -30,6 +30,7 @@ struct config {
 	int64_t worker_batch;
 	int64_t send_inflight;
 	char *send_journal;
+	int64_t send_recover_grace_ms;
 	int64_t send_timeout_ms;
 	int64_t send_max_attempts;
 	int64_t retry_base_ms;

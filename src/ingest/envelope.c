@@ -59,6 +59,7 @@
 #define ENV_MAX_NAME        256  /* profile name, bytes */
 #define ENV_MAX_WORD        64   /* type, status */
 #define ENV_MAX_TITLE       512  /* error title */
+#define ENV_MAX_CALLBACK    512  /* biz_opaque_callback_data (Meta allows 512) */
 #define ENV_MAX_ORDER_ITEMS 50
 
 /* The string member key of obj (pointer and length, up to an embedded
@@ -238,6 +239,7 @@ static int parse_message(const json_t *m, const json_t *contacts, int64_t receiv
 	e->context_id = ctx ? ctx : "";
 	e->status = "";
 	e->error_title = "";
+	e->callback_data = "";
 	e->sent_at = timestamp_ms(m, received_at);
 	e->received_at = received_at;
 	e->state = INBOX_PENDING;
@@ -263,6 +265,8 @@ static int parse_status(const json_t *s, int64_t received_at, struct arena *a,
 	e->body = "";
 	e->context_id = "";
 	e->error_title = "";
+	/* our own id, echoed from the send (send/wamsg.h) */
+	e->callback_data = text_copy(s, "biz_opaque_callback_data", ENV_MAX_CALLBACK, a);
 	const json_t *errors = json_object_get(s, "errors");
 	const json_t *e0 = json_array_get(errors, 0); /* NULL unless a non-empty array */
 	if (json_is_object(e0)) {

@@ -48,6 +48,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "send/send_internal.h"
+#include "send/wamsg.h"
 
 /* Largest answer kept (a Cloud API answer is a few hundred bytes). */
 #define SEND_RESP_MAX (64 * 1024)
@@ -229,8 +230,7 @@ static void start_send(struct sender *s, struct send_slot *slot, const struct se
 	buf_reset(&slot->url);
 	buf_printf(&slot->url, "%s/%s/%s/messages", s->base_url, s->app->cfg.graph_version,
 	           job->phone_number_id);
-	buf_reset(&slot->body);
-	buf_puts(&slot->body, job->body);
+	wamsg_with_callback(&slot->body, job->body, job->id);
 	curl_easy_setopt(slot->easy, CURLOPT_URL, slot->url.data);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, slot->body.data ? slot->body.data : "");
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)slot->body.len);

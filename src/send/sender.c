@@ -35,14 +35,18 @@
  *   the earliest next_attempt_at of a pending row and at least every
  *   SEND_SWEEP_MS (rows added by another process).
  *
- *   A crash duplicates only sends the provider had received whose answers
- *   were not yet journaled: requests queued or being answered at the
- *   provider, and answers read in a pass whose journal_sync had not
- *   returned. Waits for the store no longer widen that window; the sends in
- *   flight still bound it. Without a journal (cfg.send_journal empty: a
- *   store with no local file) the sender works the same way minus the
- *   journal, and a crash may also repeat every answered send whose outcome
- *   was not yet committed: duplicates are then bounded by send_inflight.
+ *   What the journal cannot know is a send the provider received but had
+ *   not answered when munim died (queued or being answered there). Every
+ *   send carries our row id as biz_opaque_callback_data
+ *   (wamsg_with_callback), and the provider echoes it in the status
+ *   webhooks of the messages it accepted. So rows still in doubt after the
+ *   replay wait cfg.send_recover_grace_ms before going out again, and a
+ *   status naming one of them marks it accepted instead
+ *   (store_outbox_status with row_hint, in the worker). A reply is sent
+ *   twice only if the provider accepted it and its status did not arrive
+ *   within the grace. Without a journal (cfg.send_journal empty: a store
+ *   with no local file) the statuses alone stand between a crash and a
+ *   duplicate.
  *
  * The outbox row's life here (store.h has the whole diagram):
  *
@@ -57,8 +61,9 @@
  *
  *   At start-up the journal is replayed first: a SENDING row it holds goes
  *   to ACCEPTED (store_outbox_accepted, replay_journal); only the SENDING
- *   rows left then go back to PENDING (store_outbox_recover): such a row
- *   may be sent twice, the price of never losing one.
+ *   rows left then go back to PENDING (store_outbox_recover), due after the
+ *   grace; a status with their row id may still move them to ACCEPTED and
+ *   beyond first. Otherwise they are sent again: never lost.
  *
  * Invariants
  *   - At most nslots rows are outstanding (claimed, not yet recorded): that
@@ -449,6 +454,12 @@ static int replay_journal(struct sender *s)
 /*
  * recover puts rows a crash left SENDING back to PENDING, moving the
  * gauges that serve loaded from the store (store_outbox_counts) with them.
+ * Whether the provider got such a send is unknown: the journal holds only
+ * the answers that arrived. So they wait cfg.send_recover_grace_ms before
+ * going out again: a send the provider did accept is followed by its status
+ * webhook, which carries our row id (biz_opaque_callback_data, see
+ * wamsg_with_callback) and marks the row accepted (store_outbox_status),
+ * so it is not sent twice.
  */
 static int recover(struct sender *s)
 {
@@ -456,7 +467,8 @@ static int recover(struct sender *s)
 	int n = 0;
 	int rc = store_outbox_counts(s->conn, counts);
 	if (rc == 0)
-		rc = store_outbox_recover(s->conn, &n);
+		rc = store_outbox_recover(s->conn,
+		                          clock_wall_ms() + s->app->cfg.send_recover_grace_ms, &n);
 	if (rc != 0) {
 		log_error("send.recover_failed", "could not recover interrupted sends: %s",
 		          store_errmsg(s->conn));
@@ -473,7 +485,10 @@ static int recover(struct sender *s)
 		log_warn("send.recover_mismatch",
 		         "recovered %d sending rows but counted %lld just before", n,
 		         (long long)moved);
-	log_info("send.recovered", "%d interrupted sends returned to the queue", n);
+	log_info("send.recovered",
+	         "%d interrupted sends returned to the queue, resent after %lld ms unless the "
+	         "provider reports them first",
+	         n, (long long)s->app->cfg.send_recover_grace_ms);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "send/wamsg.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -186,4 +187,35 @@ char *wamsg_buttons(struct arena *a, const char *to, const char *context_id, con
 	}
 	buf_puts(&b, "]}}}");
 	return finish(a, &b);
+}
+
+void wamsg_with_callback(struct buf *out, const char *body, int64_t row_id)
+{
+	buf_reset(out);
+	if (!body || body[0] != '{') {
+		buf_puts(out, body ? body : "");
+		return;
+	}
+	buf_printf(out, "{\"biz_opaque_callback_data\":\"" WAMSG_CALLBACK_PREFIX "%lld\"",
+	           (long long)row_id);
+	const char *rest = body + 1;
+	while (*rest == ' ' || *rest == '\n' || *rest == '\t' || *rest == '\r')
+		rest++;
+	if (*rest != '}')
+		buf_putc(out, ',');
+	buf_puts(out, rest);
+}
+
+int64_t wamsg_callback_row(const char *s)
+{
+	size_t n = sizeof(WAMSG_CALLBACK_PREFIX) - 1;
+	int64_t id = 0;
+	if (!s || strncmp(s, WAMSG_CALLBACK_PREFIX, n) != 0 || !s[n])
+		return 0;
+	for (s += n; *s; s++) {
+		if (*s < '0' || *s > '9' || id > (INT64_MAX - 9) / 10)
+			return 0;
+		id = id * 10 + (*s - '0');
+	}
+	return id;
 }

@@ -131,6 +131,7 @@ static const char *const migration_1[] = {
         " received_at INTEGER NOT NULL,"
         " error_code INTEGER NOT NULL DEFAULT 0,"
         " error_title TEXT NOT NULL DEFAULT '',"
+        " callback_data TEXT NOT NULL DEFAULT '',"
         " state INTEGER NOT NULL DEFAULT 0,"
         " attempts INTEGER NOT NULL DEFAULT 0,"
         " last_error TEXT NOT NULL DEFAULT '')",

@@ -81,6 +81,7 @@ enum sq_stmt {
 	SQ_OUTBOX_FAIL,
 	SQ_OUTBOX_STATE,
 	SQ_OUTBOX_BY_PROVIDER,
+	SQ_OUTBOX_BY_HINT,
 	SQ_OUTBOX_SET_STATUS,
 	SQ_OUTBOX_LIST,
 	SQ_OUTBOX_COUNTS,
@@ -196,15 +197,14 @@ int store__sq_inbox_depth(struct store_conn *c, int64_t *n);
 int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id);
 int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
                            struct outbox_row **out, int *n);
-int store__sq_outbox_recover(struct store_conn *c, int *n);
+int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
 int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
                               int64_t now);
 int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
                            int error_code, const char *error, int64_t now);
 int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
                           const char *error, int64_t now);
-int store__sq_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
-                            int error_code, const char *error, int64_t now,
+int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                             enum outbox_state *old_state, enum outbox_state *new_state,
                             enum outbox_prio *prio);
 int store__sq_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,

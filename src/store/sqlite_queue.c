@@ -28,7 +28,10 @@
  *   store__sq_outbox_accepted: SENDING --2xx--> ACCEPTED, with the provider id.
  *   store__sq_outbox_retry:    SENDING --retryable--> PENDING at a later time.
  *   store__sq_outbox_fail:     PENDING or SENDING --> FAILED or DEAD.
- *   store__sq_outbox_recover:  SENDING --start-up--> PENDING.
+ *   store__sq_outbox_recover:  SENDING --start-up--> PENDING, due after a grace.
+ *   store__sq_outbox_status:   a PENDING row named by the status's
+ *     row hint and with no provider id was accepted after all: it takes the
+ *     provider id and moves on from ACCEPTED.
  *   store__sq_outbox_status:   ACCEPTED < SENT < DELIVERED < READ, forward only;
  *     "failed" moves any state short of READ to FAILED; FAILED and DEAD are
  *     final.
@@ -48,7 +51,7 @@
 
 #define INBOX_COLS                                                                                 \
 	"id, tenant_id, kind, ext_id, status, from_id, name, type, body, context_id,"              \
-	" sent_at, received_at, error_code, error_title, state, attempts"
+	" sent_at, received_at, error_code, error_title, state, attempts, callback_data"
 
 static void read_inbox(sqlite3_stmt *st, struct arena *a, struct inbox_entry *e)
 {
@@ -68,6 +71,7 @@ static void read_inbox(sqlite3_stmt *st, struct arena *a, struct inbox_entry *e)
 	e->error_title = store__sq_col(st, 13, a);
 	e->state = (enum inbox_state)sqlite3_column_int(st, 14);
 	e->attempts = sqlite3_column_int(st, 15);
+	e->callback_data = store__sq_col(st, 16, a);
 }
 
 int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
@@ -75,8 +79,8 @@ int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n
 {
 	static const char sql[] =
 	        "INSERT INTO inbox (part, tenant_id, kind, ext_id, status, from_id, name, type,"
-	        " body, context_id, sent_at, received_at, error_code, error_title)"
-	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+	        " body, context_id, sent_at, received_at, error_code, error_title, callback_data)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
 	        " ON CONFLICT (ext_id, status) DO NOTHING";
 	const char *what = "insert inbox entry";
 	sqlite3 *db = store__sq_db(c);
@@ -104,6 +108,7 @@ int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n
 		b = b ? b : store__sq_int(st, 12, x->received_at);
 		b = b ? b : store__sq_int(st, 13, x->error_code);
 		b = b ? b : store__sq_text(st, 14, x->error_title);
+		b = b ? b : store__sq_text(st, 15, x->callback_data);
 		if (b) {
 			rc = store__sq_bind_err(c, st, b, what);
 			break;
@@ -449,9 +454,10 @@ done:
 	return rc;
 }
 
-int store__sq_outbox_recover(struct store_conn *c, int *n)
+int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 {
-	static const char sql[] = "UPDATE outbox SET state = 0, updated_at = ?1 WHERE state = 1";
+	static const char sql[] = "UPDATE outbox SET state = 0, updated_at = ?1,"
+	                          " next_attempt_at = max(next_attempt_at, ?2) WHERE state = 1";
 	const char *what = "recover outbox rows";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
@@ -462,8 +468,10 @@ int store__sq_outbox_recover(struct store_conn *c, int *n)
 	rc = store__sq_stmt(c, SQ_OUTBOX_RECOVER, sql, &st);
 	if (rc < 0)
 		goto done;
-	if ((rc = store__sq_int(st, 1, clock_wall_ms())) != SQLITE_OK) {
-		rc = store__sq_bind_err(c, st, rc, what);
+	int b = store__sq_int(st, 1, clock_wall_ms());
+	b = b ? b : store__sq_int(st, 2, resend_at);
+	if (b) {
+		rc = store__sq_bind_err(c, st, b, what);
 		goto done;
 	}
 	rc = store__sq_exec(c, st, what);
@@ -571,16 +579,52 @@ static enum outbox_state status_move(enum outbox_state old, enum outbox_state st
 	return st > old ? st : old;
 }
 
-int store__sq_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
-                            int error_code, const char *error, int64_t now,
+/* status_find: the row a status is about, by provider id, else by hint. */
+static int status_find(struct store_conn *c, const struct outbox_status_update *u, int64_t *id,
+                       enum outbox_state *state, enum outbox_prio *prio, int *by_hint)
+{
+	static const char by_msg[] =
+	        "SELECT id, state, priority FROM outbox WHERE provider_msg_id = ?1"
+	        " AND tenant_id = ?2 ORDER BY id DESC LIMIT 1";
+	static const char by_row[] = "SELECT id, state, priority FROM outbox WHERE id = ?1"
+	                             " AND tenant_id = ?2 AND coalesce(provider_msg_id, '') = ''"
+	                             " AND state = 0";
+	const char *what = "apply delivery status";
+	for (int pass = 0; pass < 2; pass++) {
+		sqlite3_stmt *s;
+		if (pass == 1 && u->row_hint <= 0)
+			break;
+		int rc = pass == 0 ? store__sq_stmt(c, SQ_OUTBOX_BY_PROVIDER, by_msg, &s)
+		                   : store__sq_stmt(c, SQ_OUTBOX_BY_HINT, by_row, &s);
+		if (rc < 0)
+			return rc;
+		int b = pass == 0 ? store__sq_text(s, 1, u->provider_msg_id)
+		                  : store__sq_int(s, 1, u->row_hint);
+		b = b ? b : store__sq_int(s, 2, u->tenant_id);
+		if (b)
+			return store__sq_bind_err(c, s, b, what);
+		rc = store__sq_step(c, s, what);
+		if (rc == 1) {
+			*id = sqlite3_column_int64(s, 0);
+			*state = (enum outbox_state)sqlite3_column_int(s, 1);
+			*prio = (enum outbox_prio)sqlite3_column_int(s, 2);
+			*by_hint = pass == 1;
+		}
+		sqlite3_reset(s);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+	return store__errf(c, ERR_NOTFOUND, "could not %s: no message with provider id \"%s\"",
+	                   what, u->provider_msg_id);
+}
+
+int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                             enum outbox_state *old_state, enum outbox_state *new_state,
                             enum outbox_prio *prio)
 {
-	static const char sel[] =
-	        "SELECT id, state, priority FROM outbox WHERE provider_msg_id = ?1"
-	        " ORDER BY id DESC LIMIT 1";
 	static const char upd[] =
 	        "UPDATE outbox SET state = ?2,"
+	        " provider_msg_id = CASE WHEN ?6 THEN ?7 ELSE provider_msg_id END,"
 	        " last_error_code = CASE WHEN ?2 = 6 THEN ?3 ELSE last_error_code END,"
 	        " last_error = CASE WHEN ?2 = 6 THEN ?4 ELSE last_error END,"
 	        " updated_at = ?5 WHERE id = ?1";
@@ -588,32 +632,17 @@ int store__sq_outbox_status(struct store_conn *c, const char *provider_msg_id, e
 	enum sq_op_mode mode;
 	sqlite3_stmt *s;
 	int64_t id = 0;
+	int by_hint = 0;
 	enum outbox_state old = OUTBOX_PENDING, nw;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_OUTBOX_BY_PROVIDER, sel, &s);
+	rc = status_find(c, u, &id, &old, prio, &by_hint);
 	if (rc < 0)
 		goto done;
-	if ((rc = store__sq_text(s, 1, provider_msg_id)) != SQLITE_OK) {
-		rc = store__sq_bind_err(c, s, rc, what);
-		goto done;
-	}
-	rc = store__sq_step(c, s, what);
-	if (rc == 1) {
-		id = sqlite3_column_int64(s, 0);
-		old = (enum outbox_state)sqlite3_column_int(s, 1);
-		*prio = (enum outbox_prio)sqlite3_column_int(s, 2);
-	}
-	sqlite3_reset(s);
-	if (rc == 0)
-		rc = store__errf(c, ERR_NOTFOUND,
-		                 "could not %s: no message with provider id \"%s\"", what,
-		                 provider_msg_id);
-	if (rc < 0)
-		goto done;
-	rc = 0;
-	nw = status_move(old, st);
+	/* a row found by its hint was accepted by the provider: it is at least
+	 * ACCEPTED, whatever munim had recorded */
+	nw = status_move(by_hint ? OUTBOX_ACCEPTED : old, u->state);
 	*old_state = old;
 	*new_state = nw;
 	if (nw == old)
@@ -624,9 +653,11 @@ int store__sq_outbox_status(struct store_conn *c, const char *provider_msg_id, e
 		goto done;
 	int b = store__sq_int(s, 1, id);
 	b = b ? b : store__sq_int(s, 2, nw);
-	b = b ? b : store__sq_int(s, 3, error_code);
-	b = b ? b : store__sq_text(s, 4, error);
-	b = b ? b : store__sq_int(s, 5, now);
+	b = b ? b : store__sq_int(s, 3, u->error_code);
+	b = b ? b : store__sq_text(s, 4, u->error);
+	b = b ? b : store__sq_int(s, 5, u->at);
+	b = b ? b : store__sq_int(s, 6, by_hint);
+	b = b ? b : store__sq_text(s, 7, u->provider_msg_id);
 	if (b) {
 		rc = store__sq_bind_err(c, s, b, what);
 		goto done;

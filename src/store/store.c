@@ -556,10 +556,10 @@ int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct aren
 	return c->ops->outbox_claim(c, now, limit, a, out, n);
 }
 
-int store_outbox_recover(struct store_conn *c, int *n)
+int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 {
 	int dummy;
-	return c->ops->outbox_recover(c, n ? n : &dummy);
+	return c->ops->outbox_recover(c, resend_at, n ? n : &dummy);
 }
 
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
@@ -588,21 +588,20 @@ int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state,
 	return c->ops->outbox_fail(c, id, state, error_code, error ? error : "", now);
 }
 
-int store_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
-                        int error_code, const char *error, int64_t now,
+int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                         enum outbox_state *old_state, enum outbox_state *new_state,
                         enum outbox_prio *prio)
 {
 	enum outbox_state o, nw;
 	enum outbox_prio p;
-	if (empty(provider_msg_id))
+	if (!u || empty(u->provider_msg_id))
 		return store__errf(c, ERR_INVAL, "could not apply status: no provider id");
-	if (st != OUTBOX_SENT && st != OUTBOX_DELIVERED && st != OUTBOX_READ && st != OUTBOX_FAILED)
+	if (u->state != OUTBOX_SENT && u->state != OUTBOX_DELIVERED && u->state != OUTBOX_READ &&
+	    u->state != OUTBOX_FAILED)
 		return store__errf(c, ERR_INVAL,
 		                   "could not apply status to \"%s\": %s is not a delivery status",
-		                   provider_msg_id, outbox_state_name(st));
-	return c->ops->outbox_status(c, provider_msg_id, st, error_code, error ? error : "", now,
-	                             old_state ? old_state : &o, new_state ? new_state : &nw,
+		                   u->provider_msg_id, outbox_state_name(u->state));
+	return c->ops->outbox_status(c, u, old_state ? old_state : &o, new_state ? new_state : &nw,
 	                             prio ? prio : &p);
 }
 

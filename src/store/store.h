@@ -158,6 +158,9 @@ struct inbox_entry {
 	int64_t received_at;     /* when munim received it, epoch ms */
 	int error_code;          /* status kind: errors[0].code, else 0 */
 	const char *error_title; /* status kind: errors[0].title, else "" */
+	/* status kind: biz_opaque_callback_data the provider echoed from our
+	 * send (our outbox row, see send/wamsg.h), else "" */
+	const char *callback_data;
 	enum inbox_state state;
 	int attempts;
 };
@@ -372,8 +375,12 @@ int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *
  */
 int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
                        struct outbox_row **out, int *n);
-/* Start-up: SENDING rows (a crash mid-send) back to PENDING; *n how many. */
-int store_outbox_recover(struct store_conn *c, int *n);
+/*
+ * Start-up: SENDING rows (a crash mid-send) back to PENDING, due no earlier
+ * than resend_at, so that the provider's statuses for sends it did accept
+ * can claim them first (store_outbox_status with row_hint); *n how many.
+ */
+int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
                           int64_t now);
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
@@ -381,15 +388,29 @@ int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at
 /* Final failure: state FAILED (permanent error) or DEAD (attempts used up). */
 int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
                       const char *error, int64_t now);
+/* A delivery status from the provider (a status webhook). */
+struct outbox_status_update {
+	int64_t tenant_id;           /* the shop whose number sent it */
+	const char *provider_msg_id; /* the wamid the status is about */
+	int64_t row_hint;            /* our row id echoed back (biz_opaque_callback_data), or 0 */
+	enum outbox_state state;     /* SENT, DELIVERED, READ or FAILED */
+	int error_code;              /* for FAILED: errors[0].code */
+	const char *error;           /* for FAILED: errors[0].title */
+	int64_t at;                  /* epoch ms */
+};
+
 /*
- * store_outbox_status applies a delivery status for provider_msg_id: states
- * only move forward (sent < delivered < read; failed is terminal). *old_state
- * and *new_state report the move (equal when it was stale), *prio the row's
- * priority (any of the three may be NULL); ERR_NOTFOUND if no row carries
- * that id.
+ * store_outbox_status applies u to the tenant's row that carries
+ * u->provider_msg_id. When none does but u->row_hint names a row of the
+ * tenant PENDING with no provider id - a send the provider accepted but
+ * munim never heard the answer of (a crash mid-send, or a timeout) - that
+ * row takes the provider id and the status, so it is not sent again. (A
+ * row still SENDING is left to its own answer.) States only
+ * move forward (accepted < sent < delivered < read; failed is terminal).
+ * *old_state, *new_state report the move (equal when stale) and *prio the
+ * row's priority; any may be NULL. ERR_NOTFOUND if no row matches.
  */
-int store_outbox_status(struct store_conn *c, const char *provider_msg_id, enum outbox_state st,
-                        int error_code, const char *error, int64_t now,
+int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                         enum outbox_state *old_state, enum outbox_state *new_state,
                         enum outbox_prio *prio);
 /* Rows in one state (e.g. OUTBOX_DEAD), newest first, at most limit. */

@@ -102,15 +102,14 @@ struct store_ops {
 	int (*outbox_add)(struct store_conn *c, const struct outbox_new *o, int64_t *id);
 	int (*outbox_claim)(struct store_conn *c, int64_t now, int limit, struct arena *a,
 	                    struct outbox_row **out, int *n);
-	int (*outbox_recover)(struct store_conn *c, int *n);
+	int (*outbox_recover)(struct store_conn *c, int64_t resend_at, int *n);
 	int (*outbox_accepted)(struct store_conn *c, int64_t id, const char *provider_msg_id,
 	                       int64_t now);
 	int (*outbox_retry)(struct store_conn *c, int64_t id, int64_t next_attempt_at,
 	                    int error_code, const char *error, int64_t now);
 	int (*outbox_fail)(struct store_conn *c, int64_t id, enum outbox_state state,
 	                   int error_code, const char *error, int64_t now);
-	int (*outbox_status)(struct store_conn *c, const char *provider_msg_id,
-	                     enum outbox_state st, int error_code, const char *error, int64_t now,
+	int (*outbox_status)(struct store_conn *c, const struct outbox_status_update *u,
 	                     enum outbox_state *old_state, enum outbox_state *new_state,
 	                     enum outbox_prio *prio);
 	int (*outbox_list)(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,

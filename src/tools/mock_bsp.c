@@ -109,6 +109,7 @@ struct answer {
 	char wamid[MOCK_MAX_WAMID + 1];
 	char phone[MOCK_MAX_ID + 1];
 	char to[MOCK_MAX_TO + 1];
+	char callback[MOCK_MAX_CALLBACK + 1]; /* biz_opaque_callback_data, echoed */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -320,7 +321,7 @@ static void answer_send(void *arg)
 	struct answer *a = arg;
 	respond_json(a->r, a->status, &a->body);
 	if (a->accepted && a->m->status)
-		mock_status_enqueue(a->m->status, a->wamid, a->phone, a->to);
+		mock_status_enqueue(a->m->status, a->wamid, a->phone, a->to, a->callback);
 	buf_release(&a->body);
 	free(a);
 }
@@ -383,6 +384,9 @@ static void on_send(struct http_req *r, void *ud)
 	snprintf(a->wamid, sizeof(a->wamid), "wamid.MOCK%011llX%010llu",
 	         (unsigned long long)m->started_ms, (unsigned long long)n);
 	snprintf(a->to, sizeof(a->to), "%s", wa_id);
+	const char *cb = json_string_value(json_object_get(root, "biz_opaque_callback_data"));
+	if (cb && strlen(cb) <= MOCK_MAX_CALLBACK)
+		snprintf(a->callback, sizeof(a->callback), "%s", cb);
 	mock_log_add(m->log, clock_wall_ms(), a->wamid, a->phone, wa_id, ctx, body, len);
 	a->status = 200;
 	a->accepted = 1;

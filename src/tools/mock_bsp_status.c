@@ -10,8 +10,9 @@
  *   signs the exact body with the app secret (X-Hub-Signature-256) and
  *   keeps up to MOCK_STATUS_POSTS POSTs in flight on one curl multi handle
  *   with keep-alive. Any answer but 200 (or none) is retried after
- *   100 ms · 2^attempt, MOCK_STATUS_ATTEMPTS times in all; then the batch is
- *   counted failed and logged.
+ *   100 ms · 2^attempt (at most 2 s), MOCK_STATUS_ATTEMPTS times in all
+ *   (about 20 s, so a webhook receiver that restarts gets its statuses, as
+ *   Meta keeps retrying); then the batch is counted failed and logged.
  *
  *   Nothing here can slow the request path: a full ring drops the status
  *   (counted) instead of waiting.
@@ -33,12 +34,13 @@
 #include "ingest/sig.h"
 #include "tools/tools_internal.h"
 
-#define MOCK_STATUS_QUEUE      65536
-#define MOCK_STATUS_BATCH      100
-#define MOCK_STATUS_POSTS      4
-#define MOCK_STATUS_ATTEMPTS   5
-#define MOCK_STATUS_RETRY_MS   100
-#define MOCK_STATUS_TIMEOUT_MS 10000
+#define MOCK_STATUS_QUEUE        65536
+#define MOCK_STATUS_BATCH        100
+#define MOCK_STATUS_POSTS        4
+#define MOCK_STATUS_ATTEMPTS     14
+#define MOCK_STATUS_RETRY_MS     100
+#define MOCK_STATUS_RETRY_MAX_MS 2000
+#define MOCK_STATUS_TIMEOUT_MS   10000
 /* How long mock_status_free keeps trying to send what is queued. */
 #define MOCK_STATUS_FLUSH_MS 3000
 #define MOCK_STATUS_POLL_MS  100
@@ -47,6 +49,7 @@ struct status_item {
 	char wamid[64];
 	char phone[40];
 	char recipient[40];
+	char callback[MOCK_MAX_CALLBACK + 1];
 	int64_t ts_s;
 };
 
@@ -86,7 +89,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 }
 
 void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *phone_number_id,
-                         const char *recipient_id)
+                         const char *recipient_id, const char *callback)
 {
 	int wake = 0;
 	pthread_mutex_lock(&st->mu);
@@ -97,6 +100,7 @@ void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *
 		snprintf(it->wamid, sizeof(it->wamid), "%s", wamid);
 		snprintf(it->phone, sizeof(it->phone), "%s", phone_number_id);
 		snprintf(it->recipient, sizeof(it->recipient), "%s", recipient_id);
+		snprintf(it->callback, sizeof(it->callback), "%s", callback ? callback : "");
 		it->ts_s = clock_wall_ms() / 1000;
 		st->len++;
 		st->c.queued++;
@@ -145,6 +149,10 @@ static void build_body(struct buf *b, struct status_item *items, int n)
 			           "\"recipient_id\":",
 			           (long long)items[j].ts_s);
 			buf_json_str(b, items[j].recipient);
+			if (items[j].callback[0]) {
+				buf_puts(b, ",\"biz_opaque_callback_data\":");
+				buf_json_str(b, items[j].callback);
+			}
 			buf_putc(b, '}');
 		}
 		buf_puts(b, "]}}]}");
@@ -183,8 +191,10 @@ static void batch_failed(struct mock_status *st, struct batch *bt, const char *w
 	bt->attempts++;
 	if (bt->attempts < MOCK_STATUS_ATTEMPTS) {
 		bt->state = BATCH_WAIT;
-		bt->retry_at_us = clock_mono_us() +
-		                  (int64_t)MOCK_STATUS_RETRY_MS * 1000 * (1 << bt->attempts);
+		int64_t ms = (int64_t)MOCK_STATUS_RETRY_MS << bt->attempts;
+		bt->retry_at_us =
+		        clock_mono_us() +
+		        (ms < MOCK_STATUS_RETRY_MAX_MS ? ms : MOCK_STATUS_RETRY_MAX_MS) * 1000;
 		return;
 	}
 	log_warn("mock_bsp.status_failed",

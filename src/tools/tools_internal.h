@@ -104,9 +104,14 @@ struct mock_status_counts {
 };
 
 int mock_status_new(const char *url, const char *secret, struct mock_status **out);
-/* mock_status_enqueue queues one delivered status; strings are copied. */
+/* biz_opaque_callback_data longer than this is not echoed (Meta allows 512;
+ * the mock keeps its status queue small). */
+#define MOCK_MAX_CALLBACK 128
+
+/* mock_status_enqueue queues one delivered status; strings are copied;
+ * callback ("" for none) is echoed as biz_opaque_callback_data. */
 void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *phone_number_id,
-                         const char *recipient_id);
+                         const char *recipient_id, const char *callback);
 void mock_status_counts(struct mock_status *st, struct mock_status_counts *out);
 /* Sends what is queued (bounded wait), stops the thread, frees. NULL is a no-op. */
 void mock_status_free(struct mock_status *st);

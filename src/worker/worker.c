@@ -159,8 +159,16 @@ static int handle_status(struct worker_pool *wp, struct store_conn *c, const str
 		         e->ext_id);
 		return 0;
 	}
-	int rc = store_outbox_status(c, e->ext_id, st, e->error_code, e->error_title,
-	                             clock_wall_ms(), &from, &to, &prio);
+	struct outbox_status_update u = {
+	        .tenant_id = e->tenant_id,
+	        .provider_msg_id = e->ext_id,
+	        .row_hint = wamsg_callback_row(e->callback_data),
+	        .state = st,
+	        .error_code = e->error_code,
+	        .error = e->error_title,
+	        .at = clock_wall_ms(),
+	};
+	int rc = store_outbox_status(c, &u, &from, &to, &prio);
 	if (rc == ERR_NOTFOUND) {
 		atomic_fetch_add(&wp->app->metrics.statuses_unmatched, 1);
 		return 0;

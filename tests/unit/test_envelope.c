@@ -377,6 +377,17 @@ static void test_status_with_recipient_user_id(void **state)
 	assert_int_equal(f->env.changes[0].nentries, 1); /* the one without status skipped */
 	assert_string_equal(f->env.changes[0].entries[0].from, "IN.77");
 	assert_string_equal(f->env.changes[0].entries[0].status, "read");
+	assert_string_equal(f->env.changes[0].entries[0].callback_data, "");
+}
+
+static void test_status_echoes_callback_data(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(parse_str(f, HEAD "\"statuses\":[{\"id\":\"wamid.S\",\"status\":\"sent\","
+	                                   "\"timestamp\":\"1700000002\",\"recipient_id\":\"91\","
+	                                   "\"biz_opaque_callback_data\":\"munim:42\"}]" TAIL),
+	                 0);
+	assert_string_equal(f->env.changes[0].entries[0].callback_data, "munim:42");
 }
 
 static void test_unknown_type_kept_with_empty_body(void **state)
@@ -593,6 +604,7 @@ int main(void)
 	        T(test_bsuid_from_user_id),
 	        T(test_message_without_sender_skipped),
 	        T(test_status_with_recipient_user_id),
+	        T(test_status_echoes_callback_data),
 	        T(test_unknown_type_kept_with_empty_body),
 	        T(test_text_truncated_at_utf8_boundary),
 	        T(test_text_cut_inside_character),

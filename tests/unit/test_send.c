@@ -191,6 +191,36 @@ static void test_wamsg_text_fields(void **state)
 	arena_release(&a);
 }
 
+static void test_wamsg_callback_splice(void **state)
+{
+	(void)state;
+	struct arena a;
+	struct buf b;
+	arena_init(&a, 4096);
+	buf_init(&b);
+	char *body = wamsg_text(&a, "919800000001", "wamid.IN1", "hi");
+	wamsg_with_callback(&b, body, 42);
+	json_t *root = parse(b.data);
+	assert_string_equal(str_at(root, "biz_opaque_callback_data"), "munim:42");
+	assert_string_equal(str_at(root, "text.body"), "hi");
+	assert_string_equal(str_at(root, "context.message_id"), "wamid.IN1");
+	assert_int_equal(wamsg_callback_row(str_at(root, "biz_opaque_callback_data")), 42);
+	json_decref(root);
+	wamsg_with_callback(&b, "{ }", 7); /* an empty object stays valid JSON */
+	root = parse(b.data);
+	assert_int_equal(json_object_size(root), 1);
+	json_decref(root);
+	/* values that are not ours */
+	assert_int_equal(wamsg_callback_row(NULL), 0);
+	assert_int_equal(wamsg_callback_row(""), 0);
+	assert_int_equal(wamsg_callback_row("order-7"), 0);
+	assert_int_equal(wamsg_callback_row("munim:"), 0);
+	assert_int_equal(wamsg_callback_row("munim:12x"), 0);
+	assert_int_equal(wamsg_callback_row("munim:99999999999999999999"), 0);
+	buf_release(&b);
+	arena_release(&a);
+}
+
 static size_t utf8_chars(const char *s)
 {
 	size_t n = 0;
@@ -833,6 +863,7 @@ int main(void)
 	        cmocka_unit_test(test_backoff_bounds_and_growth),
 	        cmocka_unit_test(test_backoff_edges),
 	        cmocka_unit_test(test_wamsg_text_fields),
+	        cmocka_unit_test(test_wamsg_callback_splice),
 	        cmocka_unit_test(test_wamsg_text_caps_and_bad_utf8),
 	        cmocka_unit_test(test_wamsg_buttons_fields),
 	        cmocka_unit_test(test_wamsg_buttons_caps),

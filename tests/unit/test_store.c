@@ -690,6 +690,21 @@ static int64_t queue(struct fx *f, enum outbox_prio prio, const char *body)
 	return id;
 }
 
+/* store_outbox_status for the fixture's tenant; hint 0 = no row hint. */
+static int status_of(struct fx *f, int64_t hint, const char *provider_id, enum outbox_state st,
+                     int code, const char *err, int64_t at, enum outbox_state *o,
+                     enum outbox_state *nw, enum outbox_prio *prio)
+{
+	struct outbox_status_update u = {.tenant_id = f->tenant,
+	                                 .provider_msg_id = provider_id,
+	                                 .row_hint = hint,
+	                                 .state = st,
+	                                 .error_code = code,
+	                                 .error = err,
+	                                 .at = at};
+	return store_outbox_status(f->c, &u, o, nw, prio);
+}
+
 static void test_outbox_claim_order(void **state)
 {
 	struct fx *f = *state;
@@ -786,12 +801,72 @@ static void test_outbox_recover(void **state)
 	int n, rec = -1;
 	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 2);
-	assert_int_equal(store_outbox_recover(f->c, &rec), 0);
+	assert_int_equal(store_outbox_recover(f->c, T0, &rec), 0);
 	assert_int_equal(rec, 2);
-	assert_int_equal(store_outbox_recover(f->c, &rec), 0);
+	assert_int_equal(store_outbox_recover(f->c, T0, &rec), 0);
 	assert_int_equal(rec, 0);
 	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 2);
+}
+
+static void test_outbox_recover_waits_for_grace(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = queue(f, PRIO_P2, "{}");
+	struct outbox_row *rows;
+	int n, rec = 0;
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_outbox_recover(f->c, T0 + 10000, &rec), 0);
+	assert_int_equal(rec, 1);
+	/* in doubt: not due before the grace ends */
+	assert_int_equal(store_outbox_claim(f->c, T0 + 9999, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 10000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, id);
+}
+
+static void test_outbox_status_hint_claims_send_in_doubt(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = queue(f, PRIO_P1, "{}");
+	int64_t other = queue(f, PRIO_P2, "{}");
+	struct outbox_row *rows;
+	int n, rec = 0;
+	enum outbox_state o, nw;
+	enum outbox_prio prio = PRIO_P3;
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_recover(f->c, T0 + 10000, &rec), 0);
+	/* no hint, unknown provider id: not found */
+	assert_int_equal(
+	        status_of(f, 0, "wamid.LOST", OUTBOX_DELIVERED, 0, "", T0 + 1, &o, &nw, &prio),
+	        ERR_NOTFOUND);
+	/* a hint naming another tenant's row or a wrong id finds nothing */
+	int64_t saved = f->tenant;
+	f->tenant = saved + 1000;
+	assert_int_equal(
+	        status_of(f, id, "wamid.LOST", OUTBOX_DELIVERED, 0, "", T0 + 1, &o, &nw, &prio),
+	        ERR_NOTFOUND);
+	f->tenant = saved;
+	/* the provider's status names our row: it was accepted after all */
+	assert_int_equal(
+	        status_of(f, id, "wamid.LOST", OUTBOX_DELIVERED, 0, "", T0 + 1, &o, &nw, &prio), 0);
+	assert_int_equal(o, OUTBOX_PENDING);
+	assert_int_equal(nw, OUTBOX_DELIVERED);
+	assert_int_equal(prio, PRIO_P1);
+	/* only the other row is sent again */
+	assert_int_equal(store_outbox_claim(f->c, T0 + 20000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, other);
+	/* later statuses find the row by its provider id */
+	assert_int_equal(status_of(f, 0, "wamid.LOST", OUTBOX_READ, 0, "", T0 + 2, &o, &nw, NULL),
+	                 0);
+	assert_int_equal(nw, OUTBOX_READ);
+	/* a hint is ignored for a row that already has its provider id */
+	assert_int_equal(store_outbox_accepted(f->c, other, "wamid.OTHER", T0 + 20001), 0);
+	assert_int_equal(status_of(f, other, "wamid.X", OUTBOX_SENT, 0, "", T0 + 3, &o, &nw, NULL),
+	                 ERR_NOTFOUND);
 }
 
 static void test_outbox_status_forward_only(void **state)
@@ -810,37 +885,29 @@ static void test_outbox_status_forward_only(void **state)
 	assert_int_equal(store_outbox_accepted(f->c, b, "wamid.B", T0), 0);
 	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0), ERR_CONFLICT);
 
-	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(o, OUTBOX_ACCEPTED);
 	assert_int_equal(nw, OUTBOX_SENT);
-	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.A", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL),
-	        0);
+	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(nw, OUTBOX_DELIVERED);
 	/* a late "sent" is stale */
-	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(o, OUTBOX_DELIVERED);
 	assert_int_equal(nw, OUTBOX_DELIVERED);
-	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.A", OUTBOX_READ, 0, "", T0, &o, &nw, NULL), 0);
+	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_READ, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(nw, OUTBOX_READ);
-	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.A", OUTBOX_FAILED, 131047, "x", T0, &o, &nw, NULL),
-	        0);
+	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_FAILED, 131047, "x", T0, &o, &nw, NULL),
+	                 0);
 	assert_int_equal(nw, OUTBOX_READ); /* a read message does not fail afterwards */
 
 	/* failed is terminal */
-	assert_int_equal(store_outbox_status(f->c, "wamid.B", OUTBOX_FAILED, 131026,
-	                                     "undeliverable", T0 + 5, &o, &nw, &prio),
+	assert_int_equal(status_of(f, 0, "wamid.B", OUTBOX_FAILED, 131026, "undeliverable", T0 + 5,
+	                           &o, &nw, &prio),
 	                 0);
 	assert_int_equal(prio, PRIO_P1);
 	assert_int_equal(o, OUTBOX_ACCEPTED);
 	assert_int_equal(nw, OUTBOX_FAILED);
-	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.B", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL),
-	        0);
+	assert_int_equal(status_of(f, 0, "wamid.B", OUTBOX_DELIVERED, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(o, OUTBOX_FAILED);
 	assert_int_equal(nw, OUTBOX_FAILED);
 	assert_int_equal(store_outbox_list(f->c, OUTBOX_FAILED, 10, &f->a, &rows, &n), 0);
@@ -851,12 +918,10 @@ static void test_outbox_status_forward_only(void **state)
 	assert_string_equal(rows[0].provider_msg_id, "wamid.B");
 	assert_int_equal(rows[0].updated_at, T0 + 5);
 
-	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.NOPE", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL),
-	        ERR_NOTFOUND);
-	assert_int_equal(
-	        store_outbox_status(f->c, "wamid.A", OUTBOX_PENDING, 0, "", T0, &o, &nw, NULL),
-	        ERR_INVAL);
+	assert_int_equal(status_of(f, 0, "wamid.NOPE", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL),
+	                 ERR_NOTFOUND);
+	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_PENDING, 0, "", T0, &o, &nw, NULL),
+	                 ERR_INVAL);
 
 	/* attempts used up: DEAD, and nothing moves it */
 	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_DEAD, 500, "gave up", T0), 0);
@@ -1049,6 +1114,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_outbox_retry_not_due, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_claim_due_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_recover, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_recover_waits_for_grace, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_status_hint_claims_send_in_doubt, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_forward_only, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_locked_returns_again, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_begin_holds_write_lock, setup, teardown),
