@@ -189,3 +189,67 @@ def test_concurrent_webhooks_share_commits():
         assert commits < reqs, "200 requests took %d commits: no group commit" % commits
         for wamid, _ in payloads:
             s.replies(wamid)
+
+
+def test_hostile_and_unsupported_input_gets_polite_replies():
+    import json
+    import os
+    from harness import ROOT, SHOP, envelope, new_wamid
+    with Stack() as s:
+        hostile = ["%s%s%n%x", "'; DROP TABLE products; --", "\u0000\u0001\u001b[2J",
+                   "🙏🏽 चावल 2 किलो", "order " + "9" * 40 + " kg rice", "x" * 5000,
+                   "order " + ", ".join("1 kg rice" for _ in range(60)), "confirm:999999",
+                   "cancel:-1", "stock "]
+        for text in hostile:
+            m = s.say(text)[0]
+            assert body_text(m), (text, m)
+        assert s.scalar("SELECT COUNT(*) FROM products WHERE tenant_id=1") >= 13
+        # a photo (from the reference samples) is answered, not dropped
+        sample = json.load(open(os.path.join(ROOT, "tests/unit/data/wa-payloads/"
+                                             "pywa_image_message.json")))
+        msg = sample["entry"][0]["changes"][0]["value"]["messages"][0]
+        msg["id"] = new_wamid()
+        payload = envelope(SHOP, [msg], contacts=sample["entry"][0]["changes"][0]["value"]
+                           ["contacts"])
+        assert s.post(payload)[0] == 200
+        t = body_text(s.replies(msg["id"])[0])
+        assert "text" in t.lower() or "button" in t.lower(), t
+        assert s.serve.alive()
+
+
+def test_failed_and_read_statuses_update_the_outbox():
+    from harness import SHOP, envelope, text_payload, wait_until
+    with Stack(mock_args=["--delivered-statuses", "0"]) as s:
+        w1, p1 = text_payload("stock rice")
+        w2, p2 = text_payload("stock dal")
+        assert s.post(p1)[0] == 200 and s.post(p2)[0] == 200
+        s.replies(w1)
+        s.replies(w2)
+        wait_until(lambda: s.scalar("SELECT COUNT(*) FROM outbox WHERE state=2") == 2,
+                   what="both replies accepted")
+        pid1 = s.scalar("SELECT provider_msg_id FROM outbox WHERE reply_to=?", w1)
+        pid2 = s.scalar("SELECT provider_msg_id FROM outbox WHERE reply_to=?", w2)
+        failed = {"id": pid1, "status": "failed", "timestamp": "1700000000",
+                  "recipient_id": CUSTOMER,
+                  "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+        read = {"id": pid2, "status": "read", "timestamp": "1700000001",
+                "recipient_id": CUSTOMER}
+        late_delivered = {"id": pid2, "status": "delivered", "timestamp": "1700000000",
+                          "recipient_id": CUSTOMER}
+        assert s.post(envelope(SHOP, statuses=[failed, read]))[0] == 200
+        assert s.post(envelope(SHOP, statuses=[late_delivered]))[0] == 200
+        wait_until(lambda: s.scalar("SELECT state FROM outbox WHERE reply_to=?", w1) == 6,
+                   what="failed status applied")
+        code, err = s.sql("SELECT last_error_code, last_error FROM outbox WHERE reply_to=?",
+                          w1)[0]
+        assert code == 131026 and "undeliverable" in err, (code, err)
+        wait_until(lambda: s.scalar("SELECT COUNT(*) FROM inbox WHERE state=0") == 0,
+                   what="statuses processed")
+        # read stays read: the late "delivered" does not move it back
+        assert s.scalar("SELECT state FROM outbox WHERE reply_to=?", w2) == 5
+        # a status for a message munim never sent is counted, not an error
+        ghost = {"id": "wamid.GHOST", "status": "delivered", "timestamp": "1700000000",
+                 "recipient_id": CUSTOMER}
+        assert s.post(envelope(SHOP, statuses=[ghost]))[0] == 200
+        wait_until(lambda: s.metrics()["munim_statuses_unmatched_total"] >= 1,
+                   what="unmatched status counted")
