@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/proc.h"
 #include "core/xalloc.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
@@ -117,13 +118,9 @@ int cmd_serve(int argc, char **argv)
 		return 2;
 	}
 
-	/* Signals go to the main thread only: block them before threads start. */
+	/* stop signals go to the main thread only: block them before threads start */
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	proc_block_stop_signals(&sigs);
 
 	metrics_init(&app.metrics);
 	notify_init(&app.inbox_ready);
@@ -170,8 +167,7 @@ int cmd_serve(int argc, char **argv)
 	         http_server_port(http), app.cfg.db, (long long)app.cfg.workers,
 	         (long long)((clock_mono_us() - t0) / 1000));
 
-	int sig = 0;
-	sigwait(&sigs, &sig);
+	int sig = proc_wait_stop(&sigs);
 	log_info("serve.stopping", "received signal %d, stopping", sig);
 	exit_code = 0;
 out:

@@ -44,34 +44,36 @@ static const char *const menu_buttons[] = {
 
 /* ---- replies ----------------------------------------------------------------- */
 
-void erp__reply(struct erp_ctx *x, enum outbox_prio prio, const char *text)
+/* new_reply takes the next reply slot (NULL, logged, when all are used). */
+static struct erp_reply *new_reply(struct erp_ctx *x, enum erp_reply_kind kind,
+                                   enum outbox_prio prio)
 {
 	struct erp_result *out = x->out;
 	if (out->nreplies >= ERP_MAX_REPLIES) {
 		log_warn("erp.reply_dropped", "more than %d replies for one message",
 		         ERP_MAX_REPLIES);
-		return;
+		return NULL;
 	}
 	struct erp_reply *r = &out->replies[out->nreplies++];
 	memset(r, 0, sizeof(*r));
-	r->kind = ERP_REPLY_TEXT;
+	r->kind = kind;
 	r->priority = prio;
-	r->text = erp__clean_text(x->a, text, ERP_TEXT_MAX);
+	return r;
+}
+
+void erp__reply(struct erp_ctx *x, enum outbox_prio prio, const char *text)
+{
+	struct erp_reply *r = new_reply(x, ERP_REPLY_TEXT, prio);
+	if (r)
+		r->text = erp__clean_text(x->a, text, ERP_TEXT_MAX);
 }
 
 void erp__reply_buttons(struct erp_ctx *x, enum outbox_prio prio, const char *text, int nb,
                         const char *const *ids_titles)
 {
-	struct erp_result *out = x->out;
-	if (out->nreplies >= ERP_MAX_REPLIES) {
-		log_warn("erp.reply_dropped", "more than %d replies for one message",
-		         ERP_MAX_REPLIES);
+	struct erp_reply *r = new_reply(x, ERP_REPLY_BUTTONS, prio);
+	if (!r)
 		return;
-	}
-	struct erp_reply *r = &out->replies[out->nreplies++];
-	memset(r, 0, sizeof(*r));
-	r->kind = ERP_REPLY_BUTTONS;
-	r->priority = prio;
 	r->text = erp__clean_text(x->a, text, ERP_TEXT_MAX_BUTTONS);
 	if (nb > ERP_MAX_BUTTONS)
 		nb = ERP_MAX_BUTTONS;

@@ -411,15 +411,21 @@ static void maybe_truncate(struct sender *s)
 	s->truncate_failing = 0;
 }
 
+/* One pass: start what was handed over, collect answers, hand them back. */
+static void pass(struct sender *s)
+{
+	int running = 0;
+	take_jobs(s);
+	curl_multi_perform(s->multi, &running);
+	reap(s);
+	hand_over(s);
+	maybe_truncate(s);
+}
+
 static void run(struct sender *s)
 {
 	while (!send__stopping(s)) {
-		take_jobs(s);
-		int running = 0;
-		curl_multi_perform(s->multi, &running);
-		reap(s);
-		hand_over(s);
-		maybe_truncate(s);
+		pass(s);
 		int timeout = s->done > 0 || s->held_back ? SEND_POLL_MS : SEND_SWEEP_MS;
 		curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
 	}
@@ -438,12 +444,7 @@ static void drain(struct sender *s)
 	for (;;) {
 		/* read before taking: a job handed over later cannot exist */
 		int closed = atomic_load(&s->claims_closed);
-		take_jobs(s);
-		int running = 0;
-		curl_multi_perform(s->multi, &running);
-		reap(s);
-		hand_over(s);
-		maybe_truncate(s);
+		pass(s);
 		if (closed && s->active == 0 && s->done == 0 && !s->held_back)
 			break;
 		if (clock_mono_us() >= deadline)

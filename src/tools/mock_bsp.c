@@ -52,6 +52,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/proc.h"
 #include "core/xalloc.h"
 #include "http/http.h"
 #include "tools/tools_internal.h"
@@ -698,11 +699,7 @@ int cmd_mock_bsp(int argc, char **argv)
 		log_set_level(lvl);
 
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	proc_block_stop_signals(&sigs);
 
 	struct mock *m = xcalloc(1, sizeof(*m));
 	m->started_ms = clock_wall_ms();
@@ -749,8 +746,7 @@ int cmd_mock_bsp(int argc, char **argv)
 	log_info("mock_bsp.ready", "listening on %s:%d; statuses %s", host, http_server_port(http),
 	         m->status ? cfg.webhook_url : "off");
 
-	int sig = 0;
-	sigwait(&sigs, &sig);
+	int sig = proc_wait_stop(&sigs);
 	log_info("mock_bsp.stopping", "received signal %d, stopping", sig);
 	exit_code = 0;
 out:

@@ -1,0 +1,20 @@
+/*
+ * proc.h - process-wide set-up shared by the long-running commands (serve,
+ * mock-bsp): stop signals go to the main thread only, which waits for one.
+ */
+#ifndef MUNIM_PROC_H
+#define MUNIM_PROC_H
+
+#include <signal.h>
+
+/*
+ * proc_block_stop_signals blocks SIGINT and SIGTERM in the calling thread
+ * (and so in every thread it creates afterwards) and ignores SIGPIPE (a
+ * peer that hangs up must not kill the process). Call it before starting
+ * threads; *set receives the stop signals for proc_wait_stop.
+ */
+void proc_block_stop_signals(sigset_t *set);
+/* proc_wait_stop waits for one of set's signals and returns its number. */
+int proc_wait_stop(const sigset_t *set);
+
+#endif
