@@ -54,7 +54,7 @@ static const struct cfg_entry table[] = {
          "largest webhook body accepted, bytes (larger: 413)"},
         {"commit-batch", CFG_INT, OFF(commit_batch), "256", 1, 10000, "MUNIM_COMMIT_BATCH", 0,
          "most webhook requests sharing one ingest commit"},
-        {"worker-batch", CFG_INT, OFF(worker_batch), "64", 1, 10000, "MUNIM_WORKER_BATCH", 0,
+        {"worker-batch", CFG_INT, OFF(worker_batch), "64", 1, 1024, "MUNIM_WORKER_BATCH", 0,
          "most messages sharing one worker commit"},
         {"send-inflight", CFG_INT, OFF(send_inflight), "64", 1, 4096, "MUNIM_SEND_INFLIGHT", 0,
          "sends in flight to the provider at once"},

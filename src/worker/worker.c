@@ -45,8 +45,8 @@
 
 #define WORKER_IDLE_WAIT_MS  200
 #define WORKER_ERROR_WAIT_MS 100
-/* Replies queued by one message: the ERP result plus an apology at most. */
-#define WORKER_MAX_OUT (ERP_MAX_REPLIES + 1)
+/* The largest batch (the bound of the worker-batch setting). */
+#define WORKER_MAX_BATCH 1024
 
 struct worker {
 	struct worker_pool *pool;
@@ -70,16 +70,16 @@ struct batch_stats {
 	struct {
 		enum outbox_prio prio;
 		int from, to;
-	} moves[1024];
-	int64_t latency_from[1024]; /* received_at of processed messages */
+	} moves[WORKER_MAX_BATCH];
+	int64_t latency_from[WORKER_MAX_BATCH]; /* received_at of processed messages */
 	int nlat;
 };
 
 /* Is (tenant, customer) blocked for the rest of this batch? */
 struct blocked {
 	int n;
-	int64_t tenant[64];
-	const char *from[64];
+	int64_t tenant[WORKER_MAX_BATCH];
+	const char *from[WORKER_MAX_BATCH];
 };
 
 static int is_blocked(const struct blocked *b, const struct inbox_entry *e)
@@ -234,7 +234,7 @@ static int process_entry(struct worker *w, struct store_conn *c, const struct in
 		rc = store_inbox_done(c, e->id);
 	if (rc == 0) {
 		bs->done++;
-		if (e->kind == INBOX_MESSAGE && bs->nlat < 1024)
+		if (e->kind == INBOX_MESSAGE && bs->nlat < WORKER_MAX_BATCH)
 			bs->latency_from[bs->nlat++] = e->received_at;
 		return store_release(c);
 	}
