@@ -15,6 +15,7 @@ import collections
 import json
 import os
 import random
+import re
 import threading
 import time
 
@@ -120,8 +121,12 @@ def test_kill9_exactly_once():
         assert not missing, "%d messages without a reply, e.g. %s" % (len(missing), missing[:3])
         acked_set = set(acked)
         dups = sum(n - 1 for w, n in per.items() if w in acked_set and n > 1)
-        print("    crash test: %d messages, %d kills, %d duplicate replies"
-              % (len(acked), kills[0], dups))
+        log = open(os.path.join(s.dir, "serve.log")).read()
+        journaled = sum(int(n) for n in re.findall(r"(\d+) sends the provider accepted", log))
+        in_doubt = sum(int(n) for n in re.findall(r"(\d+) interrupted sends returned", log))
+        print("    crash test: %d messages, %d kills, %d duplicate replies; after the kills "
+              "%d sends were recovered from the send journal and %d were in doubt"
+              % (len(acked), kills[0], dups, journaled, in_doubt))
         assert dups <= kills[0], "%d duplicate replies for %d kills" % (dups, kills[0])
     finally:
         stop.set()
