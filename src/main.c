@@ -23,6 +23,7 @@ static const struct cmd commands[] = {
         {"config", cmd_config, "print the settings serve would use (--dump)"},
         {"mock-bsp", cmd_mock_bsp, "a fake WhatsApp Cloud API for tests and demos"},
         {"say", cmd_say, "write to a running munim as a customer and print the reply"},
+        {"loadgen", cmd_loadgen, "open-loop load: signed webhooks at a rate, replies matched"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

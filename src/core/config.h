@@ -72,6 +72,16 @@ struct config {
 	/* outbox */
 	int64_t dead;
 	int64_t limit;
+	/* loadgen */
+	int64_t rate;
+	int64_t duration;
+	char *profile;
+	int64_t step;
+	int64_t step_every;
+	int64_t customers;
+	char *text;
+	int64_t connections;
+	int64_t drain_timeout;
 };
 
 /* Every setting's name, for the per-command lists; NULL-terminated lists. */

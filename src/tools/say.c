@@ -16,6 +16,9 @@
  *    reply arrives or --timeout-ms passes; then keep polling SAY_LINGER_MS
  *    more for further replies to the same message.
  *
+ * The webhook, its signature and the HTTP client are shared with
+ * `munim loadgen` (tools_common.c).
+ *
  * Exit status: 0 when a reply was printed; 1 when the webhook was refused
  * or no reply came in time; 2 on a usage error.
  */
@@ -24,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -34,7 +36,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "ingest/sig.h"
+#include "tools/tools_internal.h"
 
 #define SAY_POLL_MS   50
 #define SAY_LINGER_MS 300
@@ -45,10 +47,6 @@
 #define SAY_MAX_ANSWER (8 << 20)
 /* Recent messages to the customer searched for the tapped button. */
 #define SAY_BUTTON_LOOKBACK 50
-/* The app secret of the demo, used when none is configured. */
-#define SAY_DEMO_SECRET "demo-app-secret"
-/* The customer's profile name when --name is not given. */
-#define SAY_DEFAULT_NAME "Asha"
 
 static const char *const say_opts[] = {
         "url", "bsp", "app-secret", "from", "name", "to", "timeout-ms", "button", "log-level", NULL,
@@ -58,72 +56,12 @@ static const char say_usage[] =
         "[options] TEXT...\n\n"
         "Posts TEXT (or, with --button ID, a reply-button tap) as a signed WhatsApp webhook\n"
         "to munim and prints the replies the mock BSP received for it. Without --app-secret\n"
-        "the demo's secret \"" SAY_DEMO_SECRET "\" signs the webhook; the customer's name is\n"
-        "\"" SAY_DEFAULT_NAME "\" without --name.";
-
-struct client {
-	CURL *easy;
-	struct buf answer;
-	int too_big;
-	char err[CURL_ERROR_SIZE];
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-	struct client *c = ud;
-	size_t len = size * n;
-	if (c->answer.len + len > SAY_MAX_ANSWER) {
-		c->too_big = 1;
-		return 0; /* abort the transfer */
-	}
-	buf_append(&c->answer, p, len);
-	return len;
-}
-
-/*
- * request runs one GET (body NULL) or POST; *status gets the HTTP status,
- * c->answer the body. Returns 0, or ERR_IO with c->err set.
- */
-static int request(struct client *c, const char *url, const char *body, size_t len,
-                   struct curl_slist *headers, long timeout_ms, long *status)
-{
-	buf_reset(&c->answer);
-	c->too_big = 0;
-	c->err[0] = '\0';
-	curl_easy_setopt(c->easy, CURLOPT_URL, url);
-	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
-	if (body) {
-		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	} else {
-		curl_easy_setopt(c->easy, CURLOPT_HTTPGET, 1L);
-	}
-	CURLcode res = curl_easy_perform(c->easy);
-	if (res != CURLE_OK) {
-		if (c->too_big)
-			snprintf(c->err, sizeof(c->err), "answer larger than %d bytes",
-			         SAY_MAX_ANSWER);
-		else if (!c->err[0])
-			snprintf(c->err, sizeof(c->err), "%s", curl_easy_strerror(res));
-		return ERR_IO;
-	}
-	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, status);
-	return 0;
-}
-
-static void strip_slash(char *url)
-{
-	size_t n = strlen(url);
-	while (n > 0 && url[n - 1] == '/')
-		url[--n] = '\0';
-}
+        "the demo's secret \"" TOOLS_DEMO_SECRET "\" signs the webhook; the customer's name is\n"
+        "\"" TOOLS_DEFAULT_NAME "\" without --name.";
 
 static void new_wamid(char *out, size_t cap)
 {
-	uint64_t r = 0;
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-		r = (uint64_t)clock_mono_us() * 0x9e3779b97f4a7c15ULL;
+	uint64_t r = tools_random_u64();
 	snprintf(out, cap, "wamid.SAY%lld%016llX", (long long)clock_wall_ms(),
 	         (unsigned long long)r);
 }
@@ -145,7 +83,7 @@ static void sleep_ms(int ms)
  * customer carrying a button with this id; returns its wamid (caller
  * frees) or NULL. Best effort: a tap without context is still a tap.
  */
-static char *find_button_message(struct client *c, const char *bsp, const char *from,
+static char *find_button_message(struct tools_client *c, const char *bsp, const char *from,
                                  const char *button, long timeout_ms)
 {
 	char *to = curl_easy_escape(c->easy, from, 0);
@@ -157,7 +95,8 @@ static char *find_button_message(struct client *c, const char *bsp, const char *
 	long status = 0;
 	char *found = NULL;
 	json_t *root = NULL;
-	if (request(c, url.data, NULL, 0, NULL, timeout_ms, &status) != 0 || status != 200)
+	if (tools_client_request(c, url.data, NULL, 0, NULL, timeout_ms, &status) != 0 ||
+	    status != 200)
 		goto out;
 	root = json_loadb(c->answer.data, c->answer.len, 0, NULL);
 	size_t i, j;
@@ -184,34 +123,16 @@ out:
 static char *build_webhook(const struct config *cfg, const char *wamid, const char *text,
                            const char *context)
 {
-	char ts[24];
-	snprintf(ts, sizeof(ts), "%lld", (long long)(clock_wall_ms() / 1000));
-	json_t *msg = json_pack("{s:s, s:s, s:s}", "from", cfg->from, "id", wamid, "timestamp", ts);
-	if (cfg->button) {
-		json_object_set_new(msg, "type", json_string("interactive"));
-		json_object_set_new(msg, "interactive",
-		                    json_pack("{s:s, s:{s:s, s:s}}", "type", "button_reply",
-		                              "button_reply", "id", cfg->button, "title",
-		                              *text ? text : cfg->button));
-	} else {
-		json_object_set_new(msg, "type", json_string("text"));
-		json_object_set_new(msg, "text", json_pack("{s:s}", "body", text));
-	}
-	if (context)
-		json_object_set_new(msg, "context",
-		                    json_pack("{s:s, s:s}", "from", cfg->to, "id", context));
-	json_t *root = json_pack(
-	        "{s:s, s:[{s:s, s:[{s:s, s:{s:s, s:{s:s, s:s}, s:[{s:{s:s}, s:s}], s:[o]}}]}]}",
-	        "object", "whatsapp_business_account", "entry", "id", "0", "changes", "field",
-	        "messages", "value", "messaging_product", "whatsapp", "metadata",
-	        "display_phone_number", cfg->to, "phone_number_id", cfg->to, "contacts", "profile",
-	        "name", cfg->name ? cfg->name : SAY_DEFAULT_NAME, "wa_id", cfg->from, "messages",
-	        msg);
-	if (!root)
-		return NULL;
-	char *s = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(root);
-	return s;
+	struct tools_inbound in = {
+	        .phone_number_id = cfg->to,
+	        .from = cfg->from,
+	        .name = cfg->name,
+	        .wamid = wamid,
+	        .text = text,
+	        .button = cfg->button,
+	        .context = context,
+	};
+	return tools_webhook_build(&in);
 }
 
 /* Prints one reply readably. */
@@ -248,8 +169,8 @@ static void print_reply(json_t *msg, int nth)
  * await_replies polls the mock BSP for replies quoting wamid and prints
  * them. Returns how many were printed; *why explains a failure to poll.
  */
-static int await_replies(struct client *c, const char *bsp, const char *wamid, int64_t deadline_us,
-                         char *why, size_t why_cap)
+static int await_replies(struct tools_client *c, const char *bsp, const char *wamid,
+                         int64_t deadline_us, char *why, size_t why_cap)
 {
 	int printed = 0;
 	uint64_t since = 0;
@@ -264,8 +185,8 @@ static int await_replies(struct client *c, const char *bsp, const char *wamid, i
 		           (unsigned long long)since);
 		long status = 0;
 		int64_t left = remaining_ms(linger_until ? linger_until : deadline_us);
-		if (request(c, url.data, NULL, 0, NULL, left > 1000 ? 1000 : left + 1, &status) !=
-		    0) {
+		if (tools_client_request(c, url.data, NULL, 0, NULL, left > 1000 ? 1000 : left + 1,
+		                         &status) != 0) {
 			snprintf(why, why_cap, "%s", c->err);
 		} else if (status != 200) {
 			snprintf(why, why_cap, "the mock BSP answered %ld", status);
@@ -299,27 +220,21 @@ static int say(const struct config *cfg, const char *text)
 {
 	int exit_code = 1;
 	char *url = xstrdup(cfg->url), *bsp = xstrdup(cfg->bsp);
-	strip_slash(url);
-	strip_slash(bsp);
+	tools_strip_slash(url);
+	tools_strip_slash(bsp);
 	const char *secret =
-	        cfg->app_secret && *cfg->app_secret ? cfg->app_secret : SAY_DEMO_SECRET;
+	        cfg->app_secret && *cfg->app_secret ? cfg->app_secret : TOOLS_DEMO_SECRET;
 	int64_t deadline = clock_mono_us() + cfg->timeout_ms * 1000;
-	struct client c = {0};
-	buf_init(&c.answer);
+	struct tools_client c;
 	char *body = NULL, *context = NULL;
 	struct curl_slist *headers = NULL;
 	struct buf target;
 	buf_init(&target);
 
-	c.easy = curl_easy_init();
-	if (!c.easy) {
+	if (tools_client_init(&c, SAY_MAX_ANSWER) != 0) {
 		fprintf(stderr, "munim say: could not create an HTTP client\n");
 		goto out;
 	}
-	curl_easy_setopt(c.easy, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c.easy, CURLOPT_WRITEDATA, &c);
-	curl_easy_setopt(c.easy, CURLOPT_ERRORBUFFER, c.err);
-	curl_easy_setopt(c.easy, CURLOPT_NOSIGNAL, 1L);
 
 	char wamid[64];
 	new_wamid(wamid, sizeof(wamid));
@@ -331,9 +246,8 @@ static int say(const struct config *cfg, const char *text)
 		fprintf(stderr, "munim say: could not build the webhook (is the text UTF-8?)\n");
 		goto out;
 	}
-	char sig[SIG_HEADER_LEN + 1], hdr[SIG_HEADER_LEN + 32];
-	sig_sign(secret, body, strlen(body), sig);
-	snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+	char hdr[TOOLS_SIG_HEADER_CAP];
+	tools_sig_header(secret, body, strlen(body), hdr);
 	headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (headers)
 		headers = curl_slist_append(headers, hdr);
@@ -343,8 +257,8 @@ static int say(const struct config *cfg, const char *text)
 	}
 	buf_printf(&target, "%s/webhooks/whatsapp", url);
 	long status = 0;
-	if (request(&c, target.data, body, strlen(body), headers, (long)remaining_ms(deadline),
-	            &status) != 0) {
+	if (tools_client_request(&c, target.data, body, strlen(body), headers,
+	                         (long)remaining_ms(deadline), &status) != 0) {
 		fprintf(stderr, "munim say: could not post to %s: %s\n", target.data, c.err);
 		goto out;
 	}
@@ -368,9 +282,7 @@ out:
 	curl_slist_free_all(headers);
 	free(body);
 	free(context);
-	if (c.easy)
-		curl_easy_cleanup(c.easy);
-	buf_release(&c.answer);
+	tools_client_release(&c);
 	free(url);
 	free(bsp);
 	return exit_code;

@@ -116,4 +116,280 @@ void mock_status_counts(struct mock_status *st, struct mock_status_counts *out);
 /* Sends what is queued (bounded wait), stops the thread, frees. NULL is a no-op. */
 void mock_status_free(struct mock_status *st);
 
+/* ---- shared by say and loadgen (tools_common.c) ---------------------- */
+
+#include <curl/curl.h>
+
+#include "core/buf.h"
+#include "ingest/sig.h"
+
+/* The app secret of the demo, used when none is configured. */
+#define TOOLS_DEMO_SECRET "demo-app-secret"
+/* The customer's profile name when --name is not given. */
+#define TOOLS_DEFAULT_NAME "Asha"
+/* Room for "X-Hub-Signature-256: sha256=<64 hex>" and its NUL. */
+#define TOOLS_SIG_HEADER_CAP (SIG_HEADER_LEN + 24)
+
+/* One inbound message as a customer's phone sends it. */
+struct tools_inbound {
+	const char *phone_number_id; /* the shop */
+	const char *from;            /* the customer's wa_id */
+	const char *name;            /* the customer's profile name; NULL: TOOLS_DEFAULT_NAME */
+	const char *wamid;           /* the message's id */
+	const char *text;            /* the text; for a tap, the button's title ("": its id) */
+	const char *button;          /* a reply-button tap with this id; NULL: a text */
+	const char *context;         /* the wamid the message quotes; NULL: none */
+};
+
+/*
+ * tools_webhook_build returns the Cloud API webhook carrying one message
+ * (one entry, one change, the contact's profile name and wa_id), serialised
+ * as Meta does (compact, non-ASCII escaped as \uXXXX); the caller frees it.
+ * NULL when a string is not UTF-8. Thread-safe.
+ */
+char *tools_webhook_build(const struct tools_inbound *in);
+/* tools_sig_header writes the whole "X-Hub-Signature-256: ..." header line. */
+void tools_sig_header(const char *secret, const void *body, size_t len,
+                      char out[TOOLS_SIG_HEADER_CAP]);
+/* tools_strip_slash drops the trailing slashes of a base URL, in place. */
+void tools_strip_slash(char *url);
+/* tools_random_u64: 64 random bits (getrandom; the clock if it fails). */
+uint64_t tools_random_u64(void);
+
+/*
+ * A blocking HTTP client for the tools' small exchanges: one libcurl easy
+ * handle (keep-alive between calls) and the last answer's body, at most
+ * max_answer bytes. One thread at a time.
+ */
+struct tools_client {
+	CURL *easy;
+	struct buf answer;
+	size_t max_answer;
+	int too_big;
+	char err[CURL_ERROR_SIZE];
+};
+
+/* tools_client_init: 0, or ERR_IO when libcurl cannot make a handle. */
+int tools_client_init(struct tools_client *c, size_t max_answer);
+/* tools_client_release frees the handle and the answer; safe after a failed init. */
+void tools_client_release(struct tools_client *c);
+/*
+ * tools_client_request runs one GET (body NULL) or POST of len bytes with
+ * the given extra headers (may be NULL) within timeout_ms. Returns 0 with
+ * *status and c->answer set, or ERR_IO with c->err saying why (refused,
+ * timed out, answer larger than max_answer).
+ */
+int tools_client_request(struct tools_client *c, const char *url, const char *body, size_t len,
+                         struct curl_slist *headers, long timeout_ms, long *status);
+
+/* ---- loadgen (loadgen*.c) -------------------------------------------- */
+
+/* Caps on what the command line asks for. */
+#define LOADGEN_MAX_RATE        100000   /* messages per second, in any step */
+#define LOADGEN_MAX_DURATION    3600     /* seconds */
+#define LOADGEN_MAX_MSGS        10000000 /* messages in one run */
+#define LOADGEN_MAX_STEPS       1000     /* steps of a stepped profile */
+#define LOADGEN_MAX_CONNECTIONS 4096
+#define LOADGEN_MAX_TEXT        4096 /* bytes of --text */
+
+/*
+ * The schedule: when each message is due, as an offset from the start.
+ * The run is cut into steps of step_every_s seconds (the last one maybe
+ * shorter); step k runs at rate + k*step messages per second, message j of
+ * the step due j/rate_k seconds after the step starts. A constant profile
+ * is one step (step 0, step_every_s = duration_s).
+ */
+struct loadgen_sched {
+	int64_t rate, step, step_every_s, duration_s;
+	int nsteps;
+	uint64_t total;  /* messages in the run */
+	uint64_t *first; /* [nsteps + 1]: each step's first message; first[nsteps] == total */
+};
+
+/*
+ * loadgen_sched_init computes the schedule. ERR_INVAL when a figure is out
+ * of range (rate 1..LOADGEN_MAX_RATE in every step, step >= 0, duration
+ * 1..LOADGEN_MAX_DURATION, step_every_s >= 1, at most LOADGEN_MAX_STEPS
+ * steps); ERR_TOOBIG above LOADGEN_MAX_MSGS messages. Release with
+ * loadgen_sched_release (also after a failure).
+ */
+int loadgen_sched_init(struct loadgen_sched *s, int64_t rate, int64_t step, int64_t step_every_s,
+                       int64_t duration_s);
+void loadgen_sched_release(struct loadgen_sched *s);
+/* The rate of step k, messages per second. */
+int64_t loadgen_sched_rate(const struct loadgen_sched *s, int k);
+/* When step k starts, microseconds from the start. */
+int64_t loadgen_sched_step_start_us(const struct loadgen_sched *s, int k);
+/* When message i (< total) is due, microseconds from the start; *step (may be NULL) its step. */
+int64_t loadgen_sched_at_us(const struct loadgen_sched *s, uint64_t i, int *step);
+
+/*
+ * A latency histogram in microseconds, log-linear like HdrHistogram:
+ * exact below 256 us, then 128 buckets per power of two (each at most
+ * 0.8% wide), up to 2^32 us (71 minutes; larger values count there, the
+ * exact maximum is kept apart). Not thread-safe; one writer.
+ */
+#define LOADGEN_HIST_SUB     128
+#define LOADGEN_HIST_BITS    32
+#define LOADGEN_HIST_BUCKETS ((LOADGEN_HIST_BITS - 6) * LOADGEN_HIST_SUB)
+
+struct loadgen_hist {
+	uint64_t n;
+	int64_t max;
+	uint32_t counts[LOADGEN_HIST_BUCKETS];
+};
+
+/* loadgen_hist_add counts one value (a negative one as 0). */
+void loadgen_hist_add(struct loadgen_hist *h, int64_t us);
+/*
+ * loadgen_hist_pct returns the pct-th percentile (0 < pct <= 100): the
+ * middle of the bucket holding the value of rank ceil(pct/100 * n), never
+ * above the maximum; pct 100 is the exact maximum. -1 when empty.
+ */
+int64_t loadgen_hist_pct(const struct loadgen_hist *h, double pct);
+/* The bucket of a value and the lowest value of a bucket (for tests). */
+int loadgen_hist_bucket(int64_t us);
+int64_t loadgen_hist_lowest(int bucket);
+
+/* Who sends message i and what: shop i mod tenants, customer
+ * (i div tenants) mod customers, text (i div tenants) mod ntexts. */
+struct loadgen_mix {
+	uint64_t first_phone;    /* phone_number_id of the first shop */
+	uint64_t first_customer; /* wa_id of the first customer of every shop */
+	int64_t tenants, customers;
+	const char *const *texts;
+	int ntexts;
+};
+
+void loadgen_pick(const struct loadgen_mix *m, uint64_t i, uint64_t *phone, uint64_t *customer,
+                  const char **text);
+
+/* Message i's wamid: prefix followed by i in decimal. The prefix holds a
+ * random run id, so replies to other runs' messages are not counted. */
+#define LOADGEN_PREFIX_CAP 40
+void loadgen_wamid_prefix(uint64_t run_id, char out[LOADGEN_PREFIX_CAP]);
+/* loadgen_wamid_index: 0 and *i when wamid is prefix + a decimal below
+ * total (no leading zeros); ERR_NOTFOUND otherwise. */
+int loadgen_wamid_index(const char *prefix, const char *wamid, uint64_t total, uint64_t *i);
+
+/* HTTP answers are counted by status, 100..599. */
+#define LOADGEN_CODE_MIN 100
+#define LOADGEN_CODE_MAX 599
+
+/* What one run (and each of its steps) measured, for the report. */
+struct loadgen_step_figures {
+	int64_t rate;     /* messages per second asked */
+	int64_t start_us; /* when the step started */
+	uint64_t sent, ok, lost;
+	const struct loadgen_hist *webhook, *e2e;
+};
+
+struct loadgen_report {
+	const char *profile; /* "constant" or "step" */
+	int64_t rate, step, step_every_s, duration_s;
+	int64_t tenants, customers, connections;
+	uint64_t sent, ok, errors, lost, duplicates, unexpected;
+	uint64_t codes[LOADGEN_CODE_MAX - LOADGEN_CODE_MIN + 1];
+	/* from the scheduled time to the 200, and to the first reply */
+	const struct loadgen_hist *webhook, *e2e;
+	double achieved_rate;    /* messages started per second */
+	int64_t send_lag_p99_us; /* how late sends started, p99 */
+	int64_t loop_lag_p99_us; /* the same without the sends that waited for a connection */
+	uint64_t conn_waits;     /* sends that waited for a free connection */
+	double drain_s;          /* collecting replies after the last answer */
+	int nsteps;              /* 0 for a constant profile */
+	const struct loadgen_step_figures *steps;
+};
+
+/* loadgen_report_json appends the report as one JSON object, no newline. */
+void loadgen_report_json(struct buf *out, const struct loadgen_report *r);
+/* loadgen_report_text appends the report for people, lines ending in '\n'. */
+void loadgen_report_text(struct buf *out, const struct loadgen_report *r);
+
+/* ---- the run itself (loadgen.c, loadgen_send.c, loadgen_collect.c) ---- */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* What the sender and the collector both read; filled before either starts. */
+struct loadgen_plan {
+	const struct loadgen_sched *sched;
+	struct loadgen_mix mix;
+	const char *webhook_url; /* {url}/webhooks/whatsapp */
+	const char *secret;
+	const char *name; /* the customers' profile name */
+	char prefix[LOADGEN_PREFIX_CAP];
+	int64_t connections, timeout_ms;
+	int64_t start_mono_us; /* message i is due at start_mono_us + loadgen_sched_at_us(i) */
+	int64_t start_wall_us; /* the same instant on the wall clock */
+};
+
+/* What the send phase measured; the caller owns it (loadgen_sent_release). */
+struct loadgen_sent {
+	uint16_t *status; /* [total]: each message's HTTP status, 0 when it got no answer */
+	uint64_t codes[LOADGEN_CODE_MAX - LOADGEN_CODE_MIN + 1];
+	uint64_t errors;                   /* no answer: connection refused or reset, timeout */
+	uint64_t conn_waits;               /* waited for a connection: all were busy */
+	struct loadgen_hist webhook;       /* scheduled time to the 200 */
+	struct loadgen_hist lag;           /* scheduled time to the start of the request */
+	struct loadgen_hist loop_lag;      /* the same, of messages that found a connection free */
+	struct loadgen_hist *step_webhook; /* [nsteps] */
+	int64_t last_start_us;             /* when the last request started, from the start */
+	char first_error[CURL_ERROR_SIZE]; /* why the first request without an answer failed */
+};
+
+/*
+ * loadgen_send runs the open-loop send phase on the calling thread: every
+ * message starts at its scheduled time (or as soon after as a connection
+ * is free), whatever became of the earlier ones, on one curl multi handle
+ * with up to plan->connections requests in flight. Returns when every
+ * request has an answer or has failed: 0, or ERR_IO when curl or a timer
+ * cannot be set up (out->first_error says why). out is filled even then;
+ * release it with loadgen_sent_release.
+ */
+int loadgen_send(const struct loadgen_plan *plan, struct loadgen_sent *out);
+void loadgen_sent_release(struct loadgen_sent *s);
+
+/*
+ * The collector reads the mock BSP's log (GET /_mock/messages, paged with
+ * since=next) and ties each reply to its message through the wamid it
+ * quotes. It runs on its own thread while messages are sent
+ * (loadgen_collect_start / _stop) so the log never overflows and the
+ * sender never waits for it; after _stop returns, the caller's thread owns
+ * every field and polls on itself until nothing is pending.
+ */
+struct loadgen_collect {
+	const struct loadgen_plan *plan;
+	char *url; /* {bsp}/_mock/messages */
+	struct tools_client client;
+	uint64_t since;          /* the mock's next message index to read */
+	uint8_t *replies;        /* [total]: replies quoting each message, at most 255 */
+	uint64_t foreign;        /* replies quoting no message of this run */
+	struct loadgen_hist e2e; /* scheduled time to the first reply's received_at */
+	struct loadgen_hist *step_e2e;
+	const uint16_t *status; /* set once sending is over; then pending is kept */
+	uint64_t pending;       /* answered 200, no reply yet (valid with status) */
+	uint64_t poll_failures;
+	char last_error[CURL_ERROR_SIZE + 64];
+	pthread_t thread;
+	int running;
+	atomic_int stop;
+};
+
+/* loadgen_collect_init: reading starts at the mock's message index since. 0 or ERR_IO. */
+int loadgen_collect_init(struct loadgen_collect *c, const struct loadgen_plan *plan,
+                         const char *bsp, uint64_t since);
+void loadgen_collect_release(struct loadgen_collect *c);
+/* loadgen_collect_start / _stop run and join the polling thread. start: 0 or ERR_IO. */
+int loadgen_collect_start(struct loadgen_collect *c);
+void loadgen_collect_stop(struct loadgen_collect *c);
+/*
+ * loadgen_collect_poll reads one page of the log; *more is 1 when the page
+ * was full (read again at once). 0, or ERR_IO / ERR_PROTO with
+ * c->last_error set. Only from the thread that owns c.
+ */
+int loadgen_collect_poll(struct loadgen_collect *c, int *more);
+/* loadgen_collect_set_status hands over the send results and counts pending. */
+void loadgen_collect_set_status(struct loadgen_collect *c, const uint16_t *status);
+
 #endif

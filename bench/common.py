@@ -1,0 +1,135 @@
+"""Shared pieces of the benchmarks: the machine they ran on, starting and
+stopping munim and the mock BSP on loopback, running munim loadgen.
+
+Benchmarks are run by hand after the README's set-up (they are not part of
+the test command): every figure they print is measured on this machine in
+the same run, and ratios are reported against a baseline of the same run.
+"""
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MUNIM = os.path.join(ROOT, "bin", "munim")
+SECRET = "bench-app-secret"
+
+
+def machine():
+    """One line naming the machine: CPU model, cores, memory, kernel."""
+    model = "unknown cpu"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // 1024 // 1024
+    except OSError:
+        pass
+    return "%s, %d cores, %d GiB, %s %s, %s" % (model, os.cpu_count() or 0, mem,
+                                              platform.system(), platform.release(),
+                                              time.strftime("%Y-%m-%d %H:%M %Z"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s did not answer within %ds" % (url, timeout))
+
+
+class Stack:
+    """serve + mock-bsp over a seeded store in a temporary directory."""
+
+    def __init__(self, tenants=100, serve_args=(), keep_dir=None):
+        self.dir = keep_dir or tempfile.mkdtemp(prefix="munim-bench-")
+        self.db = os.path.join(self.dir, "munim.db")
+        self.tenants = tenants
+        self.serve_args = list(serve_args)
+        self.port = free_port()
+        self.mock_port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.bsp = "http://127.0.0.1:%d" % self.mock_port
+        self.procs = []
+        if not os.path.exists(self.db):
+            subprocess.run([MUNIM, "migrate", "--db", self.db], check=True,
+                           stdout=subprocess.DEVNULL)
+            subprocess.run([MUNIM, "seed", "--db", self.db, "--tenants", str(tenants)],
+                           check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        log = open(os.path.join(self.dir, "mock.log"), "ab")
+        self.mock = subprocess.Popen(
+            [MUNIM, "mock-bsp", "--listen", "127.0.0.1:%d" % self.mock_port,
+             "--app-secret", SECRET, "--webhook-url", self.url + "/webhooks/whatsapp"],
+            stdout=log, stderr=log)
+        self.procs.append(self.mock)
+        wait_http(self.bsp + "/_mock/stats")
+        log = open(os.path.join(self.dir, "serve.log"), "ab")
+        self.serve = subprocess.Popen(
+            [MUNIM, "serve", "--db", self.db, "--listen", "127.0.0.1:%d" % self.port,
+             "--bsp-url", self.bsp, "--app-secret", SECRET, "--verify-token", "v",
+             "--access-token", "bench", "--log-level", "warn", *self.serve_args],
+            stdout=log, stderr=log)
+        self.procs.append(self.serve)
+        wait_http(self.url + "/readyz")
+        return self
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def rss_mb(self):
+        """Peak resident set of serve so far (VmHWM), MB."""
+        try:
+            for line in open("/proc/%d/status" % self.serve.pid):
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+
+def loadgen(stack, rate, duration, *extra):
+    """Runs munim loadgen against stack; returns its JSON report."""
+    r = subprocess.run([MUNIM, "loadgen", "--url", stack.url, "--bsp", stack.bsp,
+                        "--app-secret", SECRET, "--tenants", str(stack.tenants),
+                        "--rate", str(rate), "--duration", str(duration), *extra],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("loadgen failed (%d): %s" % (r.returncode, r.stderr[-2000:]))
+    return json.loads(r.stdout.strip().splitlines()[-1])

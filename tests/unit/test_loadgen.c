@@ -1,0 +1,392 @@
+/*
+ * test_loadgen.c - the arithmetic of `munim loadgen`: the schedule of a
+ * constant and a stepped profile (counts, due times, steps, the caps and
+ * their errors), the log-linear histogram (bucket bounds, 1% precision
+ * against exact sorted percentiles, the rank convention, empty and
+ * clamped values), who sends which message, the wamids replies are
+ * matched by, and the report's JSON line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/xalloc.h"
+#include "tools/tools_internal.h"
+
+/* ---- schedule ------------------------------------------------------------- */
+
+static void test_sched_constant(void **state)
+{
+	(void)state;
+	struct loadgen_sched s;
+	assert_int_equal(loadgen_sched_init(&s, 200, 0, 3, 3), 0);
+	assert_int_equal(s.nsteps, 1);
+	assert_int_equal(s.total, 600);
+	int step = -1;
+	assert_int_equal(loadgen_sched_at_us(&s, 0, &step), 0);
+	assert_int_equal(step, 0);
+	assert_int_equal(loadgen_sched_at_us(&s, 1, NULL), 5000);
+	assert_int_equal(loadgen_sched_at_us(&s, 200, NULL), 1000000);
+	assert_int_equal(loadgen_sched_at_us(&s, 599, NULL), 2995000);
+	loadgen_sched_release(&s);
+
+	/* a rate that does not divide a second: evenly spaced, rounded down */
+	assert_int_equal(loadgen_sched_init(&s, 3, 0, 1, 1), 0);
+	assert_int_equal(s.total, 3);
+	assert_int_equal(loadgen_sched_at_us(&s, 1, NULL), 333333);
+	assert_int_equal(loadgen_sched_at_us(&s, 2, NULL), 666666);
+	loadgen_sched_release(&s);
+}
+
+static void test_sched_steps(void **state)
+{
+	(void)state;
+	struct loadgen_sched s;
+	/* 100/s for 2 s, 150/s for 2 s, 200/s for the last 1 s */
+	assert_int_equal(loadgen_sched_init(&s, 100, 50, 2, 5), 0);
+	assert_int_equal(s.nsteps, 3);
+	assert_int_equal(s.total, 200 + 300 + 200);
+	assert_int_equal(s.first[0], 0);
+	assert_int_equal(s.first[1], 200);
+	assert_int_equal(s.first[2], 500);
+	assert_int_equal(s.first[3], 700);
+	assert_int_equal(loadgen_sched_rate(&s, 2), 200);
+	assert_int_equal(loadgen_sched_step_start_us(&s, 2), 4000000);
+	int step = -1;
+	assert_int_equal(loadgen_sched_at_us(&s, 199, &step), 1990000);
+	assert_int_equal(step, 0);
+	assert_int_equal(loadgen_sched_at_us(&s, 200, &step), 2000000);
+	assert_int_equal(step, 1);
+	assert_int_equal(loadgen_sched_at_us(&s, 499, &step), 2000000 + 299 * 1000000 / 150);
+	assert_int_equal(step, 1);
+	assert_int_equal(loadgen_sched_at_us(&s, 500, &step), 4000000);
+	assert_int_equal(step, 2);
+	assert_int_equal(loadgen_sched_at_us(&s, 699, &step), 4000000 + 199 * 5000);
+	/* due times never go backwards and stay inside the run */
+	int64_t prev = -1;
+	for (uint64_t i = 0; i < s.total; i++) {
+		int64_t t = loadgen_sched_at_us(&s, i, NULL);
+		assert_true(t >= prev);
+		assert_true(t < 5000000);
+		prev = t;
+	}
+	loadgen_sched_release(&s);
+
+	/* a step longer than the run is the whole run */
+	assert_int_equal(loadgen_sched_init(&s, 10, 5, 100, 4), 0);
+	assert_int_equal(s.nsteps, 1);
+	assert_int_equal(s.total, 40);
+	loadgen_sched_release(&s);
+}
+
+static void test_sched_inval(void **state)
+{
+	(void)state;
+	struct loadgen_sched s;
+	assert_int_equal(loadgen_sched_init(&s, 0, 0, 1, 1), ERR_INVAL);
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_init(&s, LOADGEN_MAX_RATE + 1, 0, 1, 1), ERR_INVAL);
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_init(&s, 10, 0, 1, 0), ERR_INVAL);
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_init(&s, 10, 0, 1, LOADGEN_MAX_DURATION + 1), ERR_INVAL);
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_init(&s, 10, 0, 0, 10), ERR_INVAL);
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_init(&s, 10, -1, 1, 10), ERR_INVAL);
+	loadgen_sched_release(&s);
+	/* the third step would run at 101000/s */
+	assert_int_equal(loadgen_sched_init(&s, 99000, 1000, 1, 3), ERR_INVAL);
+	loadgen_sched_release(&s);
+	/* 1200 steps */
+	assert_int_equal(loadgen_sched_init(&s, 1, 0, 3, 3600), ERR_INVAL);
+	loadgen_sched_release(&s);
+}
+
+static void test_sched_toobig(void **state)
+{
+	(void)state;
+	struct loadgen_sched s;
+	assert_int_equal(loadgen_sched_init(&s, 100000, 0, 100, 100), 0);
+	assert_int_equal(s.total, LOADGEN_MAX_MSGS);
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_init(&s, 100000, 0, 101, 101), ERR_TOOBIG);
+	assert_int_equal(s.total, 10100000);
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_init(&s, 50000, 10000, 60, 240), ERR_TOOBIG);
+	loadgen_sched_release(&s);
+}
+
+/* ---- histogram ------------------------------------------------------------ */
+
+static void test_hist_buckets(void **state)
+{
+	(void)state;
+	assert_int_equal(loadgen_hist_bucket(-5), 0);
+	assert_int_equal(loadgen_hist_bucket(0), 0);
+	assert_int_equal(loadgen_hist_bucket(255), 255);
+	assert_int_equal(loadgen_hist_bucket(256), 256);
+	assert_int_equal(loadgen_hist_bucket(257), 256);
+	assert_int_equal(loadgen_hist_bucket(258), 257);
+	assert_int_equal(loadgen_hist_bucket(512), 384);
+	assert_int_equal(loadgen_hist_lowest(384), 512);
+	int last = LOADGEN_HIST_BUCKETS - 1;
+	assert_int_equal(loadgen_hist_bucket(((int64_t)1 << 32) - 1), last);
+	assert_int_equal(loadgen_hist_bucket((int64_t)1 << 40), last);
+	/* every value lies in its bucket, and a bucket is at most 1/128 of its values */
+	int prev = 0;
+	for (int64_t v = 1; v < ((int64_t)1 << 32); v = v * 21 / 20 + 1) {
+		int b = loadgen_hist_bucket(v);
+		assert_true(b >= prev);
+		prev = b;
+		int64_t lo = loadgen_hist_lowest(b), hi = loadgen_hist_lowest(b + 1);
+		if (b == last)
+			hi = (int64_t)1 << 32;
+		assert_true(lo <= v && v < hi);
+		assert_true((double)(hi - lo) <= (double)lo / 128.0 || hi - lo == 1);
+	}
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void test_hist_precision(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	int64_t *v = xmalloc(N * sizeof(*v));
+	struct loadgen_hist *h = xcalloc(1, sizeof(*h));
+	uint64_t x = 88172645463325252ULL;
+	for (int i = 0; i < N; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* log-uniform from 1 us to about 17 minutes */
+		v[i] = (int64_t)exp((double)(x % 1000000) / 1000000.0 * 20.7);
+		loadgen_hist_add(h, v[i]);
+	}
+	qsort(v, N, sizeof(*v), cmp_i64);
+	const double pcts[] = {1, 10, 50, 90, 95, 99, 99.9};
+	for (size_t k = 0; k < sizeof(pcts) / sizeof(pcts[0]); k++) {
+		size_t rank = (size_t)ceil(pcts[k] / 100.0 * N);
+		int64_t exact = v[rank - 1], got = loadgen_hist_pct(h, pcts[k]);
+		assert_true(fabs((double)(got - exact)) <= (double)exact * 0.01);
+	}
+	assert_int_equal(loadgen_hist_pct(h, 100), v[N - 1]);
+	assert_int_equal(h->n, N);
+	free(v);
+	free(h);
+}
+
+static void test_hist_rank_and_edges(void **state)
+{
+	(void)state;
+	struct loadgen_hist *h = xcalloc(1, sizeof(*h));
+	assert_int_equal(loadgen_hist_pct(h, 50), -1); /* empty */
+	assert_int_equal(loadgen_hist_pct(h, 100), -1);
+	/* 570 of 600 at 1 us: p95 is rank 570, still 1; p96 is the slow ones */
+	for (int i = 0; i < 570; i++)
+		loadgen_hist_add(h, 1);
+	for (int i = 0; i < 30; i++)
+		loadgen_hist_add(h, 100000);
+	assert_int_equal(loadgen_hist_pct(h, 95), 1);
+	int64_t p96 = loadgen_hist_pct(h, 96);
+	assert_true(p96 >= 99500 && p96 <= 100000);
+	assert_int_equal(loadgen_hist_pct(h, 100), 100000);
+	/* never above the maximum, even in the middle of a wide bucket */
+	memset(h, 0, sizeof(*h));
+	loadgen_hist_add(h, 1000000);
+	assert_int_equal(loadgen_hist_pct(h, 50), 1000000);
+	/* negative latencies (clock resolution) count as 0; huge ones keep their max */
+	memset(h, 0, sizeof(*h));
+	loadgen_hist_add(h, -3);
+	assert_int_equal(loadgen_hist_pct(h, 50), 0);
+	loadgen_hist_add(h, (int64_t)1 << 40);
+	assert_int_equal(loadgen_hist_pct(h, 100), (int64_t)1 << 40);
+	assert_true(loadgen_hist_pct(h, 99) <= (int64_t)1 << 40);
+	free(h);
+}
+
+/* ---- who sends what; wamids -------------------------------------------------- */
+
+static void test_pick_rotates(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {"a", "b"};
+	struct loadgen_mix m = {100, 900, 3, 2, texts, 2};
+	uint64_t phone, cust;
+	const char *text;
+	const uint64_t want_phone[] = {100, 101, 102, 100, 101, 102, 100};
+	const uint64_t want_cust[] = {900, 900, 900, 901, 901, 901, 900};
+	const char *want_text[] = {"a", "a", "a", "b", "b", "b", "a"};
+	for (uint64_t i = 0; i < 7; i++) {
+		loadgen_pick(&m, i, &phone, &cust, &text);
+		assert_int_equal(phone, want_phone[i]);
+		assert_int_equal(cust, want_cust[i]);
+		assert_string_equal(text, want_text[i]);
+	}
+}
+
+static void test_wamid_index(void **state)
+{
+	(void)state;
+	char prefix[LOADGEN_PREFIX_CAP];
+	loadgen_wamid_prefix(0xABCDEF0123456789ULL, prefix);
+	assert_string_equal(prefix, "wamid.LGABCDEF0123456789_");
+	char w[80];
+	uint64_t i = 99;
+	snprintf(w, sizeof(w), "%s%d", prefix, 0);
+	assert_int_equal(loadgen_wamid_index(prefix, w, 10, &i), 0);
+	assert_int_equal(i, 0);
+	snprintf(w, sizeof(w), "%s%d", prefix, 599);
+	assert_int_equal(loadgen_wamid_index(prefix, w, 600, &i), 0);
+	assert_int_equal(i, 599);
+}
+
+static void test_wamid_index_notfound(void **state)
+{
+	(void)state;
+	const char *p = "wamid.LG0000000000000001_";
+	uint64_t i;
+	assert_int_equal(loadgen_wamid_index(p, NULL, 10, &i), ERR_NOTFOUND);
+	assert_int_equal(loadgen_wamid_index(p, "wamid.SAY123", 10, &i), ERR_NOTFOUND);
+	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000002_1", 10, &i),
+	                 ERR_NOTFOUND); /* another run */
+	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_", 10, &i), ERR_NOTFOUND);
+	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_01", 10, &i),
+	                 ERR_NOTFOUND);
+	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_1x", 10, &i),
+	                 ERR_NOTFOUND);
+	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_10", 10, &i),
+	                 ERR_NOTFOUND); /* beyond the run */
+	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_99999999999999999999",
+	                                     UINT64_MAX, &i),
+	                 ERR_NOTFOUND); /* too long to be an index */
+}
+
+/* ---- the report --------------------------------------------------------------- */
+
+static double num(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	assert_true(json_is_number(v));
+	return json_number_value(v);
+}
+
+static void test_report_json(void **state)
+{
+	(void)state;
+	struct loadgen_hist *web = xcalloc(1, sizeof(*web)), *e2e = xcalloc(1, sizeof(*e2e));
+	for (int i = 1; i <= 100; i++)
+		loadgen_hist_add(web, i * 100); /* 0.1 .. 10 ms */
+	struct loadgen_step_figures steps[2] = {
+	        {100, 0, 500, 499, 1, web, e2e},
+	        {200, 5000000, 1000, 1000, 0, web, e2e},
+	};
+	struct loadgen_report r = {
+	        .profile = "step",
+	        .rate = 100,
+	        .step = 100,
+	        .step_every_s = 5,
+	        .duration_s = 10,
+	        .tenants = 2,
+	        .customers = 100,
+	        .connections = 256,
+	        .sent = 1500,
+	        .ok = 1499,
+	        .errors = 1,
+	        .lost = 1,
+	        .duplicates = 2,
+	        .unexpected = 0,
+	        .webhook = web,
+	        .e2e = e2e,
+	        .achieved_rate = 149.96,
+	        .send_lag_p99_us = 250,
+	        .loop_lag_p99_us = 100,
+	        .conn_waits = 3,
+	        .drain_s = 0.5,
+	        .nsteps = 2,
+	        .steps = steps,
+	};
+	r.codes[200 - LOADGEN_CODE_MIN] = 1499;
+	struct buf b;
+	buf_init(&b);
+	loadgen_report_json(&b, &r);
+	assert_null(strchr(b.data, '\n'));
+	json_error_t err;
+	json_t *root = json_loads(b.data, 0, &err);
+	assert_non_null(root);
+	assert_string_equal(json_string_value(json_object_get(root, "profile")), "step");
+	assert_true(num(root, "rate") == 100);
+	assert_true(num(root, "sent") == 1500);
+	assert_true(num(root, "ok") == 1499);
+	assert_true(num(root, "errors") == 1);
+	assert_true(num(root, "lost") == 1);
+	assert_true(num(root, "duplicates") == 2);
+	assert_true(num(root, "send_lag_p99_ms") == 0.25);
+	assert_true(num(root, "loop_lag_p99_ms") == 0.1);
+	assert_true(num(root, "achieved_rate") == 150.0);
+	json_t *codes = json_object_get(root, "codes");
+	assert_int_equal(json_object_size(codes), 1);
+	assert_true(num(codes, "200") == 1499);
+	json_t *w = json_object_get(root, "webhook_ms");
+	assert_true(fabs(num(w, "p50") - 5.0) <= 0.05); /* the middle of 5 ms's bucket */
+	assert_true(num(w, "max") == 10.0);
+	/* nothing measured: null, not 0 */
+	assert_true(json_is_null(json_object_get(json_object_get(root, "e2e_ms"), "p99")));
+	json_t *st = json_object_get(root, "steps");
+	assert_int_equal(json_array_size(st), 2);
+	assert_true(num(json_array_get(st, 1), "rate") == 200);
+	assert_true(num(json_array_get(st, 1), "start_s") == 5.0);
+	assert_true(num(json_array_get(st, 0), "lost") == 1);
+	json_decref(root);
+
+	/* a constant profile has no steps */
+	r.profile = "constant";
+	r.nsteps = 0;
+	buf_reset(&b);
+	loadgen_report_json(&b, &r);
+	root = json_loads(b.data, 0, &err);
+	assert_non_null(root);
+	assert_null(json_object_get(root, "steps"));
+	assert_null(json_object_get(root, "step"));
+	json_decref(root);
+
+	buf_reset(&b);
+	loadgen_report_text(&b, &r);
+	assert_non_null(strstr(b.data, "constant: 100/s for 10 s"));
+	assert_non_null(strstr(b.data, "lost 1, duplicated 2"));
+	buf_release(&b);
+	free(web);
+	free(e2e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_sched_constant),
+	        cmocka_unit_test(test_sched_steps),
+	        cmocka_unit_test(test_sched_inval),
+	        cmocka_unit_test(test_sched_toobig),
+	        cmocka_unit_test(test_hist_buckets),
+	        cmocka_unit_test(test_hist_precision),
+	        cmocka_unit_test(test_hist_rank_and_edges),
+	        cmocka_unit_test(test_pick_rotates),
+	        cmocka_unit_test(test_wamid_index),
+	        cmocka_unit_test(test_wamid_index_notfound),
+	        cmocka_unit_test(test_report_json),
+	};
+	return cmocka_run_group_tests(tests, 0, 0);
+}
