@@ -28,8 +28,9 @@
 	"id, tenant_id, sku, name, aliases, unit, base_per_unit, price_paise, gst_rate_bp, "       \
 	"hsn, stock"
 
-static void read_product(sqlite3_stmt *st, struct arena *a, struct product *p)
+static void read_product(sqlite3_stmt *st, struct arena *a, void *row)
 {
+	struct product *p = row;
 	p->id = sqlite3_column_int64(st, 0);
 	p->tenant_id = sqlite3_column_int64(st, 1);
 	p->sku = store__sq_col(st, 2, a);
@@ -41,22 +42,6 @@ static void read_product(sqlite3_stmt *st, struct arena *a, struct product *p)
 	p->gst_rate_bp = sqlite3_column_int(st, 8);
 	p->hsn = store__sq_col(st, 9, a);
 	p->stock = sqlite3_column_int64(st, 10);
-}
-
-/* product_rows reads every row of st (bound already) into an arena array. */
-static int product_rows(struct store_conn *c, sqlite3_stmt *st, struct arena *a,
-                        struct product **out, int *n, const char *what)
-{
-	struct product *arr = NULL;
-	int cap = 0, cnt = 0, rc;
-	while ((rc = store__sq_step(c, st, what)) == 1) {
-		arr = store__sq_grow(a, arr, sizeof(*arr), cnt, &cap);
-		read_product(st, a, &arr[cnt++]);
-	}
-	sqlite3_reset(st);
-	*out = arr;
-	*n = rc < 0 ? 0 : cnt;
-	return rc;
 }
 
 /*
@@ -81,31 +66,11 @@ int store__sq_product_upsert(struct store_conn *c, const struct product *p, int6
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_PRODUCT_UPSERT, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, p->tenant_id);
-	b = b ? b : store__sq_text(st, 2, p->sku);
-	b = b ? b : store__sq_text(st, 3, p->name);
-	b = b ? b : store__sq_text(st, 4, p->aliases);
-	b = b ? b : store__sq_text(st, 5, p->unit);
-	b = b ? b : store__sq_int(st, 6, p->base_per_unit);
-	b = b ? b : store__sq_int(st, 7, p->price_paise);
-	b = b ? b : store__sq_int(st, 8, p->gst_rate_bp);
-	b = b ? b : store__sq_text(st, 9, p->hsn);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_step(c, st, what);
-	if (rc == 1) {
-		*id = sqlite3_column_int64(st, 0);
-		rc = store__sq_exec(c, st, what);
-	} else if (rc == 0) {
-		rc = store__errf(c, ERR_DB, "could not save product: no row returned");
-	}
-	sqlite3_reset(st);
-done:
+	rc = store__sq_prep(c, SQ_PRODUCT_UPSERT, sql, what, &st, "ittttiiit", p->tenant_id, p->sku,
+	                    p->name, p->aliases, p->unit, p->base_per_unit, p->price_paise,
+	                    (int64_t)p->gst_rate_bp, p->hsn);
+	if (rc == 0)
+		rc = store__sq_returning(c, st, what, store__sq_read_int64, NULL, id);
 	return store__sq_op_end(c, mode, rc);
 }
 
@@ -114,15 +79,15 @@ int store__sq_products_list(struct store_conn *c, int64_t tenant_id, struct aren
 {
 	static const char sql[] =
 	        "SELECT " PRODUCT_COLS " FROM products WHERE tenant_id = ?1 ORDER BY name, id";
+	const char *what = "list products";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_PRODUCTS_LIST, sql, &st);
-	*out = NULL;
+	void *rows = NULL;
 	*n = 0;
-	if (rc < 0)
-		return rc;
-	if ((rc = store__sq_int(st, 1, tenant_id)) != SQLITE_OK)
-		return store__sq_bind_err(c, st, rc, "list products");
-	return product_rows(c, st, a, out, n, "list products");
+	int rc = store__sq_prep(c, SQ_PRODUCTS_LIST, sql, what, &st, "i", tenant_id);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_product, &rows, n);
+	*out = rows;
+	return rc;
 }
 
 int store__sq_products_low(struct store_conn *c, int64_t tenant_id, int64_t threshold_units,
@@ -131,17 +96,16 @@ int store__sq_products_low(struct store_conn *c, int64_t tenant_id, int64_t thre
 	static const char sql[] = "SELECT " PRODUCT_COLS " FROM products"
 	                          " WHERE tenant_id = ?1 AND stock < ?2 * base_per_unit"
 	                          " ORDER BY name, id";
+	const char *what = "list low stock";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_PRODUCTS_LOW, sql, &st);
-	*out = NULL;
+	void *rows = NULL;
 	*n = 0;
-	if (rc < 0)
-		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, threshold_units);
-	if (b)
-		return store__sq_bind_err(c, st, b, "list low stock");
-	return product_rows(c, st, a, out, n, "list low stock");
+	int rc = store__sq_prep(c, SQ_PRODUCTS_LOW, sql, what, &st, "ii", tenant_id,
+	                        threshold_units);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_product, &rows, n);
+	*out = rows;
+	return rc;
 }
 
 int store__sq_product_get(struct store_conn *c, int64_t tenant_id, int64_t product_id,
@@ -149,18 +113,12 @@ int store__sq_product_get(struct store_conn *c, int64_t tenant_id, int64_t produ
 {
 	static const char sql[] =
 	        "SELECT " PRODUCT_COLS " FROM products WHERE tenant_id = ?1 AND id = ?2";
+	const char *what = "read product";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_PRODUCT_GET, sql, &st);
+	int rc = store__sq_prep(c, SQ_PRODUCT_GET, sql, what, &st, "ii", tenant_id, product_id);
 	if (rc < 0)
 		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, product_id);
-	if (b)
-		return store__sq_bind_err(c, st, b, "read product");
-	rc = store__sq_step(c, st, "read product");
-	if (rc == 1)
-		read_product(st, a, out);
-	sqlite3_reset(st);
+	rc = store__sq_one(c, st, what, read_product, a, out);
 	if (rc == 0)
 		return store__errf(c, ERR_NOTFOUND, "could not read product: no product %lld",
 		                   (long long)product_id);
@@ -174,46 +132,30 @@ int store__sq_product_set_price(struct store_conn *c, int64_t tenant_id, int64_t
 	        "UPDATE products SET price_paise = ?3 WHERE tenant_id = ?1 AND id = ?2";
 	const char *what = "set price";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_PRODUCT_SET_PRICE, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, product_id);
-	b = b ? b : store__sq_int(st, 3, price_paise);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_PRODUCT_SET_PRICE, sql, what, "iii", tenant_id, product_id,
+	                   price_paise);
 	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
 		rc = store__errf(c, ERR_NOTFOUND, "could not set price: no product %lld",
 		                 (long long)product_id);
-done:
 	return store__sq_op_end(c, mode, rc);
 }
 
 /* ---- stock ledger -------------------------------------------------------------------- */
 
-/* short_stock explains why the guarded UPDATE touched nothing. */
+/* short_stock explains why the guarded UPDATE touched nothing: always an
+ * ERR_* (ERR_NOTFOUND, ERR_CONFLICT or the error met). */
 static int short_stock(struct store_conn *c, int64_t tenant_id, int64_t product_id, int64_t delta)
 {
 	static const char sql[] = "SELECT stock FROM products WHERE tenant_id = ?1 AND id = ?2";
 	const char *what = "move stock";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_PRODUCT_EXISTS, sql, &st);
-	if (rc < 0)
-		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, product_id);
-	if (b)
-		return store__sq_bind_err(c, st, b, what);
-	rc = store__sq_step(c, st, what);
-	int64_t stock = rc == 1 ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
+	int64_t stock = 0;
+	int rc = store__sq_prep(c, SQ_PRODUCT_EXISTS, sql, what, &st, "ii", tenant_id, product_id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &stock);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
@@ -237,46 +179,18 @@ int store__sq_stock_move(struct store_conn *c, int64_t tenant_id, int64_t produc
 	const char *what = "move stock";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
-	int b, rc = store__sq_op_begin(c, 1, what, &mode);
+	int rc = store__sq_op_begin(c, 1, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_STOCK_UPDATE, upd, &st);
-	if (rc < 0)
-		goto done;
-	b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, product_id);
-	b = b ? b : store__sq_int(st, 3, delta);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_step(c, st, what);
-	int moved = rc == 1;
-	if (moved) {
-		*stock_after = sqlite3_column_int64(st, 0);
-		rc = store__sq_exec(c, st, what);
-	}
-	sqlite3_reset(st);
-	if (rc == 0 && !moved) /* no row: unknown product or short stock */
+	rc = store__sq_prep(c, SQ_STOCK_UPDATE, upd, what, &st, "iii", tenant_id, product_id,
+	                    delta);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, stock_after);
+	if (rc == 0) /* no row: unknown product or short stock */
 		rc = short_stock(c, tenant_id, product_id, delta);
-	if (rc < 0)
-		goto done;
-
-	rc = store__sq_stmt(c, SQ_LEDGER_INSERT, ins, &st);
-	if (rc < 0)
-		goto done;
-	b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, product_id);
-	b = b ? b : store__sq_int(st, 3, delta);
-	b = b ? b : store__sq_text(st, 4, reason);
-	b = b ? b : store__sq_int(st, 5, ref_id);
-	b = b ? b : store__sq_int(st, 6, clock_wall_ms());
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
-done:
+	if (rc == 1) /* moved: the ledger records it */
+		rc = store__sq_run(c, SQ_LEDGER_INSERT, ins, what, "iiitii", tenant_id, product_id,
+		                   delta, reason, ref_id, clock_wall_ms());
 	return store__sq_op_end(c, mode, rc);
 }
 
@@ -284,17 +198,12 @@ int store__sq_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t produc
 {
 	static const char sql[] = "SELECT coalesce(sum(delta), 0) FROM stock_ledger"
 	                          " WHERE tenant_id = ?1 AND product_id = ?2";
+	const char *what = "sum ledger";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_LEDGER_SUM, sql, &st);
-	if (rc < 0)
-		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, product_id);
-	if (b)
-		return store__sq_bind_err(c, st, b, "sum ledger");
-	rc = store__sq_step(c, st, "sum ledger");
-	*sum = rc == 1 ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
+	*sum = 0;
+	int rc = store__sq_prep(c, SQ_LEDGER_SUM, sql, what, &st, "ii", tenant_id, product_id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, sum);
 	return rc < 0 ? rc : 0;
 }
 
@@ -313,49 +222,22 @@ int store__sq_order_create(struct store_conn *c, const struct order *o, int64_t 
 	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 	const char *what = "create order";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
-	int64_t oid;
-	int b, rc = store__sq_op_begin(c, 1, what, &mode);
+	int rc = store__sq_op_begin(c, 1, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_ORDER_INSERT, ins, &st);
+	rc = store__sq_run(c, SQ_ORDER_INSERT, ins, what, "iiiii", o->tenant_id, o->customer_id,
+	                   (int64_t)o->status, o->total_paise,
+	                   o->created_at > 0 ? o->created_at : clock_wall_ms());
 	if (rc < 0)
 		goto done;
-	b = store__sq_int(st, 1, o->tenant_id);
-	b = b ? b : store__sq_int(st, 2, o->customer_id);
-	b = b ? b : store__sq_int(st, 3, o->status);
-	b = b ? b : store__sq_int(st, 4, o->total_paise);
-	b = b ? b : store__sq_int(st, 5, o->created_at > 0 ? o->created_at : clock_wall_ms());
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
-	if (rc < 0)
-		goto done;
-	oid = sqlite3_last_insert_rowid(store__sq_db(c));
+	int64_t oid = sqlite3_last_insert_rowid(store__sq_db(c));
 
 	for (int i = 0; i < o->nlines; i++) {
 		const struct order_line *l = &o->lines[i];
-		rc = store__sq_stmt(c, SQ_ORDER_LINE_INSERT, line, &st);
-		if (rc < 0)
-			goto done;
-		b = store__sq_int(st, 1, oid);
-		b = b ? b : store__sq_int(st, 2, i + 1);
-		b = b ? b : store__sq_int(st, 3, l->product_id);
-		b = b ? b : store__sq_text(st, 4, l->name);
-		b = b ? b : store__sq_text(st, 5, l->unit);
-		b = b ? b : store__sq_int(st, 6, l->base_per_unit);
-		b = b ? b : store__sq_int(st, 7, l->qty_base);
-		b = b ? b : store__sq_int(st, 8, l->price_paise);
-		b = b ? b : store__sq_int(st, 9, l->gst_rate_bp);
-		b = b ? b : store__sq_text(st, 10, l->hsn);
-		b = b ? b : store__sq_int(st, 11, l->amount_paise);
-		if (b) {
-			rc = store__sq_bind_err(c, st, b, what);
-			goto done;
-		}
-		rc = store__sq_exec(c, st, what);
+		rc = store__sq_run(c, SQ_ORDER_LINE_INSERT, line, what, "iiittiiiiti", oid,
+		                   (int64_t)i + 1, l->product_id, l->name, l->unit,
+		                   l->base_per_unit, l->qty_base, l->price_paise,
+		                   (int64_t)l->gst_rate_bp, l->hsn, l->amount_paise);
 		if (rc < 0)
 			goto done;
 	}
@@ -364,52 +246,61 @@ done:
 	return store__sq_op_end(c, mode, rc);
 }
 
-/*
- * order_read runs st (bound already; selects ORDER_COLS) for one order and
- * then reads its lines. ERR_NOTFOUND without a message when there is none.
- */
-static int order_read(struct store_conn *c, sqlite3_stmt *st, struct arena *a, struct order *o)
+static void read_order(sqlite3_stmt *st, struct arena *a, void *row)
 {
-	static const char sql[] = "SELECT product_id, name, unit, base_per_unit, qty_base,"
-	                          " price_paise, gst_rate_bp, hsn, amount_paise"
-	                          " FROM order_lines WHERE order_id = ?1 ORDER BY line_no";
+	struct order *o = row;
+	(void)a;
+	o->id = sqlite3_column_int64(st, 0);
+	o->tenant_id = sqlite3_column_int64(st, 1);
+	o->customer_id = sqlite3_column_int64(st, 2);
+	o->status = (enum order_status)sqlite3_column_int(st, 3);
+	o->total_paise = sqlite3_column_int64(st, 4);
+	o->created_at = sqlite3_column_int64(st, 5);
+	o->updated_at = sqlite3_column_int64(st, 6);
+	o->nlines = 0;
+	o->lines = NULL;
+}
+
+static void read_order_line(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct order_line *l = row;
+	l->product_id = sqlite3_column_int64(st, 0);
+	l->name = store__sq_col(st, 1, a);
+	l->unit = store__sq_col(st, 2, a);
+	l->base_per_unit = sqlite3_column_int64(st, 3);
+	l->qty_base = sqlite3_column_int64(st, 4);
+	l->price_paise = sqlite3_column_int64(st, 5);
+	l->gst_rate_bp = sqlite3_column_int(st, 6);
+	l->hsn = store__sq_col(st, 7, a);
+	l->amount_paise = sqlite3_column_int64(st, 8);
+}
+
+/*
+ * order_one reads the order that statement id (text sql, selecting
+ * ORDER_COLS with parameters ?1 = tenant_id, ?2 = key) finds, then its
+ * lines. ERR_NOTFOUND without a message when there is none.
+ */
+static int order_one(struct store_conn *c, enum sq_stmt id, const char *sql, int64_t tenant_id,
+                     int64_t key, struct arena *a, struct order *o)
+{
+	static const char lines[] = "SELECT product_id, name, unit, base_per_unit, qty_base,"
+	                            " price_paise, gst_rate_bp, hsn, amount_paise"
+	                            " FROM order_lines WHERE order_id = ?1 ORDER BY line_no";
 	const char *what = "read order";
-	int cap = 0, rc = store__sq_step(c, st, what);
-	if (rc == 1) {
-		o->id = sqlite3_column_int64(st, 0);
-		o->tenant_id = sqlite3_column_int64(st, 1);
-		o->customer_id = sqlite3_column_int64(st, 2);
-		o->status = (enum order_status)sqlite3_column_int(st, 3);
-		o->total_paise = sqlite3_column_int64(st, 4);
-		o->created_at = sqlite3_column_int64(st, 5);
-		o->updated_at = sqlite3_column_int64(st, 6);
-		o->nlines = 0;
-		o->lines = NULL;
-	}
-	sqlite3_reset(st);
+	sqlite3_stmt *st;
+	void *rows;
+	int rc = store__sq_prep(c, id, sql, what, &st, "ii", tenant_id, key);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, read_order, NULL, o);
 	if (rc <= 0)
 		return rc == 0 ? ERR_NOTFOUND : rc;
 
-	rc = store__sq_stmt(c, SQ_ORDER_LINES, sql, &st);
+	rc = store__sq_prep(c, SQ_ORDER_LINES, lines, what, &st, "i", o->id);
 	if (rc < 0)
 		return rc;
-	if ((rc = store__sq_int(st, 1, o->id)) != SQLITE_OK)
-		return store__sq_bind_err(c, st, rc, what);
-	while ((rc = store__sq_step(c, st, what)) == 1) {
-		o->lines = store__sq_grow(a, o->lines, sizeof(*o->lines), o->nlines, &cap);
-		struct order_line *l = &o->lines[o->nlines++];
-		l->product_id = sqlite3_column_int64(st, 0);
-		l->name = store__sq_col(st, 1, a);
-		l->unit = store__sq_col(st, 2, a);
-		l->base_per_unit = sqlite3_column_int64(st, 3);
-		l->qty_base = sqlite3_column_int64(st, 4);
-		l->price_paise = sqlite3_column_int64(st, 5);
-		l->gst_rate_bp = sqlite3_column_int(st, 6);
-		l->hsn = store__sq_col(st, 7, a);
-		l->amount_paise = sqlite3_column_int64(st, 8);
-	}
-	sqlite3_reset(st);
-	return rc < 0 ? rc : 0;
+	rc = store__sq_rows(c, st, what, a, sizeof(*o->lines), read_order_line, &rows, &o->nlines);
+	o->lines = rows;
+	return rc;
 }
 
 int store__sq_order_get(struct store_conn *c, int64_t tenant_id, int64_t order_id, struct arena *a,
@@ -417,35 +308,21 @@ int store__sq_order_get(struct store_conn *c, int64_t tenant_id, int64_t order_i
 {
 	static const char sql[] =
 	        "SELECT " ORDER_COLS " FROM orders WHERE tenant_id = ?1 AND id = ?2";
-	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_ORDER_GET, sql, &st);
-	if (rc < 0)
-		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, order_id);
-	if (b)
-		return store__sq_bind_err(c, st, b, "read order");
-	rc = order_read(c, st, a, out);
+	int rc = order_one(c, SQ_ORDER_GET, sql, tenant_id, order_id, a, out);
 	if (rc == ERR_NOTFOUND)
 		store__errf(c, rc, "could not read order: no order %lld", (long long)order_id);
 	return rc;
 }
 
+/* order_last reads the customer's newest order that statement id (text sql)
+ * selects; none says what the customer has not when there is none. */
 static int order_last(struct store_conn *c, enum sq_stmt id, const char *sql, int64_t tenant_id,
-                      int64_t customer_id, struct arena *a, struct order *out)
+                      int64_t customer_id, const char *none, struct arena *a, struct order *out)
 {
-	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, id, sql, &st);
-	if (rc < 0)
-		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, customer_id);
-	if (b)
-		return store__sq_bind_err(c, st, b, "read order");
-	rc = order_read(c, st, a, out);
+	int rc = order_one(c, id, sql, tenant_id, customer_id, a, out);
 	if (rc == ERR_NOTFOUND)
 		store__errf(c, rc, "could not read order: customer %lld has %s",
-		            (long long)customer_id, id == SQ_ORDER_LAST ? "no order" : "no draft");
+		            (long long)customer_id, none);
 	return rc;
 }
 
@@ -455,7 +332,7 @@ int store__sq_order_last(struct store_conn *c, int64_t tenant_id, int64_t custom
 	static const char sql[] = "SELECT " ORDER_COLS " FROM orders"
 	                          " WHERE tenant_id = ?1 AND customer_id = ?2"
 	                          " ORDER BY id DESC LIMIT 1";
-	return order_last(c, SQ_ORDER_LAST, sql, tenant_id, customer_id, a, out);
+	return order_last(c, SQ_ORDER_LAST, sql, tenant_id, customer_id, "no order", a, out);
 }
 
 int store__sq_order_last_draft(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
@@ -464,7 +341,7 @@ int store__sq_order_last_draft(struct store_conn *c, int64_t tenant_id, int64_t 
 	static const char sql[] = "SELECT " ORDER_COLS " FROM orders"
 	                          " WHERE tenant_id = ?1 AND customer_id = ?2 AND status = 0"
 	                          " ORDER BY id DESC LIMIT 1";
-	return order_last(c, SQ_ORDER_LAST_DRAFT, sql, tenant_id, customer_id, a, out);
+	return order_last(c, SQ_ORDER_LAST_DRAFT, sql, tenant_id, customer_id, "no draft", a, out);
 }
 
 int store__sq_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t order_id,
@@ -476,38 +353,19 @@ int store__sq_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t 
 	const char *what = "change order status";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
-	int b, rc = store__sq_op_begin(c, 0, what, &mode);
+	int64_t now = 0;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_ORDER_SET_STATUS, upd, &st);
-	if (rc < 0)
-		goto done;
-	b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, order_id);
-	b = b ? b : store__sq_int(st, 3, from);
-	b = b ? b : store__sq_int(st, 4, to);
-	b = b ? b : store__sq_int(st, 5, clock_wall_ms());
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_ORDER_SET_STATUS, upd, what, "iiiii", tenant_id, order_id,
+	                   (int64_t)from, (int64_t)to, clock_wall_ms());
 	if (rc < 0 || sqlite3_changes(store__sq_db(c)) > 0)
 		goto done;
 
 	/* nothing changed: say whether the order is missing or elsewhere */
-	rc = store__sq_stmt(c, SQ_ORDER_EXISTS, sel, &st);
-	if (rc < 0)
-		goto done;
-	b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, order_id);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_step(c, st, what);
-	int now = rc == 1 ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_reset(st);
+	rc = store__sq_prep(c, SQ_ORDER_EXISTS, sel, what, &st, "ii", tenant_id, order_id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &now);
 	if (rc == 0)
 		rc = store__errf(c, ERR_NOTFOUND, "could not change order status: no order %lld",
 		                 (long long)order_id);
@@ -515,7 +373,7 @@ int store__sq_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t 
 		rc = store__errf(c, ERR_CONFLICT,
 		                 "could not change order %lld from status %d to %d: it is in "
 		                 "status %d",
-		                 (long long)order_id, (int)from, (int)to, now);
+		                 (long long)order_id, (int)from, (int)to, (int)now);
 done:
 	return store__sq_op_end(c, mode, rc);
 }
@@ -530,8 +388,9 @@ done:
 /* The longest number GST allows (Rule 46: at most 16 characters). */
 #define INVOICE_NUMBER_MAX 16
 
-static void read_invoice(sqlite3_stmt *st, struct arena *a, struct invoice *v)
+static void read_invoice(sqlite3_stmt *st, struct arena *a, void *row)
 {
+	struct invoice *v = row;
 	v->id = sqlite3_column_int64(st, 0);
 	v->tenant_id = sqlite3_column_int64(st, 1);
 	v->order_id = sqlite3_column_int64(st, 2);
@@ -559,22 +418,10 @@ static int next_seq(struct store_conn *c, int64_t tenant_id, const char *fy, int
 	        " RETURNING next_seq - 1";
 	const char *what = "take invoice number";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_INVOICE_COUNTER, sql, &st);
+	int rc = store__sq_prep(c, SQ_INVOICE_COUNTER, sql, what, &st, "it", tenant_id, fy);
 	if (rc < 0)
 		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_text(st, 2, fy);
-	if (b)
-		return store__sq_bind_err(c, st, b, what);
-	rc = store__sq_step(c, st, what);
-	if (rc == 1) {
-		*seq = sqlite3_column_int64(st, 0);
-		rc = store__sq_exec(c, st, what);
-	} else if (rc == 0) {
-		rc = store__errf(c, ERR_DB, "could not take invoice number: no row returned");
-	}
-	sqlite3_reset(st);
-	return rc;
+	return store__sq_returning(c, st, what, store__sq_read_int64, NULL, seq);
 }
 
 int store__sq_invoice_issue(struct store_conn *c, struct invoice *inv, struct arena *a, int64_t *id)
@@ -587,9 +434,8 @@ int store__sq_invoice_issue(struct store_conn *c, struct invoice *inv, struct ar
 	const char *what = "issue invoice";
 	char number[64];
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int64_t seq = 0;
-	int b, rc = store__sq_op_begin(c, 1, what, &mode);
+	int rc = store__sq_op_begin(c, 1, what, &mode);
 	if (rc < 0)
 		return rc;
 	rc = next_seq(c, inv->tenant_id, inv->fy, &seq);
@@ -605,29 +451,11 @@ int store__sq_invoice_issue(struct store_conn *c, struct invoice *inv, struct ar
 	if (inv->issued_at <= 0)
 		inv->issued_at = clock_wall_ms();
 
-	rc = store__sq_stmt(c, SQ_INVOICE_INSERT, sql, &st);
-	if (rc < 0)
-		goto done;
-	b = store__sq_int(st, 1, inv->tenant_id);
-	b = b ? b : store__sq_int(st, 2, inv->order_id);
-	b = b ? b : store__sq_int(st, 3, inv->customer_id);
-	b = b ? b : store__sq_text(st, 4, number);
-	b = b ? b : store__sq_text(st, 5, inv->fy);
-	b = b ? b : store__sq_int(st, 6, seq);
-	b = b ? b : store__sq_int(st, 7, inv->issued_at);
-	b = b ? b : store__sq_int(st, 8, inv->intra_state ? 1 : 0);
-	b = b ? b : store__sq_text(st, 9, inv->place_of_supply);
-	b = b ? b : store__sq_int(st, 10, inv->taxable_paise);
-	b = b ? b : store__sq_int(st, 11, inv->cgst_paise);
-	b = b ? b : store__sq_int(st, 12, inv->sgst_paise);
-	b = b ? b : store__sq_int(st, 13, inv->igst_paise);
-	b = b ? b : store__sq_int(st, 14, inv->round_off_paise);
-	b = b ? b : store__sq_int(st, 15, inv->total_paise);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_INVOICE_INSERT, sql, what, "iiittiiitiiiiii", inv->tenant_id,
+	                   inv->order_id, inv->customer_id, number, inv->fy, seq, inv->issued_at,
+	                   (int64_t)(inv->intra_state ? 1 : 0), inv->place_of_supply,
+	                   inv->taxable_paise, inv->cgst_paise, inv->sgst_paise, inv->igst_paise,
+	                   inv->round_off_paise, inv->total_paise);
 	if (rc == ERR_CONFLICT) {
 		store__errf(c, rc, "could not issue invoice: order %lld already has one",
 		            (long long)inv->order_id);
@@ -643,25 +471,24 @@ done:
 	return store__sq_op_end(c, mode, rc);
 }
 
+/*
+ * invoice_one reads the invoice that statement id (text sql, selecting
+ * INVOICE_COLS with parameters ?1 = tenant_id, ?2 = key) finds; key_name
+ * names the key in the message of ERR_NOTFOUND.
+ */
 static int invoice_one(struct store_conn *c, enum sq_stmt id, const char *sql, int64_t tenant_id,
-                       int64_t key, struct arena *a, struct invoice *out)
+                       const char *key_name, int64_t key, struct arena *a, struct invoice *out)
 {
+	const char *what = "read invoice";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, id, sql, &st);
+	int rc = store__sq_prep(c, id, sql, what, &st, "ii", tenant_id, key);
 	if (rc < 0)
 		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, key);
-	if (b)
-		return store__sq_bind_err(c, st, b, "read invoice");
-	rc = store__sq_step(c, st, "read invoice");
-	if (rc == 1)
-		read_invoice(st, a, out);
-	sqlite3_reset(st);
+	rc = store__sq_one(c, st, what, read_invoice, a, out);
 	if (rc == 0)
 		return store__errf(c, ERR_NOTFOUND,
-		                   "could not read invoice: no invoice for %s %lld",
-		                   id == SQ_INVOICE_LAST ? "customer" : "order", (long long)key);
+		                   "could not read invoice: no invoice for %s %lld", key_name,
+		                   (long long)key);
 	return rc < 0 ? rc : 0;
 }
 
@@ -671,7 +498,7 @@ int store__sq_invoice_last(struct store_conn *c, int64_t tenant_id, int64_t cust
 	static const char sql[] = "SELECT " INVOICE_COLS " FROM invoices"
 	                          " WHERE tenant_id = ?1 AND customer_id = ?2"
 	                          " ORDER BY id DESC LIMIT 1";
-	return invoice_one(c, SQ_INVOICE_LAST, sql, tenant_id, customer_id, a, out);
+	return invoice_one(c, SQ_INVOICE_LAST, sql, tenant_id, "customer", customer_id, a, out);
 }
 
 int store__sq_invoice_by_order(struct store_conn *c, int64_t tenant_id, int64_t order_id,
@@ -679,7 +506,7 @@ int store__sq_invoice_by_order(struct store_conn *c, int64_t tenant_id, int64_t 
 {
 	static const char sql[] = "SELECT " INVOICE_COLS " FROM invoices"
 	                          " WHERE tenant_id = ?1 AND order_id = ?2";
-	return invoice_one(c, SQ_INVOICE_BY_ORDER, sql, tenant_id, order_id, a, out);
+	return invoice_one(c, SQ_INVOICE_BY_ORDER, sql, tenant_id, "order", order_id, a, out);
 }
 
 /*
@@ -696,16 +523,13 @@ int store__sq_sales_since(struct store_conn *c, int64_t tenant_id, int64_t since
 	        " coalesce(sum(i.taxable_paise), 0), coalesce(sum(i.total_paise), 0)"
 	        " FROM invoices i JOIN orders o ON o.id = i.order_id"
 	        " WHERE i.tenant_id = ?1 AND i.issued_at >= ?2 AND o.status = 1";
+	const char *what = "sum sales";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_SALES_SINCE, sql, &st);
 	*orders = *taxable_paise = *total_paise = 0;
+	int rc = store__sq_prep(c, SQ_SALES_SINCE, sql, what, &st, "ii", tenant_id, since);
 	if (rc < 0)
 		return rc;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_int(st, 2, since);
-	if (b)
-		return store__sq_bind_err(c, st, b, "sum sales");
-	rc = store__sq_step(c, st, "sum sales");
+	rc = store__sq_step(c, st, what);
 	if (rc == 1) {
 		*orders = sqlite3_column_int64(st, 0);
 		*taxable_paise = sqlite3_column_int64(st, 1);

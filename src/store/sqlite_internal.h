@@ -4,10 +4,11 @@
  * the helpers that bind, step, translate errors and wrap writes.
  *
  * Statement cache: every statement a backend function runs has an id in
- * enum sq_stmt; store__sq_stmt prepares it on first use on a connection
- * (SQLITE_PREPARE_PERSISTENT) and hands it back reset on every later use.
- * Callers reset it when they are done (store__sq_exec does it for them), so
- * no statement keeps a read snapshot open between calls.
+ * enum sq_stmt; store__sq_prep prepares it on first use on a connection
+ * (SQLITE_PREPARE_PERSISTENT) and hands it back reset and bound on every
+ * later use. Callers reset it when they are done (store__sq_exec,
+ * store__sq_one and store__sq_rows do it for them), so no statement keeps a
+ * read snapshot open between calls.
  *
  * Write wrapping: a write made outside store_begin runs in its own
  * transaction (taking the writer mutex); a write of several statements made
@@ -111,29 +112,76 @@ int store__sq_map(int rc);
  * the translated code of rc. */
 int store__sq_err(struct store_conn *c, int rc, const char *what);
 
-/* store__sq_stmt gives the cached statement id (text sql), preparing it on
- * first use. 0 or ERR_*. */
-int store__sq_stmt(struct store_conn *c, enum sq_stmt id, const char *sql, sqlite3_stmt **out);
+/*
+ * Running a statement. Every statement of the backend is named by its id
+ * and its text; the helpers below prepare it on first use (cached), bind
+ * its parameters, step it and reset it, recording "could not <what>: ..."
+ * on c when anything fails, so that an operation reads as its SQL and what
+ * it means.
+ *
+ * Parameters are bound from a type string, one letter per parameter from
+ * ?1 on, the values following it:
+ *   'i'  an int64_t, exactly: it is read with va_arg(ap, int64_t), which is
+ *        undefined behaviour for an int, enum or bool argument, so cast
+ *        those at the call, e.g. (int64_t)limit.
+ *   't'  a const char * (or char *), bound as text without a copy: it must
+ *        live until the statement is reset. NULL binds "".
+ * A value SQLite refuses gives "could not <what>: ..." (ERR_INVAL when it
+ * is too big); an unknown letter gives ERR_INVAL.
+ */
+
+/*
+ * store__sq_prep gives in *out the cached statement id (text sql) with its
+ * parameters bound from types. 0, or an ERR_* with the message on c: a
+ * statement that cannot be prepared ("could not prepare query (is the store
+ * migrated?): ..."), or a value that cannot be bound ("could not <what>:
+ * ...", the statement reset). The caller steps *out and resets it.
+ */
+int store__sq_prep(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what,
+                   sqlite3_stmt **out, const char *types, ...);
+/*
+ * store__sq_run: store__sq_prep, then the statement runs to its end (rows
+ * are ignored) and is reset. 0 or ERR_*. Statements without parameters
+ * (BEGIN, COMMIT...) pass types "".
+ */
+int store__sq_run(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what,
+                  const char *types, ...);
 /* store__sq_step steps st once: 1 = a row, 0 = done, < 0 = ERR_* (message on
  * c, st reset). The caller resets st after reading its rows. */
 int store__sq_step(struct store_conn *c, sqlite3_stmt *st, const char *what);
 /* store__sq_exec runs st to the end (ignoring rows) and resets it. */
 int store__sq_exec(struct store_conn *c, sqlite3_stmt *st, const char *what);
-/* store__sq_run: store__sq_stmt + store__sq_exec for statements without
- * parameters (BEGIN, COMMIT...). */
-int store__sq_run(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what);
-/* store__sq_bind_err: a bind call returned rc; records it, resets st. */
-int store__sq_bind_err(struct store_conn *c, sqlite3_stmt *st, int rc, const char *what);
 
-static inline int store__sq_text(sqlite3_stmt *st, int i, const char *s)
-{
-	return sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
-}
+/* A row reader fills *row, a struct of its own type, from the current row of
+ * st, copying text into a (a may be NULL for a reader that reads no text). */
+typedef void (*sq_row_fn)(sqlite3_stmt *st, struct arena *a, void *row);
 
-static inline int store__sq_int(sqlite3_stmt *st, int i, int64_t v)
-{
-	return sqlite3_bind_int64(st, i, v);
-}
+/*
+ * store__sq_one steps st (bound already) for its one row: when there is a
+ * row, read fills row from it and st then runs to its end, so that an
+ * INSERT/UPDATE ... RETURNING completes (the queries it serves select at
+ * most one row). st is reset. 1 = row read, 0 = no row (row untouched),
+ * < 0 = ERR_* (message on c).
+ */
+int store__sq_one(struct store_conn *c, sqlite3_stmt *st, const char *what, sq_row_fn read,
+                  struct arena *a, void *row);
+/*
+ * store__sq_returning: store__sq_one for an INSERT/UPDATE ... RETURNING that
+ * must give its row. 0, or ERR_DB "could not <what>: no row returned", or
+ * the ERR_* met.
+ */
+int store__sq_returning(struct store_conn *c, sqlite3_stmt *st, const char *what, sq_row_fn read,
+                        struct arena *a, void *row);
+/*
+ * store__sq_rows reads every row of st (bound already) into a new array in
+ * a of elements of elem bytes, each filled by read, and resets st. 0 with
+ * *rows (NULL when there is no row) and *n, or ERR_* with *rows NULL, *n 0.
+ */
+int store__sq_rows(struct store_conn *c, sqlite3_stmt *st, const char *what, struct arena *a,
+                   size_t elem, sq_row_fn read, void **rows, int *n);
+/* store__sq_read_int64: a row reader for the int64_t in column 0 (row is an
+ * int64_t *; SQL NULL reads 0). */
+void store__sq_read_int64(sqlite3_stmt *st, struct arena *a, void *row);
 
 /* store__sq_col copies text column i into a (never NULL: "" for NULL). */
 const char *store__sq_col(sqlite3_stmt *st, int i, struct arena *a);
@@ -150,10 +198,6 @@ enum sq_op_mode { SQ_MODE_NONE = 0, SQ_MODE_TXN = 1, SQ_MODE_SAVEPOINT = 2 };
  */
 int store__sq_op_begin(struct store_conn *c, int multi, const char *what, enum sq_op_mode *mode);
 int store__sq_op_end(struct store_conn *c, enum sq_op_mode mode, int rc);
-
-/* store__sq_grow makes room for one more element of an array in an arena,
- * doubling its capacity (the old copy stays in the arena until reset). */
-void *store__sq_grow(struct arena *a, void *arr, size_t elem, int n, int *cap);
 
 /* Backend functions in sqlite_erp.c. */
 int store__sq_product_upsert(struct store_conn *c, const struct product *p, int64_t *id);

@@ -53,8 +53,9 @@
 	"id, tenant_id, kind, ext_id, status, from_id, name, type, body, context_id,"              \
 	" sent_at, received_at, error_code, error_title, state, attempts, callback_data"
 
-static void read_inbox(sqlite3_stmt *st, struct arena *a, struct inbox_entry *e)
+static void read_inbox(sqlite3_stmt *st, struct arena *a, void *row)
 {
+	struct inbox_entry *e = row;
 	e->id = sqlite3_column_int64(st, 0);
 	e->tenant_id = sqlite3_column_int64(st, 1);
 	e->kind = (enum inbox_kind)sqlite3_column_int(st, 2);
@@ -85,35 +86,16 @@ int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n
 	const char *what = "insert inbox entry";
 	sqlite3 *db = store__sq_db(c);
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, n > 1, what, &mode);
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < n; i++) {
 		const struct inbox_entry *x = &e[i];
-		rc = store__sq_stmt(c, SQ_INBOX_INSERT, sql, &st);
-		if (rc < 0)
-			break;
-		int b = store__sq_int(st, 1, store_partition(x->tenant_id));
-		b = b ? b : store__sq_int(st, 2, x->tenant_id);
-		b = b ? b : store__sq_int(st, 3, x->kind);
-		b = b ? b : store__sq_text(st, 4, x->ext_id);
-		b = b ? b : store__sq_text(st, 5, x->status);
-		b = b ? b : store__sq_text(st, 6, x->from);
-		b = b ? b : store__sq_text(st, 7, x->name);
-		b = b ? b : store__sq_text(st, 8, x->type);
-		b = b ? b : store__sq_text(st, 9, x->body);
-		b = b ? b : store__sq_text(st, 10, x->context_id);
-		b = b ? b : store__sq_int(st, 11, x->sent_at);
-		b = b ? b : store__sq_int(st, 12, x->received_at);
-		b = b ? b : store__sq_int(st, 13, x->error_code);
-		b = b ? b : store__sq_text(st, 14, x->error_title);
-		b = b ? b : store__sq_text(st, 15, x->callback_data);
-		if (b) {
-			rc = store__sq_bind_err(c, st, b, what);
-			break;
-		}
-		rc = store__sq_exec(c, st, what);
+		rc = store__sq_run(c, SQ_INBOX_INSERT, sql, what, "iiitttttttiiitt",
+		                   (int64_t)store_partition(x->tenant_id), x->tenant_id,
+		                   (int64_t)x->kind, x->ext_id, x->status, x->from, x->name,
+		                   x->type, x->body, x->context_id, x->sent_at, x->received_at,
+		                   (int64_t)x->error_code, x->error_title, x->callback_data);
 		if (rc < 0)
 			break;
 		result[i] = sqlite3_changes(db) > 0 ? INBOX_PUT_NEW : INBOX_PUT_DUPLICATE;
@@ -144,14 +126,10 @@ static int pending_ids(struct store_conn *c, int slice, int nslices, int limit, 
 	sqlite3_stmt *st;
 
 	for (int part = slice; part < STORE_PARTITIONS; part += nslices) {
-		rc = store__sq_stmt(c, SQ_INBOX_PENDING_IDS, sql, &st);
+		rc = store__sq_prep(c, SQ_INBOX_PENDING_IDS, sql, what, &st, "iii", (int64_t)part,
+		                    cutoff, (int64_t)limit);
 		if (rc < 0)
 			return rc;
-		int b = store__sq_int(st, 1, part);
-		b = b ? b : store__sq_int(st, 2, cutoff);
-		b = b ? b : store__sq_int(st, 3, limit);
-		if (b)
-			return store__sq_bind_err(c, st, b, what);
 		while ((rc = store__sq_step(c, st, what)) == 1)
 			ids[n++] = sqlite3_column_int64(st, 0); /* ≤ limit per partition */
 		sqlite3_reset(st);
@@ -182,7 +160,7 @@ int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int li
 	*n = 0;
 	/* one read transaction: ids and rows come from the same snapshot */
 	if (!c->in_txn) {
-		rc = store__sq_run(c, SQ_BEGIN_READ, "BEGIN", "begin read transaction");
+		rc = store__sq_run(c, SQ_BEGIN_READ, "BEGIN", "begin read transaction", "");
 		if (rc < 0)
 			goto fail;
 		own = 1;
@@ -193,23 +171,17 @@ int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int li
 	if (nids > 0)
 		arr = arena_alloc(a, (size_t)nids * sizeof(*arr));
 	for (int i = 0; i < nids; i++) {
-		rc = store__sq_stmt(c, SQ_INBOX_GET, get, &st);
+		rc = store__sq_prep(c, SQ_INBOX_GET, get, what, &st, "i", ids[i]);
+		if (rc == 0)
+			rc = store__sq_one(c, st, what, read_inbox, a, &arr[cnt]);
 		if (rc < 0)
 			goto fail;
-		if ((rc = store__sq_int(st, 1, ids[i])) != SQLITE_OK) {
-			rc = store__sq_bind_err(c, st, rc, what);
-			goto fail;
-		}
-		rc = store__sq_step(c, st, what);
 		if (rc == 1)
-			read_inbox(st, a, &arr[cnt++]);
-		sqlite3_reset(st);
-		if (rc < 0)
-			goto fail;
+			cnt++;
 	}
 	if (own) {
 		own = 0;
-		rc = store__sq_run(c, SQ_COMMIT, "COMMIT", "end read transaction");
+		rc = store__sq_run(c, SQ_COMMIT, "COMMIT", "end read transaction", "");
 		if (rc < 0)
 			goto fail;
 	}
@@ -222,7 +194,7 @@ fail:
 	if (own && !sqlite3_get_autocommit(store__sq_db(c))) {
 		char msg[STORE_ERRMSG_MAX];
 		memcpy(msg, c->errmsg, sizeof(msg));
-		store__sq_run(c, SQ_ROLLBACK, "ROLLBACK", "end read transaction");
+		store__sq_run(c, SQ_ROLLBACK, "ROLLBACK", "end read transaction", "");
 		memcpy(c->errmsg, msg, sizeof(msg));
 	}
 	free(ids);
@@ -234,14 +206,10 @@ static int inbox_not_pending(struct store_conn *c, int64_t id, const char *what)
 {
 	static const char sql[] = "SELECT state FROM inbox WHERE id = ?1";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_INBOX_STATE, sql, &st);
-	if (rc < 0)
-		return rc;
-	if ((rc = store__sq_int(st, 1, id)) != SQLITE_OK)
-		return store__sq_bind_err(c, st, rc, what);
-	rc = store__sq_step(c, st, what);
-	int state = rc == 1 ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_reset(st);
+	int64_t state = 0;
+	int rc = store__sq_prep(c, SQ_INBOX_STATE, sql, what, &st, "i", id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &state);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
@@ -256,21 +224,12 @@ int store__sq_inbox_done(struct store_conn *c, int64_t id)
 	static const char sql[] = "UPDATE inbox SET state = 1 WHERE id = ?1 AND state = 0";
 	const char *what = "mark inbox entry done";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_INBOX_DONE, sql, &st);
-	if (rc < 0)
-		goto done;
-	if ((rc = store__sq_int(st, 1, id)) != SQLITE_OK) {
-		rc = store__sq_bind_err(c, st, rc, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_INBOX_DONE, sql, what, "i", id);
 	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
 		rc = inbox_not_pending(c, id, what);
-done:
 	return store__sq_op_end(c, mode, rc);
 }
 
@@ -281,39 +240,24 @@ int store__sq_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, c
 	                          " WHERE id = ?1 AND state = 0";
 	const char *what = "record inbox failure";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_INBOX_FAILED, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, id);
-	b = b ? b : store__sq_int(st, 2, max_attempts);
-	b = b ? b : store__sq_text(st, 3, why);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_INBOX_FAILED, sql, what, "iit", id, (int64_t)max_attempts, why);
 	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
 		rc = inbox_not_pending(c, id, what);
-done:
 	return store__sq_op_end(c, mode, rc);
 }
 
 int store__sq_inbox_depth(struct store_conn *c, int64_t *n)
 {
 	static const char sql[] = "SELECT count(*) FROM inbox WHERE state = 0";
+	const char *what = "count inbox";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_INBOX_DEPTH, sql, &st);
 	*n = 0;
-	if (rc < 0)
-		return rc;
-	rc = store__sq_step(c, st, "count inbox");
-	if (rc == 1)
-		*n = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	int rc = store__sq_prep(c, SQ_INBOX_DEPTH, sql, what, &st, "");
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, n);
 	return rc < 0 ? rc : 0;
 }
 
@@ -324,8 +268,9 @@ int store__sq_inbox_depth(struct store_conn *c, int64_t *n)
 	" next_attempt_at, created_at, inbound_received_at, provider_msg_id,"                      \
 	" last_error_code, last_error, updated_at"
 
-static void read_outbox(sqlite3_stmt *st, struct arena *a, struct outbox_row *r)
+static void read_outbox(sqlite3_stmt *st, struct arena *a, void *row)
 {
+	struct outbox_row *r = row;
 	r->id = sqlite3_column_int64(st, 0);
 	r->tenant_id = sqlite3_column_int64(st, 1);
 	r->priority = (enum outbox_prio)sqlite3_column_int(st, 2);
@@ -344,22 +289,6 @@ static void read_outbox(sqlite3_stmt *st, struct arena *a, struct outbox_row *r)
 	r->updated_at = sqlite3_column_int64(st, 15);
 }
 
-/* outbox_rows reads every row of st (bound already) into an arena array. */
-static int outbox_rows(struct store_conn *c, sqlite3_stmt *st, struct arena *a,
-                       struct outbox_row **out, int *n, const char *what)
-{
-	struct outbox_row *arr = NULL;
-	int cap = 0, cnt = 0, rc;
-	while ((rc = store__sq_step(c, st, what)) == 1) {
-		arr = store__sq_grow(a, arr, sizeof(*arr), cnt, &cap);
-		read_outbox(st, a, &arr[cnt++]);
-	}
-	sqlite3_reset(st);
-	*out = rc < 0 ? NULL : arr;
-	*n = rc < 0 ? 0 : cnt;
-	return rc;
-}
-
 int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id)
 {
 	static const char sql[] =
@@ -368,29 +297,14 @@ int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64
 	        " VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?7)";
 	const char *what = "queue message";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_OUTBOX_INSERT, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, o->tenant_id);
-	b = b ? b : store__sq_int(st, 2, o->priority);
-	b = b ? b : store__sq_text(st, 3, o->phone_number_id);
-	b = b ? b : store__sq_text(st, 4, o->to);
-	b = b ? b : store__sq_text(st, 5, o->reply_to);
-	b = b ? b : store__sq_text(st, 6, o->body);
-	b = b ? b : store__sq_int(st, 7, clock_wall_ms());
-	b = b ? b : store__sq_int(st, 8, o->inbound_received_at);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_OUTBOX_INSERT, sql, what, "iittttii", o->tenant_id,
+	                   (int64_t)o->priority, o->phone_number_id, o->to, o->reply_to, o->body,
+	                   clock_wall_ms(), o->inbound_received_at);
 	if (rc == 0)
 		*id = sqlite3_last_insert_rowid(store__sq_db(c));
-done:
 	return store__sq_op_end(c, mode, rc);
 }
 
@@ -425,33 +339,25 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct 
 	const char *what = "claim outbox rows";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
+	void *rows = NULL;
 	*out = NULL;
 	*n = 0;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_OUTBOX_CLAIM, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, now);
-	b = b ? b : store__sq_int(st, 2, limit);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = outbox_rows(c, st, a, out, n, what);
-	if (rc < 0)
-		goto done;
-	/* RETURNING gives rows in no promised order */
-	if (*n > 1)
-		qsort(*out, (size_t)*n, sizeof(**out), cmp_claim);
-done:
+	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM, sql, what, &st, "ii", now, (int64_t)limit);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_outbox, &rows, n);
 	rc = store__sq_op_end(c, mode, rc);
 	if (rc < 0) {
-		*out = NULL;
 		*n = 0;
+		return rc;
 	}
-	return rc;
+	/* RETURNING gives rows in no promised order */
+	*out = rows;
+	if (*n > 1)
+		qsort(*out, (size_t)*n, sizeof(**out), cmp_claim);
+	return 0;
 }
 
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
@@ -460,24 +366,13 @@ int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	                          " next_attempt_at = max(next_attempt_at, ?2) WHERE state = 1";
 	const char *what = "recover outbox rows";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	*n = 0;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_OUTBOX_RECOVER, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, clock_wall_ms());
-	b = b ? b : store__sq_int(st, 2, resend_at);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_OUTBOX_RECOVER, sql, what, "ii", clock_wall_ms(), resend_at);
 	if (rc == 0)
 		*n = sqlite3_changes(store__sq_db(c));
-done:
 	rc = store__sq_op_end(c, mode, rc);
 	if (rc < 0)
 		*n = 0;
@@ -489,14 +384,10 @@ static int outbox_moved(struct store_conn *c, int64_t id, const char *what)
 {
 	static const char sql[] = "SELECT state FROM outbox WHERE id = ?1";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_OUTBOX_STATE, sql, &st);
-	if (rc < 0)
-		return rc;
-	if ((rc = store__sq_int(st, 1, id)) != SQLITE_OK)
-		return store__sq_bind_err(c, st, rc, what);
-	rc = store__sq_step(c, st, what);
-	int state = rc == 1 ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_reset(st);
+	int64_t state = 0;
+	int rc = store__sq_prep(c, SQ_OUTBOX_STATE, sql, what, &st, "i", id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &state);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
@@ -515,26 +406,12 @@ static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql
                          int64_t i2, int64_t i3, const char *t4, int64_t i5, const char *what)
 {
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, sid, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, id);
-	b = b ? b : store__sq_int(st, 2, i2);
-	b = b ? b : store__sq_int(st, 3, i3);
-	b = b ? b : store__sq_text(st, 4, t4);
-	b = b ? b : store__sq_int(st, 5, i5);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, sid, sql, what, "iiiti", id, i2, i3, t4, i5);
 	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
 		rc = outbox_moved(c, id, what);
-done:
 	return store__sq_op_end(c, mode, rc);
 }
 
@@ -579,6 +456,22 @@ static enum outbox_state status_move(enum outbox_state old, enum outbox_state st
 	return st > old ? st : old;
 }
 
+/* What status_find reads of a row. */
+struct status_row {
+	int64_t id;
+	enum outbox_state state;
+	enum outbox_prio prio;
+};
+
+static void read_status_row(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct status_row *r = row;
+	(void)a;
+	r->id = sqlite3_column_int64(st, 0);
+	r->state = (enum outbox_state)sqlite3_column_int(st, 1);
+	r->prio = (enum outbox_prio)sqlite3_column_int(st, 2);
+}
+
 /* status_find: the row a status is about, by provider id, else by hint. */
 static int status_find(struct store_conn *c, const struct outbox_status_update *u, int64_t *id,
                        enum outbox_state *state, enum outbox_prio *prio, int *by_hint)
@@ -590,32 +483,30 @@ static int status_find(struct store_conn *c, const struct outbox_status_update *
 	                             " AND tenant_id = ?2 AND coalesce(provider_msg_id, '') = ''"
 	                             " AND state = 0";
 	const char *what = "apply delivery status";
-	for (int pass = 0; pass < 2; pass++) {
-		sqlite3_stmt *s;
-		if (pass == 1 && u->row_hint <= 0)
-			break;
-		int rc = pass == 0 ? store__sq_stmt(c, SQ_OUTBOX_BY_PROVIDER, by_msg, &s)
-		                   : store__sq_stmt(c, SQ_OUTBOX_BY_HINT, by_row, &s);
-		if (rc < 0)
-			return rc;
-		int b = pass == 0 ? store__sq_text(s, 1, u->provider_msg_id)
-		                  : store__sq_int(s, 1, u->row_hint);
-		b = b ? b : store__sq_int(s, 2, u->tenant_id);
-		if (b)
-			return store__sq_bind_err(c, s, b, what);
-		rc = store__sq_step(c, s, what);
-		if (rc == 1) {
-			*id = sqlite3_column_int64(s, 0);
-			*state = (enum outbox_state)sqlite3_column_int(s, 1);
-			*prio = (enum outbox_prio)sqlite3_column_int(s, 2);
-			*by_hint = pass == 1;
-		}
-		sqlite3_reset(s);
-		if (rc != 0)
-			return rc < 0 ? rc : 0;
+	struct status_row r;
+	sqlite3_stmt *st;
+	int rc = store__sq_prep(c, SQ_OUTBOX_BY_PROVIDER, by_msg, what, &st, "ti",
+	                        u->provider_msg_id, u->tenant_id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, read_status_row, NULL, &r);
+	if (rc == 0 && u->row_hint > 0) {
+		rc = store__sq_prep(c, SQ_OUTBOX_BY_HINT, by_row, what, &st, "ii", u->row_hint,
+		                    u->tenant_id);
+		if (rc == 0)
+			rc = store__sq_one(c, st, what, read_status_row, NULL, &r);
+		if (rc == 1)
+			*by_hint = 1;
 	}
-	return store__errf(c, ERR_NOTFOUND, "could not %s: no message with provider id \"%s\"",
-	                   what, u->provider_msg_id);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return store__errf(c, ERR_NOTFOUND,
+		                   "could not %s: no message with provider id \"%s\"", what,
+		                   u->provider_msg_id);
+	*id = r.id;
+	*state = r.state;
+	*prio = r.prio;
+	return 0;
 }
 
 int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
@@ -630,7 +521,6 @@ int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_upd
 	        " updated_at = ?5 WHERE id = ?1";
 	const char *what = "apply delivery status";
 	enum sq_op_mode mode;
-	sqlite3_stmt *s;
 	int64_t id = 0;
 	int by_hint = 0;
 	enum outbox_state old = OUTBOX_PENDING, nw;
@@ -647,22 +537,9 @@ int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_upd
 	*new_state = nw;
 	if (nw == old)
 		goto done;
-
-	rc = store__sq_stmt(c, SQ_OUTBOX_SET_STATUS, upd, &s);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(s, 1, id);
-	b = b ? b : store__sq_int(s, 2, nw);
-	b = b ? b : store__sq_int(s, 3, u->error_code);
-	b = b ? b : store__sq_text(s, 4, u->error);
-	b = b ? b : store__sq_int(s, 5, u->at);
-	b = b ? b : store__sq_int(s, 6, by_hint);
-	b = b ? b : store__sq_text(s, 7, u->provider_msg_id);
-	if (b) {
-		rc = store__sq_bind_err(c, s, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, s, what);
+	rc = store__sq_run(c, SQ_OUTBOX_SET_STATUS, upd, what, "iiitiit", id, (int64_t)nw,
+	                   (int64_t)u->error_code, u->error, u->at, (int64_t)by_hint,
+	                   u->provider_msg_id);
 done:
 	return store__sq_op_end(c, mode, rc);
 }
@@ -672,31 +549,31 @@ int store__sq_outbox_list(struct store_conn *c, enum outbox_state state, int lim
 {
 	static const char sql[] =
 	        "SELECT " OUTBOX_COLS " FROM outbox WHERE state = ?1 ORDER BY id DESC LIMIT ?2";
+	const char *what = "list outbox";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_OUTBOX_LIST, sql, &st);
-	*out = NULL;
+	void *rows = NULL;
 	*n = 0;
-	if (rc < 0)
-		return rc;
-	int b = store__sq_int(st, 1, state);
-	b = b ? b : store__sq_int(st, 2, limit);
-	if (b)
-		return store__sq_bind_err(c, st, b, "list outbox");
-	return outbox_rows(c, st, a, out, n, "list outbox");
+	int rc = store__sq_prep(c, SQ_OUTBOX_LIST, sql, what, &st, "ii", (int64_t)state,
+	                        (int64_t)limit);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_outbox, &rows, n);
+	*out = rows;
+	return rc;
 }
 
 int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT])
 {
 	static const char sql[] =
 	        "SELECT priority, state, count(*) FROM outbox GROUP BY priority, state";
+	const char *what = "count outbox";
 	sqlite3_stmt *st;
 	for (int p = 0; p < PRIO_COUNT; p++)
 		for (int s = 0; s < OUTBOX_STATE_COUNT; s++)
 			counts[p][s] = 0;
-	int rc = store__sq_stmt(c, SQ_OUTBOX_COUNTS, sql, &st);
+	int rc = store__sq_prep(c, SQ_OUTBOX_COUNTS, sql, what, &st, "");
 	if (rc < 0)
 		return rc;
-	while ((rc = store__sq_step(c, st, "count outbox")) == 1) {
+	while ((rc = store__sq_step(c, st, what)) == 1) {
 		int p = sqlite3_column_int(st, 0), s = sqlite3_column_int(st, 1);
 		if (p >= 0 && p < PRIO_COUNT && s >= 0 && s < OUTBOX_STATE_COUNT)
 			counts[p][s] = sqlite3_column_int64(st, 2);
@@ -718,14 +595,11 @@ int store__sq_outbox_next_due(struct store_conn *c, int64_t *at)
 	        "  WHERE state = 0 AND priority = 2)"
 	        " UNION ALL SELECT (SELECT min(next_attempt_at) FROM outbox"
 	        "  WHERE state = 0 AND priority = 3))";
+	const char *what = "read next due time";
 	sqlite3_stmt *st;
 	*at = 0;
-	int rc = store__sq_stmt(c, SQ_OUTBOX_NEXT_DUE, sql, &st);
-	if (rc < 0)
-		return rc;
-	rc = store__sq_step(c, st, "read next due time");
-	if (rc == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		*at = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	int rc = store__sq_prep(c, SQ_OUTBOX_NEXT_DUE, sql, what, &st, "");
+	if (rc == 0) /* min() of no row is NULL, which reads 0 */
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, at);
 	return rc < 0 ? rc : 0;
 }

@@ -41,6 +41,7 @@
  * must not open a transaction on a second connection while it holds one:
  * the mutex is not recursive.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,9 @@ int store__sq_err(struct store_conn *c, int rc, const char *what)
 	return store__errf(c, err, "could not %s: %s", what, sqlite3_errmsg(store__sq_db(c)));
 }
 
-int store__sq_stmt(struct store_conn *c, enum sq_stmt id, const char *sql, sqlite3_stmt **out)
+/* cached_stmt gives the cached statement id (text sql), preparing it on first
+ * use and resetting it on every later one. 0 or ERR_*. */
+static int cached_stmt(struct store_conn *c, enum sq_stmt id, const char *sql, sqlite3_stmt **out)
 {
 	struct sq_conn *q = c->backend;
 	sqlite3_stmt *st = q->stmt[id];
@@ -99,6 +102,66 @@ int store__sq_stmt(struct store_conn *c, enum sq_stmt id, const char *sql, sqlit
 	}
 	*out = st;
 	return 0;
+}
+
+/* bind_err: binding parameter failed with rc; records it, resets st. */
+static int bind_err(struct store_conn *c, sqlite3_stmt *st, int rc, const char *what)
+{
+	int err = store__sq_map(rc);
+	if (rc == SQLITE_TOOBIG || rc == SQLITE_RANGE || err == 0)
+		err = ERR_INVAL;
+	store__errf(c, err, "could not %s: %s", what, sqlite3_errmsg(store__sq_db(c)));
+	sqlite3_reset(st);
+	return err;
+}
+
+/* prep_va is store__sq_prep with its values in ap. */
+static int prep_va(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what,
+                   sqlite3_stmt **out, const char *types, va_list ap)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = cached_stmt(c, id, sql, &st);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; types[i]; i++) {
+		if (types[i] == 'i') {
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+		} else if (types[i] == 't') {
+			const char *s = va_arg(ap, const char *);
+			rc = sqlite3_bind_text(st, i + 1, s ? s : "", -1, SQLITE_STATIC);
+		} else {
+			sqlite3_reset(st);
+			return store__errf(c, ERR_INVAL, "could not %s: parameter %d has type '%c'",
+			                   what, i + 1, types[i]);
+		}
+		if (rc != SQLITE_OK)
+			return bind_err(c, st, rc, what);
+	}
+	*out = st;
+	return 0;
+}
+
+int store__sq_prep(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what,
+                   sqlite3_stmt **out, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int rc = prep_va(c, id, sql, what, out, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+int store__sq_run(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what,
+                  const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	va_start(ap, types);
+	int rc = prep_va(c, id, sql, what, &st, types, ap);
+	va_end(ap);
+	if (rc < 0)
+		return rc;
+	return store__sq_exec(c, st, what);
 }
 
 int store__sq_step(struct store_conn *c, sqlite3_stmt *st, const char *what)
@@ -122,23 +185,55 @@ int store__sq_exec(struct store_conn *c, sqlite3_stmt *st, const char *what)
 	return rc;
 }
 
-int store__sq_run(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what)
+int store__sq_one(struct store_conn *c, sqlite3_stmt *st, const char *what, sq_row_fn read,
+                  struct arena *a, void *row)
 {
-	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, id, sql, &st);
-	if (rc < 0)
-		return rc;
-	return store__sq_exec(c, st, what);
+	int rc = store__sq_step(c, st, what);
+	if (rc == 1) {
+		read(st, a, row);
+		rc = store__sq_exec(c, st, what);
+		return rc < 0 ? rc : 1;
+	}
+	sqlite3_reset(st);
+	return rc;
 }
 
-int store__sq_bind_err(struct store_conn *c, sqlite3_stmt *st, int rc, const char *what)
+int store__sq_returning(struct store_conn *c, sqlite3_stmt *st, const char *what, sq_row_fn read,
+                        struct arena *a, void *row)
 {
-	int err = store__sq_map(rc);
-	if (rc == SQLITE_TOOBIG || rc == SQLITE_RANGE || err == 0)
-		err = ERR_INVAL;
-	store__errf(c, err, "could not %s: %s", what, sqlite3_errmsg(store__sq_db(c)));
+	int rc = store__sq_one(c, st, what, read, a, row);
+	if (rc == 0)
+		return store__errf(c, ERR_DB, "could not %s: no row returned", what);
+	return rc < 0 ? rc : 0;
+}
+
+int store__sq_rows(struct store_conn *c, sqlite3_stmt *st, const char *what, struct arena *a,
+                   size_t elem, sq_row_fn read, void **rows, int *n)
+{
+	char *arr = NULL;
+	int cap = 0, cnt = 0, rc;
+	while ((rc = store__sq_step(c, st, what)) == 1) {
+		if (cnt == cap) {
+			/* double the room; the old copy stays in the arena */
+			int ncap = cap ? cap * 2 : 16;
+			char *p = arena_alloc(a, elem * (size_t)ncap);
+			if (cnt > 0)
+				memcpy(p, arr, elem * (size_t)cnt);
+			arr = p;
+			cap = ncap;
+		}
+		read(st, a, arr + elem * (size_t)cnt++);
+	}
 	sqlite3_reset(st);
-	return err;
+	*rows = rc < 0 ? NULL : arr;
+	*n = rc < 0 ? 0 : cnt;
+	return rc;
+}
+
+void store__sq_read_int64(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	(void)a;
+	*(int64_t *)row = sqlite3_column_int64(st, 0);
 }
 
 const char *store__sq_col(sqlite3_stmt *st, int i, struct arena *a)
@@ -147,18 +242,6 @@ const char *store__sq_col(sqlite3_stmt *st, int i, struct arena *a)
 	if (!s)
 		return "";
 	return arena_strndup(a, (const char *)s, (size_t)sqlite3_column_bytes(st, i));
-}
-
-void *store__sq_grow(struct arena *a, void *arr, size_t elem, int n, int *cap)
-{
-	if (n < *cap)
-		return arr;
-	int ncap = *cap ? *cap * 2 : 16;
-	void *p = arena_alloc(a, elem * (size_t)ncap);
-	if (n > 0)
-		memcpy(p, arr, elem * (size_t)n);
-	*cap = ncap;
-	return p;
 }
 
 /* ---- opening ------------------------------------------------------------------ */
@@ -306,7 +389,7 @@ static void unlock_writer(struct store_conn *c)
 static int begin_as(struct store_conn *c, const char *what)
 {
 	pthread_mutex_lock(&c->st->write_mu);
-	int rc = store__sq_run(c, SQ_BEGIN, "BEGIN IMMEDIATE", what);
+	int rc = store__sq_run(c, SQ_BEGIN, "BEGIN IMMEDIATE", what, "");
 	if (rc < 0) {
 		pthread_mutex_unlock(&c->st->write_mu);
 		return rc;
@@ -330,7 +413,7 @@ static int sq_commit(struct store_conn *c)
 		                   "could not commit: the transaction was rolled back after an "
 		                   "earlier error");
 	}
-	int rc = store__sq_run(c, SQ_COMMIT, "COMMIT", "commit");
+	int rc = store__sq_run(c, SQ_COMMIT, "COMMIT", "commit", "");
 	if (rc == 0 || sqlite3_get_autocommit(db))
 		unlock_writer(c);
 	return rc;
@@ -340,14 +423,14 @@ static int sq_rollback(struct store_conn *c)
 {
 	int rc = 0;
 	if (!sqlite3_get_autocommit(store__sq_db(c)))
-		rc = store__sq_run(c, SQ_ROLLBACK, "ROLLBACK", "roll back");
+		rc = store__sq_run(c, SQ_ROLLBACK, "ROLLBACK", "roll back", "");
 	unlock_writer(c);
 	return rc;
 }
 
 static int sq_savepoint(struct store_conn *c)
 {
-	int rc = store__sq_run(c, SQ_SAVEPOINT, "SAVEPOINT msg", "set savepoint");
+	int rc = store__sq_run(c, SQ_SAVEPOINT, "SAVEPOINT msg", "set savepoint", "");
 	if (rc == 0)
 		c->in_savepoint = 1;
 	return rc;
@@ -355,7 +438,7 @@ static int sq_savepoint(struct store_conn *c)
 
 static int sq_release(struct store_conn *c)
 {
-	int rc = store__sq_run(c, SQ_RELEASE, "RELEASE msg", "release savepoint");
+	int rc = store__sq_run(c, SQ_RELEASE, "RELEASE msg", "release savepoint", "");
 	if (rc == 0 || sqlite3_get_autocommit(store__sq_db(c)))
 		c->in_savepoint = 0;
 	return rc;
@@ -369,9 +452,9 @@ static int sq_rollback_to(struct store_conn *c)
 		return store__errf(c, ERR_DB,
 		                   "could not roll back to savepoint: the transaction was rolled "
 		                   "back after an earlier error");
-	rc = store__sq_run(c, SQ_ROLLBACK_TO, "ROLLBACK TO msg", "roll back to savepoint");
+	rc = store__sq_run(c, SQ_ROLLBACK_TO, "ROLLBACK TO msg", "roll back to savepoint", "");
 	if (rc == 0)
-		rc = store__sq_run(c, SQ_RELEASE, "RELEASE msg", "release savepoint");
+		rc = store__sq_run(c, SQ_RELEASE, "RELEASE msg", "release savepoint", "");
 	return rc;
 }
 
@@ -387,7 +470,7 @@ int store__sq_op_begin(struct store_conn *c, int multi, const char *what, enum s
 	}
 	if (!multi)
 		return 0;
-	rc = store__sq_run(c, SQ_OP_SAVEPOINT, "SAVEPOINT store_op", "set savepoint");
+	rc = store__sq_run(c, SQ_OP_SAVEPOINT, "SAVEPOINT store_op", "set savepoint", "");
 	if (rc == 0)
 		*mode = SQ_MODE_SAVEPOINT;
 	return rc;
@@ -403,7 +486,7 @@ int store__sq_op_end(struct store_conn *c, enum sq_op_mode mode, int rc)
 	if (rc == 0) {
 		if (mode == SQ_MODE_SAVEPOINT)
 			return store__sq_run(c, SQ_OP_RELEASE, "RELEASE store_op",
-			                     "release savepoint");
+			                     "release savepoint", "");
 		rc = sq_commit(c);
 		if (rc == 0 || !c->in_txn)
 			return rc;
@@ -415,8 +498,9 @@ int store__sq_op_end(struct store_conn *c, enum sq_op_mode mode, int rc)
 		sq_rollback(c);
 	} else if (!sqlite3_get_autocommit(db)) {
 		if (store__sq_run(c, SQ_OP_ROLLBACK_TO, "ROLLBACK TO store_op",
-		                  "roll back to savepoint") == 0)
-			store__sq_run(c, SQ_OP_RELEASE, "RELEASE store_op", "release savepoint");
+		                  "roll back to savepoint", "") == 0)
+			store__sq_run(c, SQ_OP_RELEASE, "RELEASE store_op", "release savepoint",
+			              "");
 	}
 	memcpy(c->errmsg, msg, sizeof(msg));
 	return rc;
@@ -534,8 +618,9 @@ fail:
 	"id, name, phone_number_id, gstin, state_code, upi_id, owner_numbers, address, "           \
 	"created_at"
 
-static void read_tenant(sqlite3_stmt *st, struct arena *a, struct tenant *t)
+static void read_tenant(sqlite3_stmt *st, struct arena *a, void *row)
 {
+	struct tenant *t = row;
 	t->id = sqlite3_column_int64(st, 0);
 	t->name = store__sq_col(st, 1, a);
 	t->phone_number_id = store__sq_col(st, 2, a);
@@ -554,78 +639,50 @@ static int sq_tenant_add(struct store_conn *c, const struct tenant *t, int64_t *
 	                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 	const char *what = "add tenant";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_TENANT_ADD, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_text(st, 1, t->name);
-	b = b ? b : store__sq_text(st, 2, t->phone_number_id);
-	b = b ? b : store__sq_text(st, 3, t->gstin);
-	b = b ? b : store__sq_text(st, 4, t->state_code);
-	b = b ? b : store__sq_text(st, 5, t->upi_id);
-	b = b ? b : store__sq_text(st, 6, t->owner_numbers);
-	b = b ? b : store__sq_text(st, 7, t->address);
-	b = b ? b : store__sq_int(st, 8, clock_wall_ms());
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_TENANT_ADD, sql, what, "ttttttti", t->name, t->phone_number_id,
+	                   t->gstin, t->state_code, t->upi_id, t->owner_numbers, t->address,
+	                   clock_wall_ms());
 	if (rc == ERR_CONFLICT)
 		store__errf(c, rc, "could not add tenant: phone number id \"%s\" is taken",
 		            t->phone_number_id);
 	if (rc == 0)
 		*id = sqlite3_last_insert_rowid(store__sq_db(c));
-done:
 	return store__sq_op_end(c, mode, rc);
-}
-
-/* tenant_one runs st (bound already) expecting at most one tenant row. */
-static int tenant_one(struct store_conn *c, sqlite3_stmt *st, struct arena *a, struct tenant *out,
-                      const char *what)
-{
-	int rc = store__sq_step(c, st, what);
-	if (rc == 1)
-		read_tenant(st, a, out);
-	sqlite3_reset(st);
-	if (rc == 0)
-		return ERR_NOTFOUND;
-	return rc < 0 ? rc : 0;
 }
 
 static int sq_tenant_get(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out)
 {
 	static const char sql[] = "SELECT " TENANT_COLS " FROM tenants WHERE id = ?1";
+	const char *what = "read tenant";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_TENANT_GET, sql, &st);
+	int rc = store__sq_prep(c, SQ_TENANT_GET, sql, what, &st, "i", id);
 	if (rc < 0)
 		return rc;
-	if ((rc = store__sq_int(st, 1, id)) != SQLITE_OK)
-		return store__sq_bind_err(c, st, rc, "read tenant");
-	rc = tenant_one(c, st, a, out, "read tenant");
-	if (rc == ERR_NOTFOUND)
-		store__errf(c, rc, "could not read tenant: no tenant %lld", (long long)id);
-	return rc;
+	rc = store__sq_one(c, st, what, read_tenant, a, out);
+	if (rc == 0)
+		return store__errf(c, ERR_NOTFOUND, "could not read tenant: no tenant %lld",
+		                   (long long)id);
+	return rc < 0 ? rc : 0;
 }
 
 static int sq_tenant_by_phone(struct store_conn *c, const char *phone_number_id, struct arena *a,
                               struct tenant *out)
 {
 	static const char sql[] = "SELECT " TENANT_COLS " FROM tenants WHERE phone_number_id = ?1";
+	const char *what = "find tenant";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_TENANT_BY_PHONE, sql, &st);
+	int rc = store__sq_prep(c, SQ_TENANT_BY_PHONE, sql, what, &st, "t", phone_number_id);
 	if (rc < 0)
 		return rc;
-	if ((rc = store__sq_text(st, 1, phone_number_id)) != SQLITE_OK)
-		return store__sq_bind_err(c, st, rc, "find tenant");
-	rc = tenant_one(c, st, a, out, "find tenant");
-	if (rc == ERR_NOTFOUND)
-		store__errf(c, rc, "could not find tenant: no tenant has phone number id \"%s\"",
-		            phone_number_id);
-	return rc;
+	rc = store__sq_one(c, st, what, read_tenant, a, out);
+	if (rc == 0)
+		return store__errf(c, ERR_NOTFOUND,
+		                   "could not find tenant: no tenant has phone number id \"%s\"",
+		                   phone_number_id);
+	return rc < 0 ? rc : 0;
 }
 
 static int sq_tenant_list(struct store_conn *c, int64_t after_id, int limit, struct arena *a,
@@ -633,40 +690,41 @@ static int sq_tenant_list(struct store_conn *c, int64_t after_id, int limit, str
 {
 	static const char sql[] =
 	        "SELECT " TENANT_COLS " FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2";
+	const char *what = "list tenants";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_TENANT_LIST, sql, &st);
-	*out = NULL;
+	void *rows = NULL;
 	*n = 0;
-	if (rc < 0)
-		return rc;
-	int b = store__sq_int(st, 1, after_id);
-	b = b ? b : store__sq_int(st, 2, limit);
-	if (b)
-		return store__sq_bind_err(c, st, b, "list tenants");
-	struct tenant *rows = arena_alloc(a, sizeof(*rows) * (size_t)limit);
-	while ((rc = store__sq_step(c, st, "list tenants")) == 1 && *n < limit)
-		read_tenant(st, a, &rows[(*n)++]);
-	sqlite3_reset(st);
-	if (rc < 0)
-		return rc;
+	int rc = store__sq_prep(c, SQ_TENANT_LIST, sql, what, &st, "ii", after_id, (int64_t)limit);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_tenant, &rows, n);
 	*out = rows;
-	return 0;
+	return rc;
 }
 
 static int sq_tenant_count(struct store_conn *c, int64_t *n)
 {
 	static const char sql[] = "SELECT count(*) FROM tenants";
+	const char *what = "count tenants";
 	sqlite3_stmt *st;
-	int rc = store__sq_stmt(c, SQ_TENANT_COUNT, sql, &st);
-	if (rc < 0)
-		return rc;
-	rc = store__sq_step(c, st, "count tenants");
-	*n = rc == 1 ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
+	*n = 0;
+	int rc = store__sq_prep(c, SQ_TENANT_COUNT, sql, what, &st, "");
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, n);
 	return rc < 0 ? rc : 0;
 }
 
 /* ---- customers ------------------------------------------------------------------------ */
+
+static void read_customer(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct customer *cu = row;
+	cu->id = sqlite3_column_int64(st, 0);
+	cu->tenant_id = sqlite3_column_int64(st, 1);
+	cu->wa_id = store__sq_col(st, 2, a);
+	cu->name = store__sq_col(st, 3, a);
+	cu->state_code = store__sq_col(st, 4, a);
+	cu->last_inbound_at = sqlite3_column_int64(st, 5);
+}
 
 static int sq_customer_touch(struct store_conn *c, int64_t tenant_id, const char *wa_id,
                              const char *name, int64_t inbound_at, struct arena *a,
@@ -685,31 +743,10 @@ static int sq_customer_touch(struct store_conn *c, int64_t tenant_id, const char
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_CUSTOMER_TOUCH, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_text(st, 2, wa_id);
-	b = b ? b : store__sq_text(st, 3, name);
-	b = b ? b : store__sq_int(st, 4, inbound_at);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_step(c, st, what);
-	if (rc == 1) {
-		out->id = sqlite3_column_int64(st, 0);
-		out->tenant_id = sqlite3_column_int64(st, 1);
-		out->wa_id = store__sq_col(st, 2, a);
-		out->name = store__sq_col(st, 3, a);
-		out->state_code = store__sq_col(st, 4, a);
-		out->last_inbound_at = sqlite3_column_int64(st, 5);
-		rc = store__sq_exec(c, st, what);
-	} else if (rc == 0) {
-		rc = store__errf(c, ERR_DB, "could not record customer: no row returned");
-	}
-	sqlite3_reset(st);
-done:
+	rc = store__sq_prep(c, SQ_CUSTOMER_TOUCH, sql, what, &st, "itti", tenant_id, wa_id, name,
+	                    inbound_at);
+	if (rc == 0)
+		rc = store__sq_returning(c, st, what, read_customer, a, out);
 	return store__sq_op_end(c, mode, rc);
 }
 
@@ -720,25 +757,14 @@ static int sq_customer_set_state(struct store_conn *c, int64_t tenant_id, const 
 	        "UPDATE customers SET state_code = ?3 WHERE tenant_id = ?1 AND wa_id = ?2";
 	const char *what = "set customer state";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_CUSTOMER_SET_STATE, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_text(st, 2, wa_id);
-	b = b ? b : store__sq_text(st, 3, state_code);
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
+	rc = store__sq_run(c, SQ_CUSTOMER_SET_STATE, sql, what, "itt", tenant_id, wa_id,
+	                   state_code);
 	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
 		rc = store__errf(c, ERR_NOTFOUND,
 		                 "could not set customer state: no customer \"%s\"", wa_id);
-done:
 	return store__sq_op_end(c, mode, rc);
 }
 
@@ -752,24 +778,11 @@ static int sq_audit(struct store_conn *c, int64_t tenant_id, const char *actor, 
 	        " VALUES (?1, ?2, ?3, ?4, ?5)";
 	const char *what = "write audit record";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_stmt(c, SQ_AUDIT, sql, &st);
-	if (rc < 0)
-		goto done;
-	int b = store__sq_int(st, 1, tenant_id);
-	b = b ? b : store__sq_text(st, 2, actor);
-	b = b ? b : store__sq_text(st, 3, action);
-	b = b ? b : store__sq_text(st, 4, detail);
-	b = b ? b : store__sq_int(st, 5, clock_wall_ms());
-	if (b) {
-		rc = store__sq_bind_err(c, st, b, what);
-		goto done;
-	}
-	rc = store__sq_exec(c, st, what);
-done:
+	rc = store__sq_run(c, SQ_AUDIT, sql, what, "ittti", tenant_id, actor, action, detail,
+	                   clock_wall_ms());
 	return store__sq_op_end(c, mode, rc);
 }
 

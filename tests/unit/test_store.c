@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "store/store.h"
+#include "store/sqlite_internal.h"
 #include "store/store_internal.h"
 
 #define T0 1750000000000LL /* the pinned clock: 2025-06-15 */
@@ -1091,6 +1092,72 @@ static void test_threads_queue_on_writer_mutex(void **state)
 	assert_int_equal(depth, 75);
 }
 
+/* ---- the SQLite statement helpers ----------------------------------------------- */
+
+/*
+ * The helpers of sqlite_internal.h on a connection of their own: statement
+ * ids are only cache slots, so the probes borrow ids of real statements and
+ * the connection is closed after (f->c keeps its own cache).
+ */
+static void test_sq_helpers_bind_and_rows(void **state)
+{
+	struct fx *f = *state;
+	struct store_conn *c;
+	sqlite3_stmt *st;
+	int64_t v = 0, *rows = NULL;
+	void *got = NULL;
+	int n = -1;
+	assert_int_equal(store_connect(f->st, &c), 0);
+
+	/* 'i' carries the whole int64_t range; 't' binds NULL as "" */
+	assert_int_equal(store__sq_prep(c, SQ_TENANT_GET, "SELECT ?1 + 0 WHERE ?2 = ''", "probe",
+	                                &st, "it", (int64_t)INT64_MIN, (const char *)NULL),
+	                 0);
+	assert_int_equal(store__sq_one(c, st, "probe", store__sq_read_int64, NULL, &v), 1);
+	assert_true(v == INT64_MIN);
+
+	/* no row: 0 and the row untouched; for RETURNING it is an error */
+	v = 7;
+	assert_int_equal(store__sq_prep(c, SQ_TENANT_GET, "SELECT ?1 + 0 WHERE ?2 = ''", "probe",
+	                                &st, "it", (int64_t)1, "x"),
+	                 0);
+	assert_int_equal(store__sq_one(c, st, "probe", store__sq_read_int64, NULL, &v), 0);
+	assert_int_equal(v, 7);
+	assert_int_equal(store__sq_prep(c, SQ_PRODUCT_UPSERT,
+	                                "UPDATE tenants SET name = name WHERE id = ?1 RETURNING id",
+	                                "probe", &st, "i", (int64_t)-1),
+	                 0);
+	assert_int_equal(store__sq_returning(c, st, "probe", store__sq_read_int64, NULL, &v),
+	                 ERR_DB);
+	assert_string_equal(store_errmsg(c), "could not probe: no row returned");
+
+	/* an unknown type letter is refused, naming the parameter */
+	assert_int_equal(store__sq_run(c, SQ_AUDIT, "SELECT ?1, ?2", "probe", "ix", (int64_t)1),
+	                 ERR_INVAL);
+	assert_string_equal(store_errmsg(c), "could not probe: parameter 2 has type 'x'");
+
+	/* rows: the array grows past its first 16 and 32 */
+	assert_int_equal(store__sq_prep(c, SQ_TENANT_LIST,
+	                                "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL"
+	                                " SELECT x + 1 FROM s WHERE x < ?1) SELECT x FROM s",
+	                                "probe", &st, "i", (int64_t)40),
+	                 0);
+	assert_int_equal(store__sq_rows(c, st, "probe", &f->a, sizeof(int64_t),
+	                                store__sq_read_int64, &got, &n),
+	                 0);
+	assert_int_equal(n, 40);
+	rows = got;
+	for (int i = 0; i < n; i++)
+		assert_int_equal(rows[i], i + 1);
+
+	/* a statement that does not prepare */
+	assert_int_equal(
+	        store__sq_run(c, SQ_OUTBOX_LIST, "SELECT * FROM no_such_table", "probe", ""),
+	        ERR_DB);
+	assert_non_null(strstr(store_errmsg(c), "could not prepare query"));
+	store_disconnect(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1124,6 +1191,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_savepoint_batch, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_threads_queue_on_writer_mutex, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_sq_helpers_bind_and_rows, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
