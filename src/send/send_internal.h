@@ -68,6 +68,9 @@ struct send_outcome {
 	int64_t next_attempt_at;
 	int journaled; /* network: the acceptance is synced to the journal */
 	int skipped;   /* recorder: the store found the row no longer SENDING */
+	/* recorder: the state the row took, = final except that an acceptance
+	 * meets a delivery status that overtook it (store_outbox_accepted) */
+	enum outbox_state landed;
 };
 
 enum slot_state { SLOT_FREE = 0, SLOT_ACTIVE = 1, SLOT_DONE = 2 };

@@ -137,10 +137,12 @@ static void take_outcomes(struct sender *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-static int write_outcome(struct sender *s, const struct send_outcome *o, int64_t now)
+static int write_outcome(struct sender *s, struct send_outcome *o, int64_t now)
 {
+	o->landed = o->final;
 	switch (o->final) {
-	case OUTBOX_ACCEPTED: return store_outbox_accepted(s->conn, o->id, o->msg_id, now);
+	case OUTBOX_ACCEPTED:
+		return store_outbox_accepted(s->conn, o->id, o->msg_id, now, &o->landed);
 	case OUTBOX_PENDING:
 		return store_outbox_retry(s->conn, o->id, o->next_attempt_at, o->error_code,
 		                          o->error, now);
@@ -161,7 +163,7 @@ static void settle(struct sender *s, const struct send_outcome *o, int64_t now)
 		         (long long)o->id, outbox_state_name(o->final));
 		return;
 	}
-	metrics_outbox_move(m, o->prio, OUTBOX_SENDING, (int)o->final);
+	metrics_outbox_move(m, o->prio, OUTBOX_SENDING, (int)o->landed);
 	switch (o->final) {
 	case OUTBOX_ACCEPTED:
 		if (o->inbound_received_at > 0)
@@ -383,7 +385,7 @@ static int replay_record(int64_t row_id, const char *msg_id, void *ud)
 {
 	struct replay_ctx *ctx = ud;
 	ctx->records++;
-	int rc = store_outbox_accepted(ctx->s->conn, row_id, msg_id, ctx->now);
+	int rc = store_outbox_accepted(ctx->s->conn, row_id, msg_id, ctx->now, NULL);
 	if (rc == 0)
 		ctx->recorded++;
 	/* already recorded (or gone): the record has nothing left to say */
@@ -427,18 +429,7 @@ static int replay_journal(struct sender *s)
 		store_rollback(s->conn);
 		return rc;
 	}
-	int64_t moved = 0;
-	for (int p = 0; p < PRIO_COUNT; p++) {
-		int64_t d = before[p][OUTBOX_SENDING] - after[p][OUTBOX_SENDING];
-		for (int64_t i = 0; i < d; i++)
-			metrics_outbox_move(&s->app->metrics, (enum outbox_prio)p, OUTBOX_SENDING,
-			                    OUTBOX_ACCEPTED);
-		moved += d > 0 ? d : 0;
-	}
-	if (moved != ctx.recorded)
-		log_warn("send.journal_mismatch",
-		         "the send journal recorded %d acceptances but %lld sending rows moved",
-		         ctx.recorded, (long long)moved);
+	metrics_outbox_follow(&s->app->metrics, before, after);
 	log_info("send.journal_replayed",
 	         "%d sends the provider accepted before a crash recorded from the send journal "
 	         "(%d records)",
@@ -463,28 +454,25 @@ static int replay_journal(struct sender *s)
  */
 static int recover(struct sender *s)
 {
-	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	int n = 0;
-	int rc = store_outbox_counts(s->conn, counts);
+	int rc = store_begin(s->conn);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, before);
 	if (rc == 0)
 		rc = store_outbox_recover(s->conn,
 		                          clock_wall_ms() + s->app->cfg.send_recover_grace_ms, &n);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, after);
+	if (rc == 0)
+		rc = store_commit(s->conn);
 	if (rc != 0) {
 		log_error("send.recover_failed", "could not recover interrupted sends: %s",
 		          store_errmsg(s->conn));
+		store_rollback(s->conn);
 		return rc;
 	}
-	int64_t moved = 0;
-	for (int p = 0; p < PRIO_COUNT; p++) {
-		for (int64_t i = 0; i < counts[p][OUTBOX_SENDING]; i++)
-			metrics_outbox_move(&s->app->metrics, (enum outbox_prio)p, OUTBOX_SENDING,
-			                    OUTBOX_PENDING);
-		moved += counts[p][OUTBOX_SENDING];
-	}
-	if (moved != n)
-		log_warn("send.recover_mismatch",
-		         "recovered %d sending rows but counted %lld just before", n,
-		         (long long)moved);
+	metrics_outbox_follow(&s->app->metrics, before, after);
 	log_info("send.recovered",
 	         "%d interrupted sends returned to the queue, resent after %lld ms unless the "
 	         "provider reports them first",

@@ -153,6 +153,7 @@ static const char *const migration_1[] = {
         " provider_msg_id TEXT,"
         " last_error_code INTEGER NOT NULL DEFAULT 0,"
         " last_error TEXT NOT NULL DEFAULT '',"
+        " early_state INTEGER NOT NULL DEFAULT 0,"
         " updated_at INTEGER NOT NULL)",
         "CREATE INDEX outbox_due ON outbox (priority, next_attempt_at, id) WHERE state = 0",
         "CREATE INDEX outbox_sending ON outbox (id) WHERE state = 1",

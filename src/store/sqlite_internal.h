@@ -83,6 +83,8 @@ enum sq_stmt {
 	SQ_OUTBOX_STATE,
 	SQ_OUTBOX_BY_PROVIDER,
 	SQ_OUTBOX_BY_HINT,
+	SQ_OUTBOX_RECOVER_PROVED,
+	SQ_OUTBOX_PARK_STATUS,
 	SQ_OUTBOX_SET_STATUS,
 	SQ_OUTBOX_LIST,
 	SQ_OUTBOX_COUNTS,
@@ -243,7 +245,7 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct 
                            struct outbox_row **out, int *n);
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
 int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                              int64_t now);
+                              int64_t now, enum outbox_state *final);
 int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
                            int error_code, const char *error, int64_t now);
 int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,

@@ -31,7 +31,9 @@
  *   store__sq_outbox_recover:  SENDING --start-up--> PENDING, due after a grace.
  *   store__sq_outbox_status:   a PENDING row named by the status's
  *     row hint and with no provider id was accepted after all: it takes the
- *     provider id and moves on from ACCEPTED.
+ *     provider id and moves on from ACCEPTED. A SENDING row keeps the
+ *     status aside (early_state) for store__sq_outbox_accepted, which
+ *     then moves it straight there, or for start-up recovery.
  *   store__sq_outbox_status:   ACCEPTED < SENT < DELIVERED < READ, forward only;
  *     "failed" moves any state short of READ to FAILED; FAILED and DEAD are
  *     final.
@@ -362,15 +364,20 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct 
 
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 {
+	static const char proved[] = "UPDATE outbox SET state = early_state, updated_at = ?1"
+	                             " WHERE state = 1 AND early_state <> 0";
 	static const char sql[] = "UPDATE outbox SET state = 0, updated_at = ?1,"
 	                          " next_attempt_at = max(next_attempt_at, ?2) WHERE state = 1";
 	const char *what = "recover outbox rows";
 	enum sq_op_mode mode;
 	*n = 0;
-	int rc = store__sq_op_begin(c, 0, what, &mode);
+	int rc = store__sq_op_begin(c, 1, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_run(c, SQ_OUTBOX_RECOVER, sql, what, "ii", clock_wall_ms(), resend_at);
+	rc = store__sq_run(c, SQ_OUTBOX_RECOVER_PROVED, proved, what, "i", clock_wall_ms());
+	if (rc == 0)
+		rc = store__sq_run(c, SQ_OUTBOX_RECOVER, sql, what, "ii", clock_wall_ms(),
+		                   resend_at);
 	if (rc == 0)
 		*n = sqlite3_changes(store__sq_db(c));
 	rc = store__sq_op_end(c, mode, rc);
@@ -416,14 +423,29 @@ static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql
 }
 
 int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                              int64_t now)
+                              int64_t now, enum outbox_state *final)
 {
-	/* ?2 and ?3 do not occur: SQLite accepts bindings to the gap */
-	static const char sql[] =
-	        "UPDATE outbox SET state = 2, provider_msg_id = ?4, updated_at = ?5"
-	        " WHERE id = ?1 AND state = 1";
-	return outbox_update(c, SQ_OUTBOX_ACCEPTED, sql, id, 0, 0, provider_msg_id, now,
-	                     "record acceptance");
+	/* a status kept aside while the answer was on its way decides the state */
+	static const char sql[] = "UPDATE outbox SET"
+	                          " state = CASE WHEN early_state <> 0 THEN early_state ELSE 2 END,"
+	                          " provider_msg_id = ?2, updated_at = ?3"
+	                          " WHERE id = ?1 AND state = 1 RETURNING state";
+	const char *what = "record acceptance";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	int64_t state = OUTBOX_ACCEPTED;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_prep(c, SQ_OUTBOX_ACCEPTED, sql, what, &st, "iti", id, provider_msg_id, now);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &state);
+	if (rc == 0) /* no row: not SENDING (or gone) */
+		rc = outbox_moved(c, id, what);
+	else if (rc == 1)
+		rc = 0;
+	*final = (enum outbox_state)state;
+	return store__sq_op_end(c, mode, rc);
 }
 
 int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
@@ -461,6 +483,7 @@ struct status_row {
 	int64_t id;
 	enum outbox_state state;
 	enum outbox_prio prio;
+	enum outbox_state early; /* a status kept aside while SENDING, or 0 */
 };
 
 static void read_status_row(sqlite3_stmt *st, struct arena *a, void *row)
@@ -470,18 +493,19 @@ static void read_status_row(sqlite3_stmt *st, struct arena *a, void *row)
 	r->id = sqlite3_column_int64(st, 0);
 	r->state = (enum outbox_state)sqlite3_column_int(st, 1);
 	r->prio = (enum outbox_prio)sqlite3_column_int(st, 2);
+	r->early = (enum outbox_state)sqlite3_column_int(st, 3);
 }
 
 /* status_find: the row a status is about, by provider id, else by hint. */
-static int status_find(struct store_conn *c, const struct outbox_status_update *u, int64_t *id,
-                       enum outbox_state *state, enum outbox_prio *prio, int *by_hint)
+static int status_find(struct store_conn *c, const struct outbox_status_update *u,
+                       struct status_row *out, int *by_hint)
 {
 	static const char by_msg[] =
-	        "SELECT id, state, priority FROM outbox WHERE provider_msg_id = ?1"
+	        "SELECT id, state, priority, early_state FROM outbox WHERE provider_msg_id = ?1"
 	        " AND tenant_id = ?2 ORDER BY id DESC LIMIT 1";
-	static const char by_row[] = "SELECT id, state, priority FROM outbox WHERE id = ?1"
-	                             " AND tenant_id = ?2 AND coalesce(provider_msg_id, '') = ''"
-	                             " AND state = 0";
+	static const char by_row[] =
+	        "SELECT id, state, priority, early_state FROM outbox WHERE id = ?1"
+	        " AND tenant_id = ?2 AND coalesce(provider_msg_id, '') = '' AND state IN (0, 1)";
 	const char *what = "apply delivery status";
 	struct status_row r;
 	sqlite3_stmt *st;
@@ -503,9 +527,7 @@ static int status_find(struct store_conn *c, const struct outbox_status_update *
 		return store__errf(c, ERR_NOTFOUND,
 		                   "could not %s: no message with provider id \"%s\"", what,
 		                   u->provider_msg_id);
-	*id = r.id;
-	*state = r.state;
-	*prio = r.prio;
+	*out = r;
 	return 0;
 }
 
@@ -519,25 +541,39 @@ int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_upd
 	        " last_error_code = CASE WHEN ?2 = 6 THEN ?3 ELSE last_error_code END,"
 	        " last_error = CASE WHEN ?2 = 6 THEN ?4 ELSE last_error END,"
 	        " updated_at = ?5 WHERE id = ?1";
+	static const char park[] =
+	        "UPDATE outbox SET early_state = ?2, provider_msg_id = ?6,"
+	        " last_error_code = CASE WHEN ?2 = 6 THEN ?3 ELSE last_error_code END,"
+	        " last_error = CASE WHEN ?2 = 6 THEN ?4 ELSE last_error END,"
+	        " updated_at = ?5 WHERE id = ?1";
 	const char *what = "apply delivery status";
 	enum sq_op_mode mode;
-	int64_t id = 0;
+	struct status_row r = {0};
 	int by_hint = 0;
-	enum outbox_state old = OUTBOX_PENDING, nw;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = status_find(c, u, &id, &old, prio, &by_hint);
+	rc = status_find(c, u, &r, &by_hint);
 	if (rc < 0)
 		goto done;
+	*prio = r.prio;
+	*old_state = r.state;
+	if (r.state == OUTBOX_SENDING) {
+		/* the status overtook the send's answer: keep it aside for
+		 * store__sq_outbox_accepted (or start-up recovery) */
+		enum outbox_state e = status_move(r.early ? r.early : OUTBOX_ACCEPTED, u->state);
+		*new_state = r.state;
+		rc = store__sq_run(c, SQ_OUTBOX_PARK_STATUS, park, what, "iiitit", r.id, (int64_t)e,
+		                   (int64_t)u->error_code, u->error, u->at, u->provider_msg_id);
+		goto done;
+	}
 	/* a row found by its hint was accepted by the provider: it is at least
 	 * ACCEPTED, whatever munim had recorded */
-	nw = status_move(by_hint ? OUTBOX_ACCEPTED : old, u->state);
-	*old_state = old;
+	enum outbox_state nw = status_move(by_hint ? OUTBOX_ACCEPTED : r.state, u->state);
 	*new_state = nw;
-	if (nw == old)
+	if (nw == r.state)
 		goto done;
-	rc = store__sq_run(c, SQ_OUTBOX_SET_STATUS, upd, what, "iiitiit", id, (int64_t)nw,
+	rc = store__sq_run(c, SQ_OUTBOX_SET_STATUS, upd, what, "iiitiit", r.id, (int64_t)nw,
 	                   (int64_t)u->error_code, u->error, u->at, (int64_t)by_hint,
 	                   u->provider_msg_id);
 done:

@@ -563,13 +563,14 @@ int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 }
 
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                          int64_t now)
+                          int64_t now, enum outbox_state *final)
 {
+	enum outbox_state f;
 	if (empty(provider_msg_id))
 		return store__errf(c, ERR_INVAL,
 		                   "could not record acceptance of outbox row %lld: no provider id",
 		                   (long long)id);
-	return c->ops->outbox_accepted(c, id, provider_msg_id, now);
+	return c->ops->outbox_accepted(c, id, provider_msg_id, now, final ? final : &f);
 }
 
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,

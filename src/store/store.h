@@ -376,13 +376,21 @@ int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *
 int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
                        struct outbox_row **out, int *n);
 /*
- * Start-up: SENDING rows (a crash mid-send) back to PENDING, due no earlier
- * than resend_at, so that the provider's statuses for sends it did accept
- * can claim them first (store_outbox_status with row_hint); *n how many.
+ * Start-up: SENDING rows (a crash mid-send) that a delivery status already
+ * proved accepted take that status; the others go back to PENDING, due no
+ * earlier than resend_at, so that the provider's statuses for sends it did
+ * accept can claim them first (store_outbox_status with row_hint); *n how
+ * many went back to PENDING.
  */
 int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
+/*
+ * store_outbox_accepted records the provider's answer for a SENDING row.
+ * *final (may be NULL) gets the state the row takes: ACCEPTED, or further on
+ * when a delivery status arrived before the answer was recorded (see
+ * store_outbox_status). ERR_CONFLICT if the row is not SENDING.
+ */
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                          int64_t now);
+                          int64_t now, enum outbox_state *final);
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
                        const char *error, int64_t now);
 /* Final failure: state FAILED (permanent error) or DEAD (attempts used up). */
@@ -404,8 +412,10 @@ struct outbox_status_update {
  * u->provider_msg_id. When none does but u->row_hint names a row of the
  * tenant PENDING with no provider id - a send the provider accepted but
  * munim never heard the answer of (a crash mid-send, or a timeout) - that
- * row takes the provider id and the status, so it is not sent again. (A
- * row still SENDING is left to its own answer.) States only
+ * row takes the provider id and the status, so it is not sent again. A row
+ * still SENDING (its answer not yet recorded) keeps the status aside and
+ * takes it when the answer is recorded (store_outbox_accepted) or at
+ * start-up (store_outbox_recover); the move reported is then none. States only
  * move forward (accepted < sent < delivered < read; failed is terminal).
  * *old_state, *new_state report the move (equal when stale) and *prio the
  * row's priority; any may be NULL. ERR_NOTFOUND if no row matches.

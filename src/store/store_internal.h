@@ -104,7 +104,7 @@ struct store_ops {
 	                    struct outbox_row **out, int *n);
 	int (*outbox_recover)(struct store_conn *c, int64_t resend_at, int *n);
 	int (*outbox_accepted)(struct store_conn *c, int64_t id, const char *provider_msg_id,
-	                       int64_t now);
+	                       int64_t now, enum outbox_state *final);
 	int (*outbox_retry)(struct store_conn *c, int64_t id, int64_t next_attempt_at,
 	                    int error_code, const char *error, int64_t now);
 	int (*outbox_fail)(struct store_conn *c, int64_t id, enum outbox_state state,

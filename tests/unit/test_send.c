@@ -738,7 +738,8 @@ static void test_sender_replays_journal_records(void **state)
 	int n;
 	assert_int_equal(store_outbox_claim(f->c, clock_wall_ms(), 2, &a, &rows, &n), 0);
 	assert_int_equal(n, 2);
-	assert_int_equal(store_outbox_accepted(f->c, done, "wamid.STORE", clock_wall_ms()), 0);
+	assert_int_equal(store_outbox_accepted(f->c, done, "wamid.STORE", clock_wall_ms(), NULL),
+	                 0);
 	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_SENDING);
 	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_ACCEPTED);
 	struct journal *j = NULL;

@@ -865,9 +865,44 @@ static void test_outbox_status_hint_claims_send_in_doubt(void **state)
 	                 0);
 	assert_int_equal(nw, OUTBOX_READ);
 	/* a hint is ignored for a row that already has its provider id */
-	assert_int_equal(store_outbox_accepted(f->c, other, "wamid.OTHER", T0 + 20001), 0);
+	assert_int_equal(store_outbox_accepted(f->c, other, "wamid.OTHER", T0 + 20001, NULL), 0);
 	assert_int_equal(status_of(f, other, "wamid.X", OUTBOX_SENT, 0, "", T0 + 3, &o, &nw, NULL),
 	                 ERR_NOTFOUND);
+}
+
+static void test_outbox_status_overtaking_the_answer(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = queue(f, PRIO_P1, "{}"), b = queue(f, PRIO_P2, "{}");
+	struct outbox_row *rows;
+	int n, rec = 0;
+	enum outbox_state o, nw, fin = OUTBOX_PENDING;
+	enum outbox_prio prio = PRIO_P3;
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	/* statuses arrive while both sends still wait for their answers */
+	assert_int_equal(
+	        status_of(f, a, "wamid.A", OUTBOX_DELIVERED, 0, "", T0 + 1, &o, &nw, &prio), 0);
+	assert_int_equal(o, OUTBOX_SENDING); /* kept aside: no visible move */
+	assert_int_equal(nw, OUTBOX_SENDING);
+	assert_int_equal(prio, PRIO_P1);
+	/* a later status for the same message finds it by provider id */
+	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_READ, 0, "", T0 + 2, &o, &nw, NULL), 0);
+	assert_int_equal(nw, OUTBOX_SENDING);
+	assert_int_equal(status_of(f, b, "wamid.B", OUTBOX_SENT, 0, "", T0 + 1, &o, &nw, NULL), 0);
+	/* the answer lands: the row goes straight to the status it already had */
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0 + 3, &fin), 0);
+	assert_int_equal(fin, OUTBOX_READ);
+	/* a crash before b's answer was recorded: start-up gives b its status,
+	 * it is not sent again */
+	assert_int_equal(store_outbox_recover(f->c, T0 + 10000, &rec), 0);
+	assert_int_equal(rec, 0);
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_SENT, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, b);
+	assert_string_equal(rows[0].provider_msg_id, "wamid.B");
+	assert_int_equal(store_outbox_claim(f->c, T0 + 20000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 0);
 }
 
 static void test_outbox_status_forward_only(void **state)
@@ -879,12 +914,13 @@ static void test_outbox_status_forward_only(void **state)
 	int n;
 	enum outbox_state o, nw;
 	enum outbox_prio prio = PRIO_P3;
-	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0), ERR_CONFLICT); /* pending */
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0, NULL),
+	                 ERR_CONFLICT); /* pending */
 	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 3);
-	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0), 0);
-	assert_int_equal(store_outbox_accepted(f->c, b, "wamid.B", T0), 0);
-	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0), ERR_CONFLICT);
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0, NULL), 0);
+	assert_int_equal(store_outbox_accepted(f->c, b, "wamid.B", T0, NULL), 0);
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0, NULL), ERR_CONFLICT);
 
 	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(o, OUTBOX_ACCEPTED);
@@ -1184,6 +1220,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_outbox_recover_waits_for_grace, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_hint_claims_send_in_doubt, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_status_overtaking_the_answer, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_forward_only, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_locked_returns_again, setup, teardown),
