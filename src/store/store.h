@@ -174,7 +174,10 @@ enum outbox_prio { PRIO_P0 = 0, PRIO_P1 = 1, PRIO_P2 = 2, PRIO_P3 = 3 };
  *   PENDING --claim--> SENDING --2xx--> ACCEPTED --status--> SENT/DELIVERED/READ
  *      ^                  |  \--4xx permanent--> FAILED
  *      +---retryable------+   \--attempts exhausted--> DEAD
- *   SENDING rows found at start-up (a crash mid-send) go back to PENDING.
+ *   SENDING rows found at start-up (a crash mid-send) go back to PENDING,
+ *   due after a grace; a status naming one (row hint) claims it first.
+ *   A status arriving while a row is SENDING is kept aside and applied when
+ *   the answer is recorded (or at start-up).
  *   A "failed" status webhook moves ACCEPTED/SENT/DELIVERED to FAILED.
  */
 enum outbox_state {
