@@ -653,8 +653,11 @@ int http_server_start(const char *listen, int threads, size_t max_body,
 	pthread_cond_init(&s->cv, &ca);
 	pthread_condattr_destroy(&ca);
 
+	/* epoll with a pool of threads; poll with one (libmicrohttpd 0.9.75's
+	 * epoll mode stalls past ~128 connections on a single thread) */
 	unsigned int flags =
-	        MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+	        (threads > 1 ? MHD_USE_EPOLL_INTERNAL_THREAD : MHD_USE_POLL_INTERNAL_THREAD) |
+	        MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	struct MHD_OptionItem opts[] = {
