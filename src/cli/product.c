@@ -260,10 +260,18 @@ int cmd_product(int argc, char **argv)
 	if (strcmp(sub, "add") == 0) {
 		struct product_fields pf = {cfg.sku,   cfg.name, cfg.aliases, cfg.unit,
 		                            cfg.price, cfg.gst,  cfg.hsn,     cfg.stock};
-		rc = product_apply(c, cfg.tenant, &pf, err, sizeof(err));
+		/* one transaction: a sale while serving cannot slip between reading
+		 * the stock and moving it to the count */
+		rc = store_begin(c);
 		if (rc != 0)
+			snprintf(err, sizeof(err), "%s", store_errmsg(c));
+		else if ((rc = product_apply(c, cfg.tenant, &pf, err, sizeof(err))) == 0 &&
+		         (rc = store_commit(c)) != 0)
+			snprintf(err, sizeof(err), "%s", store_errmsg(c));
+		if (rc != 0) {
+			store_rollback(c);
 			fprintf(stderr, "munim product add: %s\n", err);
-		else
+		} else
 			printf("product %s saved for tenant %lld\n", cfg.sku,
 			       (long long)cfg.tenant);
 	} else if (strcmp(sub, "import") == 0) {

@@ -772,7 +772,7 @@ int erp_handle(struct store_conn *c, const struct tenant *t, const struct inbox_
 	if (!c || !t || !e || !a || e->kind != INBOX_MESSAGE)
 		return ERR_INVAL;
 	if (!e->from || !e->from[0])
-		return 0; /* no one to answer (a username-only contact) */
+		return 0; /* no sender at all: nothing to answer (ingest keeps none such) */
 
 	memset(&x, 0, sizeof(x));
 	x.c = c;

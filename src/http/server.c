@@ -3,8 +3,9 @@
  * collection and late answers on top.
  *
  * Threads
- *   MHD runs `threads` polling threads (poll(2), not epoll: MHD 0.9.75 with
- *   epoll and one thread stalls past ~128 open connections; poll does not).
+ *   MHD runs `threads` threads: epoll with a pool of two or more, poll(2)
+ *   with one (MHD 0.9.75 with epoll and one thread stalls past ~128 open
+ *   connections; poll does not, nor does epoll with a pool).
  *   A handler runs on the MHD thread that owns the connection. It answers
  *   at once with http_respond, or calls http_suspend and hands the request
  *   to another thread, which answers later with http_respond.

@@ -8,9 +8,12 @@
  *   no answer (timeout, refused, reset) ............ SEND_RETRY
  *   2xx ............................................ SEND_OK
  *   130429 131056 4 80007 (throughput, pair rate) .. SEND_RATE
+ *   190 (token expired), 131048 (spam pause) ....... SEND_RATE: the
+ *     account's problem, not the message's; retried slowly so that replies
+ *     survive until an operator renews the token or the pause ends
  *   131000 131016 2 133004 131057 (transient) ...... SEND_RETRY
- *   131026 131050 131047 131048 131049 131031 368
- *   190 0 100 130403 131008 131009 131042 132xxx ... SEND_PERMANENT
+ *   131026 131050 131047 131049 131031 368
+ *   100 130403 131008 131009 131042 132xxx ......... SEND_PERMANENT
  *   other code: 429 → RATE, 408/5xx → RETRY, else PERMANENT
  *
  * backoff_delay_ms is "full jitter" (AWS architecture blog, 2015): a uniform
@@ -27,7 +30,9 @@ static int code_is_rate(int code)
 	case 130429: /* throughput reached */
 	case 131056: /* pair rate limit */
 	case 4:      /* app API rate limit */
-	case 80007: /* WABA rate limit */ return 1;
+	case 80007:  /* WABA rate limit */
+	case 190:    /* access token expired: wait for a new one */
+	case 131048: /* spam rate limit: paused for a while */ return 1;
 	default: return 0;
 	}
 }
@@ -52,11 +57,9 @@ static int code_is_permanent(int code)
 	case 131026: /* undeliverable */
 	case 131050: /* user stopped marketing messages */
 	case 131047: /* outside the 24 h window: needs a template */
-	case 131048: /* spam rate limit: pause, a person must look */
 	case 131049: /* marketing not delivered for ecosystem health */
 	case 131031: /* account locked */
 	case 368:    /* temporarily blocked for policy violations */
-	case 190:    /* access token expired */
 	case 100:    /* invalid parameter */
 	case 130403: /* unsupported recipient */
 	case 131008: /* required parameter missing */

@@ -145,8 +145,10 @@ static int write_outcome(struct sender *s, struct send_outcome *o, int64_t now)
 		return store_outbox_accepted(s->conn, o->id, o->msg_id, now, &o->landed);
 	case OUTBOX_PENDING:
 		return store_outbox_retry(s->conn, o->id, o->next_attempt_at, o->error_code,
-		                          o->error, now);
-	default: return store_outbox_fail(s->conn, o->id, o->final, o->error_code, o->error, now);
+		                          o->error, now, &o->landed);
+	default:
+		return store_outbox_fail(s->conn, o->id, o->final, o->error_code, o->error, now,
+		                         &o->landed);
 	}
 }
 
@@ -164,6 +166,15 @@ static void settle(struct sender *s, const struct send_outcome *o, int64_t now)
 		return;
 	}
 	metrics_outbox_move(m, o->prio, OUTBOX_SENDING, (int)o->landed);
+	if (o->landed != o->final && o->final != OUTBOX_ACCEPTED) {
+		/* a delivery status overtook this answer: the provider has the
+		 * message, so it is not retried or failed */
+		log_info("send.status_first",
+		         "reply %lld to %s: the provider reported it %s before its answer (%s) was "
+		         "recorded; not sent again",
+		         (long long)o->id, o->to, outbox_state_name(o->landed), o->error);
+		return;
+	}
 	switch (o->final) {
 	case OUTBOX_ACCEPTED:
 		if (o->inbound_received_at > 0)

@@ -245,11 +245,12 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct 
                            struct outbox_row **out, int *n);
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
 int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                              int64_t now, enum outbox_state *final);
+                              int64_t now, enum outbox_state *landed);
 int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
-                           int error_code, const char *error, int64_t now);
+                           int error_code, const char *error, int64_t now,
+                           enum outbox_state *landed);
 int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
-                          const char *error, int64_t now);
+                          const char *error, int64_t now, enum outbox_state *landed);
 int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                             enum outbox_state *old_state, enum outbox_state *new_state,
                             enum outbox_prio *prio);

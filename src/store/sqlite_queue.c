@@ -405,67 +405,73 @@ static int outbox_moved(struct store_conn *c, int64_t id, const char *what)
 }
 
 /*
- * outbox_update runs one guarded single-row UPDATE with parameters ?1 = id,
- * ?2, ?3 (integers), ?4 (text), ?5 (integer). ERR_NOTFOUND / ERR_CONFLICT
- * when the row is missing or not in a state the guard accepts.
+ * outbox_update records one send outcome: a guarded single-row UPDATE ...
+ * RETURNING state, with parameters ?1 = id, ?2, ?3 (integers), ?4 (text),
+ * ?5 (integer); *landed gets the state the row took. ERR_NOTFOUND /
+ * ERR_CONFLICT when the row is missing or not in a state the guard accepts.
+ *
+ * Every outcome defers to a delivery status that overtook the answer
+ * (early_state, kept aside by store__sq_outbox_status): the provider
+ * accepted that send, whatever munim heard back, so it must not be retried.
  */
 static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql, int64_t id,
-                         int64_t i2, int64_t i3, const char *t4, int64_t i5, const char *what)
+                         int64_t i2, int64_t i3, const char *t4, int64_t i5, const char *what,
+                         enum outbox_state *landed)
 {
-	enum sq_op_mode mode;
-	int rc = store__sq_op_begin(c, 0, what, &mode);
-	if (rc < 0)
-		return rc;
-	rc = store__sq_run(c, sid, sql, what, "iiiti", id, i2, i3, t4, i5);
-	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
-		rc = outbox_moved(c, id, what);
-	return store__sq_op_end(c, mode, rc);
-}
-
-int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                              int64_t now, enum outbox_state *final)
-{
-	/* a status kept aside while the answer was on its way decides the state */
-	static const char sql[] = "UPDATE outbox SET"
-	                          " state = CASE WHEN early_state <> 0 THEN early_state ELSE 2 END,"
-	                          " provider_msg_id = ?2, updated_at = ?3"
-	                          " WHERE id = ?1 AND state = 1 RETURNING state";
-	const char *what = "record acceptance";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
-	int64_t state = OUTBOX_ACCEPTED;
+	int64_t state = 0;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_prep(c, SQ_OUTBOX_ACCEPTED, sql, what, &st, "iti", id, provider_msg_id, now);
+	rc = store__sq_prep(c, sid, sql, what, &st, "iiiti", id, i2, i3, t4, i5);
 	if (rc == 0)
 		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &state);
-	if (rc == 0) /* no row: not SENDING (or gone) */
+	if (rc == 0) /* no row: missing, or not in a state the guard accepts */
 		rc = outbox_moved(c, id, what);
 	else if (rc == 1)
 		rc = 0;
-	*final = (enum outbox_state)state;
+	*landed = (enum outbox_state)state;
 	return store__sq_op_end(c, mode, rc);
 }
 
-int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
-                           int error_code, const char *error, int64_t now)
+#define EARLY_OR(x) "CASE WHEN early_state <> 0 THEN early_state ELSE " x " END"
+
+int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
+                              int64_t now, enum outbox_state *landed)
 {
-	static const char sql[] =
-	        "UPDATE outbox SET state = 0, next_attempt_at = ?2, last_error_code = ?3,"
-	        " last_error = ?4, updated_at = ?5 WHERE id = ?1 AND state = 1";
+	/* ?2 and ?3 do not occur: SQLite accepts bindings to the gap */
+	static const char sql[] = "UPDATE outbox SET state = " EARLY_OR(
+	        "2") ","
+	             " provider_msg_id = ?4, updated_at = ?5"
+	             " WHERE id = ?1 AND state = 1 RETURNING state";
+	return outbox_update(c, SQ_OUTBOX_ACCEPTED, sql, id, 0, 0, provider_msg_id, now,
+	                     "record acceptance", landed);
+}
+
+int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
+                           int error_code, const char *error, int64_t now,
+                           enum outbox_state *landed)
+{
+	static const char sql[] = "UPDATE outbox SET state = " EARLY_OR(
+	        "0") ","
+	             " next_attempt_at = ?2, last_error_code = ?3,"
+	             " last_error = ?4, updated_at = ?5 WHERE id = ?1 AND state = 1"
+	             " RETURNING state";
 	return outbox_update(c, SQ_OUTBOX_RETRY, sql, id, next_attempt_at, error_code, error, now,
-	                     "schedule retry");
+	                     "schedule retry", landed);
 }
 
 int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
-                          const char *error, int64_t now)
+                          const char *error, int64_t now, enum outbox_state *landed)
 {
-	static const char sql[] =
-	        "UPDATE outbox SET state = ?2, last_error_code = ?3, last_error = ?4,"
-	        " updated_at = ?5 WHERE id = ?1 AND state IN (0, 1)";
+	static const char sql[] = "UPDATE outbox SET state = " EARLY_OR(
+	        "?2") ","
+	              " last_error_code = ?3, last_error = ?4,"
+	              " updated_at = ?5 WHERE id = ?1 AND state IN (0, 1)"
+	              " RETURNING state";
 	return outbox_update(c, SQ_OUTBOX_FAIL, sql, id, state, error_code, error, now,
-	                     "fail outbox row");
+	                     "fail outbox row", landed);
 }
 
 /* status_move: the state a row in `old` takes on delivery status st. */

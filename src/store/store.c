@@ -563,30 +563,34 @@ int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 }
 
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                          int64_t now, enum outbox_state *final)
+                          int64_t now, enum outbox_state *landed)
 {
 	enum outbox_state f;
 	if (empty(provider_msg_id))
 		return store__errf(c, ERR_INVAL,
 		                   "could not record acceptance of outbox row %lld: no provider id",
 		                   (long long)id);
-	return c->ops->outbox_accepted(c, id, provider_msg_id, now, final ? final : &f);
+	return c->ops->outbox_accepted(c, id, provider_msg_id, now, landed ? landed : &f);
 }
 
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
-                       const char *error, int64_t now)
+                       const char *error, int64_t now, enum outbox_state *landed)
 {
-	return c->ops->outbox_retry(c, id, next_attempt_at, error_code, error ? error : "", now);
+	enum outbox_state f;
+	return c->ops->outbox_retry(c, id, next_attempt_at, error_code, error ? error : "", now,
+	                            landed ? landed : &f);
 }
 
 int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
-                      const char *error, int64_t now)
+                      const char *error, int64_t now, enum outbox_state *landed)
 {
+	enum outbox_state f;
 	if (state != OUTBOX_FAILED && state != OUTBOX_DEAD)
 		return store__errf(c, ERR_INVAL,
 		                   "could not fail outbox row %lld: state must be failed or dead",
 		                   (long long)id);
-	return c->ops->outbox_fail(c, id, state, error_code, error ? error : "", now);
+	return c->ops->outbox_fail(c, id, state, error_code, error ? error : "", now,
+	                           landed ? landed : &f);
 }
 
 int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,

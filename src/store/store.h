@@ -387,18 +387,21 @@ int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct aren
  */
 int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
 /*
- * store_outbox_accepted records the provider's answer for a SENDING row.
- * *final (may be NULL) gets the state the row takes: ACCEPTED, or further on
- * when a delivery status arrived before the answer was recorded (see
- * store_outbox_status). ERR_CONFLICT if the row is not SENDING.
+ * store_outbox_accepted, _retry and _fail record the outcome of one send of
+ * a SENDING row (fail also takes a PENDING one): the provider's answer, a
+ * retry at next_attempt_at, or FAILED (permanent error) / DEAD (attempts
+ * used up). *landed (may be NULL) gets the state the row took: the one
+ * asked for, unless a delivery status overtook the answer (see
+ * store_outbox_status) - the provider accepted that send, so the row takes
+ * the status instead and is never sent again. ERR_CONFLICT if the row is
+ * not in a state the outcome applies to.
  */
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                          int64_t now, enum outbox_state *final);
+                          int64_t now, enum outbox_state *landed);
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
-                       const char *error, int64_t now);
-/* Final failure: state FAILED (permanent error) or DEAD (attempts used up). */
+                       const char *error, int64_t now, enum outbox_state *landed);
 int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
-                      const char *error, int64_t now);
+                      const char *error, int64_t now, enum outbox_state *landed);
 /* A delivery status from the provider (a status webhook). */
 struct outbox_status_update {
 	int64_t tenant_id;           /* the shop whose number sent it */

@@ -106,9 +106,11 @@ struct store_ops {
 	int (*outbox_accepted)(struct store_conn *c, int64_t id, const char *provider_msg_id,
 	                       int64_t now, enum outbox_state *final);
 	int (*outbox_retry)(struct store_conn *c, int64_t id, int64_t next_attempt_at,
-	                    int error_code, const char *error, int64_t now);
+	                    int error_code, const char *error, int64_t now,
+	                    enum outbox_state *landed);
 	int (*outbox_fail)(struct store_conn *c, int64_t id, enum outbox_state state,
-	                   int error_code, const char *error, int64_t now);
+	                   int error_code, const char *error, int64_t now,
+	                   enum outbox_state *landed);
 	int (*outbox_status)(struct store_conn *c, const struct outbox_status_update *u,
 	                     enum outbox_state *old_state, enum outbox_state *new_state,
 	                     enum outbox_prio *prio);

@@ -48,9 +48,11 @@
 /* The largest batch (the bound of the worker-batch setting). */
 #define WORKER_MAX_BATCH 1024
 
+/* Written by worker_pool_start before the thread runs; then the thread's. */
 struct worker {
 	struct worker_pool *pool;
 	int index;
+	struct store_conn *conn; /* opened by worker_pool_start */
 	pthread_t thread;
 	int started;
 };
@@ -59,6 +61,7 @@ struct worker_pool {
 	struct app *app;
 	int n;
 	struct worker *workers;
+	_Atomic int stop; /* set by worker_pool_stop */
 };
 
 /* What one committed batch changes in the metrics. */
@@ -99,10 +102,32 @@ static void block(struct blocked *b, const struct inbox_entry *e)
 	}
 }
 
+/*
+ * A reply goes to a phone number (wa_id: digits). A sender known only by a
+ * business-scoped user id (BSUID, e.g. "US.1349...") cannot be addressed by
+ * the "to" field, so its replies are not queued (logged) rather than queued
+ * to fail at the provider.
+ */
+static int addressable(const char *wa_id)
+{
+	if (!wa_id || !*wa_id)
+		return 0;
+	for (const char *p = wa_id[0] == '+' ? wa_id + 1 : wa_id; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	return 1;
+}
+
 static int queue_reply(struct store_conn *c, const struct tenant *t, const struct inbox_entry *e,
                        const struct erp_reply *r, struct arena *a, struct batch_stats *bs)
 {
 	const char *body;
+	if (!addressable(e->from)) {
+		log_warn("worker.reply_unaddressable",
+		         "reply to %s (message %s) not queued: the sender has no phone number",
+		         e->from, e->ext_id);
+		return 0;
+	}
 	if (r->kind == ERP_REPLY_BUTTONS && r->nbuttons > 0) {
 		struct wamsg_button b[ERP_MAX_BUTTONS];
 		for (int i = 0; i < r->nbuttons && i < ERP_MAX_BUTTONS; i++) {
@@ -320,26 +345,19 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct app *app = w->pool->app;
-	struct store_conn *c = NULL;
+	struct store_conn *c = w->conn;
 	struct arena batch_arena, msg_arena;
 	struct batch_stats *bs = xmalloc(sizeof(*bs));
 	uint64_t seen = 0;
 	arena_init(&batch_arena, 64 * 1024);
 	arena_init(&msg_arena, 16 * 1024);
-	if (store_connect(app->store, &c) != 0) {
-		log_error("worker.connect_failed", "worker %d could not connect to the store",
-		          w->index);
-		goto out;
-	}
-	while (!atomic_load(&app->stopping)) {
+	while (!atomic_load(&app->stopping) && !atomic_load(&w->pool->stop)) {
 		int n = run_batch(w, c, &batch_arena, &msg_arena, bs);
 		if (n < 0)
 			notify_wait(&app->inbox_ready, &seen, WORKER_ERROR_WAIT_MS);
 		else if (n < (int)app->cfg.worker_batch)
 			notify_wait(&app->inbox_ready, &seen, n == 0 ? WORKER_IDLE_WAIT_MS : 0);
 	}
-out:
-	store_disconnect(c);
 	arena_release(&batch_arena);
 	arena_release(&msg_arena);
 	free(bs);
@@ -352,10 +370,21 @@ int worker_pool_start(struct app *app, struct worker_pool **out)
 	wp->app = app;
 	wp->n = (int)app->cfg.workers;
 	wp->workers = xcalloc((size_t)wp->n, sizeof(*wp->workers));
+	/* every connection first: a worker that cannot reach the store must
+	 * fail start-up, not leave its partitions unserved */
 	for (int i = 0; i < wp->n; i++) {
 		struct worker *w = &wp->workers[i];
 		w->pool = wp;
 		w->index = i;
+		if (store_connect(app->store, &w->conn) != 0) {
+			log_error("worker.start_failed", "worker %d could not connect to the store",
+			          i);
+			worker_pool_stop(wp);
+			return ERR_IO;
+		}
+	}
+	for (int i = 0; i < wp->n; i++) {
+		struct worker *w = &wp->workers[i];
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			log_error("worker.start_failed", "could not start worker thread %d", i);
 			worker_pool_stop(wp);
@@ -371,10 +400,13 @@ void worker_pool_stop(struct worker_pool *wp)
 {
 	if (!wp)
 		return;
+	atomic_store(&wp->stop, 1);
 	notify_signal(&wp->app->inbox_ready);
-	for (int i = 0; i < wp->n; i++)
+	for (int i = 0; i < wp->n; i++) {
 		if (wp->workers[i].started)
 			pthread_join(wp->workers[i].thread, NULL);
+		store_disconnect(wp->workers[i].conn);
+	}
 	free(wp->workers);
 	free(wp);
 }

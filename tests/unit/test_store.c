@@ -758,8 +758,9 @@ static void test_outbox_retry_not_due(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(store_outbox_next_due(f->c, &at), 0);
 	assert_int_equal(at, 0); /* nothing pending */
-	assert_int_equal(store_outbox_retry(f->c, id, T0 + 60000, 130429, "rate limited", T0), 0);
-	assert_int_equal(store_outbox_retry(f->c, id, T0 + 60000, 1, "x", T0), ERR_CONFLICT);
+	assert_int_equal(store_outbox_retry(f->c, id, T0 + 60000, 130429, "rate limited", T0, NULL),
+	                 0);
+	assert_int_equal(store_outbox_retry(f->c, id, T0 + 60000, 1, "x", T0, NULL), ERR_CONFLICT);
 	assert_int_equal(store_outbox_next_due(f->c, &at), 0);
 	assert_int_equal(at, T0 + 60000);
 	assert_int_equal(store_outbox_claim(f->c, T0 + 59999, 10, &f->a, &rows, &n), 0);
@@ -769,7 +770,7 @@ static void test_outbox_retry_not_due(void **state)
 	assert_int_equal(rows[0].attempts, 2);
 	assert_int_equal(rows[0].last_error_code, 130429);
 	assert_string_equal(rows[0].last_error, "rate limited");
-	assert_int_equal(store_outbox_retry(f->c, 9999, T0, 1, "x", T0), ERR_NOTFOUND);
+	assert_int_equal(store_outbox_retry(f->c, 9999, T0, 1, "x", T0, NULL), ERR_NOTFOUND);
 }
 
 static void test_outbox_claim_due_order(void **state)
@@ -779,7 +780,7 @@ static void test_outbox_claim_due_order(void **state)
 	int n;
 	int64_t a = queue(f, PRIO_P2, "{}");
 	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
-	assert_int_equal(store_outbox_retry(f->c, a, T0 + 100, 500, "x", T0), 0);
+	assert_int_equal(store_outbox_retry(f->c, a, T0 + 100, 500, "x", T0, NULL), 0);
 	clock_set_fake(T0 + 50);
 	int64_t b = queue(f, PRIO_P2, "{}");
 	clock_set_fake(T0 + 150);
@@ -905,6 +906,29 @@ static void test_outbox_status_overtaking_the_answer(void **state)
 	assert_int_equal(n, 0);
 }
 
+static void test_outcome_defers_to_an_overtaking_status(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = queue(f, PRIO_P2, "{}"), b = queue(f, PRIO_P2, "{}");
+	struct outbox_row *rows;
+	int n;
+	enum outbox_state landed = OUTBOX_PENDING;
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(status_of(f, a, "wamid.A", OUTBOX_SENT, 0, "", T0 + 1, NULL, NULL, NULL),
+	                 0);
+	assert_int_equal(
+	        status_of(f, b, "wamid.B", OUTBOX_DELIVERED, 0, "", T0 + 1, NULL, NULL, NULL), 0);
+	/* the answer timed out, yet the provider had the message: no retry */
+	assert_int_equal(store_outbox_retry(f->c, a, T0 + 5, 0, "timeout", T0 + 2, &landed), 0);
+	assert_int_equal(landed, OUTBOX_SENT);
+	/* nor a dead letter */
+	assert_int_equal(store_outbox_fail(f->c, b, OUTBOX_DEAD, 500, "gave up", T0 + 2, &landed),
+	                 0);
+	assert_int_equal(landed, OUTBOX_DELIVERED);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 60000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 0);
+}
+
 static void test_outbox_status_forward_only(void **state)
 {
 	struct fx *f = *state;
@@ -961,9 +985,10 @@ static void test_outbox_status_forward_only(void **state)
 	                 ERR_INVAL);
 
 	/* attempts used up: DEAD, and nothing moves it */
-	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_DEAD, 500, "gave up", T0), 0);
-	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_FAILED, 500, "x", T0), ERR_CONFLICT);
-	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_SENT, 500, "x", T0), ERR_INVAL);
+	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_DEAD, 500, "gave up", T0, NULL), 0);
+	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_FAILED, 500, "x", T0, NULL),
+	                 ERR_CONFLICT);
+	assert_int_equal(store_outbox_fail(f->c, d, OUTBOX_SENT, 500, "x", T0, NULL), ERR_INVAL);
 	assert_int_equal(store_outbox_list(f->c, OUTBOX_DEAD, 10, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(rows[0].id, d);
@@ -1222,6 +1247,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_outbox_status_hint_claims_send_in_doubt, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_overtaking_the_answer, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_outcome_defers_to_an_overtaking_status, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_forward_only, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_locked_returns_again, setup, teardown),
