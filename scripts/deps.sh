@@ -1,10 +1,20 @@
 #!/bin/sh
 # Installs the Debian packages munim's build, tests and demo need.
 # Idempotent: asks dpkg first and runs apt-get only for what is missing.
+# usage: scripts/deps.sh [--bench]   (--bench: also nginx-light and wrk,
+# which bench/ingest-vs-nginx compares against)
 set -eu
 
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
 libsqlite3-dev libssl-dev libcmocka-dev sqlite3 python3 curl"
+case "${1:-}" in
+"") ;;
+--bench) PKGS="$PKGS nginx-light wrk" ;;
+*)
+	echo "usage: scripts/deps.sh [--bench]" >&2
+	exit 2
+	;;
+esac
 
 missing=""
 for p in $PKGS; do

@@ -11,6 +11,11 @@
  *
  * Endpoints besides the webhooks: /metrics (Prometheus text), /healthz
  * (the process is alive), /readyz (start-up finished, not stopping).
+ *
+ * --roles names which of the three parts run (default all): ingest (the
+ * webhook routes and their committer), worker (the inbox pool), sender (the
+ * outbox). Without ingest the server still answers /metrics, /healthz and
+ * /readyz. The parts that run keep the order above.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -32,17 +37,29 @@
 #include "worker/worker.h"
 
 const char *const cli_serve_opts[] = {
-        CLI_STORE_OPTS,     "db-busy-timeout-ms",
-        "listen",           "bsp-url",
-        "app-secret",       "verify-token",
-        "access-token",     "graph-version",
-        "workers",          "http-threads",
-        "max-body",         "commit-batch",
-        "worker-batch",     "send-inflight",
-        "send-journal",     "send-recover-grace-ms",
-        "send-timeout-ms",  "send-max-attempts",
-        "retry-base-ms",    "retry-cap-ms",
-        "process-attempts", NULL,
+        CLI_STORE_OPTS,
+        "db-busy-timeout-ms",
+        "listen",
+        "bsp-url",
+        "app-secret",
+        "verify-token",
+        "access-token",
+        "graph-version",
+        "workers",
+        "http-threads",
+        "max-body",
+        "commit-batch",
+        "worker-batch",
+        "send-inflight",
+        "send-journal",
+        "send-recover-grace-ms",
+        "send-timeout-ms",
+        "send-max-attempts",
+        "retry-base-ms",
+        "retry-cap-ms",
+        "process-attempts",
+        "roles",
+        NULL,
 };
 
 static void on_metrics(struct http_req *r, void *ud)
@@ -72,6 +89,47 @@ static void on_readyz(struct http_req *r, void *ud)
 		http_respond(r, 200, "text/plain", "ready\n", 6);
 	else
 		http_respond(r, 503, "text/plain", "not ready\n", 10);
+}
+
+enum {
+	ROLE_INGEST = 1 << 0,
+	ROLE_WORKER = 1 << 1,
+	ROLE_SENDER = 1 << 2,
+};
+
+/*
+ * parse_roles turns a comma-separated list of role names into ROLE_* bits in
+ * *out. Every element must name a role (a repeat is harmless); an empty list
+ * or element is refused. Returns 0, or ERR_INVAL with the message printed.
+ */
+static int parse_roles(const char *list, unsigned *out)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {{"ingest", ROLE_INGEST}, {"worker", ROLE_WORKER}, {"sender", ROLE_SENDER}};
+	unsigned roles = 0;
+	const char *p = list ? list : "";
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		unsigned bit = 0;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i].name) == len && memcmp(names[i].name, p, len) == 0)
+				bit = names[i].bit;
+		if (!bit) {
+			int shown = len > 64 ? 64 : (int)len;
+			fprintf(stderr,
+			        "munim serve: unknown role \"%.*s\" (ingest, worker, sender)\n",
+			        shown, p);
+			return ERR_INVAL;
+		}
+		roles |= bit;
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	*out = roles;
+	return 0;
 }
 
 static int require(const char *value, const char *flag, const char *env)
@@ -117,6 +175,11 @@ int cmd_serve(int argc, char **argv)
 		config_release(&app.cfg);
 		return 2;
 	}
+	unsigned roles = 0;
+	if (parse_roles(app.cfg.roles, &roles) != 0) {
+		config_release(&app.cfg);
+		return 2;
+	}
 
 	/* stop signals go to the main thread only: block them before threads start */
 	sigset_t sigs;
@@ -145,12 +208,15 @@ int cmd_serve(int argc, char **argv)
 		log_error("serve.start_failed", "could not read queue depths: %s", store_errmsg(c));
 		goto out;
 	}
-	if (sender_start(&app, &sender) != 0 || worker_pool_start(&app, &workers) != 0 ||
-	    ingest_start(&app, &ingest) != 0)
+	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
+		goto out;
+	if ((roles & ROLE_WORKER) && worker_pool_start(&app, &workers) != 0)
+		goto out;
+	if ((roles & ROLE_INGEST) && ingest_start(&app, &ingest) != 0)
 		goto out;
 
 	struct http_route routes[8];
-	int nroutes = ingest_routes(ingest, routes, 8);
+	int nroutes = ingest ? ingest_routes(ingest, routes, 8) : 0;
 	routes[nroutes++] = (struct http_route){"GET", "/metrics", 0, on_metrics, &app, NULL};
 	routes[nroutes++] = (struct http_route){"GET", "/healthz", 0, on_healthz, &app, NULL};
 	routes[nroutes++] = (struct http_route){"GET", "/readyz", 0, on_readyz, &app, NULL};
@@ -163,8 +229,9 @@ int cmd_serve(int argc, char **argv)
 	}
 	atomic_store(&app.ready, 1);
 	log_info("serve.ready",
-	         "munim serving on port %d (store %s, %lld workers), ready in %lld ms",
-	         http_server_port(http), app.cfg.db, (long long)app.cfg.workers,
+	         "munim serving on port %d (store %s, roles %s, %lld workers), ready in %lld ms",
+	         http_server_port(http), app.cfg.db, app.cfg.roles,
+	         (long long)(workers ? app.cfg.workers : 0),
 	         (long long)((clock_mono_us() - t0) / 1000));
 
 	int sig = proc_wait_stop(&sigs);

@@ -76,7 +76,8 @@ static const struct cfg_entry table[] = {
          0, "processing attempts before an inbox entry is set aside"},
         {"log-level", CFG_STR, OFF(log_level), "info", 0, 0, "MUNIM_LOG_LEVEL", 0,
          "debug, info, warn or error"},
-        {"tenants", CFG_INT, OFF(tenants), "1", 1, 10000000, NULL, 0, "how many tenants (seed: to create; loadgen: to spread messages over)"},
+        {"tenants", CFG_INT, OFF(tenants), "1", 1, 10000000, NULL, 0,
+         "how many tenants (seed: to create; loadgen: to spread messages over)"},
         {"first-phone-number-id", CFG_STR, OFF(first_phone_number_id), "100000000000001", 0, 0,
          NULL, 0, "phone_number_id of the first seeded tenant; the rest follow consecutively"},
         {"tenant", CFG_INT, OFF(tenant), "0", 0, 9e18, NULL, 0, "tenant id"},
@@ -141,6 +142,8 @@ static const struct cfg_entry table[] = {
          "most requests in flight at once (keep-alive connections)"},
         {"drain-timeout", CFG_INT, OFF(drain_timeout), "30", 0, 3600, NULL, 0,
          "seconds to wait for the last replies after sending"},
+        {"roles", CFG_STR, OFF(roles), "ingest,worker,sender", 0, 0, "MUNIM_ROLES", 0,
+         "what serve runs, comma-separated: ingest (webhooks), worker (inbox), sender (outbox)"},
 };
 
 #define NENTRIES (sizeof(table) / sizeof(table[0]))

@@ -37,6 +37,7 @@ struct config {
 	int64_t retry_cap_ms;
 	int64_t process_attempts;
 	char *log_level;
+	char *roles;
 	/* provisioning */
 	int64_t tenants;
 	char *first_phone_number_id;

@@ -263,6 +263,10 @@ static int process_entry(struct worker *w, struct store_conn *c, const struct in
 			bs->latency_from[bs->nlat++] = e->received_at;
 		return store_release(c);
 	}
+	/* the store's trouble (disk full, I/O, locked), not the message's: the
+	 * whole batch rolls back and is tried again, no attempt is counted */
+	if (rc == ERR_IO || rc == ERR_FULL || rc == ERR_AGAIN)
+		return rc;
 	/* this message failed: undo its partial work, keep the batch */
 	log_warn("worker.message_failed", "could not process inbox entry %lld (%s): %s",
 	         (long long)e->id, e->ext_id, store_errmsg(c));

@@ -4,6 +4,7 @@ the operational endpoints."""
 import os
 import subprocess
 import tempfile
+import time
 
 from harness import (MUNIM, SECRET, Stack, body_text, http, run, text_payload, wait_until)
 
@@ -182,3 +183,41 @@ def test_restart_resumes_pending_work():
         for w in ids:
             assert len(s.replies(w)) == 1
         assert "serve.ready" in open(os.path.join(s.dir, "serve.log")).read()
+
+
+def test_serve_roles():
+    """serve --roles ingest only stores webhooks; the same store served with
+    every role processes and answers them; an unknown or empty role list is
+    refused with exit 2."""
+    s = Stack(serve_args=["--roles", "ingest"])
+    try:
+        s.start()
+        wamid, payload = text_payload("stock rice")
+        assert s.post(payload)[0] == 200
+        # stored, pending (state 0)
+        assert s.sql("SELECT state FROM inbox WHERE ext_id = ?", wamid) == [(0,)]
+        assert http("GET", s.url + "/readyz")[0] == 200
+        assert http("GET", s.url + "/metrics")[0] == 200
+        time.sleep(1.0)
+        assert s.mock_messages(context=wamid) == []
+        assert s.sql("SELECT state FROM inbox WHERE ext_id = ?", wamid) == [(0,)]
+        assert s.serve.stop() == 0
+        s.serve_args = []
+        s.start_serve()
+        assert len(s.replies(wamid)) == 1
+        # without ingest there is no webhook route, but health and metrics answer
+        assert s.serve.stop() == 0
+        s.serve_args = ["--roles", "worker,sender"]
+        s.start_serve()
+        assert http("POST", s.url + "/webhooks/whatsapp", b"{}",
+                    {"Content-Type": "application/json"})[0] == 404
+        assert http("GET", s.url + "/healthz")[0] == 200
+        assert http("GET", s.url + "/metrics")[0] == 200
+    finally:
+        s.stop()
+    for roles in ("ingest,bogus", "", "ingest,"):
+        r = run("serve", "--db", s.db, "--app-secret", SECRET, "--verify-token", "v",
+                "--access-token", "t", "--roles", roles, check=False)
+        bad = roles.split(",")[-1] if roles else ""
+        assert r.returncode == 2, (roles, r)
+        assert ('unknown role "%s" (ingest, worker, sender)' % bad) in r.stderr, r.stderr
