@@ -95,7 +95,9 @@ class Stack:
              "--access-token", "bench", "--log-level", "warn", *self.serve_args],
             stdout=log, stderr=log)
         self.procs.append(self.serve)
-        wait_http(self.url + "/readyz")
+        t0 = time.time()
+        wait_http(self.url + "/readyz", timeout=300)
+        self.ready_s = time.time() - t0  # start-up to ready, as the client sees it
         return self
 
     def stop(self):
