@@ -147,7 +147,7 @@ static int load_gauges(struct app *app, struct store_conn *c)
 	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	int rc = store_inbox_depth(c, &depth);
 	if (rc == 0)
-		rc = store_outbox_counts(c, counts);
+		rc = store_outbox_counts(c, 0, counts);
 	if (rc != 0)
 		return rc;
 	atomic_store(&app->metrics.inbox_depth, depth);

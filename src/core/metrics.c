@@ -51,15 +51,6 @@ void metrics_outbox_move(struct metrics *m, enum outbox_prio p, int from, int to
 		atomic_fetch_add_explicit(&m->outbox[p][to], 1, memory_order_relaxed);
 }
 
-void metrics_outbox_follow(struct metrics *m, int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT],
-                           int64_t after[PRIO_COUNT][OUTBOX_STATE_COUNT])
-{
-	for (int p = 0; p < PRIO_COUNT; p++)
-		for (int s = 0; s < OUTBOX_STATE_COUNT; s++)
-			atomic_fetch_add_explicit(&m->outbox[p][s], after[p][s] - before[p][s],
-			                          memory_order_relaxed);
-}
-
 static void counter(struct buf *o, const char *name, const char *help, uint64_t v)
 {
 	buf_printf(o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,

@@ -67,10 +67,6 @@ int metrics_code_index(unsigned int http_status);
 void metrics_observe_us(struct histogram *h, int64_t us);
 /* metrics_outbox_move counts one row leaving `from` (ignored if < 0) for `to`. */
 void metrics_outbox_move(struct metrics *m, enum outbox_prio p, int from, int to);
-/* metrics_outbox_follow moves the outbox gauges by after - before (two
- * store_outbox_counts taken around a change made in bulk). */
-void metrics_outbox_follow(struct metrics *m, int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT],
-                           int64_t after[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 void metrics_render(const struct metrics *m, struct buf *out);
 
 #endif

@@ -623,11 +623,12 @@ int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, str
 	return c->ops->outbox_list(c, st, limit, a, out, n);
 }
 
-int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT])
+int store_outbox_counts(struct store_conn *c, int live_only,
+                        int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT])
 {
 	if (!counts)
 		return store__errf(c, ERR_INVAL, "could not count outbox: no output");
-	return c->ops->outbox_counts(c, counts);
+	return c->ops->outbox_counts(c, live_only, counts);
 }
 
 int store_outbox_next_due(struct store_conn *c, int64_t *at)

@@ -432,8 +432,14 @@ int store_outbox_status(struct store_conn *c, const struct outbox_status_update 
 /* Rows in one state (e.g. OUTBOX_DEAD), newest first, at most limit. */
 int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
                       struct outbox_row **out, int *n);
-/* Counts by [priority][state], for the metrics at start-up. */
-int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
+/*
+ * Counts by [priority][state], for the metrics. With live_only, only the
+ * rows still to be sent (PENDING, SENDING) are counted, from their own
+ * indexes - cheap however large the history; the other cells are 0. Without
+ * it every row is counted (a scan of the whole outbox).
+ */
+int store_outbox_counts(struct store_conn *c, int live_only,
+                        int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 /* The earliest next_attempt_at among PENDING rows; 0 if none. */
 int store_outbox_next_due(struct store_conn *c, int64_t *at);
 

@@ -116,7 +116,8 @@ struct store_ops {
 	                     enum outbox_prio *prio);
 	int (*outbox_list)(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
 	                   struct outbox_row **out, int *n);
-	int (*outbox_counts)(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
+	int (*outbox_counts)(struct store_conn *c, int live_only,
+	                     int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 	int (*outbox_next_due)(struct store_conn *c, int64_t *at);
 };
 
