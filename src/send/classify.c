@@ -13,7 +13,7 @@
  *     survive until an operator renews the token or the pause ends
  *   131000 131016 2 133004 131057 (transient) ...... SEND_RETRY
  *   131026 131050 131047 131049 131031 368
- *   100 130403 131008 131009 131042 1320nn ......... SEND_PERMANENT
+ *   100 130403 131008 131009 131042 132000-132999 SEND_PERMANENT
  *   other code: 429 → RATE, 408/5xx → RETRY, else PERMANENT
  *
  * backoff_delay_ms is "full jitter" (AWS architecture blog, 2015): a uniform

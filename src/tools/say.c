@@ -7,7 +7,7 @@
  *
  * 1. Build a Cloud API webhook (one entry, one change, one message with a
  *    fresh wamid "wamid.SAY<ms><random>", the contact's profile name and
- *    wa_id), serialised as Meta does (non-ASCII escaped as \u escapes, e.g. \u20b9), signed
+ *    wa_id), serialised as Meta does (non-ASCII escaped as \u sequences such as \u20b9), signed
  *    with the app secret (X-Hub-Signature-256), POSTed to
  *    {url}/webhooks/whatsapp. Anything but 200 is an error.
  *    A tap also quotes the message that carried the button (context.id),

@@ -4,7 +4,7 @@
  * small blocking HTTP client for talking to munim and the mock BSP.
  *
  * The webhook is built with jansson and dumped compact with non-ASCII
- * escaped (\u escapes, e.g. \u20b9), as Meta serialises it, so the signature covers exactly
+ * escaped (\u sequences such as \u20b9), as Meta serialises it, so the signature covers exactly
  * the bytes munim will read. Everything here is thread-safe except a
  * struct tools_client, which belongs to one thread at a time.
  */

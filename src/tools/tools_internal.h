@@ -144,7 +144,7 @@ struct tools_inbound {
 /*
  * tools_webhook_build returns the Cloud API webhook carrying one message
  * (one entry, one change, the contact's profile name and wa_id), serialised
- * as Meta does (compact, non-ASCII escaped as \u escapes, e.g. \u20b9); the caller frees it.
+ * as Meta does (compact, non-ASCII escaped as \u sequences such as \u20b9); the caller frees it.
  * NULL when a string is not UTF-8. Thread-safe.
  */
 char *tools_webhook_build(const struct tools_inbound *in);
