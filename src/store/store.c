@@ -169,8 +169,28 @@ int store_schema_version(struct store_conn *c, int *version)
 
 /* ---- transactions ----------------------------------------------------------- */
 
+int store_snapshot_begin(struct store_conn *c)
+{
+	if (c->in_txn || c->in_snapshot)
+		return store__errf(c, ERR_INVAL,
+		                   "could not take a snapshot: a transaction is already open");
+	int rc = c->ops->snapshot_begin(c);
+	c->in_snapshot = rc == 0;
+	return rc;
+}
+
+int store_snapshot_end(struct store_conn *c)
+{
+	if (!c->in_snapshot)
+		return store__errf(c, ERR_INVAL, "could not end the snapshot: none is open");
+	c->in_snapshot = 0;
+	return c->ops->snapshot_end(c);
+}
+
 int store_begin(struct store_conn *c)
 {
+	if (c->in_snapshot)
+		return store__errf(c, ERR_INVAL, "could not begin transaction: a snapshot is open");
 	if (c->in_txn)
 		return store__errf(c, ERR_INVAL,
 		                   "could not begin transaction: one is already open");

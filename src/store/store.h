@@ -252,6 +252,16 @@ int store_schema_version(struct store_conn *c, int *version);
 
 /* ---- transactions ---------------------------------------------------- */
 
+/*
+ * store_snapshot_begin opens a read-only transaction on c: every read until
+ * store_snapshot_end sees the store as it was at this call, whatever other
+ * connections commit meanwhile. It takes no writer lock and holds no writer
+ * up (a long one only delays checkpoints of the WAL). Not while c has a
+ * write transaction open.
+ */
+int store_snapshot_begin(struct store_conn *c);
+int store_snapshot_end(struct store_conn *c);
+
 int store_begin(struct store_conn *c);
 int store_commit(struct store_conn *c);
 int store_rollback(struct store_conn *c);

@@ -40,6 +40,8 @@ struct store_ops {
 	int (*savepoint)(struct store_conn *c);
 	int (*release)(struct store_conn *c);
 	int (*rollback_to)(struct store_conn *c);
+	int (*snapshot_begin)(struct store_conn *c);
+	int (*snapshot_end)(struct store_conn *c);
 
 	int (*tenant_add)(struct store_conn *c, const struct tenant *t, int64_t *id);
 	int (*tenant_get)(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out);
@@ -146,6 +148,7 @@ struct store_conn {
 	struct store *st;
 	int in_txn;       /* between store_begin and commit/rollback (holds write_mu) */
 	int in_savepoint; /* between store_savepoint and release/rollback_to */
+	int in_snapshot;  /* between store_snapshot_begin and _end */
 	char errmsg[STORE_ERRMSG_MAX];
 	void *backend;
 };

@@ -415,6 +415,31 @@ static int sq_begin(struct store_conn *c)
 	return begin_as(c, "begin transaction");
 }
 
+/* A deferred transaction takes its snapshot at its first read: read now. */
+static int sq_snapshot_begin(struct store_conn *c)
+{
+	const char *what = "take a snapshot";
+	sqlite3_stmt *st;
+	int64_t version = 0;
+	int rc = store__sq_run(c, SQ_SNAPSHOT_BEGIN, "BEGIN DEFERRED", what, "");
+	if (rc < 0)
+		return rc;
+	rc = store__sq_prep(c, SQ_SNAPSHOT_PIN, "SELECT count(*) FROM schema_migrations", what, &st,
+	                    "");
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &version);
+	if (rc < 0) {
+		sqlite3_exec(store__sq_db(c), "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return 0;
+}
+
+static int sq_snapshot_end(struct store_conn *c)
+{
+	return store__sq_run(c, SQ_SNAPSHOT_END, "COMMIT", "end the snapshot", "");
+}
+
 static int sq_commit(struct store_conn *c)
 {
 	sqlite3 *db = store__sq_db(c);
@@ -807,6 +832,8 @@ static const struct store_ops sq_ops = {
         .migrate = sq_migrate,
         .schema_version = sq_schema_version,
         .begin = sq_begin,
+        .snapshot_begin = sq_snapshot_begin,
+        .snapshot_end = sq_snapshot_end,
         .commit = sq_commit,
         .rollback = sq_rollback,
         .savepoint = sq_savepoint,

@@ -931,6 +931,30 @@ static void test_outcome_defers_to_an_overtaking_status(void **state)
 	assert_int_equal(n, 0);
 }
 
+static void test_snapshot_sees_the_store_as_it_was(void **state)
+{
+	struct fx *f = *state;
+	struct store_conn *snap;
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	queue(f, PRIO_P2, "{}");
+	assert_int_equal(store_connect(f->st, &snap), 0);
+	assert_int_equal(store_snapshot_begin(snap), 0);
+	assert_int_equal(store_snapshot_begin(snap), ERR_INVAL); /* one at a time */
+	assert_int_equal(store_begin(snap), ERR_INVAL);          /* no writes inside */
+	/* another connection writes while the snapshot is open: not held up */
+	queue(f, PRIO_P2, "{}");
+	queue(f, PRIO_P0, "{}");
+	assert_int_equal(store_outbox_counts(snap, 0, counts), 0);
+	assert_int_equal(counts[PRIO_P2][OUTBOX_PENDING], 1);
+	assert_int_equal(counts[PRIO_P0][OUTBOX_PENDING], 0);
+	assert_int_equal(store_snapshot_end(snap), 0);
+	assert_int_equal(store_snapshot_end(snap), ERR_INVAL);
+	assert_int_equal(store_outbox_counts(snap, 1, counts), 0);
+	assert_int_equal(counts[PRIO_P2][OUTBOX_PENDING], 2);
+	assert_int_equal(counts[PRIO_P0][OUTBOX_PENDING], 1);
+	store_disconnect(snap);
+}
+
 static void test_outbox_status_forward_only(void **state)
 {
 	struct fx *f = *state;
@@ -1255,6 +1279,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_outbox_status_overtaking_the_answer, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outcome_defers_to_an_overtaking_status, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_snapshot_sees_the_store_as_it_was, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_forward_only, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_locked_returns_again, setup, teardown),
