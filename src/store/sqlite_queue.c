@@ -203,22 +203,38 @@ fail:
 	return rc;
 }
 
-/* inbox_not_pending explains why an UPDATE ... WHERE state = 0 changed nothing. */
-static int inbox_not_pending(struct store_conn *c, int64_t id, const char *what)
+/*
+ * row_unchanged explains why a guarded single-row UPDATE of row id changed
+ * nothing: ERR_NOTFOUND (no such row) or ERR_CONFLICT naming the state it is
+ * in. sql reads that state; noun names the row ("inbox entry").
+ */
+static int row_unchanged(struct store_conn *c, enum sq_stmt sid, const char *sql, int64_t id,
+                         const char *what, const char *noun, const char *(*name)(int64_t state))
 {
-	static const char sql[] = "SELECT state FROM inbox WHERE id = ?1";
 	sqlite3_stmt *st;
 	int64_t state = 0;
-	int rc = store__sq_prep(c, SQ_INBOX_STATE, sql, what, &st, "i", id);
+	int rc = store__sq_prep(c, sid, sql, what, &st, "i", id);
 	if (rc == 0)
 		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &state);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return store__errf(c, ERR_NOTFOUND, "could not %s: no inbox entry %lld", what,
+		return store__errf(c, ERR_NOTFOUND, "could not %s: no %s %lld", what, noun,
 		                   (long long)id);
-	return store__errf(c, ERR_CONFLICT, "could not %s: inbox entry %lld is %s", what,
-	                   (long long)id, state == INBOX_DONE ? "done" : "failed");
+	return store__errf(c, ERR_CONFLICT, "could not %s: %s %lld is %s", what, noun,
+	                   (long long)id, name(state));
+}
+
+static const char *inbox_state_word(int64_t state)
+{
+	return state == INBOX_DONE ? "done" : "failed";
+}
+
+/* inbox_not_pending explains why an UPDATE ... WHERE state = 0 changed nothing. */
+static int inbox_not_pending(struct store_conn *c, int64_t id, const char *what)
+{
+	return row_unchanged(c, SQ_INBOX_STATE, "SELECT state FROM inbox WHERE id = ?1", id, what,
+	                     "inbox entry", inbox_state_word);
 }
 
 int store__sq_inbox_done(struct store_conn *c, int64_t id)
@@ -386,22 +402,16 @@ int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	return rc;
 }
 
+static const char *outbox_state_word(int64_t state)
+{
+	return outbox_state_name((enum outbox_state)state);
+}
+
 /* outbox_moved explains why a guarded UPDATE of row id changed nothing. */
 static int outbox_moved(struct store_conn *c, int64_t id, const char *what)
 {
-	static const char sql[] = "SELECT state FROM outbox WHERE id = ?1";
-	sqlite3_stmt *st;
-	int64_t state = 0;
-	int rc = store__sq_prep(c, SQ_OUTBOX_STATE, sql, what, &st, "i", id);
-	if (rc == 0)
-		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &state);
-	if (rc < 0)
-		return rc;
-	if (rc == 0)
-		return store__errf(c, ERR_NOTFOUND, "could not %s: no outbox row %lld", what,
-		                   (long long)id);
-	return store__errf(c, ERR_CONFLICT, "could not %s: outbox row %lld is %s", what,
-	                   (long long)id, outbox_state_name((enum outbox_state)state));
+	return row_unchanged(c, SQ_OUTBOX_STATE, "SELECT state FROM outbox WHERE id = ?1", id, what,
+	                     "outbox row", outbox_state_word);
 }
 
 /*
