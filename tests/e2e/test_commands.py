@@ -127,12 +127,16 @@ def test_owner_commands():
         s.say("price rice 62.50", frm=OWNER)
         assert s.scalar("SELECT price_paise FROM products WHERE sku='RICE' AND tenant_id=1") \
             == 6250
+        run("product", "add", "--db", s.db, "--tenant", "1", "--sku", "SAFFRON", "--name",
+            "Saffron", "--unit", "g", "--price", "500", "--stock", "3")
         t = body_text(s.say("low stock", frm=OWNER)[0])
         assert t, t
+        assert "Saffron" in t and "Rice" not in t, t
         m = s.say("order 1 rice")[0]
         s.tap(buttons(m)[0][0])
         t = body_text(s.say("sales today", frm=OWNER)[0])
         assert "1" in t, t
+        assert "1 confirmed order" in t and "62.50" in t, t
         # a customer cannot change stock
         before = stock_of(s, "SALT")
         s.say("add stock 5 kg namak", frm=CUSTOMER)
