@@ -64,11 +64,12 @@ def wait_http(url, timeout=30):
 class Stack:
     """serve + mock-bsp over a seeded store in a temporary directory."""
 
-    def __init__(self, tenants=100, serve_args=(), keep_dir=None):
+    def __init__(self, tenants=100, serve_args=(), keep_dir=None, mock_args=()):
         self.dir = keep_dir or tempfile.mkdtemp(prefix="munim-bench-")
         self.db = os.path.join(self.dir, "munim.db")
         self.tenants = tenants
         self.serve_args = list(serve_args)
+        self.mock_args = list(mock_args)
         self.port = free_port()
         self.mock_port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -84,7 +85,8 @@ class Stack:
         log = open(os.path.join(self.dir, "mock.log"), "ab")
         self.mock = subprocess.Popen(
             [MUNIM, "mock-bsp", "--listen", "127.0.0.1:%d" % self.mock_port,
-             "--app-secret", SECRET, "--webhook-url", self.url + "/webhooks/whatsapp"],
+             "--app-secret", SECRET, "--webhook-url", self.url + "/webhooks/whatsapp",
+             *self.mock_args],
             stdout=log, stderr=log)
         self.procs.append(self.mock)
         wait_http(self.bsp + "/_mock/stats")

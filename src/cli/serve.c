@@ -159,6 +159,7 @@ struct gauge_loader {
 static void *load_final_gauges(void *arg)
 {
 	struct gauge_loader *g = arg;
+	pthread_setname_np(pthread_self(), "gauge-load");
 	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	int64_t t0 = clock_mono_us();
 	int rc = store_outbox_counts(g->snap, 0, counts);

@@ -131,6 +131,9 @@ void erp__match(const struct erp_catalog *cat, const char *const *words, int nwo
 int erp__edit_distance(const char *a, size_t la, const char *b, size_t lb);
 /* The canonical form of a word: synonym ("chawal" → "rice") or singular. */
 const char *erp__canon_word(const char *w, char *tmp, size_t tmpsz);
+/* 1 when the synonym table is in strictly ascending order (its lookup is a
+ * binary search), else 0. */
+int erp__synonyms_sorted(void);
 
 /* ---- gst.c --------------------------------------------------------------- */
 

@@ -35,28 +35,45 @@
 
 #define NO_MATCH 1000000
 
-/* Hinglish (and common spelling) → the English word a catalogue uses. */
+/* Hinglish (and common spelling) → the English word a catalogue uses; kept
+ * sorted by `from` (bsearch; a unit test checks the order). */
 static const struct {
 	const char *from, *to;
 } synonyms[] = {
-        {"chawal", "rice"}, {"chaawal", "rice"},  {"chaval", "rice"},   {"cheeni", "sugar"},
-        {"chini", "sugar"}, {"shakkar", "sugar"}, {"aata", "atta"},     {"aataa", "atta"},
-        {"atta", "atta"},   {"daal", "dal"},      {"dal", "dal"},       {"dhal", "dal"},
-        {"doodh", "milk"},  {"dudh", "milk"},     {"namak", "salt"},    {"tel", "oil"},
-        {"chai", "tea"},    {"patti", "tea"},     {"chaipatti", "tea"}, {"anda", "egg"},
-        {"ande", "egg"},    {"andey", "egg"},     {"anday", "egg"},     {"pyaz", "onion"},
-        {"pyaaz", "onion"}, {"pyaj", "onion"},    {"aloo", "potato"},   {"alu", "potato"},
-        {"sabun", "soap"},
+        {"aata", "atta"},   {"aataa", "atta"},   {"aloo", "potato"},  {"alu", "potato"},
+        {"anda", "egg"},    {"anday", "egg"},    {"ande", "egg"},     {"andey", "egg"},
+        {"atta", "atta"},   {"chaawal", "rice"}, {"chai", "tea"},     {"chaipatti", "tea"},
+        {"chaval", "rice"}, {"chawal", "rice"},  {"cheeni", "sugar"}, {"chini", "sugar"},
+        {"daal", "dal"},    {"dal", "dal"},      {"dhal", "dal"},     {"doodh", "milk"},
+        {"dudh", "milk"},   {"namak", "salt"},   {"patti", "tea"},    {"pyaaz", "onion"},
+        {"pyaj", "onion"},  {"pyaz", "onion"},   {"sabun", "soap"},   {"shakkar", "sugar"},
+        {"tel", "oil"},
 };
 
 #define NSYN (sizeof(synonyms) / sizeof(synonyms[0]))
 
 static const char *synonym_exact(const char *w)
 {
-	for (size_t i = 0; i < NSYN; i++)
-		if (strcmp(w, synonyms[i].from) == 0)
-			return synonyms[i].to;
+	size_t lo = 0, hi = NSYN;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(w, synonyms[mid].from);
+		if (c == 0)
+			return synonyms[mid].to;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return NULL;
+}
+
+int erp__synonyms_sorted(void)
+{
+	for (size_t i = 1; i < NSYN; i++)
+		if (strcmp(synonyms[i - 1].from, synonyms[i].from) >= 0)
+			return 0;
+	return 1;
 }
 
 /* The typo allowance for a word of len bytes (spec: 4–6 → 1, 7+ → 2). */

@@ -335,6 +335,7 @@ static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
 static void *committer_main(void *arg)
 {
 	struct ingest *ig = arg;
+	pthread_setname_np(pthread_self(), "ingest-commit");
 	int max = (int)ig->app->cfg.commit_batch;
 	if (max < 1)
 		max = 1;

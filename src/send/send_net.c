@@ -460,6 +460,7 @@ static void drain(struct sender *s)
 void *send__net_main(void *arg)
 {
 	struct sender *s = arg;
+	pthread_setname_np(pthread_self(), "send-net");
 	s->rng = rng_seed();
 	run(s);
 	drain(s);

@@ -321,6 +321,7 @@ static int woken_by_rows(struct sender *s, uint64_t before)
 static void *recorder_main(void *arg)
 {
 	struct sender *s = arg;
+	pthread_setname_np(pthread_self(), "send-record");
 	int want = 1;               /* look for rows */
 	int64_t next_sweep = 0;     /* look anyway at this time */
 	int64_t store_retry_at = 0; /* next attempt at writing outcomes */

@@ -349,6 +349,9 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct app *app = w->pool->app;
+	char name[16];
+	snprintf(name, sizeof name, "worker-%d", w->index);
+	pthread_setname_np(pthread_self(), name);
 	struct store_conn *c = w->conn;
 	struct arena batch_arena, msg_arena;
 	struct batch_stats *bs = xmalloc(sizeof(*bs));

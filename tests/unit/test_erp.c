@@ -212,6 +212,19 @@ static int64_t match_id(const char *phrase, enum erp_match_kind *kind, struct er
 	return m.kind == ERP_MATCH_ONE ? m.product->id : 0;
 }
 
+static void test_synonym_table_sorted(void **state)
+{
+	(void)state;
+	char tmp[64];
+	assert_true(erp__synonyms_sorted());
+	/* first, last and middle entries are all found */
+	assert_string_equal(erp__canon_word("aata", tmp, sizeof(tmp)), "atta");
+	assert_string_equal(erp__canon_word("tel", tmp, sizeof(tmp)), "oil");
+	assert_string_equal(erp__canon_word("chawal", tmp, sizeof(tmp)), "rice");
+	assert_string_equal(erp__canon_word("andey", tmp, sizeof(tmp)), "egg");
+	assert_string_equal(erp__canon_word("zzz", tmp, sizeof(tmp)), "zzz");
+}
+
 static void test_edit_distance(void **state)
 {
 	(void)state;
@@ -979,6 +992,7 @@ static void test_is_owner(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_synonym_table_sorted),
 	        cmocka_unit_test(test_qty_numbers),
 	        cmocka_unit_test(test_qty_units),
 	        cmocka_unit_test(test_qty_tokens),
