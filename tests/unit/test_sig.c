@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "core/err.h"
 #include "ingest/sig.h"
@@ -152,6 +153,49 @@ static void test_empty_body(void **state)
 	assert_int_equal(sig_verify("key", NULL, 0, h), 0);
 }
 
+#define HELLO_KEY   "sha256=9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b"
+#define HELLO_KEYK  "sha256=f720c57726ad032d4a1876a2a7f973bd9a80ec9bcdf4728e8624cde530ac41bf"
+#define HELLO_EMPTY "sha256=4352b26e33fe0d769a8922a6ba29004109f01688e26acc9e6cb347e5a5afc4da"
+
+/* Each thread keeps a context keyed with the last secret: changing the
+ * secret (to a longer one with the same prefix, to the empty key, back)
+ * must re-key it every time. */
+static void test_sign_alternating_secrets(void **state)
+{
+	char out[SIG_HEADER_LEN + 1];
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		sig_sign("key", "hello", 5, out);
+		assert_string_equal(out, HELLO_KEY);
+		sig_sign("keyk", "hello", 5, out);
+		assert_string_equal(out, HELLO_KEYK);
+		sig_sign(NULL, "hello", 5, out);
+		assert_string_equal(out, HELLO_EMPTY);
+		sig_sign("", "hello", 5, out);
+		assert_string_equal(out, HELLO_EMPTY);
+	}
+}
+
+static void *sign_on_thread(void *arg)
+{
+	char *out = arg;
+	sig_sign("keyk", "hello", 5, out);
+	return NULL;
+}
+
+static void test_sign_other_thread(void **state)
+{
+	char mine[SIG_HEADER_LEN + 1], theirs[SIG_HEADER_LEN + 1];
+	pthread_t t;
+	(void)state;
+	sig_sign("key", "hello", 5, mine);
+	assert_int_equal(pthread_create(&t, NULL, sign_on_thread, theirs), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_string_equal(theirs, HELLO_KEYK);
+	sig_sign("key", "hello", 5, mine);
+	assert_string_equal(mine, HELLO_KEY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +210,8 @@ int main(void)
 	        cmocka_unit_test(test_verify_flipped_last_digit_err_auth),
 	        cmocka_unit_test(test_verify_empty_secret_err_auth),
 	        cmocka_unit_test(test_empty_body),
+	        cmocka_unit_test(test_sign_alternating_secrets),
+	        cmocka_unit_test(test_sign_other_thread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
