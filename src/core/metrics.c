@@ -137,6 +137,9 @@ void metrics_render(const struct metrics *m, struct buf *o)
 	counter(o, "munim_send_errors_total", "Send attempts that failed.", LOAD(m->send_errors));
 	counter(o, "munim_dead_letters_total", "Outbox rows that used up their attempts.",
 	        LOAD(m->dead_letters));
+	counter(o, "munim_statuses_applied_total",
+	        "Delivery statuses applied to the outbox in their webhook's commit.",
+	        LOAD(m->statuses_applied));
 	counter(o, "munim_statuses_unmatched_total",
 	        "Delivery statuses for messages the outbox does not hold.",
 	        LOAD(m->statuses_unmatched));

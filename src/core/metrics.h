@@ -59,6 +59,7 @@ struct metrics {
 	_Atomic uint64_t send_attempts;
 	_Atomic uint64_t send_errors; /* failed attempts of any kind */
 	_Atomic uint64_t dead_letters;
+	_Atomic uint64_t statuses_applied;   /* delivery statuses stored with their webhook */
 	_Atomic uint64_t statuses_unmatched; /* status for a message we do not know */
 };
 

@@ -23,7 +23,9 @@
  *   Handlers append jobs to a queue under ig->mu and signal ig->cv. The one
  *   committer thread, with its own store connection, repeatedly takes every
  *   queued job (at most cfg.commit_batch) and stores them all in ONE
- *   transaction: store_begin, store_inbox_put per job, store_commit - one
+ *   transaction: store_begin, per job store_inbox_put of its messages and
+ *   send_status_apply of each delivery status (statuses go straight to
+ *   their outbox rows: no inbox row, no worker pass), store_commit - one
  *   fsync for the lot. Only then does it answer each request (200), so a
  *   2xx always means durable. While that commit runs, new jobs pile up in
  *   the queue and form the next batch: the busier the endpoint, the more
@@ -73,6 +75,7 @@
 #include "core/xalloc.h"
 #include "ingest/envelope.h"
 #include "ingest/sig.h"
+#include "send/sender.h"
 
 #define INGEST_PATH          "/webhooks/whatsapp"
 #define INGEST_STRIPES       64
@@ -82,10 +85,13 @@
 
 struct ingest_job {
 	struct http_req *req;
-	struct inbox_entry *entries; /* tenant ids resolved */
+	struct inbox_entry *entries; /* messages, tenant ids resolved */
 	int n;
 	enum inbox_put_result *results;
-	int rc; /* committer: outcome of this job */
+	struct inbox_entry *statuses; /* delivery statuses, tenant ids resolved */
+	int nstatus;
+	struct send_move *moves; /* committer: what each status did to its row */
+	int rc;                  /* committer: outcome of this job */
 	struct ingest_job *next;
 };
 
@@ -262,13 +268,27 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 		return rc;
 	}
 	for (int i = 0; i < n; i++) {
-		rc = store_inbox_put(c, jobs[i]->entries, jobs[i]->n, jobs[i]->results);
-		if (rc)
+		struct ingest_job *j = jobs[i];
+		if (j->n > 0 && (rc = store_inbox_put(c, j->entries, j->n, j->results)) != 0)
 			goto fail;
+		for (int k = 0; k < j->nstatus; k++)
+			if ((rc = send_status_apply(ig->app, c, &j->statuses[k], &j->moves[k])) !=
+			    0)
+				goto fail;
 	}
 	rc = store_commit(c);
 	if (rc)
 		goto fail;
+	struct metrics *m = &ig->app->metrics;
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < jobs[i]->nstatus; k++) {
+			const struct send_move *mv = &jobs[i]->moves[k];
+			if (mv->moved)
+				metrics_outbox_move(m, mv->prio, (int)mv->from, (int)mv->to);
+		}
+		atomic_fetch_add_explicit(&m->statuses_applied, (uint64_t)jobs[i]->nstatus,
+		                          memory_order_relaxed);
+	}
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < jobs[i]->n; k++) {
 			if (jobs[i]->results[k] == INBOX_PUT_NEW)
@@ -276,7 +296,6 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 			else
 				ndup++;
 		}
-	struct metrics *m = &ig->app->metrics;
 	atomic_fetch_add_explicit(&m->inbox_new, (uint64_t)nnew, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->inbox_duplicate, (uint64_t)ndup, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->inbox_depth, nnew, memory_order_relaxed);
@@ -479,8 +498,10 @@ static void on_post(struct http_req *r, void *ud)
 	for (int i = 0; i < env.nchanges; i++)
 		total += env.changes[i].nentries;
 	struct ingest_job *job = arena_calloc(a, sizeof(*job));
+	size_t cap = (size_t)(total ? total : 1);
 	job->req = r;
-	job->entries = arena_alloc(a, sizeof(*job->entries) * (size_t)(total ? total : 1));
+	job->entries = arena_alloc(a, sizeof(*job->entries) * cap);
+	job->statuses = arena_alloc(a, sizeof(*job->statuses) * cap);
 	for (int i = 0; i < env.nchanges; i++) {
 		const struct env_change *ch = &env.changes[i];
 		int64_t tid;
@@ -500,16 +521,21 @@ static void on_post(struct http_req *r, void *ud)
 			continue;
 		}
 		for (int k = 0; k < ch->nentries; k++) {
-			job->entries[job->n] = ch->entries[k];
-			job->entries[job->n].tenant_id = tid;
-			job->n++;
+			const struct inbox_entry *e = &ch->entries[k];
+			struct inbox_entry *to = e->kind == INBOX_STATUS
+			                                 ? &job->statuses[job->nstatus++]
+			                                 : &job->entries[job->n++];
+			*to = *e;
+			to->tenant_id = tid;
 		}
 	}
-	if (job->n == 0) {
+	if (job->n == 0 && job->nstatus == 0) {
 		answer(ig, r, 200, OK_BODY);
 		return;
 	}
-	job->results = arena_calloc(a, sizeof(*job->results) * (size_t)job->n);
+	job->results = arena_calloc(a, sizeof(*job->results) * (size_t)(job->n ? job->n : 1));
+	job->moves =
+	        arena_calloc(a, sizeof(*job->moves) * (size_t)(job->nstatus ? job->nstatus : 1));
 	http_suspend(r);
 	if (enqueue(ig, job) != 0)
 		answer(ig, r, 503, "{\"error\":\"shutting down\"}");

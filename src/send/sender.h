@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "app.h"
+#include "store/store.h"
 
 struct sender;
 
@@ -38,5 +39,24 @@ enum send_class send_classify(long http_status, int error_code);
  * using rnd (any 64-bit random value), for the attempt-th failure (≥ 1).
  */
 int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t rnd);
+
+/* An outbox row's move between states, counted in the gauges by the caller
+ * once its transaction has committed. */
+struct send_move {
+	int moved; /* 0: nothing to count */
+	enum outbox_prio prio;
+	enum outbox_state from, to;
+};
+
+/*
+ * send_status_apply applies the delivery status e (kind INBOX_STATUS,
+ * tenant_id resolved) to the tenant's outbox row it names, through c inside
+ * the caller's transaction; *mv gets the row's move, if any. Statuses not
+ * tracked ("deleted", ...) and statuses of no known row are not errors (the
+ * latter are counted in statuses_unmatched). 0, ERR_INVAL for an entry that
+ * is not a status, or the store's error.
+ */
+int send_status_apply(struct app *app, struct store_conn *c, const struct inbox_entry *e,
+                      struct send_move *mv);
 
 #endif

@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "erp/erp.h"
+#include "send/sender.h"
 #include "send/wamsg.h"
 
 #define WORKER_IDLE_WAIT_MS  200
@@ -155,53 +156,17 @@ static int queue_reply(struct store_conn *c, const struct tenant *t, const struc
 	return rc;
 }
 
-static int status_state(const char *s, enum outbox_state *out)
-{
-	static const struct {
-		const char *name;
-		enum outbox_state st;
-	} map[] = {{"sent", OUTBOX_SENT},
-	           {"delivered", OUTBOX_DELIVERED},
-	           {"read", OUTBOX_READ},
-	           {"played", OUTBOX_READ},
-	           {"failed", OUTBOX_FAILED}};
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		if (strcmp(s, map[i].name) == 0) {
-			*out = map[i].st;
-			return 0;
-		}
-	}
-	return ERR_INVAL;
-}
-
+/* A status entry in the inbox (ingest applies statuses in its own commit;
+ * an entry stored otherwise is applied here the same way). */
 static int handle_status(struct worker_pool *wp, struct store_conn *c, const struct inbox_entry *e,
                          struct batch_stats *bs)
 {
-	enum outbox_state st, from, to;
-	enum outbox_prio prio = PRIO_P2;
-	if (status_state(e->status, &st) != 0) {
-		log_info("worker.status_ignored", "status \"%s\" for %s is not tracked", e->status,
-		         e->ext_id);
-		return 0;
-	}
-	struct outbox_status_update u = {
-	        .tenant_id = e->tenant_id,
-	        .provider_msg_id = e->ext_id,
-	        .row_hint = wamsg_callback_row(e->callback_data),
-	        .state = st,
-	        .error_code = e->error_code,
-	        .error = e->error_title,
-	        .at = clock_wall_ms(),
-	};
-	int rc = store_outbox_status(c, &u, &from, &to, &prio);
-	if (rc == ERR_NOTFOUND) {
-		atomic_fetch_add(&wp->app->metrics.statuses_unmatched, 1);
-		return 0;
-	}
-	if (rc == 0 && from != to && bs->nmoves < (int)(sizeof(bs->moves) / sizeof(bs->moves[0]))) {
-		bs->moves[bs->nmoves].prio = prio;
-		bs->moves[bs->nmoves].from = from;
-		bs->moves[bs->nmoves].to = to;
+	struct send_move mv;
+	int rc = send_status_apply(wp->app, c, e, &mv);
+	if (rc == 0 && mv.moved && bs->nmoves < (int)(sizeof(bs->moves) / sizeof(bs->moves[0]))) {
+		bs->moves[bs->nmoves].prio = mv.prio;
+		bs->moves[bs->nmoves].from = (int)mv.from;
+		bs->moves[bs->nmoves].to = (int)mv.to;
 		bs->nmoves++;
 	}
 	return rc;

@@ -376,8 +376,76 @@ static void test_sample_payloads_stored(void **state)
 		assert_int_equal(post(f, data, SECRET, &r), 200);
 		reply_release(&r);
 	}
-	assert_int_equal(metric(&f->app.metrics.inbox_new), 3);
-	assert_int_equal(depth(f), 3);
+	/* the two messages wait in the inbox; the status was applied (to no
+	 * row we know) in its webhook's commit, not queued */
+	assert_int_equal(metric(&f->app.metrics.inbox_new), 2);
+	assert_int_equal(depth(f), 2);
+	assert_int_equal(metric(&f->app.metrics.statuses_applied), 1);
+	assert_int_equal(metric(&f->app.metrics.statuses_unmatched), 1);
+}
+
+static char *status_payload(const char *wamid, const char *status)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b,
+	           "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+	           "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":"
+	           "\"whatsapp\",\"metadata\":{\"phone_number_id\":\"" PNID "\"},"
+	           "\"statuses\":[{\"id\":\"%s\",\"status\":\"%s\",\"timestamp\":"
+	           "\"1750000000\",\"recipient_id\":\"919800000001\"}]}}]}]}",
+	           wamid, status);
+	return b.data;
+}
+
+/* A delivery status moves its outbox row inside the webhook's own commit:
+ * done when the 200 comes back, with no inbox row and no worker. */
+static void test_status_applied_in_commit(void **state)
+{
+	struct fx *f = *state;
+	struct reply r;
+	struct arena a;
+	struct outbox_row *rows, *list;
+	int n;
+	int64_t id;
+	struct outbox_new o = {.tenant_id = f->tenant,
+	                       .priority = PRIO_P2,
+	                       .phone_number_id = PNID,
+	                       .to = "919800000001",
+	                       .body = "{}"};
+	arena_init(&a, 0);
+	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
+	assert_int_equal(store_outbox_claim(f->c, INT64_MAX / 2, 1, &a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_outbox_accepted(f->c, id, "wamid.OUT1", 1, NULL), 0);
+	atomic_store(&f->app.metrics.outbox[PRIO_P2][OUTBOX_ACCEPTED], 1);
+
+	char *body = status_payload("wamid.OUT1", "delivered");
+	assert_int_equal(post(f, body, SECRET, &r), 200);
+	reply_release(&r);
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_DELIVERED, 10, &a, &list, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].id, id);
+	assert_int_equal(depth(f), 0);
+	assert_int_equal(metric(&f->app.metrics.inbox_new), 0);
+	assert_int_equal(metric(&f->app.metrics.statuses_applied), 1);
+	assert_int_equal(metric(&f->app.metrics.commits), 1);
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_ACCEPTED]), 0);
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_DELIVERED]), 1);
+
+	/* redelivered, and an older status after it: 200, the row stays */
+	assert_int_equal(post(f, body, SECRET, &r), 200);
+	reply_release(&r);
+	free(body);
+	body = status_payload("wamid.OUT1", "sent");
+	assert_int_equal(post(f, body, SECRET, &r), 200);
+	reply_release(&r);
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_DELIVERED, 10, &a, &list, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_DELIVERED]), 1);
+	assert_int_equal(metric(&f->app.metrics.statuses_unmatched), 0);
+	free(body);
+	arena_release(&a);
 }
 
 static void test_unknown_tenant_skipped_200_no_commit(void **state)
@@ -602,6 +670,7 @@ int main(void)
 	        T(test_too_many_entries_413),
 	        T(test_message_stored_and_workers_woken),
 	        T(test_sample_payloads_stored),
+	        T(test_status_applied_in_commit),
 	        T(test_unknown_tenant_skipped_200_no_commit),
 	        T(test_negative_cache_expires),
 	        T(test_group_commit_under_concurrency),
