@@ -169,6 +169,14 @@ int store_schema_version(struct store_conn *c, int *version)
 
 /* ---- transactions ----------------------------------------------------------- */
 
+int store_set_lazy_commits(struct store_conn *c, int lazy)
+{
+	if (c->in_txn || c->in_snapshot)
+		return store__errf(c, ERR_INVAL,
+		                   "could not change how commits wait: a transaction is open");
+	return c->ops->set_lazy_commits(c, lazy != 0);
+}
+
 int store_snapshot_begin(struct store_conn *c)
 {
 	if (c->in_txn || c->in_snapshot)

@@ -262,6 +262,19 @@ int store_schema_version(struct store_conn *c, int *version);
 int store_snapshot_begin(struct store_conn *c);
 int store_snapshot_end(struct store_conn *c);
 
+/*
+ * store_set_lazy_commits(c, 1): c's commits no longer wait for the disk.
+ * Such a commit is atomic and visible at once; it becomes durable when any
+ * later ordinary commit on any connection returns (all share one log,
+ * written in order), and a crash of the machine before that loses it as a
+ * whole, never in part. For work that is redone from durable input if lost
+ * (the workers: their inbox entries stay pending until a commit that did
+ * reach the disk), never for an answer promised to someone outside. A
+ * process crash loses nothing either way. (SQLite: synchronous=NORMAL on
+ * this connection.) 0 or the store's error; not inside a transaction.
+ */
+int store_set_lazy_commits(struct store_conn *c, int lazy);
+
 int store_begin(struct store_conn *c);
 int store_commit(struct store_conn *c);
 int store_rollback(struct store_conn *c);

@@ -42,6 +42,7 @@ struct store_ops {
 	int (*rollback_to)(struct store_conn *c);
 	int (*snapshot_begin)(struct store_conn *c);
 	int (*snapshot_end)(struct store_conn *c);
+	int (*set_lazy_commits)(struct store_conn *c, int lazy);
 
 	int (*tenant_add)(struct store_conn *c, const struct tenant *t, int64_t *id);
 	int (*tenant_get)(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out);

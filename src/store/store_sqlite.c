@@ -435,6 +435,15 @@ static int sq_snapshot_begin(struct store_conn *c)
 	return 0;
 }
 
+/* synchronous=NORMAL in WAL mode: a commit appends to the WAL without an
+ * fsync; the next FULL commit's fsync of the same file covers it. */
+static int sq_set_lazy_commits(struct store_conn *c, int lazy)
+{
+	const char *what = "change how commits wait";
+	return lazy ? store__sq_run(c, SQ_SYNC_NORMAL, "PRAGMA synchronous=NORMAL", what, "")
+	            : store__sq_run(c, SQ_SYNC_FULL, "PRAGMA synchronous=FULL", what, "");
+}
+
 static int sq_snapshot_end(struct store_conn *c)
 {
 	return store__sq_run(c, SQ_SNAPSHOT_END, "COMMIT", "end the snapshot", "");
@@ -833,6 +842,7 @@ static const struct store_ops sq_ops = {
         .schema_version = sq_schema_version,
         .begin = sq_begin,
         .snapshot_begin = sq_snapshot_begin,
+        .set_lazy_commits = sq_set_lazy_commits,
         .snapshot_end = sq_snapshot_end,
         .commit = sq_commit,
         .rollback = sq_rollback,

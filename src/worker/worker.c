@@ -348,7 +348,12 @@ int worker_pool_start(struct app *app, struct worker_pool **out)
 		struct worker *w = &wp->workers[i];
 		w->pool = wp;
 		w->index = i;
-		if (store_connect(app->store, &w->conn) != 0) {
+		/* lazy commits: a batch lost with the machine is redone from
+		 * its inbox entries, which stay pending until a commit that
+		 * reached the disk; the sender's claim, an ordinary commit
+		 * after ours, makes a reply's batch durable before it goes */
+		if (store_connect(app->store, &w->conn) != 0 ||
+		    store_set_lazy_commits(w->conn, 1) != 0) {
 			log_error("worker.start_failed", "worker %d could not connect to the store",
 			          i);
 			worker_pool_stop(wp);

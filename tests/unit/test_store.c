@@ -955,6 +955,31 @@ static void test_snapshot_sees_the_store_as_it_was(void **state)
 	store_disconnect(snap);
 }
 
+/* A lazy connection's commits are visible at once like any other; the
+ * setting cannot change inside a transaction (ERR_INVAL). */
+static void test_lazy_commits(void **state)
+{
+	struct fx *f = *state;
+	struct store_conn *lazy;
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	struct outbox_new o = {.tenant_id = 1,
+	                       .priority = PRIO_P3,
+	                       .phone_number_id = "1",
+	                       .to = "919800000001",
+	                       .body = "{}"};
+	int64_t id;
+	assert_int_equal(store_connect(f->st, &lazy), 0);
+	assert_int_equal(store_set_lazy_commits(lazy, 1), 0);
+	assert_int_equal(store_begin(lazy), 0);
+	assert_int_equal(store_set_lazy_commits(lazy, 0), ERR_INVAL);
+	assert_int_equal(store_outbox_add(lazy, &o, &id), 0);
+	assert_int_equal(store_commit(lazy), 0);
+	assert_int_equal(store_outbox_counts(f->c, 1, counts), 0);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_PENDING], 1);
+	assert_int_equal(store_set_lazy_commits(lazy, 0), 0);
+	store_disconnect(lazy);
+}
+
 static void test_outbox_status_forward_only(void **state)
 {
 	struct fx *f = *state;
@@ -1282,6 +1307,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_sees_the_store_as_it_was, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_lazy_commits, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_forward_only, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_locked_returns_again, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_begin_holds_write_lock, setup, teardown),
