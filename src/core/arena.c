@@ -66,6 +66,14 @@ void arena_reset(struct arena *a)
 	a->head = keep;
 }
 
+size_t arena_footprint(const struct arena *a)
+{
+	size_t n = 0;
+	for (const struct arena_block *b = a->head; b; b = b->next)
+		n += sizeof(*b) + b->size;
+	return n;
+}
+
 void *arena_alloc(struct arena *a, size_t n)
 {
 	size_t need = (n + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);

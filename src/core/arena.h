@@ -23,6 +23,8 @@ void arena_init(struct arena *a, size_t block_size);
 void arena_release(struct arena *a);
 /* arena_reset frees everything allocated but keeps one block for reuse. */
 void arena_reset(struct arena *a);
+/* arena_footprint: bytes of the blocks a holds now (what it costs in memory). */
+size_t arena_footprint(const struct arena *a);
 
 /* Memory aligned for any type; aborts when out of memory. */
 void *arena_alloc(struct arena *a, size_t n);

@@ -95,10 +95,17 @@ int erp__load_catalog(struct erp_ctx *x)
 {
 	if (x->loaded)
 		return 0;
-	int rc = store_products_list(x->c, x->t->id, x->a, &x->products, &x->nproducts);
-	if (rc < 0)
-		return rc;
-	erp__catalog_init(&x->cat, x->products, x->nproducts, x->a);
+	int rc;
+	if (x->cache) {
+		rc = erp__cache_load(x->cache, x->c, x->t, &x->products, &x->nproducts, &x->cat);
+		if (rc < 0)
+			return rc;
+	} else {
+		rc = store_products_list(x->c, x->t->id, x->a, &x->products, &x->nproducts);
+		if (rc < 0)
+			return rc;
+		erp__catalog_init(&x->cat, x->products, x->nproducts, x->a);
+	}
 	x->loaded = 1;
 	return 0;
 }
@@ -758,8 +765,8 @@ static int understood_type(const char *type)
 	                strcmp(type, "button") == 0);
 }
 
-int erp_handle(struct store_conn *c, const struct tenant *t, const struct inbox_entry *e,
-               struct arena *a, struct erp_result *out)
+int erp_handle(struct store_conn *c, struct erp_cache *cache, const struct tenant *t,
+               const struct inbox_entry *e, struct arena *a, struct erp_result *out)
 {
 	struct erp_ctx x;
 	struct erp_cmd *cmd;
@@ -776,6 +783,7 @@ int erp_handle(struct store_conn *c, const struct tenant *t, const struct inbox_
 
 	memset(&x, 0, sizeof(x));
 	x.c = c;
+	x.cache = cache;
 	x.t = t;
 	x.e = e;
 	x.a = a;

@@ -16,6 +16,8 @@
 #ifndef MUNIM_ERP_H
 #define MUNIM_ERP_H
 
+#include <stdint.h>
+
 #include "core/arena.h"
 #include "store/store.h"
 
@@ -54,13 +56,30 @@ struct erp_result {
 };
 
 /*
- * erp_handle processes message e (kind INBOX_MESSAGE) of tenant t. All
- * strings of *out live in arena a. Returns 0, or a store error (the caller
- * rolls the message back and retries later). Business refusals (unknown
- * item, short stock) are not errors: they are replies.
+ * A worker's copies of recently used catalogues (cache.c): used only while
+ * the tenant's catalog_rev is the one they were read at, so they are always
+ * what the store holds. One per thread; erp_cache_clear after any rollback
+ * (a rolled-back revision may come back with other contents).
  */
-int erp_handle(struct store_conn *c, const struct tenant *t, const struct inbox_entry *e,
-               struct arena *a, struct erp_result *out);
+struct erp_cache;
+struct erp_cache_stats {
+	uint64_t hits, misses, too_big, clears;
+};
+struct erp_cache *erp_cache_new(int slots);
+void erp_cache_free(struct erp_cache *c);
+void erp_cache_clear(struct erp_cache *c);
+struct erp_cache_stats erp_cache_stats(const struct erp_cache *c);
+
+/*
+ * erp_handle processes message e (kind INBOX_MESSAGE) of tenant t (read in
+ * the caller's transaction, catalog_rev included). cache may be NULL (the
+ * catalogue is then read for the message). All strings of *out live in
+ * arena a. Returns 0, or a store error (the caller rolls the message back
+ * and retries later). Business refusals (unknown item, short stock) are not
+ * errors: they are replies.
+ */
+int erp_handle(struct store_conn *c, struct erp_cache *cache, const struct tenant *t,
+               const struct inbox_entry *e, struct arena *a, struct erp_result *out);
 
 /*
  * erp_unit_normalize maps a unit as people write it ("kg", "Kgs", "litre",

@@ -281,6 +281,7 @@ char *erp__invoice_text(struct erp_ctx *x, const struct invoice *inv, const stru
 
 struct erp_ctx {
 	struct store_conn *c;
+	struct erp_cache *cache; /* may be NULL */
 	const struct tenant *t;
 	const struct inbox_entry *e;
 	struct arena *a;
@@ -300,8 +301,13 @@ void erp__reply(struct erp_ctx *x, enum outbox_prio prio, const char *text);
 /* Adds a reply with buttons: ids and titles alternate, nb pairs. */
 void erp__reply_buttons(struct erp_ctx *x, enum outbox_prio prio, const char *text, int nb,
                         const char *const *ids_titles);
-/* Loads the catalogue once per message. */
+/* Loads the catalogue once per message (through x->cache when there is one). */
 int erp__load_catalog(struct erp_ctx *x);
+/* erp__cache_load: tenant t's products and their match index, from the
+ * cache when its copy is at t->catalog_rev, else read through conn (and
+ * kept when small). Valid until the next call on c. 0 or the store's error. */
+int erp__cache_load(struct erp_cache *c, struct store_conn *conn, const struct tenant *t,
+                    struct product **products, int *n, struct erp_catalog *cat);
 /* Words the reply for an item that did not match (suggestions). */
 void erp__explain_nomatch(struct erp_ctx *x, struct buf *b, const struct erp_item *it,
                           const struct erp_match *m);

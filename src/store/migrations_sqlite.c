@@ -170,8 +170,27 @@ static const char *const migration_1[] = {
         NULL,
 };
 
+/*
+ * 2: tenants.catalog_rev, bumped by every change to one of the tenant's
+ * products (a new product, a rename, a price, a stock movement...), so a
+ * copy of the catalogue read at revision r is exact while the tenant is
+ * still at r (the workers' catalogue cache, erp/cache.c).
+ */
+static const char *const migration_2[] = {
+        "ALTER TABLE tenants ADD COLUMN catalog_rev INTEGER NOT NULL DEFAULT 0",
+        "CREATE TRIGGER products_rev_insert AFTER INSERT ON products"
+        " BEGIN UPDATE tenants SET catalog_rev = catalog_rev + 1 WHERE id = NEW.tenant_id; END",
+        "CREATE TRIGGER products_rev_update AFTER UPDATE ON products"
+        " BEGIN UPDATE tenants SET catalog_rev = catalog_rev + 1"
+        " WHERE id IN (OLD.tenant_id, NEW.tenant_id); END",
+        "CREATE TRIGGER products_rev_delete AFTER DELETE ON products"
+        " BEGIN UPDATE tenants SET catalog_rev = catalog_rev + 1 WHERE id = OLD.tenant_id; END",
+        NULL,
+};
+
 const char *const *const store__sq_migrations[] = {
         migration_1,
+        migration_2,
 };
 
 const int store__sq_nmigrations =

@@ -58,6 +58,7 @@ struct tenant {
 	const char *owner_numbers;   /* comma-separated wa_ids of the owners */
 	const char *address;
 	int64_t created_at;
+	int64_t catalog_rev; /* read only: changes with every change to its products */
 };
 
 struct customer {

@@ -661,7 +661,7 @@ fail:
 
 #define TENANT_COLS                                                                                \
 	"id, name, phone_number_id, gstin, state_code, upi_id, owner_numbers, address, "           \
-	"created_at"
+	"created_at, catalog_rev"
 
 static void read_tenant(sqlite3_stmt *st, struct arena *a, void *row)
 {
@@ -675,6 +675,7 @@ static void read_tenant(sqlite3_stmt *st, struct arena *a, void *row)
 	t->owner_numbers = store__sq_col(st, 6, a);
 	t->address = store__sq_col(st, 7, a);
 	t->created_at = sqlite3_column_int64(st, 8);
+	t->catalog_rev = sqlite3_column_int64(st, 9);
 }
 
 static int sq_tenant_add(struct store_conn *c, const struct tenant *t, int64_t *id)

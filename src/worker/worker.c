@@ -50,10 +50,14 @@
 #define WORKER_MAX_BATCH 1024
 
 /* Written by worker_pool_start before the thread runs; then the thread's. */
+/* Catalogue cache slots per worker (erp/cache.c: at most 64 KiB each). */
+#define WORKER_CATALOG_SLOTS 128
+
 struct worker {
 	struct worker_pool *pool;
 	int index;
-	struct store_conn *conn; /* opened by worker_pool_start */
+	struct store_conn *conn;    /* opened by worker_pool_start */
+	struct erp_cache *catalogs; /* this thread's copies of catalogues */
 	pthread_t thread;
 	int started;
 };
@@ -172,8 +176,8 @@ static int handle_status(struct worker_pool *wp, struct store_conn *c, const str
 	return rc;
 }
 
-static int handle_message(struct store_conn *c, const struct inbox_entry *e, struct arena *a,
-                          struct batch_stats *bs)
+static int handle_message(struct worker *w, struct store_conn *c, const struct inbox_entry *e,
+                          struct arena *a, struct batch_stats *bs)
 {
 	struct tenant t;
 	int rc = store_tenant_get(c, e->tenant_id, a, &t);
@@ -181,7 +185,7 @@ static int handle_message(struct store_conn *c, const struct inbox_entry *e, str
 		return rc;
 	struct erp_result res;
 	memset(&res, 0, sizeof(res));
-	rc = erp_handle(c, &t, e, a, &res);
+	rc = erp_handle(c, w->catalogs, &t, e, a, &res);
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < res.nreplies; i++) {
@@ -219,7 +223,7 @@ static int process_entry(struct worker *w, struct store_conn *c, const struct in
 	if (rc != 0)
 		return rc;
 	rc = e->kind == INBOX_STATUS ? handle_status(w->pool, c, e, bs)
-	                             : handle_message(c, e, a, bs);
+	                             : handle_message(w, c, e, a, bs);
 	if (rc == 0)
 		rc = store_inbox_done(c, e->id);
 	if (rc == 0) {
@@ -236,6 +240,7 @@ static int process_entry(struct worker *w, struct store_conn *c, const struct in
 	log_warn("worker.message_failed", "could not process inbox entry %lld (%s): %s",
 	         (long long)e->id, e->ext_id, store_errmsg(c));
 	int rrc = store_rollback_to(c);
+	erp_cache_clear(w->catalogs); /* what it read since may be undone */
 	if (rrc != 0)
 		return rrc;
 	bs->failed_attempts++;
@@ -299,6 +304,7 @@ static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch
 		log_error("worker.batch_failed", "could not commit a batch of %d messages: %s", n,
 		          store_errmsg(c));
 		store_rollback(c);
+		erp_cache_clear(w->catalogs);
 		return rc;
 	}
 	apply_stats(app, bs);
@@ -348,6 +354,7 @@ int worker_pool_start(struct app *app, struct worker_pool **out)
 		struct worker *w = &wp->workers[i];
 		w->pool = wp;
 		w->index = i;
+		w->catalogs = erp_cache_new(WORKER_CATALOG_SLOTS);
 		/* lazy commits: a batch lost with the machine is redone from
 		 * its inbox entries, which stay pending until a commit that
 		 * reached the disk; the sender's claim, an ordinary commit
@@ -383,6 +390,7 @@ void worker_pool_stop(struct worker_pool *wp)
 		if (wp->workers[i].started)
 			pthread_join(wp->workers[i].thread, NULL);
 		store_disconnect(wp->workers[i].conn);
+		erp_cache_free(wp->workers[i].catalogs);
 	}
 	free(wp->workers);
 	free(wp);

@@ -39,6 +39,7 @@ struct fx {
 	struct arena a;  /* per message */
 	int64_t pid[NPROD];
 	struct erp_result r;
+	struct erp_cache *cache; /* as a worker has one */
 	int seq;
 };
 
@@ -122,6 +123,7 @@ static int setup(void **state)
 	arena_init(&f->ta, 0);
 	arena_init(&f->a, 0);
 	assert_int_equal(store_tenant_get(f->c, tid, &f->ta, &f->t), 0);
+	f->cache = erp_cache_new(4);
 	clock_set_fake(NOW_MS);
 	*state = f;
 	return 0;
@@ -134,6 +136,7 @@ static int teardown(void **state)
 	clock_set_fake(-1);
 	arena_release(&f->a);
 	arena_release(&f->ta);
+	erp_cache_free(f->cache);
 	store_disconnect(f->c);
 	store_close(f->st);
 	unlink(f->path);
@@ -192,11 +195,16 @@ static int say_type(struct fx *f, const char *from, const char *type, const char
 	e.received_at = NOW_MS;
 	arena_reset(&f->a);
 	assert_int_equal(store_begin(f->c), 0);
-	rc = erp_handle(f->c, &f->t, &e, &f->a, &f->r);
-	if (rc == 0)
+	/* the tenant (and its catalogue revision) read in the transaction */
+	arena_reset(&f->ta);
+	assert_int_equal(store_tenant_get(f->c, f->t.id, &f->ta, &f->t), 0);
+	rc = erp_handle(f->c, f->cache, &f->t, &e, &f->a, &f->r);
+	if (rc == 0) {
 		assert_int_equal(store_commit(f->c), 0);
-	else
+	} else {
 		assert_int_equal(store_rollback(f->c), 0);
+		erp_cache_clear(f->cache);
+	}
 	check_reply_limits(&f->r);
 	return rc;
 }
@@ -337,21 +345,67 @@ static void test_bad_entries(void **state)
 	e.kind = INBOX_STATUS;
 	e.from = CUSTOMER;
 	/* ERR_INVAL: a status entry is not a message; missing arguments */
-	assert_int_equal(erp_handle(f->c, &f->t, &e, &f->a, &f->r), ERR_INVAL);
+	assert_int_equal(erp_handle(f->c, f->cache, &f->t, &e, &f->a, &f->r), ERR_INVAL);
 	e.kind = INBOX_MESSAGE;
-	assert_int_equal(erp_handle(NULL, &f->t, &e, &f->a, &f->r), ERR_INVAL);
-	assert_int_equal(erp_handle(f->c, &f->t, &e, &f->a, NULL), ERR_INVAL);
+	assert_int_equal(erp_handle(NULL, f->cache, &f->t, &e, &f->a, &f->r), ERR_INVAL);
+	assert_int_equal(erp_handle(f->c, f->cache, &f->t, &e, &f->a, NULL), ERR_INVAL);
 	/* no sender (a username-only contact): nothing to answer */
 	e.from = "";
 	e.type = "text";
 	e.body = "hi";
 	assert_int_equal(store_begin(f->c), 0);
-	assert_int_equal(erp_handle(f->c, &f->t, &e, &f->a, &f->r), 0);
+	assert_int_equal(erp_handle(f->c, f->cache, &f->t, &e, &f->a, &f->r), 0);
 	assert_int_equal(store_rollback(f->c), 0);
 	assert_int_equal(f->r.nreplies, 0);
 }
 
 /* ---- stock --------------------------------------------------------------------- */
+
+/* The worker's catalogue cache: a second look at the same shop reads no
+ * catalogue, and anything that changes a product - a confirmed order, a new
+ * product written by another connection, a price - is seen at once. */
+static void test_catalog_cache_follows_changes(void **state)
+{
+	struct fx *f = *state;
+	struct erp_cache_stats s0 = erp_cache_stats(f->cache);
+	assert_contains(say(f, CUSTOMER, "stock rice"), "1,000 kg available");
+	assert_contains(say(f, CUSTOMER, "stock rice"), "1,000 kg available");
+	struct erp_cache_stats s1 = erp_cache_stats(f->cache);
+	assert_int_equal(s1.misses - s0.misses, 1);
+	assert_int_equal(s1.hits - s0.hits, 1);
+
+	/* an order moves stock: the next answer has the new figure */
+	say(f, CUSTOMER, "order 2 kg rice");
+	int64_t id = draft_id(f);
+	tap(f, CUSTOMER, ERP_BTN_CONFIRM_PREFIX, id);
+	assert_contains(say(f, CUSTOMER, "stock rice"), "998 kg available");
+
+	/* a product added by another connection (the `product add` command) */
+	struct store_conn *other;
+	int64_t pid;
+	struct product p = {.tenant_id = f->t.id,
+	                    .sku = "GHEE",
+	                    .name = "Desi Ghee",
+	                    .aliases = "",
+	                    .unit = "kg",
+	                    .base_per_unit = 1000,
+	                    .price_paise = 60000,
+	                    .gst_rate_bp = 1200,
+	                    .hsn = "0405"};
+	assert_int_equal(store_connect(f->st, &other), 0);
+	assert_int_equal(store_product_upsert(other, &p, &pid), 0);
+	assert_int_equal(store_stock_move(other, f->t.id, pid, 3000, "purchase", 0, NULL), 0);
+	assert_contains(say(f, CUSTOMER, "stock ghee"), "Desi Ghee: in stock, 3 kg available");
+	assert_int_equal(store_product_set_price(other, f->t.id, pid, 65000), 0);
+	assert_contains(say(f, CUSTOMER, "price ghee"), "₹650.00 per kg");
+	store_disconnect(other);
+
+	/* cleared (as after a rollback): read again, same answer */
+	erp_cache_clear(f->cache);
+	struct erp_cache_stats s2 = erp_cache_stats(f->cache);
+	assert_contains(say(f, CUSTOMER, "stock rice"), "998 kg available");
+	assert_int_equal(erp_cache_stats(f->cache).misses - s2.misses, 1);
+}
 
 static void test_stock(void **state)
 {
@@ -748,6 +802,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_menu, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_entries, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_stock, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_catalog_cache_follows_changes, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_order_confirm, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_order_forms, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_order_refusals, setup, teardown),

@@ -85,7 +85,7 @@ static int setup(void **state)
 	struct fx *f = fx_open();
 	int applied = -1;
 	assert_int_equal(store_migrate(f->c, &applied), 0);
-	assert_int_equal(applied, 1);
+	assert_int_equal(applied, 2);
 	f->tenant = add_tenant(f->c, "100000000001");
 	*state = f;
 	return 0;
@@ -113,19 +113,19 @@ static void test_migrate_idempotent(void **state)
 	assert_int_equal(store_schema_version(f->c, &v), 0);
 	assert_int_equal(v, 0);
 	assert_int_equal(store_migrate(f->c, &applied), 0);
-	assert_int_equal(applied, 1);
+	assert_int_equal(applied, 2);
 	assert_int_equal(store_schema_version(f->c, &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, 2);
 	assert_int_equal(store_migrate(f->c, &applied), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(store_migrate(f->c, NULL), 0);
 	assert_int_equal(store_schema_version(f->c, &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, 2);
 	/* a second connection sees the same schema */
 	struct store_conn *c2;
 	assert_int_equal(store_connect(f->st, &c2), 0);
 	assert_int_equal(store_schema_version(c2, &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, 2);
 	store_disconnect(c2);
 	void *s = f;
 	teardown(&s);
@@ -285,6 +285,35 @@ static void test_product_upsert(void **state)
 }
 
 /* ---- stock ledger --------------------------------------------------------------- */
+
+static int64_t catalog_rev(struct fx *f, int64_t tenant)
+{
+	struct tenant t;
+	assert_int_equal(store_tenant_get(f->c, tenant, &f->a, &t), 0);
+	return t.catalog_rev;
+}
+
+/* Every change to a tenant's products moves its catalogue revision, and
+ * only its own; a refused change moves nothing. */
+static void test_catalog_rev_follows_products(void **state)
+{
+	struct fx *f = *state;
+	int64_t other = add_tenant(f->c, "100000000002");
+	int64_t r0 = catalog_rev(f, f->tenant), o0 = catalog_rev(f, other);
+	int64_t rice = add_product(f, "RICE", "Rice", 6000);
+	int64_t r1 = catalog_rev(f, f->tenant);
+	assert_true(r1 > r0);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, 1000, "purchase", 0, NULL), 0);
+	int64_t r2 = catalog_rev(f, f->tenant);
+	assert_true(r2 > r1);
+	assert_int_equal(store_product_set_price(f->c, f->tenant, rice, 6500), 0);
+	int64_t r3 = catalog_rev(f, f->tenant);
+	assert_true(r3 > r2);
+	assert_int_equal(store_stock_move(f->c, f->tenant, rice, -5000, "order", 1, NULL),
+	                 ERR_CONFLICT);
+	assert_int_equal(catalog_rev(f, f->tenant), r3);
+	assert_int_equal(catalog_rev(f, other), o0);
+}
 
 static void test_stock_move_negative_conflict(void **state)
 {
@@ -1308,6 +1337,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_snapshot_sees_the_store_as_it_was, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lazy_commits, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_catalog_rev_follows_products, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_forward_only, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_locked_returns_again, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_begin_holds_write_lock, setup, teardown),
