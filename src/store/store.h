@@ -322,7 +322,12 @@ int store_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t product_id
 /* ---- customers -------------------------------------------------------- */
 
 /* store_customer_touch finds or creates (tenant, wa_id), updates its name
- * (when name is not empty) and last_inbound_at; fills *out. */
+ * (when name is not empty) and last_inbound_at; fills *out. To spare a
+ * write per message, last_inbound_at is kept to within
+ * STORE_INBOUND_SLACK_MS: a message that soon after the recorded one (and
+ * no new name) leaves the row as it is - the recorded time is then at most
+ * that much early, which only ever shortens a window counted from it. */
+#define STORE_INBOUND_SLACK_MS 60000
 int store_customer_touch(struct store_conn *c, int64_t tenant_id, const char *wa_id,
                          const char *name, int64_t inbound_at, struct arena *a,
                          struct customer *out);

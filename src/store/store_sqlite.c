@@ -783,12 +783,23 @@ static int sq_customer_touch(struct store_conn *c, int64_t tenant_id, const char
 	        " name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE customers.name END,"
 	        " last_inbound_at = max(customers.last_inbound_at, excluded.last_inbound_at)"
 	        " RETURNING id, tenant_id, wa_id, name, state_code, last_inbound_at";
+	static const char find[] = "SELECT id, tenant_id, wa_id, name, state_code, last_inbound_at"
+	                           " FROM customers WHERE tenant_id = ?1 AND wa_id = ?2";
 	const char *what = "record customer";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
+	/* the usual case, a known customer writing again: nothing to write */
+	rc = store__sq_prep(c, SQ_CUSTOMER_FIND, find, what, &st, "it", tenant_id, wa_id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, read_customer, a, out);
+	if (rc == 1 && (!name[0] || strcmp(name, out->name) == 0) &&
+	    inbound_at < out->last_inbound_at + STORE_INBOUND_SLACK_MS)
+		return store__sq_op_end(c, mode, 0);
+	if (rc < 0)
+		return store__sq_op_end(c, mode, rc);
 	rc = store__sq_prep(c, SQ_CUSTOMER_TOUCH, sql, what, &st, "itti", tenant_id, wa_id, name,
 	                    inbound_at);
 	if (rc == 0)

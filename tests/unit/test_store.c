@@ -222,6 +222,22 @@ static void test_customer_touch(void **state)
 	assert_string_equal(cu.state_code, "29");
 	assert_string_equal(cu.name, "Asha K");
 	assert_int_equal(cu.last_inbound_at, T0 + 9);
+	/* within the slack and no new name: the row is not rewritten */
+	assert_int_equal(store_customer_touch(f->c, f->tenant, "919811111111", "Asha K",
+	                                      T0 + 9 + STORE_INBOUND_SLACK_MS - 1, &f->a, &cu),
+	                 0);
+	assert_int_equal(cu.last_inbound_at, T0 + 9);
+	/* past it, or with another name, it is */
+	assert_int_equal(store_customer_touch(f->c, f->tenant, "919811111111", "",
+	                                      T0 + 9 + STORE_INBOUND_SLACK_MS, &f->a, &cu),
+	                 0);
+	assert_int_equal(cu.last_inbound_at, T0 + 9 + STORE_INBOUND_SLACK_MS);
+	assert_int_equal(store_customer_touch(f->c, f->tenant, "919811111111", "Asha Kumari",
+	                                      T0 + 9 + STORE_INBOUND_SLACK_MS + 1, &f->a, &cu),
+	                 0);
+	assert_string_equal(cu.name, "Asha Kumari");
+	assert_int_equal(cu.last_inbound_at, T0 + 9 + STORE_INBOUND_SLACK_MS + 1);
+	assert_int_equal(cu.id, id);
 	assert_int_equal(store_customer_set_state(f->c, f->tenant, "910000000000", "29"),
 	                 ERR_NOTFOUND);
 	assert_int_equal(store_audit(f->c, f->tenant, "919811111111", "order.confirm", "{}"), 0);
