@@ -17,7 +17,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MUNIM = os.path.join(ROOT, "bin", "munim")
+MUNIM = os.environ.get("MUNIM_BIN") or os.path.join(ROOT, "bin", "munim")
 SECRET = "bench-app-secret"
 
 
@@ -41,6 +41,22 @@ def machine():
     return "%s, %d cores, %d GiB, %s %s, %s" % (model, os.cpu_count() or 0, mem,
                                               platform.system(), platform.release(),
                                               time.strftime("%Y-%m-%d %H:%M %Z"))
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system) a process has used so far, in seconds."""
+    try:
+        fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    """CPU time used by this script's finished children (loadgen runs)."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def free_port():
@@ -129,11 +145,21 @@ class Stack:
 
 
 def loadgen(stack, rate, duration, *extra):
-    """Runs munim loadgen against stack; returns its JSON report."""
+    """Runs munim loadgen against stack; returns its JSON report, with
+    "cpu_us_per_message": {"serve", "mock", "loadgen"} added (CPU time each
+    process spent during the run, per message sent)."""
+    before = (cpu_seconds(stack.serve.pid), cpu_seconds(stack.mock.pid),
+              children_cpu_seconds())
     r = subprocess.run([MUNIM, "loadgen", "--url", stack.url, "--bsp", stack.bsp,
                         "--app-secret", SECRET, "--tenants", str(stack.tenants),
                         "--rate", str(rate), "--duration", str(duration), *extra],
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("loadgen failed (%d): %s" % (r.returncode, r.stderr[-2000:]))
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    rep = json.loads(r.stdout.strip().splitlines()[-1])
+    after = (cpu_seconds(stack.serve.pid), cpu_seconds(stack.mock.pid),
+             children_cpu_seconds())
+    n = max(rep.get("sent", 0), 1)
+    rep["cpu_us_per_message"] = {k: (after[i] - before[i]) / n * 1e6
+                                 for i, k in enumerate(("serve", "mock", "loadgen"))}
+    return rep
