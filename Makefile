@@ -60,12 +60,12 @@ FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(filter-out src/cli/% src/tools/%,$(SRC))
 fuzz:
 	@mkdir -p build-fuzz
-	@for t in envelope command; do \
+	@for t in envelope command jsonr; do \
 		clang -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
 			-o build-fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $(PKG_LIBS) -lm -pthread || exit 1; \
 		mkdir -p build-fuzz/corpus-$$t; \
 		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build-fuzz/corpus-$$t \
-			$$( [ $$t = envelope ] && echo tests/unit/data/wa-payloads ) || exit 1; \
+			$$( [ $$t != command ] && echo tests/unit/data/wa-payloads ) || exit 1; \
 	done
 
 e2e: $(BIN)

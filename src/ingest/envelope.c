@@ -11,7 +11,8 @@
  *                "messages":[...], "statuses":[...], "errors":[...]}}]}]}
  *
  * Rules
- *   - ERR_PROTO only for what makes the whole body meaningless: not JSON,
+ *   - ERR_PROTO only for what makes the whole body meaningless: not JSON
+ *     (or nested deeper than JSONR_MAX_DEPTH, 64: no webhook comes near),
  *     not an object, object != "whatsapp_business_account", entry not an
  *     array. Anything odd deeper down (a change of another field, an entry
  *     that is not an object, an unknown message type) is skipped or kept
@@ -29,8 +30,18 @@
  *     them could make two different ids equal and turn a message into a
  *     "duplicate"); free text is cut at a UTF-8 boundary (text body and
  *     captions at ENV_MAX_BODY bytes, names and titles shorter).
- *   - Every string is copied into the caller's arena: the jansson tree is
- *     freed before envelope_parse returns.
+ *   - The body is parsed by jsonr (core/jsonr.h: strict RFC 8259, valid
+ *     UTF-8, nesting capped at JSONR_MAX_DEPTH) into the caller's arena;
+ *     every string of the result lives in that arena too, either the
+ *     tree's own unescaped copy or a cut copy, so nothing refers to body
+ *     after envelope_parse returns. The tree stays in the arena until the
+ *     caller frees it (one request).
+ *   - A "\u0000" inside some text must not make Meta retry the whole
+ *     payload for days: it is accepted and the text is cut at the NUL.
+ *     Likewise an integer beyond int64 somewhere in the body is valid JSON
+ *     and does not refuse it (jansson, used before jsonr, did refuse it): a
+ *     quantity that large skips its order item, a timestamp that large
+ *     falls back to received_at, an error code that large reads as 0.
  *
  * Body per message type
  *   text         text.body
@@ -44,13 +55,11 @@
  */
 #include "ingest/envelope.h"
 
-#include <inttypes.h>
+#include <stdint.h>
 #include <string.h>
 
-#include <jansson.h>
-
-#include "core/buf.h"
 #include "core/err.h"
+#include "core/jsonr.h"
 #include "core/log.h"
 
 #define ENV_MAX_ENTRIES     1000
@@ -64,18 +73,18 @@
 
 /* The string member key of obj (pointer and length, up to an embedded
  * NUL), or NULL when missing or not a string. */
-static const char *jstr(const json_t *obj, const char *key, size_t *len)
+static const char *jstr(const struct jsonr_val *obj, const char *key, size_t *len)
 {
-	const json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
-	if (!json_is_string(v))
+	size_t n;
+	const char *s = jsonr_str(jsonr_get(obj, key), &n);
+	if (!s)
 		return NULL;
-	const char *s = json_string_value(v);
-	*len = strnlen(s, json_string_length(v));
+	*len = strnlen(s, n);
 	return s;
 }
 
 /* n cut down to at most cap bytes without splitting a UTF-8 sequence
- * (jansson has already checked the text is valid UTF-8). */
+ * (jsonr has already checked the text is valid UTF-8). */
 static size_t utf8_cut(const char *s, size_t n, size_t cap)
 {
 	if (n <= cap)
@@ -86,38 +95,42 @@ static size_t utf8_cut(const char *s, size_t n, size_t cap)
 	return cut;
 }
 
-/* Free text: a copy of obj.key cut to cap bytes; "" when missing. */
-static const char *text_copy(const json_t *obj, const char *key, size_t cap, struct arena *a)
+/* Free text: obj.key cut to cap bytes; "" when missing. The tree's own
+ * string (in the caller's arena, NUL-terminated at n) is returned as it is
+ * unless it must be cut. */
+static const char *text_of(const struct jsonr_val *obj, const char *key, size_t cap,
+                           struct arena *a)
 {
 	size_t n;
 	const char *s = jstr(obj, key, &n);
 	if (!s)
 		return "";
-	return arena_strndup(a, s, utf8_cut(s, n, cap));
+	size_t cut = utf8_cut(s, n, cap);
+	return cut == n ? s : arena_strndup(a, s, cut);
 }
 
-/* An identifier: a copy of obj.key, or NULL when missing, empty or longer
- * than ENV_MAX_ID. */
-static const char *id_copy(const json_t *obj, const char *key, struct arena *a)
+/* An identifier: obj.key (the tree's string, in the caller's arena), or
+ * NULL when missing, empty or longer than ENV_MAX_ID. */
+static const char *id_of(const struct jsonr_val *obj, const char *key)
 {
 	size_t n;
 	const char *s = jstr(obj, key, &n);
 	if (!s || n == 0 || n > ENV_MAX_ID)
 		return NULL;
-	return arena_strndup(a, s, n);
+	return s;
 }
 
 /* Epoch seconds as a decimal string (or a JSON integer) → epoch ms; fallback
  * when missing or implausible. */
-static int64_t timestamp_ms(const json_t *obj, int64_t fallback)
+static int64_t timestamp_ms(const struct jsonr_val *obj, int64_t fallback)
 {
-	const json_t *v = json_object_get(obj, "timestamp");
+	const struct jsonr_val *v = jsonr_get(obj, "timestamp");
 	int64_t secs = -1;
-	if (json_is_integer(v)) {
-		secs = (int64_t)json_integer_value(v);
-	} else if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		size_t n = strlen(s);
+	size_t n;
+	const char *s = jsonr_str(v, &n);
+
+	if (s) {
+		n = strnlen(s, n); /* up to an embedded NUL, as every string here */
 		if (n >= 1 && n <= 12) {
 			secs = 0;
 			for (size_t i = 0; i < n; i++) {
@@ -128,114 +141,125 @@ static int64_t timestamp_ms(const json_t *obj, int64_t fallback)
 				secs = secs * 10 + (s[i] - '0');
 			}
 		}
+	} else if (jsonr_int(v, &secs) != 0) {
+		secs = -1; /* not an integer, or beyond int64 */
 	}
 	if (secs < 0 || secs > 100000000000LL) /* beyond year 5000: not a time */
 		return fallback;
 	return secs * 1000;
 }
 
-/* "order 3 HAMBURGER, 2 FRENCH_FRIES" from order.product_items. */
-static const char *order_text(const json_t *order, struct arena *a)
+/* "order 3 HAMBURGER, 2 FRENCH_FRIES" from order.product_items, built on
+ * the stack: each item adds at most idlen + 10 bytes and stops at
+ * ENV_MAX_BODY (no printf: this runs per order on the webhook path). */
+static const char *order_text(const struct jsonr_val *order, struct arena *a)
 {
-	const json_t *items = json_object_get(order, "product_items");
-	struct buf b;
-	size_t i;
-	const json_t *it;
+	const struct jsonr_val *items = jsonr_get(order, "product_items");
+	size_t nitems = jsonr_len(items), len = 5;
+	char out[ENV_MAX_BODY + 1];
 	int n = 0;
 
-	if (!json_is_array(items))
-		return "";
-	buf_init(&b);
-	buf_puts(&b, "order");
-	json_array_foreach(items, i, it)
-	{
+	memcpy(out, "order", len);
+
+	for (size_t i = 0; i < nitems; i++) {
+		const struct jsonr_val *it = jsonr_at(items, i);
 		size_t idlen;
 		const char *id = jstr(it, "product_retailer_id", &idlen);
-		const json_t *q = json_object_get(it, "quantity");
-		json_int_t qty = json_is_integer(q) ? json_integer_value(q) : 1;
+		int64_t qty = 1; /* stays 1 when missing or not an integer */
+		if (jsonr_int(jsonr_get(it, "quantity"), &qty) == ERR_TOOBIG)
+			continue; /* beyond int64: far past the cap below */
 		if (!id || idlen == 0 || idlen > ENV_MAX_ID || qty <= 0 || qty > 1000000)
 			continue;
-		if (n == ENV_MAX_ORDER_ITEMS || b.len + idlen + 16 > ENV_MAX_BODY)
+		if (n == ENV_MAX_ORDER_ITEMS || len + idlen + 16 > ENV_MAX_BODY)
 			break;
-		buf_printf(&b, "%s %" JSON_INTEGER_FORMAT " %.*s", n ? "," : "", qty, (int)idlen,
-		           id);
+		char digits[8];
+		size_t nd = 0;
+		do {
+			digits[nd++] = (char)('0' + qty % 10);
+			qty /= 10;
+		} while (qty > 0);
+		if (n)
+			out[len++] = ',';
+		out[len++] = ' ';
+		while (nd > 0)
+			out[len++] = digits[--nd];
+		out[len++] = ' ';
+		memcpy(out + len, id, idlen);
+		len += idlen;
 		n++;
 	}
-	const char *out = n ? arena_strndup(a, b.data, b.len) : "";
-	buf_release(&b);
-	return out;
+	return n ? arena_strndup(a, out, len) : "";
 }
 
-static const char *message_body(const json_t *m, const char *type, struct arena *a)
+static const char *message_body(const struct jsonr_val *m, const char *type, struct arena *a)
 {
 	if (strcmp(type, "text") == 0)
-		return text_copy(json_object_get(m, "text"), "body", ENV_MAX_BODY, a);
+		return text_of(jsonr_get(m, "text"), "body", ENV_MAX_BODY, a);
 	if (strcmp(type, "interactive") == 0) {
-		const json_t *in = json_object_get(m, "interactive");
-		const json_t *reply = json_object_get(in, "button_reply");
-		if (!json_is_object(reply))
-			reply = json_object_get(in, "list_reply");
-		const char *id = id_copy(reply, "id", a);
+		const struct jsonr_val *in = jsonr_get(m, "interactive");
+		const struct jsonr_val *reply = jsonr_get(in, "button_reply");
+		if (!jsonr_is_object(reply))
+			reply = jsonr_get(in, "list_reply");
+		const char *id = id_of(reply, "id");
 		return id ? id : "";
 	}
 	if (strcmp(type, "button") == 0) {
-		const json_t *btn = json_object_get(m, "button");
-		const char *p = text_copy(btn, "payload", ENV_MAX_ID, a);
-		return *p ? p : text_copy(btn, "text", ENV_MAX_ID, a);
+		const struct jsonr_val *btn = jsonr_get(m, "button");
+		const char *p = text_of(btn, "payload", ENV_MAX_ID, a);
+		return *p ? p : text_of(btn, "text", ENV_MAX_ID, a);
 	}
 	if (strcmp(type, "image") == 0 || strcmp(type, "video") == 0 ||
 	    strcmp(type, "document") == 0 || strcmp(type, "audio") == 0 ||
 	    strcmp(type, "sticker") == 0)
-		return text_copy(json_object_get(m, type), "caption", ENV_MAX_BODY, a);
+		return text_of(jsonr_get(m, type), "caption", ENV_MAX_BODY, a);
 	if (strcmp(type, "order") == 0)
-		return order_text(json_object_get(m, "order"), a);
+		return order_text(jsonr_get(m, "order"), a);
 	return "";
 }
 
 /* The contact a message comes from: wa_id or user_id equal to from. */
-static const json_t *contact_for(const json_t *contacts, const char *from)
+static const struct jsonr_val *contact_for(const struct jsonr_val *contacts, const char *from)
 {
-	size_t i;
-	const json_t *c;
-	json_array_foreach(contacts, i, c)
-	{
+	size_t ncontacts = jsonr_len(contacts), fromlen = strlen(from);
+	for (size_t i = 0; i < ncontacts; i++) {
+		const struct jsonr_val *c = jsonr_at(contacts, i);
 		size_t n;
 		const char *w = jstr(c, "wa_id", &n);
-		if (w && strlen(from) == n && memcmp(w, from, n) == 0)
+		if (w && fromlen == n && memcmp(w, from, n) == 0)
 			return c;
 		w = jstr(c, "user_id", &n);
-		if (w && strlen(from) == n && memcmp(w, from, n) == 0)
+		if (w && fromlen == n && memcmp(w, from, n) == 0)
 			return c;
 	}
 	return NULL;
 }
 
 /* messages[i] → *e; 0, or ERR_INVAL when it cannot be stored (skipped). */
-static int parse_message(const json_t *m, const json_t *contacts, int64_t received_at,
-                         struct arena *a, struct inbox_entry *e)
+static int parse_message(const struct jsonr_val *m, const struct jsonr_val *contacts,
+                         int64_t received_at, struct arena *a, struct inbox_entry *e)
 {
 	const char *from;
 
 	memset(e, 0, sizeof(*e));
 	e->kind = INBOX_MESSAGE;
-	e->ext_id = id_copy(m, "id", a);
+	e->ext_id = id_of(m, "id");
 	if (!e->ext_id)
 		return ERR_INVAL;
-	from = id_copy(m, "from", a);
+	from = id_of(m, "from");
 	if (!from)
-		from = id_copy(m, "from_user_id", a); /* BSUID user without a number */
-	if (!from && json_array_size(contacts) == 1)
-		from = id_copy(json_array_get(contacts, 0), "user_id", a);
+		from = id_of(m, "from_user_id"); /* BSUID user without a number */
+	if (!from && jsonr_len(contacts) == 1)
+		from = id_of(jsonr_at(contacts, 0), "user_id");
 	if (!from)
 		return ERR_INVAL;
 	e->from = from;
-	const json_t *c = contact_for(contacts, from);
-	if (!c && json_array_size(contacts) == 1)
-		c = json_array_get(contacts, 0); /* one sender: its contact */
-	e->name = text_copy(json_object_get(c, "profile"), "name", ENV_MAX_NAME, a);
-	e->type = text_copy(m, "type", ENV_MAX_WORD, a);
+	const struct jsonr_val *c = contact_for(contacts, from);
+	if (!c && jsonr_len(contacts) == 1)
+		c = jsonr_at(contacts, 0); /* one sender: its contact */
+	e->name = text_of(jsonr_get(c, "profile"), "name", ENV_MAX_NAME, a);
+	e->type = text_of(m, "type", ENV_MAX_WORD, a);
 	e->body = message_body(m, e->type, a);
-	const char *ctx = id_copy(json_object_get(m, "context"), "id", a);
+	const char *ctx = id_of(jsonr_get(m, "context"), "id");
 	e->context_id = ctx ? ctx : "";
 	e->status = "";
 	e->error_title = "";
@@ -247,18 +271,18 @@ static int parse_message(const json_t *m, const json_t *contacts, int64_t receiv
 }
 
 /* statuses[i] → *e; 0, or ERR_INVAL when it has no id or status. */
-static int parse_status(const json_t *s, int64_t received_at, struct arena *a,
+static int parse_status(const struct jsonr_val *s, int64_t received_at, struct arena *a,
                         struct inbox_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->kind = INBOX_STATUS;
-	e->ext_id = id_copy(s, "id", a);
-	e->status = text_copy(s, "status", ENV_MAX_WORD, a);
+	e->ext_id = id_of(s, "id");
+	e->status = text_of(s, "status", ENV_MAX_WORD, a);
 	if (!e->ext_id || !*e->status)
 		return ERR_INVAL;
-	const char *to = id_copy(s, "recipient_id", a);
+	const char *to = id_of(s, "recipient_id");
 	if (!to)
-		to = id_copy(s, "recipient_user_id", a);
+		to = id_of(s, "recipient_user_id");
 	e->from = to ? to : "";
 	e->name = "";
 	e->type = "";
@@ -266,15 +290,14 @@ static int parse_status(const json_t *s, int64_t received_at, struct arena *a,
 	e->context_id = "";
 	e->error_title = "";
 	/* our own id, echoed from the send (send/wamsg.h) */
-	e->callback_data = text_copy(s, "biz_opaque_callback_data", ENV_MAX_CALLBACK, a);
-	const json_t *errors = json_object_get(s, "errors");
-	const json_t *e0 = json_array_get(errors, 0); /* NULL unless a non-empty array */
-	if (json_is_object(e0)) {
-		const json_t *code = json_object_get(e0, "code");
-		if (json_is_integer(code) && json_integer_value(code) >= 0 &&
-		    json_integer_value(code) <= 0x7fffffff)
-			e->error_code = (int)json_integer_value(code);
-		e->error_title = text_copy(e0, "title", ENV_MAX_TITLE, a);
+	e->callback_data = text_of(s, "biz_opaque_callback_data", ENV_MAX_CALLBACK, a);
+	/* NULL unless a non-empty array */
+	const struct jsonr_val *e0 = jsonr_at(jsonr_get(s, "errors"), 0);
+	if (jsonr_is_object(e0)) {
+		int64_t code;
+		if (jsonr_int(jsonr_get(e0, "code"), &code) == 0 && code >= 0 && code <= 0x7fffffff)
+			e->error_code = (int)code;
+		e->error_title = text_of(e0, "title", ENV_MAX_TITLE, a);
 	}
 	e->sent_at = timestamp_ms(s, received_at);
 	e->received_at = received_at;
@@ -283,13 +306,13 @@ static int parse_status(const json_t *s, int64_t received_at, struct arena *a,
 }
 
 /* The value of a change we take ("messages" from "whatsapp"), else NULL. */
-static const json_t *change_value(const json_t *ch)
+static const struct jsonr_val *change_value(const struct jsonr_val *ch)
 {
 	size_t n;
 	const char *field = jstr(ch, "field", &n);
 	if (!field || strcmp(field, "messages") != 0)
 		return NULL;
-	const json_t *v = json_object_get(ch, "value");
+	const struct jsonr_val *v = jsonr_get(ch, "value");
 	const char *product = jstr(v, "messaging_product", &n);
 	if (!product || strcmp(product, "whatsapp") != 0)
 		return NULL;
@@ -304,41 +327,35 @@ static const json_t *change_value(const json_t *ch)
 int envelope_parse(const char *body, size_t len, int64_t received_at, struct arena *a,
                    struct envelope *out)
 {
-	json_error_t jerr;
-	json_t *root = NULL;
-	const json_t *entries, *entry, *ch, *item;
-	size_t i, j, k;
+	const struct jsonr_val *root, *entries;
+	size_t nentries;
 	int nchanges = 0, total = 0, skipped = 0, ci = 0;
 	int rc = ERR_PROTO;
 
 	memset(out, 0, sizeof(*out));
-	if (!body)
-		return ERR_PROTO;
-	/* JSON_ALLOW_NUL: a "\u0000" inside some text must not make Meta
-	 * retry the whole payload for days; strings are cut at the NUL. */
-	root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
-	if (!json_is_object(root))
+	/* any jsonr failure (not JSON, too deep, too long) is ERR_PROTO */
+	if (!body || jsonr_parse(body, len, a, &root) != 0 || !jsonr_is_object(root))
 		goto fail;
 	size_t olen;
 	const char *object = jstr(root, "object", &olen);
 	if (!object || strcmp(object, "whatsapp_business_account") != 0)
 		goto fail;
-	entries = json_object_get(root, "entry");
-	if (!json_is_array(entries))
+	entries = jsonr_get(root, "entry");
+	if (!jsonr_is_array(entries))
 		goto fail;
+	nentries = jsonr_len(entries);
 
 	/* pass 1: count changes and entries, so the cap is checked before
 	 * anything is copied */
-	json_array_foreach(entries, i, entry)
-	{
-		json_array_foreach(json_object_get(entry, "changes"), j, ch)
-		{
-			const json_t *v = change_value(ch);
+	for (size_t i = 0; i < nentries; i++) {
+		const struct jsonr_val *changes = jsonr_get(jsonr_at(entries, i), "changes");
+		for (size_t j = 0; j < jsonr_len(changes); j++) {
+			const struct jsonr_val *v = change_value(jsonr_at(changes, j));
 			if (!v)
 				continue;
 			nchanges++;
-			total += (int)json_array_size(json_object_get(v, "messages"));
-			total += (int)json_array_size(json_object_get(v, "statuses"));
+			total += (int)jsonr_len(jsonr_get(v, "messages"));
+			total += (int)jsonr_len(jsonr_get(v, "statuses"));
 			if (total > ENV_MAX_ENTRIES) {
 				rc = ERR_TOOBIG;
 				goto fail;
@@ -347,41 +364,38 @@ int envelope_parse(const char *body, size_t len, int64_t received_at, struct are
 	}
 
 	out->changes = arena_calloc(a, sizeof(*out->changes) * (size_t)(nchanges ? nchanges : 1));
-	json_array_foreach(entries, i, entry)
-	{
-		json_array_foreach(json_object_get(entry, "changes"), j, ch)
-		{
-			const json_t *v = change_value(ch);
+	for (size_t i = 0; i < nentries; i++) {
+		const struct jsonr_val *changes = jsonr_get(jsonr_at(entries, i), "changes");
+		for (size_t j = 0; j < jsonr_len(changes); j++) {
+			const struct jsonr_val *v = change_value(jsonr_at(changes, j));
 			if (!v)
 				continue;
 			struct env_change *c = &out->changes[ci++];
-			const json_t *msgs = json_object_get(v, "messages");
-			const json_t *sts = json_object_get(v, "statuses");
-			const json_t *contacts = json_object_get(v, "contacts");
-			size_t cap = json_array_size(msgs) + json_array_size(sts);
-			const char *pnid =
-			        id_copy(json_object_get(v, "metadata"), "phone_number_id", a);
+			const struct jsonr_val *msgs = jsonr_get(v, "messages");
+			const struct jsonr_val *sts = jsonr_get(v, "statuses");
+			const struct jsonr_val *contacts = jsonr_get(v, "contacts");
+			size_t nmsgs = jsonr_len(msgs), nsts = jsonr_len(sts);
+			const char *pnid = id_of(jsonr_get(v, "metadata"), "phone_number_id");
 
 			/* "": no tenant has it; ingest counts it as unknown */
 			c->phone_number_id = pnid ? pnid : "";
-			c->entries = arena_calloc(a, sizeof(*c->entries) * (cap ? cap : 1));
-			json_array_foreach(msgs, k, item)
-			{
-				if (parse_message(item, contacts, received_at, a,
+			c->entries = arena_calloc(a, sizeof(*c->entries) *
+			                                     (nmsgs + nsts ? nmsgs + nsts : 1));
+			for (size_t k = 0; k < nmsgs; k++) {
+				if (parse_message(jsonr_at(msgs, k), contacts, received_at, a,
 				                  &c->entries[c->nentries]) == 0)
 					c->nentries++;
 				else
 					skipped++;
 			}
-			json_array_foreach(sts, k, item)
-			{
-				if (parse_status(item, received_at, a, &c->entries[c->nentries]) ==
-				    0)
+			for (size_t k = 0; k < nsts; k++) {
+				if (parse_status(jsonr_at(sts, k), received_at, a,
+				                 &c->entries[c->nentries]) == 0)
 					c->nentries++;
 				else
 					skipped++;
 			}
-			out->nerrors += (int)json_array_size(json_object_get(v, "errors"));
+			out->nerrors += (int)jsonr_len(jsonr_get(v, "errors"));
 		}
 	}
 	out->nchanges = nchanges;
@@ -389,11 +403,9 @@ int envelope_parse(const char *body, size_t len, int64_t received_at, struct are
 	if (skipped)
 		log_warn("webhook.entries_skipped",
 		         "skipped %d messages or statuses without an id or a sender", skipped);
-	json_decref(root);
 	return 0;
 
 fail:
-	json_decref(root);
 	memset(out, 0, sizeof(*out));
 	return rc;
 }

@@ -583,6 +583,76 @@ static void test_bad_timestamp_uses_received(void **state)
 	assert_int_equal(f->env.changes[0].entries[2].sent_at, RECEIVED);
 }
 
+/* An integer beyond int64 is valid JSON: the body is taken (jansson refused
+ * it); a quantity that large skips its item, a code reads as 0, a
+ * timestamp falls back to received_at. */
+static void test_big_integers_accepted(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(
+	        parse_str(f, HEAD
+	                  "\"messages\":[{\"from\":\"91\",\"id\":\"wamid.O\",\"type\":\"order\","
+	                  "\"timestamp\":99999999999999999999,\"order\":{\"product_items\":["
+	                  "{\"product_retailer_id\":\"RICE\",\"quantity\":99999999999999999999},"
+	                  "{\"product_retailer_id\":\"SODA\",\"quantity\":2}]}}],"
+	                  "\"statuses\":[{\"id\":\"wamid.S\",\"status\":\"failed\","
+	                  "\"timestamp\":\"1700000002\",\"recipient_id\":\"91\","
+	                  "\"errors\":[{\"code\":-99999999999999999999,\"title\":\"x\"}]}]" TAIL),
+	        0);
+	struct inbox_entry *e = f->env.changes[0].entries;
+	assert_int_equal(f->env.changes[0].nentries, 2);
+	assert_string_equal(e[0].body, "order 2 SODA");
+	assert_int_equal(e[0].sent_at, RECEIVED);
+	assert_int_equal(e[1].error_code, 0);
+	assert_string_equal(e[1].error_title, "x");
+	assert_int_equal(e[1].sent_at, 1700000002000LL);
+}
+
+/* Nesting past JSONR_MAX_DEPTH anywhere refuses the body; below it, an odd
+ * deep field is only skipped. */
+static void test_deep_nesting_err_proto(void **state)
+{
+	struct fixture *f = *state;
+	struct buf b;
+	buf_init(&b);
+	for (int depth = 50; depth <= 80; depth += 30) {
+		buf_reset(&b);
+		buf_puts(&b, HEAD "\"deep\":");
+		for (int i = 0; i < depth; i++)
+			buf_putc(&b, '[');
+		for (int i = 0; i < depth; i++)
+			buf_putc(&b, ']');
+		buf_puts(&b, ",\"messages\":[{\"from\":\"91\",\"id\":\"wamid.D\"}]" TAIL);
+		assert_int_equal(envelope_parse(b.data, b.len, RECEIVED, &f->a, &f->env),
+		                 depth == 50 ? 0 : ERR_PROTO);
+	}
+	buf_release(&b);
+}
+
+static void test_escapes_decoded(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(
+	        parse_str(f, HEAD
+	                  "\"messages\":[{\"from\":\"91\",\"id\":\"wamid.E\","
+	                  "\"type\":\"text\",\"text\":{\"body\":"
+	                  "\"\\u091a\\u093e\\u0935\\u0932 \\\"2kg\\\"\\n\\ud83d\\ude00\"}}]" TAIL),
+	        0);
+	assert_string_equal(
+	        f->env.changes[0].entries[0].body,
+	        "\xe0\xa4\x9a\xe0\xa4\xbe\xe0\xa4\xb5\xe0\xa4\xb2 \"2kg\"\n\xf0\x9f\x98\x80");
+}
+
+static void test_invalid_utf8_err_proto(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(parse_str(f, HEAD
+	                           "\"messages\":[{\"from\":\"91\",\"id\":\"wamid.E\","
+	                           "\"type\":\"text\",\"text\":{\"body\":\"\xc0\xaf\"}}]" TAIL),
+	                 ERR_PROTO);
+	assert_int_equal(f->env.nchanges, 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -618,6 +688,10 @@ int main(void)
 	        T(test_long_id_skipped_not_cut),
 	        T(test_nul_in_text_cut),
 	        T(test_bad_timestamp_uses_received),
+	        T(test_big_integers_accepted),
+	        T(test_deep_nesting_err_proto),
+	        T(test_escapes_decoded),
+	        T(test_invalid_utf8_err_proto),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
