@@ -56,7 +56,7 @@ static const char *const default_texts[] = {
 #define LOADGEN_LEAD_MS 100
 /* Time limit of the start-up checks. */
 #define LOADGEN_PROBE_MS 5000
-/* File descriptors kept free beside the connections (stdio, the timer, curl's own). */
+/* File descriptors kept free beside the connections (stdio, epoll sets, the collector's). */
 #define LOADGEN_SPARE_FDS 64
 /* phone_number_ids and wa_ids: digits, at most this many. */
 #define LOADGEN_MAX_ID_DIGITS 15
@@ -143,46 +143,40 @@ static void sleep_ms(int ms)
  */
 static int probe(const char *url, const char *bsp, uint64_t *since)
 {
-	struct tools_client c;
-	struct buf u;
-	buf_init(&u);
+	struct tools_fetch f;
 	json_t *root = NULL;
-	int rc = ERR_IO;
-	long status = 0;
-	if (tools_client_init(&c, 1 << 20) != 0) {
-		fprintf(stderr, "munim loadgen: could not create an HTTP client\n");
-		goto out;
-	}
-	buf_printf(&u, "%s/_mock/stats", bsp);
-	if (tools_client_request(&c, u.data, NULL, 0, NULL, LOADGEN_PROBE_MS, &status) != 0) {
+	int rc = ERR_IO, status = 0;
+	if (tools_fetch_init(&f, bsp, 1 << 20) != 0 ||
+	    tools_fetch_request(&f, "GET", "/_mock/stats", NULL, NULL, 0, LOADGEN_PROBE_MS,
+	                        &status) != 0) {
 		fprintf(stderr, "munim loadgen: could not reach the mock BSP at %s: %s\n", bsp,
-		        c.err);
+		        f.why);
 		goto out;
 	}
-	root = json_loadb(c.answer.data ? c.answer.data : "", c.answer.len, 0, NULL);
+	root = json_loadb(f.answer.data ? f.answer.data : "", f.answer.len, 0, NULL);
 	json_t *next = json_object_get(root, "next_index");
 	if (status != 200 || !json_is_integer(next) || json_integer_value(next) < 0) {
 		fprintf(stderr,
 		        "munim loadgen: %s does not answer like munim mock-bsp (GET /_mock/stats: "
-		        "HTTP %ld)\n",
+		        "HTTP %d)\n",
 		        bsp, status);
 		goto out;
 	}
 	*since = (uint64_t)json_integer_value(next);
-	buf_reset(&u);
-	buf_printf(&u, "%s/healthz", url);
-	if (tools_client_request(&c, u.data, NULL, 0, NULL, LOADGEN_PROBE_MS, &status) != 0) {
-		fprintf(stderr, "munim loadgen: could not reach munim at %s: %s\n", url, c.err);
+	tools_fetch_release(&f);
+	if (tools_fetch_init(&f, url, 1 << 20) != 0 ||
+	    tools_fetch_request(&f, "GET", "/healthz", NULL, NULL, 0, LOADGEN_PROBE_MS, &status) !=
+	            0) {
+		fprintf(stderr, "munim loadgen: could not reach munim at %s: %s\n", url, f.why);
 		goto out;
 	}
 	if (status != 200)
-		fprintf(stderr, "munim loadgen: warning: %s/healthz answered HTTP %ld\n", url,
+		fprintf(stderr, "munim loadgen: warning: %s/healthz answered HTTP %d\n", url,
 		        status);
 	rc = 0;
 out:
 	json_decref(root);
-	buf_release(&u);
-	tools_client_release(&c);
+	tools_fetch_release(&f);
 	return rc;
 }
 
@@ -285,7 +279,8 @@ static int run(const struct run_args *a, const struct loadgen_sched *sched)
 	plan.start_wall_us = wall_us() + LOADGEN_LEAD_MS * 1000;
 	if (loadgen_collect_init(col, &plan, a->bsp, since) != 0 ||
 	    loadgen_collect_start(col) != 0) {
-		fprintf(stderr, "munim loadgen: could not start reading the mock BSP's log\n");
+		fprintf(stderr, "munim loadgen: could not start reading the mock BSP's log%s%s\n",
+		        col->last_error[0] ? ": " : "", col->last_error);
 		goto done;
 	}
 	fprintf(stderr, "munim loadgen: %llu messages to %s over %lld s\n",
@@ -345,6 +340,16 @@ static int check_args(const struct config *cfg, struct run_args *a)
 {
 	if (!cfg->url || !*cfg->url || !cfg->bsp || !*cfg->bsp) {
 		fprintf(stderr, "munim loadgen: --url and --bsp must not be empty\n");
+		return ERR_INVAL;
+	}
+	struct tools_url u;
+	char why[TOOLS_HTTP_ERR_CAP];
+	if (tools_url_parse(cfg->url, &u, why) != 0) {
+		fprintf(stderr, "munim loadgen: --url: %s\n", why);
+		return ERR_INVAL;
+	}
+	if (tools_url_parse(cfg->bsp, &u, why) != 0) {
+		fprintf(stderr, "munim loadgen: --bsp: %s\n", why);
 		return ERR_INVAL;
 	}
 	if (strcmp(cfg->profile, "constant") != 0 && strcmp(cfg->profile, "step") != 0) {
@@ -455,13 +460,7 @@ int cmd_loadgen(int argc, char **argv)
 	a.url = url;
 	a.bsp = bsp;
 	a.secret = cfg.app_secret && *cfg.app_secret ? cfg.app_secret : TOOLS_DEMO_SECRET;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "munim loadgen: could not initialise libcurl\n");
-		exit_code = 1;
-		goto out;
-	}
 	exit_code = run(&a, &sched);
-	curl_global_cleanup();
 out:
 	loadgen_sched_release(&sched);
 	free(url);

@@ -3,8 +3,10 @@
  *
  * munim quotes the inbound wamid in every reply (context.message_id); the
  * mock BSP logs each reply with that "context" and its "received_at" (wall
- * clock, ms). The collector reads the log in pages of LOADGEN_PAGE
- * (GET /_mock/messages?since=<next>&limit=...), and for each reply quoting
+ * clock, ms). The collector reads the log in pages of LOADGEN_PAGE from
+ * the mock's compact feed (GET /_mock/replies?since=<next>&limit=...:
+ * "next I" then "<index> <received_at> <context>" lines, no bodies, parsed
+ * in place), over one keep-alive connection, and for each reply quoting
  * one of this run's wamids (loadgen_wamid_index) counts it against the
  * message; the first reply's received_at minus the message's scheduled
  * time is its end-to-end latency. received_at is whole milliseconds, so
@@ -21,7 +23,6 @@
  * the fields (stop is the atomic the caller writes); after it, only the
  * caller's thread. pthread_create/join order the two.
  */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +34,10 @@
 #include "core/xalloc.h"
 #include "tools/tools_internal.h"
 
-/* Messages per page: the mock's largest. */
-#define LOADGEN_PAGE 10000
-/* Largest page accepted: 10000 messages with their request bodies. */
-#define LOADGEN_MAX_PAGE ((size_t)256 << 20)
+/* Messages per page (the mock's largest is 100000). */
+#define LOADGEN_PAGE 50000
+/* Largest page accepted: LOADGEN_PAGE lines of at most a few hundred bytes. */
+#define LOADGEN_MAX_PAGE ((size_t)64 << 20)
 /* Pause between polls that found the log read to its end. */
 #define LOADGEN_POLL_MS 50
 /* After a failed poll. */
@@ -55,25 +56,22 @@ int loadgen_collect_init(struct loadgen_collect *c, const struct loadgen_plan *p
 	memset(c, 0, sizeof(*c));
 	c->plan = plan;
 	c->since = since;
-	struct buf u;
-	buf_init(&u);
-	buf_printf(&u, "%s/_mock/messages", bsp);
-	c->url = buf_detach(&u);
 	c->replies = xcalloc(plan->sched->total ? plan->sched->total : 1, sizeof(*c->replies));
 	c->step_e2e = xcalloc((size_t)plan->sched->nsteps, sizeof(*c->step_e2e));
 	atomic_init(&c->stop, 0);
-	return tools_client_init(&c->client, LOADGEN_MAX_PAGE);
+	int rc = tools_fetch_init(&c->fetch, bsp, LOADGEN_MAX_PAGE);
+	if (rc != 0)
+		snprintf(c->last_error, sizeof(c->last_error), "%s", c->fetch.why);
+	return rc;
 }
 
 void loadgen_collect_release(struct loadgen_collect *c)
 {
 	if (c->running)
 		loadgen_collect_stop(c);
-	tools_client_release(&c->client);
-	free(c->url);
+	tools_fetch_release(&c->fetch);
 	free(c->replies);
 	free(c->step_e2e);
-	c->url = NULL;
 	c->replies = NULL;
 	c->step_e2e = NULL;
 }
@@ -100,51 +98,87 @@ static void take_reply(struct loadgen_collect *c, const char *context, int64_t r
 		c->pending--;
 }
 
+/* Reads a decimal at *p up to stop; 0 and *out, or ERR_PROTO. */
+static int read_u64(const char **p, const char *end, char stop, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	for (; s < end && *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return ERR_PROTO;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (s == *p || s == end || *s != stop)
+		return ERR_PROTO;
+	*p = s + 1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * parse_page reads the feed "next I\n" then "<index> <ms> <context>\n"
+ * lines, counting each reply; *lines gets how many. 0 or ERR_PROTO.
+ */
+static int parse_page(struct loadgen_collect *c, char *text, size_t len, uint64_t *next,
+                      uint64_t *lines)
+{
+	const char *p = text, *end = text + len;
+	*lines = 0;
+	if (len < 5 || memcmp(p, "next ", 5) != 0)
+		return ERR_PROTO;
+	p += 5;
+	if (read_u64(&p, end, '\n', next) != 0)
+		return ERR_PROTO;
+	while (p < end) {
+		uint64_t index, ms;
+		if (read_u64(&p, end, ' ', &index) != 0 || read_u64(&p, end, ' ', &ms) != 0 ||
+		    ms > INT64_MAX / 1000 - 1)
+			return ERR_PROTO;
+		char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol || eol == p)
+			return ERR_PROTO;
+		*eol = '\0'; /* the context, in place */
+		if (strcmp(p, "-") == 0)
+			c->foreign++;
+		else
+			take_reply(c, p, (int64_t)ms);
+		p = eol + 1;
+		(*lines)++;
+	}
+	return 0;
+}
+
 int loadgen_collect_poll(struct loadgen_collect *c, int *more)
 {
 	*more = 0;
-	char url[1024];
-	snprintf(url, sizeof(url), "%s?since=%llu&limit=%d", c->url, (unsigned long long)c->since,
-	         LOADGEN_PAGE);
-	long status = 0;
-	if (tools_client_request(&c->client, url, NULL, 0, NULL, LOADGEN_POLL_TIMEOUT_MS,
-	                         &status) != 0) {
-		snprintf(c->last_error, sizeof(c->last_error), "%s", c->client.err);
+	char path[96];
+	snprintf(path, sizeof(path), "/_mock/replies?since=%llu&limit=%d",
+	         (unsigned long long)c->since, LOADGEN_PAGE);
+	int status = 0;
+	int rc = tools_fetch_request(&c->fetch, "GET", path, NULL, NULL, 0, LOADGEN_POLL_TIMEOUT_MS,
+	                             &status);
+	if (rc != 0) {
+		snprintf(c->last_error, sizeof(c->last_error), "%s", c->fetch.why);
 		c->poll_failures++;
 		return ERR_IO;
 	}
 	if (status != 200) {
-		snprintf(c->last_error, sizeof(c->last_error), "the mock BSP answered HTTP %ld",
+		snprintf(c->last_error, sizeof(c->last_error), "the mock BSP answered HTTP %d",
 		         status);
 		c->poll_failures++;
 		return ERR_PROTO;
 	}
-	json_error_t jerr;
-	json_t *root = json_loadb(c->client.answer.data, c->client.answer.len, 0, &jerr);
-	json_t *msgs = json_object_get(root, "messages");
-	json_t *next = json_object_get(root, "next");
-	if (!json_is_array(msgs) || !json_is_integer(next) || json_integer_value(next) < 0) {
+	uint64_t next = 0, lines = 0;
+	struct buf *a = &c->fetch.answer;
+	if (parse_page(c, a->data ? a->data : "", a->len, &next, &lines) != 0) {
 		snprintf(c->last_error, sizeof(c->last_error),
-		         "the mock BSP's message list is not {\"next\",\"messages\"}: %s",
-		         root ? "fields missing" : jerr.text);
-		json_decref(root);
+		         "the mock BSP's reply feed is not \"next I\" and "
+		         "\"<index> <received_at> <context>\" lines");
 		c->poll_failures++;
 		return ERR_PROTO;
 	}
-	size_t k;
-	json_t *m;
-	json_array_foreach(msgs, k, m)
-	{
-		const char *ctx = json_string_value(json_object_get(m, "context"));
-		json_t *at = json_object_get(m, "received_at");
-		if (ctx && json_is_integer(at))
-			take_reply(c, ctx, (int64_t)json_integer_value(at));
-		else
-			c->foreign++;
-	}
-	*more = json_array_size(msgs) >= LOADGEN_PAGE;
-	c->since = (uint64_t)json_integer_value(next);
-	json_decref(root);
+	*more = lines >= LOADGEN_PAGE;
+	c->since = next;
 	return 0;
 }
 

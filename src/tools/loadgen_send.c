@@ -8,41 +8,44 @@
  * silently lowering the rate: no coordinated omission.
  *
  * Design
- *   One thread, one curl multi handle driven by curl_multi_socket_action
- *   over epoll, up to plan->connections easy handles ("slots") with
- *   keep-alive connections. (curl_multi_poll would poll() every
- *   connection at each wake-up: with 256 connections and thousands of
- *   wake-ups a second that was most of this thread's time.) The loop:
- *     1. start every due message while a slot is free (build the webhook,
- *        sign it, curl_multi_add_handle); a due message that finds every
- *        slot busy simply waits: messages go out in order, so the waiting
- *        ones are [next, first not yet due), and their latency keeps
- *        counting from their due time;
- *     2. run curl's timer when due (a new handle sets it to 0), reap
- *        finished transfers (status, latency, slot back on the free list);
- *     3. sleep in epoll_wait until a socket is ready, curl's timer runs
- *        out, or the next message is due. epoll_wait's timeout is in
- *        milliseconds, too coarse at thousands of messages a second, so
- *        the due time arms a timerfd (CLOCK_MONOTONIC, absolute, the
- *        clock of clock_mono_us) in the same epoll set; curl's own timers
- *        (request time limits) are fine at a millisecond.
- *   on_socket keeps the epoll set equal to the sockets curl wants watched;
- *   on_timer records when curl wants its timeout run.
+ *   One thread, one epoll set, one tools_http client (tools_http.c) with
+ *   up to plan->connections keep-alive connections, each carrying one
+ *   request at a time. The loop:
+ *     1. start every due message while a connection is free: the webhook
+ *        comes from a template whose strings were escaped once
+ *        (loadgen_body_build), is signed, and goes out in one send(); a
+ *        due message that finds every connection busy simply waits:
+ *        messages go out in order, so the waiting ones are [next, first
+ *        not yet due), and their latency keeps counting from their due
+ *        time;
+ *     2. fail the requests past --timeout-ms;
+ *     3. sleep in epoll_pwait2 until a socket is ready, the next message
+ *        is due or the next request times out. Its timeout is in
+ *        nanoseconds (epoll_wait's milliseconds are too coarse at
+ *        thousands of messages a second) and the thread's timer slack is
+ *        1 us, so wake-ups are on time without a timer file descriptor.
+ *        Where the kernel lacks epoll_pwait2 a timerfd (absolute,
+ *        CLOCK_MONOTONIC, the clock of clock_mono_us) in the same set
+ *        does the job.
+ *   Answers are taken as they are read (on_done), so their times are
+ *   never taken after later sends.
  *   How late each start was (the lag) is measured, so a loop that cannot
  *   keep up is reported rather than hidden. A message waited for a
  *   connection when all were busy at some moment between its due time and
  *   its start; as messages start in order, as soon as they are due and a
- *   slot is free, that is: due <= the end of the last all-busy spell
- *   (full_until). The lag of the others is the loop's own lateness.
+ *   connection is free, that is: due <= the end of the last all-busy
+ *   spell (full_until). The lag of the others is the loop's own lateness.
  *
  * Threading: everything here belongs to the calling thread; it reads the
  * plan, which nobody writes while it runs.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -52,51 +55,116 @@
 #include "core/xalloc.h"
 #include "tools/tools_internal.h"
 
-/* One request slot: an easy handle and what its current message holds. */
-struct slot {
-	CURL *easy;
-	uint64_t msg;
-	int step;
-	int64_t due_us;
-	char *body;
-	struct curl_slist *headers;
-	char err[CURL_ERROR_SIZE];
-};
+/* Most epoll events taken per wake-up. */
+#define SEND_EVENTS 256
+/* The longest sleep when nothing is due (a bound, not a tick). */
+#define SEND_MAX_SLEEP_US 1000000
+
+/* ---- the webhook template ---------------------------------------------------- */
+
+/* A string as jansson writes it (quoted, non-ASCII as \u sequences); NULL if not UTF-8. */
+static char *json_quoted(const char *s)
+{
+	json_t *v = json_string(s);
+	if (!v)
+		return NULL;
+	char *q = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(v);
+	return q;
+}
+
+int loadgen_body_init(struct loadgen_body *b, const char *name, const char *const *texts,
+                      int ntexts)
+{
+	memset(b, 0, sizeof(*b));
+	b->texts = texts;
+	b->ntexts = ntexts;
+	b->quoted = xcalloc((size_t)ntexts, sizeof(*b->quoted));
+	b->name = json_quoted(name ? name : TOOLS_DEFAULT_NAME);
+	if (!b->name)
+		return ERR_INVAL;
+	for (int k = 0; k < ntexts; k++) {
+		b->quoted[k] = json_quoted(texts[k]);
+		if (!b->quoted[k])
+			return ERR_INVAL;
+	}
+	return 0;
+}
+
+void loadgen_body_release(struct loadgen_body *b)
+{
+	for (int k = 0; b->quoted && k < b->ntexts; k++)
+		free(b->quoted[k]);
+	free(b->quoted);
+	free(b->name);
+	memset(b, 0, sizeof(*b));
+}
+
+static void put(struct buf *out, const char *s)
+{
+	buf_append(out, s, strlen(s));
+}
+
+/* Writes v in decimal at out (room for 20 digits and a NUL); returns the length. */
+static size_t fmt_u64(char *out, uint64_t v)
+{
+	char d[20];
+	size_t n = 0;
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t k = 0; k < n; k++)
+		out[k] = d[n - 1 - k];
+	out[n] = '\0';
+	return n;
+}
+
+void loadgen_body_build(const struct loadgen_body *b, struct buf *out, const char *phone,
+                        const char *from, const char *wamid, const char *text, int64_t ts_s)
+{
+	const char *qtext = NULL;
+	for (int k = 0; k < b->ntexts && !qtext; k++)
+		if (b->texts[k] == text)
+			qtext = b->quoted[k];
+	char ts[24];
+	fmt_u64(ts, ts_s > 0 ? (uint64_t)ts_s : 0);
+	buf_reset(out);
+	/* jansson's key order: as packed (tools_webhook_build) */
+	put(out, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"0\",\"changes\":"
+	         "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
+	         "\"metadata\":{\"display_phone_number\":\"");
+	put(out, phone);
+	put(out, "\",\"phone_number_id\":\"");
+	put(out, phone);
+	put(out, "\"},\"contacts\":[{\"profile\":{\"name\":");
+	put(out, b->name);
+	put(out, "},\"wa_id\":\"");
+	put(out, from);
+	put(out, "\"}],\"messages\":[{\"from\":\"");
+	put(out, from);
+	put(out, "\",\"id\":\"");
+	put(out, wamid);
+	put(out, "\",\"timestamp\":\"");
+	put(out, ts);
+	put(out, "\",\"type\":\"text\",\"text\":{\"body\":");
+	put(out, qtext ? qtext : "\"\"");
+	put(out, "}}]}}]}]}");
+}
+
+/* ---- the send loop ------------------------------------------------------------- */
 
 struct sender {
 	const struct loadgen_plan *p;
 	struct loadgen_sent *out;
-	CURLM *multi;
-	struct slot *slots;
-	int *free_slots; /* stack of free slot numbers */
-	int nfree, nslots;
-	int64_t full_until; /* when a slot last came free after all were busy; 0: never */
-	int epfd, tfd;
-	int64_t curl_due_us; /* when curl wants CURL_SOCKET_TIMEOUT run; -1: no timer */
-	char sys_err[128];   /* an epoll_ctl failure inside on_socket */
+	struct tools_http *http;
+	struct tools_url url;
+	struct loadgen_body tmpl;
+	struct buf body;
+	int inflight, nconns;
+	int64_t full_until; /* when a connection last came free after all were busy; 0: never */
+	int epfd, tfd;      /* tfd: only where epoll_pwait2 is missing */
 };
-
-/* Most epoll events taken per wake-up. */
-#define SEND_EVENTS 256
-
-/* The answer's body is not needed: discard it. */
-static size_t discard(char *p, size_t size, size_t n, void *ud)
-{
-	(void)p;
-	(void)ud;
-	return size * n;
-}
-
-/* curl_slist_append, aborting like xmalloc when memory runs out. */
-static struct curl_slist *slist_add(struct curl_slist *l, const char *s)
-{
-	struct curl_slist *n = curl_slist_append(l, s);
-	if (!n) {
-		fprintf(stderr, "munim loadgen: out of memory\n");
-		abort();
-	}
-	return n;
-}
 
 static void note_error(struct loadgen_sent *out, const char *why)
 {
@@ -105,105 +173,64 @@ static void note_error(struct loadgen_sent *out, const char *why)
 		snprintf(out->first_error, sizeof(out->first_error), "%s", why);
 }
 
-/*
- * start_msg builds, signs and starts message i in slot s. A webhook that
- * cannot be built (it was checked before the run, so only a failing
- * allocation inside jansson) counts as a message without an answer.
- */
-static void start_msg(struct sender *sd, struct slot *s, uint64_t i, int step, int64_t due_us)
+/* The due time of message i on the monotonic clock. */
+static int64_t due_at(const struct loadgen_plan *plan, uint64_t i, int *step)
+{
+	return plan->start_mono_us + loadgen_sched_at_us(plan->sched, i, step);
+}
+
+/* tools_http's callback: one webhook answered, or failed. */
+static void on_done(void *ud, const struct tools_http_result *res)
+{
+	struct sender *sd = ud;
+	struct loadgen_sent *out = sd->out;
+	int64_t now = clock_mono_us();
+	uint64_t i = res->tag;
+	if (sd->inflight == sd->nconns)
+		sd->full_until = now;
+	sd->inflight--;
+	if (res->err) {
+		out->status[i] = 0;
+		note_error(out, res->why);
+		return;
+	}
+	int code = res->status; /* tools_http answers 100..599 only */
+	out->status[i] = (uint16_t)code;
+	out->codes[code - LOADGEN_CODE_MIN]++;
+	if (code == 200) {
+		int step;
+		int64_t due = due_at(sd->p, i, &step);
+		loadgen_hist_add(&out->webhook, now - due);
+		loadgen_hist_add(&out->step_webhook[step], now - due);
+	}
+}
+
+/* start_msg builds, signs and starts message i on a free connection. */
+static void start_msg(struct sender *sd, uint64_t i)
 {
 	const struct loadgen_plan *p = sd->p;
 	uint64_t phone, customer;
 	const char *text;
 	loadgen_pick(&p->mix, i, &phone, &customer, &text);
 	char phone_s[24], from_s[24], wamid[LOADGEN_PREFIX_CAP + 24];
-	snprintf(phone_s, sizeof(phone_s), "%llu", (unsigned long long)phone);
-	snprintf(from_s, sizeof(from_s), "%llu", (unsigned long long)customer);
-	snprintf(wamid, sizeof(wamid), "%s%llu", p->prefix, (unsigned long long)i);
-	struct tools_inbound in = {
-	        .phone_number_id = phone_s,
-	        .from = from_s,
-	        .name = p->name,
-	        .wamid = wamid,
-	        .text = text,
-	};
-	char *body = tools_webhook_build(&in);
-	if (!body) {
-		sd->out->status[i] = 0;
-		note_error(sd->out, "could not build a webhook");
-		sd->free_slots[sd->nfree++] = (int)(s - sd->slots);
-		return;
-	}
-	size_t len = strlen(body);
-	char hdr[TOOLS_SIG_HEADER_CAP];
-	tools_sig_header(p->secret, body, len, hdr);
-	struct curl_slist *h = slist_add(NULL, "Content-Type: application/json");
-	h = slist_add(h, "Expect:");
-	h = slist_add(h, hdr);
-	s->msg = i;
-	s->step = step;
-	s->due_us = due_us;
-	s->body = body;
-	s->headers = h;
-	s->err[0] = '\0';
-	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, h);
-	CURLMcode mc = curl_multi_add_handle(sd->multi, s->easy);
-	if (mc != CURLM_OK) {
-		sd->out->status[i] = 0;
-		note_error(sd->out, curl_multi_strerror(mc));
-		free(s->body);
-		curl_slist_free_all(s->headers);
-		s->body = NULL;
-		s->headers = NULL;
-		sd->free_slots[sd->nfree++] = (int)(s - sd->slots);
-	}
-}
-
-/* reap takes every finished transfer; returns how many. */
-static int reap(struct sender *sd)
-{
-	struct loadgen_sent *out = sd->out;
-	int n = 0, left;
-	CURLMsg *m;
-	while ((m = curl_multi_info_read(sd->multi, &left))) {
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		CURL *easy = m->easy_handle;
-		CURLcode res = m->data.result;
-		int64_t now = clock_mono_us();
-		char *priv = NULL;
-		curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-		struct slot *s = (struct slot *)priv;
-		long code = 0;
-		if (res == CURLE_OK)
-			curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-		if (res != CURLE_OK) {
-			out->status[s->msg] = 0;
-			note_error(out, s->err[0] ? s->err : curl_easy_strerror(res));
-		} else if (code < LOADGEN_CODE_MIN || code > LOADGEN_CODE_MAX) {
-			out->status[s->msg] = 0;
-			note_error(out, "an answer without a valid HTTP status");
-		} else {
-			out->status[s->msg] = (uint16_t)code;
-			out->codes[code - LOADGEN_CODE_MIN]++;
-			if (code == 200) {
-				loadgen_hist_add(&out->webhook, now - s->due_us);
-				loadgen_hist_add(&out->step_webhook[s->step], now - s->due_us);
-			}
-		}
-		curl_multi_remove_handle(sd->multi, easy);
-		free(s->body);
-		curl_slist_free_all(s->headers);
-		s->body = NULL;
-		s->headers = NULL;
-		if (sd->nfree == 0)
-			sd->full_until = now;
-		sd->free_slots[sd->nfree++] = (int)(s - sd->slots);
-		n++;
-	}
-	return n;
+	fmt_u64(phone_s, phone);
+	fmt_u64(from_s, customer);
+	size_t pl = strlen(p->prefix);
+	memcpy(wamid, p->prefix, pl);
+	fmt_u64(wamid + pl, i);
+	loadgen_body_build(&sd->tmpl, &sd->body, phone_s, from_s, wamid, text,
+	                   clock_wall_ms() / 1000);
+	static const char head[] = "Content-Type: application/json\r\nX-Hub-Signature-256: ";
+	char headers[sizeof(head) + SIG_HEADER_LEN + 3];
+	memcpy(headers, head, sizeof(head) - 1);
+	sig_sign(p->secret, sd->body.data, sd->body.len, headers + sizeof(head) - 1);
+	memcpy(headers + sizeof(head) - 1 + SIG_HEADER_LEN, "\r\n", 3);
+	struct tools_http_req rq = {"POST",       sd->url.path[0] ? sd->url.path : "/",
+	                            headers,      sd->body.data,
+	                            sd->body.len, p->timeout_ms,
+	                            (uint64_t)i};
+	sd->inflight++;
+	tools_http_start(sd->http, &rq); /* a connection is free: it cannot be refused */
 }
 
 /* arm_timer makes tfd readable at due_us (monotonic); due_us 0 disarms it. */
@@ -217,115 +244,26 @@ static int arm_timer(int tfd, int64_t due_us)
 	return timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-/* CURLMOPT_SOCKETFUNCTION: watch s for what curl asks, or stop watching it. */
-static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+/*
+ * wait_events sleeps until an event or wake_us (monotonic). Returns what
+ * epoll returned; the timerfd's own event (fallback only) is consumed.
+ */
+static int wait_events(struct sender *sd, struct epoll_event *evs, int64_t wake_us, int64_t now)
 {
-	(void)easy;
-	struct sender *sd = userp;
-	if (what == CURL_POLL_REMOVE) {
-		/* curl is done with s (it may already be closed: then ENOENT/EBADF) */
-		epoll_ctl(sd->epfd, EPOLL_CTL_DEL, s, NULL);
-		return 0;
+	if (sd->tfd < 0) {
+		int64_t d = wake_us - now;
+		struct timespec ts = {(time_t)(d / 1000000), (long)(d % 1000000) * 1000};
+		int n = epoll_pwait2(sd->epfd, evs, SEND_EVENTS, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		sd->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		struct epoll_event tev = {.events = EPOLLIN, .data.ptr = &sd->tfd};
+		if (sd->tfd < 0 || epoll_ctl(sd->epfd, EPOLL_CTL_ADD, sd->tfd, &tev) != 0)
+			return -1;
 	}
-	struct epoll_event ev = {0};
-	ev.data.fd = s;
-	if (what & CURL_POLL_IN)
-		ev.events |= EPOLLIN;
-	if (what & CURL_POLL_OUT)
-		ev.events |= EPOLLOUT;
-	int rc = epoll_ctl(sd->epfd, socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
-	if (rc != 0 && errno == EEXIST)
-		rc = epoll_ctl(sd->epfd, EPOLL_CTL_MOD, s, &ev);
-	else if (rc != 0 && errno == ENOENT)
-		rc = epoll_ctl(sd->epfd, EPOLL_CTL_ADD, s, &ev);
-	if (rc != 0) {
-		snprintf(sd->sys_err, sizeof(sd->sys_err), "could not watch a socket: %s",
-		         strerror(errno));
-		return -1; /* curl fails the transfers on this socket */
-	}
-	if (!socketp)
-		curl_multi_assign(sd->multi, s, sd); /* any non-NULL: "registered" */
-	return 0;
-}
-
-/* CURLMOPT_TIMERFUNCTION: when curl wants CURL_SOCKET_TIMEOUT run. */
-static int on_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct sender *sd = userp;
-	sd->curl_due_us = timeout_ms < 0 ? -1 : clock_mono_us() + (int64_t)timeout_ms * 1000;
-	return 0;
-}
-
-static int setup(struct sender *sd)
-{
-	const struct loadgen_plan *p = sd->p;
-	sd->curl_due_us = -1;
-	sd->multi = curl_multi_init();
-	if (!sd->multi)
-		return ERR_IO;
-	curl_multi_setopt(sd->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(sd->multi, CURLMOPT_SOCKETDATA, sd);
-	curl_multi_setopt(sd->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(sd->multi, CURLMOPT_TIMERDATA, sd);
-	curl_multi_setopt(sd->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)p->connections);
-	curl_multi_setopt(sd->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)p->connections);
-	curl_multi_setopt(sd->multi, CURLMOPT_MAXCONNECTS, (long)p->connections);
-	sd->nslots = (int)p->connections;
-	sd->slots = xcalloc((size_t)sd->nslots, sizeof(*sd->slots));
-	sd->free_slots = xcalloc((size_t)sd->nslots, sizeof(*sd->free_slots));
-	for (int k = 0; k < sd->nslots; k++) {
-		struct slot *s = &sd->slots[k];
-		s->easy = curl_easy_init();
-		if (!s->easy)
-			return ERR_IO;
-		curl_easy_setopt(s->easy, CURLOPT_URL, p->webhook_url);
-		curl_easy_setopt(s->easy, CURLOPT_POST, 1L);
-		curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, discard);
-		curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-		curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->err);
-		curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (char *)s);
-		sd->free_slots[sd->nfree++] = sd->nslots - 1 - k; /* slot 0 on top */
-	}
-	return 0;
-}
-
-static void teardown(struct sender *sd)
-{
-	for (int k = 0; sd->slots && k < sd->nslots; k++) {
-		struct slot *s = &sd->slots[k];
-		if (!s->easy)
-			continue;
-		if (s->body) /* still attached: only when the loop failed */
-			curl_multi_remove_handle(sd->multi, s->easy);
-		curl_easy_cleanup(s->easy);
-		free(s->body);
-		curl_slist_free_all(s->headers);
-	}
-	free(sd->slots);
-	free(sd->free_slots);
-	if (sd->multi)
-		curl_multi_cleanup(sd->multi);
-}
-
-/* Runs curl on one ready socket (fd) or, with fd CURL_SOCKET_TIMEOUT, its timer. */
-static int drive(struct sender *sd, curl_socket_t fd, int flags)
-{
-	int still;
-	CURLMcode mc = curl_multi_socket_action(sd->multi, fd, flags, &still);
-	if (mc != CURLM_OK) {
-		snprintf(sd->out->first_error, sizeof(sd->out->first_error), "%s",
-		         sd->sys_err[0] ? sd->sys_err : curl_multi_strerror(mc));
-		return ERR_IO;
-	}
-	return 0;
-}
-
-/* The due time of message i on the monotonic clock. */
-static int64_t due_at(const struct loadgen_plan *plan, uint64_t i, int *step)
-{
-	return plan->start_mono_us + loadgen_sched_at_us(plan->sched, i, step);
+	if (arm_timer(sd->tfd, wake_us) != 0)
+		return -1;
+	return epoll_wait(sd->epfd, evs, SEND_EVENTS, -1);
 }
 
 int loadgen_send(const struct loadgen_plan *plan, struct loadgen_sent *out)
@@ -335,18 +273,28 @@ int loadgen_send(const struct loadgen_plan *plan, struct loadgen_sent *out)
 	out->status = xcalloc(sch->total ? sch->total : 1, sizeof(*out->status));
 	out->step_webhook = xcalloc((size_t)sch->nsteps, sizeof(*out->step_webhook));
 	struct sender sd = {.p = plan, .out = out, .epfd = -1, .tfd = -1};
+	buf_init(&sd.body);
 	int rc = ERR_IO;
-	sd.epfd = epoll_create1(EPOLL_CLOEXEC);
-	sd.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	struct epoll_event tev = {.events = EPOLLIN, .data.fd = sd.tfd};
-	if (sd.epfd < 0 || sd.tfd < 0 || epoll_ctl(sd.epfd, EPOLL_CTL_ADD, sd.tfd, &tev) != 0) {
-		snprintf(out->first_error, sizeof(out->first_error), "could not create a timer: %s",
-		         strerror(errno));
+	sd.nconns = (int)plan->connections;
+	/* wake-ups on time to the microsecond (the default slack is 50 us) */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+	if (tools_url_parse(plan->webhook_url, &sd.url, out->first_error) != 0)
+		goto out;
+	if (loadgen_body_init(&sd.tmpl, plan->name, plan->mix.texts, plan->mix.ntexts) != 0) {
+		snprintf(out->first_error, sizeof(out->first_error),
+		         "the name or a text is not UTF-8");
 		goto out;
 	}
-	if (setup(&sd) != 0) {
+	sd.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sd.epfd < 0) {
 		snprintf(out->first_error, sizeof(out->first_error),
-		         "could not create the HTTP clients");
+		         "could not create an epoll set: %s", strerror(errno));
+		goto out;
+	}
+	struct tools_http_opts o = {sd.epfd, sd.nconns, 1 << 20, on_done, &sd};
+	if (tools_http_new(&sd.url, &o, &sd.http) != 0) {
+		snprintf(out->first_error, sizeof(out->first_error),
+		         "could not create the HTTP client");
 		goto out;
 	}
 
@@ -354,81 +302,55 @@ int loadgen_send(const struct loadgen_plan *plan, struct loadgen_sent *out)
 	struct epoll_event evs[SEND_EVENTS];
 	for (;;) {
 		int64_t now = clock_mono_us();
-		int step = 0;
-		while (next < sch->total && sd.nfree > 0) {
-			int64_t due = due_at(plan, next, &step);
+		while (next < sch->total && tools_http_idle(sd.http) > 0) {
+			int64_t due = due_at(plan, next, NULL);
 			if (due > now)
 				break;
-			struct slot *s = &sd.slots[sd.free_slots[--sd.nfree]];
 			if (due <= sd.full_until)
 				out->conn_waits++;
 			else
 				loadgen_hist_add(&out->loop_lag, now - due);
 			loadgen_hist_add(&out->lag, now - due);
 			out->last_start_us = now - plan->start_mono_us;
-			start_msg(&sd, s, next, step, due);
+			start_msg(&sd, next);
 			next++;
 			now = clock_mono_us();
 		}
-		if (sd.curl_due_us >= 0 && sd.curl_due_us <= now) {
-			sd.curl_due_us = -1;
-			if (drive(&sd, CURL_SOCKET_TIMEOUT, 0) != 0)
-				goto out;
-		}
-		reap(&sd);
-		if (sd.sys_err[0]) {
-			snprintf(out->first_error, sizeof(out->first_error), "%s", sd.sys_err);
-			goto out;
-		}
-		if (next >= sch->total && sd.nfree == sd.nslots)
+		tools_http_expire(sd.http, now);
+		if (next >= sch->total && sd.inflight == 0)
 			break; /* all sent and answered */
-		now = clock_mono_us();
-		int64_t wake = 0; /* the next message, when a slot is free for it */
-		if (next < sch->total && sd.nfree > 0) {
-			wake = due_at(plan, next, NULL);
-			if (wake <= now)
+		int64_t wake = now + SEND_MAX_SLEEP_US;
+		if (next < sch->total && tools_http_idle(sd.http) > 0) {
+			int64_t due = due_at(plan, next, NULL);
+			if (due <= now)
 				continue;
+			wake = due < wake ? due : wake;
 		}
-		if (sd.curl_due_us >= 0 && sd.curl_due_us <= now)
+		int64_t hdue = tools_http_next_due(sd.http);
+		if (hdue >= 0 && hdue < wake)
+			wake = hdue;
+		if (wake <= now)
 			continue;
-		if (arm_timer(sd.tfd, wake) != 0) {
-			snprintf(out->first_error, sizeof(out->first_error),
-			         "could not set a timer: %s", strerror(errno));
-			goto out;
-		}
-		int timeout_ms = 1000;
-		if (sd.curl_due_us >= 0 && (sd.curl_due_us - now + 999) / 1000 < timeout_ms)
-			timeout_ms = (int)((sd.curl_due_us - now + 999) / 1000);
-		int n = epoll_wait(sd.epfd, evs, SEND_EVENTS, timeout_ms);
+		int n = wait_events(&sd, evs, wake, now);
 		if (n < 0 && errno != EINTR) {
 			snprintf(out->first_error, sizeof(out->first_error),
 			         "could not wait for the sockets: %s", strerror(errno));
 			goto out;
 		}
 		for (int k = 0; k < n; k++) {
-			if (evs[k].data.fd == sd.tfd) {
-				uint64_t expirations;
-				if (read(sd.tfd, &expirations, sizeof(expirations)) < 0 &&
-				    errno != EAGAIN)
-					log_debug("loadgen.timer", "could not read the timer: %s",
-					          strerror(errno));
+			if (tools_http_handle(sd.http, &evs[k]))
 				continue;
-			}
-			int flags = 0;
-			if (evs[k].events & EPOLLIN)
-				flags |= CURL_CSELECT_IN;
-			if (evs[k].events & EPOLLOUT)
-				flags |= CURL_CSELECT_OUT;
-			if (evs[k].events & (EPOLLERR | EPOLLHUP))
-				flags |= CURL_CSELECT_ERR;
-			if (drive(&sd, evs[k].data.fd, flags) != 0)
-				goto out;
+			uint64_t expirations; /* the fallback timer */
+			if (read(sd.tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+				log_debug("loadgen.timer", "could not read the timer: %s",
+				          strerror(errno));
 		}
-		reap(&sd); /* now, so the answers' times are not taken after new sends */
 	}
 	rc = 0;
 out:
-	teardown(&sd);
+	tools_http_free(sd.http);
+	loadgen_body_release(&sd.tmpl);
+	buf_release(&sd.body);
 	if (sd.tfd >= 0)
 		close(sd.tfd);
 	if (sd.epfd >= 0)

@@ -5,6 +5,7 @@
  * Endpoints
  *   POST /{version}/{phone_number_id}/messages   the Cloud API send call
  *   GET  /_mock/messages?context=&to=&since=&limit=&order=desc
+ *   GET  /_mock/replies?since=&limit=
  *   GET  /_mock/stats          GET|POST /_mock/faults      POST /_mock/reset
  *
  * A send is answered like the real API: 401 (code 190) without a bearer
@@ -30,8 +31,18 @@
  * Messages sent while the mock was answering slowly are logged when they
  * arrive, as the real API keeps a message whose answer the client missed.
  *
- * Speed: a send costs one JSON parse, one short lock (the log) and a few
- * atomics; the fault settings are atomics read without a lock.
+ * GET /_mock/replies is the same log cut down to what loadgen's collector
+ * needs, as text/plain: a line "next I", then one line per message,
+ * oldest first, "<index> <received_at> <context>" (context "-" when the
+ * message quotes none, or one with a byte outside '!'..'~'); at most
+ * limit (default and largest MOCK_REPLIES_MAX) lines, since= as above.
+ * No request body is read or written, so polling it costs a few bytes a
+ * message instead of a JSON document each.
+ *
+ * Speed: a send costs one JSON parse (core/jsonr into a request arena:
+ * several times cheaper than jansson's node-by-node allocation), one short
+ * lock (the log) and a few atomics; the fault settings are atomics read
+ * without a lock.
  *
  * Threading: handlers run on the HTTP server's threads; `struct mock` is
  * shared: faults and stats are atomics, the log and the status queue have
@@ -39,6 +50,7 @@
  */
 #include <ctype.h>
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -47,10 +59,12 @@
 #include <sys/random.h>
 
 #include "cli/cli.h"
+#include "core/arena.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/jsonr.h"
 #include "core/log.h"
 #include "core/proc.h"
 #include "core/xalloc.h"
@@ -62,6 +76,8 @@
 #define MOCK_KEEP_BYTES ((size_t)512 << 20)
 /* Largest send body accepted (a Cloud API message is a few KB). */
 #define MOCK_MAX_BODY (256 * 1024)
+/* Arena block for parsing one send body (bodies are a few hundred bytes). */
+#define MOCK_PARSE_ARENA 8192
 /* Longest phone_number_id, recipient and wamid accepted. */
 #define MOCK_MAX_ID    32
 #define MOCK_MAX_TO    24
@@ -69,6 +85,8 @@
 /* /_mock/messages: default and largest page. */
 #define MOCK_PAGE_DEFAULT 1000
 #define MOCK_PAGE_MAX     10000
+/* /_mock/replies: default and largest page (lines of ~60 bytes). */
+#define MOCK_REPLIES_MAX 100000
 /* The default listen address (serve's is :8080, and bsp-url points here). */
 #define MOCK_DEFAULT_LISTEN "127.0.0.1:9090"
 /* The app secret of the demo, used when none is configured. */
@@ -96,6 +114,8 @@ struct mock {
 	struct mock_timer *timer;
 	struct mock_status *status; /* NULL: no status webhooks */
 	int64_t started_ms;
+	char wamid_prefix[32]; /* "wamid.MOCK" and started_ms in 11 hex digits */
+	size_t wamid_prefix_len;
 	_Atomic uint64_t wamid_seq;
 };
 
@@ -215,20 +235,53 @@ static int parse_send_path(const char *path, char *phone, size_t cap)
 }
 
 /*
+ * jansson_refuses tells whether jansson (which read send bodies before, and
+ * still reads them for /_mock/messages) would refuse a document jsonr
+ * accepted: a string or key holding "\u0000", an integer beyond 64 bits, a
+ * real number beyond a double. Such a body is answered as one that does not
+ * parse, as before. (Nesting deeper than jsonr's JSONR_MAX_DEPTH, which
+ * jansson takes up to 2048 levels, is refused as unparseable: no Cloud API
+ * body nests so.) The walk is bounded by that depth.
+ */
+static int jansson_refuses(const struct jsonr_val *v)
+{
+	switch (v->type) {
+	case JSONR_STRING: return strlen(v->u.str) != v->len;
+	case JSONR_NUMBER:
+		if (v->flags & JSONR_INTEGER)
+			return !(v->flags & JSONR_INT64);
+		return isinf(strtod(v->u.str, NULL));
+	case JSONR_ARRAY:
+		for (uint32_t i = 0; i < v->len; i++)
+			if (jansson_refuses(&v->u.items[i]))
+				return 1;
+		return 0;
+	case JSONR_OBJECT:
+		for (uint32_t i = 0; i < v->len; i++) {
+			const struct jsonr_member *mb = &v->u.members[i];
+			if (strlen(mb->key) != mb->keylen || jansson_refuses(&mb->val))
+				return 1;
+		}
+		return 0;
+	default: return 0;
+	}
+}
+
+/*
  * check_message applies the API's rules to a send body; on refusal it
  * fills *code and *msg. *to_out gets "to", *ctx the quoted wamid or NULL.
  */
-static int check_message(json_t *root, const char **to_out, const char **ctx, int *code,
-                         const char **msg)
+static int check_message(const struct jsonr_val *root, const char **to_out, const char **ctx,
+                         int *code, const char **msg)
 {
 	*code = 100;
-	if (!json_is_object(root)) {
+	if (!jsonr_is_object(root)) {
 		*msg = "(#100) The request body must be a JSON object";
 		return ERR_INVAL;
 	}
-	const char *mp = json_string_value(json_object_get(root, "messaging_product"));
-	const char *to = json_string_value(json_object_get(root, "to"));
-	const char *type = json_string_value(json_object_get(root, "type"));
+	const char *mp = jsonr_str(jsonr_get(root, "messaging_product"), NULL);
+	const char *to = jsonr_str(jsonr_get(root, "to"), NULL);
+	const char *type = jsonr_str(jsonr_get(root, "type"), NULL);
 	if (!mp || strcmp(mp, "whatsapp") != 0) {
 		*msg = "(#100) The parameter messaging_product is required";
 		return ERR_INVAL;
@@ -254,16 +307,15 @@ static int check_message(json_t *root, const char **to_out, const char **ctx, in
 			return ERR_INVAL;
 		}
 	}
-	json_t *context = json_object_get(root, "context");
-	*ctx = json_string_value(json_object_get(context, "message_id"));
+	const struct jsonr_val *context = jsonr_get(root, "context");
+	*ctx = jsonr_str(jsonr_get(context, "message_id"), NULL);
 	if (context && !*ctx) {
 		*msg = "(#100) The parameter context.message_id is required";
 		return ERR_INVAL;
 	}
 	*to_out = to;
 	if (strcmp(type, "text") == 0) {
-		const char *body =
-		        json_string_value(json_object_get(json_object_get(root, "text"), "body"));
+		const char *body = jsonr_str(jsonr_get(jsonr_get(root, "text"), "body"), NULL);
 		if (!body || !*body) {
 			*msg = "(#100) The parameter text.body is required";
 			return ERR_INVAL;
@@ -274,17 +326,18 @@ static int check_message(json_t *root, const char **to_out, const char **ctx, in
 			return ERR_INVAL;
 		}
 	} else if (strcmp(type, "interactive") == 0) {
-		json_t *in = json_object_get(root, "interactive");
-		const char *itype = json_string_value(json_object_get(in, "type"));
+		const struct jsonr_val *in = jsonr_get(root, "interactive");
+		const char *itype = jsonr_str(jsonr_get(in, "type"), NULL);
 		if (!itype) {
 			*msg = "(#100) The parameter interactive.type is required";
 			return ERR_INVAL;
 		}
 		if (strcmp(itype, "button") == 0) {
-			const char *text = json_string_value(
-			        json_object_get(json_object_get(in, "body"), "text"));
-			json_t *buttons = json_object_get(json_object_get(in, "action"), "buttons");
-			size_t nb = json_array_size(buttons);
+			const char *text =
+			        jsonr_str(jsonr_get(jsonr_get(in, "body"), "text"), NULL);
+			const struct jsonr_val *buttons =
+			        jsonr_get(jsonr_get(in, "action"), "buttons");
+			size_t nb = jsonr_len(buttons);
 			*code = 131009;
 			if (!text || !*text || utf8_chars(text) > 1024) {
 				*msg = "(#131009) Parameter value is not valid: "
@@ -298,11 +351,10 @@ static int check_message(json_t *root, const char **to_out, const char **ctx, in
 				return ERR_INVAL;
 			}
 			for (size_t i = 0; i < nb; i++) {
-				json_t *reply =
-				        json_object_get(json_array_get(buttons, i), "reply");
-				const char *id = json_string_value(json_object_get(reply, "id"));
-				const char *title =
-				        json_string_value(json_object_get(reply, "title"));
+				const struct jsonr_val *reply =
+				        jsonr_get(jsonr_at(buttons, i), "reply");
+				const char *id = jsonr_str(jsonr_get(reply, "id"), NULL);
+				const char *title = jsonr_str(jsonr_get(reply, "title"), NULL);
 				if (!id || !*id || strlen(id) > 256 || !title || !*title ||
 				    utf8_chars(title) > 20) {
 					*msg = "(#131009) Parameter value is not valid: button "
@@ -314,6 +366,25 @@ static int check_message(json_t *root, const char **to_out, const char **ctx, in
 		}
 	}
 	return 0;
+}
+
+/* The wamid of the n-th accepted message: as "wamid.MOCK%011llX%010llu"
+ * of (started_ms, n) would write it, without printf on the hot path. */
+static void make_wamid(const struct mock *m, uint64_t n, char out[MOCK_MAX_WAMID + 1])
+{
+	char d[20];
+	int k = 0;
+	do {
+		d[k++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	while (k < 10)
+		d[k++] = '0';
+	memcpy(out, m->wamid_prefix, m->wamid_prefix_len);
+	char *p = out + m->wamid_prefix_len;
+	while (k > 0)
+		*p++ = d[--k];
+	*p = '\0';
 }
 
 /* Sends the answer; then, for an accepted message, queues its status. */
@@ -370,24 +441,27 @@ static void on_send(struct http_req *r, void *ud)
 
 	size_t len;
 	const char *body = http_req_body(r, &len);
-	json_t *root = json_loadb(body, len, 0, NULL);
+	struct arena ar;
+	arena_init(&ar, MOCK_PARSE_ARENA);
+	const struct jsonr_val *root = NULL;
+	if (jsonr_parse(body, len, &ar, &root) != 0 || jansson_refuses(root))
+		root = NULL; /* as a body jansson cannot parse */
 	const char *to = NULL, *ctx = NULL, *msg = NULL;
 	int code = 0;
 	if (check_message(root, &to, &ctx, &code, &msg) != 0) {
 		atomic_fetch_add_explicit(&m->stats.rejected, 1, memory_order_relaxed);
 		a->status = 400;
 		error_body(&a->body, code, msg);
-		json_decref(root);
+		arena_release(&ar);
 		goto answer;
 	}
 	const char *wa_id = to[0] == '+' ? to + 1 : to;
 	uint64_t n = atomic_fetch_add_explicit(&m->wamid_seq, 1, memory_order_relaxed);
-	snprintf(a->wamid, sizeof(a->wamid), "wamid.MOCK%011llX%010llu",
-	         (unsigned long long)m->started_ms, (unsigned long long)n);
-	snprintf(a->to, sizeof(a->to), "%s", wa_id);
-	const char *cb = json_string_value(json_object_get(root, "biz_opaque_callback_data"));
+	make_wamid(m, n, a->wamid);
+	memcpy(a->to, wa_id, strlen(wa_id) + 1); /* check_message capped it at MOCK_MAX_TO */
+	const char *cb = jsonr_str(jsonr_get(root, "biz_opaque_callback_data"), NULL);
 	if (cb && strlen(cb) <= MOCK_MAX_CALLBACK)
-		snprintf(a->callback, sizeof(a->callback), "%s", cb);
+		memcpy(a->callback, cb, strlen(cb) + 1);
 	mock_log_add(m->log, clock_wall_ms(), a->wamid, a->phone, wa_id, ctx, body, len);
 	a->status = 200;
 	a->accepted = 1;
@@ -397,7 +471,7 @@ static void on_send(struct http_req *r, void *ud)
 	buf_json_str(&a->body, wa_id);
 	buf_printf(&a->body, "}],\"messages\":[{\"id\":\"%s\"}]}", a->wamid);
 	atomic_fetch_add_explicit(&m->stats.accepted, 1, memory_order_relaxed);
-	json_decref(root);
+	arena_release(&ar);
 
 answer:;
 	int64_t delay = atomic_load_explicit(&m->faults.latency_ms, memory_order_relaxed);
@@ -648,6 +722,34 @@ static void on_messages(struct http_req *r, void *ud)
 	respond_value(r, 200, out);
 }
 
+static void on_replies(struct http_req *r, void *ud)
+{
+	struct mock *m = ud;
+	const char *since = http_req_query(r, "since");
+	const char *limit = http_req_query(r, "limit");
+	uint64_t from = 0, v = MOCK_REPLIES_MAX;
+	if (since && parse_u64(since, UINT64_MAX - 1, &from) != 0) {
+		respond_error(r, 400, 100, "since must be a message index");
+		return;
+	}
+	if (limit && (parse_u64(limit, MOCK_REPLIES_MAX, &v) != 0 || v == 0)) {
+		respond_error(r, 400, 100, "limit must be from 1 to 100000");
+		return;
+	}
+	struct buf lines, out;
+	buf_init(&lines);
+	buf_init(&out);
+	int n;
+	uint64_t next;
+	mock_log_replies(m->log, from, (int)v, &lines, &n, &next);
+	buf_printf(&out, "next %llu\n", (unsigned long long)next);
+	if (lines.len)
+		buf_append(&out, lines.data, lines.len);
+	http_respond(r, 200, "text/plain", out.data, out.len);
+	buf_release(&lines);
+	buf_release(&out);
+}
+
 /* ---- the command ----------------------------------------------------------- */
 
 static const char *const mock_opts[] = {
@@ -659,10 +761,11 @@ static const char *const mock_opts[] = {
 static const char mock_usage[] =
         "[options]\n\n"
         "A fake WhatsApp Cloud API: POST /{version}/{phone_number_id}/messages answers\n"
-        "like the real one; GET /_mock/messages, /_mock/stats, GET|POST /_mock/faults and\n"
-        "POST /_mock/reset inspect and steer it. Listens on " MOCK_DEFAULT_LISTEN " unless\n"
-        "--listen says otherwise; statuses are signed with \"" MOCK_DEMO_SECRET "\" unless\n"
-        "--app-secret is given.";
+        "like the real one; GET /_mock/messages, /_mock/replies, /_mock/stats,\n"
+        "GET|POST /_mock/faults and POST /_mock/reset inspect and steer it. Listens "
+        "on\n" MOCK_DEFAULT_LISTEN " unless --listen says otherwise; statuses are signed with\n"
+        "\"" MOCK_DEMO_SECRET "\" unless --app-secret is given; --webhook-url must be\n"
+        "an http:// URL (the mock speaks plain HTTP).";
 
 /* The host part of "host:port", for the start-up line. */
 static void listen_host(const char *listen, char *out, size_t cap)
@@ -703,6 +806,9 @@ int cmd_mock_bsp(int argc, char **argv)
 
 	struct mock *m = xcalloc(1, sizeof(*m));
 	m->started_ms = clock_wall_ms();
+	snprintf(m->wamid_prefix, sizeof(m->wamid_prefix), "wamid.MOCK%011llX",
+	         (unsigned long long)m->started_ms);
+	m->wamid_prefix_len = strlen(m->wamid_prefix);
 	atomic_store(&m->faults.rate_ppm, (int64_t)(cfg.fault_error_rate * 1e6 + 0.5));
 	atomic_store(&m->faults.status, cfg.fault_status);
 	atomic_store(&m->faults.latency_ms, cfg.fault_latency_ms);
@@ -716,6 +822,13 @@ int cmd_mock_bsp(int argc, char **argv)
 	if (cfg.webhook_url && *cfg.webhook_url && cfg.delivered_statuses) {
 		const char *secret =
 		        cfg.app_secret && *cfg.app_secret ? cfg.app_secret : MOCK_DEMO_SECRET;
+		struct tools_url u;
+		char why[TOOLS_HTTP_ERR_CAP];
+		if (tools_url_parse(cfg.webhook_url, &u, why) != 0) {
+			fprintf(stderr, "munim mock-bsp: --webhook-url: %s\n", why);
+			exit_code = 2;
+			goto out;
+		}
 		if (mock_status_new(cfg.webhook_url, secret, &m->status) != 0) {
 			log_error("mock_bsp.start_failed", "could not start the status sender");
 			goto out;
@@ -724,6 +837,7 @@ int cmd_mock_bsp(int argc, char **argv)
 
 	const struct http_route routes[] = {
 	        {"GET", "/_mock/messages", 0, on_messages, m, NULL},
+	        {"GET", "/_mock/replies", 0, on_replies, m, NULL},
 	        {"GET", "/_mock/stats", 0, on_stats, m, NULL},
 	        {"GET", "/_mock/faults", 0, on_faults_get, m, NULL},
 	        {"POST", "/_mock/faults", 0, on_faults_post, m, NULL},

@@ -4,7 +4,8 @@
  * Design
  *   A ring of records: message i lives in recs[i % max_msgs] while
  *   oldest <= i < next. A record is 64 bytes of fixed fields plus one
- *   allocation of exactly its strings ("wamid\0phone\0body\0"), so a
+ *   allocation of exactly its strings ("wamid\0phone\0context\0body\0",
+ *   the context "" when the message quotes none), so a
  *   million messages of a few hundred bytes stay in a few hundred MB, and
  *   max_bytes caps that sum whatever the bodies are. The ring is one calloc:
  *   the kernel commits its pages only as messages arrive.
@@ -19,14 +20,20 @@
  * Invariants: next - oldest <= max_msgs; bytes = sum of held blob sizes <=
  * max_bytes (a single message larger than max_bytes is still kept alone).
  *
+ *   The replies feed (mock_log_replies) is what loadgen's collector
+ *   polls: per message only its index, time and quoted wamid, written as
+ *   short text lines straight from the records, without the bodies.
+ *
  * Threading: one mutex around every call; queries copy their matches out
- * so no caller holds the lock while formatting.
+ * so no caller holds the lock while formatting (the replies feed formats
+ * its few bytes a message under the lock: cheaper than copying them).
  */
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/hash.h"
 #include "core/xalloc.h"
 #include "tools/tools_internal.h"
@@ -103,14 +110,21 @@ uint64_t mock_log_add(struct mock_log *l, int64_t received_ms, const char *wamid
                       const char *phone_number_id, const char *to, const char *context,
                       const char *body, size_t body_len)
 {
-	size_t wl = strlen(wamid), pl = strlen(phone_number_id);
-	size_t len = wl + 1 + pl + 1 + body_len + 1;
+	if (!context)
+		context = "";
+	size_t wl = strlen(wamid), pl = strlen(phone_number_id), cl = strlen(context);
+	size_t len = wl + 1 + pl + 1 + cl + 1 + body_len + 1;
 	char *blob = xmalloc(len);
-	memcpy(blob, wamid, wl + 1);
-	memcpy(blob + wl + 1, phone_number_id, pl + 1);
-	memcpy(blob + wl + 1 + pl + 1, body, body_len);
+	char *p = blob;
+	memcpy(p, wamid, wl + 1);
+	p += wl + 1;
+	memcpy(p, phone_number_id, pl + 1);
+	p += pl + 1;
+	memcpy(p, context, cl + 1);
+	p += cl + 1;
+	memcpy(p, body, body_len);
 	blob[len - 1] = '\0';
-	uint64_t ch = context && *context ? key_hash(context) : 0;
+	uint64_t ch = *context ? key_hash(context) : 0;
 	uint64_t th = key_hash(to);
 
 	pthread_mutex_lock(&l->mu);
@@ -145,7 +159,8 @@ static void hit_copy(const struct mock_rec *r, struct mock_hit *h)
 	h->received_ms = r->received_ms;
 	h->wamid = b;
 	h->phone_number_id = b + strlen(b) + 1;
-	h->body = h->phone_number_id + strlen(h->phone_number_id) + 1;
+	h->context = h->phone_number_id + strlen(h->phone_number_id) + 1;
+	h->body = h->context + strlen(h->context) + 1;
 }
 
 /*
@@ -214,6 +229,54 @@ void mock_log_query(struct mock_log *l, const struct mock_query *q, struct mock_
 	*out = hits;
 	*n = k;
 	*next = nx;
+}
+
+/* Appends v in decimal. */
+static void put_u64(struct buf *b, uint64_t v)
+{
+	char d[24];
+	int n = 0;
+	do {
+		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	buf_append(b, d + sizeof(d) - n, (size_t)n);
+}
+
+/* The context as the feed shows it: itself when all of it is '!'..'~', else "-". */
+static void put_context(struct buf *b, const char *ctx)
+{
+	size_t n = 0;
+	for (; ctx[n]; n++)
+		if ((unsigned char)ctx[n] <= ' ' || (unsigned char)ctx[n] > '~')
+			break;
+	if (n == 0 || ctx[n])
+		buf_append(b, "-", 1);
+	else
+		buf_append(b, ctx, n);
+}
+
+void mock_log_replies(struct mock_log *l, uint64_t since, int limit, struct buf *out, int *n,
+                      uint64_t *next)
+{
+	int k = 0;
+	pthread_mutex_lock(&l->mu);
+	uint64_t i = since > l->oldest ? since : l->oldest;
+	for (; i < l->next && k < limit; i++, k++) {
+		const struct mock_rec *r = &l->recs[i % l->max_msgs];
+		const char *ctx = r->blob + strlen(r->blob) + 1; /* past the wamid */
+		ctx += strlen(ctx) + 1;                          /* past the phone_number_id */
+		put_u64(out, r->index);
+		buf_putc(out, ' ');
+		put_u64(out, r->received_ms > 0 ? (uint64_t)r->received_ms : 0);
+		buf_putc(out, ' ');
+		put_context(out, ctx);
+		buf_putc(out, '\n');
+	}
+	/* as mock_log_query: after the last one returned, or the end */
+	*next = k == limit ? i : l->next;
+	pthread_mutex_unlock(&l->mu);
+	*n = k;
 }
 
 void mock_hits_free(struct mock_hit *hits, int n)

@@ -4,12 +4,13 @@
  *
  * Design
  *   Request threads append to a bounded ring (MOCK_STATUS_QUEUE) under a
- *   mutex and, when the poster may be asleep, wake it with
- *   curl_multi_wakeup. The poster thread takes up to MOCK_STATUS_BATCH
- *   statuses per POST (one entry per phone_number_id, as Meta groups them),
- *   signs the exact body with the app secret (X-Hub-Signature-256) and
- *   keeps up to MOCK_STATUS_POSTS POSTs in flight on one curl multi handle
- *   with keep-alive. Any answer but 200 (or none) is retried after
+ *   mutex and, when the poster may be asleep, wake it through an eventfd.
+ *   The poster thread takes up to MOCK_STATUS_BATCH statuses per POST (one
+ *   entry per phone_number_id, as Meta groups them), signs the exact body
+ *   with the app secret (X-Hub-Signature-256) and keeps up to
+ *   MOCK_STATUS_POSTS POSTs in flight on a tools_http client (tools_http.c:
+ *   keep-alive connections, one send() a POST) in its own epoll set with
+ *   the eventfd. Any answer but 200 (or none) is retried after
  *   100 ms · 2^attempt (at most 2 s), MOCK_STATUS_ATTEMPTS times in all
  *   (about 20 s, so a webhook receiver that restarts gets its statuses, as
  *   Meta keeps retrying); then the batch is counted failed and logged.
@@ -18,13 +19,16 @@
  *   (counted) instead of waiting.
  *
  * Threading: the ring, `wake_pending`, `stop` and the counters are guarded
- * by mu; the batches and the curl handles belong to the poster thread.
+ * by mu; the batches and the HTTP client belong to the poster thread.
  */
-#include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
@@ -57,20 +61,20 @@ enum batch_state { BATCH_FREE = 0, BATCH_FLIGHT = 1, BATCH_WAIT = 2 };
 
 struct batch {
 	enum batch_state state;
-	CURL *easy;
-	struct curl_slist *headers;
 	struct buf body;
+	char headers[TOOLS_SIG_HEADER_CAP + 40]; /* Content-Type and the signature */
 	int count;
 	int attempts;
 	int64_t retry_at_us;
-	char err[CURL_ERROR_SIZE];
 };
 
 struct mock_status {
 	char *url;
 	char *secret;
+	struct tools_url u;
 	pthread_t thread;
-	CURLM *multi;
+	int epfd, evfd;
+	struct tools_http *http;
 	struct batch batches[MOCK_STATUS_POSTS];
 
 	pthread_mutex_t mu;
@@ -81,11 +85,22 @@ struct mock_status {
 	struct mock_status_counts c;
 };
 
-static size_t discard(char *p, size_t size, size_t n, void *ud)
+/* Copies s into out (cap bytes), cut short if need be, as snprintf "%s" does. */
+static void copy_str(char *out, size_t cap, const char *s)
 {
-	(void)p;
-	(void)ud;
-	return size * n;
+	size_t n = strnlen(s, cap - 1);
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+/* Wakes the poster thread out of epoll_wait. */
+static void wake_poster(struct mock_status *st)
+{
+	uint64_t one = 1;
+	/* EAGAIN: the counter is full, so the poster is being woken anyway */
+	if (write(st->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("mock_bsp.wake_failed", "could not wake the status sender: %s",
+		         strerror(errno));
 }
 
 void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *phone_number_id,
@@ -97,10 +112,10 @@ void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *
 		st->c.dropped++;
 	} else {
 		struct status_item *it = &st->ring[(st->head + st->len) % MOCK_STATUS_QUEUE];
-		snprintf(it->wamid, sizeof(it->wamid), "%s", wamid);
-		snprintf(it->phone, sizeof(it->phone), "%s", phone_number_id);
-		snprintf(it->recipient, sizeof(it->recipient), "%s", recipient_id);
-		snprintf(it->callback, sizeof(it->callback), "%s", callback ? callback : "");
+		copy_str(it->wamid, sizeof(it->wamid), wamid);
+		copy_str(it->phone, sizeof(it->phone), phone_number_id);
+		copy_str(it->recipient, sizeof(it->recipient), recipient_id);
+		copy_str(it->callback, sizeof(it->callback), callback ? callback : "");
 		it->ts_s = clock_wall_ms() / 1000;
 		st->len++;
 		st->c.queued++;
@@ -109,7 +124,7 @@ void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *
 	}
 	pthread_mutex_unlock(&st->mu);
 	if (wake)
-		curl_multi_wakeup(st->multi);
+		wake_poster(st);
 }
 
 void mock_status_counts(struct mock_status *st, struct mock_status_counts *out)
@@ -117,6 +132,36 @@ void mock_status_counts(struct mock_status *st, struct mock_status_counts *out)
 	pthread_mutex_lock(&st->mu);
 	*out = st->c;
 	pthread_mutex_unlock(&st->mu);
+}
+
+/* Appends v in decimal. */
+static void put_u64(struct buf *b, uint64_t v)
+{
+	char d[24];
+	int n = 0;
+	do {
+		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	buf_append(b, d + sizeof(d) - n, (size_t)n);
+}
+
+/* Appends s as a JSON string: as is when nothing in it needs escaping
+ * (ids, the usual case), else through buf_json_str. */
+static void json_str(struct buf *b, const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if ((unsigned char)s[n] < 0x20 || s[n] == '"' || s[n] == '\\' ||
+		    (unsigned char)s[n] >= 0x7f)
+			break;
+	if (s[n]) {
+		buf_json_str(b, s);
+		return;
+	}
+	buf_putc(b, '"');
+	buf_append(b, s, n);
+	buf_putc(b, '"');
 }
 
 /* Writes the webhook for items (one entry per phone_number_id) into b. */
@@ -133,9 +178,9 @@ static void build_body(struct buf *b, struct status_item *items, int n)
 		                      : "{\"id\":\"0\",\"changes\":[{\"field\":\"messages\",");
 		buf_puts(b, "\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
 		            "\"display_phone_number\":");
-		buf_json_str(b, items[i].phone);
+		json_str(b, items[i].phone);
 		buf_puts(b, ",\"phone_number_id\":");
-		buf_json_str(b, items[i].phone);
+		json_str(b, items[i].phone);
 		buf_puts(b, "},\"statuses\":[");
 		int k = 0;
 		for (int j = i; j < n; j++) {
@@ -143,15 +188,14 @@ static void build_body(struct buf *b, struct status_item *items, int n)
 				continue;
 			done[j] = 1;
 			buf_puts(b, k++ ? ",{\"id\":" : "{\"id\":");
-			buf_json_str(b, items[j].wamid);
-			buf_printf(b,
-			           ",\"status\":\"delivered\",\"timestamp\":\"%lld\","
-			           "\"recipient_id\":",
-			           (long long)items[j].ts_s);
-			buf_json_str(b, items[j].recipient);
+			json_str(b, items[j].wamid);
+			buf_puts(b, ",\"status\":\"delivered\",\"timestamp\":\"");
+			put_u64(b, items[j].ts_s > 0 ? (uint64_t)items[j].ts_s : 0);
+			buf_puts(b, "\",\"recipient_id\":");
+			json_str(b, items[j].recipient);
 			if (items[j].callback[0]) {
 				buf_puts(b, ",\"biz_opaque_callback_data\":");
-				buf_json_str(b, items[j].callback);
+				json_str(b, items[j].callback);
 			}
 			buf_putc(b, '}');
 		}
@@ -160,29 +204,36 @@ static void build_body(struct buf *b, struct status_item *items, int n)
 	buf_puts(b, "]}");
 }
 
+static void batch_failed(struct mock_status *st, struct batch *bt, const char *why);
+
 static int batch_post(struct mock_status *st, struct batch *bt)
 {
-	char sig[SIG_HEADER_LEN + 1];
-	char hdr[SIG_HEADER_LEN + 40];
-	sig_sign(st->secret, bt->body.data, bt->body.len, sig);
-	snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
-	curl_slist_free_all(bt->headers);
-	bt->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	if (bt->headers)
-		bt->headers = curl_slist_append(bt->headers, hdr);
-	if (!bt->headers)
-		return ERR_NOMEM;
-	bt->err[0] = '\0';
-	curl_easy_setopt(bt->easy, CURLOPT_HTTPHEADER, bt->headers);
-	curl_easy_setopt(bt->easy, CURLOPT_POSTFIELDS, bt->body.data);
-	curl_easy_setopt(bt->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bt->body.len);
-	if (curl_multi_add_handle(st->multi, bt->easy) != CURLM_OK)
-		return ERR_IO;
+	struct tools_http_req rq = {"POST",
+	                            st->u.path[0] ? st->u.path : "/",
+	                            bt->headers,
+	                            bt->body.data,
+	                            bt->body.len,
+	                            MOCK_STATUS_TIMEOUT_MS,
+	                            (uint64_t)(bt - st->batches)};
 	bt->state = BATCH_FLIGHT;
 	pthread_mutex_lock(&st->mu);
 	st->c.posts++;
 	pthread_mutex_unlock(&st->mu);
+	/* a free connection is there for every batch; done may run right away */
+	if (tools_http_start(st->http, &rq) != 0) {
+		bt->state = BATCH_FREE;
+		return ERR_FULL;
+	}
 	return 0;
+}
+
+/* Signs the body into the batch's header lines. */
+static void batch_sign(struct mock_status *st, struct batch *bt)
+{
+	char sig[SIG_HEADER_LEN + 1];
+	sig_sign(st->secret, bt->body.data, bt->body.len, sig);
+	snprintf(bt->headers, sizeof(bt->headers),
+	         "Content-Type: application/json\r\nX-Hub-Signature-256: %s\r\n", sig);
 }
 
 /* A POST failed: wait and try again, or give the batch up. */
@@ -230,6 +281,7 @@ static void start_batches(struct mock_status *st, int64_t now_us)
 		if (n == 0)
 			break;
 		build_body(&bt->body, items, n);
+		batch_sign(st, bt);
 		bt->count = n;
 		bt->attempts = 0;
 		if (batch_post(st, bt) != 0)
@@ -237,35 +289,24 @@ static void start_batches(struct mock_status *st, int64_t now_us)
 	}
 }
 
-static void reap(struct mock_status *st)
+/* tools_http's callback: one POST answered, or failed. */
+static void on_done(void *ud, const struct tools_http_result *res)
 {
-	CURLMsg *m;
-	int left;
-	while ((m = curl_multi_info_read(st->multi, &left))) {
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		struct batch *bt = NULL;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&bt);
-		CURLcode res = m->data.result;
-		curl_multi_remove_handle(st->multi, m->easy_handle);
-		long code = 0;
-		if (res == CURLE_OK)
-			curl_easy_getinfo(bt->easy, CURLINFO_RESPONSE_CODE, &code);
-		if (code == 200) {
-			pthread_mutex_lock(&st->mu);
-			st->c.sent += (uint64_t)bt->count;
-			pthread_mutex_unlock(&st->mu);
-			bt->state = BATCH_FREE;
-			continue;
-		}
-		char why[CURL_ERROR_SIZE + 32];
-		if (res != CURLE_OK)
-			snprintf(why, sizeof(why), "%s",
-			         bt->err[0] ? bt->err : curl_easy_strerror(res));
-		else
-			snprintf(why, sizeof(why), "answered %ld", code);
-		batch_failed(st, bt, why);
+	struct mock_status *st = ud;
+	struct batch *bt = &st->batches[res->tag];
+	if (res->status == 200) {
+		pthread_mutex_lock(&st->mu);
+		st->c.sent += (uint64_t)bt->count;
+		pthread_mutex_unlock(&st->mu);
+		bt->state = BATCH_FREE;
+		return;
 	}
+	char why[TOOLS_HTTP_ERR_CAP];
+	if (res->err)
+		snprintf(why, sizeof(why), "%s", res->why);
+	else
+		snprintf(why, sizeof(why), "answered %d", res->status);
+	batch_failed(st, bt, why);
 }
 
 static int busy(const struct mock_status *st)
@@ -280,6 +321,7 @@ static void *status_main(void *arg)
 {
 	struct mock_status *st = arg;
 	int64_t flush_deadline = 0;
+	struct epoll_event evs[MOCK_STATUS_POSTS + 1];
 	for (;;) {
 		int64_t now = clock_mono_us();
 		pthread_mutex_lock(&st->mu);
@@ -293,18 +335,17 @@ static void *status_main(void *arg)
 				break;
 		}
 		start_batches(st, now);
-		int running = 0;
-		curl_multi_perform(st->multi, &running);
-		reap(st);
-		int timeout = MOCK_STATUS_POLL_MS;
+		tools_http_expire(st->http, now);
+		int64_t wake = now + (int64_t)MOCK_STATUS_POLL_MS * 1000;
 		for (int b = 0; b < MOCK_STATUS_POSTS; b++) {
 			const struct batch *bt = &st->batches[b];
-			if (bt->state == BATCH_WAIT) {
-				int64_t ms = (bt->retry_at_us - now) / 1000;
-				if (ms < timeout)
-					timeout = ms < 0 ? 0 : (int)ms;
-			}
+			if (bt->state == BATCH_WAIT && bt->retry_at_us < wake)
+				wake = bt->retry_at_us;
 		}
+		int64_t due = tools_http_next_due(st->http);
+		if (due >= 0 && due < wake)
+			wake = due;
+		int timeout = wake <= now ? 0 : (int)((wake - now + 999) / 1000);
 		/* asleep only with an empty ring: then producers must wake us */
 		pthread_mutex_lock(&st->mu);
 		if (st->len == 0)
@@ -312,7 +353,15 @@ static void *status_main(void *arg)
 		else if (!busy(st))
 			timeout = 0;
 		pthread_mutex_unlock(&st->mu);
-		curl_multi_poll(st->multi, NULL, 0, timeout, NULL);
+		int n = epoll_wait(st->epfd, evs, MOCK_STATUS_POSTS + 1, timeout);
+		for (int k = 0; k < n; k++) {
+			if (tools_http_handle(st->http, &evs[k]))
+				continue;
+			uint64_t v;
+			if (read(st->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_debug("mock_bsp.wake_read", "could not read the wake-up: %s",
+				          strerror(errno));
+		}
 	}
 	/* whatever is still queued or in flight is dropped */
 	pthread_mutex_lock(&st->mu);
@@ -322,66 +371,57 @@ static void *status_main(void *arg)
 		if (st->batches[b].state != BATCH_FREE)
 			st->c.dropped += (uint64_t)st->batches[b].count;
 	pthread_mutex_unlock(&st->mu);
-	for (int b = 0; b < MOCK_STATUS_POSTS; b++)
-		if (st->batches[b].state == BATCH_FLIGHT)
-			curl_multi_remove_handle(st->multi, st->batches[b].easy);
 	return NULL;
 }
 
 static void status_release(struct mock_status *st)
 {
-	for (int b = 0; b < MOCK_STATUS_POSTS; b++) {
-		struct batch *bt = &st->batches[b];
-		if (bt->easy)
-			curl_easy_cleanup(bt->easy);
-		curl_slist_free_all(bt->headers);
-		buf_release(&bt->body);
-	}
-	if (st->multi)
-		curl_multi_cleanup(st->multi);
+	tools_http_free(st->http);
+	for (int b = 0; b < MOCK_STATUS_POSTS; b++)
+		buf_release(&st->batches[b].body);
+	if (st->evfd >= 0)
+		close(st->evfd);
+	if (st->epfd >= 0)
+		close(st->epfd);
 	pthread_mutex_destroy(&st->mu);
 	free(st->ring);
 	free(st->url);
 	free(st->secret);
 	free(st);
-	curl_global_cleanup();
 }
 
 int mock_status_new(const char *url, const char *secret, struct mock_status **out)
 {
 	*out = NULL;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return ERR_NOMEM;
 	struct mock_status *st = xcalloc(1, sizeof(*st));
+	char why[TOOLS_HTTP_ERR_CAP];
+	int rc = ERR_IO;
 	pthread_mutex_init(&st->mu, NULL);
+	st->epfd = st->evfd = -1;
 	st->url = xstrdup(url);
 	st->secret = xstrdup(secret);
-	st->ring = xcalloc(MOCK_STATUS_QUEUE, sizeof(*st->ring));
-	st->multi = curl_multi_init();
-	if (!st->multi)
+	for (int b = 0; b < MOCK_STATUS_POSTS; b++)
+		buf_init(&st->batches[b].body);
+	if (tools_url_parse(url, &st->u, why) != 0) {
+		rc = ERR_INVAL;
 		goto fail;
-	for (int b = 0; b < MOCK_STATUS_POSTS; b++) {
-		struct batch *bt = &st->batches[b];
-		buf_init(&bt->body);
-		bt->easy = curl_easy_init();
-		if (!bt->easy)
-			goto fail;
-		curl_easy_setopt(bt->easy, CURLOPT_URL, st->url);
-		curl_easy_setopt(bt->easy, CURLOPT_PRIVATE, bt);
-		curl_easy_setopt(bt->easy, CURLOPT_POST, 1L);
-		curl_easy_setopt(bt->easy, CURLOPT_WRITEFUNCTION, discard);
-		curl_easy_setopt(bt->easy, CURLOPT_ERRORBUFFER, bt->err);
-		curl_easy_setopt(bt->easy, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(bt->easy, CURLOPT_TCP_NODELAY, 1L);
-		curl_easy_setopt(bt->easy, CURLOPT_TIMEOUT_MS, (long)MOCK_STATUS_TIMEOUT_MS);
 	}
+	st->ring = xcalloc(MOCK_STATUS_QUEUE, sizeof(*st->ring));
+	st->epfd = epoll_create1(EPOLL_CLOEXEC);
+	st->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &st->evfd};
+	if (st->epfd < 0 || st->evfd < 0 || epoll_ctl(st->epfd, EPOLL_CTL_ADD, st->evfd, &ev) != 0)
+		goto fail;
+	struct tools_http_opts o = {st->epfd, MOCK_STATUS_POSTS, 1 << 20, on_done, st};
+	if (tools_http_new(&st->u, &o, &st->http) != 0)
+		goto fail;
 	if (pthread_create(&st->thread, NULL, status_main, st) != 0)
 		goto fail;
 	*out = st;
 	return 0;
 fail:
 	status_release(st);
-	return ERR_NOMEM;
+	return rc;
 }
 
 void mock_status_free(struct mock_status *st)
@@ -391,7 +431,7 @@ void mock_status_free(struct mock_status *st)
 	pthread_mutex_lock(&st->mu);
 	st->stop = 1;
 	pthread_mutex_unlock(&st->mu);
-	curl_multi_wakeup(st->multi);
+	wake_poster(st);
 	pthread_join(st->thread, NULL);
 	struct mock_status_counts c = st->c;
 	if (c.dropped || c.failed)

@@ -1,7 +1,9 @@
 /*
  * tools_common.c - what `munim say` and `munim loadgen` both need: the
- * webhook a customer's message arrives in, its signature header, and a
- * small blocking HTTP client for talking to munim and the mock BSP.
+ * webhook a customer's message arrives in (loadgen's template,
+ * loadgen_body_build, is tested to match it byte for byte) and its
+ * signature header; and the small blocking libcurl client `say` uses to
+ * talk to munim and the mock BSP.
  *
  * The webhook is built with jansson and dumped compact with non-ASCII
  * escaped (\u sequences such as \u20b9), as Meta serialises it, so the signature covers exactly

@@ -1,10 +1,16 @@
 /*
- * tools_internal.h - the parts of `munim mock-bsp` shared between its files.
+ * tools_internal.h - what the files of munim's own tools (mock-bsp,
+ * loadgen, say) share.
  *
  *   mock_bsp.c         the command, the Cloud API endpoint, faults, the /_mock endpoints
- *   mock_bsp_log.c     the bounded log of accepted messages, indexed
+ *   mock_bsp_log.c     the bounded log of accepted messages, indexed; the replies feed
  *   mock_bsp_timer.c   late answers (the latency fault) from a timer thread
  *   mock_bsp_status.c  signed "delivered" status webhooks, batched, retried
+ *   tools_http.c       a small plain HTTP/1.1 client: keep-alive, epoll, no libcurl
+ *                      (loadgen's sender and collector, the mock's status poster)
+ *   tools_common.c     the webhook a customer's message arrives in, its signature,
+ *                      the libcurl client `say` uses
+ *   loadgen*.c         the load generator: schedule, send, collect, report
  *
  * Every type here is thread-safe as documented on it.
  */
@@ -13,6 +19,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/buf.h"
 
 /* ---- the message log (mock_bsp_log.c) -------------------------------- */
 
@@ -26,12 +34,13 @@
  */
 struct mock_log;
 
-/* One message as kept: wamid, phone_number_id and the raw request body. */
+/* One message as kept: wamid, phone_number_id, the quoted wamid and the raw request body. */
 struct mock_hit {
 	uint64_t index;
 	int64_t received_ms;
-	char *wamid; /* the three point into one allocation owned by the hit */
+	char *wamid; /* the four point into one allocation owned by the hit */
 	char *phone_number_id;
+	char *context; /* "" when the message quotes none */
 	char *body;
 };
 
@@ -61,6 +70,15 @@ uint64_t mock_log_add(struct mock_log *l, int64_t received_ms, const char *wamid
 void mock_log_query(struct mock_log *l, const struct mock_query *q, struct mock_hit **out, int *n,
                     uint64_t *next);
 void mock_hits_free(struct mock_hit *hits, int n);
+/*
+ * mock_log_replies appends one line per message from index since on
+ * (oldest first, at most limit >= 1): "<index> <received_ms> <context>\n",
+ * the context "-" when the message quotes none or one with a byte outside
+ * '!'..'~'. *n gets the lines written, *next the index the next poll
+ * should use (as mock_log_query's).
+ */
+void mock_log_replies(struct mock_log *l, uint64_t since, int limit, struct buf *out, int *n,
+                      uint64_t *next);
 /* mock_log_clear drops every message (indexes go on from where they were). */
 void mock_log_clear(struct mock_log *l);
 /* Messages and bytes held, and the index the next message will get. */
@@ -103,6 +121,8 @@ struct mock_status_counts {
 	uint64_t posts;   /* POST attempts */
 };
 
+/* mock_status_new: 0, ERR_INVAL when url is not an http:// URL, ERR_IO when
+ * the thread or its epoll set cannot be made. */
 int mock_status_new(const char *url, const char *secret, struct mock_status **out);
 /* biz_opaque_callback_data longer than this is not echoed (Meta allows 512;
  * the mock keeps its status queue small). */
@@ -115,6 +135,123 @@ void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *
 void mock_status_counts(struct mock_status *st, struct mock_status_counts *out);
 /* Sends what is queued (bounded wait), stops the thread, frees. NULL is a no-op. */
 void mock_status_free(struct mock_status *st);
+
+/* ---- a small HTTP/1.1 client (tools_http.c) -------------------------- */
+
+#include <sys/epoll.h>
+
+/* Room for an error text of the client, the fetcher and what quotes them. */
+#define TOOLS_HTTP_ERR_CAP 320
+
+/*
+ * A parsed http:// URL: host, port, the path (may be "", never ending in
+ * '/' unless given so) and the authority as the Host header sends it.
+ * https:// and other schemes are refused: the tools talk plain HTTP on
+ * loopback.
+ */
+struct tools_url {
+	char host[128];
+	char authority[136]; /* "host:port" as written, for Host: and messages */
+	int port;
+	char path[1024];
+};
+
+/* tools_url_parse: 0, or ERR_INVAL with why (at most TOOLS_HTTP_ERR_CAP bytes) said. */
+int tools_url_parse(const char *url, struct tools_url *out, char why[TOOLS_HTTP_ERR_CAP]);
+
+/* What became of one request; body and why are valid only during the callback. */
+struct tools_http_result {
+	uint64_t tag;       /* as given to tools_http_start */
+	int status;         /* the HTTP status (100..599); 0 without an answer */
+	int err;            /* 0, or ERR_IO, ERR_TIMEOUT, ERR_PROTO, ERR_TOOBIG */
+	const char *why;    /* err != 0: what happened, for people */
+	const char *body;   /* the answer's body, NUL-terminated ("" when none) */
+	size_t len;         /* its length, chunked encoding removed */
+	int64_t latency_us; /* from tools_http_start to the end of the answer */
+};
+
+typedef void (*tools_http_done_fn)(void *ud, const struct tools_http_result *res);
+
+struct tools_http_opts {
+	int epfd;          /* the caller's epoll set; the client adds its sockets to it */
+	int conns;         /* at most this many connections, each one request at a time */
+	size_t max_answer; /* the largest answer body accepted (ERR_TOOBIG above) */
+	tools_http_done_fn done;
+	void *ud;
+};
+
+/* One request: method and path (from '/', query included), extra header
+ * lines each ending in "\r\n" (NULL: none), a body (NULL: none, no
+ * Content-Length), a time limit from the start, and a tag for the caller. */
+struct tools_http_req {
+	const char *method;
+	const char *path;
+	const char *headers;
+	const void *body;
+	size_t len;
+	int64_t timeout_ms;
+	uint64_t tag;
+};
+
+/*
+ * Persistent HTTP/1.1 connections to one host:port, driven by the caller's
+ * epoll loop (epoll_event.data.ptr points into the client). Not
+ * thread-safe: one thread owns it.
+ */
+struct tools_http;
+
+/* tools_http_new: 0, or ERR_INVAL for opts out of range. Nothing connects yet. */
+int tools_http_new(const struct tools_url *u, const struct tools_http_opts *o,
+                   struct tools_http **out);
+/* Closes every connection; requests still running are not reported. NULL is a no-op. */
+void tools_http_free(struct tools_http *h);
+/* Requests that can start now (free connections). */
+int tools_http_idle(const struct tools_http *h);
+/* Connections open now (idle or busy), for tests and reports. */
+int tools_http_open_conns(const struct tools_http *h);
+/*
+ * tools_http_start sends rq on a free connection (an open idle one first,
+ * else a new one). ERR_FULL when none is free: then done is not called.
+ * Otherwise 0, and done is called exactly once, maybe before this returns
+ * (a refused connection). A request on a reused connection that the server
+ * had closed is sent again once on a new one, as browsers and curl do.
+ * The request's connection is free again only once done has returned.
+ */
+int tools_http_start(struct tools_http *h, const struct tools_http_req *rq);
+/* tools_http_handle runs one epoll event: 1 if it was the client's, else 0. */
+int tools_http_handle(struct tools_http *h, const struct epoll_event *ev);
+/* When the next request times out (clock_mono_us), or -1 when none runs. */
+int64_t tools_http_next_due(const struct tools_http *h);
+/* tools_http_expire fails (ERR_TIMEOUT) every request due at or before now. */
+void tools_http_expire(struct tools_http *h, int64_t now);
+
+/*
+ * A blocking fetcher over one tools_http connection and its own epoll set,
+ * for small exchanges (start-up checks, polling a log). The last answer's
+ * body is in f->answer; f->err says why the last call failed.
+ */
+struct tools_fetch {
+	struct tools_url url;
+	struct tools_http *h;
+	int epfd;
+	struct buf answer;
+	int status, err, done;
+	char why[TOOLS_HTTP_ERR_CAP];
+};
+
+/* tools_fetch_init: 0, or ERR_INVAL (not an http:// URL) / ERR_IO with f->why set. */
+int tools_fetch_init(struct tools_fetch *f, const char *base_url, size_t max_answer);
+/* Safe after a failed init. */
+void tools_fetch_release(struct tools_fetch *f);
+/*
+ * tools_fetch_request runs one request to the base URL's path + path and
+ * waits for it at most timeout_ms. 0 with *status and f->answer set, or
+ * the result's error (ERR_IO, ERR_TIMEOUT, ERR_PROTO, ERR_TOOBIG) with
+ * f->why set.
+ */
+int tools_fetch_request(struct tools_fetch *f, const char *method, const char *path,
+                        const char *headers, const void *body, size_t len, int64_t timeout_ms,
+                        int *status);
 
 /* ---- shared by say and loadgen (tools_common.c) ---------------------- */
 
@@ -157,9 +294,10 @@ void tools_strip_slash(char *url);
 uint64_t tools_random_u64(void);
 
 /*
- * A blocking HTTP client for the tools' small exchanges: one libcurl easy
+ * A blocking HTTP client for `say`'s small exchanges: one libcurl easy
  * handle (keep-alive between calls) and the last answer's body, at most
- * max_answer bytes. One thread at a time.
+ * max_answer bytes. One thread at a time. (loadgen and the mock use
+ * tools_http / tools_fetch instead.)
  */
 struct tools_client {
 	CURL *easy;
@@ -306,6 +444,32 @@ void loadgen_report_json(struct buf *out, const struct loadgen_report *r);
 /* loadgen_report_text appends the report for people, lines ending in '\n'. */
 void loadgen_report_text(struct buf *out, const struct loadgen_report *r);
 
+/*
+ * The text-message webhook of loadgen, from a template: name and texts are
+ * escaped once (by jansson, as tools_webhook_build does), so each message
+ * only copies bytes; the result is byte for byte tools_webhook_build's.
+ */
+struct loadgen_body {
+	const char *const *texts; /* borrowed; text pointers are matched by identity */
+	int ntexts;
+	char **quoted; /* [ntexts]: each text as a JSON string literal */
+	char *name;    /* the profile name as a JSON string literal */
+};
+
+/* loadgen_body_init: 0, or ERR_INVAL when name or a text is not UTF-8.
+ * Release with loadgen_body_release (also after a failure). */
+int loadgen_body_init(struct loadgen_body *b, const char *name, const char *const *texts,
+                      int ntexts);
+void loadgen_body_release(struct loadgen_body *b);
+/*
+ * loadgen_body_build writes into out (reset first) the webhook of one text
+ * message: phone, from and wamid are used as they are (they hold nothing
+ * to escape: digits and loadgen's wamids), text must be one of the
+ * template's texts (by pointer), ts_s the Unix time in seconds.
+ */
+void loadgen_body_build(const struct loadgen_body *b, struct buf *out, const char *phone,
+                        const char *from, const char *wamid, const char *text, int64_t ts_s);
+
 /* ---- the run itself (loadgen.c, loadgen_send.c, loadgen_collect.c) ---- */
 
 #include <pthread.h>
@@ -335,23 +499,23 @@ struct loadgen_sent {
 	struct loadgen_hist loop_lag;      /* the same, of messages that found a connection free */
 	struct loadgen_hist *step_webhook; /* [nsteps] */
 	int64_t last_start_us;             /* when the last request started, from the start */
-	char first_error[CURL_ERROR_SIZE]; /* why the first request without an answer failed */
+	char first_error[TOOLS_HTTP_ERR_CAP]; /* why the first request without an answer failed */
 };
 
 /*
  * loadgen_send runs the open-loop send phase on the calling thread: every
  * message starts at its scheduled time (or as soon after as a connection
- * is free), whatever became of the earlier ones, on one curl multi handle
+ * is free), whatever became of the earlier ones, on one tools_http client
  * with up to plan->connections requests in flight. Returns when every
- * request has an answer or has failed: 0, or ERR_IO when curl or a timer
- * cannot be set up (out->first_error says why). out is filled even then;
- * release it with loadgen_sent_release.
+ * request has an answer or has failed: 0, or ERR_IO when the client or
+ * epoll cannot be set up (out->first_error says why). out is filled even
+ * then; release it with loadgen_sent_release.
  */
 int loadgen_send(const struct loadgen_plan *plan, struct loadgen_sent *out);
 void loadgen_sent_release(struct loadgen_sent *s);
 
 /*
- * The collector reads the mock BSP's log (GET /_mock/messages, paged with
+ * The collector reads the mock BSP's log (GET /_mock/replies, paged with
  * since=next) and ties each reply to its message through the wamid it
  * quotes. It runs on its own thread while messages are sent
  * (loadgen_collect_start / _stop) so the log never overflows and the
@@ -360,23 +524,23 @@ void loadgen_sent_release(struct loadgen_sent *s);
  */
 struct loadgen_collect {
 	const struct loadgen_plan *plan;
-	char *url; /* {bsp}/_mock/messages */
-	struct tools_client client;
-	uint64_t since;          /* the mock's next message index to read */
-	uint8_t *replies;        /* [total]: replies quoting each message, at most 255 */
-	uint64_t foreign;        /* replies quoting no message of this run */
-	struct loadgen_hist e2e; /* scheduled time to the first reply's received_at */
+	struct tools_fetch fetch; /* to {bsp} */
+	uint64_t since;           /* the mock's next message index to read */
+	uint8_t *replies;         /* [total]: replies quoting each message, at most 255 */
+	uint64_t foreign;         /* replies quoting no message of this run */
+	struct loadgen_hist e2e;  /* scheduled time to the first reply's received_at */
 	struct loadgen_hist *step_e2e;
 	const uint16_t *status; /* set once sending is over; then pending is kept */
 	uint64_t pending;       /* answered 200, no reply yet (valid with status) */
 	uint64_t poll_failures;
-	char last_error[CURL_ERROR_SIZE + 64];
+	char last_error[TOOLS_HTTP_ERR_CAP + 64];
 	pthread_t thread;
 	int running;
 	atomic_int stop;
 };
 
-/* loadgen_collect_init: reading starts at the mock's message index since. 0 or ERR_IO. */
+/* loadgen_collect_init: reading starts at the mock's message index since.
+ * 0, or ERR_INVAL / ERR_IO with c->last_error set. */
 int loadgen_collect_init(struct loadgen_collect *c, const struct loadgen_plan *plan,
                          const char *bsp, uint64_t since);
 void loadgen_collect_release(struct loadgen_collect *c);

@@ -4,7 +4,9 @@
  * their errors), the log-linear histogram (bucket bounds, 1% precision
  * against exact sorted percentiles, the rank convention, empty and
  * clamped values), who sends which message, the wamids replies are
- * matched by, and the report's JSON line.
+ * matched by, the report's JSON line, and the webhook template (byte for
+ * byte what tools_webhook_build makes, escapes and non-ASCII included;
+ * a text that is not UTF-8 is ERR_INVAL).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/xalloc.h"
 #include "tools/tools_internal.h"
@@ -373,6 +376,54 @@ static void test_report_json(void **state)
 	free(e2e);
 }
 
+/* ---- the webhook template -------------------------------------------------- */
+
+static void test_body_matches_webhook_build(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {
+	        "stock rice",
+	        "atta \xe2\x82\xb9"
+	        "50 \"quoted\" back\\slash/",
+	        "tab\there\nnewline \x01 emoji \xf0\x9f\x98\x80",
+	};
+	static const char *const names[] = {NULL, "Asha", "R\xc3\xa9ka \"R\""};
+	clock_set_fake(1700000000123);
+	for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
+		struct loadgen_body b;
+		assert_int_equal(loadgen_body_init(&b, names[n], texts, 3), 0);
+		struct buf out;
+		buf_init(&out);
+		for (int k = 0; k < 3; k++) {
+			struct tools_inbound in = {"100000000000001",
+			                           "919800000001",
+			                           names[n],
+			                           "wamid.LG00000000000000AB_42",
+			                           texts[k],
+			                           NULL,
+			                           NULL};
+			char *want = tools_webhook_build(&in);
+			assert_non_null(want);
+			loadgen_body_build(&b, &out, in.phone_number_id, in.from, in.wamid,
+			                   texts[k], clock_wall_ms() / 1000);
+			assert_string_equal(out.data, want);
+			assert_int_equal(out.len, strlen(want));
+			free(want);
+		}
+		buf_release(&out);
+		loadgen_body_release(&b);
+	}
+	clock_set_fake(-1);
+
+	/* not UTF-8: refused up front, like tools_webhook_build refuses it */
+	static const char *const bad[] = {"ok", "bad \xff byte"};
+	struct loadgen_body b;
+	assert_int_equal(loadgen_body_init(&b, NULL, bad, 2), ERR_INVAL);
+	loadgen_body_release(&b);
+	assert_int_equal(loadgen_body_init(&b, "\xc3", bad, 1), ERR_INVAL);
+	loadgen_body_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +438,7 @@ int main(void)
 	        cmocka_unit_test(test_wamid_index),
 	        cmocka_unit_test(test_wamid_index_notfound),
 	        cmocka_unit_test(test_report_json),
+	        cmocka_unit_test(test_body_matches_webhook_build),
 	};
 	return cmocka_run_group_tests(tests, 0, 0);
 }
