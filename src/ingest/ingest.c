@@ -25,11 +25,12 @@
  *   queued job (at most cfg.commit_batch) and stores them all in ONE
  *   transaction: store_begin, per job store_inbox_put of its messages and
  *   send_status_apply of each delivery status (statuses go straight to
- *   their outbox rows: no inbox row, no worker pass), store_commit - one
- *   fsync for the lot. Only then does it answer each request (200), so a
- *   2xx always means durable. While that commit runs, new jobs pile up in
- *   the queue and form the next batch: the busier the endpoint, the more
- *   requests share each fsync, with no timer and no added latency when idle.
+ *   their outbox rows: no inbox row, no worker pass), store_commit, then
+ *   store_sync - one fsync for the lot, waited for after the writer lock
+ *   is released so that other writers are not held up by the disk. Only then does it answer each
+ * request (200), so a 2xx always means durable. While that commit runs, new jobs pile up in the
+ * queue and form the next batch: the busier the endpoint, the more requests share each fsync, with
+ * no timer and no added latency when idle.
  *
  *   A batch that fails for a reason tied to its content (ERR_INVAL,
  *   ERR_CONFLICT, ERR_DB) is retried one job per transaction, so one bad
@@ -302,7 +303,14 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 	atomic_fetch_add_explicit(&m->commits, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->commit_requests, (uint64_t)n, memory_order_relaxed);
 	*fresh += nnew;
-	return 0;
+	/* durable before any 200. The disk is waited for outside the writer
+	 * lock, so workers and sender write meanwhile. If it fails the rows
+	 * are there but not known to be on disk: 503, and the redelivery
+	 * finds them (duplicates are counted, statuses only move forward). */
+	rc = store_sync(c);
+	if (rc)
+		snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
+	return rc;
 fail:
 	snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
 	store_rollback(c);
@@ -585,6 +593,8 @@ int ingest_start(struct app *app, struct ingest **out)
 		pthread_mutex_init(&ig->stripe_mu[i], NULL);
 
 	rc = store_connect(app->store, &ig->conn);
+	if (rc == 0)
+		rc = store_set_lazy_commits(ig->conn, 1); /* + store_sync per commit */
 	if (rc) {
 		log_error("ingest.start_failed", "could not connect the ingest committer: %s",
 		          err_str(rc));

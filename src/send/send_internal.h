@@ -116,7 +116,8 @@ struct sender {
 	_Atomic int claims_closed;  /* [recorder] no more jobs will be handed over */
 	_Atomic int net_exited;     /* [network] no more outcomes will come */
 	_Atomic uint64_t net_rings; /* [network] times it rang app->outbox_ready */
-	_Atomic int64_t applied;    /* [recorder] journaled acceptances now in the store */
+	_Atomic int64_t applied;    /* [recorder] journaled acceptances now on disk in the store */
+	int64_t applied_unsynced;   /* [recorder] ... committed, not yet known to be on disk */
 
 	/* the queues, under mu; each holds at most nslots entries */
 	pthread_mutex_t mu;
@@ -144,6 +145,7 @@ struct sender {
 	struct send_outcome *held; /* outcomes taken, not yet recorded */
 	int nheld;
 	struct send_job *claimed; /* jobs being built by a claim */
+	int nunsynced;            /* claimed[0..n) wait for a store_sync to go out */
 	int outstanding;          /* rows claimed and not yet recorded */
 	int64_t due_at;           /* earliest known next_attempt_at of a pending row, 0: none */
 	int store_failing;        /* the last write of outcomes failed (log once) */

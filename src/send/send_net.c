@@ -27,8 +27,9 @@
  *     restart sends twice is only what the provider had taken and this
  *     thread had not yet journaled (still in flight, or in the current pass).
  *   - Every acceptance counted in `journaled` is handed over once, and the
- *     recorder counts it in `applied` once committed: applied == journaled
- *     means every counted record is in the store, so the file may go.
+ *     recorder counts it in `applied` once committed and synced to disk:
+ *     applied == journaled means every counted record is in the store, so
+ *     the file may go.
  *   - There is always a free slot for a job (send_internal.h).
  *
  * Threading: runs on its own thread; owns the slots, the journal, rng and

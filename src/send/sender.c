@@ -234,8 +234,11 @@ static int apply(struct sender *s)
 	}
 	s->outstanding -= s->nheld;
 	s->nheld = 0;
-	if (journaled > 0)
-		atomic_fetch_add(&s->applied, journaled);
+	/* the commit was lazy: the journal may forget these acceptances only
+	 * once the store has them on disk, which the next claim's sync makes
+	 * sure of (a lost retry or failure is only a row sent again after a
+	 * restart, as after any crash mid-send) */
+	s->applied_unsynced += journaled;
 	return 0;
 fail:
 	if (!s->store_failing)
@@ -248,7 +251,53 @@ fail:
 	return rc;
 }
 
+/* The recorded acceptances are on disk (a store_sync just returned): the
+ * journal may forget them. */
+static void applied_synced(struct sender *s)
+{
+	if (s->applied_unsynced > 0) {
+		atomic_fetch_add(&s->applied, s->applied_unsynced);
+		s->applied_unsynced = 0;
+	}
+}
+
+/* A sync for recorded acceptances alone, when no claim brought one. */
+static void sync_applied(struct sender *s)
+{
+	if (s->applied_unsynced > 0 && store_sync(s->conn) == 0)
+		applied_synced(s);
+}
+
 /* ---- claiming ----------------------------------------------------------- */
+
+/*
+ * hand_over_claimed gives claimed[0..k) to the network thread once they are
+ * durable: the claim was a lazy commit, and the workers' batches that made
+ * the rows may be too. A reply must never go out on the strength of
+ * commits a power cut could undo (the message would be answered again).
+ * Until a sync succeeds the jobs wait here (nunsynced). k, or ERR_IO.
+ */
+static int hand_over_claimed(struct sender *s, int k)
+{
+	if (k == 0)
+		return 0;
+	if (store_sync(s->conn) != 0) {
+		if (!s->claim_failing)
+			log_error("send.claim_failed", "could not sync claimed outbox rows: %s",
+			          store_errmsg(s->conn));
+		s->claim_failing = 1;
+		s->nunsynced = k;
+		return ERR_IO;
+	}
+	s->nunsynced = 0;
+	applied_synced(s);
+	pthread_mutex_lock(&s->mu);
+	memcpy(s->jobs + s->njobs, s->claimed, (size_t)k * sizeof(*s->claimed));
+	s->njobs += k;
+	pthread_mutex_unlock(&s->mu);
+	curl_multi_wakeup(s->multi);
+	return k;
+}
 
 /*
  * claim takes up to room due rows and hands them to the network thread.
@@ -258,6 +307,8 @@ static int claim(struct sender *s, int64_t now, int room)
 {
 	struct outbox_row *rows = NULL;
 	int n = 0;
+	if (s->nunsynced > 0)
+		return hand_over_claimed(s, s->nunsynced);
 	arena_reset(&s->arena);
 	int rc = store_outbox_claim(s->conn, now, room, &s->arena, &rows, &n);
 	if (rc != 0) {
@@ -292,15 +343,9 @@ static int claim(struct sender *s, int64_t now, int room)
 		job->phone_number_id = xstrdup(row->phone_number_id ? row->phone_number_id : "");
 		job->body = xstrdup(row->body ? row->body : "");
 	}
-	if (k > 0) {
-		pthread_mutex_lock(&s->mu);
-		memcpy(s->jobs + s->njobs, s->claimed, (size_t)k * sizeof(*s->claimed));
-		s->njobs += k;
-		pthread_mutex_unlock(&s->mu);
-		s->outstanding += k;
-		curl_multi_wakeup(s->multi);
-	}
-	return n;
+	s->outstanding += k;
+	int rc2 = hand_over_claimed(s, k);
+	return rc2 < 0 ? rc2 : n;
 }
 
 /*
@@ -347,8 +392,10 @@ static void *recorder_main(void *arg)
 		if ((s->due_at && now >= s->due_at) || now >= next_sweep)
 			want = 1;
 		int room = s->nslots - s->outstanding;
+		int claimed = 0;
 		if (!closing && want && room > 0) {
 			int got = claim(s, now, room);
+			claimed = got > 0;
 			if (got < 0) {
 				want = 0;
 				next_sweep = now + SEND_STORE_RETRY_MS;
@@ -364,6 +411,8 @@ static void *recorder_main(void *arg)
 				s->due_at = at;
 			}
 		}
+		if (!claimed)
+			sync_applied(s);
 		int64_t wake = next_sweep;
 		if (s->due_at)
 			wake = min64(wake, s->due_at);
@@ -379,6 +428,7 @@ static void *recorder_main(void *arg)
 		    woken_by_rows(s, before))
 			want = 1;
 	}
+	sync_applied(s);
 	s->unrecorded = s->nheld;
 	return NULL;
 }
@@ -462,6 +512,13 @@ static int replay_journal(struct sender *s)
 		          "could not record the send journal's acceptances: %s",
 		          store_errmsg(s->conn));
 		store_rollback(s->conn);
+		return rc;
+	}
+	/* on disk before the journal that held them goes */
+	if ((rc = store_sync(s->conn)) != 0) {
+		log_error("send.start_failed",
+		          "could not record the send journal's acceptances: %s",
+		          store_errmsg(s->conn));
 		return rc;
 	}
 	follow_live(&s->app->metrics, before, after);
@@ -642,6 +699,8 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	s->held = xcalloc(n, sizeof(*s->held));
 
 	int rc = store_connect(app->store, &s->conn);
+	if (rc == 0) /* durability where it matters comes from store_sync */
+		rc = store_set_lazy_commits(s->conn, 1);
 	if (rc != 0) {
 		log_error("send.start_failed", "could not connect to the store: %s", err_str(rc));
 		s->conn = NULL;

@@ -103,6 +103,8 @@ enum sq_stmt {
 struct sq_conn {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[SQ_NSTMT];
+	int lazy;         /* synchronous=NORMAL (store_set_lazy_commits) */
+	int64_t last_seq; /* st->commit_seq of this connection's last commit */
 };
 
 static inline sqlite3 *store__sq_db(const struct store_conn *c)

@@ -177,6 +177,13 @@ int store_set_lazy_commits(struct store_conn *c, int lazy)
 	return c->ops->set_lazy_commits(c, lazy != 0);
 }
 
+int store_sync(struct store_conn *c)
+{
+	if (c->in_txn || c->in_snapshot)
+		return store__errf(c, ERR_INVAL, "could not sync: a transaction is open");
+	return c->ops->sync(c);
+}
+
 int store_snapshot_begin(struct store_conn *c)
 {
 	if (c->in_txn || c->in_snapshot)

@@ -275,6 +275,16 @@ int store_snapshot_end(struct store_conn *c);
  * this connection.) 0 or the store's error; not inside a transaction.
  */
 int store_set_lazy_commits(struct store_conn *c, int lazy);
+/*
+ * store_sync makes every commit made so far through c durable - lazy ones
+ * too, and with them all that any connection committed before them (they
+ * share one log). Called outside a transaction, it waits for the disk
+ * without holding the writer lock, so other connections write meanwhile:
+ * a lazy commit followed by store_sync is an ordinary commit that does not
+ * keep the next writer waiting for the disk. 0, ERR_INVAL inside a
+ * transaction, or ERR_IO.
+ */
+int store_sync(struct store_conn *c);
 
 int store_begin(struct store_conn *c);
 int store_commit(struct store_conn *c);

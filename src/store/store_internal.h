@@ -12,6 +12,7 @@
 #define MUNIM_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 
 #include "store/store.h"
@@ -43,6 +44,7 @@ struct store_ops {
 	int (*snapshot_begin)(struct store_conn *c);
 	int (*snapshot_end)(struct store_conn *c);
 	int (*set_lazy_commits)(struct store_conn *c, int lazy);
+	int (*sync)(struct store_conn *c);
 
 	int (*tenant_add)(struct store_conn *c, const struct tenant *t, int64_t *id);
 	int (*tenant_get)(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out);
@@ -140,6 +142,14 @@ struct store {
 	 * mutex instead of polling in the database's busy handler.
 	 */
 	pthread_mutex_t write_mu;
+	/*
+	 * Commits in log order, numbered under write_mu (single-writer
+	 * backends): commit_seq the last one made, durable_seq the last one
+	 * known to be on disk. store_sync skips the disk when another
+	 * connection's sync or ordinary commit already covered its commits.
+	 */
+	_Atomic int64_t commit_seq;
+	_Atomic int64_t durable_seq;
 	void *backend;
 };
 

@@ -389,6 +389,14 @@ static void sq_disconnect(struct store_conn *c)
 
 /* ---- transactions -------------------------------------------------------------- */
 
+/* *seq = max(*seq, to) */
+static void seq_advance(_Atomic int64_t *seq, int64_t to)
+{
+	int64_t cur = atomic_load(seq);
+	while (cur < to && !atomic_compare_exchange_weak(seq, &cur, to))
+		;
+}
+
 static void unlock_writer(struct store_conn *c)
 {
 	c->in_txn = 0;
@@ -440,8 +448,37 @@ static int sq_snapshot_begin(struct store_conn *c)
 static int sq_set_lazy_commits(struct store_conn *c, int lazy)
 {
 	const char *what = "change how commits wait";
-	return lazy ? store__sq_run(c, SQ_SYNC_NORMAL, "PRAGMA synchronous=NORMAL", what, "")
-	            : store__sq_run(c, SQ_SYNC_FULL, "PRAGMA synchronous=FULL", what, "");
+	int rc = lazy ? store__sq_run(c, SQ_SYNC_NORMAL, "PRAGMA synchronous=NORMAL", what, "")
+	              : store__sq_run(c, SQ_SYNC_FULL, "PRAGMA synchronous=FULL", what, "");
+	if (rc == 0)
+		((struct sq_conn *)c->backend)->lazy = lazy;
+	return rc;
+}
+
+/*
+ * The WAL file's own sync (fdatasync), outside any lock. Frames our commits
+ * wrote are either still in the WAL - this makes them durable - or already
+ * copied into the database by a checkpoint, which in WAL mode syncs the WAL
+ * before it copies and the database after. A connection that has not
+ * opened the WAL yet has committed nothing through it.
+ */
+static int sq_sync(struct store_conn *c)
+{
+	struct sq_conn *q = c->backend;
+	if (atomic_load(&c->st->durable_seq) >= q->last_seq)
+		return 0; /* another sync, or an ordinary commit, came after ours */
+	/* every commit numbered up to here has written its frames */
+	int64_t upto = atomic_load(&c->st->commit_seq);
+	sqlite3_file *wal = NULL;
+	int rc = sqlite3_file_control(q->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc != SQLITE_OK || !wal || !wal->pMethods)
+		return 0;
+	rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	if (rc != SQLITE_OK)
+		return store__errf(c, ERR_IO, "could not sync the write-ahead log: %s",
+		                   sqlite3_errstr(rc));
+	seq_advance(&c->st->durable_seq, upto);
+	return 0;
 }
 
 static int sq_snapshot_end(struct store_conn *c)
@@ -459,6 +496,13 @@ static int sq_commit(struct store_conn *c)
 		                   "earlier error");
 	}
 	int rc = store__sq_run(c, SQ_COMMIT, "COMMIT", "commit", "");
+	if (rc == 0) {
+		/* numbered under write_mu, so in the order of the log */
+		struct sq_conn *q = c->backend;
+		q->last_seq = atomic_fetch_add(&c->st->commit_seq, 1) + 1;
+		if (!q->lazy) /* its fsync covered every commit before it */
+			seq_advance(&c->st->durable_seq, q->last_seq);
+	}
 	if (rc == 0 || sqlite3_get_autocommit(db))
 		unlock_writer(c);
 	return rc;
@@ -855,6 +899,7 @@ static const struct store_ops sq_ops = {
         .begin = sq_begin,
         .snapshot_begin = sq_snapshot_begin,
         .set_lazy_commits = sq_set_lazy_commits,
+        .sync = sq_sync,
         .snapshot_end = sq_snapshot_end,
         .commit = sq_commit,
         .rollback = sq_rollback,

@@ -1000,8 +1000,9 @@ static void test_snapshot_sees_the_store_as_it_was(void **state)
 	store_disconnect(snap);
 }
 
-/* A lazy connection's commits are visible at once like any other; the
- * setting cannot change inside a transaction (ERR_INVAL). */
+/* A lazy connection's commits are visible at once like any other and made
+ * durable by store_sync; neither the setting nor a sync inside a
+ * transaction (ERR_INVAL). */
 static void test_lazy_commits(void **state)
 {
 	struct fx *f = *state;
@@ -1018,9 +1019,15 @@ static void test_lazy_commits(void **state)
 	assert_int_equal(store_begin(lazy), 0);
 	assert_int_equal(store_set_lazy_commits(lazy, 0), ERR_INVAL);
 	assert_int_equal(store_outbox_add(lazy, &o, &id), 0);
+	assert_int_equal(store_sync(lazy), ERR_INVAL); /* not inside a transaction */
 	assert_int_equal(store_commit(lazy), 0);
 	assert_int_equal(store_outbox_counts(f->c, 1, counts), 0);
 	assert_int_equal(counts[PRIO_P3][OUTBOX_PENDING], 1);
+	/* synced; again (nothing new: no disk); from a connection with no
+	 * commits of its own */
+	assert_int_equal(store_sync(lazy), 0);
+	assert_int_equal(store_sync(lazy), 0);
+	assert_int_equal(store_sync(f->c), 0);
 	assert_int_equal(store_set_lazy_commits(lazy, 0), 0);
 	store_disconnect(lazy);
 }
