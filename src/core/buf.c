@@ -50,6 +50,22 @@ void buf_append(struct buf *b, const void *p, size_t n)
 	b->data[b->len] = '\0';
 }
 
+void buf_reserve(struct buf *b, size_t extra)
+{
+	grow(b, extra);
+}
+
+void buf_put_u64(struct buf *b, uint64_t v)
+{
+	char d[24];
+	int n = 0;
+	do {
+		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	buf_append(b, d + sizeof(d) - n, (size_t)n);
+}
+
 void buf_puts(struct buf *b, const char *s)
 {
 	buf_append(b, s, strlen(s));

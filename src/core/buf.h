@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
 	char *data; /* NUL-terminated; NULL until first append */
@@ -17,6 +18,11 @@ void buf_init(struct buf *b);
 void buf_release(struct buf *b);
 void buf_reset(struct buf *b);
 void buf_append(struct buf *b, const void *p, size_t n);
+/* buf_reserve makes room for extra more bytes (and the NUL) without
+ * writing: a reader may fill data + len and then add to len itself. */
+void buf_reserve(struct buf *b, size_t extra);
+/* buf_put_u64 appends v in decimal (no printf: hot paths). */
+void buf_put_u64(struct buf *b, uint64_t v);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

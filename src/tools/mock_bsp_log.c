@@ -231,18 +231,6 @@ void mock_log_query(struct mock_log *l, const struct mock_query *q, struct mock_
 	*next = nx;
 }
 
-/* Appends v in decimal. */
-static void put_u64(struct buf *b, uint64_t v)
-{
-	char d[24];
-	int n = 0;
-	do {
-		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	buf_append(b, d + sizeof(d) - n, (size_t)n);
-}
-
 /* The context as the feed shows it: itself when all of it is '!'..'~', else "-". */
 static void put_context(struct buf *b, const char *ctx)
 {
@@ -266,9 +254,9 @@ void mock_log_replies(struct mock_log *l, uint64_t since, int limit, struct buf 
 		const struct mock_rec *r = &l->recs[i % l->max_msgs];
 		const char *ctx = r->blob + strlen(r->blob) + 1; /* past the wamid */
 		ctx += strlen(ctx) + 1;                          /* past the phone_number_id */
-		put_u64(out, r->index);
+		buf_put_u64(out, r->index);
 		buf_putc(out, ' ');
-		put_u64(out, r->received_ms > 0 ? (uint64_t)r->received_ms : 0);
+		buf_put_u64(out, r->received_ms > 0 ? (uint64_t)r->received_ms : 0);
 		buf_putc(out, ' ');
 		put_context(out, ctx);
 		buf_putc(out, '\n');

@@ -134,18 +134,6 @@ void mock_status_counts(struct mock_status *st, struct mock_status_counts *out)
 	pthread_mutex_unlock(&st->mu);
 }
 
-/* Appends v in decimal. */
-static void put_u64(struct buf *b, uint64_t v)
-{
-	char d[24];
-	int n = 0;
-	do {
-		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	buf_append(b, d + sizeof(d) - n, (size_t)n);
-}
-
 /* Appends s as a JSON string: as is when nothing in it needs escaping
  * (ids, the usual case), else through buf_json_str. */
 static void json_str(struct buf *b, const char *s)
@@ -190,7 +178,7 @@ static void build_body(struct buf *b, struct status_item *items, int n)
 			buf_puts(b, k++ ? ",{\"id\":" : "{\"id\":");
 			json_str(b, items[j].wamid);
 			buf_puts(b, ",\"status\":\"delivered\",\"timestamp\":\"");
-			put_u64(b, items[j].ts_s > 0 ? (uint64_t)items[j].ts_s : 0);
+			buf_put_u64(b, items[j].ts_s > 0 ? (uint64_t)items[j].ts_s : 0);
 			buf_puts(b, "\",\"recipient_id\":");
 			json_str(b, items[j].recipient);
 			if (items[j].callback[0]) {

@@ -77,11 +77,6 @@ enum conn_state { CONN_CLOSED, CONN_IDLE, CONN_CONNECTING, CONN_SENDING, CONN_RE
 enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
 
-struct bytes {
-	char *data;
-	size_t len, cap;
-};
-
 struct conn {
 	struct tools_http *h;
 	int fd;
@@ -92,9 +87,9 @@ struct conn {
 	int retried;     /* the request moved to a fresh connection once already */
 	uint64_t tag;
 	int64_t start_us, due_us;
-	struct bytes out;
+	struct buf out;
 	size_t out_off;
-	struct bytes in;
+	struct buf in;
 	/* the answer being read */
 	size_t scanned;  /* bytes of in searched for the head's end */
 	size_t head_len; /* 0 until the head is complete */
@@ -105,7 +100,7 @@ struct conn {
 	size_t parse_off; /* chunked: bytes of in decoded */
 	enum chunk_state chunk;
 	uint64_t chunk_left;
-	struct bytes body;        /* chunked: the decoded body */
+	struct buf body;          /* chunked: the decoded body */
 	struct conn *prev, *next; /* the running list, by due time */
 };
 
@@ -199,42 +194,6 @@ int tools_url_parse(const char *url, struct tools_url *out, char why[TOOLS_HTTP_
 }
 
 /* ---- small helpers ------------------------------------------------------------ */
-
-static void bytes_reserve(struct bytes *b, size_t room)
-{
-	if (b->cap - b->len >= room)
-		return;
-	size_t cap = b->cap ? b->cap : 1024;
-	while (cap - b->len < room)
-		cap *= 2;
-	b->data = xrealloc(b->data, cap);
-	b->cap = cap;
-}
-
-static void bytes_add(struct bytes *b, const void *p, size_t n)
-{
-	bytes_reserve(b, n + 1);
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-}
-
-static void bytes_free(struct bytes *b)
-{
-	free(b->data);
-	memset(b, 0, sizeof(*b));
-}
-
-/* Appends v in decimal. */
-static void bytes_u64(struct bytes *b, uint64_t v)
-{
-	char d[24];
-	int n = 0;
-	do {
-		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	bytes_add(b, d + sizeof(d) - n, (size_t)n);
-}
 
 /* The lower-case description of errno e, as messages for people want it. */
 static const char *errno_text(int e, char *tmp, size_t cap)
@@ -600,7 +559,7 @@ static int decode_chunks(struct conn *c, char *why, size_t cap)
 			size_t take = avail < c->chunk_left ? avail : (size_t)c->chunk_left;
 			if (c->body.len + take > c->h->max_answer)
 				goto toobig;
-			bytes_add(&c->body, p, take);
+			buf_append(&c->body, p, take);
 			c->parse_off += take;
 			c->chunk_left -= take;
 			if (c->chunk_left)
@@ -741,7 +700,7 @@ static int parse(struct conn *c, int eof)
 			c->parse_off = c->head_len;
 			return 0;
 		}
-		bytes_reserve(&c->body, 1);
+		buf_reserve(&c->body, 1);
 		c->body.data[c->body.len] = '\0';
 		finish(c, 0, NULL, c->body.data, c->body.len);
 		return 1;
@@ -771,7 +730,7 @@ eof_early:
 static void conn_read(struct conn *c)
 {
 	for (;;) {
-		bytes_reserve(&c->in, HTTP_READ_ROOM + 1);
+		buf_reserve(&c->in, HTTP_READ_ROOM + 1);
 		size_t room = c->in.cap - c->in.len - 1; /* one byte kept for a NUL */
 		ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
 		if (n > 0) {
@@ -840,9 +799,9 @@ void tools_http_free(struct tools_http *h)
 	for (int k = 0; k < h->nconns; k++) {
 		struct conn *c = &h->conns[k];
 		conn_close(c);
-		bytes_free(&c->out);
-		bytes_free(&c->in);
-		bytes_free(&c->body);
+		buf_release(&c->out);
+		buf_release(&c->in);
+		buf_release(&c->body);
 	}
 	free(h->conns);
 	free(h->free);
@@ -874,25 +833,25 @@ int tools_http_start(struct tools_http *h, const struct tools_http_req *rq)
 	c->out.len = 0;
 	c->out_off = 0;
 	answer_reset(c);
-	struct bytes *b = &c->out;
+	struct buf *b = &c->out;
 	size_t ml = strlen(rq->method), pl = strlen(rq->path);
 	size_t hl = rq->headers ? strlen(rq->headers) : 0;
-	bytes_reserve(b, ml + pl + hl + strlen(h->url.authority) + rq->len + 64);
-	bytes_add(b, rq->method, ml);
-	bytes_add(b, " ", 1);
-	bytes_add(b, rq->path, pl);
-	bytes_add(b, " HTTP/1.1\r\nHost: ", 17);
-	bytes_add(b, h->url.authority, strlen(h->url.authority));
-	bytes_add(b, "\r\n", 2);
+	buf_reserve(b, ml + pl + hl + strlen(h->url.authority) + rq->len + 64);
+	buf_append(b, rq->method, ml);
+	buf_append(b, " ", 1);
+	buf_append(b, rq->path, pl);
+	buf_append(b, " HTTP/1.1\r\nHost: ", 17);
+	buf_append(b, h->url.authority, strlen(h->url.authority));
+	buf_append(b, "\r\n", 2);
 	if (hl)
-		bytes_add(b, rq->headers, hl);
+		buf_append(b, rq->headers, hl);
 	if (rq->body) {
-		bytes_add(b, "Content-Length: ", 16);
-		bytes_u64(b, rq->len);
-		bytes_add(b, "\r\n\r\n", 4);
-		bytes_add(b, rq->body, rq->len);
+		buf_append(b, "Content-Length: ", 16);
+		buf_put_u64(b, rq->len);
+		buf_append(b, "\r\n\r\n", 4);
+		buf_append(b, rq->body, rq->len);
 	} else {
-		bytes_add(b, "\r\n", 2);
+		buf_append(b, "\r\n", 2);
 	}
 	run_add(h, c);
 	if (c->state == CONN_IDLE) {
