@@ -21,8 +21,8 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "ingest/envelope.h"
+#include "sample_data.h"
 
-#define DATA_DIR "tests/unit/data/wa-payloads/"
 #define RECEIVED 1750000000123LL
 
 struct fixture {
@@ -51,19 +51,8 @@ static int teardown(void **state)
 
 static void load(struct fixture *f, const char *name)
 {
-	char path[512];
-	snprintf(path, sizeof(path), DATA_DIR "%s", name);
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		fail_msg("cannot open %s (run tests from the repository root)", path);
-	fseek(fp, 0, SEEK_END);
-	long n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
 	free(f->data);
-	f->data = malloc((size_t)n);
-	assert_int_equal(fread(f->data, 1, (size_t)n, fp), (size_t)n);
-	fclose(fp);
-	f->len = (size_t)n;
+	f->data = sample_load(name, &f->len);
 }
 
 /* Parses a payload file expecting one change with n entries. */
@@ -233,7 +222,7 @@ static void test_pywa_order(void **state)
 static void test_every_sample_parses(void **state)
 {
 	struct fixture *f = *state;
-	DIR *d = opendir(DATA_DIR);
+	DIR *d = opendir(SAMPLE_DIR);
 	struct dirent *de;
 	int files = 0;
 	assert_non_null(d);

@@ -34,6 +34,7 @@
 #include "core/xalloc.h"
 #include "http/http_internal.h"
 #include "ingest/ingest_internal.h"
+#include "sample_data.h"
 #include "ingest/sig.h"
 #include "store/store_internal.h"
 
@@ -366,15 +367,11 @@ static void test_sample_payloads_stored(void **state)
 	                       "pywa_template_quick_reply_button.json"};
 	assert_int_equal(store_tenant_add(f->c, &t, &id), 0);
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		char path[256], data[8192];
-		snprintf(path, sizeof(path), "tests/unit/data/wa-payloads/%s", files[i]);
-		FILE *fp = fopen(path, "rb");
-		assert_non_null(fp);
-		size_t n = fread(data, 1, sizeof(data) - 1, fp);
-		fclose(fp);
-		data[n] = '\0';
+		size_t n;
+		char *data = sample_load(files[i], &n);
 		assert_int_equal(post(f, data, SECRET, &r), 200);
 		reply_release(&r);
+		free(data);
 	}
 	/* the two messages wait in the inbox; the status was applied (to no
 	 * row we know) in its webhook's commit, not queued */

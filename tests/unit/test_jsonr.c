@@ -20,8 +20,7 @@
 #include "core/err.h"
 #include "core/jsonr.h"
 #include "jsonr_diff.h"
-
-#define DATA_DIR "tests/unit/data/wa-payloads/"
+#include "sample_data.h"
 
 static int setup(void **state)
 {
@@ -505,27 +504,10 @@ static void test_truncated_at_every_prefix_err_proto(void **state)
 
 /* ---- the samples and the differential check against jansson --------------------- */
 
-static char *load(const char *name, size_t *len)
-{
-	char path[512];
-	snprintf(path, sizeof(path), DATA_DIR "%s", name);
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		fail_msg("cannot open %s (run tests from the repository root)", path);
-	fseek(fp, 0, SEEK_END);
-	long n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	char *data = malloc((size_t)n + 1);
-	assert_int_equal(fread(data, 1, (size_t)n, fp), (size_t)n);
-	fclose(fp);
-	*len = (size_t)n;
-	return data;
-}
-
 /* Calls fn on every sample payload; returns how many there were. */
 static int each_sample(struct arena *a, void (*fn)(struct arena *, const char *, size_t))
 {
-	DIR *d = opendir(DATA_DIR);
+	DIR *d = opendir(SAMPLE_DIR);
 	struct dirent *de;
 	int files = 0;
 	assert_non_null(d);
@@ -533,7 +515,7 @@ static int each_sample(struct arena *a, void (*fn)(struct arena *, const char *,
 		size_t n = strlen(de->d_name), len;
 		if (n < 5 || strcmp(de->d_name + n - 5, ".json") != 0)
 			continue;
-		char *data = load(de->d_name, &len);
+		char *data = sample_load(de->d_name, &len);
 		fn(a, data, len);
 		free(data);
 		arena_reset(a);
@@ -558,7 +540,7 @@ static void test_samples_agree_with_jansson(void **state)
 
 	const struct jsonr_val *v;
 	size_t n;
-	char *s = load("pywa_order_message.json", &n);
+	char *s = sample_load("pywa_order_message.json", &n);
 	assert_int_equal(jsonr_parse(s, n, a, &v), 0);
 	const struct jsonr_val *change =
 	        jsonr_at(jsonr_get(jsonr_at(jsonr_get(v, "entry"), 0), "changes"), 0);
