@@ -85,6 +85,7 @@
 #define HTTP_STOP_GRACE_MS   5000
 #define HTTP_FLUSH_MS        2000 /* for answers in flight at stop */
 #define HTTP_ARENA_BLOCK     8192
+#define HTTP_BODY_PRESIZE    (64 * 1024) /* bytes reserved up front from Content-Length */
 #define HTTP_MAX_DISCARD_MIN (16u << 20) /* bytes discarded after 413 before closing */
 
 struct http_server {
@@ -307,6 +308,11 @@ static enum MHD_Result on_first(struct http_server *s, struct http_req *r)
 			return queue(r->conn, MHD_HTTP_CONTENT_TOO_LARGE,
 			             json_error("body too large"));
 		}
+		/* one allocation rather than a doubling series; a claim larger than
+		 * HTTP_BODY_PRESIZE must be backed by bytes before it costs memory */
+		if (*end == '\0' && n > 0)
+			buf_reserve(&r->body,
+			            n < HTTP_BODY_PRESIZE ? (size_t)n : HTTP_BODY_PRESIZE);
 	}
 	return MHD_YES;
 }
