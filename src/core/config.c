@@ -229,6 +229,14 @@ int config_parse(struct config *cfg, const char *cmd, const char *usage, const c
                  int argc, char **argv, char **pos, int max_pos, int *npos)
 {
 	*npos = 0;
+	/* --help first: its defaults are the command's own, before the
+	 * environment or other options change them */
+	for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			config_usage(stdout, cmd, usage, names, cfg);
+			return 1;
+		}
+	}
 	for (size_t i = 0; i < NENTRIES; i++) {
 		const char *v;
 		if (table[i].env && allowed(names, table[i].name) && (v = getenv(table[i].env)) &&
@@ -237,10 +245,6 @@ int config_parse(struct config *cfg, const char *cmd, const char *usage, const c
 	}
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			config_usage(stdout, cmd, usage, names);
-			return 1;
-		}
 		if (strcmp(a, "--") == 0) {
 			for (i++; i < argc; i++) {
 				if (*npos >= max_pos)
@@ -283,7 +287,29 @@ too_many:
 	return ERR_INVAL;
 }
 
-void config_usage(FILE *out, const char *cmd, const char *usage, const char *const *names)
+/* The value of e in cfg as text into tmp (NULL when unset). */
+static const char *value_text(const struct config *cfg, const struct cfg_entry *e, char *tmp,
+                              size_t cap)
+{
+	const char *base = (const char *)cfg;
+	switch (e->type) {
+	case CFG_STR: return *(char *const *)(base + e->offset);
+	case CFG_INT:
+	case CFG_FLAG:
+		snprintf(tmp, cap, "%lld", (long long)*(const int64_t *)(base + e->offset));
+		return tmp;
+	case CFG_DOUBLE: {
+		double d;
+		memcpy(&d, base + e->offset, sizeof(d));
+		snprintf(tmp, cap, "%g", d);
+		return tmp;
+	}
+	}
+	return NULL;
+}
+
+void config_usage(FILE *out, const char *cmd, const char *usage, const char *const *names,
+                  const struct config *cfg)
 {
 	fprintf(out, "usage: munim %s %s\n", cmd, usage);
 	if (!names[0])
@@ -296,8 +322,10 @@ void config_usage(FILE *out, const char *cmd, const char *usage, const char *con
 		char flag[64];
 		snprintf(flag, sizeof(flag), "--%s%s", e->name, e->type == CFG_FLAG ? "" : " V");
 		fprintf(out, "  %-28s %s", flag, e->help);
-		if (e->def && !e->secret)
-			fprintf(out, " [default: %s]", e->def);
+		char tmp[64];
+		const char *def = cfg ? value_text(cfg, e, tmp, sizeof(tmp)) : e->def;
+		if (def && !e->secret && (cfg || e->def))
+			fprintf(out, " [default: %s]", def);
 		if (e->env)
 			fprintf(out, " (env %s)", e->env);
 		fprintf(out, "\n");
@@ -306,28 +334,12 @@ void config_usage(FILE *out, const char *cmd, const char *usage, const char *con
 
 void config_dump(FILE *out, const struct config *cfg, const char *const *names)
 {
-	const char *base = (const char *)cfg;
 	for (const char *const *n = names; *n; n++) {
 		const struct cfg_entry *e = find(*n, strlen(*n));
 		if (!e)
 			continue;
-		fprintf(out, "%s = ", e->name);
-		switch (e->type) {
-		case CFG_STR: {
-			const char *v = *(char *const *)(base + e->offset);
-			fprintf(out, "%s\n", !v ? "(unset)" : e->secret ? "(set)" : v);
-			break;
-		}
-		case CFG_INT:
-		case CFG_FLAG:
-			fprintf(out, "%lld\n", (long long)*(const int64_t *)(base + e->offset));
-			break;
-		case CFG_DOUBLE: {
-			double d;
-			memcpy(&d, base + e->offset, sizeof(d));
-			fprintf(out, "%g\n", d);
-			break;
-		}
-		}
+		char tmp[64];
+		const char *v = value_text(cfg, e, tmp, sizeof(tmp));
+		fprintf(out, "%s = %s\n", e->name, !v ? "(unset)" : e->secret ? "(set)" : v);
 	}
 }

@@ -99,8 +99,11 @@ void config_release(struct config *cfg);
 int config_parse(struct config *cfg, const char *cmd, const char *usage, const char *const *names,
                  int argc, char **argv, char **pos, int max_pos, int *npos);
 
-/* config_usage prints the command's usage line and its settings. */
-void config_usage(FILE *out, const char *cmd, const char *usage, const char *const *names);
+/* config_usage prints the command's usage line and its settings, each with
+ * its default: the value in cfg (the command's own defaults), or the
+ * table's when cfg is NULL. */
+void config_usage(FILE *out, const char *cmd, const char *usage, const char *const *names,
+                  const struct config *cfg);
 /* config_dump prints every setting of names with its current value. */
 void config_dump(FILE *out, const struct config *cfg, const char *const *names);
 

@@ -322,7 +322,7 @@ int cmd_say(int argc, char **argv)
 		goto out;
 	}
 	if (text.len == 0 && !cfg.button) {
-		config_usage(stderr, "say", say_usage, say_opts);
+		config_usage(stderr, "say", say_usage, say_opts, NULL);
 		goto out;
 	}
 	if (!cfg.from || !*cfg.from || !cfg.to || !*cfg.to || !cfg.url || !cfg.bsp) {
