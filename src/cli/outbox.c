@@ -65,7 +65,7 @@ int cmd_outbox(int argc, char **argv)
 		arena_release(&a);
 	} else {
 		int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
-		rc = store_outbox_counts(c, 0, counts);
+		rc = store_outbox_counts(c, counts);
 		if (rc == 0)
 			print_counts(counts);
 	}

@@ -143,76 +143,26 @@ static int require(const char *value, const char *flag, const char *env)
 
 /*
  * The gauges that mirror store state (inbox depth, outbox rows by priority
- * and state) start from one snapshot of the store taken before any role
- * runs; every change after it moves them as it commits. The live part
- * (inbox depth, PENDING and SENDING rows) is read at once from its indexes;
- * the final states, which grow with all history (a scan of the whole
- * outbox), are counted in the same snapshot by a thread of their own and
- * added when done, so start-up does not wait for them.
+ * and state) start from the store's own counts, read before any role runs;
+ * every change after that moves them as it commits. Both reads cost the
+ * same however large the history (a partial index, a table of 16 counts).
  */
-struct gauge_loader {
-	struct app *app;
-	struct store_conn *snap; /* the snapshot's connection: the loader thread's */
-	pthread_t thread;
-	int started;
-};
-
-static void *load_final_gauges(void *arg)
-{
-	struct gauge_loader *g = arg;
-	pthread_setname_np(pthread_self(), "gauge-load");
-	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
-	int64_t t0 = clock_mono_us();
-	int rc = store_outbox_counts(g->snap, 0, counts);
-	if (rc == 0) {
-		for (int p = 0; p < PRIO_COUNT; p++)
-			for (int s = OUTBOX_ACCEPTED; s < OUTBOX_STATE_COUNT; s++)
-				atomic_fetch_add(&g->app->metrics.outbox[p][s], counts[p][s]);
-		log_info("serve.gauges_loaded", "outbox history counted in %lld ms",
-		         (long long)((clock_mono_us() - t0) / 1000));
-	} else {
-		log_error("serve.gauges_failed",
-		          "could not count the outbox history (its gauges start from 0): %s",
-		          store_errmsg(g->snap));
-	}
-	store_snapshot_end(g->snap);
-	return NULL;
-}
-
-static int load_gauges(struct app *app, struct gauge_loader *g)
+static int load_gauges(struct app *app, struct store_conn *c)
 {
 	int64_t depth = 0;
 	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
-	g->app = app;
-	int rc = store_connect(app->store, &g->snap);
+	int rc = store_inbox_depth(c, &depth);
 	if (rc == 0)
-		rc = store_snapshot_begin(g->snap);
-	if (rc == 0)
-		rc = store_inbox_depth(g->snap, &depth);
-	if (rc == 0)
-		rc = store_outbox_counts(g->snap, 1, counts);
+		rc = store_outbox_counts(c, counts);
 	if (rc != 0) {
-		log_error("serve.start_failed", "could not read queue depths: %s",
-		          g->snap ? store_errmsg(g->snap) : err_str(rc));
+		log_error("serve.start_failed", "could not read queue depths: %s", store_errmsg(c));
 		return rc;
 	}
 	atomic_store(&app->metrics.inbox_depth, depth);
 	for (int p = 0; p < PRIO_COUNT; p++)
 		for (int s = 0; s < OUTBOX_STATE_COUNT; s++)
 			atomic_store(&app->metrics.outbox[p][s], counts[p][s]);
-	g->started = pthread_create(&g->thread, NULL, load_final_gauges, g) == 0;
-	if (!g->started) {
-		log_error("serve.start_failed", "could not start the gauge loader");
-		return ERR_IO;
-	}
 	return 0;
-}
-
-static void gauges_release(struct gauge_loader *g)
-{
-	if (g->started)
-		pthread_join(g->thread, NULL);
-	store_disconnect(g->snap);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -260,7 +210,6 @@ int cmd_serve(int argc, char **argv)
 	struct worker_pool *workers = NULL;
 	struct ingest *ingest = NULL;
 	struct http_server *http = NULL;
-	struct gauge_loader gauges = {0};
 
 	if (!*app.cfg.send_journal && !strstr(app.cfg.db, "://")) {
 		/* a file store keeps the send journal beside it */
@@ -271,7 +220,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (cli_open(&app.cfg, 1, &app.store, &c) != 0)
 		goto out;
-	if (load_gauges(&app, &gauges) != 0)
+	if (load_gauges(&app, c) != 0)
 		goto out;
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
@@ -311,7 +260,6 @@ out:
 	ingest_stop(ingest);
 	worker_pool_stop(workers);
 	sender_stop(sender);
-	gauges_release(&gauges);
 	cli_close(app.store, c);
 	notify_release(&app.inbox_ready);
 	notify_release(&app.outbox_ready);

@@ -458,26 +458,17 @@ static int replay_record(int64_t row_id, const char *msg_id, void *ud)
 }
 
 /*
- * follow_live moves the outbox gauges after a start-up step that changed
- * SENDING rows in bulk, from counts of the live states only (PENDING,
- * SENDING: cheap at any size of history). Rows that left the live states
- * were accepted by the provider; they are counted ACCEPTED even when a
- * status kept aside took one further (rare: a status overtook the answer
- * just before a crash).
+ * follow_counts moves the outbox gauges after a start-up step that changed
+ * rows in bulk, by the store's counts before and after it (in the same
+ * transaction; the store keeps them, so reading them is cheap).
  */
-static void follow_live(struct metrics *m, int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT],
-                        int64_t after[PRIO_COUNT][OUTBOX_STATE_COUNT])
+static void follow_counts(struct metrics *m, int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT],
+                          int64_t after[PRIO_COUNT][OUTBOX_STATE_COUNT])
 {
-	for (int p = 0; p < PRIO_COUNT; p++) {
-		int64_t left = 0;
-		for (int st = OUTBOX_PENDING; st <= OUTBOX_SENDING; st++) {
-			int64_t d = after[p][st] - before[p][st];
-			atomic_fetch_add_explicit(&m->outbox[p][st], d, memory_order_relaxed);
-			left -= d;
-		}
-		atomic_fetch_add_explicit(&m->outbox[p][OUTBOX_ACCEPTED], left,
-		                          memory_order_relaxed);
-	}
+	for (int p = 0; p < PRIO_COUNT; p++)
+		for (int st = 0; st < OUTBOX_STATE_COUNT; st++)
+			atomic_fetch_add_explicit(&m->outbox[p][st], after[p][st] - before[p][st],
+			                          memory_order_relaxed);
 }
 
 /*
@@ -493,7 +484,7 @@ static int replay_journal(struct sender *s)
 	const char *path = s->app->cfg.send_journal;
 	int rc = store_begin(s->conn);
 	if (rc == 0)
-		rc = store_outbox_counts(s->conn, 1, before);
+		rc = store_outbox_counts(s->conn, before);
 	if (rc == 0) {
 		rc = journal_replay(path, replay_record, &ctx);
 		if (rc != 0 && ctx.store_rc == 0) {
@@ -504,7 +495,7 @@ static int replay_journal(struct sender *s)
 		}
 	}
 	if (rc == 0)
-		rc = store_outbox_counts(s->conn, 1, after);
+		rc = store_outbox_counts(s->conn, after);
 	if (rc == 0)
 		rc = store_commit(s->conn);
 	if (rc != 0) {
@@ -521,7 +512,7 @@ static int replay_journal(struct sender *s)
 		          store_errmsg(s->conn));
 		return rc;
 	}
-	follow_live(&s->app->metrics, before, after);
+	follow_counts(&s->app->metrics, before, after);
 	log_info("send.journal_replayed",
 	         "%d sends the provider accepted before a crash recorded from the send journal "
 	         "(%d records)",
@@ -550,12 +541,12 @@ static int recover(struct sender *s)
 	int n = 0;
 	int rc = store_begin(s->conn);
 	if (rc == 0)
-		rc = store_outbox_counts(s->conn, 1, before);
+		rc = store_outbox_counts(s->conn, before);
 	if (rc == 0)
 		rc = store_outbox_recover(s->conn,
 		                          clock_wall_ms() + s->app->cfg.send_recover_grace_ms, &n);
 	if (rc == 0)
-		rc = store_outbox_counts(s->conn, 1, after);
+		rc = store_outbox_counts(s->conn, after);
 	if (rc == 0)
 		rc = store_commit(s->conn);
 	if (rc != 0) {
@@ -564,7 +555,7 @@ static int recover(struct sender *s)
 		store_rollback(s->conn);
 		return rc;
 	}
-	follow_live(&s->app->metrics, before, after);
+	follow_counts(&s->app->metrics, before, after);
 	log_info("send.recovered",
 	         "%d interrupted sends returned to the queue, resent after %lld ms unless the "
 	         "provider reports them first",

@@ -84,12 +84,8 @@ enum sq_stmt {
 	SQ_OUTBOX_STATE,
 	SQ_OUTBOX_BY_PROVIDER,
 	SQ_OUTBOX_BY_HINT,
-	SQ_SNAPSHOT_BEGIN,
-	SQ_SNAPSHOT_PIN,
-	SQ_SNAPSHOT_END,
 	SQ_SYNC_NORMAL,
 	SQ_SYNC_FULL,
-	SQ_OUTBOX_COUNTS_LIVE,
 	SQ_OUTBOX_RECOVER_PROVED,
 	SQ_OUTBOX_PARK_STATUS,
 	SQ_OUTBOX_SET_STATUS,
@@ -265,8 +261,7 @@ int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_upd
                             enum outbox_prio *prio);
 int store__sq_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
                           struct outbox_row **out, int *n);
-int store__sq_outbox_counts(struct store_conn *c, int live_only,
-                            int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
+int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 int store__sq_outbox_next_due(struct store_conn *c, int64_t *at);
 
 #endif

@@ -171,7 +171,7 @@ int store_schema_version(struct store_conn *c, int *version)
 
 int store_set_lazy_commits(struct store_conn *c, int lazy)
 {
-	if (c->in_txn || c->in_snapshot)
+	if (c->in_txn)
 		return store__errf(c, ERR_INVAL,
 		                   "could not change how commits wait: a transaction is open");
 	return c->ops->set_lazy_commits(c, lazy != 0);
@@ -179,33 +179,13 @@ int store_set_lazy_commits(struct store_conn *c, int lazy)
 
 int store_sync(struct store_conn *c)
 {
-	if (c->in_txn || c->in_snapshot)
+	if (c->in_txn)
 		return store__errf(c, ERR_INVAL, "could not sync: a transaction is open");
 	return c->ops->sync(c);
 }
 
-int store_snapshot_begin(struct store_conn *c)
-{
-	if (c->in_txn || c->in_snapshot)
-		return store__errf(c, ERR_INVAL,
-		                   "could not take a snapshot: a transaction is already open");
-	int rc = c->ops->snapshot_begin(c);
-	c->in_snapshot = rc == 0;
-	return rc;
-}
-
-int store_snapshot_end(struct store_conn *c)
-{
-	if (!c->in_snapshot)
-		return store__errf(c, ERR_INVAL, "could not end the snapshot: none is open");
-	c->in_snapshot = 0;
-	return c->ops->snapshot_end(c);
-}
-
 int store_begin(struct store_conn *c)
 {
-	if (c->in_snapshot)
-		return store__errf(c, ERR_INVAL, "could not begin transaction: a snapshot is open");
 	if (c->in_txn)
 		return store__errf(c, ERR_INVAL,
 		                   "could not begin transaction: one is already open");
@@ -658,12 +638,11 @@ int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, str
 	return c->ops->outbox_list(c, st, limit, a, out, n);
 }
 
-int store_outbox_counts(struct store_conn *c, int live_only,
-                        int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT])
+int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT])
 {
 	if (!counts)
 		return store__errf(c, ERR_INVAL, "could not count outbox: no output");
-	return c->ops->outbox_counts(c, live_only, counts);
+	return c->ops->outbox_counts(c, counts);
 }
 
 int store_outbox_next_due(struct store_conn *c, int64_t *at)

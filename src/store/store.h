@@ -254,16 +254,6 @@ int store_schema_version(struct store_conn *c, int *version);
 /* ---- transactions ---------------------------------------------------- */
 
 /*
- * store_snapshot_begin opens a read-only transaction on c: every read until
- * store_snapshot_end sees the store as it was at this call, whatever other
- * connections commit meanwhile. It takes no writer lock and holds no writer
- * up (a long one only delays checkpoints of the WAL). Not while c has a
- * write transaction open.
- */
-int store_snapshot_begin(struct store_conn *c);
-int store_snapshot_end(struct store_conn *c);
-
-/*
  * store_set_lazy_commits(c, 1): c's commits no longer wait for the disk.
  * Such a commit is atomic and visible at once; it becomes durable when any
  * later ordinary commit on any connection returns (all share one log,
@@ -472,13 +462,11 @@ int store_outbox_status(struct store_conn *c, const struct outbox_status_update 
 int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
                       struct outbox_row **out, int *n);
 /*
- * Counts by [priority][state], for the metrics. With live_only, only the
- * rows still to be sent (PENDING, SENDING) are counted, from their own
- * indexes - cheap however large the history; the other cells are 0. Without
- * it every row is counted (a scan of the whole outbox).
+ * Rows by [priority][state], for the metrics: kept by the store as rows
+ * change (in their own transactions), so reading them costs the same
+ * however large the history.
  */
-int store_outbox_counts(struct store_conn *c, int live_only,
-                        int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
+int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 /* The earliest next_attempt_at among PENDING rows; 0 if none. */
 int store_outbox_next_due(struct store_conn *c, int64_t *at);
 

@@ -41,8 +41,6 @@ struct store_ops {
 	int (*savepoint)(struct store_conn *c);
 	int (*release)(struct store_conn *c);
 	int (*rollback_to)(struct store_conn *c);
-	int (*snapshot_begin)(struct store_conn *c);
-	int (*snapshot_end)(struct store_conn *c);
 	int (*set_lazy_commits)(struct store_conn *c, int lazy);
 	int (*sync)(struct store_conn *c);
 
@@ -121,8 +119,7 @@ struct store_ops {
 	                     enum outbox_prio *prio);
 	int (*outbox_list)(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
 	                   struct outbox_row **out, int *n);
-	int (*outbox_counts)(struct store_conn *c, int live_only,
-	                     int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
+	int (*outbox_counts)(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 	int (*outbox_next_due)(struct store_conn *c, int64_t *at);
 };
 
@@ -159,7 +156,6 @@ struct store_conn {
 	struct store *st;
 	int in_txn;       /* between store_begin and commit/rollback (holds write_mu) */
 	int in_savepoint; /* between store_savepoint and release/rollback_to */
-	int in_snapshot;  /* between store_snapshot_begin and _end */
 	char errmsg[STORE_ERRMSG_MAX];
 	void *backend;
 };

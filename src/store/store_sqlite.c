@@ -423,26 +423,6 @@ static int sq_begin(struct store_conn *c)
 	return begin_as(c, "begin transaction");
 }
 
-/* A deferred transaction takes its snapshot at its first read: read now. */
-static int sq_snapshot_begin(struct store_conn *c)
-{
-	const char *what = "take a snapshot";
-	sqlite3_stmt *st;
-	int64_t version = 0;
-	int rc = store__sq_run(c, SQ_SNAPSHOT_BEGIN, "BEGIN DEFERRED", what, "");
-	if (rc < 0)
-		return rc;
-	rc = store__sq_prep(c, SQ_SNAPSHOT_PIN, "SELECT count(*) FROM schema_migrations", what, &st,
-	                    "");
-	if (rc == 0)
-		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &version);
-	if (rc < 0) {
-		sqlite3_exec(store__sq_db(c), "ROLLBACK", NULL, NULL, NULL);
-		return rc;
-	}
-	return 0;
-}
-
 /* synchronous=NORMAL in WAL mode: a commit appends to the WAL without an
  * fsync; the next FULL commit's fsync of the same file covers it. */
 static int sq_set_lazy_commits(struct store_conn *c, int lazy)
@@ -479,11 +459,6 @@ static int sq_sync(struct store_conn *c)
 		                   sqlite3_errstr(rc));
 	seq_advance(&c->st->durable_seq, upto);
 	return 0;
-}
-
-static int sq_snapshot_end(struct store_conn *c)
-{
-	return store__sq_run(c, SQ_SNAPSHOT_END, "COMMIT", "end the snapshot", "");
 }
 
 static int sq_commit(struct store_conn *c)
@@ -897,10 +872,8 @@ static const struct store_ops sq_ops = {
         .migrate = sq_migrate,
         .schema_version = sq_schema_version,
         .begin = sq_begin,
-        .snapshot_begin = sq_snapshot_begin,
         .set_lazy_commits = sq_set_lazy_commits,
         .sync = sq_sync,
-        .snapshot_end = sq_snapshot_end,
         .commit = sq_commit,
         .rollback = sq_rollback,
         .savepoint = sq_savepoint,
