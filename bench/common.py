@@ -98,6 +98,10 @@ class Stack:
                            check=True, stdout=subprocess.DEVNULL)
 
     def start(self):
+        self.start_mock()
+        return self.start_serve()
+
+    def start_mock(self):
         log = open(os.path.join(self.dir, "mock.log"), "ab")
         self.mock = subprocess.Popen(
             [MUNIM, "mock-bsp", "--listen", "127.0.0.1:%d" % self.mock_port,
@@ -106,6 +110,9 @@ class Stack:
             stdout=log, stderr=log)
         self.procs.append(self.mock)
         wait_http(self.bsp + "/_mock/stats")
+
+    def start_serve(self):
+        """Starts serve (again, after a kill) and waits until it is ready."""
         log = open(os.path.join(self.dir, "serve.log"), "ab")
         self.serve = subprocess.Popen(
             [MUNIM, "serve", "--db", self.db, "--listen", "127.0.0.1:%d" % self.port,
