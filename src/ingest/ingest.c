@@ -27,10 +27,11 @@
  *   send_status_apply of each delivery status (statuses go straight to
  *   their outbox rows: no inbox row, no worker pass), store_commit, then
  *   store_sync - one fsync for the lot, waited for after the writer lock
- *   is released so that other writers are not held up by the disk. Only then does it answer each
- * request (200), so a 2xx always means durable. While that commit runs, new jobs pile up in the
- * queue and form the next batch: the busier the endpoint, the more requests share each fsync, with
- * no timer and no added latency when idle.
+ *   is released so that other writers are not held up by the disk. Only
+ *   then does it answer each request (200), so a 2xx always means durable.
+ *   While that commit runs, new jobs pile up in the queue and form the
+ *   next batch: the busier the endpoint, the more requests share each
+ *   fsync, with no timer and no added latency when idle.
  *
  *   A batch that fails for a reason tied to its content (ERR_INVAL,
  *   ERR_CONFLICT, ERR_DB) is retried one job per transaction, so one bad

@@ -6,7 +6,11 @@
  *
  * Design
  *   One database file in WAL mode with synchronous=FULL: a commit returns
- *   after the WAL is fsync'd, and readers never block the writer. Each
+ *   after the WAL is fsync'd, and readers never block the writer. A
+ *   connection may commit lazily instead (synchronous=NORMAL) and make its
+ *   commits durable with store_sync, an fsync of the WAL outside the
+ *   writer lock (sq_set_lazy_commits, sq_sync); commits are numbered in log
+ *   order so that a sync already covered is skipped. Each
  *   thread has its own connection (SQLITE_OPEN_NOMUTEX) and its own cache
  *   of prepared statements. foreign_keys is on for the ERP tables.
  *

@@ -8,7 +8,8 @@
  *   partition, so one customer's messages are always handled by the same
  *   thread in the order they arrived; other shops proceed in parallel.
  *
- *   A batch of entries shares one transaction (one commit, one fsync);
+ *   A batch of entries shares one transaction (one commit, lazy: it waits
+ *   for no disk; the sender's sync before a reply goes makes it durable);
  *   each entry runs inside its own savepoint:
  *
  *       BEGIN
