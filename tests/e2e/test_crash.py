@@ -1,5 +1,6 @@
-"""Crash test: 2,000 signed messages streamed while `serve` is killed with
-SIGKILL at random moments and restarted.
+"""Crash tests: 2,000 signed messages streamed while `serve` is killed with
+SIGKILL at random moments and restarted; then open-loop load at a steady
+rate (CRASH_RATE, 800/s) with two kills.
 
 Like a BSP, the senders retry every webhook until it is answered 200, and a
 customer's next message goes only after the previous one was acknowledged.
@@ -16,16 +17,18 @@ import json
 import os
 import random
 import re
+import subprocess
 import threading
 import time
 
-from harness import Stack, http, sign, text_payload, wait_until
+from harness import MUNIM, SECRET, Stack, http, sign, text_payload, wait_until
 
 CUSTOMERS = 40
 ROUNDS = 25  # each round: "order 1 kg rice", then "confirm" → 2 messages
 TENANTS = 4
 EXTRA = os.environ.get("CRASH_EXTRA", "").split()
 SHOPS = ["1000000000000%02d" % (i + 1) for i in range(TENANTS)]
+LOAD_RATE = int(os.environ.get("CRASH_RATE", "800"))  # messages/s of the open-loop test
 
 
 def post_until_200(s, payload, stop):
@@ -130,4 +133,54 @@ def test_kill9_exactly_once():
         assert dups <= kills[0], "%d duplicate replies for %d kills" % (dups, kills[0])
     finally:
         stop.set()
+        s.stop()
+
+
+def test_kill9_under_open_loop_load():
+    """The same promise at a steady rate: munim loadgen sends open loop (no
+    retries: a webhook refused while serve is down is simply not
+    acknowledged) while serve is killed twice and restarted. Every webhook
+    answered 200 gets its reply (loadgen's "lost" counts those that do not),
+    a reply goes twice only for a kill mid-send, and the inbox and outbox
+    drain."""
+    s = Stack(tenants=TENANTS,
+              serve_args=["--retry-base-ms", "50", "--retry-cap-ms", "500",
+                          "--send-recover-grace-ms", "1000"] + EXTRA)
+    s.start()
+    report = {}
+
+    def load():
+        r = subprocess.run([MUNIM, "loadgen", "--url", s.url, "--bsp", s.bsp,
+                            "--app-secret", SECRET, "--tenants", str(TENANTS),
+                            "--rate", str(LOAD_RATE), "--duration", "6",
+                            "--timeout-ms", "3000", "--drain-timeout", "40"],
+                           capture_output=True, text=True, timeout=120)
+        report.update(json.loads(r.stdout.strip().splitlines()[-1]))
+
+    kills = 0
+    t = threading.Thread(target=load)
+    try:
+        t.start()
+        for at in (1.5, 2.0):
+            time.sleep(at)
+            s.serve.kill9()
+            kills += 1
+            s.start_serve(wait_ready=True)
+        t.join(150)
+        assert report, "loadgen gave no report"
+        print("    under load: %d sent at %d/s, %d answered 200, %d kills, %d lost, "
+              "%d duplicate replies" % (report["sent"], LOAD_RATE, report["ok"], kills,
+                                        report["lost"], report["duplicates"]))
+        assert report["ok"] > report["sent"] // 2, report
+        assert report["lost"] == 0, report
+        assert report["duplicates"] <= kills, report
+        wait_until(lambda: s.scalar("SELECT COUNT(*) FROM inbox WHERE state=0") == 0,
+                   timeout=60, what="inbox drained")
+        wait_until(lambda: s.scalar("SELECT COUNT(*) FROM outbox WHERE state IN (0,1)") == 0,
+                   timeout=60, what="outbox drained")
+        bad = s.sql("SELECT p.id, p.stock, COALESCE(SUM(l.delta),0) AS led FROM products p "
+                    "LEFT JOIN stock_ledger l ON l.product_id=p.id GROUP BY p.id "
+                    "HAVING p.stock <> led")
+        assert bad == [], bad
+    finally:
         s.stop()
