@@ -393,7 +393,7 @@ static void *recorder_main(void *arg)
 			want = 1;
 		int room = s->nslots - s->outstanding;
 		int claimed = 0;
-		if (!closing && want && room > 0) {
+		if (!closing && ((want && room > 0) || s->nunsynced > 0)) {
 			int got = claim(s, now, room);
 			claimed = got > 0;
 			if (got < 0) {
