@@ -59,8 +59,7 @@
 /* Memory map of the database file (shared by every connection of the
  * process, paged in by the kernel) and each connection's own page cache
  * (negative: KiB). */
-#define SQ_MMAP_BYTES "67108864"
-#define SQ_CACHE_KIB  "-4096"
+#define SQ_CACHE_KIB "-4096"
 
 /* ---- errors, statements, columns -------------------------------------------- */
 
@@ -306,11 +305,14 @@ static int open_db(const char *path, int busy_ms, sqlite3 **out, char *why)
 			return ERR_DB;
 		}
 	}
-	/* every commit is fsync'd (FULL); pages are read through a shared
-	 * memory map instead of a pread per page miss */
+	/* every commit is fsync'd (FULL) unless the connection is made lazy.
+	 * No memory map: in WAL mode SQLite unmaps the whole map whenever
+	 * another connection has committed (sqlite3PagerSharedLock), so with
+	 * several writing threads every transaction paid munmap, mmap and the
+	 * page faults after them - more than the pread they save */
 	rc = sqlite3_exec(db,
 	                  "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-	                  " PRAGMA mmap_size=" SQ_MMAP_BYTES "; PRAGMA cache_size=" SQ_CACHE_KIB,
+	                  " PRAGMA mmap_size=0; PRAGMA cache_size=" SQ_CACHE_KIB,
 	                  NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
