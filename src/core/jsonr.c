@@ -364,22 +364,47 @@ static void *grow(void *old, int *on_heap, size_t n, size_t *cap, size_t size)
 
 static int parse_value(struct parser *ps, int depth, struct jsonr_val *v);
 
-static int parse_array(struct parser *ps, int depth, struct jsonr_val *v)
+/* Enters an array or object (ps->p at its opening bracket): 1 when it is
+ * empty (the closing bracket consumed too), 0 when an element follows,
+ * ERR_PROTO past the depth limit. */
+static int open_container(struct parser *ps, int depth, char close)
 {
-	size_t base = ps->nitems, n;
-	struct jsonr_val item;
-	int rc;
-
 	if (depth > JSONR_MAX_DEPTH)
 		return ERR_PROTO;
 	ps->p++;
 	skip_ws(ps);
-	if (ps->p < ps->end && *ps->p == ']') {
+	if (ps->p < ps->end && *ps->p == close) {
 		ps->p++;
-		v->type = JSONR_ARRAY;
-		return 0;
+		return 1;
 	}
-	for (;;) {
+	return 0;
+}
+
+/* After an element: 1 at the closing bracket (consumed), 0 after a comma
+ * (the next element follows), ERR_PROTO otherwise. */
+static int after_element(struct parser *ps, char close)
+{
+	skip_ws(ps);
+	if (ps->p == ps->end)
+		return ERR_PROTO;
+	if (*ps->p == close) {
+		ps->p++;
+		return 1;
+	}
+	if (*ps->p++ != ',')
+		return ERR_PROTO;
+	skip_ws(ps);
+	return 0;
+}
+
+static int parse_array(struct parser *ps, int depth, struct jsonr_val *v)
+{
+	size_t base = ps->nitems, n;
+	struct jsonr_val item;
+	int rc = open_container(ps, depth, ']');
+
+	v->type = JSONR_ARRAY;
+	while (rc == 0) {
 		memset(&item, 0, sizeof(item));
 		rc = parse_value(ps, depth, &item);
 		if (rc)
@@ -388,21 +413,16 @@ static int parse_array(struct parser *ps, int depth, struct jsonr_val *v)
 			ps->items = grow(ps->items, &ps->items_heap, ps->nitems, &ps->capitems,
 			                 sizeof(*ps->items));
 		ps->items[ps->nitems++] = item;
-		skip_ws(ps);
-		if (ps->p == ps->end)
-			return ERR_PROTO;
-		if (*ps->p == ']')
-			break;
-		if (*ps->p++ != ',')
-			return ERR_PROTO;
-		skip_ws(ps);
+		rc = after_element(ps, ']');
 	}
-	ps->p++;
+	if (rc < 0)
+		return rc;
 	n = ps->nitems - base;
+	if (n == 0)
+		return 0;
 	struct jsonr_val *items = arena_alloc(ps->a, n * sizeof(*items));
 	memcpy(items, ps->items + base, n * sizeof(*items));
 	ps->nitems = base;
-	v->type = JSONR_ARRAY;
 	v->len = (uint32_t)n;
 	v->u.items = items;
 	return 0;
@@ -412,18 +432,10 @@ static int parse_object(struct parser *ps, int depth, struct jsonr_val *v)
 {
 	size_t base = ps->nmembers, n;
 	struct jsonr_member m;
-	int rc;
+	int rc = open_container(ps, depth, '}');
 
-	if (depth > JSONR_MAX_DEPTH)
-		return ERR_PROTO;
-	ps->p++;
-	skip_ws(ps);
-	if (ps->p < ps->end && *ps->p == '}') {
-		ps->p++;
-		v->type = JSONR_OBJECT;
-		return 0;
-	}
-	for (;;) {
+	v->type = JSONR_OBJECT;
+	while (rc == 0) {
 		memset(&m, 0, sizeof(m));
 		if (ps->p == ps->end || *ps->p != '"')
 			return ERR_PROTO;
@@ -442,21 +454,16 @@ static int parse_object(struct parser *ps, int depth, struct jsonr_val *v)
 			ps->members = grow(ps->members, &ps->members_heap, ps->nmembers,
 			                   &ps->capmembers, sizeof(*ps->members));
 		ps->members[ps->nmembers++] = m;
-		skip_ws(ps);
-		if (ps->p == ps->end)
-			return ERR_PROTO;
-		if (*ps->p == '}')
-			break;
-		if (*ps->p++ != ',')
-			return ERR_PROTO;
-		skip_ws(ps);
+		rc = after_element(ps, '}');
 	}
-	ps->p++;
+	if (rc < 0)
+		return rc;
 	n = ps->nmembers - base;
+	if (n == 0)
+		return 0;
 	struct jsonr_member *members = arena_alloc(ps->a, n * sizeof(*members));
 	memcpy(members, ps->members + base, n * sizeof(*members));
 	ps->nmembers = base;
-	v->type = JSONR_OBJECT;
 	v->len = (uint32_t)n;
 	v->u.members = members;
 	return 0;
