@@ -95,17 +95,9 @@ int erp__load_catalog(struct erp_ctx *x)
 {
 	if (x->loaded)
 		return 0;
-	int rc;
-	if (x->cache) {
-		rc = erp__cache_load(x->cache, x->c, x->t, &x->products, &x->nproducts, &x->cat);
-		if (rc < 0)
-			return rc;
-	} else {
-		rc = store_products_list(x->c, x->t->id, x->a, &x->products, &x->nproducts);
-		if (rc < 0)
-			return rc;
-		erp__catalog_init(&x->cat, x->products, x->nproducts, x->a);
-	}
+	int rc = erp__cache_load(x->cache, x->c, x->t, &x->products, &x->nproducts, &x->cat);
+	if (rc < 0)
+		return rc;
 	x->loaded = 1;
 	return 0;
 }
@@ -776,7 +768,7 @@ int erp_handle(struct store_conn *c, struct erp_cache *cache, const struct tenan
 	if (!out)
 		return ERR_INVAL;
 	memset(out, 0, sizeof(*out));
-	if (!c || !t || !e || !a || e->kind != INBOX_MESSAGE)
+	if (!c || !cache || !t || !e || !a || e->kind != INBOX_MESSAGE)
 		return ERR_INVAL;
 	if (!e->from || !e->from[0])
 		return 0; /* no sender at all: nothing to answer (ingest keeps none such) */

@@ -72,8 +72,8 @@ struct erp_cache_stats erp_cache_stats(const struct erp_cache *c);
 
 /*
  * erp_handle processes message e (kind INBOX_MESSAGE) of tenant t (read in
- * the caller's transaction, catalog_rev included). cache may be NULL (the
- * catalogue is then read for the message). All strings of *out live in
+ * the caller's transaction, catalog_rev included), with the calling
+ * thread's catalogue cache. All strings of *out live in
  * arena a. Returns 0, or a store error (the caller rolls the message back
  * and retries later). Business refusals (unknown item, short stock) are not
  * errors: they are replies.

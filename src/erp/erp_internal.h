@@ -281,7 +281,7 @@ char *erp__invoice_text(struct erp_ctx *x, const struct invoice *inv, const stru
 
 struct erp_ctx {
 	struct store_conn *c;
-	struct erp_cache *cache; /* may be NULL */
+	struct erp_cache *cache; /* the worker thread's */
 	const struct tenant *t;
 	const struct inbox_entry *e;
 	struct arena *a;
@@ -301,7 +301,7 @@ void erp__reply(struct erp_ctx *x, enum outbox_prio prio, const char *text);
 /* Adds a reply with buttons: ids and titles alternate, nb pairs. */
 void erp__reply_buttons(struct erp_ctx *x, enum outbox_prio prio, const char *text, int nb,
                         const char *const *ids_titles);
-/* Loads the catalogue once per message (through x->cache when there is one). */
+/* Loads the catalogue once per message, through x->cache. */
 int erp__load_catalog(struct erp_ctx *x);
 /* erp__cache_load: tenant t's products and their match index, from the
  * cache when its copy is at t->catalog_rev, else read through conn (and

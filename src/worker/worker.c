@@ -161,8 +161,9 @@ static int queue_reply(struct store_conn *c, const struct tenant *t, const struc
 	return rc;
 }
 
-/* A status entry in the inbox (ingest applies statuses in its own commit;
- * an entry stored otherwise is applied here the same way). */
+/* A status entry in the inbox: ingest now applies statuses in its own
+ * commit, but a store written by an earlier version may still hold some
+ * pending; they are applied the same way. */
 static int handle_status(struct worker_pool *wp, struct store_conn *c, const struct inbox_entry *e,
                          struct batch_stats *bs)
 {

@@ -348,6 +348,7 @@ static void test_bad_entries(void **state)
 	assert_int_equal(erp_handle(f->c, f->cache, &f->t, &e, &f->a, &f->r), ERR_INVAL);
 	e.kind = INBOX_MESSAGE;
 	assert_int_equal(erp_handle(NULL, f->cache, &f->t, &e, &f->a, &f->r), ERR_INVAL);
+	assert_int_equal(erp_handle(f->c, NULL, &f->t, &e, &f->a, &f->r), ERR_INVAL);
 	assert_int_equal(erp_handle(f->c, f->cache, &f->t, &e, &f->a, NULL), ERR_INVAL);
 	/* no sender (a username-only contact): nothing to answer */
 	e.from = "";
