@@ -164,6 +164,14 @@ def test_health_ready_metrics():
         wait_until(lambda: s.metrics().get(
             'munim_outbox_messages{priority="P2",state="delivered"}', 0) >= 1,
             what="delivered gauge")
+        assert s.metrics()["munim_statuses_applied_total"] >= 1
+        # a restarted serve starts its gauges from the store's own counts
+        delivered = s.metrics()['munim_outbox_messages{priority="P2",state="delivered"}']
+        s.serve.stop()
+        s.start_serve()
+        m = s.metrics()
+        assert m['munim_outbox_messages{priority="P2",state="delivered"}'] == delivered, m
+        assert m['munim_outbox_messages{priority="P2",state="pending"}'] == 0, m
 
 
 def test_restart_resumes_pending_work():
