@@ -51,6 +51,7 @@ const char *const cli_serve_opts[] = {
         "max-body",
         "commit-batch",
         "worker-batch",
+        "inline-max",
         "send-inflight",
         "send-journal",
         "send-recover-grace-ms",
@@ -226,7 +227,8 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	if ((roles & ROLE_WORKER) && worker_pool_start(&app, &workers) != 0)
 		goto out;
-	if ((roles & ROLE_INGEST) && ingest_start(&app, &ingest) != 0)
+	if ((roles & ROLE_INGEST) &&
+	    ingest_start(&app, (roles & ROLE_WORKER) && app.cfg.inline_max > 0, &ingest) != 0)
 		goto out;
 
 	struct http_route routes[8];

@@ -114,6 +114,9 @@ void metrics_render(const struct metrics *m, struct buf *o)
 	        LOAD(m->commits));
 	counter(o, "munim_ingest_commit_requests_total",
 	        "Webhook requests made durable by those commits.", LOAD(m->commit_requests));
+	counter(o, "munim_inline_processed_total",
+	        "Messages processed within their webhook's own commit (the inbox was empty).",
+	        LOAD(m->inline_processed));
 	counter(o, "munim_messages_processed_total", "Inbox entries processed.",
 	        LOAD(m->messages_processed));
 	counter(o, "munim_messages_failed_total", "Processing attempts that failed.",

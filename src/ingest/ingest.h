@@ -14,7 +14,13 @@
 
 struct ingest;
 
-int ingest_start(struct app *app, struct ingest **out);
+/*
+ * ingest_start connects the committer and starts it. With fast_path (serve
+ * runs the worker role too), a commit that finds the inbox empty also runs
+ * its new messages through the ERP, up to cfg.inline_max of them: inbox
+ * entry, effects and replies in one transaction, one fsync, no hand-over.
+ */
+int ingest_start(struct app *app, int fast_path, struct ingest **out);
 /* Finishes the commit in progress, fails the waiting requests with 503. */
 void ingest_stop(struct ingest *ig);
 /* Routes (GET and POST /webhooks/whatsapp) bound to ig, for the server. */

@@ -238,7 +238,7 @@ int store__sq_sales_since(struct store_conn *c, int64_t tenant_id, int64_t since
                           int64_t *taxable_paise, int64_t *total_paise);
 
 /* Backend functions in sqlite_queue.c. */
-int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
+int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
                         enum inbox_put_result *result);
 int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
                             struct arena *a, struct inbox_entry **out, int *n);

@@ -77,7 +77,7 @@ static void read_inbox(sqlite3_stmt *st, struct arena *a, void *row)
 	e->callback_data = store__sq_col(st, 16, a);
 }
 
-int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
+int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
                         enum inbox_put_result *result)
 {
 	static const char sql[] =
@@ -92,7 +92,7 @@ int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < n; i++) {
-		const struct inbox_entry *x = &e[i];
+		struct inbox_entry *x = &e[i];
 		rc = store__sq_run(c, SQ_INBOX_INSERT, sql, what, "iiitttttttiiitt",
 		                   (int64_t)store_partition(x->tenant_id), x->tenant_id,
 		                   (int64_t)x->kind, x->ext_id, x->status, x->from, x->name,
@@ -100,7 +100,11 @@ int store__sq_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n
 		                   (int64_t)x->error_code, x->error_title, x->callback_data);
 		if (rc < 0)
 			break;
-		result[i] = sqlite3_changes(db) > 0 ? INBOX_PUT_NEW : INBOX_PUT_DUPLICATE;
+		int fresh = sqlite3_changes(db) > 0;
+		result[i] = fresh ? INBOX_PUT_NEW : INBOX_PUT_DUPLICATE;
+		x->id = fresh ? sqlite3_last_insert_rowid(db) : 0;
+		x->state = INBOX_PENDING;
+		x->attempts = 0;
 	}
 	return store__sq_op_end(c, mode, rc);
 }

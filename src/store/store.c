@@ -486,7 +486,7 @@ int store_audit(struct store_conn *c, int64_t tenant_id, const char *actor, cons
 
 /* ---- inbox ------------------------------------------------------------------------ */
 
-int store_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
+int store_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
                     enum inbox_put_result *result)
 {
 	if (n < 0 || n > STORE_MAX_BATCH || (n > 0 && (!e || !result)))

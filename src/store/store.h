@@ -380,11 +380,13 @@ int store_audit(struct store_conn *c, int64_t tenant_id, const char *actor, cons
 /* ---- inbox -------------------------------------------------------------- */
 
 /*
- * store_inbox_put offers n entries (ids and state ignored) in the caller's
- * transaction; each is deduplicated by (ext_id, status) and result[i] says
- * whether it was new. Entries' partitions come from their tenant.
+ * store_inbox_put offers n entries (state and attempts ignored: pending,
+ * none yet) in the caller's transaction; each is deduplicated by (ext_id,
+ * status) and result[i] says whether it was new. A new entry's id is set
+ * in e[i].id (a duplicate's to 0). Entries' partitions come from their
+ * tenant.
  */
-int store_inbox_put(struct store_conn *c, const struct inbox_entry *e, int n,
+int store_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
                     enum inbox_put_result *result);
 /*
  * store_inbox_pending reads up to limit pending entries of the partitions

@@ -94,7 +94,7 @@ struct store_ops {
 	int (*audit)(struct store_conn *c, int64_t tenant_id, const char *actor, const char *action,
 	             const char *detail);
 
-	int (*inbox_put)(struct store_conn *c, const struct inbox_entry *e, int n,
+	int (*inbox_put)(struct store_conn *c, struct inbox_entry *e, int n,
 	                 enum inbox_put_result *result);
 	int (*inbox_pending)(struct store_conn *c, int slice, int nslices, int limit,
 	                     struct arena *a, struct inbox_entry **out, int *n);

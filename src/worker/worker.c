@@ -28,8 +28,13 @@
  *     and the customer gets an apology instead of silence.
  *   - Metrics move only after the commit that makes a change real.
  *
- * Threading: each thread owns its store connection and arenas; shared
- * state is only app (metrics atomics, notifies, flags).
+ * The per-entry work is a runner (struct worker_runner, worker.h): each
+ * worker thread has one, and so does the ingest committer, which runs the
+ * messages of a webhook inside that webhook's own commit while the inbox
+ * is empty (ingest.c, "the fast path").
+ *
+ * Threading: each thread owns its store connection, runner and arenas;
+ * shared state is only app (metrics atomics, notifies, flags).
  */
 #include "worker/worker.h"
 
@@ -57,8 +62,8 @@
 struct worker {
 	struct worker_pool *pool;
 	int index;
-	struct store_conn *conn;    /* opened by worker_pool_start */
-	struct erp_cache *catalogs; /* this thread's copies of catalogues */
+	struct store_conn *conn;      /* opened by worker_pool_start */
+	struct worker_runner *runner; /* this thread's */
 	pthread_t thread;
 	int started;
 };
@@ -89,6 +94,14 @@ struct blocked {
 	int n;
 	int64_t tenant[WORKER_MAX_BATCH];
 	const char *from[WORKER_MAX_BATCH];
+};
+
+struct worker_runner {
+	struct app *app;
+	struct erp_cache *catalogs; /* this thread's copies of catalogues */
+	struct arena msg_arena;     /* one entry's scratch */
+	struct batch_stats bs;      /* of the transaction in progress */
+	struct blocked blk;
 };
 
 static int is_blocked(const struct blocked *b, const struct inbox_entry *e)
@@ -164,11 +177,11 @@ static int queue_reply(struct store_conn *c, const struct tenant *t, const struc
 /* A status entry in the inbox: ingest now applies statuses in its own
  * commit, but a store written by an earlier version may still hold some
  * pending; they are applied the same way. */
-static int handle_status(struct worker_pool *wp, struct store_conn *c, const struct inbox_entry *e,
+static int handle_status(struct app *app, struct store_conn *c, const struct inbox_entry *e,
                          struct batch_stats *bs)
 {
 	struct send_move mv;
-	int rc = send_status_apply(wp->app, c, e, &mv);
+	int rc = send_status_apply(app, c, e, &mv);
 	if (rc == 0 && mv.moved && bs->nmoves < (int)(sizeof(bs->moves) / sizeof(bs->moves[0]))) {
 		bs->moves[bs->nmoves].prio = mv.prio;
 		bs->moves[bs->nmoves].from = (int)mv.from;
@@ -178,8 +191,8 @@ static int handle_status(struct worker_pool *wp, struct store_conn *c, const str
 	return rc;
 }
 
-static int handle_message(struct worker *w, struct store_conn *c, const struct inbox_entry *e,
-                          struct arena *a, struct batch_stats *bs)
+static int handle_message(struct worker_runner *r, struct store_conn *c,
+                          const struct inbox_entry *e, struct arena *a, struct batch_stats *bs)
 {
 	struct tenant t;
 	int rc = store_tenant_get(c, e->tenant_id, a, &t);
@@ -187,7 +200,7 @@ static int handle_message(struct worker *w, struct store_conn *c, const struct i
 		return rc;
 	struct erp_result res;
 	memset(&res, 0, sizeof(res));
-	rc = erp_handle(c, w->catalogs, &t, e, a, &res);
+	rc = erp_handle(c, r->catalogs, &t, e, a, &res);
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < res.nreplies; i++) {
@@ -214,18 +227,75 @@ static int apologise(struct store_conn *c, const struct inbox_entry *e, struct a
 	return queue_reply(c, &t, e, &r, a, bs);
 }
 
-/* Runs one entry in its savepoint; returns 0 if the batch can go on. */
-static int process_entry(struct worker *w, struct store_conn *c, const struct inbox_entry *e,
-                         struct arena *a, struct batch_stats *bs, struct blocked *blk)
+static int is_store_failure(int rc)
 {
-	struct app *app = w->pool->app;
-	if (is_blocked(blk, e))
-		return 0;
+	return rc == ERR_IO || rc == ERR_FULL || rc == ERR_AGAIN;
+}
+
+/*
+ * The entry failed (its own work already undone): its attempt is recorded
+ * and, after the last one, it is set aside with an apology to the
+ * customer (set aside even if the apology cannot be queued). In a
+ * savepoint of its own: if even the record fails, the entry stays pending
+ * and the rest of the batch stands. 0 if the batch can go on.
+ */
+static int record_failure(struct worker_runner *r, struct store_conn *c,
+                          const struct inbox_entry *e, int why)
+{
+	struct batch_stats *bs = &r->bs;
+	int limit = (int)r->app->cfg.process_attempts;
+	int final = e->attempts + 1 >= limit;
 	int rc = store_savepoint(c);
 	if (rc != 0)
 		return rc;
-	rc = e->kind == INBOX_STATUS ? handle_status(w->pool, c, e, bs)
-	                             : handle_message(w, c, e, a, bs);
+	rc = store_inbox_failed(c, e->id, limit, err_str(why));
+	if (rc == 0 && final) {
+		int arc = apologise(c, e, &r->msg_arena, bs);
+		if (is_store_failure(arc))
+			rc = arc;
+		else if (arc != 0) /* the entry is set aside all the same */
+			log_error("worker.apology_failed",
+			          "could not queue an apology for inbox entry %lld (%s): %s",
+			          (long long)e->id, e->ext_id, store_errmsg(c));
+	}
+	if (rc == 0) {
+		bs->failed_attempts++;
+		if (final) {
+			bs->done++;
+			log_error("worker.message_set_aside",
+			          "inbox entry %lld (%s) failed %d times and was set aside",
+			          (long long)e->id, e->ext_id, e->attempts + 1);
+		} else {
+			block(&r->blk, e); /* its customer's later messages wait */
+		}
+		return store_release(c);
+	}
+	if (is_store_failure(rc))
+		return rc;
+	log_error("worker.failure_unrecorded",
+	          "could not record the failure of inbox entry %lld (%s): %s; it stays pending",
+	          (long long)e->id, e->ext_id, store_errmsg(c));
+	block(&r->blk, e);
+	return store_rollback_to(c);
+}
+
+int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e)
+{
+	struct app *app = r->app;
+	struct batch_stats *bs = &r->bs;
+	struct arena *a = &r->msg_arena;
+	if (is_blocked(&r->blk, e))
+		return 0;
+	arena_reset(a);
+	/* what the entry adds to the stats, taken back if it is undone */
+	int64_t queued[PRIO_COUNT];
+	memcpy(queued, bs->outbox_new, sizeof(queued));
+	int nmoves = bs->nmoves;
+	int rc = store_savepoint(c);
+	if (rc != 0)
+		return rc;
+	rc = e->kind == INBOX_STATUS ? handle_status(app, c, e, bs)
+	                             : handle_message(r, c, e, a, bs);
 	if (rc == 0)
 		rc = store_inbox_done(c, e->id);
 	if (rc == 0) {
@@ -236,50 +306,75 @@ static int process_entry(struct worker *w, struct store_conn *c, const struct in
 	}
 	/* the store's trouble (disk full, I/O, locked), not the message's: the
 	 * whole batch rolls back and is tried again, no attempt is counted */
-	if (rc == ERR_IO || rc == ERR_FULL || rc == ERR_AGAIN)
+	if (is_store_failure(rc))
 		return rc;
 	/* this message failed: undo its partial work, keep the batch */
 	log_warn("worker.message_failed", "could not process inbox entry %lld (%s): %s",
 	         (long long)e->id, e->ext_id, store_errmsg(c));
+	memcpy(bs->outbox_new, queued, sizeof(queued));
+	bs->nmoves = nmoves;
 	int rrc = store_rollback_to(c);
-	erp_cache_clear(w->catalogs); /* what it read since may be undone */
+	erp_cache_clear(r->catalogs); /* what it read since may be undone */
 	if (rrc != 0)
 		return rrc;
-	bs->failed_attempts++;
-	int final = e->attempts + 1 >= (int)app->cfg.process_attempts;
-	rrc = store_inbox_failed(c, e->id, (int)app->cfg.process_attempts, err_str(rc));
-	if (rrc == 0 && final) {
-		bs->done++;
-		log_error("worker.message_set_aside",
-		          "inbox entry %lld (%s) failed %d times and was set aside",
-		          (long long)e->id, e->ext_id, e->attempts + 1);
-		rrc = apologise(c, e, a, bs);
-	}
-	if (rrc != 0)
-		return rrc;
-	if (!final)
-		block(blk, e);
-	return store_release(c);
+	return record_failure(r, c, e, rc);
 }
 
-static void apply_stats(struct app *app, const struct batch_stats *bs)
+struct worker_runner *worker_runner_new(struct app *app)
 {
-	struct metrics *m = &app->metrics;
-	int64_t now = clock_wall_ms();
+	struct worker_runner *r = xcalloc(1, sizeof(*r));
+	r->app = app;
+	r->catalogs = erp_cache_new(WORKER_CATALOG_SLOTS);
+	arena_init(&r->msg_arena, 16 * 1024);
+	return r;
+}
+
+void worker_runner_free(struct worker_runner *r)
+{
+	if (!r)
+		return;
+	erp_cache_free(r->catalogs);
+	arena_release(&r->msg_arena);
+	free(r);
+}
+
+void worker_runner_begin(struct worker_runner *r)
+{
+	memset(&r->bs, 0, sizeof(r->bs));
+	r->blk.n = 0;
+}
+
+void worker_runner_rolled_back(struct worker_runner *r)
+{
+	erp_cache_clear(r->catalogs); /* it may hold what the rollback undid */
+	worker_runner_begin(r);
+}
+
+int worker_runner_committed(struct worker_runner *r)
+{
+	struct metrics *m = &r->app->metrics;
+	const struct batch_stats *bs = &r->bs;
+	int64_t now = clock_wall_ms(), queued = 0;
 	atomic_fetch_sub(&m->inbox_depth, bs->done);
 	atomic_fetch_add(&m->messages_processed, (uint64_t)bs->done);
 	atomic_fetch_add(&m->messages_failed, (uint64_t)bs->failed_attempts);
-	for (int p = 0; p < PRIO_COUNT; p++)
+	for (int p = 0; p < PRIO_COUNT; p++) {
 		atomic_fetch_add(&m->outbox[p][OUTBOX_PENDING], bs->outbox_new[p]);
+		queued += bs->outbox_new[p];
+	}
 	for (int i = 0; i < bs->nmoves; i++)
 		metrics_outbox_move(m, bs->moves[i].prio, bs->moves[i].from, bs->moves[i].to);
 	for (int i = 0; i < bs->nlat; i++)
 		metrics_observe_us(&m->processing_latency, (now - bs->latency_from[i]) * 1000);
+	if (queued)
+		notify_signal(&r->app->outbox_ready);
+	int done = bs->done;
+	worker_runner_begin(r);
+	return done;
 }
 
 /* One batch: returns how many entries were read (0 = idle), or < 0. */
-static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch_arena,
-                     struct arena *msg_arena, struct batch_stats *bs)
+static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch_arena)
 {
 	struct app *app = w->pool->app;
 	struct inbox_entry *entries;
@@ -291,30 +386,22 @@ static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch
 		return rc;
 	if (n == 0)
 		return 0;
-	memset(bs, 0, sizeof(*bs));
-	struct blocked blk = {0};
+	worker_runner_begin(w->runner);
 	rc = store_begin(c);
 	if (rc != 0)
 		return rc;
-	for (int i = 0; i < n && rc == 0; i++) {
-		arena_reset(msg_arena);
-		rc = process_entry(w, c, &entries[i], msg_arena, bs, &blk);
-	}
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = worker_runner_entry(w->runner, c, &entries[i]);
 	if (rc == 0)
 		rc = store_commit(c);
 	if (rc != 0) {
 		log_error("worker.batch_failed", "could not commit a batch of %d messages: %s", n,
 		          store_errmsg(c));
 		store_rollback(c);
-		erp_cache_clear(w->catalogs);
+		worker_runner_rolled_back(w->runner);
 		return rc;
 	}
-	apply_stats(app, bs);
-	int64_t queued = 0;
-	for (int p = 0; p < PRIO_COUNT; p++)
-		queued += bs->outbox_new[p];
-	if (queued)
-		notify_signal(&app->outbox_ready);
+	worker_runner_committed(w->runner);
 	return n;
 }
 
@@ -326,21 +413,17 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof name, "worker-%d", w->index);
 	pthread_setname_np(pthread_self(), name);
 	struct store_conn *c = w->conn;
-	struct arena batch_arena, msg_arena;
-	struct batch_stats *bs = xmalloc(sizeof(*bs));
+	struct arena batch_arena;
 	uint64_t seen = 0;
 	arena_init(&batch_arena, 64 * 1024);
-	arena_init(&msg_arena, 16 * 1024);
 	while (!atomic_load(&app->stopping) && !atomic_load(&w->pool->stop)) {
-		int n = run_batch(w, c, &batch_arena, &msg_arena, bs);
+		int n = run_batch(w, c, &batch_arena);
 		if (n < 0)
 			notify_wait(&app->inbox_ready, &seen, WORKER_ERROR_WAIT_MS);
 		else if (n < (int)app->cfg.worker_batch)
 			notify_wait(&app->inbox_ready, &seen, n == 0 ? WORKER_IDLE_WAIT_MS : 0);
 	}
 	arena_release(&batch_arena);
-	arena_release(&msg_arena);
-	free(bs);
 	return NULL;
 }
 
@@ -356,7 +439,7 @@ int worker_pool_start(struct app *app, struct worker_pool **out)
 		struct worker *w = &wp->workers[i];
 		w->pool = wp;
 		w->index = i;
-		w->catalogs = erp_cache_new(WORKER_CATALOG_SLOTS);
+		w->runner = worker_runner_new(app);
 		/* lazy commits: a batch lost with the machine is redone from
 		 * its inbox entries, which stay pending until a commit that
 		 * reached the disk; the sender's claim, an ordinary commit
@@ -392,7 +475,7 @@ void worker_pool_stop(struct worker_pool *wp)
 		if (wp->workers[i].started)
 			pthread_join(wp->workers[i].thread, NULL);
 		store_disconnect(wp->workers[i].conn);
-		erp_cache_free(wp->workers[i].catalogs);
+		worker_runner_free(wp->workers[i].runner);
 	}
 	free(wp->workers);
 	free(wp);

@@ -11,8 +11,32 @@
 #define MUNIM_WORKER_H
 
 #include "app.h"
+#include "store/store.h"
 
 struct worker_pool;
+
+/*
+ * A runner does a worker's work on one entry inside a write transaction
+ * the caller holds: its own savepoint, the ERP effects, the replies into
+ * the outbox, the entry marked done (or its failed attempt recorded, and
+ * later entries of the same customer left for another transaction, so
+ * order holds). One runner per thread; it keeps that thread's catalogue
+ * cache.
+ *
+ *   worker_runner_begin        a transaction starts
+ *   worker_runner_entry ...    0: go on; < 0: the store failed, roll back
+ *   store_commit, then worker_runner_committed (metrics move, the sender is
+ *   woken; returns how many entries left the pending state)
+ *   or store_rollback, then worker_runner_rolled_back
+ */
+struct worker_runner;
+
+struct worker_runner *worker_runner_new(struct app *app);
+void worker_runner_free(struct worker_runner *r);
+void worker_runner_begin(struct worker_runner *r);
+int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e);
+int worker_runner_committed(struct worker_runner *r);
+void worker_runner_rolled_back(struct worker_runner *r);
 
 int worker_pool_start(struct app *app, struct worker_pool **out);
 /* Joins the threads; the batch in progress commits or rolls back first. */

@@ -10,7 +10,11 @@
  * negative tenant cache expiring, requests sharing commits under
  * concurrency, 503 + Retry-After while the database is locked by another
  * process, and ingest_stop finishing the commit in progress and answering
- * what still waits 503.
+ * what still waits 503. The fast path (serve running the worker role too):
+ * a message processed inside its webhook's commit, and left to the
+ * workers when the inbox holds an earlier entry, when the group is over
+ * inline-max, or when processing it fails (its attempt recorded, 200
+ * still given, nothing lost).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -173,7 +177,7 @@ static void fx_start_server(struct fx *f)
 	f->port = http_server_port(f->http);
 }
 
-static int setup(void **state)
+static int setup_with(void **state, int fast_path)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-ingest-XXXXXX");
@@ -202,10 +206,20 @@ static int setup(void **state)
 	                   .address = "Pune"};
 	assert_int_equal(store_tenant_add(f->c, &t, &f->tenant), 0);
 
-	assert_int_equal(ingest_start(&f->app, &f->ig), 0);
+	assert_int_equal(ingest_start(&f->app, fast_path, &f->ig), 0);
 	fx_start_server(f);
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, 0);
+}
+
+static int setup_fast(void **state)
+{
+	return setup_with(state, 1);
 }
 
 static int teardown(void **state)
@@ -650,9 +664,153 @@ static void test_start_without_secret_err_inval(void **state)
 	struct app app = f->app;
 	struct ingest *ig = (struct ingest *)1;
 	app.cfg.app_secret = NULL;
-	assert_int_equal(ingest_start(&app, &ig), ERR_INVAL);
+	assert_int_equal(ingest_start(&app, 0, &ig), ERR_INVAL);
 	assert_null(ig);
 	ingest_stop(NULL);
+}
+
+/* ---- the fast path ------------------------------------------------------------ */
+
+/* One integer from the store, read on a connection of its own. */
+static int64_t sql_int(struct fx *f, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void post_ok(struct fx *f, const char *wamid, const char *text)
+{
+	struct reply r;
+	char *body = text_payload(PNID, wamid, text);
+	assert_int_equal(post(f, body, SECRET, &r), 200);
+	reply_release(&r);
+	free(body);
+}
+
+static void test_fast_path_processes_in_commit(void **state)
+{
+	struct fx *f = *state;
+	uint64_t seen = 0;
+	post_ok(f, "wamid.FAST1", "hi");
+	/* the entry is done and its reply queued by the same commit */
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.FAST1'"),
+	                 INBOX_DONE);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE reply_to = 'wamid.FAST1'"),
+	                 1);
+	assert_int_equal(metric(&f->app.metrics.commits), 1);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 1);
+	assert_int_equal(metric(&f->app.metrics.messages_processed), 1);
+	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 0);
+	assert_int_equal(depth(f), 0);
+	int64_t queued = 0;
+	for (int p = 0; p < PRIO_COUNT; p++)
+		queued += atomic_load(&f->app.metrics.outbox[p][OUTBOX_PENDING]);
+	assert_int_equal(queued, 1);
+	/* the sender is woken, the workers are not: nothing waits for them */
+	assert_int_equal(notify_wait(&f->app.outbox_ready, &seen, 0), 1);
+	seen = 0;
+	assert_int_equal(notify_wait(&f->app.inbox_ready, &seen, 0), 0);
+	/* a redelivery is a duplicate, processed no second time */
+	post_ok(f, "wamid.FAST1", "hi");
+	assert_int_equal(metric(&f->app.metrics.inbox_duplicate), 1);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 1);
+}
+
+static void test_fast_path_waits_behind_pending_entry(void **state)
+{
+	struct fx *f = *state;
+	/* an earlier entry waits in the inbox (as after a restart) */
+	struct inbox_entry e = {.tenant_id = f->tenant,
+	                        .kind = INBOX_MESSAGE,
+	                        .ext_id = "wamid.EARLIER",
+	                        .status = "",
+	                        .from = "919800000001",
+	                        .name = "",
+	                        .type = "text",
+	                        .body = "hi",
+	                        .context_id = "",
+	                        .error_title = "",
+	                        .callback_data = ""};
+	enum inbox_put_result res;
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_inbox_put(f->c, &e, 1, &res), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	assert_true(e.id > 0);
+	atomic_store(&f->app.metrics.inbox_depth, 1);
+
+	post_ok(f, "wamid.LATER", "hi");
+	/* not overtaken: both wait for the workers, in order */
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.LATER'"),
+	                 INBOX_PENDING);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 0);
+	assert_int_equal(depth(f), 2);
+}
+
+static void test_fast_path_group_over_limit_left_pending(void **state)
+{
+	struct fx *f = *state;
+	f->app.cfg.inline_max = 0; /* read by the committer at each commit */
+	post_ok(f, "wamid.BIG", "hi");
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.BIG'"),
+	                 INBOX_PENDING);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
+	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 1);
+}
+
+static void test_fast_path_failure_keeps_message(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TRIGGER no_replies BEFORE INSERT ON outbox"
+	                              " BEGIN SELECT RAISE(ABORT, 'replies refused'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	uint64_t seen = 0;
+	post_ok(f, "wamid.FAILS", "hi"); /* still 200: the message is kept */
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.FAILS'"),
+	                 INBOX_PENDING);
+	assert_int_equal(sql_int(f, "SELECT attempts FROM inbox WHERE ext_id = 'wamid.FAILS'"), 1);
+	assert_int_equal(metric(&f->app.metrics.messages_failed), 1);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
+	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 1);
+	/* the workers are told: the entry is theirs now */
+	assert_int_equal(notify_wait(&f->app.inbox_ready, &seen, 0), 1);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER no_replies", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void test_fast_path_last_attempt_set_aside(void **state)
+{
+	struct fx *f = *state;
+	f->app.cfg.process_attempts = 1;
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TRIGGER no_replies BEFORE INSERT ON outbox"
+	                              " BEGIN SELECT RAISE(ABORT, 'replies refused'); END",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	post_ok(f, "wamid.LAST", "hi");
+	/* set aside although its apology could not be queued either */
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.LAST'"),
+	                 INBOX_FAILED);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 0);
+	assert_int_equal(metric(&f->app.metrics.messages_failed), 1);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 1);
+	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 0);
 }
 
 int main(void)
@@ -674,6 +832,16 @@ int main(void)
 	        T(test_store_locked_503_then_recovers),
 	        T(test_stop_finishes_commit_fails_queued),
 	        T(test_start_without_secret_err_inval),
+	        cmocka_unit_test_setup_teardown(test_fast_path_processes_in_commit, setup_fast,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_fast_path_waits_behind_pending_entry,
+	                                        setup_fast, teardown),
+	        cmocka_unit_test_setup_teardown(test_fast_path_group_over_limit_left_pending,
+	                                        setup_fast, teardown),
+	        cmocka_unit_test_setup_teardown(test_fast_path_failure_keeps_message, setup_fast,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_fast_path_last_attempt_set_aside, setup_fast,
+	                                        teardown),
 	};
 #undef T
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
