@@ -228,7 +228,8 @@ int cmd_serve(int argc, char **argv)
 	if ((roles & ROLE_WORKER) && worker_pool_start(&app, &workers) != 0)
 		goto out;
 	if ((roles & ROLE_INGEST) &&
-	    ingest_start(&app, (roles & ROLE_WORKER) && app.cfg.inline_max > 0, &ingest) != 0)
+	    ingest_start(&app, (roles & ROLE_WORKER) && app.cfg.inline_max > 0, sender, &ingest) !=
+	            0)
 		goto out;
 
 	struct http_route routes[8];

@@ -117,6 +117,9 @@ void metrics_render(const struct metrics *m, struct buf *o)
 	counter(o, "munim_inline_processed_total",
 	        "Messages processed within their webhook's own commit (the inbox was empty).",
 	        LOAD(m->inline_processed));
+	counter(o, "munim_send_direct_total",
+	        "Replies handed to the sender by the transaction that made them, without a claim.",
+	        LOAD(m->sends_direct));
 	counter(o, "munim_messages_processed_total", "Inbox entries processed.",
 	        LOAD(m->messages_processed));
 	counter(o, "munim_messages_failed_total", "Processing attempts that failed.",

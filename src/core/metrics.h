@@ -52,6 +52,7 @@ struct metrics {
 	_Atomic uint64_t commits;                 /* ingest group commits */
 	_Atomic uint64_t commit_requests;         /* requests covered by those commits */
 	_Atomic uint64_t inline_processed;        /* messages processed in their webhook's commit */
+	_Atomic uint64_t sends_direct;            /* replies handed to the sender born claimed */
 	_Atomic uint64_t messages_processed;
 	_Atomic uint64_t messages_failed;    /* processing errors (retried) */
 	struct histogram processing_latency; /* received → ERP txn committed */

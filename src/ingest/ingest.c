@@ -350,7 +350,7 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 	int64_t done = 0;
 	if (run) {
 		/* after the sync: the sender, woken now, finds its claim covered */
-		done = worker_runner_committed(ig->runner);
+		done = worker_runner_committed(ig->runner, rc == 0);
 		atomic_fetch_add_explicit(&m->inline_processed, (uint64_t)done,
 		                          memory_order_relaxed);
 	}
@@ -619,7 +619,7 @@ static void ingest_free(struct ingest *ig)
  * ERR_INVAL when no app secret is configured (nothing could ever verify);
  * the store's error when it cannot connect.
  */
-int ingest_start(struct app *app, int fast_path, struct ingest **out)
+int ingest_start(struct app *app, int fast_path, struct sender *sender, struct ingest **out)
 {
 	struct ingest *ig;
 	int rc;
@@ -649,7 +649,7 @@ int ingest_start(struct app *app, int fast_path, struct ingest **out)
 		goto fail;
 	}
 	if (fast_path)
-		ig->runner = worker_runner_new(app);
+		ig->runner = worker_runner_new(app, sender);
 	rc = pthread_create(&ig->thread, NULL, committer_main, ig);
 	if (rc) {
 		log_error("ingest.start_failed", "could not start the committer thread: %s",

@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "http/http.h"
+#include "send/sender.h"
 
 struct ingest;
 
@@ -19,8 +20,10 @@ struct ingest;
  * runs the worker role too), a commit that finds the inbox empty also runs
  * its new messages through the ERP, up to cfg.inline_max of them: inbox
  * entry, effects and replies in one transaction, one fsync, no hand-over.
+ * With a sender too (NULL: none in this process), their replies go to it
+ * directly, born claimed (worker.h, sender.h), once the commit is durable.
  */
-int ingest_start(struct app *app, int fast_path, struct ingest **out);
+int ingest_start(struct app *app, int fast_path, struct sender *sender, struct ingest **out);
 /* Finishes the commit in progress, fails the waiting requests with 503. */
 void ingest_stop(struct ingest *ig);
 /* Routes (GET and POST /webhooks/whatsapp) bound to ig, for the server. */

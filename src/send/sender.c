@@ -25,15 +25,16 @@
  *
  *   The recorder claims up to (nslots - outstanding) due rows, P0 first
  *   (store_outbox_claim), hands them over and wakes the network thread
- *   (curl_multi_wakeup). The network thread starts their POSTs, and per
- *   pass of curl completions journals every acceptance, calls journal_sync
- *   once, then hands all the pass's outcomes back and rings
- *   app->outbox_ready (send_net.c). The recorder writes a batch of outcomes
- *   in ONE transaction (store_outbox_accepted/retry/fail); only after the
- *   commit do the metrics move and the rows stop counting as outstanding.
- *   With nothing to do the recorder sleeps on app->outbox_ready, waking at
- *   the earliest next_attempt_at of a pending row and at least every
- *   SEND_SWEEP_MS (rows added by another process).
+ *   (curl_multi_wakeup). A transaction that queues a reply may also skip
+ *   the claim (the direct hand-over, below): it reserves a slot, writes the
+ *   row born claimed, and once its commit is durable gives the row to the
+ *   recorder (sender_give), which passes it on like a claimed one. The network thread starts their
+ * POSTs, and per pass of curl completions journals every acceptance, calls journal_sync once, then
+ * hands all the pass's outcomes back and rings app->outbox_ready (send_net.c). The recorder writes
+ * a batch of outcomes in ONE transaction (store_outbox_accepted/retry/fail); only after the commit
+ * do the metrics move and the rows stop counting as outstanding. With nothing to do the recorder
+ * sleeps on app->outbox_ready, waking at the earliest next_attempt_at of a pending row and at least
+ * every SEND_SWEEP_MS (rows added by another process).
  *
  *   What the journal cannot know is a send the provider received but had
  *   not answered when munim died (queued or being answered there). Every
@@ -232,7 +233,7 @@ static int apply(struct sender *s)
 		settle(s, &s->held[i], now);
 		journaled += s->held[i].journaled;
 	}
-	s->outstanding -= s->nheld;
+	atomic_fetch_sub(&s->outstanding, s->nheld);
 	s->nheld = 0;
 	/* the commit was lazy: the journal may forget these acceptances only
 	 * once the store has them on disk, which the next claim's sync makes
@@ -299,6 +300,19 @@ static int hand_over_claimed(struct sender *s, int k)
 	return k;
 }
 
+/* reserve_slots takes up to want free slots; how many it got. */
+static int reserve_slots(struct sender *s, int want)
+{
+	int cur = atomic_load(&s->outstanding);
+	for (;;) {
+		int got = s->nslots - cur < want ? s->nslots - cur : want;
+		if (got <= 0)
+			return 0;
+		if (atomic_compare_exchange_weak(&s->outstanding, &cur, cur + got))
+			return got;
+	}
+}
+
 /*
  * claim takes up to room due rows and hands them to the network thread.
  * Returns how many were claimed, or a negative ERR_* when the store refused.
@@ -309,9 +323,15 @@ static int claim(struct sender *s, int64_t now, int room)
 	int n = 0;
 	if (s->nunsynced > 0)
 		return hand_over_claimed(s, s->nunsynced);
+	/* a direct hand-over may have taken slots since room was counted */
+	int got = reserve_slots(s, room);
+	if (got == 0)
+		return 0;
+	room = got;
 	arena_reset(&s->arena);
 	int rc = store_outbox_claim(s->conn, now, room, &s->arena, &rows, &n);
 	if (rc != 0) {
+		atomic_fetch_sub(&s->outstanding, room);
 		if (!s->claim_failing) /* once per outage, not every retry */
 			log_error("send.claim_failed", "could not claim outbox rows: %s",
 			          store_errmsg(s->conn));
@@ -343,9 +363,64 @@ static int claim(struct sender *s, int64_t now, int room)
 		job->phone_number_id = xstrdup(row->phone_number_id ? row->phone_number_id : "");
 		job->body = xstrdup(row->body ? row->body : "");
 	}
-	s->outstanding += k;
+	atomic_fetch_sub(&s->outstanding, room - k);
 	int rc2 = hand_over_claimed(s, k);
 	return rc2 < 0 ? rc2 : n;
+}
+
+/* ---- the direct hand-over --------------------------------------------------- */
+
+int sender_reserve(struct sender *s, enum outbox_prio prio)
+{
+	if (!s || atomic_load(&s->claims_closed))
+		return 0;
+	/* a reply waiting in the outbox at this priority or above goes first */
+	for (int p = 0; p <= (int)prio && p < PRIO_COUNT; p++)
+		if (atomic_load(&s->app->metrics.outbox[p][OUTBOX_PENDING]) > 0)
+			return 0;
+	return reserve_slots(s, 1);
+}
+
+void sender_unreserve(struct sender *s, int n)
+{
+	if (s && n > 0)
+		atomic_fetch_sub(&s->outstanding, n);
+}
+
+void sender_give(struct sender *s, const struct outbox_row *rows, int n)
+{
+	if (!s || n <= 0)
+		return;
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < n; i++) {
+		/* each holds a reserved slot, so direct never overflows */
+		struct send_job *job = &s->direct[s->ndirect++];
+		job->id = rows[i].id;
+		job->tenant_id = rows[i].tenant_id;
+		job->prio = rows[i].priority;
+		job->attempts = 1;
+		job->inbound_received_at = rows[i].inbound_received_at;
+		snprintf(job->to, sizeof(job->to), "%s", rows[i].to);
+		job->phone_number_id = xstrdup(rows[i].phone_number_id);
+		job->body = xstrdup(rows[i].body);
+	}
+	pthread_mutex_unlock(&s->mu);
+	atomic_fetch_add_explicit(&s->app->metrics.sends_direct, (uint64_t)n, memory_order_relaxed);
+	atomic_fetch_add(&s->quiet_rings, 1); /* no claim needed for these */
+	notify_signal(&s->app->outbox_ready);
+}
+
+/* take_direct passes the rows given since the last pass on to the network
+ * thread, after any claimed rows still waiting for a sync. */
+static void take_direct(struct sender *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int n = s->ndirect;
+	memcpy(s->claimed + s->nunsynced, s->direct, (size_t)n * sizeof(*s->direct));
+	s->ndirect = 0;
+	pthread_mutex_unlock(&s->mu);
+	if (n > 0)
+		hand_over_claimed(s, s->nunsynced + n);
 }
 
 /*
@@ -357,10 +432,10 @@ static int claim(struct sender *s, int64_t now, int room)
  */
 static int woken_by_rows(struct sender *s, uint64_t before)
 {
-	uint64_t rings = atomic_load(&s->net_rings);
-	uint64_t by_net = rings - s->net_rings_seen;
-	s->net_rings_seen = rings;
-	return s->seen - before > by_net;
+	uint64_t rings = atomic_load(&s->quiet_rings);
+	uint64_t quiet = rings - s->quiet_rings_seen;
+	s->quiet_rings_seen = rings;
+	return s->seen - before > quiet;
 }
 
 static void *recorder_main(void *arg)
@@ -391,7 +466,9 @@ static void *recorder_main(void *arg)
 			break;
 		if ((s->due_at && now >= s->due_at) || now >= next_sweep)
 			want = 1;
-		int room = s->nslots - s->outstanding;
+		if (!closing)
+			take_direct(s);
+		int room = s->nslots - atomic_load(&s->outstanding);
 		int claimed = 0;
 		if (!closing && ((want && room > 0) || s->nunsynced > 0)) {
 			int got = claim(s, now, room);
@@ -572,7 +649,10 @@ static void sender_free(struct sender *s)
 	send__net_release(s);
 	for (int i = 0; s->jobs && i < s->njobs; i++) /* handed over, never started */
 		send__job_release(&s->jobs[i]);
+	for (int i = 0; s->direct && i < s->ndirect; i++) /* given at stop: recovered */
+		send__job_release(&s->direct[i]);
 	free(s->jobs);
+	free(s->direct);
 	free(s->outs);
 	free(s->held);
 	free(s->claimed);
@@ -686,6 +766,7 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	s->jobs = xcalloc(n, sizeof(*s->jobs));
 	s->jobs_spare = xcalloc(n, sizeof(*s->jobs_spare));
 	s->claimed = xcalloc(n, sizeof(*s->claimed));
+	s->direct = xcalloc(n, sizeof(*s->direct));
 	s->outs = xcalloc(n, sizeof(*s->outs));
 	s->held = xcalloc(n, sizeof(*s->held));
 

@@ -21,6 +21,22 @@ int sender_start(struct app *app, struct sender **out);
 /* Waits for the sends in flight (bounded by the send timeout), then frees. */
 void sender_stop(struct sender *s);
 
+/*
+ * The direct hand-over: a reply skips the outbox claim. In the transaction
+ * that queues it, sender_reserve takes a free send slot for it - 1, or 0
+ * when none is free, the sender is stopping, or a reply of this priority
+ * or above waits in the outbox (that one goes first). The row is then
+ * written born claimed (outbox_new.claimed). Once the transaction's commit
+ * is durable, sender_give hands the rows over (copied: id, tenant_id,
+ * priority, to, phone_number_id, body, inbound_received_at); if it rolls
+ * back instead, sender_unreserve gives their slots back. Rows given while
+ * the sender stops stay SENDING for the start-up recovery. Any thread;
+ * s may be NULL (no sender: reserve says 0).
+ */
+int sender_reserve(struct sender *s, enum outbox_prio prio);
+void sender_unreserve(struct sender *s, int n);
+void sender_give(struct sender *s, const struct outbox_row *rows, int n);
+
 enum send_class {
 	SEND_OK = 0,
 	SEND_RETRY = 1,     /* 5xx, timeout, network, retryable error codes */

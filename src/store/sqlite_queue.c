@@ -316,15 +316,16 @@ int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64
 	static const char sql[] =
 	        "INSERT INTO outbox (tenant_id, priority, state, phone_number_id, to_id, reply_to,"
 	        " body, attempts, next_attempt_at, created_at, inbound_received_at, updated_at)"
-	        " VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?7)";
+	        " VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?9, ?7, ?7, ?8, ?7)";
 	const char *what = "queue message";
 	enum sq_op_mode mode;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_run(c, SQ_OUTBOX_INSERT, sql, what, "iittttii", o->tenant_id,
+	/* born claimed: state SENDING (1) and attempt 1, as a claim leaves it */
+	rc = store__sq_run(c, SQ_OUTBOX_INSERT, sql, what, "iittttiii", o->tenant_id,
 	                   (int64_t)o->priority, o->phone_number_id, o->to, o->reply_to, o->body,
-	                   clock_wall_ms(), o->inbound_received_at);
+	                   clock_wall_ms(), o->inbound_received_at, (int64_t)(o->claimed != 0));
 	if (rc == 0)
 		*id = sqlite3_last_insert_rowid(store__sq_db(c));
 	return store__sq_op_end(c, mode, rc);

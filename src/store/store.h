@@ -223,6 +223,9 @@ struct outbox_new {
 	const char *reply_to;
 	const char *body;
 	int64_t inbound_received_at;
+	/* 1: the row is born claimed (SENDING, attempt 1) for a sender that
+	 * took it directly (sender_reserve); 0: PENDING, claimed later */
+	int claimed;
 };
 
 /* Result of offering an entry to the inbox. */

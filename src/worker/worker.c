@@ -77,10 +77,11 @@ struct worker_pool {
 
 /* What one committed batch changes in the metrics. */
 struct batch_stats {
-	int done;            /* entries leaving the pending state */
-	int failed_attempts; /* processing errors */
-	int64_t outbox_new[PRIO_COUNT];
-	int nmoves; /* status-driven outbox state moves */
+	int done;                           /* entries leaving the pending state */
+	int failed_attempts;                /* processing errors */
+	int64_t outbox_new[PRIO_COUNT];     /* rows queued PENDING */
+	int64_t outbox_sending[PRIO_COUNT]; /* rows born claimed (the direct hand-over) */
+	int nmoves;                         /* status-driven outbox state moves */
 	struct {
 		enum outbox_prio prio;
 		int from, to;
@@ -102,7 +103,76 @@ struct worker_runner {
 	struct arena msg_arena;     /* one entry's scratch */
 	struct batch_stats bs;      /* of the transaction in progress */
 	struct blocked blk;
+	/* the direct hand-over (NULL: rows are queued PENDING): rows born
+	 * claimed, their strings in given_arena; given[0..ncommitted) are
+	 * committed and wait for a durable commit, the rest belong to the
+	 * transaction in progress */
+	struct sender *direct;
+	struct outbox_row *given;
+	int ngiven, ncommitted, given_cap;
+	struct arena given_arena;
 };
+
+/* What an entry has added so far, to take back if it is undone. */
+struct entry_mark {
+	int64_t outbox_new[PRIO_COUNT];
+	int64_t outbox_sending[PRIO_COUNT];
+	int nmoves;
+	int ngiven;
+};
+
+static void mark_entry(const struct worker_runner *r, struct entry_mark *m)
+{
+	memcpy(m->outbox_new, r->bs.outbox_new, sizeof(m->outbox_new));
+	memcpy(m->outbox_sending, r->bs.outbox_sending, sizeof(m->outbox_sending));
+	m->nmoves = r->bs.nmoves;
+	m->ngiven = r->ngiven;
+}
+
+/* After a rollback to the entry's savepoint: its rows are gone. */
+static void undo_entry(struct worker_runner *r, const struct entry_mark *m)
+{
+	memcpy(r->bs.outbox_new, m->outbox_new, sizeof(m->outbox_new));
+	memcpy(r->bs.outbox_sending, m->outbox_sending, sizeof(m->outbox_sending));
+	r->bs.nmoves = m->nmoves;
+	sender_unreserve(r->direct, r->ngiven - m->ngiven);
+	r->ngiven = m->ngiven;
+}
+
+/*
+ * born_claimed: may this reply skip the outbox's claim? Only if nothing of
+ * its priority or above went PENDING earlier in this transaction (it would
+ * overtake it) and the sender reserves a slot for it.
+ */
+static int born_claimed(struct worker_runner *r, enum outbox_prio prio)
+{
+	if (!r->direct)
+		return 0;
+	for (int p = 0; p <= (int)prio; p++)
+		if (r->bs.outbox_new[p] > 0)
+			return 0;
+	return sender_reserve(r->direct, prio);
+}
+
+/* Keeps what sender_give will need of a row born claimed. */
+static void keep_given(struct worker_runner *r, const struct outbox_new *o, int64_t id)
+{
+	if (r->ngiven == r->given_cap) {
+		r->given_cap = r->given_cap ? r->given_cap * 2 : 16;
+		r->given = xrealloc(r->given, (size_t)r->given_cap * sizeof(*r->given));
+	}
+	struct outbox_row *row = &r->given[r->ngiven++];
+	memset(row, 0, sizeof(*row));
+	row->id = id;
+	row->tenant_id = o->tenant_id;
+	row->priority = o->priority;
+	row->state = OUTBOX_SENDING;
+	row->attempts = 1;
+	row->inbound_received_at = o->inbound_received_at;
+	row->to = arena_strdup(&r->given_arena, o->to);
+	row->phone_number_id = arena_strdup(&r->given_arena, o->phone_number_id);
+	row->body = arena_strdup(&r->given_arena, o->body);
+}
 
 static int is_blocked(const struct blocked *b, const struct inbox_entry *e)
 {
@@ -137,8 +207,8 @@ static int addressable(const char *wa_id)
 	return 1;
 }
 
-static int queue_reply(struct store_conn *c, const struct tenant *t, const struct inbox_entry *e,
-                       const struct erp_reply *r, struct arena *a, struct batch_stats *bs)
+static int queue_reply(struct worker_runner *run, struct store_conn *c, const struct tenant *t,
+                       const struct inbox_entry *e, const struct erp_reply *r, struct arena *a)
 {
 	const char *body;
 	if (!addressable(e->from)) {
@@ -166,12 +236,22 @@ static int queue_reply(struct store_conn *c, const struct tenant *t, const struc
 	        .reply_to = e->ext_id,
 	        .body = body,
 	        .inbound_received_at = e->received_at,
+	        .claimed = born_claimed(run, r->priority),
 	};
 	int64_t id;
 	int rc = store_outbox_add(c, &o, &id);
-	if (rc == 0)
-		bs->outbox_new[r->priority]++;
-	return rc;
+	if (rc != 0) {
+		if (o.claimed)
+			sender_unreserve(run->direct, 1);
+		return rc;
+	}
+	if (o.claimed) {
+		keep_given(run, &o, id);
+		run->bs.outbox_sending[r->priority]++;
+	} else {
+		run->bs.outbox_new[r->priority]++;
+	}
+	return 0;
 }
 
 /* A status entry in the inbox: ingest now applies statuses in its own
@@ -192,7 +272,7 @@ static int handle_status(struct app *app, struct store_conn *c, const struct inb
 }
 
 static int handle_message(struct worker_runner *r, struct store_conn *c,
-                          const struct inbox_entry *e, struct arena *a, struct batch_stats *bs)
+                          const struct inbox_entry *e, struct arena *a)
 {
 	struct tenant t;
 	int rc = store_tenant_get(c, e->tenant_id, a, &t);
@@ -204,7 +284,7 @@ static int handle_message(struct worker_runner *r, struct store_conn *c,
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < res.nreplies; i++) {
-		rc = queue_reply(c, &t, e, &res.replies[i], a, bs);
+		rc = queue_reply(r, c, &t, e, &res.replies[i], a);
 		if (rc != 0)
 			return rc;
 	}
@@ -212,11 +292,10 @@ static int handle_message(struct worker_runner *r, struct store_conn *c,
 }
 
 /* The entry failed for the last time: tell the customer rather than go quiet. */
-static int apologise(struct store_conn *c, const struct inbox_entry *e, struct arena *a,
-                     struct batch_stats *bs)
+static int apologise(struct worker_runner *run, struct store_conn *c, const struct inbox_entry *e)
 {
 	struct tenant t;
-	if (e->kind != INBOX_MESSAGE || store_tenant_get(c, e->tenant_id, a, &t) != 0)
+	if (e->kind != INBOX_MESSAGE || store_tenant_get(c, e->tenant_id, &run->msg_arena, &t) != 0)
 		return 0;
 	struct erp_reply r = {
 	        .kind = ERP_REPLY_TEXT,
@@ -224,7 +303,7 @@ static int apologise(struct store_conn *c, const struct inbox_entry *e, struct a
 	        .text = "Sorry, we could not process your message. The shop has been told; "
 	                "please try again in a little while.",
 	};
-	return queue_reply(c, &t, e, &r, a, bs);
+	return queue_reply(run, c, &t, e, &r, &run->msg_arena);
 }
 
 static int is_store_failure(int rc)
@@ -245,12 +324,14 @@ static int record_failure(struct worker_runner *r, struct store_conn *c,
 	struct batch_stats *bs = &r->bs;
 	int limit = (int)r->app->cfg.process_attempts;
 	int final = e->attempts + 1 >= limit;
+	struct entry_mark mark;
+	mark_entry(r, &mark);
 	int rc = store_savepoint(c);
 	if (rc != 0)
 		return rc;
 	rc = store_inbox_failed(c, e->id, limit, err_str(why));
 	if (rc == 0 && final) {
-		int arc = apologise(c, e, &r->msg_arena, bs);
+		int arc = apologise(r, c, e);
 		if (is_store_failure(arc))
 			rc = arc;
 		else if (arc != 0) /* the entry is set aside all the same */
@@ -276,6 +357,7 @@ static int record_failure(struct worker_runner *r, struct store_conn *c,
 	          "could not record the failure of inbox entry %lld (%s): %s; it stays pending",
 	          (long long)e->id, e->ext_id, store_errmsg(c));
 	block(&r->blk, e);
+	undo_entry(r, &mark);
 	return store_rollback_to(c);
 }
 
@@ -287,15 +369,12 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 	if (is_blocked(&r->blk, e))
 		return 0;
 	arena_reset(a);
-	/* what the entry adds to the stats, taken back if it is undone */
-	int64_t queued[PRIO_COUNT];
-	memcpy(queued, bs->outbox_new, sizeof(queued));
-	int nmoves = bs->nmoves;
+	struct entry_mark mark; /* taken back if the entry is undone */
+	mark_entry(r, &mark);
 	int rc = store_savepoint(c);
 	if (rc != 0)
 		return rc;
-	rc = e->kind == INBOX_STATUS ? handle_status(app, c, e, bs)
-	                             : handle_message(r, c, e, a, bs);
+	rc = e->kind == INBOX_STATUS ? handle_status(app, c, e, bs) : handle_message(r, c, e, a);
 	if (rc == 0)
 		rc = store_inbox_done(c, e->id);
 	if (rc == 0) {
@@ -311,8 +390,7 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 	/* this message failed: undo its partial work, keep the batch */
 	log_warn("worker.message_failed", "could not process inbox entry %lld (%s): %s",
 	         (long long)e->id, e->ext_id, store_errmsg(c));
-	memcpy(bs->outbox_new, queued, sizeof(queued));
-	bs->nmoves = nmoves;
+	undo_entry(r, &mark);
 	int rrc = store_rollback_to(c);
 	erp_cache_clear(r->catalogs); /* what it read since may be undone */
 	if (rrc != 0)
@@ -320,12 +398,14 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 	return record_failure(r, c, e, rc);
 }
 
-struct worker_runner *worker_runner_new(struct app *app)
+struct worker_runner *worker_runner_new(struct app *app, struct sender *direct)
 {
 	struct worker_runner *r = xcalloc(1, sizeof(*r));
 	r->app = app;
+	r->direct = direct;
 	r->catalogs = erp_cache_new(WORKER_CATALOG_SLOTS);
 	arena_init(&r->msg_arena, 16 * 1024);
+	arena_init(&r->given_arena, 16 * 1024);
 	return r;
 }
 
@@ -333,8 +413,12 @@ void worker_runner_free(struct worker_runner *r)
 {
 	if (!r)
 		return;
+	/* committed rows never made durable stay SENDING: start-up recovers them */
+	sender_unreserve(r->direct, r->ngiven);
 	erp_cache_free(r->catalogs);
 	arena_release(&r->msg_arena);
+	arena_release(&r->given_arena);
+	free(r->given);
 	free(r);
 }
 
@@ -347,10 +431,12 @@ void worker_runner_begin(struct worker_runner *r)
 void worker_runner_rolled_back(struct worker_runner *r)
 {
 	erp_cache_clear(r->catalogs); /* it may hold what the rollback undid */
+	sender_unreserve(r->direct, r->ngiven - r->ncommitted);
+	r->ngiven = r->ncommitted;
 	worker_runner_begin(r);
 }
 
-int worker_runner_committed(struct worker_runner *r)
+int worker_runner_committed(struct worker_runner *r, int durable)
 {
 	struct metrics *m = &r->app->metrics;
 	const struct batch_stats *bs = &r->bs;
@@ -360,7 +446,16 @@ int worker_runner_committed(struct worker_runner *r)
 	atomic_fetch_add(&m->messages_failed, (uint64_t)bs->failed_attempts);
 	for (int p = 0; p < PRIO_COUNT; p++) {
 		atomic_fetch_add(&m->outbox[p][OUTBOX_PENDING], bs->outbox_new[p]);
+		atomic_fetch_add(&m->outbox[p][OUTBOX_SENDING], bs->outbox_sending[p]);
 		queued += bs->outbox_new[p];
+	}
+	/* rows born claimed go once a commit is known durable (this one, or
+	 * a later one whose sync covers it) */
+	r->ncommitted = r->ngiven;
+	if (durable && r->ngiven > 0) {
+		sender_give(r->direct, r->given, r->ngiven);
+		r->ngiven = r->ncommitted = 0;
+		arena_reset(&r->given_arena);
 	}
 	for (int i = 0; i < bs->nmoves; i++)
 		metrics_outbox_move(m, bs->moves[i].prio, bs->moves[i].from, bs->moves[i].to);
@@ -401,7 +496,7 @@ static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch
 		worker_runner_rolled_back(w->runner);
 		return rc;
 	}
-	worker_runner_committed(w->runner);
+	worker_runner_committed(w->runner, 0);
 	return n;
 }
 
@@ -439,7 +534,7 @@ int worker_pool_start(struct app *app, struct worker_pool **out)
 		struct worker *w = &wp->workers[i];
 		w->pool = wp;
 		w->index = i;
-		w->runner = worker_runner_new(app);
+		w->runner = worker_runner_new(app, NULL);
 		/* lazy commits: a batch lost with the machine is redone from
 		 * its inbox entries, which stay pending until a commit that
 		 * reached the disk; the sender's claim, an ordinary commit

@@ -11,6 +11,7 @@
 #define MUNIM_WORKER_H
 
 #include "app.h"
+#include "send/sender.h"
 #include "store/store.h"
 
 struct worker_pool;
@@ -23,6 +24,12 @@ struct worker_pool;
  * order holds). One runner per thread; it keeps that thread's catalogue
  * cache.
  *
+ * With a sender (direct), a reply may skip the outbox's claim: it is
+ * written born claimed on a slot the sender reserved (sender_reserve) and
+ * handed over (sender_give) once a commit is durable - the caller says so
+ * to worker_runner_committed; rows of a commit not yet durable wait for
+ * the next durable one. Workers, whose commits are lazy, pass NULL.
+ *
  *   worker_runner_begin        a transaction starts
  *   worker_runner_entry ...    0: go on; < 0: the store failed, roll back
  *   store_commit, then worker_runner_committed (metrics move, the sender is
@@ -31,11 +38,11 @@ struct worker_pool;
  */
 struct worker_runner;
 
-struct worker_runner *worker_runner_new(struct app *app);
+struct worker_runner *worker_runner_new(struct app *app, struct sender *direct);
 void worker_runner_free(struct worker_runner *r);
 void worker_runner_begin(struct worker_runner *r);
 int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e);
-int worker_runner_committed(struct worker_runner *r);
+int worker_runner_committed(struct worker_runner *r, int durable);
 void worker_runner_rolled_back(struct worker_runner *r);
 
 int worker_pool_start(struct app *app, struct worker_pool **out);

@@ -158,6 +158,10 @@ def test_health_ready_metrics():
             assert name in m, name
         assert m['munim_webhook_requests_total{code="200"}'] >= 1
         assert m["munim_processing_latency_seconds_count"] >= 1
+        # the fast path: processed in its webhook's commit, handed straight
+        # to the sender
+        assert m["munim_inline_processed_total"] == 1, m
+        assert m["munim_send_direct_total"] == 1, m
         wait_until(lambda: s.metrics()["munim_message_latency_seconds_count"] >= 1,
                    what="reply latency observed")
         # the delivered status from the mock moves the gauge
@@ -172,6 +176,17 @@ def test_health_ready_metrics():
         m = s.metrics()
         assert m['munim_outbox_messages{priority="P2",state="delivered"}'] == delivered, m
         assert m['munim_outbox_messages{priority="P2",state="pending"}'] == 0, m
+
+
+def test_worker_path_without_fast_path():
+    """With --inline-max 0 every message goes through the inbox to a worker,
+    and every reply through the outbox's claim: the same answers."""
+    with Stack(serve_args=["--inline-max", "0"]) as s:
+        assert "Rice" in body_text(s.say("stock rice")[0])
+        m = s.metrics()
+        assert m["munim_inline_processed_total"] == 0, m
+        assert m["munim_send_direct_total"] == 0, m
+        assert m["munim_messages_processed_total"] == 1, m
 
 
 def test_restart_resumes_pending_work():

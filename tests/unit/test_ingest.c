@@ -206,7 +206,7 @@ static int setup_with(void **state, int fast_path)
 	                   .address = "Pune"};
 	assert_int_equal(store_tenant_add(f->c, &t, &f->tenant), 0);
 
-	assert_int_equal(ingest_start(&f->app, fast_path, &f->ig), 0);
+	assert_int_equal(ingest_start(&f->app, fast_path, NULL, &f->ig), 0);
 	fx_start_server(f);
 	*state = f;
 	return 0;
@@ -664,7 +664,7 @@ static void test_start_without_secret_err_inval(void **state)
 	struct app app = f->app;
 	struct ingest *ig = (struct ingest *)1;
 	app.cfg.app_secret = NULL;
-	assert_int_equal(ingest_start(&app, 0, &ig), ERR_INVAL);
+	assert_int_equal(ingest_start(&app, 0, NULL, &ig), ERR_INVAL);
 	assert_null(ig);
 	ingest_stop(NULL);
 }

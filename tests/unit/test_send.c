@@ -7,7 +7,9 @@
  * and without the send journal), recovered after a crash, and the crash
  * window the journal closes: accepted by the provider, journaled, never
  * recorded; the next start records it from the journal and does not send
- * it again.
+ * it again. The direct hand-over: slots reserved up to the limit, a row
+ * born claimed sent without a claim, and a reply waiting in the outbox
+ * keeping later ones of its priority from skipping it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -847,6 +849,84 @@ static void test_sender_idle_stop_is_prompt(void **state)
 	sender_stop(NULL); /* a no-op */
 }
 
+/* Reserves a slot, retrying briefly: the recorder's own claims hold slots
+ * for the moment a claim takes. */
+static int reserve_soon(struct sender *s, enum outbox_prio prio)
+{
+	for (int i = 0; i < 200; i++) {
+		if (sender_reserve(s, prio))
+			return 1;
+		sleep_ms(1);
+	}
+	return 0;
+}
+
+static void test_sender_direct_hand_over(void **state)
+{
+	struct fixture *f = *state;
+	struct metrics *m = &f->app.metrics;
+	struct sender *s = NULL;
+	assert_int_equal(sender_start(&f->app, &s), 0);
+
+	/* no more reservations than slots (send_inflight 4) */
+	for (int i = 0; i < 4; i++)
+		assert_true(reserve_soon(s, PRIO_P2));
+	assert_int_equal(sender_reserve(s, PRIO_P2), 0);
+	sender_unreserve(s, 4);
+
+	/* a row born claimed, given after its commit: sent without a claim */
+	assert_true(reserve_soon(s, PRIO_P2));
+	struct arena a;
+	arena_init(&a, 4096);
+	struct outbox_new o = {
+	        .tenant_id = 1,
+	        .priority = PRIO_P2,
+	        .phone_number_id = T_PHONE,
+	        .to = "910000000001",
+	        .reply_to = "wamid.IN",
+	        .body = wamsg_text(&a, "910000000001", "wamid.IN", "hello"),
+	        .inbound_received_at = clock_wall_ms() - 5,
+	        .claimed = 1,
+	};
+	int64_t id = 0;
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	metrics_outbox_move(m, PRIO_P2, -1, OUTBOX_SENDING);
+	struct outbox_row given = {.id = id,
+	                           .tenant_id = 1,
+	                           .priority = PRIO_P2,
+	                           .to = o.to,
+	                           .phone_number_id = o.phone_number_id,
+	                           .body = o.body,
+	                           .inbound_received_at = o.inbound_received_at};
+	sender_give(s, &given, 1);
+	wait_settled(f, 1);
+	struct outbox_row row;
+	assert_true(find_row(f, OUTBOX_ACCEPTED, id, &a, &row));
+	assert_int_equal(row.attempts, 1);
+	assert_string_equal(row.provider_msg_id, "wamid.P1.0");
+	assert_int_equal(atomic_load(&m->sends_direct), 1);
+	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_SENDING]), 0);
+
+	/* a reply waiting in the outbox goes first: no slot at its priority
+	 * or below, a higher priority may still go directly */
+	int64_t waiting = add_row(f, "910000000001", T_PHONE);
+	assert_int_equal(sender_reserve(s, PRIO_P2), 0);
+	assert_int_equal(sender_reserve(s, PRIO_P3), 0);
+	assert_true(reserve_soon(s, PRIO_P0));
+	sender_unreserve(s, 1);
+	notify_signal(&f->app.outbox_ready);
+	wait_settled(f, 2);
+	assert_true(find_row(f, OUTBOX_ACCEPTED, waiting, &a, &row));
+	assert_true(reserve_soon(s, PRIO_P2)); /* the outbox is empty again */
+	sender_unreserve(s, 1);
+	sender_stop(s);
+	assert_int_equal(file_size(f->journal), 0);
+	assert_int_equal(sender_reserve(NULL, PRIO_P0), 0);
+	arena_release(&a);
+}
+
 static void test_sender_start_err_inval_without_token(void **state)
 {
 	struct fixture *f = *state;
@@ -884,6 +964,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_sender_recovers_interrupted_sends,
 	                                        setup_sender, teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_idle_stop_is_prompt, setup_sender,
+	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_direct_hand_over, setup_sender,
 	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_start_err_inval_without_token,
 	                                        setup_sender, teardown_sender),
