@@ -17,12 +17,17 @@
 #include "core/notify.h"
 #include "store/store.h"
 
+struct backlog;
+
 struct app {
 	struct config cfg;
 	struct store *store;
 	struct metrics metrics;
 	struct notify inbox_ready;  /* ingest committed new inbox entries */
 	struct notify outbox_ready; /* worker committed new outbox rows */
+	/* customers with messages waiting in the inbox (worker/backlog.h);
+	 * non-NULL only when ingest runs messages itself (the fast path) */
+	struct backlog *backlog;
 	_Atomic int stopping;
 	_Atomic int ready;
 };

@@ -35,6 +35,7 @@
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "send/sender.h"
+#include "worker/backlog.h"
 #include "worker/worker.h"
 
 const char *const cli_serve_opts[] = {
@@ -223,13 +224,15 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	if (load_gauges(&app, c) != 0)
 		goto out;
+	/* the fast path needs both ends in this process; it starts exact
+	 * only over an empty inbox (backlog.h) */
+	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)
+		app.backlog = backlog_new(atomic_load(&app.metrics.inbox_depth) == 0);
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
 	if ((roles & ROLE_WORKER) && worker_pool_start(&app, &workers) != 0)
 		goto out;
-	if ((roles & ROLE_INGEST) &&
-	    ingest_start(&app, (roles & ROLE_WORKER) && app.cfg.inline_max > 0, sender, &ingest) !=
-	            0)
+	if ((roles & ROLE_INGEST) && ingest_start(&app, sender, &ingest) != 0)
 		goto out;
 
 	struct http_route routes[8];
@@ -263,6 +266,7 @@ out:
 	ingest_stop(ingest);
 	worker_pool_stop(workers);
 	sender_stop(sender);
+	backlog_free(app.backlog);
 	cli_close(app.store, c);
 	notify_release(&app.inbox_ready);
 	notify_release(&app.outbox_ready);

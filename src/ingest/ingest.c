@@ -78,6 +78,7 @@
 #include "ingest/envelope.h"
 #include "ingest/sig.h"
 #include "send/sender.h"
+#include "worker/backlog.h"
 #include "worker/worker.h"
 
 #define INGEST_PATH          "/webhooks/whatsapp"
@@ -110,6 +111,9 @@ struct ingest {
 	int thread_started;
 	struct store_conn *conn;      /* the committer's */
 	struct worker_runner *runner; /* the committer's, NULL: no fast path */
+	/* committer only: entries the transaction in progress put in the backlog */
+	const struct inbox_entry **added;
+	int nadded, added_cap;
 
 	pthread_mutex_t mu; /* queue */
 	pthread_cond_t cv;
@@ -261,33 +265,48 @@ static int is_store_failure(int rc)
 }
 
 /*
- * The fast path: do the group's messages go through the ERP in this very
- * transaction? Only with a runner, only while no entry waits in the inbox
- * (so none of these can overtake an earlier message of its customer), and
- * only for a group small enough not to hold its 200s up. Asked with the
- * writer lock held: no worker commit lands before ours.
+ * The fast path, for each new message of job j: through the ERP in this
+ * very transaction, unless an earlier message of its customer waits in
+ * the inbox (it would overtake it) or the transaction has run *budget
+ * messages already (its 200s would wait too long). A message left pending
+ * - so, or because it failed - joins the backlog before the commit makes
+ * it visible to the workers, and every later message of its customer
+ * then waits behind it. Runs with the writer lock held: no worker commit
+ * lands in between.
  */
-static int fast_path(struct ingest *ig, struct ingest_job **jobs, int n)
+static int run_new(struct ingest *ig, struct ingest_job *j, int64_t *budget)
 {
-	if (!ig->runner || atomic_load(&ig->app->metrics.inbox_depth) != 0)
-		return 0;
-	int64_t msgs = 0;
-	for (int i = 0; i < n; i++)
-		msgs += jobs[i]->n;
-	return msgs <= ig->app->cfg.inline_max;
-}
-
-/* The new entries of job j through the runner (the fast path). */
-static int run_new(struct ingest *ig, struct ingest_job *j)
-{
+	struct backlog *bl = ig->app->backlog;
 	for (int k = 0; k < j->n; k++) {
 		if (j->results[k] != INBOX_PUT_NEW)
 			continue;
-		int rc = worker_runner_entry(ig->runner, ig->conn, &j->entries[k]);
-		if (rc)
-			return rc;
+		const struct inbox_entry *e = &j->entries[k];
+		int finished = 0;
+		if (*budget > 0 && !backlog_has(bl, e->tenant_id, e->from)) {
+			(*budget)--;
+			int rc = worker_runner_entry(ig->runner, ig->conn, e, &finished);
+			if (rc)
+				return rc;
+		}
+		if (!finished) {
+			backlog_add(bl, e->tenant_id, e->from);
+			if (ig->nadded == ig->added_cap) {
+				ig->added_cap = ig->added_cap ? ig->added_cap * 2 : 64;
+				ig->added = xrealloc(ig->added,
+				                     (size_t)ig->added_cap * sizeof(*ig->added));
+			}
+			ig->added[ig->nadded++] = e;
+		}
 	}
 	return 0;
+}
+
+/* The transaction failed: what it put in the backlog was never pending. */
+static void undo_added(struct ingest *ig)
+{
+	for (int i = 0; i < ig->nadded; i++)
+		backlog_remove(ig->app->backlog, ig->added[i]->tenant_id, ig->added[i]->from);
+	ig->nadded = 0;
 }
 
 /* Stores jobs[0..n) in one transaction; 0 or the store's error. Counts
@@ -301,14 +320,22 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 		snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
 		return rc;
 	}
-	int run = fast_path(ig, jobs, n);
-	if (run)
+	int run = ig->runner != NULL;
+	int64_t budget = ig->app->cfg.inline_max;
+	ig->nadded = 0;
+	if (run) {
 		worker_runner_begin(ig->runner);
+		/* an empty inbox, seen with the writer lock held: no entry is
+		 * pending, so the backlog is exactly none */
+		if (!backlog_is_known(ig->app->backlog) &&
+		    atomic_load(&ig->app->metrics.inbox_depth) == 0)
+			backlog_known(ig->app->backlog);
+	}
 	for (int i = 0; i < n; i++) {
 		struct ingest_job *j = jobs[i];
 		if (j->n > 0 && (rc = store_inbox_put(c, j->entries, j->n, j->results)) != 0)
 			goto fail;
-		if (run && (rc = run_new(ig, j)) != 0)
+		if (run && (rc = run_new(ig, j, &budget)) != 0)
 			goto fail;
 		for (int k = 0; k < j->nstatus; k++)
 			if ((rc = send_status_apply(ig->app, c, &j->statuses[k], &j->moves[k])) !=
@@ -359,8 +386,10 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 fail:
 	snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
 	store_rollback(c);
-	if (run)
+	if (run) {
 		worker_runner_rolled_back(ig->runner);
+		undo_added(ig);
+	}
 	return rc;
 }
 
@@ -604,6 +633,7 @@ static void ingest_free(struct ingest *ig)
 		store_disconnect(ig->pool[i]);
 	store_disconnect(ig->conn);
 	worker_runner_free(ig->runner);
+	free(ig->added);
 	for (int i = 0; i < INGEST_STRIPES; i++)
 		pthread_mutex_destroy(&ig->stripe_mu[i]);
 	pthread_mutex_destroy(&ig->mu);
@@ -619,7 +649,7 @@ static void ingest_free(struct ingest *ig)
  * ERR_INVAL when no app secret is configured (nothing could ever verify);
  * the store's error when it cannot connect.
  */
-int ingest_start(struct app *app, int fast_path, struct sender *sender, struct ingest **out)
+int ingest_start(struct app *app, struct sender *sender, struct ingest **out)
 {
 	struct ingest *ig;
 	int rc;
@@ -648,7 +678,7 @@ int ingest_start(struct app *app, int fast_path, struct sender *sender, struct i
 		          err_str(rc));
 		goto fail;
 	}
-	if (fast_path)
+	if (app->backlog)
 		ig->runner = worker_runner_new(app, sender);
 	rc = pthread_create(&ig->thread, NULL, committer_main, ig);
 	if (rc) {

@@ -16,14 +16,15 @@
 struct ingest;
 
 /*
- * ingest_start connects the committer and starts it. With fast_path (serve
- * runs the worker role too), a commit that finds the inbox empty also runs
- * its new messages through the ERP, up to cfg.inline_max of them: inbox
- * entry, effects and replies in one transaction, one fsync, no hand-over.
- * With a sender too (NULL: none in this process), their replies go to it
- * directly, born claimed (worker.h, sender.h), once the commit is durable.
+ * ingest_start connects the committer and starts it. With app->backlog
+ * (the fast path: serve runs the worker role too), each commit also runs
+ * up to cfg.inline_max of its new messages through the ERP - those whose
+ * customer has nothing waiting in the inbox: inbox entry, effects and
+ * replies in one transaction, one fsync, no hand-over. With a sender too
+ * (NULL: none in this process), their replies go to it directly, born
+ * claimed (worker.h, sender.h), once the commit is durable.
  */
-int ingest_start(struct app *app, int fast_path, struct sender *sender, struct ingest **out);
+int ingest_start(struct app *app, struct sender *sender, struct ingest **out);
 /* Finishes the commit in progress, fails the waiting requests with 503. */
 void ingest_stop(struct ingest *ig);
 /* Routes (GET and POST /webhooks/whatsapp) bound to ig, for the server. */

@@ -49,6 +49,7 @@
 #include "erp/erp.h"
 #include "send/sender.h"
 #include "send/wamsg.h"
+#include "worker/backlog.h"
 
 #define WORKER_IDLE_WAIT_MS  200
 #define WORKER_ERROR_WAIT_MS 100
@@ -319,7 +320,7 @@ static int is_store_failure(int rc)
  * and the rest of the batch stands. 0 if the batch can go on.
  */
 static int record_failure(struct worker_runner *r, struct store_conn *c,
-                          const struct inbox_entry *e, int why)
+                          const struct inbox_entry *e, int why, int *finished)
 {
 	struct batch_stats *bs = &r->bs;
 	int limit = (int)r->app->cfg.process_attempts;
@@ -343,6 +344,7 @@ static int record_failure(struct worker_runner *r, struct store_conn *c,
 		bs->failed_attempts++;
 		if (final) {
 			bs->done++;
+			*finished = 1;
 			log_error("worker.message_set_aside",
 			          "inbox entry %lld (%s) failed %d times and was set aside",
 			          (long long)e->id, e->ext_id, e->attempts + 1);
@@ -361,11 +363,13 @@ static int record_failure(struct worker_runner *r, struct store_conn *c,
 	return store_rollback_to(c);
 }
 
-int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e)
+int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e,
+                        int *finished)
 {
 	struct app *app = r->app;
 	struct batch_stats *bs = &r->bs;
 	struct arena *a = &r->msg_arena;
+	*finished = 0;
 	if (is_blocked(&r->blk, e))
 		return 0;
 	arena_reset(a);
@@ -379,6 +383,7 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 		rc = store_inbox_done(c, e->id);
 	if (rc == 0) {
 		bs->done++;
+		*finished = 1;
 		if (e->kind == INBOX_MESSAGE && bs->nlat < WORKER_MAX_BATCH)
 			bs->latency_from[bs->nlat++] = e->received_at;
 		return store_release(c);
@@ -395,7 +400,7 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 	erp_cache_clear(r->catalogs); /* what it read since may be undone */
 	if (rrc != 0)
 		return rrc;
-	return record_failure(r, c, e, rc);
+	return record_failure(r, c, e, rc, finished);
 }
 
 struct worker_runner *worker_runner_new(struct app *app, struct sender *direct)
@@ -485,8 +490,12 @@ static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch
 	rc = store_begin(c);
 	if (rc != 0)
 		return rc;
-	for (int i = 0; i < n && rc == 0; i++)
-		rc = worker_runner_entry(w->runner, c, &entries[i]);
+	char finished[WORKER_MAX_BATCH];
+	for (int i = 0; i < n && rc == 0; i++) {
+		int fin;
+		rc = worker_runner_entry(w->runner, c, &entries[i], &fin);
+		finished[i] = (char)fin;
+	}
 	if (rc == 0)
 		rc = store_commit(c);
 	if (rc != 0) {
@@ -496,6 +505,11 @@ static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch
 		worker_runner_rolled_back(w->runner);
 		return rc;
 	}
+	/* out of the backlog before the depth falls: once the ingest
+	 * committer sees the inbox empty, no removal is still to come */
+	for (int i = 0; app->backlog && i < n; i++)
+		if (finished[i] && entries[i].kind == INBOX_MESSAGE)
+			backlog_remove(app->backlog, entries[i].tenant_id, entries[i].from);
 	worker_runner_committed(w->runner, 0);
 	return n;
 }

@@ -31,7 +31,9 @@ struct worker_pool;
  * the next durable one. Workers, whose commits are lazy, pass NULL.
  *
  *   worker_runner_begin        a transaction starts
- *   worker_runner_entry ...    0: go on; < 0: the store failed, roll back
+ *   worker_runner_entry ...    0: go on; < 0: the store failed, roll back;
+ *                              *finished: the entry leaves the pending state
+ *                              (done, or set aside) if the commit lands
  *   store_commit, then worker_runner_committed (metrics move, the sender is
  *   woken; returns how many entries left the pending state)
  *   or store_rollback, then worker_runner_rolled_back
@@ -41,7 +43,8 @@ struct worker_runner;
 struct worker_runner *worker_runner_new(struct app *app, struct sender *direct);
 void worker_runner_free(struct worker_runner *r);
 void worker_runner_begin(struct worker_runner *r);
-int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e);
+int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e,
+                        int *finished);
 int worker_runner_committed(struct worker_runner *r, int durable);
 void worker_runner_rolled_back(struct worker_runner *r);
 

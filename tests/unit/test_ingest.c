@@ -41,6 +41,7 @@
 #include "sample_data.h"
 #include "ingest/sig.h"
 #include "store/store_internal.h"
+#include "worker/backlog.h"
 
 #define SECRET "test-app-secret"
 #define TOKEN  "verify-me"
@@ -136,8 +137,9 @@ static long get(struct fx *f, const char *query, struct reply *out)
 	return out->code;
 }
 
-/* A one-message webhook for phone_number_id pnid. */
-static char *text_payload(const char *pnid, const char *wamid, const char *text)
+/* A one-message webhook for phone_number_id pnid from customer `from`. */
+static char *text_payload_from(const char *pnid, const char *wamid, const char *from,
+                               const char *text)
 {
 	struct buf b;
 	buf_init(&b);
@@ -147,10 +149,16 @@ static char *text_payload(const char *pnid, const char *wamid, const char *text)
 	        "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
 	        "\"metadata\":{\"display_phone_number\":\"15550000000\",\"phone_number_id\":"
 	        "\"%s\"},\"contacts\":[{\"profile\":{\"name\":\"Asha\"},\"wa_id\":"
-	        "\"919800000001\"}],\"messages\":[{\"from\":\"919800000001\",\"id\":\"%s\","
+	        "\"%s\"}],\"messages\":[{\"from\":\"%s\",\"id\":\"%s\","
 	        "\"timestamp\":\"1750000000\",\"type\":\"text\",\"text\":{\"body\":\"%s\"}}]}}]}]}",
-	        pnid, wamid, text);
+	        pnid, from, from, wamid, text);
 	return buf_detach(&b);
+}
+
+/* The same from customer 919800000001. */
+static char *text_payload(const char *pnid, const char *wamid, const char *text)
+{
+	return text_payload_from(pnid, wamid, "919800000001", text);
 }
 
 static uint64_t metric(_Atomic uint64_t *v)
@@ -206,7 +214,9 @@ static int setup_with(void **state, int fast_path)
 	                   .address = "Pune"};
 	assert_int_equal(store_tenant_add(f->c, &t, &f->tenant), 0);
 
-	assert_int_equal(ingest_start(&f->app, fast_path, NULL, &f->ig), 0);
+	if (fast_path)
+		f->app.backlog = backlog_new(1);
+	assert_int_equal(ingest_start(&f->app, NULL, &f->ig), 0);
 	fx_start_server(f);
 	*state = f;
 	return 0;
@@ -228,6 +238,7 @@ static int teardown(void **state)
 	char p[160];
 	http_server_stop(f->http);
 	ingest_stop(f->ig);
+	backlog_free(f->app.backlog);
 	store_disconnect(f->c);
 	store_close(f->app.store);
 	notify_release(&f->app.inbox_ready);
@@ -664,7 +675,7 @@ static void test_start_without_secret_err_inval(void **state)
 	struct app app = f->app;
 	struct ingest *ig = (struct ingest *)1;
 	app.cfg.app_secret = NULL;
-	assert_int_equal(ingest_start(&app, 0, NULL, &ig), ERR_INVAL);
+	assert_int_equal(ingest_start(&app, NULL, &ig), ERR_INVAL);
 	assert_null(ig);
 	ingest_stop(NULL);
 }
@@ -686,13 +697,27 @@ static int64_t sql_int(struct fx *f, const char *sql)
 	return v;
 }
 
-static void post_ok(struct fx *f, const char *wamid, const char *text)
+static int sqlite3_exec_simple(struct fx *f, const char *sql)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static void post_ok_from(struct fx *f, const char *wamid, const char *from, const char *text)
 {
 	struct reply r;
-	char *body = text_payload(PNID, wamid, text);
+	char *body = text_payload_from(PNID, wamid, from, text);
 	assert_int_equal(post(f, body, SECRET, &r), 200);
 	reply_release(&r);
 	free(body);
+}
+
+static void post_ok(struct fx *f, const char *wamid, const char *text)
+{
+	post_ok_from(f, wamid, "919800000001", text);
 }
 
 static void test_fast_path_processes_in_commit(void **state)
@@ -728,7 +753,10 @@ static void test_fast_path_processes_in_commit(void **state)
 static void test_fast_path_waits_behind_pending_entry(void **state)
 {
 	struct fx *f = *state;
-	/* an earlier entry waits in the inbox (as after a restart) */
+	/* an earlier entry waits in the inbox, as after a restart: who waits
+	 * is not known until the inbox is seen empty */
+	backlog_free(f->app.backlog);
+	f->app.backlog = backlog_new(0);
 	struct inbox_entry e = {.tenant_id = f->tenant,
 	                        .kind = INBOX_MESSAGE,
 	                        .ext_id = "wamid.EARLIER",
@@ -751,9 +779,21 @@ static void test_fast_path_waits_behind_pending_entry(void **state)
 	/* not overtaken: both wait for the workers, in order */
 	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.LATER'"),
 	                 INBOX_PENDING);
+	/* nor is another customer's: whose entry waits is not known */
+	post_ok_from(f, "wamid.OTHER", "919800000002", "hi");
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.OTHER'"),
+	                 INBOX_PENDING);
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 0);
-	assert_int_equal(depth(f), 2);
+	assert_int_equal(depth(f), 3);
+
+	/* once the inbox is empty (the workers' doing), all is known again */
+	assert_int_equal(sqlite3_exec_simple(f, "UPDATE inbox SET state = 1"), SQLITE_OK);
+	atomic_store(&f->app.metrics.inbox_depth, 0);
+	post_ok_from(f, "wamid.AFTER", "919800000001", "hi");
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.AFTER'"),
+	                 INBOX_DONE);
+	assert_true(backlog_is_known(f->app.backlog));
 }
 
 static void test_fast_path_group_over_limit_left_pending(void **state)
@@ -765,6 +805,18 @@ static void test_fast_path_group_over_limit_left_pending(void **state)
 	                 INBOX_PENDING);
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
 	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 1);
+	/* the customer's next message waits behind it, another's does not */
+	f->app.cfg.inline_max = 64;
+	post_ok(f, "wamid.NEXT", "hi");
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.NEXT'"),
+	                 INBOX_PENDING);
+	post_ok_from(f, "wamid.ELSE", "919800000002", "hi");
+	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.ELSE'"),
+	                 INBOX_DONE);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 1);
+	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 2);
+	assert_true(backlog_has(f->app.backlog, f->tenant, "919800000001"));
+	assert_false(backlog_has(f->app.backlog, f->tenant, "919800000002"));
 }
 
 static void test_fast_path_failure_keeps_message(void **state)
@@ -787,6 +839,7 @@ static void test_fast_path_failure_keeps_message(void **state)
 	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 1);
 	/* the workers are told: the entry is theirs now */
 	assert_int_equal(notify_wait(&f->app.inbox_ready, &seen, 0), 1);
+	assert_true(backlog_has(f->app.backlog, f->tenant, "919800000001"));
 	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER no_replies", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 }
