@@ -230,7 +230,7 @@ int cmd_serve(int argc, char **argv)
 		app.backlog = backlog_new(atomic_load(&app.metrics.inbox_depth) == 0);
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
-	if ((roles & ROLE_WORKER) && worker_pool_start(&app, &workers) != 0)
+	if ((roles & ROLE_WORKER) && worker_pool_start(&app, sender, &workers) != 0)
 		goto out;
 	if ((roles & ROLE_INGEST) && ingest_start(&app, sender, &ingest) != 0)
 		goto out;

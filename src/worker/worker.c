@@ -510,7 +510,16 @@ static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch
 	for (int i = 0; app->backlog && i < n; i++)
 		if (finished[i] && entries[i].kind == INBOX_MESSAGE)
 			backlog_remove(app->backlog, entries[i].tenant_id, entries[i].from);
-	worker_runner_committed(w->runner, 0);
+	/* the commit was lazy: replies born claimed go only once it is on
+	 * disk (a failed sync keeps them for the next batch's) */
+	int durable = 0;
+	if (w->runner->ngiven > 0) {
+		durable = store_sync(c) == 0;
+		if (!durable)
+			log_error("worker.sync_failed", "could not sync a batch's replies: %s",
+			          store_errmsg(c));
+	}
+	worker_runner_committed(w->runner, durable);
 	return n;
 }
 
@@ -536,7 +545,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int worker_pool_start(struct app *app, struct worker_pool **out)
+int worker_pool_start(struct app *app, struct sender *sender, struct worker_pool **out)
 {
 	struct worker_pool *wp = xcalloc(1, sizeof(*wp));
 	wp->app = app;
@@ -548,11 +557,12 @@ int worker_pool_start(struct app *app, struct worker_pool **out)
 		struct worker *w = &wp->workers[i];
 		w->pool = wp;
 		w->index = i;
-		w->runner = worker_runner_new(app, NULL);
+		w->runner = worker_runner_new(app, sender);
 		/* lazy commits: a batch lost with the machine is redone from
 		 * its inbox entries, which stay pending until a commit that
-		 * reached the disk; the sender's claim, an ordinary commit
-		 * after ours, makes a reply's batch durable before it goes */
+		 * reached the disk; a reply goes only once its batch is on
+		 * disk - by the sender's sync of its claim, or by ours before
+		 * a reply born claimed is handed over */
 		if (store_connect(app->store, &w->conn) != 0 ||
 		    store_set_lazy_commits(w->conn, 1) != 0) {
 			log_error("worker.start_failed", "worker %d could not connect to the store",

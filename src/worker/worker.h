@@ -28,7 +28,8 @@ struct worker_pool;
  * written born claimed on a slot the sender reserved (sender_reserve) and
  * handed over (sender_give) once a commit is durable - the caller says so
  * to worker_runner_committed; rows of a commit not yet durable wait for
- * the next durable one. Workers, whose commits are lazy, pass NULL.
+ * the next durable one (workers, whose commits are lazy, sync first when
+ * they hold such rows).
  *
  *   worker_runner_begin        a transaction starts
  *   worker_runner_entry ...    0: go on; < 0: the store failed, roll back;
@@ -48,7 +49,8 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 int worker_runner_committed(struct worker_runner *r, int durable);
 void worker_runner_rolled_back(struct worker_runner *r);
 
-int worker_pool_start(struct app *app, struct worker_pool **out);
+/* sender: where replies may go directly (NULL: none in this process). */
+int worker_pool_start(struct app *app, struct sender *sender, struct worker_pool **out);
 /* Joins the threads; the batch in progress commits or rolls back first. */
 void worker_pool_stop(struct worker_pool *wp);
 
