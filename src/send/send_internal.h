@@ -145,6 +145,7 @@ struct sender {
 	int held_back;        /* jobs wait: the journal is past its hold size */
 	int unanswered;       /* requests cut off by the end of the drain */
 	uint64_t rng;
+	struct arena resp_arena; /* an answer's parsed JSON, reset per answer */
 
 	/* recorder thread only (and sender_start before it runs) */
 	struct store_conn *conn;

@@ -37,7 +37,6 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +46,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/jsonr.h"
 #include "core/log.h"
 #include "send/send_internal.h"
 #include "send/wamsg.h"
@@ -144,39 +144,41 @@ static void decide_failure(struct sender *s, struct send_outcome *o, enum send_c
 static void finish(struct sender *s, struct send_slot *slot, CURLcode res, int64_t now)
 {
 	struct send_outcome *o = &slot->o;
-	json_t *root = NULL;
+	const struct jsonr_val *root = NULL;
 	if (res != CURLE_OK) {
 		set_outcome(o, OUTBOX_PENDING, 0, "no answer: %s",
 		            slot->curl_err[0] ? slot->curl_err : curl_easy_strerror(res));
 		decide_failure(s, o, SEND_RETRY, now);
-		goto out;
+		return;
 	}
 	long status = 0;
 	curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+	arena_reset(&s->resp_arena);
+	/* not JSON (or cut short): root stays NULL and every lookup says so */
 	if (!slot->resp_truncated && slot->resp.len > 0)
-		root = json_loadb(slot->resp.data, slot->resp.len, 0, NULL);
+		jsonr_parse(slot->resp.data, slot->resp.len, &s->resp_arena, &root);
 	if (status >= 200 && status <= 299) {
-		json_t *msgs = json_object_get(root, "messages");
-		const char *id = json_string_value(json_object_get(json_array_get(msgs, 0), "id"));
-		if (id && *id && strlen(id) <= SEND_MSGID_MAX) {
-			memcpy(o->msg_id, id, strlen(id) + 1);
+		size_t idlen = 0;
+		const char *id = jsonr_str(
+		        jsonr_get(jsonr_at(jsonr_get(root, "messages"), 0), "id"), &idlen);
+		if (id && idlen > 0 && idlen <= SEND_MSGID_MAX && strlen(id) == idlen) {
+			memcpy(o->msg_id, id, idlen + 1);
 			o->final = OUTBOX_ACCEPTED;
-			goto out;
+			return;
 		}
 		set_outcome(o, OUTBOX_PENDING, 0, "http %ld without messages[0].id", status);
 		decide_failure(s, o, SEND_RETRY, now);
-		goto out;
+		return;
 	}
-	json_t *err = json_object_get(root, "error");
-	json_t *code = json_object_get(err, "code");
-	const char *msg = json_string_value(json_object_get(err, "message"));
-	json_int_t jc = json_is_integer(code) ? json_integer_value(code) : 0;
+	const struct jsonr_val *err = jsonr_get(root, "error");
+	const char *msg = jsonr_str(jsonr_get(err, "message"), NULL);
+	int64_t jc = 0;
+	if (jsonr_int(jsonr_get(err, "code"), &jc) != 0)
+		jc = 0;
 	int ecode = jc > 0 && jc <= INT_MAX ? (int)jc : 0;
 	set_outcome(o, OUTBOX_PENDING, ecode, "http %ld: %s", status,
 	            msg ? msg : "no error message");
 	decide_failure(s, o, send_classify(status, ecode), now);
-out:
-	json_decref(root);
 }
 
 static int slot_prepare(struct sender *s, struct send_slot *slot)
@@ -492,4 +494,5 @@ void send__net_release(struct sender *s)
 	free(s->jobs_spare);
 	s->slots = NULL;
 	s->jobs_spare = NULL;
+	arena_release(&s->resp_arena);
 }

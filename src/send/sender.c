@@ -751,6 +751,7 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	s->journal_max = s->hooks.journal_max > 0 ? s->hooks.journal_max : SEND_JOURNAL_MAX;
 	pthread_mutex_init(&s->mu, NULL);
 	arena_init(&s->arena, 64 * 1024);
+	arena_init(&s->resp_arena, 4096);
 	size_t blen = strlen(cfg->bsp_url);
 	while (blen > 0 && cfg->bsp_url[blen - 1] == '/')
 		blen--;
