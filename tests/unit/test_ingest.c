@@ -697,6 +697,19 @@ static int64_t sql_int(struct fx *f, const char *sql)
 	return v;
 }
 
+/* A store that refuses every reply: processing a message fails. */
+#define REFUSE_REPLIES                                                                             \
+	"CREATE TRIGGER no_replies BEFORE INSERT ON outbox"                                        \
+	" BEGIN SELECT RAISE(ABORT, 'replies refused'); END"
+
+/* The state of the inbox entry of wamid (-1: none). */
+static int64_t entry_state(struct fx *f, const char *wamid)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT state FROM inbox WHERE ext_id = '%s'", wamid);
+	return sql_int(f, sql);
+}
+
 static int sqlite3_exec_simple(struct fx *f, const char *sql)
 {
 	sqlite3 *db;
@@ -726,8 +739,7 @@ static void test_fast_path_processes_in_commit(void **state)
 	uint64_t seen = 0;
 	post_ok(f, "wamid.FAST1", "hi");
 	/* the entry is done and its reply queued by the same commit */
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.FAST1'"),
-	                 INBOX_DONE);
+	assert_int_equal(entry_state(f, "wamid.FAST1"), INBOX_DONE);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE reply_to = 'wamid.FAST1'"),
 	                 1);
 	assert_int_equal(metric(&f->app.metrics.commits), 1);
@@ -777,12 +789,10 @@ static void test_fast_path_waits_behind_pending_entry(void **state)
 
 	post_ok(f, "wamid.LATER", "hi");
 	/* not overtaken: both wait for the workers, in order */
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.LATER'"),
-	                 INBOX_PENDING);
+	assert_int_equal(entry_state(f, "wamid.LATER"), INBOX_PENDING);
 	/* nor is another customer's: whose entry waits is not known */
 	post_ok_from(f, "wamid.OTHER", "919800000002", "hi");
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.OTHER'"),
-	                 INBOX_PENDING);
+	assert_int_equal(entry_state(f, "wamid.OTHER"), INBOX_PENDING);
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 0);
 	assert_int_equal(depth(f), 3);
@@ -791,8 +801,7 @@ static void test_fast_path_waits_behind_pending_entry(void **state)
 	assert_int_equal(sqlite3_exec_simple(f, "UPDATE inbox SET state = 1"), SQLITE_OK);
 	atomic_store(&f->app.metrics.inbox_depth, 0);
 	post_ok_from(f, "wamid.AFTER", "919800000001", "hi");
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.AFTER'"),
-	                 INBOX_DONE);
+	assert_int_equal(entry_state(f, "wamid.AFTER"), INBOX_DONE);
 	assert_true(backlog_is_known(f->app.backlog));
 }
 
@@ -801,18 +810,15 @@ static void test_fast_path_group_over_limit_left_pending(void **state)
 	struct fx *f = *state;
 	f->app.cfg.inline_max = 0; /* read by the committer at each commit */
 	post_ok(f, "wamid.BIG", "hi");
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.BIG'"),
-	                 INBOX_PENDING);
+	assert_int_equal(entry_state(f, "wamid.BIG"), INBOX_PENDING);
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
 	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 1);
 	/* the customer's next message waits behind it, another's does not */
 	f->app.cfg.inline_max = 64;
 	post_ok(f, "wamid.NEXT", "hi");
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.NEXT'"),
-	                 INBOX_PENDING);
+	assert_int_equal(entry_state(f, "wamid.NEXT"), INBOX_PENDING);
 	post_ok_from(f, "wamid.ELSE", "919800000002", "hi");
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.ELSE'"),
-	                 INBOX_DONE);
+	assert_int_equal(entry_state(f, "wamid.ELSE"), INBOX_DONE);
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 1);
 	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 2);
 	assert_true(backlog_has(f->app.backlog, f->tenant, "919800000001"));
@@ -822,17 +828,10 @@ static void test_fast_path_group_over_limit_left_pending(void **state)
 static void test_fast_path_failure_keeps_message(void **state)
 {
 	struct fx *f = *state;
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "CREATE TRIGGER no_replies BEFORE INSERT ON outbox"
-	                              " BEGIN SELECT RAISE(ABORT, 'replies refused'); END",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(sqlite3_exec_simple(f, REFUSE_REPLIES), SQLITE_OK);
 	uint64_t seen = 0;
 	post_ok(f, "wamid.FAILS", "hi"); /* still 200: the message is kept */
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.FAILS'"),
-	                 INBOX_PENDING);
+	assert_int_equal(entry_state(f, "wamid.FAILS"), INBOX_PENDING);
 	assert_int_equal(sql_int(f, "SELECT attempts FROM inbox WHERE ext_id = 'wamid.FAILS'"), 1);
 	assert_int_equal(metric(&f->app.metrics.messages_failed), 1);
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
@@ -840,26 +839,17 @@ static void test_fast_path_failure_keeps_message(void **state)
 	/* the workers are told: the entry is theirs now */
 	assert_int_equal(notify_wait(&f->app.inbox_ready, &seen, 0), 1);
 	assert_true(backlog_has(f->app.backlog, f->tenant, "919800000001"));
-	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER no_replies", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(sqlite3_exec_simple(f, "DROP TRIGGER no_replies"), SQLITE_OK);
 }
 
 static void test_fast_path_last_attempt_set_aside(void **state)
 {
 	struct fx *f = *state;
 	f->app.cfg.process_attempts = 1;
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "CREATE TRIGGER no_replies BEFORE INSERT ON outbox"
-	                              " BEGIN SELECT RAISE(ABORT, 'replies refused'); END",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(sqlite3_exec_simple(f, REFUSE_REPLIES), SQLITE_OK);
 	post_ok(f, "wamid.LAST", "hi");
 	/* set aside although its apology could not be queued either */
-	assert_int_equal(sql_int(f, "SELECT state FROM inbox WHERE ext_id = 'wamid.LAST'"),
-	                 INBOX_FAILED);
+	assert_int_equal(entry_state(f, "wamid.LAST"), INBOX_FAILED);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 0);
 	assert_int_equal(metric(&f->app.metrics.messages_failed), 1);
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 1);
