@@ -29,9 +29,11 @@
  *   - Metrics move only after the commit that makes a change real.
  *
  * The per-entry work is a runner (struct worker_runner, worker.h): each
- * worker thread has one, and so does the ingest committer, which runs the
- * messages of a webhook inside that webhook's own commit while the inbox
- * is empty (ingest.c, "the fast path").
+ * worker thread has one, and so does the ingest committer, which runs a
+ * webhook's messages inside that webhook's own commit unless their
+ * customer has a message waiting here (ingest.c, "the fast path";
+ * backlog.c). A worker takes such a customer out of the backlog once the
+ * commit that finishes the entry has landed.
  *
  * Threading: each thread owns its store connection, runner and arenas;
  * shared state is only app (metrics atomics, notifies, flags).
