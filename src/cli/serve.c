@@ -27,6 +27,7 @@
 #include "app.h"
 #include "cli/cli.h"
 #include "cli/cli_internal.h"
+#include "core/arena.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -167,6 +168,42 @@ static int load_gauges(struct app *app, struct store_conn *c)
 	return 0;
 }
 
+/* Most waiting entries read at start-up to know whose messages wait. */
+#define SERVE_BACKLOG_LOAD 100000
+
+/*
+ * The customers whose messages wait in the inbox at start-up (a crash, or
+ * a stop under load, left them): known, the fast path serves everyone
+ * else at once rather than after the workers have emptied the inbox.
+ * More than SERVE_BACKLOG_LOAD entries, or a failed read: unknown until
+ * the inbox is seen empty (backlog.h). Before any role runs.
+ */
+static struct backlog *load_backlog(struct app *app, struct store_conn *c)
+{
+	if (atomic_load(&app->metrics.inbox_depth) == 0)
+		return backlog_new(1);
+	struct arena a;
+	struct inbox_waiting *w;
+	int n;
+	arena_init(&a, 64 * 1024);
+	int rc = store_inbox_waiting(c, SERVE_BACKLOG_LOAD, &a, &w, &n);
+	struct backlog *b = backlog_new(rc == 0);
+	for (int i = 0; rc == 0 && i < n; i++)
+		backlog_add(b, w[i].tenant_id, w[i].from);
+	if (rc == 0)
+		log_info("serve.backlog_loaded",
+		         "%d messages wait in the inbox; their customers' next ones wait behind "
+		         "them, everyone else's take the fast path",
+		         n);
+	if (rc != 0)
+		log_info("serve.backlog_unknown",
+		         "messages wait in the inbox and whose is not known (%s): none takes the "
+		         "fast path until the workers have processed them",
+		         store_errmsg(c));
+	arena_release(&a);
+	return b;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct app app;
@@ -224,10 +261,9 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	if (load_gauges(&app, c) != 0)
 		goto out;
-	/* the fast path needs both ends in this process; it starts exact
-	 * only over an empty inbox (backlog.h) */
+	/* the fast path needs both ends in this process */
 	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)
-		app.backlog = backlog_new(atomic_load(&app.metrics.inbox_depth) == 0);
+		app.backlog = load_backlog(&app, c);
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
 	if ((roles & ROLE_WORKER) && worker_pool_start(&app, sender, &workers) != 0)

@@ -75,6 +75,7 @@ enum sq_stmt {
 	SQ_INBOX_FAILED,
 	SQ_INBOX_STATE,
 	SQ_INBOX_DEPTH,
+	SQ_INBOX_WAITING,
 	SQ_OUTBOX_INSERT,
 	SQ_OUTBOX_CLAIM,
 	SQ_OUTBOX_RECOVER,
@@ -245,6 +246,8 @@ int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int li
 int store__sq_inbox_done(struct store_conn *c, int64_t id);
 int store__sq_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why);
 int store__sq_inbox_depth(struct store_conn *c, int64_t *n);
+int store__sq_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
+                            struct inbox_waiting **out, int *n);
 int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id);
 int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
                            struct outbox_row **out, int *n);

@@ -283,6 +283,38 @@ int store__sq_inbox_depth(struct store_conn *c, int64_t *n)
 	return rc < 0 ? rc : 0;
 }
 
+static void read_waiting(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct inbox_waiting *w = row;
+	w->tenant_id = sqlite3_column_int64(st, 0);
+	w->from = store__sq_col(st, 1, a);
+}
+
+int store__sq_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
+                            struct inbox_waiting **out, int *n)
+{
+	static const char sql[] =
+	        "SELECT tenant_id, from_id FROM inbox WHERE state = 0 AND kind = 1 LIMIT ?1";
+	const char *what = "read waiting customers";
+	sqlite3_stmt *st;
+	void *rows = NULL;
+	*out = NULL;
+	*n = 0;
+	/* one more than asked tells "too many" */
+	int rc = store__sq_prep(c, SQ_INBOX_WAITING, sql, what, &st, "i", (int64_t)limit + 1);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_waiting, &rows, n);
+	if (rc < 0)
+		return rc;
+	if (*n > limit) {
+		*n = 0;
+		return store__errf(c, ERR_TOOBIG, "could not read waiting customers: more than %d",
+		                   limit);
+	}
+	*out = rows;
+	return 0;
+}
+
 /* ---- outbox ---------------------------------------------------------------------- */
 
 #define OUTBOX_COLS                                                                                \

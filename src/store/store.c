@@ -536,6 +536,14 @@ int store_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const
 	return c->ops->inbox_failed(c, id, max_attempts, why ? why : "");
 }
 
+int store_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
+                        struct inbox_waiting **out, int *n)
+{
+	if (limit < 0 || !a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not read waiting customers: no output");
+	return c->ops->inbox_waiting(c, limit, a, out, n);
+}
+
 int store_inbox_depth(struct store_conn *c, int64_t *n)
 {
 	if (!n)

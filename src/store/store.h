@@ -401,6 +401,18 @@ int store_inbox_done(struct store_conn *c, int64_t id);
 /* Records a processing failure; after max_attempts the entry is FAILED. */
 int store_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why);
 int store_inbox_depth(struct store_conn *c, int64_t *n);
+/* Whose message waits: a shop and a customer's wa_id. */
+struct inbox_waiting {
+	int64_t tenant_id;
+	const char *from;
+};
+/*
+ * store_inbox_waiting reads whose message entries are pending, one item per
+ * entry, in no particular order, into *out (from a; *n items). ERR_TOOBIG,
+ * with nothing read, when more than limit entries wait.
+ */
+int store_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
+                        struct inbox_waiting **out, int *n);
 
 /* ---- outbox -------------------------------------------------------------- */
 

@@ -101,6 +101,8 @@ struct store_ops {
 	int (*inbox_done)(struct store_conn *c, int64_t id);
 	int (*inbox_failed)(struct store_conn *c, int64_t id, int max_attempts, const char *why);
 	int (*inbox_depth)(struct store_conn *c, int64_t *n);
+	int (*inbox_waiting)(struct store_conn *c, int limit, struct arena *a,
+	                     struct inbox_waiting **out, int *n);
 
 	int (*outbox_add)(struct store_conn *c, const struct outbox_new *o, int64_t *id);
 	int (*outbox_claim)(struct store_conn *c, int64_t now, int limit, struct arena *a,

@@ -914,6 +914,7 @@ static const struct store_ops sq_ops = {
         .inbox_done = store__sq_inbox_done,
         .inbox_failed = store__sq_inbox_failed,
         .inbox_depth = store__sq_inbox_depth,
+        .inbox_waiting = store__sq_inbox_waiting,
         .outbox_add = store__sq_outbox_add,
         .outbox_claim = store__sq_outbox_claim,
         .outbox_recover = store__sq_outbox_recover,

@@ -10,8 +10,9 @@
  * removes it after the commit that finishes it.
  *
  * Known or unknown: the set is exact only if every pending entry went
- * through backlog_add. A store that had pending entries when serve
- * started, or a set grown past BACKLOG_MAX customers, makes it unknown:
+ * through backlog_add (serve adds those it finds at start-up). Pending
+ * entries serve could not read at start-up, or a set grown past
+ * BACKLOG_MAX customers, make it unknown:
  * backlog_has then says yes for everyone (nothing overtakes anything)
  * until the committer sees the inbox empty and calls backlog_known, which
  * empties the set and makes it exact again.

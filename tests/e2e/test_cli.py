@@ -190,6 +190,30 @@ def test_worker_path_without_fast_path():
         assert m["munim_messages_processed_total"] == 1, m
 
 
+def test_restart_with_waiting_messages():
+    """Messages stored by an ingest-only serve wait in the inbox; a serve with
+    every role reads whose they are at start-up, answers them, and a customer
+    with nothing waiting is answered too."""
+    s = Stack(serve_args=["--roles", "ingest"])
+    try:
+        s.start()
+        waiting = []
+        for text in ("stock rice", "stock sugar"):
+            wamid, payload = text_payload(text, frm="919800000077")
+            assert s.post(payload)[0] == 200
+            waiting.append(wamid)
+        assert s.serve.stop() == 0
+        s.serve_args = []
+        s.start_serve()
+        log = open(os.path.join(s.dir, "serve.log")).read()
+        assert '"event":"serve.backlog_loaded","msg":"2 messages wait' in log, log[-2000:]
+        assert len(s.say("stock rice", frm="919800000078")) == 1
+        for w in waiting:
+            assert len(s.replies(w)) == 1
+    finally:
+        s.stop()
+
+
 def test_restart_resumes_pending_work():
     """Messages acknowledged while the sender cannot reach the provider are
     sent after a restart (SIGTERM), none lost, none twice."""

@@ -637,6 +637,39 @@ static void test_inbox_put_dedup(void **state)
 	assert_int_equal(store_inbox_put(f->c, e, STORE_MAX_BATCH + 1, r), ERR_INVAL);
 }
 
+/* Whose messages wait: pending message entries only, each once; too many
+ * is ERR_TOOBIG with nothing read. */
+static void test_inbox_waiting(void **state)
+{
+	struct fx *f = *state;
+	struct inbox_entry e[4] = {
+	        msg(f->tenant, "wamid.W1", "", "hi"),
+	        msg(f->tenant, "wamid.W2", "", "hi"),
+	        msg(f->tenant, "wamid.W3", "", "hi"),
+	        msg(f->tenant, "wamid.OUT9", "delivered", ""),
+	};
+	e[1].from = "919822222222";
+	enum inbox_put_result r[4];
+	struct inbox_waiting *w;
+	int n = -1;
+	assert_int_equal(store_inbox_waiting(f->c, 10, &f->a, &w, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_inbox_put(f->c, e, 4, r), 0);
+	assert_int_equal(store_inbox_done(f->c, e[2].id), 0);
+	assert_int_equal(store_inbox_waiting(f->c, 10, &f->a, &w, &n), 0);
+	assert_int_equal(n, 2); /* W1 and W2; W3 is done, the status is no message */
+	int saw[2] = {0, 0};
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(w[i].tenant_id, f->tenant);
+		saw[strcmp(w[i].from, "919811111111") == 0 ? 0 : 1]++;
+	}
+	assert_int_equal(saw[0], 1);
+	assert_int_equal(saw[1], 1);
+	assert_int_equal(store_inbox_waiting(f->c, 1, &f->a, &w, &n), ERR_TOOBIG);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_inbox_waiting(f->c, -1, &f->a, &w, &n), ERR_INVAL);
+}
+
 static void test_inbox_pending_slices(void **state)
 {
 	struct fx *f = *state;
@@ -1335,6 +1368,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_invoice_numbering_gapless, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_put_dedup, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_inbox_waiting, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_pending_slices, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_done_and_failed, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_claim_order, setup, teardown),
