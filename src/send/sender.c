@@ -28,13 +28,16 @@
  *   (curl_multi_wakeup). A transaction that queues a reply may also skip
  *   the claim (the direct hand-over, below): it reserves a slot, writes the
  *   row born claimed, and once its commit is durable gives the row to the
- *   recorder (sender_give), which passes it on like a claimed one. The network thread starts their
- * POSTs, and per pass of curl completions journals every acceptance, calls journal_sync once, then
- * hands all the pass's outcomes back and rings app->outbox_ready (send_net.c). The recorder writes
- * a batch of outcomes in ONE transaction (store_outbox_accepted/retry/fail); only after the commit
- * do the metrics move and the rows stop counting as outstanding. With nothing to do the recorder
- * sleeps on app->outbox_ready, waking at the earliest next_attempt_at of a pending row and at least
- * every SEND_SWEEP_MS (rows added by another process).
+ *   recorder (sender_give), which passes it on like a claimed one. The
+ *   network thread starts their POSTs, and per pass of curl completions
+ *   journals every acceptance, calls journal_sync once, then hands all the
+ *   pass's outcomes back and rings app->outbox_ready (send_net.c). The
+ *   recorder writes a batch of outcomes in ONE transaction
+ *   (store_outbox_accepted/retry/fail); only after the commit do the
+ *   metrics move and the rows stop counting as outstanding. With nothing
+ *   to do the recorder sleeps on app->outbox_ready, waking at the earliest
+ *   next_attempt_at of a pending row and at least every SEND_SWEEP_MS (rows
+ *   added by another process).
  *
  *   What the journal cannot know is a send the provider received but had
  *   not answered when munim died (queued or being answered there). Every
