@@ -115,8 +115,8 @@ struct sender {
 	_Atomic int stop;          /* [sender_stop] */
 	_Atomic int claims_closed; /* [recorder] no more jobs will be handed over */
 	_Atomic int net_exited;    /* [network] no more outcomes will come */
-	/* [network, sender_give] rings of app->outbox_ready that bring no
-	 * PENDING rows (outcomes, direct hand-overs) */
+	/* [network] rings of app->outbox_ready that bring no PENDING rows
+	 * (outcomes) */
 	_Atomic uint64_t quiet_rings;
 	/* [recorder, sender_reserve/unreserve] rows claimed or reserved and
 	 * not yet recorded: never more than nslots */
@@ -126,12 +126,10 @@ struct sender {
 
 	/* the queues, under mu; each holds at most nslots entries */
 	pthread_mutex_t mu;
-	struct send_job *jobs; /* [recorder appends, network takes all] */
+	struct send_job *jobs; /* [recorder and sender_give append, network takes all] */
 	int njobs;
 	struct send_outcome *outs; /* [network appends, recorder takes all] */
 	int nouts;
-	struct send_job *direct; /* [sender_give appends, recorder takes all] */
-	int ndirect;
 
 	/* network thread only (and sender_stop after the join) */
 	struct journal *journal;     /* NULL: no journal configured */

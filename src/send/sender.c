@@ -27,8 +27,8 @@
  *   (store_outbox_claim), hands them over and wakes the network thread
  *   (curl_multi_wakeup). A transaction that queues a reply may also skip
  *   the claim (the direct hand-over, below): it reserves a slot, writes the
- *   row born claimed, and once its commit is durable gives the row to the
- *   recorder (sender_give), which passes it on like a claimed one. The
+ *   row born claimed, and once its commit is durable gives the row straight
+ *   to the network thread (sender_give), like a claimed one. The
  *   network thread starts their POSTs, and per pass of curl completions
  *   journals every acceptance, calls journal_sync once, then hands all the
  *   pass's outcomes back and rings app->outbox_ready (send_net.c). The
@@ -394,10 +394,12 @@ void sender_give(struct sender *s, const struct outbox_row *rows, int n)
 {
 	if (!s || n <= 0)
 		return;
+	/* durable already: straight to the network thread, as a claim's rows
+	 * go after their sync */
 	pthread_mutex_lock(&s->mu);
 	for (int i = 0; i < n; i++) {
-		/* each holds a reserved slot, so direct never overflows */
-		struct send_job *job = &s->direct[s->ndirect++];
+		/* each holds a reserved slot, so jobs never overflows */
+		struct send_job *job = &s->jobs[s->njobs++];
 		job->id = rows[i].id;
 		job->tenant_id = rows[i].tenant_id;
 		job->prio = rows[i].priority;
@@ -409,21 +411,7 @@ void sender_give(struct sender *s, const struct outbox_row *rows, int n)
 	}
 	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add_explicit(&s->app->metrics.sends_direct, (uint64_t)n, memory_order_relaxed);
-	atomic_fetch_add(&s->quiet_rings, 1); /* no claim needed for these */
-	notify_signal(&s->app->outbox_ready);
-}
-
-/* take_direct passes the rows given since the last pass on to the network
- * thread, after any claimed rows still waiting for a sync. */
-static void take_direct(struct sender *s)
-{
-	pthread_mutex_lock(&s->mu);
-	int n = s->ndirect;
-	memcpy(s->claimed + s->nunsynced, s->direct, (size_t)n * sizeof(*s->direct));
-	s->ndirect = 0;
-	pthread_mutex_unlock(&s->mu);
-	if (n > 0)
-		hand_over_claimed(s, s->nunsynced + n);
+	curl_multi_wakeup(s->multi);
 }
 
 /*
@@ -469,8 +457,6 @@ static void *recorder_main(void *arg)
 			break;
 		if ((s->due_at && now >= s->due_at) || now >= next_sweep)
 			want = 1;
-		if (!closing)
-			take_direct(s);
 		int room = s->nslots - atomic_load(&s->outstanding);
 		int claimed = 0;
 		if (!closing && ((want && room > 0) || s->nunsynced > 0)) {
@@ -652,10 +638,7 @@ static void sender_free(struct sender *s)
 	send__net_release(s);
 	for (int i = 0; s->jobs && i < s->njobs; i++) /* handed over, never started */
 		send__job_release(&s->jobs[i]);
-	for (int i = 0; s->direct && i < s->ndirect; i++) /* given at stop: recovered */
-		send__job_release(&s->direct[i]);
 	free(s->jobs);
-	free(s->direct);
 	free(s->outs);
 	free(s->held);
 	free(s->claimed);
@@ -770,7 +753,6 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	s->jobs = xcalloc(n, sizeof(*s->jobs));
 	s->jobs_spare = xcalloc(n, sizeof(*s->jobs_spare));
 	s->claimed = xcalloc(n, sizeof(*s->claimed));
-	s->direct = xcalloc(n, sizeof(*s->direct));
 	s->outs = xcalloc(n, sizeof(*s->outs));
 	s->held = xcalloc(n, sizeof(*s->held));
 
