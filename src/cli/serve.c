@@ -295,9 +295,9 @@ int cmd_serve(int argc, char **argv)
 	exit_code = 0;
 out:
 	atomic_store(&app.stopping, 1);
-	/* the server stops accepting and gives suspended webhooks a grace period
-	 * to get their commit's answer (503 past it); then the committer finishes
-	 * its commit and answers anything still queued with 503 */
+	/* the server answers new requests 503 and gives suspended webhooks a
+	 * grace period to get their commit's answer (503 past it); then the
+	 * committer finishes its commit and answers anything still queued 503 */
 	http_server_stop(http);
 	ingest_stop(ingest);
 	worker_pool_stop(workers);

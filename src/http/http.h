@@ -69,7 +69,8 @@ int http_server_start(const char *listen, int threads, size_t max_body,
                       const struct http_route *routes, int nroutes, struct http_server **out);
 /* The port actually bound. */
 int http_server_port(const struct http_server *s);
-/* Stops accepting, finishes nothing further, frees. NULL is a no-op. */
+/* Answers new requests 503, gives suspended ones a grace period (then
+ * 503), stops, frees (server.c has the order). NULL is a no-op. */
 void http_server_stop(struct http_server *s);
 
 #endif

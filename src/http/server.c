@@ -46,11 +46,15 @@
  *   last reference. The server struct itself likewise stays until the last
  *   owed reference is gone.
  *
- * Shutdown (http_server_stop): stop listening; answer new requests 503;
- * give suspended requests a grace period to be answered; answer the rest
- * 503 ourselves; give the answers in flight a moment to be sent; wait until
- * MHD has picked every resumed connection up (MHD 0.9.75 panics when
- * stopped with suspended connections); stop MHD.
+ * Shutdown (http_server_stop): answer new requests 503; give suspended
+ * requests a grace period to be answered; answer the rest 503 ourselves;
+ * give the answers in flight a moment to be sent; wait until MHD has
+ * picked every resumed connection up (MHD 0.9.75 panics when stopped with
+ * suspended connections); stop MHD, which closes the listening socket.
+ * The socket is not closed earlier with MHD_quiesce_daemon: in 0.9.75 it
+ * races the epoll worker threads, which drop the socket from their epoll
+ * sets themselves once they see the daemon quiesced, and a lost race
+ * aborts the process ("Failed to remove listen FD from epoll set").
  */
 #include "http/http_internal.h"
 
@@ -90,7 +94,6 @@
 
 struct http_server {
 	struct MHD_Daemon *d;
-	MHD_socket listen_fd; /* after MHD_quiesce_daemon; closed after stop */
 	size_t max_body;
 	const struct http_route *routes;
 	int nroutes;
@@ -655,7 +658,6 @@ int http_server_start(const char *listen, int threads, size_t max_body,
 	s->max_body = max_body;
 	s->routes = routes;
 	s->nroutes = nroutes;
-	s->listen_fd = MHD_INVALID_SOCKET;
 	s->stop_grace_ms = HTTP_STOP_GRACE_MS;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_condattr_t ca;
@@ -749,7 +751,6 @@ void http_server_stop(struct http_server *s)
 	if (!s)
 		return;
 	atomic_store(&s->stopping, 1);
-	s->listen_fd = MHD_quiesce_daemon(s->d);
 
 	pthread_mutex_lock(&s->mu);
 	dl = deadline_in(s->stop_grace_ms);
@@ -787,8 +788,6 @@ void http_server_stop(struct http_server *s)
 	}
 	MHD_stop_daemon(s->d);
 	s->d = NULL;
-	if (s->listen_fd != MHD_INVALID_SOCKET)
-		close(s->listen_fd);
 
 	pthread_mutex_lock(&s->mu);
 	s->dead = 1;
