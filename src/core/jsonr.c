@@ -362,6 +362,21 @@ static void *grow(void *old, int *on_heap, size_t n, size_t *cap, size_t size)
 	return p;
 }
 
+/* The elements a container pushed on a scratch stack since base, moved
+ * into the arena (NULL when none; *n of them); the stack drops back to
+ * base. */
+static void *take_elements(struct parser *ps, const void *stack, size_t *top, size_t base,
+                           size_t size, size_t *n)
+{
+	*n = *top - base;
+	if (*n == 0)
+		return NULL;
+	void *out = arena_alloc(ps->a, *n * size);
+	memcpy(out, (const char *)stack + base * size, *n * size);
+	*top = base;
+	return out;
+}
+
 static int parse_value(struct parser *ps, int depth, struct jsonr_val *v);
 
 /* Enters an array or object (ps->p at its opening bracket): 1 when it is
@@ -417,14 +432,8 @@ static int parse_array(struct parser *ps, int depth, struct jsonr_val *v)
 	}
 	if (rc < 0)
 		return rc;
-	n = ps->nitems - base;
-	if (n == 0)
-		return 0;
-	struct jsonr_val *items = arena_alloc(ps->a, n * sizeof(*items));
-	memcpy(items, ps->items + base, n * sizeof(*items));
-	ps->nitems = base;
+	v->u.items = take_elements(ps, ps->items, &ps->nitems, base, sizeof(*ps->items), &n);
 	v->len = (uint32_t)n;
-	v->u.items = items;
 	return 0;
 }
 
@@ -458,14 +467,9 @@ static int parse_object(struct parser *ps, int depth, struct jsonr_val *v)
 	}
 	if (rc < 0)
 		return rc;
-	n = ps->nmembers - base;
-	if (n == 0)
-		return 0;
-	struct jsonr_member *members = arena_alloc(ps->a, n * sizeof(*members));
-	memcpy(members, ps->members + base, n * sizeof(*members));
-	ps->nmembers = base;
+	v->u.members =
+	        take_elements(ps, ps->members, &ps->nmembers, base, sizeof(*ps->members), &n);
 	v->len = (uint32_t)n;
-	v->u.members = members;
 	return 0;
 }
 
