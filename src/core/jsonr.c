@@ -362,6 +362,18 @@ static void *grow(void *old, int *on_heap, size_t n, size_t *cap, size_t size)
 	return p;
 }
 
+/* Pushes elem (size bytes) on a scratch stack, growing it when full;
+ * returns the stack, which may have moved. */
+static void *push(void *stack, int *on_heap, size_t *top, size_t *cap, size_t size,
+                  const void *elem)
+{
+	if (*top == *cap)
+		stack = grow(stack, on_heap, *top, cap, size);
+	memcpy((char *)stack + *top * size, elem, size);
+	(*top)++;
+	return stack;
+}
+
 /* The elements a container pushed on a scratch stack since base, moved
  * into the arena (NULL when none; *n of them); the stack drops back to
  * base. */
@@ -424,10 +436,8 @@ static int parse_array(struct parser *ps, int depth, struct jsonr_val *v)
 		rc = parse_value(ps, depth, &item);
 		if (rc)
 			return rc;
-		if (ps->nitems == ps->capitems)
-			ps->items = grow(ps->items, &ps->items_heap, ps->nitems, &ps->capitems,
-			                 sizeof(*ps->items));
-		ps->items[ps->nitems++] = item;
+		ps->items = push(ps->items, &ps->items_heap, &ps->nitems, &ps->capitems,
+		                 sizeof(item), &item);
 		rc = after_element(ps, ']');
 	}
 	if (rc < 0)
@@ -459,10 +469,8 @@ static int parse_object(struct parser *ps, int depth, struct jsonr_val *v)
 		rc = parse_value(ps, depth, &m.val);
 		if (rc)
 			return rc;
-		if (ps->nmembers == ps->capmembers)
-			ps->members = grow(ps->members, &ps->members_heap, ps->nmembers,
-			                   &ps->capmembers, sizeof(*ps->members));
-		ps->members[ps->nmembers++] = m;
+		ps->members = push(ps->members, &ps->members_heap, &ps->nmembers, &ps->capmembers,
+		                   sizeof(m), &m);
 		rc = after_element(ps, '}');
 	}
 	if (rc < 0)
