@@ -511,22 +511,44 @@ static int teardown_sender(void **state)
 	return 0;
 }
 
-static int64_t add_row(struct fixture *f, const char *to, const char *phone)
+/*
+ * Queues a P2 reply to `to` from phone (strings in a), PENDING or born
+ * claimed, and moves the gauge as a committing worker would. With given,
+ * also what sender_give needs of it.
+ */
+static int64_t insert_row(struct fixture *f, const char *to, const char *phone, int claimed,
+                          struct arena *a, struct outbox_row *given)
 {
-	struct arena a;
-	arena_init(&a, 1024);
 	struct outbox_new o = {
 	        .tenant_id = 1,
 	        .priority = PRIO_P2,
 	        .phone_number_id = phone,
 	        .to = to,
 	        .reply_to = "wamid.IN",
-	        .body = wamsg_text(&a, to, "wamid.IN", "hello"),
+	        .body = wamsg_text(a, to, "wamid.IN", "hello"),
 	        .inbound_received_at = clock_wall_ms() - 5,
+	        .claimed = claimed,
 	};
 	int64_t id = 0;
 	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
-	metrics_outbox_move(&f->app.metrics, PRIO_P2, -1, OUTBOX_PENDING);
+	metrics_outbox_move(&f->app.metrics, PRIO_P2, -1,
+	                    claimed ? OUTBOX_SENDING : OUTBOX_PENDING);
+	if (given)
+		*given = (struct outbox_row){.id = id,
+		                             .tenant_id = o.tenant_id,
+		                             .priority = o.priority,
+		                             .to = o.to,
+		                             .phone_number_id = o.phone_number_id,
+		                             .body = o.body,
+		                             .inbound_received_at = o.inbound_received_at};
+	return id;
+}
+
+static int64_t add_row(struct fixture *f, const char *to, const char *phone)
+{
+	struct arena a;
+	arena_init(&a, 1024);
+	int64_t id = insert_row(f, to, phone, 0, &a, NULL);
 	arena_release(&a);
 	return id;
 }
@@ -878,28 +900,8 @@ static void test_sender_direct_hand_over(void **state)
 	assert_true(reserve_soon(s, PRIO_P2));
 	struct arena a;
 	arena_init(&a, 4096);
-	struct outbox_new o = {
-	        .tenant_id = 1,
-	        .priority = PRIO_P2,
-	        .phone_number_id = T_PHONE,
-	        .to = "910000000001",
-	        .reply_to = "wamid.IN",
-	        .body = wamsg_text(&a, "910000000001", "wamid.IN", "hello"),
-	        .inbound_received_at = clock_wall_ms() - 5,
-	        .claimed = 1,
-	};
-	int64_t id = 0;
-	assert_int_equal(store_begin(f->c), 0);
-	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
-	assert_int_equal(store_commit(f->c), 0);
-	metrics_outbox_move(m, PRIO_P2, -1, OUTBOX_SENDING);
-	struct outbox_row given = {.id = id,
-	                           .tenant_id = 1,
-	                           .priority = PRIO_P2,
-	                           .to = o.to,
-	                           .phone_number_id = o.phone_number_id,
-	                           .body = o.body,
-	                           .inbound_received_at = o.inbound_received_at};
+	struct outbox_row given;
+	int64_t id = insert_row(f, "910000000001", T_PHONE, 1, &a, &given);
 	sender_give(s, &given, 1);
 	wait_settled(f, 1);
 	struct outbox_row row;
