@@ -112,12 +112,10 @@ struct sender {
 	int net_started, rec_started;
 
 	/* flags and counters across threads (atomics; the writer in brackets) */
-	_Atomic int stop;          /* [sender_stop] */
-	_Atomic int claims_closed; /* [recorder] no more jobs will be handed over */
-	_Atomic int net_exited;    /* [network] no more outcomes will come */
-	/* [network] rings of app->outbox_ready that bring no PENDING rows
-	 * (outcomes) */
-	_Atomic uint64_t quiet_rings;
+	_Atomic int stop;           /* [sender_stop] */
+	_Atomic int claims_closed;  /* [recorder] no more jobs will be handed over */
+	_Atomic int net_exited;     /* [network] no more outcomes will come */
+	_Atomic uint64_t net_rings; /* [network] times it rang app->outbox_ready */
 	/* [recorder, sender_reserve/unreserve] rows claimed or reserved and
 	 * not yet recorded: never more than nslots */
 	_Atomic int outstanding;
@@ -150,14 +148,14 @@ struct sender {
 	struct arena arena;        /* claimed rows, reset before each claim */
 	struct send_outcome *held; /* outcomes taken, not yet recorded */
 	int nheld;
-	struct send_job *claimed;  /* jobs being built by a claim */
-	int nunsynced;             /* claimed[0..n) wait for a store_sync to go out */
-	int64_t due_at;            /* earliest known next_attempt_at of a pending row, 0: none */
-	int store_failing;         /* the last write of outcomes failed (log once) */
-	int claim_failing;         /* the last claim failed (log once) */
-	uint64_t seen;             /* the outbox_ready generation last seen */
-	uint64_t quiet_rings_seen; /* quiet_rings when last looked at */
-	int unrecorded;            /* outcomes the store refused until the end */
+	struct send_job *claimed; /* jobs being built by a claim */
+	int nunsynced;            /* claimed[0..n) wait for a store_sync to go out */
+	int64_t due_at;           /* earliest known next_attempt_at of a pending row, 0: none */
+	int store_failing;        /* the last write of outcomes failed (log once) */
+	int claim_failing;        /* the last claim failed (log once) */
+	uint64_t seen;            /* the outbox_ready generation last seen */
+	uint64_t net_rings_seen;  /* net_rings when last looked at */
+	int unrecorded;           /* outcomes the store refused until the end */
 };
 
 /* Either thread: stop requested, by sender_stop or the app. */

@@ -323,7 +323,7 @@ static void reap(struct sender *s)
 /* ring wakes the recorder, which sleeps on app->outbox_ready. */
 static void ring(struct sender *s)
 {
-	atomic_fetch_add(&s->quiet_rings, 1);
+	atomic_fetch_add(&s->net_rings, 1);
 	notify_signal(&s->app->outbox_ready);
 }
 

@@ -423,10 +423,10 @@ void sender_give(struct sender *s, const struct outbox_row *rows, int n)
  */
 static int woken_by_rows(struct sender *s, uint64_t before)
 {
-	uint64_t rings = atomic_load(&s->quiet_rings);
-	uint64_t quiet = rings - s->quiet_rings_seen;
-	s->quiet_rings_seen = rings;
-	return s->seen - before > quiet;
+	uint64_t rings = atomic_load(&s->net_rings);
+	uint64_t by_net = rings - s->net_rings_seen;
+	s->net_rings_seen = rings;
+	return s->seen - before > by_net;
 }
 
 static void *recorder_main(void *arg)
