@@ -23,6 +23,7 @@
 #include "app.h"
 #include "core/arena.h"
 #include "core/buf.h"
+#include "send/curl_loop.h"
 #include "send/journal.h"
 #include "send/sender.h"
 
@@ -105,7 +106,7 @@ struct sender {
 	struct send_hooks hooks;
 	int nslots;
 	int64_t journal_max;
-	CURLM *multi; /* network thread; others only call curl_multi_wakeup */
+	struct curl_loop loop; /* network thread; others only call curl_loop_wake */
 	struct curl_slist *headers;
 	char *base_url; /* bsp_url without a trailing '/' */
 	pthread_t net_thread, rec_thread;

@@ -9,15 +9,15 @@
  *      {bsp_url}/{graph_version}/{phone_number_id}/messages, the row's body
  *      exactly as stored (start_send) - unless the journal has grown past
  *      SEND_JOURNAL_HOLD times its truncation size (journal_full);
- *   2. curl_multi_perform and collect the finished requests (reap): each
- *      slot now holds its outcome (finish);
+ *   2. wait (curl_loop_wait: curl's socket interface on epoll) until an
+ *      answer, a wake (jobs, stop), curl's timer or SEND_SWEEP_MS, and
+ *      collect the finished requests (reap): each slot now holds its
+ *      outcome (finish);
  *   3. hand_over: append every acceptance to the journal, journal_sync ONCE
  *      for the pass, then give all the pass's outcomes to the recorder and
  *      ring app->outbox_ready;
  *   4. truncate the journal when it is large and the recorder has recorded
- *      everything in it (maybe_truncate);
- *   5. sleep in curl_multi_poll until an answer, curl_multi_wakeup (jobs,
- *      stop) or SEND_SWEEP_MS.
+ *      everything in it (maybe_truncate).
  *
  * Invariants
  *   - An acceptance is handed to the recorder only after the journal_sync
@@ -53,9 +53,11 @@
 
 /* Largest answer kept (a Cloud API answer is a few hundred bytes). */
 #define SEND_RESP_MAX (64 * 1024)
-/* curl_multi_poll timeout while the drain waits for answers, and while
- * outcomes wait for room in the queue (which cannot happen, see above). */
+/* The network thread's wait while outcomes wait for room in the queue
+ * (which cannot happen, see above) or the journal holds new sends back. */
 #define SEND_POLL_MS 5
+/* The drain's wait between passes. */
+#define SEND_DRAIN_POLL_MS 50
 /* Extra time, past the send timeout, that the drain waits for answers. */
 #define SEND_DRAIN_SLACK_MS 1000
 
@@ -237,7 +239,7 @@ static void start_send(struct sender *s, struct send_slot *slot, const struct se
 	curl_easy_setopt(slot->easy, CURLOPT_URL, slot->url.data);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, slot->body.data ? slot->body.data : "");
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)slot->body.len);
-	CURLMcode mc = curl_multi_add_handle(s->multi, slot->easy);
+	CURLMcode mc = curl_multi_add_handle(s->loop.multi, slot->easy);
 	if (mc != CURLM_OK) {
 		set_outcome(o, OUTBOX_PENDING, 0, "could not start a request: %s",
 		            curl_multi_strerror(mc));
@@ -305,14 +307,14 @@ static void reap(struct sender *s)
 	CURLMsg *m;
 	int left;
 	int64_t now = clock_wall_ms();
-	while ((m = curl_multi_info_read(s->multi, &left))) {
+	while ((m = curl_multi_info_read(s->loop.multi, &left))) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		CURL *e = m->easy_handle;
 		CURLcode res = m->data.result;
 		struct send_slot *slot = NULL;
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&slot);
-		curl_multi_remove_handle(s->multi, e);
+		curl_multi_remove_handle(s->loop.multi, e);
 		finish(s, slot, res, now);
 		slot->state = SLOT_DONE;
 		s->active--;
@@ -414,12 +416,14 @@ static void maybe_truncate(struct sender *s)
 	s->truncate_failing = 0;
 }
 
-/* One pass: start what was handed over, collect answers, hand them back. */
-static void pass(struct sender *s)
+/*
+ * One pass: start what was handed over, wait up to timeout_ms for answers
+ * (or a wake), collect them and hand them back.
+ */
+static void pass(struct sender *s, int timeout_ms)
 {
-	int running = 0;
 	take_jobs(s);
-	curl_multi_perform(s->multi, &running);
+	curl_loop_wait(&s->loop, timeout_ms);
 	reap(s);
 	hand_over(s);
 	maybe_truncate(s);
@@ -427,11 +431,8 @@ static void pass(struct sender *s)
 
 static void run(struct sender *s)
 {
-	while (!send__stopping(s)) {
-		pass(s);
-		int timeout = s->done > 0 || s->held_back ? SEND_POLL_MS : SEND_SWEEP_MS;
-		curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
-	}
+	while (!send__stopping(s))
+		pass(s, s->done > 0 || s->held_back ? SEND_POLL_MS : SEND_SWEEP_MS);
 }
 
 /*
@@ -447,17 +448,17 @@ static void drain(struct sender *s)
 	for (;;) {
 		/* read before taking: a job handed over later cannot exist */
 		int closed = atomic_load(&s->claims_closed);
-		pass(s);
+		pass(s, 0);
 		if (closed && s->active == 0 && s->done == 0 && !s->held_back)
 			break;
 		if (clock_mono_us() >= deadline)
 			break;
-		curl_multi_poll(s->multi, NULL, 0, 50, NULL);
+		curl_loop_wait(&s->loop, SEND_DRAIN_POLL_MS);
 	}
 	s->unanswered = s->active + s->done;
 	for (int i = 0; i < s->nslots; i++)
 		if (s->slots[i].state == SLOT_ACTIVE)
-			curl_multi_remove_handle(s->multi, s->slots[i].easy);
+			curl_multi_remove_handle(s->loop.multi, s->slots[i].easy);
 }
 
 void *send__net_main(void *arg)

@@ -25,7 +25,7 @@
  *
  *   The recorder claims up to (nslots - outstanding) due rows, P0 first
  *   (store_outbox_claim), hands them over and wakes the network thread
- *   (curl_multi_wakeup). A transaction that queues a reply may also skip
+ *   (curl_loop_wake). A transaction that queues a reply may also skip
  *   the claim (the direct hand-over, below): it reserves a slot, writes the
  *   row born claimed, and once its commit is durable gives the row straight
  *   to the network thread (sender_give), like a claimed one. The
@@ -299,7 +299,7 @@ static int hand_over_claimed(struct sender *s, int k)
 	memcpy(s->jobs + s->njobs, s->claimed, (size_t)k * sizeof(*s->claimed));
 	s->njobs += k;
 	pthread_mutex_unlock(&s->mu);
-	curl_multi_wakeup(s->multi);
+	curl_loop_wake(&s->loop);
 	return k;
 }
 
@@ -411,7 +411,7 @@ void sender_give(struct sender *s, const struct outbox_row *rows, int n)
 	}
 	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add_explicit(&s->app->metrics.sends_direct, (uint64_t)n, memory_order_relaxed);
-	curl_multi_wakeup(s->multi);
+	curl_loop_wake(&s->loop);
 }
 
 /*
@@ -441,7 +441,7 @@ static void *recorder_main(void *arg)
 		if (!closing && send__stopping(s)) {
 			closing = 1;
 			atomic_store(&s->claims_closed, 1);
-			curl_multi_wakeup(s->multi);
+			curl_loop_wake(&s->loop);
 		}
 		/* read before taking: outcomes handed over before the network
 		 * thread exited are all taken below */
@@ -642,8 +642,8 @@ static void sender_free(struct sender *s)
 	free(s->outs);
 	free(s->held);
 	free(s->claimed);
-	if (s->multi)
-		curl_multi_cleanup(s->multi);
+	if (s->loop.multi)
+		curl_loop_release(&s->loop);
 	curl_slist_free_all(s->headers);
 	journal_close(s->journal);
 	if (s->conn)
@@ -675,15 +675,16 @@ static int open_journal(struct sender *s)
 static int make_multi(struct sender *s)
 {
 	const struct config *cfg = &s->app->cfg;
-	s->multi = curl_multi_init();
-	if (!s->multi) {
-		log_error("send.start_failed", "could not create the curl multi handle");
-		return ERR_NOMEM;
+	int rc = curl_loop_init(&s->loop);
+	if (rc != 0) {
+		log_error("send.start_failed", "could not create the curl multi handle: %s",
+		          err_str(rc));
+		return rc;
 	}
 	long conns = s->nslots > SEND_MIN_HOST_CONNS ? s->nslots : SEND_MIN_HOST_CONNS;
-	curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
+	curl_multi_setopt(s->loop.multi, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
 	/* the connection cache must hold them all, or keep-alive is lost */
-	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, conns);
+	curl_multi_setopt(s->loop.multi, CURLMOPT_MAXCONNECTS, conns);
 	struct buf auth;
 	buf_init(&auth);
 	buf_printf(&auth, "Authorization: Bearer %s", cfg->access_token);
@@ -708,8 +709,8 @@ static void join(struct sender *s)
 	if (!s->rec_started) /* nobody else will tell the network thread */
 		atomic_store(&s->claims_closed, 1);
 	notify_signal(&s->app->outbox_ready);
-	if (s->multi)
-		curl_multi_wakeup(s->multi);
+	if (s->loop.multi)
+		curl_loop_wake(&s->loop);
 	if (s->rec_started)
 		pthread_join(s->rec_thread, NULL);
 	if (s->net_started)
