@@ -170,6 +170,8 @@ static int load_gauges(struct app *app, struct store_conn *c)
 
 /* Most waiting entries read at start-up to know whose messages wait. */
 #define SERVE_BACKLOG_LOAD 100000
+/* Open files beyond the connections: the store, its journal, logs, epoll sets. */
+#define SERVE_SPARE_FDS 64
 
 /*
  * The customers whose messages wait in the inbox at start-up (a crash, or
@@ -239,6 +241,16 @@ int cmd_serve(int argc, char **argv)
 	/* stop signals go to the main thread only: block them before threads start */
 	sigset_t sigs;
 	proc_block_stop_signals(&sigs);
+	/* every webhook connection and every request in flight to the provider
+	 * holds a file open; the common soft limit of 1,024 is not enough */
+	long long need_fds = HTTP_MAX_CONNECTIONS + app.cfg.send_inflight + SERVE_SPARE_FDS;
+	long long have_fds = 0;
+	if (proc_ensure_fds(need_fds, &have_fds) != 0)
+		log_warn("serve.fd_limit",
+		         "the open-files limit is %lld, below the %lld that %d webhook "
+		         "connections and --send-inflight %lld need; raise it (ulimit -n)",
+		         have_fds, need_fds, HTTP_MAX_CONNECTIONS,
+		         (long long)app.cfg.send_inflight);
 
 	metrics_init(&app.metrics);
 	notify_init(&app.inbox_ready);

@@ -1,11 +1,14 @@
 /*
  * proc.c - stop signals for the long-running commands: blocked in every
  * thread, taken synchronously by the main thread with sigwait, so no code
- * runs in a signal handler.
+ * runs in a signal handler; the open-files limit their connections need.
  */
 #include "core/proc.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+
+#include "core/err.h"
 
 void proc_block_stop_signals(sigset_t *set)
 {
@@ -21,4 +24,25 @@ int proc_wait_stop(const sigset_t *set)
 	int sig = 0;
 	sigwait(set, &sig);
 	return sig;
+}
+
+int proc_ensure_fds(long long need, long long *have)
+{
+	struct rlimit rl;
+	*have = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0; /* unknown: let open and accept say so */
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (rlim_t)need
+		                      ? (rlim_t)need
+		                      : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY) {
+		*have = need;
+		return 0;
+	}
+	*have = (long long)rl.rlim_cur;
+	return *have >= need ? 0 : ERR_FULL;
 }

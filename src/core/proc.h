@@ -1,6 +1,7 @@
 /*
  * proc.h - process-wide set-up shared by the long-running commands (serve,
- * mock-bsp): stop signals go to the main thread only, which waits for one.
+ * mock-bsp, loadgen): stop signals go to the main thread only, which waits
+ * for one; room for the open files their connections need.
  */
 #ifndef MUNIM_PROC_H
 #define MUNIM_PROC_H
@@ -16,5 +17,11 @@
 void proc_block_stop_signals(sigset_t *set);
 /* proc_wait_stop waits for one of set's signals and returns its number. */
 int proc_wait_stop(const sigset_t *set);
+/*
+ * proc_ensure_fds raises the soft limit on open files to need if it is
+ * lower (as far as the hard limit allows). 0 when need fits, ERR_FULL when
+ * it does not; *have gets the limit now in force (0 when unknown).
+ */
+int proc_ensure_fds(long long need, long long *have);
 
 #endif

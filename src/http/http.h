@@ -45,6 +45,9 @@ const char *http_req_body(const struct http_req *r, size_t *len);
 struct arena *http_req_arena(struct http_req *r);
 
 /* Extra headers one response may carry (beyond Content-Type). */
+/* Connections a server holds open at once; more wait in the listen queue. */
+#define HTTP_MAX_CONNECTIONS 4096
+
 #define HTTP_MAX_EXTRA_HEADERS 4
 
 /*

@@ -79,7 +79,6 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
-#define HTTP_CONN_LIMIT 4096
 /* Per-connection memory of libmicrohttpd (headers, read and write buffers;
  * bodies go to our own buffer). MHD clears it for every request on a kept-
  * alive connection, so smaller is cheaper: a webhook's headers are small. */
@@ -677,7 +676,7 @@ int http_server_start(const char *listen, int threads, size_t max_body,
 	        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL}, /* first, or MHD warns */
 	        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
 	        {MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONN_TIMEOUT_S, NULL},
-	        {MHD_OPTION_CONNECTION_LIMIT, HTTP_CONN_LIMIT, NULL},
+	        {MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS, NULL},
 	        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY, NULL},
 	        {MHD_OPTION_LISTEN_BACKLOG_SIZE, HTTP_BACKLOG, NULL},
 	        {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},

@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -40,6 +39,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/proc.h"
 #include "core/xalloc.h"
 #include "tools/tools_internal.h"
 
@@ -103,23 +103,6 @@ static int ids_fit(uint64_t first, int64_t count)
 	for (int i = 0; i < LOADGEN_MAX_ID_DIGITS; i++)
 		top *= 10;
 	return first + (uint64_t)count - 1 < top;
-}
-
-/* Room for connections file descriptors: raise the soft limit if needed. */
-static int ensure_fds(int64_t connections, rlim_t *have)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return 0; /* unknown: let connect() say so */
-	rlim_t need = (rlim_t)connections + LOADGEN_SPARE_FDS;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-		rl.rlim_cur =
-		        rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	*have = rl.rlim_cur;
-	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need ? 0 : ERR_FULL;
 }
 
 /* The wall clock in microseconds: clock_wall_ms is too coarse to pair
@@ -399,13 +382,13 @@ static int check_args(const struct config *cfg, struct run_args *a)
 		a->texts = default_texts;
 		a->ntexts = NDEFAULT_TEXTS;
 	}
-	rlim_t have = 0;
-	if (ensure_fds(cfg->connections, &have) != 0) {
+	long long have = 0;
+	if (proc_ensure_fds((long long)cfg->connections + LOADGEN_SPARE_FDS, &have) != 0) {
 		fprintf(stderr,
 		        "munim loadgen: --connections %lld needs %lld open files; the limit is "
-		        "%llu\n",
+		        "%lld\n",
 		        (long long)cfg->connections,
-		        (long long)cfg->connections + LOADGEN_SPARE_FDS, (unsigned long long)have);
+		        (long long)cfg->connections + LOADGEN_SPARE_FDS, have);
 		return ERR_INVAL;
 	}
 	return 0;
