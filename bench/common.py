@@ -80,12 +80,13 @@ def wait_http(url, timeout=30):
 class Stack:
     """serve + mock-bsp over a seeded store in a temporary directory."""
 
-    def __init__(self, tenants=100, serve_args=(), keep_dir=None, mock_args=()):
+    def __init__(self, tenants=100, serve_args=(), keep_dir=None, mock_args=(), relay=False):
         self.dir = keep_dir or tempfile.mkdtemp(prefix="munim-bench-")
         self.db = os.path.join(self.dir, "munim.db")
         self.tenants = tenants
         self.serve_args = list(serve_args)
         self.mock_args = list(mock_args)
+        self.relay = relay  # run `munim relay` (stores nothing) instead of serve
         self.port = free_port()
         self.mock_port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -114,11 +115,15 @@ class Stack:
     def start_serve(self):
         """Starts serve (again, after a kill) and waits until it is ready."""
         log = open(os.path.join(self.dir, "serve.log"), "ab")
-        self.serve = subprocess.Popen(
-            [MUNIM, "serve", "--db", self.db, "--listen", "127.0.0.1:%d" % self.port,
-             "--bsp-url", self.bsp, "--app-secret", SECRET, "--verify-token", "v",
-             "--access-token", "bench", "--log-level", "warn", *self.serve_args],
-            stdout=log, stderr=log)
+        if self.relay:
+            cmd = [MUNIM, "relay", "--listen", "127.0.0.1:%d" % self.port,
+                   "--bsp-url", self.bsp, "--app-secret", SECRET,
+                   "--access-token", "bench", "--log-level", "warn"]
+        else:
+            cmd = [MUNIM, "serve", "--db", self.db, "--listen", "127.0.0.1:%d" % self.port,
+                   "--bsp-url", self.bsp, "--app-secret", SECRET, "--verify-token", "v",
+                   "--access-token", "bench", "--log-level", "warn", *self.serve_args]
+        self.serve = subprocess.Popen(cmd, stdout=log, stderr=log)
         self.procs.append(self.serve)
         t0 = time.time()
         wait_http(self.url + "/readyz", timeout=300)

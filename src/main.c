@@ -24,6 +24,7 @@ static const struct cmd commands[] = {
         {"mock-bsp", cmd_mock_bsp, "a fake WhatsApp Cloud API for tests and demos"},
         {"say", cmd_say, "write to a running munim as a customer and print the reply"},
         {"loadgen", cmd_loadgen, "open-loop load: signed webhooks at a rate, replies matched"},
+        {"relay", cmd_relay, "answer webhooks and relay a reply each, storing nothing (a floor)"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
