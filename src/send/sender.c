@@ -117,6 +117,17 @@
 #define SEND_MIN_HOST_CONNS 32
 /* Store writes tried at stop, once the network side is done. */
 #define SEND_STOP_TRIES 5
+/*
+ * Outcomes are written at most this long after the first of them arrived
+ * (or at once when half the slots wait to be recorded, or at stop): every
+ * transaction of the recorder pays fixed costs - the page cache the other
+ * writers emptied, read again; the same tail pages written again - and
+ * empties the committer's cache in turn. Nothing waits on the record but
+ * the slot (the journal already holds the acceptance).
+ */
+#ifndef SEND_GATHER_MS
+#define SEND_GATHER_MS 50
+#endif
 
 int send__stopping(struct sender *s)
 {
@@ -126,6 +137,11 @@ int send__stopping(struct sender *s)
 static int64_t min64(int64_t a, int64_t b)
 {
 	return a < b ? a : b;
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
 }
 
 /* ---- recording outcomes ------------------------------------------------ */
@@ -436,6 +452,7 @@ static void *recorder_main(void *arg)
 	int want = 1;               /* look for rows */
 	int64_t next_sweep = 0;     /* look anyway at this time */
 	int64_t store_retry_at = 0; /* next attempt at writing outcomes */
+	int64_t gather_until = 0;   /* outcomes held: write them no sooner */
 	int closing = 0, final_failures = 0;
 	for (;;) {
 		if (!closing && send__stopping(s)) {
@@ -448,10 +465,18 @@ static void *recorder_main(void *arg)
 		int net_gone = atomic_load(&s->net_exited);
 		take_outcomes(s);
 		int64_t now = clock_wall_ms();
-		if (s->nheld > 0 && now >= store_retry_at && apply(s) != 0) {
-			store_retry_at = now + SEND_STORE_RETRY_MS;
-			if (net_gone && ++final_failures >= SEND_STOP_TRIES)
-				break;
+		if (s->nheld > 0 && gather_until == 0)
+			gather_until = now + SEND_GATHER_MS;
+		int gathered =
+		        closing || net_gone || now >= gather_until || s->nheld >= s->nslots / 2;
+		if (s->nheld > 0 && gathered && now >= store_retry_at) {
+			if (apply(s) != 0) {
+				store_retry_at = now + SEND_STORE_RETRY_MS;
+				if (net_gone && ++final_failures >= SEND_STOP_TRIES)
+					break;
+			} else {
+				gather_until = 0;
+			}
 		}
 		if (net_gone && s->nheld == 0)
 			break;
@@ -483,7 +508,7 @@ static void *recorder_main(void *arg)
 		if (s->due_at)
 			wake = min64(wake, s->due_at);
 		if (s->nheld > 0)
-			wake = min64(wake, store_retry_at);
+			wake = min64(wake, max64(store_retry_at, gather_until));
 		int64_t wait = wake - clock_wall_ms();
 		if (wait > SEND_SWEEP_MS)
 			wait = SEND_SWEEP_MS;
