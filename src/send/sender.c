@@ -125,9 +125,7 @@
  * empties the committer's cache in turn. Nothing waits on the record but
  * the slot (the journal already holds the acceptance).
  */
-#ifndef SEND_GATHER_MS
 #define SEND_GATHER_MS 50
-#endif
 
 int send__stopping(struct sender *s)
 {
