@@ -274,6 +274,24 @@ static int is_store_failure(int rc)
  * then waits behind it. Runs with the writer lock held: no worker commit
  * lands in between.
  */
+/*
+ * mark_inline writes done, from the start, the entries of j that run_new is
+ * about to process (the budget left and nothing of their customer waiting):
+ * they never enter the inbox's pending index and need no UPDATE when they
+ * are done. run_new reopens any that it does not finish after all.
+ */
+static void mark_inline(struct ingest *ig, struct ingest_job *j, int64_t budget)
+{
+	for (int k = 0; k < j->n; k++) {
+		struct inbox_entry *e = &j->entries[k];
+		e->state = INBOX_PENDING;
+		if (budget > 0 && !backlog_has(ig->app->backlog, e->tenant_id, e->from)) {
+			e->state = INBOX_DONE;
+			budget--;
+		}
+	}
+}
+
 static int run_new(struct ingest *ig, struct ingest_job *j, int64_t *budget)
 {
 	struct backlog *bl = ig->app->backlog;
@@ -289,6 +307,9 @@ static int run_new(struct ingest *ig, struct ingest_job *j, int64_t *budget)
 				return rc;
 		}
 		if (!finished) {
+			int rc = e->state == INBOX_DONE ? store_inbox_reopen(ig->conn, e->id) : 0;
+			if (rc)
+				return rc;
 			backlog_add(bl, e->tenant_id, e->from);
 			if (ig->nadded == ig->added_cap) {
 				ig->added_cap = ig->added_cap ? ig->added_cap * 2 : 64;
@@ -333,6 +354,8 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 	}
 	for (int i = 0; i < n; i++) {
 		struct ingest_job *j = jobs[i];
+		if (run)
+			mark_inline(ig, j, budget);
 		if (j->n > 0 && (rc = store_inbox_put(c, j->entries, j->n, j->results)) != 0)
 			goto fail;
 		if (run && (rc = run_new(ig, j, &budget)) != 0)

@@ -72,6 +72,7 @@ enum sq_stmt {
 	SQ_INBOX_PENDING_IDS,
 	SQ_INBOX_GET,
 	SQ_INBOX_DONE,
+	SQ_INBOX_REOPEN,
 	SQ_INBOX_FAILED,
 	SQ_INBOX_STATE,
 	SQ_INBOX_DEPTH,
@@ -245,6 +246,7 @@ int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
                             struct arena *a, struct inbox_entry **out, int *n);
 int store__sq_inbox_done(struct store_conn *c, int64_t id);
+int store__sq_inbox_reopen(struct store_conn *c, int64_t id);
 int store__sq_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why);
 int store__sq_inbox_depth(struct store_conn *c, int64_t *n);
 int store__sq_inbox_waiting(struct store_conn *c, int limit, struct arena *a,

@@ -82,8 +82,9 @@ int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 {
 	static const char sql[] =
 	        "INSERT INTO inbox (part, tenant_id, kind, ext_id, status, from_id, name, type,"
-	        " body, context_id, sent_at, received_at, error_code, error_title, callback_data)"
-	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+	        " body, context_id, sent_at, received_at, error_code, error_title, callback_data,"
+	        " state)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
 	        " ON CONFLICT (ext_id, status) DO NOTHING";
 	const char *what = "insert inbox entry";
 	sqlite3 *db = store__sq_db(c);
@@ -93,17 +94,17 @@ int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 		return rc;
 	for (int i = 0; i < n; i++) {
 		struct inbox_entry *x = &e[i];
-		rc = store__sq_run(c, SQ_INBOX_INSERT, sql, what, "iiitttttttiiitt",
+		rc = store__sq_run(c, SQ_INBOX_INSERT, sql, what, "iiitttttttiiitti",
 		                   (int64_t)store_partition(x->tenant_id), x->tenant_id,
 		                   (int64_t)x->kind, x->ext_id, x->status, x->from, x->name,
 		                   x->type, x->body, x->context_id, x->sent_at, x->received_at,
-		                   (int64_t)x->error_code, x->error_title, x->callback_data);
+		                   (int64_t)x->error_code, x->error_title, x->callback_data,
+		                   (int64_t)x->state);
 		if (rc < 0)
 			break;
 		int fresh = sqlite3_changes(db) > 0;
 		result[i] = fresh ? INBOX_PUT_NEW : INBOX_PUT_DUPLICATE;
 		x->id = fresh ? sqlite3_last_insert_rowid(db) : 0;
-		x->state = INBOX_PENDING;
 		x->attempts = 0;
 	}
 	return store__sq_op_end(c, mode, rc);
@@ -252,6 +253,18 @@ int store__sq_inbox_done(struct store_conn *c, int64_t id)
 	rc = store__sq_run(c, SQ_INBOX_DONE, sql, what, "i", id);
 	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
 		rc = inbox_not_pending(c, id, what);
+	return store__sq_op_end(c, mode, rc);
+}
+
+int store__sq_inbox_reopen(struct store_conn *c, int64_t id)
+{
+	static const char sql[] = "UPDATE inbox SET state = 0 WHERE id = ?1 AND state = 1";
+	const char *what = "reopen inbox entry";
+	enum sq_op_mode mode;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_run(c, SQ_INBOX_REOPEN, sql, what, "i", id);
 	return store__sq_op_end(c, mode, rc);
 }
 

@@ -501,6 +501,11 @@ int store_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 			return store__errf(c, ERR_INVAL,
 			                   "could not insert inbox entry \"%s\": bad kind %d",
 			                   e[i].ext_id, (int)e[i].kind);
+		if (e[i].state != INBOX_PENDING && e[i].state != INBOX_DONE)
+			return store__errf(c, ERR_INVAL,
+			                   "could not insert inbox entry \"%s\": it can start "
+			                   "pending or done, not in state %d",
+			                   e[i].ext_id, (int)e[i].state);
 	}
 	if (n == 0)
 		return 0;
@@ -525,6 +530,11 @@ int store_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
 int store_inbox_done(struct store_conn *c, int64_t id)
 {
 	return c->ops->inbox_done(c, id);
+}
+
+int store_inbox_reopen(struct store_conn *c, int64_t id)
+{
+	return c->ops->inbox_reopen(c, id);
 }
 
 int store_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why)

@@ -383,11 +383,14 @@ int store_audit(struct store_conn *c, int64_t tenant_id, const char *actor, cons
 /* ---- inbox -------------------------------------------------------------- */
 
 /*
- * store_inbox_put offers n entries (state and attempts ignored: pending,
- * none yet) in the caller's transaction; each is deduplicated by (ext_id,
- * status) and result[i] says whether it was new. A new entry's id is set
- * in e[i].id (a duplicate's to 0). Entries' partitions come from their
- * tenant.
+ * store_inbox_put offers n entries in the caller's transaction; each is
+ * deduplicated by (ext_id, status) and result[i] says whether it was new.
+ * A new entry's id is set in e[i].id (a duplicate's to 0), its attempts to
+ * 0. Entries' partitions come from their tenant. Each starts in e[i].state:
+ * PENDING, or DONE for one its caller processes in this same transaction
+ * (it then never passes through the pending index, and needs no
+ * store_inbox_done); store_inbox_reopen makes such an entry pending after
+ * all if it is not processed. Any other state is ERR_INVAL.
  */
 int store_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
                     enum inbox_put_result *result);
@@ -398,6 +401,8 @@ int store_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 int store_inbox_pending(struct store_conn *c, int slice, int nslices, int limit, struct arena *a,
                         struct inbox_entry **out, int *n);
 int store_inbox_done(struct store_conn *c, int64_t id);
+/* store_inbox_reopen: a DONE entry back to PENDING (no change in another state). */
+int store_inbox_reopen(struct store_conn *c, int64_t id);
 /* Records a processing failure; after max_attempts the entry is FAILED. */
 int store_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why);
 int store_inbox_depth(struct store_conn *c, int64_t *n);

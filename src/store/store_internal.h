@@ -99,6 +99,7 @@ struct store_ops {
 	int (*inbox_pending)(struct store_conn *c, int slice, int nslices, int limit,
 	                     struct arena *a, struct inbox_entry **out, int *n);
 	int (*inbox_done)(struct store_conn *c, int64_t id);
+	int (*inbox_reopen)(struct store_conn *c, int64_t id);
 	int (*inbox_failed)(struct store_conn *c, int64_t id, int max_attempts, const char *why);
 	int (*inbox_depth)(struct store_conn *c, int64_t *n);
 	int (*inbox_waiting)(struct store_conn *c, int limit, struct arena *a,

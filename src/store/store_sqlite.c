@@ -912,6 +912,7 @@ static const struct store_ops sq_ops = {
         .inbox_put = store__sq_inbox_put,
         .inbox_pending = store__sq_inbox_pending,
         .inbox_done = store__sq_inbox_done,
+        .inbox_reopen = store__sq_inbox_reopen,
         .inbox_failed = store__sq_inbox_failed,
         .inbox_depth = store__sq_inbox_depth,
         .inbox_waiting = store__sq_inbox_waiting,

@@ -381,7 +381,7 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 	if (rc != 0)
 		return rc;
 	rc = e->kind == INBOX_STATUS ? handle_status(app, c, e, bs) : handle_message(r, c, e, a);
-	if (rc == 0)
+	if (rc == 0 && e->state != INBOX_DONE) /* one written done needs no update */
 		rc = store_inbox_done(c, e->id);
 	if (rc == 0) {
 		bs->done++;
@@ -399,7 +399,9 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 	         (long long)e->id, e->ext_id, store_errmsg(c));
 	undo_entry(r, &mark);
 	int rrc = store_rollback_to(c);
-	erp_cache_clear(r->catalogs); /* what it read since may be undone */
+	erp_cache_clear(r->catalogs);           /* what it read since may be undone */
+	if (rrc == 0 && e->state == INBOX_DONE) /* written done: the failure needs it pending */
+		rrc = store_inbox_reopen(c, e->id);
 	if (rrc != 0)
 		return rrc;
 	return record_failure(r, c, e, rc, finished);

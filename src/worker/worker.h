@@ -31,6 +31,12 @@ struct worker_pool;
  * the next durable one (workers, whose commits are lazy, sync first when
  * they hold such rows).
  *
+ * An entry may come written DONE already (e->state; store_inbox_put in
+ * this same transaction, the ingest fast path): its success needs no
+ * store_inbox_done, its failure reopens it before the attempt is recorded,
+ * and when *finished stays 0 for another reason (its customer is blocked)
+ * the caller reopens it (store_inbox_reopen).
+ *
  *   worker_runner_begin        a transaction starts
  *   worker_runner_entry ...    0: go on; < 0: the store failed, roll back;
  *                              *finished: the entry leaves the pending state

@@ -842,6 +842,38 @@ static void test_fast_path_failure_keeps_message(void **state)
 	assert_int_equal(sqlite3_exec_simple(f, "DROP TRIGGER no_replies"), SQLITE_OK);
 }
 
+/*
+ * Two messages of one customer in one webhook, both written done for the
+ * fast path: the first fails, so the second must wait behind it - both end
+ * pending (the first with its attempt counted, the second untried), and
+ * the inbox's pending index knows them (the workers find them).
+ */
+static void test_fast_path_written_done_reopened_behind_failure(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(sqlite3_exec_simple(f, REFUSE_REPLIES), SQLITE_OK);
+	struct reply r;
+	const char *body =
+	        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":"
+	        "[{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
+	        "\"metadata\":{\"display_phone_number\":\"15550000000\",\"phone_number_id\":"
+	        "\"" PNID "\"},\"messages\":["
+	        "{\"from\":\"919800000001\",\"id\":\"wamid.ONE\",\"timestamp\":\"1750000000\","
+	        "\"type\":\"text\",\"text\":{\"body\":\"hi\"}},"
+	        "{\"from\":\"919800000001\",\"id\":\"wamid.TWO\",\"timestamp\":\"1750000001\","
+	        "\"type\":\"text\",\"text\":{\"body\":\"menu\"}}]}}]}]}";
+	assert_int_equal(post(f, body, SECRET, &r), 200);
+	reply_release(&r);
+	assert_int_equal(entry_state(f, "wamid.ONE"), INBOX_PENDING);
+	assert_int_equal(sql_int(f, "SELECT attempts FROM inbox WHERE ext_id = 'wamid.ONE'"), 1);
+	assert_int_equal(entry_state(f, "wamid.TWO"), INBOX_PENDING);
+	assert_int_equal(sql_int(f, "SELECT attempts FROM inbox WHERE ext_id = 'wamid.TWO'"), 0);
+	assert_int_equal(depth(f), 2); /* counted through the pending index */
+	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 2);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
+	assert_int_equal(sqlite3_exec_simple(f, "DROP TRIGGER no_replies"), SQLITE_OK);
+}
+
 static void test_fast_path_last_attempt_set_aside(void **state)
 {
 	struct fx *f = *state;
@@ -885,6 +917,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_last_attempt_set_aside, setup_fast,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_fast_path_written_done_reopened_behind_failure,
+	                                        setup_fast, teardown),
 	};
 #undef T
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -637,6 +637,40 @@ static void test_inbox_put_dedup(void **state)
 	assert_int_equal(store_inbox_put(f->c, e, STORE_MAX_BATCH + 1, r), ERR_INVAL);
 }
 
+/* An entry written done (the fast path's) is not pending; reopened, it is;
+ * reopening touches only done entries; no other starting state is taken. */
+static void test_inbox_put_done_and_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct inbox_entry e = msg(f->tenant, "wamid.INLINE", "", "hi");
+	e.state = INBOX_DONE;
+	enum inbox_put_result r;
+	int64_t depth = -1;
+	assert_int_equal(store_inbox_put(f->c, &e, 1, &r), 0);
+	assert_int_equal(r, INBOX_PUT_NEW);
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 0);
+	assert_int_equal(store_inbox_reopen(f->c, e.id), 0);
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 1);
+	struct inbox_entry *p;
+	int n;
+	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(p[0].id, e.id);
+	/* pending already, or failed: reopening changes nothing */
+	assert_int_equal(store_inbox_reopen(f->c, e.id), 0);
+	assert_int_equal(store_inbox_failed(f->c, e.id, 1, "broken"), 0);
+	assert_int_equal(store_inbox_reopen(f->c, e.id), 0);
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 0);
+
+	struct inbox_entry bad = msg(f->tenant, "wamid.ODD", "", "x");
+	bad.state = INBOX_FAILED;
+	assert_int_equal(store_inbox_put(f->c, &bad, 1, &r), ERR_INVAL);
+	assert_non_null(strstr(store_errmsg(f->c), "pending or done"));
+}
+
 /* Whose messages wait: pending message entries only, each once; too many
  * is ERR_TOOBIG with nothing read. */
 static void test_inbox_waiting(void **state)
@@ -1368,6 +1402,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_invoice_numbering_gapless, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_put_dedup, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_inbox_put_done_and_reopen, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_waiting, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_pending_slices, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_done_and_failed, setup, teardown),
