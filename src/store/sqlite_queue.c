@@ -242,30 +242,33 @@ static int inbox_not_pending(struct store_conn *c, int64_t id, const char *what)
 	                     "inbox entry", inbox_state_word);
 }
 
-int store__sq_inbox_done(struct store_conn *c, int64_t id)
+/* inbox_move runs a guarded state UPDATE of entry id (sql's ?1); with
+ * strict, a row the guard left alone is an error (inbox_not_pending). */
+static int inbox_move(struct store_conn *c, enum sq_stmt sid, const char *sql, const char *what,
+                      int64_t id, int strict)
 {
-	static const char sql[] = "UPDATE inbox SET state = 1 WHERE id = ?1 AND state = 0";
-	const char *what = "mark inbox entry done";
 	enum sq_op_mode mode;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_run(c, SQ_INBOX_DONE, sql, what, "i", id);
-	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
+	rc = store__sq_run(c, sid, sql, what, "i", id);
+	if (strict && rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
 		rc = inbox_not_pending(c, id, what);
 	return store__sq_op_end(c, mode, rc);
 }
 
+int store__sq_inbox_done(struct store_conn *c, int64_t id)
+{
+	return inbox_move(c, SQ_INBOX_DONE,
+	                  "UPDATE inbox SET state = 1 WHERE id = ?1 AND state = 0",
+	                  "mark inbox entry done", id, 1);
+}
+
 int store__sq_inbox_reopen(struct store_conn *c, int64_t id)
 {
-	static const char sql[] = "UPDATE inbox SET state = 0 WHERE id = ?1 AND state = 1";
-	const char *what = "reopen inbox entry";
-	enum sq_op_mode mode;
-	int rc = store__sq_op_begin(c, 0, what, &mode);
-	if (rc < 0)
-		return rc;
-	rc = store__sq_run(c, SQ_INBOX_REOPEN, sql, what, "i", id);
-	return store__sq_op_end(c, mode, rc);
+	return inbox_move(c, SQ_INBOX_REOPEN,
+	                  "UPDATE inbox SET state = 0 WHERE id = ?1 AND state = 1",
+	                  "reopen inbox entry", id, 0);
 }
 
 int store__sq_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why)

@@ -398,21 +398,10 @@ int cmd_loadgen(int argc, char **argv)
 {
 	struct config cfg;
 	int npos = 0;
-	config_defaults(&cfg);
-	int rc = config_parse(&cfg, "loadgen", loadgen_usage, loadgen_opts, argc, argv, NULL, 0,
-	                      &npos);
-	if (rc != 0) {
-		config_release(&cfg);
-		return rc > 0 ? 0 : 2;
-	}
-	enum log_level lvl;
-	if (cfg.log_level && log_parse_level(cfg.log_level, &lvl) != 0) {
-		fprintf(stderr, "munim loadgen: invalid log level \"%s\"\n", cfg.log_level);
-		config_release(&cfg);
-		return 2;
-	}
-	if (cfg.log_level)
-		log_set_level(lvl);
+	int rc = tools_config(&cfg, "loadgen", loadgen_usage, loadgen_opts, NULL, argc, argv, NULL,
+	                      0, &npos);
+	if (rc >= 0)
+		return rc;
 
 	struct run_args a = {.cfg = &cfg};
 	struct loadgen_sched sched;

@@ -784,22 +784,10 @@ int cmd_mock_bsp(int argc, char **argv)
 {
 	struct config cfg;
 	int npos = 0, exit_code = 1;
-	config_defaults(&cfg);
-	free(cfg.listen);
-	cfg.listen = xstrdup(MOCK_DEFAULT_LISTEN);
-	int rc = config_parse(&cfg, "mock-bsp", mock_usage, mock_opts, argc, argv, NULL, 0, &npos);
-	if (rc != 0) {
-		config_release(&cfg);
-		return rc > 0 ? 0 : 2;
-	}
-	enum log_level lvl;
-	if (cfg.log_level && log_parse_level(cfg.log_level, &lvl) != 0) {
-		fprintf(stderr, "munim mock-bsp: invalid log level \"%s\"\n", cfg.log_level);
-		config_release(&cfg);
-		return 2;
-	}
-	if (cfg.log_level)
-		log_set_level(lvl);
+	int rc = tools_config(&cfg, "mock-bsp", mock_usage, mock_opts, MOCK_DEFAULT_LISTEN, argc,
+	                      argv, NULL, 0, &npos);
+	if (rc >= 0)
+		return rc;
 
 	sigset_t sigs;
 	proc_block_stop_signals(&sigs);

@@ -35,6 +35,7 @@
 #include "ingest/sig.h"
 #include "send/curl_loop.h"
 #include "send/wamsg.h"
+#include "tools/tools_internal.h"
 
 #define RELAY_DEFAULT_LISTEN "127.0.0.1:8080"
 #define RELAY_MAX_BODY       (256 * 1024)
@@ -302,30 +303,16 @@ int cmd_relay(int argc, char **argv)
 {
 	struct config cfg;
 	int npos = 0, exit_code = 1;
-	config_defaults(&cfg);
-	free(cfg.listen);
-	cfg.listen = xstrdup(RELAY_DEFAULT_LISTEN);
-	int rc = config_parse(&cfg, "relay", relay_usage, relay_opts, argc, argv, NULL, 0, &npos);
-	if (rc != 0) {
-		config_release(&cfg);
-		return rc > 0 ? 0 : 2;
-	}
-	enum log_level lvl;
-	if (cfg.log_level && log_parse_level(cfg.log_level, &lvl) != 0) {
-		fprintf(stderr, "munim relay: invalid log level \"%s\"\n", cfg.log_level);
-		config_release(&cfg);
-		return 2;
-	}
-	if (cfg.log_level)
-		log_set_level(lvl);
+	int rc = tools_config(&cfg, "relay", relay_usage, relay_opts, RELAY_DEFAULT_LISTEN, argc,
+	                      argv, NULL, 0, &npos);
+	if (rc >= 0)
+		return rc;
 	if (!cfg.bsp_url || !*cfg.bsp_url || !cfg.app_secret || !*cfg.app_secret) {
 		fprintf(stderr, "munim relay: --bsp-url and --app-secret are required\n");
 		config_release(&cfg);
 		return 2;
 	}
-	size_t blen = strlen(cfg.bsp_url);
-	while (blen > 0 && cfg.bsp_url[blen - 1] == '/')
-		cfg.bsp_url[--blen] = '\0';
+	tools_strip_slash(cfg.bsp_url);
 
 	sigset_t sigs;
 	proc_block_stop_signals(&sigs);

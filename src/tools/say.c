@@ -293,21 +293,10 @@ int cmd_say(int argc, char **argv)
 	struct config cfg;
 	char *words[SAY_MAX_WORDS];
 	int nwords = 0;
-	config_defaults(&cfg);
-	int rc = config_parse(&cfg, "say", say_usage, say_opts, argc, argv, words, SAY_MAX_WORDS,
-	                      &nwords);
-	if (rc != 0) {
-		config_release(&cfg);
-		return rc > 0 ? 0 : 2;
-	}
-	enum log_level lvl;
-	if (cfg.log_level && log_parse_level(cfg.log_level, &lvl) != 0) {
-		fprintf(stderr, "munim say: invalid log level \"%s\"\n", cfg.log_level);
-		config_release(&cfg);
-		return 2;
-	}
-	if (cfg.log_level)
-		log_set_level(lvl);
+	int rc = tools_config(&cfg, "say", say_usage, say_opts, NULL, argc, argv, words,
+	                      SAY_MAX_WORDS, &nwords);
+	if (rc >= 0)
+		return rc;
 
 	struct buf text;
 	buf_init(&text);

@@ -16,7 +16,10 @@
 #include <sys/random.h>
 
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/err.h"
+#include "core/log.h"
+#include "core/xalloc.h"
 #include "tools/tools_internal.h"
 
 char *tools_webhook_build(const struct tools_inbound *in)
@@ -62,6 +65,30 @@ void tools_sig_header(const char *secret, const void *body, size_t len,
 	char sig[SIG_HEADER_LEN + 1];
 	sig_sign(secret, body, len, sig);
 	snprintf(out, TOOLS_SIG_HEADER_CAP, "X-Hub-Signature-256: %s", sig);
+}
+
+int tools_config(struct config *cfg, const char *cmd, const char *usage, const char *const *opts,
+                 const char *listen, int argc, char **argv, char **pos, int max_pos, int *npos)
+{
+	config_defaults(cfg);
+	if (listen) {
+		free(cfg->listen);
+		cfg->listen = xstrdup(listen);
+	}
+	int rc = config_parse(cfg, cmd, usage, opts, argc, argv, pos, max_pos, npos);
+	if (rc != 0) {
+		config_release(cfg);
+		return rc > 0 ? 0 : 2;
+	}
+	enum log_level lvl;
+	if (cfg->log_level && log_parse_level(cfg->log_level, &lvl) != 0) {
+		fprintf(stderr, "munim %s: invalid log level \"%s\"\n", cmd, cfg->log_level);
+		config_release(cfg);
+		return 2;
+	}
+	if (cfg->log_level)
+		log_set_level(lvl);
+	return -1;
 }
 
 void tools_strip_slash(char *url)

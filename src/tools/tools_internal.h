@@ -255,6 +255,17 @@ int tools_fetch_request(struct tools_fetch *f, const char *method, const char *p
 
 /* ---- shared by say and loadgen (tools_common.c) ---------------------- */
 
+struct config;
+/*
+ * tools_config parses a tool's flags into cfg (defaults first; listen, when
+ * not NULL, is the default --listen) and applies --log-level. Arguments
+ * that are not flags go to pos (at most max_pos; *npos). Returns -1 when
+ * the tool goes on, else the status to exit with - 0 after --help, 2 for a
+ * bad flag or level, said on stderr - and cfg is then released.
+ */
+int tools_config(struct config *cfg, const char *cmd, const char *usage, const char *const *opts,
+                 const char *listen, int argc, char **argv, char **pos, int max_pos, int *npos);
+
 #include <curl/curl.h>
 
 #include "core/buf.h"
