@@ -218,10 +218,25 @@ static const char *const migration_3[] = {
         NULL,
 };
 
+/*
+ * 4: outbox_counts kept by the store's own code instead of triggers: each
+ * transaction adds its changes by (priority, state) once, at its commit
+ * (store__sq_count), where the triggers ran two statements for every row
+ * that moved - about a fifth of the cost of recording an acceptance. The
+ * counts stay as the triggers left them.
+ */
+static const char *const migration_4[] = {
+        "DROP TRIGGER outbox_counts_insert",
+        "DROP TRIGGER outbox_counts_delete",
+        "DROP TRIGGER outbox_counts_update",
+        NULL,
+};
+
 const char *const *const store__sq_migrations[] = {
         migration_1,
         migration_2,
         migration_3,
+        migration_4,
 };
 
 const int store__sq_nmigrations =

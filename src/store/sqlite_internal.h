@@ -95,6 +95,8 @@ enum sq_stmt {
 	SQ_OUTBOX_COUNTS,
 	SQ_OUTBOX_NEXT_DUE,
 	SQ_OUTBOX_GUARD,
+	SQ_OUTBOX_COUNTS_ADD,
+	SQ_OUTBOX_SENDING_COUNTS,
 	SQ_NSTMT
 };
 
@@ -104,7 +106,21 @@ struct sq_conn {
 	sqlite3_stmt *stmt[SQ_NSTMT];
 	int lazy;         /* synchronous=NORMAL (store_set_lazy_commits) */
 	int64_t last_seq; /* st->commit_seq of this connection's last commit */
+	/* outbox rows by priority and state that this transaction added or
+	 * moved (store__sq_count), written to outbox_counts by its commit */
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	int64_t counts_at_savepoint[PRIO_COUNT][OUTBOX_STATE_COUNT]; /* as at SAVEPOINT msg */
+	int counted;                                                 /* counts holds a change */
 };
+
+/*
+ * store__sq_count: n outbox rows of priority prio went from state `from`
+ * (-1: new rows) to state `to` in the open transaction. The outbox's
+ * writers call it after their statement succeeded; the commit adds the
+ * changes to outbox_counts in one statement per cell, a rollback (to the
+ * savepoint) forgets them.
+ */
+void store__sq_count(struct store_conn *c, enum outbox_prio prio, int from, int to, int64_t n);
 
 static inline sqlite3 *store__sq_db(const struct store_conn *c)
 {

@@ -374,8 +374,11 @@ int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64
 	rc = store__sq_run(c, SQ_OUTBOX_INSERT, sql, what, "iittttiii", o->tenant_id,
 	                   (int64_t)o->priority, o->phone_number_id, o->to, o->reply_to, o->body,
 	                   clock_wall_ms(), o->inbound_received_at, (int64_t)(o->claimed != 0));
-	if (rc == 0)
+	if (rc == 0) {
 		*id = sqlite3_last_insert_rowid(store__sq_db(c));
+		store__sq_count(c, o->priority, -1, o->claimed ? OUTBOX_SENDING : OUTBOX_PENDING,
+		                1);
+	}
 	return store__sq_op_end(c, mode, rc);
 }
 
@@ -419,6 +422,9 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct 
 	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM, sql, what, &st, "ii", now, (int64_t)limit);
 	if (rc == 0)
 		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_outbox, &rows, n);
+	for (int i = 0; rc == 0 && i < *n; i++)
+		store__sq_count(c, ((struct outbox_row *)rows)[i].priority, OUTBOX_PENDING,
+		                OUTBOX_SENDING, 1);
 	rc = store__sq_op_end(c, mode, rc);
 	if (rc < 0) {
 		*n = 0;
@@ -431,24 +437,58 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct 
 	return 0;
 }
 
+/* What recovery will move: SENDING rows by priority and kept-aside status. */
+struct sending_count {
+	enum outbox_prio prio;
+	enum outbox_state early;
+	int64_t n;
+};
+
+static void read_sending_count(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct sending_count *r = row;
+	(void)a;
+	r->prio = (enum outbox_prio)sqlite3_column_int(st, 0);
+	r->early = (enum outbox_state)sqlite3_column_int(st, 1);
+	r->n = sqlite3_column_int64(st, 2);
+}
+
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 {
 	static const char proved[] = "UPDATE outbox SET state = early_state, updated_at = ?1"
 	                             " WHERE state = 1 AND early_state <> 0";
 	static const char sql[] = "UPDATE outbox SET state = 0, updated_at = ?1,"
 	                          " next_attempt_at = max(next_attempt_at, ?2) WHERE state = 1";
+	static const char counts[] = "SELECT priority, early_state, count(*) FROM outbox"
+	                             " WHERE state = 1 GROUP BY priority, early_state";
 	const char *what = "recover outbox rows";
 	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	struct arena a;
+	void *rows = NULL;
+	int nrows = 0;
 	*n = 0;
 	int rc = store__sq_op_begin(c, 1, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_run(c, SQ_OUTBOX_RECOVER_PROVED, proved, what, "i", clock_wall_ms());
+	arena_init(&a, 1024);
+	rc = store__sq_prep(c, SQ_OUTBOX_SENDING_COUNTS, counts, what, &st, "");
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, &a, sizeof(struct sending_count),
+		                    read_sending_count, &rows, &nrows);
+	if (rc == 0)
+		rc = store__sq_run(c, SQ_OUTBOX_RECOVER_PROVED, proved, what, "i", clock_wall_ms());
 	if (rc == 0)
 		rc = store__sq_run(c, SQ_OUTBOX_RECOVER, sql, what, "ii", clock_wall_ms(),
 		                   resend_at);
 	if (rc == 0)
 		*n = sqlite3_changes(store__sq_db(c));
+	for (int i = 0; rc == 0 && i < nrows; i++) {
+		const struct sending_count *sc = &((struct sending_count *)rows)[i];
+		store__sq_count(c, sc->prio, OUTBOX_SENDING, sc->early ? sc->early : OUTBOX_PENDING,
+		                sc->n);
+	}
+	arena_release(&a);
 	rc = store__sq_op_end(c, mode, rc);
 	if (rc < 0)
 		*n = 0;
@@ -471,6 +511,7 @@ static int outbox_moved(struct store_conn *c, int64_t id, const char *what)
 struct outbox_guard {
 	enum outbox_state state;
 	enum outbox_state early; /* a status kept aside while SENDING, or 0 */
+	enum outbox_prio prio;
 };
 
 static void read_guard(sqlite3_stmt *st, struct arena *a, void *row)
@@ -479,6 +520,7 @@ static void read_guard(sqlite3_stmt *st, struct arena *a, void *row)
 	(void)a;
 	g->state = (enum outbox_state)sqlite3_column_int(st, 0);
 	g->early = (enum outbox_state)sqlite3_column_int(st, 1);
+	g->prio = (enum outbox_prio)sqlite3_column_int(st, 2);
 }
 
 /*
@@ -507,8 +549,8 @@ static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql
 	if (rc < 0)
 		return rc;
 	rc = store__sq_prep(c, SQ_OUTBOX_GUARD,
-	                    "SELECT state, early_state FROM outbox WHERE id = ?1", what, &st, "i",
-	                    id);
+	                    "SELECT state, early_state, priority FROM outbox WHERE id = ?1", what,
+	                    &st, "i", id);
 	if (rc == 0)
 		rc = store__sq_one(c, st, what, read_guard, NULL, &g);
 	if (rc == 1 && !(g.state == OUTBOX_SENDING || (from_pending && g.state == OUTBOX_PENDING)))
@@ -519,6 +561,8 @@ static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql
 		*landed = g.early != 0 ? g.early : target;
 		rc = store__sq_run(c, sid, sql, what, "iiitii", id, i2, i3, t4, i5,
 		                   (int64_t)*landed);
+		if (rc == 0)
+			store__sq_count(c, g.prio, g.state, *landed, 1);
 	}
 	return store__sq_op_end(c, mode, rc);
 }
@@ -662,6 +706,8 @@ int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_upd
 	rc = store__sq_run(c, SQ_OUTBOX_SET_STATUS, upd, what, "iiitiit", r.id, (int64_t)nw,
 	                   (int64_t)u->error_code, u->error, u->at, (int64_t)by_hint,
 	                   u->provider_msg_id);
+	if (rc == 0)
+		store__sq_count(c, r.prio, r.state, nw, 1);
 done:
 	return store__sq_op_end(c, mode, rc);
 }
@@ -685,7 +731,8 @@ int store__sq_outbox_list(struct store_conn *c, enum outbox_state state, int lim
 
 int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT])
 {
-	/* kept by triggers (migration 3): 16 rows, whatever the history */
+	/* kept by every commit that adds or moves rows (store__sq_count): a few
+	 * rows, whatever the history; this transaction's own changes are added */
 	static const char sql[] = "SELECT priority, state, n FROM outbox_counts";
 	const char *what = "count outbox";
 	sqlite3_stmt *st;
@@ -701,6 +748,10 @@ int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUT
 			counts[p][s] = sqlite3_column_int64(st, 2);
 	}
 	sqlite3_reset(st);
+	const struct sq_conn *q = c->backend;
+	for (int p = 0; rc == 0 && p < PRIO_COUNT; p++)
+		for (int s = 0; s < OUTBOX_STATE_COUNT; s++)
+			counts[p][s] += q->counts[p][s];
 	return rc;
 }
 

@@ -410,6 +410,24 @@ static void unlock_writer(struct store_conn *c)
 	pthread_mutex_unlock(&c->st->write_mu);
 }
 
+void store__sq_count(struct store_conn *c, enum outbox_prio prio, int from, int to, int64_t n)
+{
+	struct sq_conn *q = c->backend;
+	if (prio < 0 || prio >= PRIO_COUNT || from >= OUTBOX_STATE_COUNT || to < 0 ||
+	    to >= OUTBOX_STATE_COUNT || from == to || n == 0)
+		return;
+	if (from >= 0)
+		q->counts[prio][from] -= n;
+	q->counts[prio][to] += n;
+	q->counted = 1;
+}
+
+static void counts_forget(struct sq_conn *q)
+{
+	memset(q->counts, 0, sizeof(q->counts));
+	q->counted = 0;
+}
+
 /* begin_as opens a write transaction; a failure says "could not <what>". */
 static int begin_as(struct store_conn *c, const char *what)
 {
@@ -421,6 +439,7 @@ static int begin_as(struct store_conn *c, const char *what)
 	}
 	c->in_txn = 1;
 	c->in_savepoint = 0;
+	counts_forget(c->backend);
 	return 0;
 }
 
@@ -467,16 +486,42 @@ static int sq_sync(struct store_conn *c)
 	return 0;
 }
 
+/* counts_flush writes the transaction's outbox changes to outbox_counts. */
+static int counts_flush(struct store_conn *c)
+{
+	static const char sql[] = "INSERT INTO outbox_counts (priority, state, n)"
+	                          " VALUES (?1, ?2, ?3) ON CONFLICT (priority, state)"
+	                          " DO UPDATE SET n = n + excluded.n";
+	struct sq_conn *q = c->backend;
+	if (!q->counted)
+		return 0;
+	for (int p = 0; p < PRIO_COUNT; p++)
+		for (int s = 0; s < OUTBOX_STATE_COUNT; s++) {
+			if (q->counts[p][s] == 0)
+				continue;
+			int rc = store__sq_run(c, SQ_OUTBOX_COUNTS_ADD, sql, "count outbox rows",
+			                       "iii", (int64_t)p, (int64_t)s, q->counts[p][s]);
+			if (rc < 0)
+				return rc;
+		}
+	counts_forget(q); /* written: a retried COMMIT must not add them again */
+	return 0;
+}
+
 static int sq_commit(struct store_conn *c)
 {
 	sqlite3 *db = store__sq_db(c);
 	if (sqlite3_get_autocommit(db)) {
+		counts_forget(c->backend);
 		unlock_writer(c);
 		return store__errf(c, ERR_DB,
 		                   "could not commit: the transaction was rolled back after an "
 		                   "earlier error");
 	}
-	int rc = store__sq_run(c, SQ_COMMIT, "COMMIT", "commit", "");
+	int rc = counts_flush(c);
+	if (rc < 0)
+		return rc; /* the transaction stays open: the caller rolls it back */
+	rc = store__sq_run(c, SQ_COMMIT, "COMMIT", "commit", "");
 	if (rc == 0) {
 		/* numbered under write_mu, so in the order of the log */
 		struct sq_conn *q = c->backend;
@@ -492,6 +537,7 @@ static int sq_commit(struct store_conn *c)
 static int sq_rollback(struct store_conn *c)
 {
 	int rc = 0;
+	counts_forget(c->backend);
 	if (!sqlite3_get_autocommit(store__sq_db(c)))
 		rc = store__sq_run(c, SQ_ROLLBACK, "ROLLBACK", "roll back", "");
 	unlock_writer(c);
@@ -500,9 +546,12 @@ static int sq_rollback(struct store_conn *c)
 
 static int sq_savepoint(struct store_conn *c)
 {
+	struct sq_conn *q = c->backend;
 	int rc = store__sq_run(c, SQ_SAVEPOINT, "SAVEPOINT msg", "set savepoint", "");
-	if (rc == 0)
+	if (rc == 0) {
 		c->in_savepoint = 1;
+		memcpy(q->counts_at_savepoint, q->counts, sizeof(q->counts));
+	}
 	return rc;
 }
 
@@ -523,8 +572,11 @@ static int sq_rollback_to(struct store_conn *c)
 		                   "could not roll back to savepoint: the transaction was rolled "
 		                   "back after an earlier error");
 	rc = store__sq_run(c, SQ_ROLLBACK_TO, "ROLLBACK TO msg", "roll back to savepoint", "");
-	if (rc == 0)
+	if (rc == 0) {
+		struct sq_conn *q = c->backend;
+		memcpy(q->counts, q->counts_at_savepoint, sizeof(q->counts));
 		rc = store__sq_run(c, SQ_RELEASE, "RELEASE msg", "release savepoint", "");
+	}
 	return rc;
 }
 
