@@ -9,7 +9,7 @@ import time
 from harness import (MUNIM, SECRET, Stack, body_text, http, run, text_payload, wait_until)
 
 COMMANDS = ["serve", "migrate", "tenant", "product", "seed", "outbox", "config", "mock-bsp",
-            "say"]
+            "say", "loadgen", "relay"]
 
 
 def test_help_for_every_command():
@@ -35,6 +35,38 @@ def test_serve_requires_secrets():
                        env={k: v for k, v in os.environ.items() if not k.startswith("MUNIM_")})
     assert r.returncode == 2, r
     assert "--app-secret is required" in r.stderr, r.stderr
+
+
+def test_low_open_files_limit_is_said_and_served_through():
+    """serve raises its open-files limit for its connections (4,096 webhook
+    connections + 1,024 sends + 64); under a hard limit below that it says
+    so with the numbers, raises what it can, and serves."""
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 1024))
+
+    s = Stack()
+    s.start_mock()
+    log_path = os.path.join(s.dir, "serve.log")
+    log = open(log_path, "ab")
+    p = subprocess.Popen([MUNIM, "serve", "--db", s.db, "--listen", "127.0.0.1:%d" % s.port,
+                          "--bsp-url", s.bsp, "--app-secret", SECRET, "--verify-token", "v",
+                          "--access-token", "t"], stdout=log, stderr=log,
+                         preexec_fn=low_limit)
+    try:
+        wait_until(lambda: s._ok(s.url + "/readyz"), timeout=15, what="serve ready")
+        text = open(log_path).read()
+        assert '"event":"serve.fd_limit"' in text, text
+        assert "the open-files limit is 1024, below the 5184" in text, text
+        limits = [ln for ln in open("/proc/%d/limits" % p.pid) if ln.startswith("Max open files")]
+        assert limits[0].split()[3] == "1024", limits
+        assert body_text(s.say("stock sugar")[0]).startswith("Sugar")
+    finally:
+        p.terminate()
+        assert p.wait(20) == 0
+        log.close()
+        s.stop()
 
 
 def test_config_from_environment_and_secrets_hidden():
