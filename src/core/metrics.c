@@ -115,7 +115,7 @@ void metrics_render(const struct metrics *m, struct buf *o)
 	counter(o, "munim_ingest_commit_requests_total",
 	        "Webhook requests made durable by those commits.", LOAD(m->commit_requests));
 	counter(o, "munim_inline_processed_total",
-	        "Messages processed within their webhook's own commit (the inbox was empty).",
+	        "Messages processed within their webhook's own commit (the fast path).",
 	        LOAD(m->inline_processed));
 	counter(o, "munim_send_direct_total",
 	        "Replies handed to the sender by the transaction that made them, without a claim.",
