@@ -265,59 +265,54 @@ static int is_store_failure(int rc)
 }
 
 /*
- * The fast path, for each new message of job j: through the ERP in this
- * very transaction, unless an earlier message of its customer waits in
- * the inbox (it would overtake it) or the transaction has run *budget
- * messages already (its 200s would wait too long). A message left pending
- * - so, or because it failed - joins the backlog before the commit makes
- * it visible to the workers, and every later message of its customer
- * then waits behind it. Runs with the writer lock held: no worker commit
- * lands in between.
+ * mark_inline picks the entries of j the fast path takes, while *budget
+ * lasts: those whose customer has nothing waiting in the inbox (processing
+ * them would not overtake an earlier message). They are written done from
+ * the start, so they never enter the inbox's pending index and need no
+ * UPDATE when they are done; the rest are written pending.
  */
-/*
- * mark_inline writes done, from the start, the entries of j that run_new is
- * about to process (the budget left and nothing of their customer waiting):
- * they never enter the inbox's pending index and need no UPDATE when they
- * are done. run_new reopens any that it does not finish after all.
- */
-static void mark_inline(struct ingest *ig, struct ingest_job *j, int64_t budget)
+static void mark_inline(struct ingest *ig, struct ingest_job *j, int64_t *budget)
 {
 	for (int k = 0; k < j->n; k++) {
 		struct inbox_entry *e = &j->entries[k];
 		e->state = INBOX_PENDING;
-		if (budget > 0 && !backlog_has(ig->app->backlog, e->tenant_id, e->from)) {
+		if (*budget > 0 && !backlog_has(ig->app->backlog, e->tenant_id, e->from)) {
 			e->state = INBOX_DONE;
-			budget--;
+			(*budget)--;
 		}
 	}
 }
 
-static int run_new(struct ingest *ig, struct ingest_job *j, int64_t *budget)
+/*
+ * The fast path, for each new entry of job j that mark_inline picked:
+ * through the ERP in this very transaction - unless an earlier message of
+ * its customer failed in this same transaction and now waits. An entry
+ * left pending - so, or because it failed - is reopened and joins the
+ * backlog before the commit makes it visible to the workers, and every
+ * later message of its customer then waits behind it. Runs with the
+ * writer lock held: no worker commit lands in between.
+ */
+static int run_new(struct ingest *ig, struct ingest_job *j)
 {
 	struct backlog *bl = ig->app->backlog;
 	for (int k = 0; k < j->n; k++) {
 		if (j->results[k] != INBOX_PUT_NEW)
 			continue;
 		const struct inbox_entry *e = &j->entries[k];
-		int finished = 0;
-		if (*budget > 0 && !backlog_has(bl, e->tenant_id, e->from)) {
-			(*budget)--;
-			int rc = worker_runner_entry(ig->runner, ig->conn, e, &finished);
-			if (rc)
-				return rc;
+		int finished = 0, rc = 0;
+		if (e->state == INBOX_DONE && !backlog_has(bl, e->tenant_id, e->from) &&
+		    (rc = worker_runner_entry(ig->runner, ig->conn, e, &finished)) != 0)
+			return rc;
+		if (finished)
+			continue;
+		if (e->state == INBOX_DONE && (rc = store_inbox_reopen(ig->conn, e->id)) != 0)
+			return rc;
+		backlog_add(bl, e->tenant_id, e->from);
+		if (ig->nadded == ig->added_cap) {
+			ig->added_cap = ig->added_cap ? ig->added_cap * 2 : 64;
+			ig->added = xrealloc(ig->added, (size_t)ig->added_cap * sizeof(*ig->added));
 		}
-		if (!finished) {
-			int rc = e->state == INBOX_DONE ? store_inbox_reopen(ig->conn, e->id) : 0;
-			if (rc)
-				return rc;
-			backlog_add(bl, e->tenant_id, e->from);
-			if (ig->nadded == ig->added_cap) {
-				ig->added_cap = ig->added_cap ? ig->added_cap * 2 : 64;
-				ig->added = xrealloc(ig->added,
-				                     (size_t)ig->added_cap * sizeof(*ig->added));
-			}
-			ig->added[ig->nadded++] = e;
-		}
+		ig->added[ig->nadded++] = e;
 	}
 	return 0;
 }
@@ -355,10 +350,10 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 	for (int i = 0; i < n; i++) {
 		struct ingest_job *j = jobs[i];
 		if (run)
-			mark_inline(ig, j, budget);
+			mark_inline(ig, j, &budget);
 		if (j->n > 0 && (rc = store_inbox_put(c, j->entries, j->n, j->results)) != 0)
 			goto fail;
-		if (run && (rc = run_new(ig, j, &budget)) != 0)
+		if (run && (rc = run_new(ig, j)) != 0)
 			goto fail;
 		for (int k = 0; k < j->nstatus; k++)
 			if ((rc = send_status_apply(ig->app, c, &j->statuses[k], &j->moves[k])) !=
