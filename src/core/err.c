@@ -22,3 +22,8 @@ const char *err_str(int err)
 	default: return "unknown error";
 	}
 }
+
+int err_transient(int err)
+{
+	return err == ERR_IO || err == ERR_AGAIN || err == ERR_TIMEOUT || err == ERR_FULL;
+}

@@ -26,5 +26,11 @@ enum {
 
 /* err_str returns a static lower-case description of an ERR_* code. */
 const char *err_str(int err);
+/*
+ * err_transient: the trouble of the store or machine (I/O, locked, timed
+ * out, disk full), which the same work may pass later - not a fault of the
+ * input. Such a failure is retried whole and counts no attempt against it.
+ */
+int err_transient(int err);
 
 #endif

@@ -259,11 +259,6 @@ int ingest__resolve(struct ingest *ig, const char *pnid, int64_t *tenant_id)
 
 /* ---- the committer ----------------------------------------------------------- */
 
-static int is_store_failure(int rc)
-{
-	return rc == ERR_AGAIN || rc == ERR_FULL || rc == ERR_IO || rc == ERR_TIMEOUT;
-}
-
 /*
  * mark_inline picks the entries of j the fast path takes, while *budget
  * lasts: those whose customer has nothing waiting in the inbox (processing
@@ -420,7 +415,7 @@ static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
 
 	for (int i = 0; i < n; i++)
 		jobs[i]->rc = rc;
-	if (rc && !is_store_failure(rc) && n > 1) {
+	if (rc && !err_transient(rc) && n > 1) {
 		for (int i = 0; i < n; i++)
 			jobs[i]->rc = commit_jobs(ig, &jobs[i], 1, &fresh);
 	}

@@ -309,11 +309,6 @@ static int apologise(struct worker_runner *run, struct store_conn *c, const stru
 	return queue_reply(run, c, &t, e, &r, &run->msg_arena);
 }
 
-static int is_store_failure(int rc)
-{
-	return rc == ERR_IO || rc == ERR_FULL || rc == ERR_AGAIN;
-}
-
 /*
  * The entry failed (its own work already undone): its attempt is recorded
  * and, after the last one, it is set aside with an apology to the
@@ -335,7 +330,7 @@ static int record_failure(struct worker_runner *r, struct store_conn *c,
 	rc = store_inbox_failed(c, e->id, limit, err_str(why));
 	if (rc == 0 && final) {
 		int arc = apologise(r, c, e);
-		if (is_store_failure(arc))
+		if (err_transient(arc))
 			rc = arc;
 		else if (arc != 0) /* the entry is set aside all the same */
 			log_error("worker.apology_failed",
@@ -355,7 +350,7 @@ static int record_failure(struct worker_runner *r, struct store_conn *c,
 		}
 		return store_release(c);
 	}
-	if (is_store_failure(rc))
+	if (err_transient(rc))
 		return rc;
 	log_error("worker.failure_unrecorded",
 	          "could not record the failure of inbox entry %lld (%s): %s; it stays pending",
@@ -392,7 +387,7 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 	}
 	/* the store's trouble (disk full, I/O, locked), not the message's: the
 	 * whole batch rolls back and is tried again, no attempt is counted */
-	if (is_store_failure(rc))
+	if (err_transient(rc))
 		return rc;
 	/* this message failed: undo its partial work, keep the batch */
 	log_warn("worker.message_failed", "could not process inbox entry %lld (%s): %s",
