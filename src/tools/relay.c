@@ -64,7 +64,7 @@ struct relay {
 
 	pthread_mutex_t mu; /* the queue */
 	struct relay_job *queue;
-	size_t nqueue;
+	size_t qhead, nqueue; /* a ring: queue[(qhead + i) % RELAY_QUEUE_MAX] */
 
 	/* network thread only */
 	struct relay_job *taken;
@@ -124,7 +124,8 @@ static void on_webhook(struct http_req *r, void *ud)
 				dropped++;
 				continue;
 			}
-			job_new(&rl->queue[rl->nqueue++], ch->phone_number_id, e->from, e->ext_id);
+			job_new(&rl->queue[(rl->qhead + rl->nqueue++) % RELAY_QUEUE_MAX],
+			        ch->phone_number_id, e->from, e->ext_id);
 			queued++;
 		}
 	}
@@ -172,8 +173,9 @@ static void take_jobs(struct relay *rl)
 	size_t room = (size_t)(rl->nslots - rl->active), n;
 	pthread_mutex_lock(&rl->mu);
 	n = rl->nqueue < room ? rl->nqueue : room;
-	memcpy(rl->taken, rl->queue, n * sizeof(*rl->taken));
-	memmove(rl->queue, rl->queue + n, (rl->nqueue - n) * sizeof(*rl->queue));
+	for (size_t i = 0; i < n; i++)
+		rl->taken[i] = rl->queue[(rl->qhead + i) % RELAY_QUEUE_MAX];
+	rl->qhead = (rl->qhead + n) % RELAY_QUEUE_MAX;
 	rl->nqueue -= n;
 	pthread_mutex_unlock(&rl->mu);
 	int k = 0;
@@ -274,7 +276,7 @@ static void relay_release(struct relay *rl)
 		buf_release(&rl->slots[i].body);
 	}
 	for (size_t i = 0; i < rl->nqueue; i++)
-		job_free(&rl->queue[i]);
+		job_free(&rl->queue[(rl->qhead + i) % RELAY_QUEUE_MAX]);
 	if (rl->loop.multi)
 		curl_loop_release(&rl->loop);
 	curl_slist_free_all(rl->headers);
