@@ -197,7 +197,7 @@ static struct backlog *load_backlog(struct app *app, struct store_conn *c)
 		         "%d messages wait in the inbox; their customers' next ones wait behind "
 		         "them, everyone else's take the fast path",
 		         n);
-	if (rc != 0)
+	else
 		log_info("serve.backlog_unknown",
 		         "messages wait in the inbox and whose is not known (%s): none takes the "
 		         "fast path until the workers have processed them",

@@ -110,7 +110,6 @@ struct sq_conn {
 	 * moved (store__sq_count), written to outbox_counts by its commit */
 	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	int64_t counts_at_savepoint[PRIO_COUNT][OUTBOX_STATE_COUNT]; /* as at SAVEPOINT msg */
-	int counted;                                                 /* counts holds a change */
 };
 
 /*

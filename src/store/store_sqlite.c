@@ -419,13 +419,11 @@ void store__sq_count(struct store_conn *c, enum outbox_prio prio, int from, int 
 	if (from >= 0)
 		q->counts[prio][from] -= n;
 	q->counts[prio][to] += n;
-	q->counted = 1;
 }
 
 static void counts_forget(struct sq_conn *q)
 {
 	memset(q->counts, 0, sizeof(q->counts));
-	q->counted = 0;
 }
 
 /* begin_as opens a write transaction; a failure says "could not <what>". */
@@ -493,8 +491,6 @@ static int counts_flush(struct store_conn *c)
 	                          " VALUES (?1, ?2, ?3) ON CONFLICT (priority, state)"
 	                          " DO UPDATE SET n = n + excluded.n";
 	struct sq_conn *q = c->backend;
-	if (!q->counted)
-		return 0;
 	for (int p = 0; p < PRIO_COUNT; p++)
 		for (int s = 0; s < OUTBOX_STATE_COUNT; s++) {
 			if (q->counts[p][s] == 0)
