@@ -106,20 +106,6 @@ static void put(struct buf *out, const char *s)
 }
 
 /* Writes v in decimal at out (room for 20 digits and a NUL); returns the length. */
-static size_t fmt_u64(char *out, uint64_t v)
-{
-	char d[20];
-	size_t n = 0;
-	do {
-		d[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t k = 0; k < n; k++)
-		out[k] = d[n - 1 - k];
-	out[n] = '\0';
-	return n;
-}
-
 void loadgen_body_build(const struct loadgen_body *b, struct buf *out, const char *phone,
                         const char *from, const char *wamid, const char *text, int64_t ts_s)
 {
@@ -128,7 +114,7 @@ void loadgen_body_build(const struct loadgen_body *b, struct buf *out, const cha
 		if (b->texts[k] == text)
 			qtext = b->quoted[k];
 	char ts[24];
-	fmt_u64(ts, ts_s > 0 ? (uint64_t)ts_s : 0);
+	tools_fmt_u64(ts, ts_s > 0 ? (uint64_t)ts_s : 0, 0);
 	buf_reset(out);
 	/* jansson's key order: as packed (tools_webhook_build) */
 	put(out, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"0\",\"changes\":"
@@ -212,12 +198,10 @@ static void start_msg(struct sender *sd, uint64_t i)
 	uint64_t phone, customer;
 	const char *text;
 	loadgen_pick(&p->mix, i, &phone, &customer, &text);
-	char phone_s[24], from_s[24], wamid[LOADGEN_PREFIX_CAP + 24];
-	fmt_u64(phone_s, phone);
-	fmt_u64(from_s, customer);
-	size_t pl = strlen(p->prefix);
-	memcpy(wamid, p->prefix, pl);
-	fmt_u64(wamid + pl, i);
+	char phone_s[24], from_s[24], wamid[LOADGEN_WAMID_CAP];
+	tools_fmt_u64(phone_s, phone, 0);
+	tools_fmt_u64(from_s, customer, 0);
+	loadgen_wamid(p->prefix, i, wamid);
 	loadgen_body_build(&sd->tmpl, &sd->body, phone_s, from_s, wamid, text,
 	                   clock_wall_ms() / 1000);
 	static const char head[] = "Content-Type: application/json\r\nX-Hub-Signature-256: ";

@@ -172,6 +172,13 @@ void loadgen_wamid_prefix(uint64_t run_id, char out[LOADGEN_PREFIX_CAP])
 	snprintf(out, LOADGEN_PREFIX_CAP, "wamid.LG%016llX_", (unsigned long long)run_id);
 }
 
+void loadgen_wamid(const char *prefix, uint64_t i, char out[LOADGEN_WAMID_CAP])
+{
+	size_t pl = strnlen(prefix, LOADGEN_PREFIX_CAP - 1);
+	memcpy(out, prefix, pl);
+	tools_fmt_u64(out + pl, tools_scatter_u64(i), 0);
+}
+
 int loadgen_wamid_index(const char *prefix, const char *wamid, uint64_t total, uint64_t *i)
 {
 	size_t plen = strlen(prefix);
@@ -180,16 +187,16 @@ int loadgen_wamid_index(const char *prefix, const char *wamid, uint64_t total, u
 	const char *p = wamid + plen;
 	if (!*p || (p[0] == '0' && p[1]))
 		return ERR_NOTFOUND;
-	const char *digits = p;
 	uint64_t v = 0;
 	for (; *p; p++) {
-		/* 19 digits cannot overflow; an index that long is no index of ours */
-		if (*p < '0' || *p > '9' || p - digits >= 19)
-			return ERR_NOTFOUND;
-		v = v * 10 + (uint64_t)(*p - '0');
-		if (v >= total)
-			return ERR_NOTFOUND;
+		unsigned d = (unsigned)(*p - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return ERR_NOTFOUND; /* past 64 bits: no number of ours */
+		v = v * 10 + d;
 	}
+	v = tools_gather_u64(v);
+	if (v >= total)
+		return ERR_NOTFOUND;
 	*i = v;
 	return 0;
 }

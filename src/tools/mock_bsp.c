@@ -368,23 +368,13 @@ static int check_message(const struct jsonr_val *root, const char **to_out, cons
 	return 0;
 }
 
-/* The wamid of the n-th accepted message: as "wamid.MOCK%011llX%010llu"
- * of (started_ms, n) would write it, without printf on the hot path. */
+/* The wamid of the n-th accepted message: the prefix, then n scattered
+ * (tools_scatter_u64) in 20 digits - unique, and in no order, as the
+ * provider's are. */
 static void make_wamid(const struct mock *m, uint64_t n, char out[MOCK_MAX_WAMID + 1])
 {
-	char d[20];
-	int k = 0;
-	do {
-		d[k++] = (char)('0' + n % 10);
-		n /= 10;
-	} while (n);
-	while (k < 10)
-		d[k++] = '0';
 	memcpy(out, m->wamid_prefix, m->wamid_prefix_len);
-	char *p = out + m->wamid_prefix_len;
-	while (k > 0)
-		*p++ = d[--k];
-	*p = '\0';
+	tools_fmt_u64(out + m->wamid_prefix_len, tools_scatter_u64(n), 20);
 }
 
 /* Sends the answer; then, for an accepted message, queues its status. */

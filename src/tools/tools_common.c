@@ -102,8 +102,38 @@ uint64_t tools_random_u64(void)
 {
 	uint64_t r = 0;
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-		r = (uint64_t)clock_mono_us() * 0x9e3779b97f4a7c15ULL;
+		r = tools_scatter_u64((uint64_t)clock_mono_us());
 	return r;
+}
+
+/* An odd multiplier (2^64 / the golden ratio) and its inverse modulo 2^64. */
+#define SCATTER_MUL 0x9e3779b97f4a7c15ULL
+#define SCATTER_INV 0xf1de83e19937733dULL
+
+uint64_t tools_scatter_u64(uint64_t v)
+{
+	return v * SCATTER_MUL;
+}
+
+uint64_t tools_gather_u64(uint64_t v)
+{
+	return v * SCATTER_INV;
+}
+
+size_t tools_fmt_u64(char *out, uint64_t v, size_t width)
+{
+	char d[20];
+	size_t n = 0;
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n < width && n < sizeof(d))
+		d[n++] = '0';
+	for (size_t k = 0; k < n; k++)
+		out[k] = d[n - 1 - k];
+	out[n] = '\0';
+	return n;
 }
 
 /* ---- the blocking client ------------------------------------------------ */

@@ -303,6 +303,18 @@ void tools_sig_header(const char *secret, const void *body, size_t len,
 void tools_strip_slash(char *url);
 /* tools_random_u64: 64 random bits (getrandom; the clock if it fails). */
 uint64_t tools_random_u64(void);
+/*
+ * tools_scatter_u64 maps 0, 1, 2, ... to numbers spread over all of 64 bits
+ * (a multiplication by an odd constant, so one to one); tools_gather_u64
+ * undoes it. The test tools number their message ids through it: a real
+ * wamid is random, so consecutive ids land far apart in the receiver's
+ * indexes, and a benchmark with counted ids would flatter every B-tree.
+ */
+uint64_t tools_scatter_u64(uint64_t v);
+uint64_t tools_gather_u64(uint64_t v);
+/* tools_fmt_u64 writes v in decimal, zero-padded to at least width digits
+ * (at most 20), and a NUL; returns the digits written. */
+size_t tools_fmt_u64(char *out, uint64_t v, size_t width);
 
 /*
  * A blocking HTTP client for `say`'s small exchanges: one libcurl easy
@@ -413,12 +425,15 @@ struct loadgen_mix {
 void loadgen_pick(const struct loadgen_mix *m, uint64_t i, uint64_t *phone, uint64_t *customer,
                   const char **text);
 
-/* Message i's wamid: prefix followed by i in decimal. The prefix holds a
- * random run id, so replies to other runs' messages are not counted. */
+/* Message i's wamid: prefix followed by tools_scatter_u64(i) in decimal.
+ * The prefix holds a random run id, so replies to other runs' messages are
+ * not counted. */
 #define LOADGEN_PREFIX_CAP 40
+#define LOADGEN_WAMID_CAP (LOADGEN_PREFIX_CAP + 21)
 void loadgen_wamid_prefix(uint64_t run_id, char out[LOADGEN_PREFIX_CAP]);
-/* loadgen_wamid_index: 0 and *i when wamid is prefix + a decimal below
- * total (no leading zeros); ERR_NOTFOUND otherwise. */
+void loadgen_wamid(const char *prefix, uint64_t i, char out[LOADGEN_WAMID_CAP]);
+/* loadgen_wamid_index: 0 and *i when wamid is loadgen_wamid(prefix, i) for
+ * an i below total; ERR_NOTFOUND otherwise. */
 int loadgen_wamid_index(const char *prefix, const char *wamid, uint64_t total, uint64_t *i);
 
 /* HTTP answers are counted by status, 100..599. */

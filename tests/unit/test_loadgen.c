@@ -248,14 +248,40 @@ static void test_wamid_index(void **state)
 	char prefix[LOADGEN_PREFIX_CAP];
 	loadgen_wamid_prefix(0xABCDEF0123456789ULL, prefix);
 	assert_string_equal(prefix, "wamid.LGABCDEF0123456789_");
-	char w[80];
+	char w[LOADGEN_WAMID_CAP];
 	uint64_t i = 99;
-	snprintf(w, sizeof(w), "%s%d", prefix, 0);
+	loadgen_wamid(prefix, 0, w);
+	assert_string_equal(w, "wamid.LGABCDEF0123456789_0");
 	assert_int_equal(loadgen_wamid_index(prefix, w, 10, &i), 0);
 	assert_int_equal(i, 0);
-	snprintf(w, sizeof(w), "%s%d", prefix, 599);
-	assert_int_equal(loadgen_wamid_index(prefix, w, 600, &i), 0);
-	assert_int_equal(i, 599);
+	/* 0x9e3779b97f4a7c15, the scatter multiplier, in decimal */
+	loadgen_wamid(prefix, 1, w);
+	assert_string_equal(w, "wamid.LGABCDEF0123456789_11400714819323198485");
+	uint64_t last[] = {599, 123456789, UINT64_MAX - 1};
+	for (size_t k = 0; k < sizeof(last) / sizeof(last[0]); k++) {
+		loadgen_wamid(prefix, last[k], w);
+		assert_int_equal(loadgen_wamid_index(prefix, w, last[k] + 1, &i), 0);
+		assert_int_equal(i, last[k]);
+		assert_int_equal(loadgen_wamid_index(prefix, w, last[k], &i), ERR_NOTFOUND);
+	}
+}
+
+/* Consecutive messages' wamids are in no order, as real ones are: of the
+ * first 1,000, about half are smaller than the one before. */
+static void test_wamids_scatter(void **state)
+{
+	(void)state;
+	char prefix[LOADGEN_PREFIX_CAP], prev[LOADGEN_WAMID_CAP], w[LOADGEN_WAMID_CAP];
+	loadgen_wamid_prefix(42, prefix);
+	loadgen_wamid(prefix, 0, prev);
+	int descents = 0;
+	for (uint64_t i = 1; i < 1000; i++) {
+		loadgen_wamid(prefix, i, w);
+		assert_true(strcmp(w, prev) != 0);
+		descents += strcmp(w, prev) < 0;
+		memcpy(prev, w, sizeof(w));
+	}
+	assert_in_range(descents, 300, 700);
 }
 
 static void test_wamid_index_notfound(void **state)
@@ -272,11 +298,14 @@ static void test_wamid_index_notfound(void **state)
 	                 ERR_NOTFOUND);
 	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_1x", 10, &i),
 	                 ERR_NOTFOUND);
-	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_10", 10, &i),
-	                 ERR_NOTFOUND); /* beyond the run */
-	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_99999999999999999999",
+	char w[LOADGEN_WAMID_CAP];
+	loadgen_wamid(p, 10, w);
+	assert_int_equal(loadgen_wamid_index(p, w, 10, &i), ERR_NOTFOUND); /* beyond the run */
+	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_1", 10, &i),
+	                 ERR_NOTFOUND); /* 1 is no scattered index below 10 */
+	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_18446744073709551616",
 	                                     UINT64_MAX, &i),
-	                 ERR_NOTFOUND); /* too long to be an index */
+	                 ERR_NOTFOUND); /* 2^64: past 64 bits */
 }
 
 /* ---- the report --------------------------------------------------------------- */
@@ -437,6 +466,7 @@ int main(void)
 	        cmocka_unit_test(test_pick_rotates),
 	        cmocka_unit_test(test_wamid_index),
 	        cmocka_unit_test(test_wamid_index_notfound),
+	        cmocka_unit_test(test_wamids_scatter),
 	        cmocka_unit_test(test_report_json),
 	        cmocka_unit_test(test_body_matches_webhook_build),
 	};

@@ -719,6 +719,25 @@ static void test_http_no_free_connection_is_err_full(void **state)
 	srv_stop(&sv);
 }
 
+/* The numbering behind the tools' message ids: one to one, undone exactly;
+ * decimals padded when asked. */
+static void test_scatter_and_fmt(void **state)
+{
+	(void)state;
+	uint64_t v[] = {0, 1, 2, 599, 0x123456789ULL, UINT64_MAX};
+	for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+		assert_true(tools_gather_u64(tools_scatter_u64(v[k])) == v[k]);
+	assert_true(tools_scatter_u64(1) != tools_scatter_u64(2));
+	char out[24];
+	assert_int_equal(tools_fmt_u64(out, 0, 0), 1);
+	assert_string_equal(out, "0");
+	assert_int_equal(tools_fmt_u64(out, 42, 5), 5);
+	assert_string_equal(out, "00042");
+	assert_int_equal(tools_fmt_u64(out, UINT64_MAX, 20), 20);
+	assert_string_equal(out, "18446744073709551615");
+	assert_int_equal(tools_fmt_u64(out, 7, 30), 20); /* never wider than 20 */
+}
+
 static void test_url_parse(void **state)
 {
 	(void)state;
@@ -766,6 +785,7 @@ int main(void)
 	        cmocka_unit_test(test_http_timeout_and_refused),
 	        cmocka_unit_test(test_http_no_free_connection_is_err_full),
 	        cmocka_unit_test(test_url_parse),
+	        cmocka_unit_test(test_scatter_and_fmt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
