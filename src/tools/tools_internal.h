@@ -429,7 +429,7 @@ void loadgen_pick(const struct loadgen_mix *m, uint64_t i, uint64_t *phone, uint
  * The prefix holds a random run id, so replies to other runs' messages are
  * not counted. */
 #define LOADGEN_PREFIX_CAP 40
-#define LOADGEN_WAMID_CAP (LOADGEN_PREFIX_CAP + 21)
+#define LOADGEN_WAMID_CAP  (LOADGEN_PREFIX_CAP + 21)
 void loadgen_wamid_prefix(uint64_t run_id, char out[LOADGEN_PREFIX_CAP]);
 void loadgen_wamid(const char *prefix, uint64_t i, char out[LOADGEN_WAMID_CAP]);
 /* loadgen_wamid_index: 0 and *i when wamid is loadgen_wamid(prefix, i) for
