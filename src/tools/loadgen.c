@@ -250,7 +250,7 @@ static int run(const struct run_args *a, const struct loadgen_sched *sched)
 	        .connections = cfg->connections,
 	        .timeout_ms = cfg->timeout_ms,
 	};
-	loadgen_wamid_prefix(tools_random_u64(), plan.prefix);
+	loadgen_wamid_tag(tools_random_u64(), plan.tag);
 	struct loadgen_sent *sent = xcalloc(1, sizeof(*sent));
 	struct loadgen_collect *col = xcalloc(1, sizeof(*col));
 	struct loadgen_step_figures *steps = xcalloc((size_t)sched->nsteps, sizeof(*steps));

@@ -81,7 +81,7 @@ static void take_reply(struct loadgen_collect *c, const char *context, int64_t r
 {
 	const struct loadgen_plan *p = c->plan;
 	uint64_t i;
-	if (loadgen_wamid_index(p->prefix, context, p->sched->total, &i) != 0) {
+	if (loadgen_wamid_index(p->tag, context, p->sched->total, &i) != 0) {
 		c->foreign++;
 		return;
 	}

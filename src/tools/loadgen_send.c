@@ -201,7 +201,7 @@ static void start_msg(struct sender *sd, uint64_t i)
 	char phone_s[24], from_s[24], wamid[LOADGEN_WAMID_CAP];
 	tools_fmt_u64(phone_s, phone, 0);
 	tools_fmt_u64(from_s, customer, 0);
-	loadgen_wamid(p->prefix, i, wamid);
+	loadgen_wamid(p->tag, i, wamid);
 	loadgen_body_build(&sd->tmpl, &sd->body, phone_s, from_s, wamid, text,
 	                   clock_wall_ms() / 1000);
 	static const char head[] = "Content-Type: application/json\r\nX-Hub-Signature-256: ";

@@ -167,33 +167,36 @@ void loadgen_pick(const struct loadgen_mix *m, uint64_t i, uint64_t *phone, uint
 	*text = m->texts[round % (uint64_t)m->ntexts];
 }
 
-void loadgen_wamid_prefix(uint64_t run_id, char out[LOADGEN_PREFIX_CAP])
+#define WAMID_HEAD     "wamid.LG"
+#define WAMID_HEAD_LEN (sizeof(WAMID_HEAD) - 1)
+
+void loadgen_wamid_tag(uint64_t run_id, char out[LOADGEN_TAG_CAP])
 {
-	snprintf(out, LOADGEN_PREFIX_CAP, "wamid.LG%016llX_", (unsigned long long)run_id);
+	snprintf(out, LOADGEN_TAG_CAP, "%016llX", (unsigned long long)run_id);
 }
 
-void loadgen_wamid(const char *prefix, uint64_t i, char out[LOADGEN_WAMID_CAP])
+void loadgen_wamid(const char *tag, uint64_t i, char out[LOADGEN_WAMID_CAP])
 {
-	size_t pl = strnlen(prefix, LOADGEN_PREFIX_CAP - 1);
-	memcpy(out, prefix, pl);
-	tools_fmt_u64(out + pl, tools_scatter_u64(i), 0);
+	memcpy(out, WAMID_HEAD, WAMID_HEAD_LEN);
+	size_t n = WAMID_HEAD_LEN + tools_fmt_u64(out + WAMID_HEAD_LEN, tools_scatter_u64(i), 20);
+	out[n++] = '_';
+	snprintf(out + n, LOADGEN_WAMID_CAP - n, "%s", tag);
 }
 
-int loadgen_wamid_index(const char *prefix, const char *wamid, uint64_t total, uint64_t *i)
+int loadgen_wamid_index(const char *tag, const char *wamid, uint64_t total, uint64_t *i)
 {
-	size_t plen = strlen(prefix);
-	if (!wamid || strncmp(wamid, prefix, plen) != 0)
+	if (!wamid || strncmp(wamid, WAMID_HEAD, WAMID_HEAD_LEN) != 0)
 		return ERR_NOTFOUND;
-	const char *p = wamid + plen;
-	if (!*p || (p[0] == '0' && p[1]))
-		return ERR_NOTFOUND;
+	const char *p = wamid + WAMID_HEAD_LEN;
 	uint64_t v = 0;
-	for (; *p; p++) {
+	for (int k = 0; k < 20; k++, p++) {
 		unsigned d = (unsigned)(*p - '0');
 		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return ERR_NOTFOUND; /* past 64 bits: no number of ours */
+			return ERR_NOTFOUND; /* not 20 digits, or past 64 bits */
 		v = v * 10 + d;
 	}
+	if (*p != '_' || strcmp(p + 1, tag) != 0)
+		return ERR_NOTFOUND;
 	v = tools_gather_u64(v);
 	if (v >= total)
 		return ERR_NOTFOUND;

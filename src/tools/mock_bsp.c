@@ -114,8 +114,7 @@ struct mock {
 	struct mock_timer *timer;
 	struct mock_status *status; /* NULL: no status webhooks */
 	int64_t started_ms;
-	char wamid_prefix[32]; /* "wamid.MOCK" and started_ms in 11 hex digits */
-	size_t wamid_prefix_len;
+	char wamid_tag[16]; /* started_ms in 11 hex digits: this run's ids */
 	_Atomic uint64_t wamid_seq;
 };
 
@@ -368,13 +367,19 @@ static int check_message(const struct jsonr_val *root, const char **to_out, cons
 	return 0;
 }
 
-/* The wamid of the n-th accepted message: the prefix, then n scattered
- * (tools_scatter_u64) in 20 digits - unique, and in no order, as the
- * provider's are. */
+_Static_assert(10 + 20 + sizeof(((struct mock *)0)->wamid_tag) <= MOCK_MAX_WAMID + 1,
+               "a mock wamid fits");
+
+/* The wamid of the n-th accepted message: "wamid.MOCK", n scattered
+ * (tools_scatter_u64) in 20 digits, then the run's tag - unique, and in no
+ * order, among this run's and earlier runs' ids, as the provider's are. */
 static void make_wamid(const struct mock *m, uint64_t n, char out[MOCK_MAX_WAMID + 1])
 {
-	memcpy(out, m->wamid_prefix, m->wamid_prefix_len);
-	tools_fmt_u64(out + m->wamid_prefix_len, tools_scatter_u64(n), 20);
+	static const char head[] = "wamid.MOCK";
+	memcpy(out, head, sizeof(head) - 1);
+	size_t len =
+	        sizeof(head) - 1 + tools_fmt_u64(out + sizeof(head) - 1, tools_scatter_u64(n), 20);
+	memcpy(out + len, m->wamid_tag, sizeof(m->wamid_tag)); /* its NUL included */
 }
 
 /* Sends the answer; then, for an accepted message, queues its status. */
@@ -784,9 +789,7 @@ int cmd_mock_bsp(int argc, char **argv)
 
 	struct mock *m = xcalloc(1, sizeof(*m));
 	m->started_ms = clock_wall_ms();
-	snprintf(m->wamid_prefix, sizeof(m->wamid_prefix), "wamid.MOCK%011llX",
-	         (unsigned long long)m->started_ms);
-	m->wamid_prefix_len = strlen(m->wamid_prefix);
+	snprintf(m->wamid_tag, sizeof(m->wamid_tag), "%011llX", (unsigned long long)m->started_ms);
 	atomic_store(&m->faults.rate_ppm, (int64_t)(cfg.fault_error_rate * 1e6 + 0.5));
 	atomic_store(&m->faults.status, cfg.fault_status);
 	atomic_store(&m->faults.latency_ms, cfg.fault_latency_ms);

@@ -425,16 +425,20 @@ struct loadgen_mix {
 void loadgen_pick(const struct loadgen_mix *m, uint64_t i, uint64_t *phone, uint64_t *customer,
                   const char **text);
 
-/* Message i's wamid: prefix followed by tools_scatter_u64(i) in decimal.
- * The prefix holds a random run id, so replies to other runs' messages are
- * not counted. */
-#define LOADGEN_PREFIX_CAP 40
-#define LOADGEN_WAMID_CAP  (LOADGEN_PREFIX_CAP + 21)
-void loadgen_wamid_prefix(uint64_t run_id, char out[LOADGEN_PREFIX_CAP]);
-void loadgen_wamid(const char *prefix, uint64_t i, char out[LOADGEN_WAMID_CAP]);
-/* loadgen_wamid_index: 0 and *i when wamid is loadgen_wamid(prefix, i) for
- * an i below total; ERR_NOTFOUND otherwise. */
-int loadgen_wamid_index(const char *prefix, const char *wamid, uint64_t total, uint64_t *i);
+/*
+ * Message i's wamid: "wamid.LG", tools_scatter_u64(i) in 20 digits, "_" and
+ * the run's tag (a random run id in 16 hex digits), so replies to other
+ * runs' messages are not counted. The scattered number comes first: one
+ * run's ids spread over all of the receiver's id index, among the earlier
+ * runs' ids, as real wamids do.
+ */
+#define LOADGEN_TAG_CAP   17
+#define LOADGEN_WAMID_CAP (8 + 20 + 1 + LOADGEN_TAG_CAP)
+void loadgen_wamid_tag(uint64_t run_id, char out[LOADGEN_TAG_CAP]);
+void loadgen_wamid(const char *tag, uint64_t i, char out[LOADGEN_WAMID_CAP]);
+/* loadgen_wamid_index: 0 and *i when wamid is loadgen_wamid(tag, i) for an
+ * i below total; ERR_NOTFOUND otherwise. */
+int loadgen_wamid_index(const char *tag, const char *wamid, uint64_t total, uint64_t *i);
 
 /* HTTP answers are counted by status, 100..599. */
 #define LOADGEN_CODE_MIN 100
@@ -508,7 +512,7 @@ struct loadgen_plan {
 	const char *webhook_url; /* {url}/webhooks/whatsapp */
 	const char *secret;
 	const char *name; /* the customers' profile name */
-	char prefix[LOADGEN_PREFIX_CAP];
+	char tag[LOADGEN_TAG_CAP];
 	int64_t connections, timeout_ms;
 	int64_t start_mono_us; /* message i is due at start_mono_us + loadgen_sched_at_us(i) */
 	int64_t start_wall_us; /* the same instant on the wall clock */

@@ -245,25 +245,56 @@ static void test_pick_rotates(void **state)
 static void test_wamid_index(void **state)
 {
 	(void)state;
-	char prefix[LOADGEN_PREFIX_CAP];
-	loadgen_wamid_prefix(0xABCDEF0123456789ULL, prefix);
-	assert_string_equal(prefix, "wamid.LGABCDEF0123456789_");
+	char tag[LOADGEN_TAG_CAP];
+	loadgen_wamid_tag(0xABCDEF0123456789ULL, tag);
+	assert_string_equal(tag, "ABCDEF0123456789");
 	char w[LOADGEN_WAMID_CAP];
 	uint64_t i = 99;
-	loadgen_wamid(prefix, 0, w);
-	assert_string_equal(w, "wamid.LGABCDEF0123456789_0");
-	assert_int_equal(loadgen_wamid_index(prefix, w, 10, &i), 0);
+	loadgen_wamid(tag, 0, w);
+	assert_string_equal(w, "wamid.LG00000000000000000000_ABCDEF0123456789");
+	assert_int_equal(loadgen_wamid_index(tag, w, 10, &i), 0);
 	assert_int_equal(i, 0);
 	/* 0x9e3779b97f4a7c15, the scatter multiplier, in decimal */
-	loadgen_wamid(prefix, 1, w);
-	assert_string_equal(w, "wamid.LGABCDEF0123456789_11400714819323198485");
+	loadgen_wamid(tag, 1, w);
+	assert_string_equal(w, "wamid.LG11400714819323198485_ABCDEF0123456789");
 	uint64_t last[] = {599, 123456789, UINT64_MAX - 1};
 	for (size_t k = 0; k < sizeof(last) / sizeof(last[0]); k++) {
-		loadgen_wamid(prefix, last[k], w);
-		assert_int_equal(loadgen_wamid_index(prefix, w, last[k] + 1, &i), 0);
+		loadgen_wamid(tag, last[k], w);
+		assert_int_equal(strlen(w), LOADGEN_WAMID_CAP - 1);
+		assert_int_equal(loadgen_wamid_index(tag, w, last[k] + 1, &i), 0);
 		assert_int_equal(i, last[k]);
-		assert_int_equal(loadgen_wamid_index(prefix, w, last[k], &i), ERR_NOTFOUND);
+		assert_int_equal(loadgen_wamid_index(tag, w, last[k], &i), ERR_NOTFOUND);
 	}
+}
+
+static void test_wamid_index_notfound(void **state)
+{
+	(void)state;
+	const char *t = "0000000000000001";
+	uint64_t i;
+	char w[LOADGEN_WAMID_CAP];
+	assert_int_equal(loadgen_wamid_index(t, NULL, 10, &i), ERR_NOTFOUND);
+	assert_int_equal(loadgen_wamid_index(t, "wamid.SAY123", 10, &i), ERR_NOTFOUND);
+	loadgen_wamid("0000000000000002", 1, w);
+	assert_int_equal(loadgen_wamid_index(t, w, 10, &i), ERR_NOTFOUND); /* another run */
+	loadgen_wamid(t, 10, w);
+	assert_int_equal(loadgen_wamid_index(t, w, 10, &i), ERR_NOTFOUND); /* beyond the run */
+	static const char *const bad[] = {
+	        "wamid.LG_0000000000000001",                      /* no number */
+	        "wamid.LG1_0000000000000001",                     /* not 20 digits */
+	        "wamid.LG0000000000000000000x_0000000000000001",  /* not a digit */
+	        "wamid.LG00000000000000000000_000000000000000",   /* tag cut short */
+	        "wamid.LG00000000000000000000_00000000000000012", /* tag run on */
+	        "wamid.LG00000000000000000000-0000000000000001",  /* no '_' */
+	        "wamid.LG00000000000000000001_0000000000000001",  /* 1: no index below 10 */
+	        "wamid.LG18446744073709551616_0000000000000001",  /* 2^64 */
+	        "wamid.LG99999999999999999999_0000000000000001",  /* past 64 bits */
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+		assert_int_equal(loadgen_wamid_index(t, bad[k], 10, &i), ERR_NOTFOUND);
+	assert_int_equal(
+	        loadgen_wamid_index(t, "wamid.LG00000000000000000000_0000000000000001", 10, &i), 0);
+	assert_int_equal(i, 0);
 }
 
 /* Consecutive messages' wamids are in no order, as real ones are: of the
@@ -271,41 +302,17 @@ static void test_wamid_index(void **state)
 static void test_wamids_scatter(void **state)
 {
 	(void)state;
-	char prefix[LOADGEN_PREFIX_CAP], prev[LOADGEN_WAMID_CAP], w[LOADGEN_WAMID_CAP];
-	loadgen_wamid_prefix(42, prefix);
-	loadgen_wamid(prefix, 0, prev);
+	char tag[LOADGEN_TAG_CAP], prev[LOADGEN_WAMID_CAP], w[LOADGEN_WAMID_CAP];
+	loadgen_wamid_tag(42, tag);
+	loadgen_wamid(tag, 0, prev);
 	int descents = 0;
 	for (uint64_t i = 1; i < 1000; i++) {
-		loadgen_wamid(prefix, i, w);
+		loadgen_wamid(tag, i, w);
 		assert_true(strcmp(w, prev) != 0);
 		descents += strcmp(w, prev) < 0;
 		memcpy(prev, w, sizeof(w));
 	}
 	assert_in_range(descents, 300, 700);
-}
-
-static void test_wamid_index_notfound(void **state)
-{
-	(void)state;
-	const char *p = "wamid.LG0000000000000001_";
-	uint64_t i;
-	assert_int_equal(loadgen_wamid_index(p, NULL, 10, &i), ERR_NOTFOUND);
-	assert_int_equal(loadgen_wamid_index(p, "wamid.SAY123", 10, &i), ERR_NOTFOUND);
-	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000002_1", 10, &i),
-	                 ERR_NOTFOUND); /* another run */
-	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_", 10, &i), ERR_NOTFOUND);
-	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_01", 10, &i),
-	                 ERR_NOTFOUND);
-	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_1x", 10, &i),
-	                 ERR_NOTFOUND);
-	char w[LOADGEN_WAMID_CAP];
-	loadgen_wamid(p, 10, w);
-	assert_int_equal(loadgen_wamid_index(p, w, 10, &i), ERR_NOTFOUND); /* beyond the run */
-	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_1", 10, &i),
-	                 ERR_NOTFOUND); /* 1 is no scattered index below 10 */
-	assert_int_equal(loadgen_wamid_index(p, "wamid.LG0000000000000001_18446744073709551616",
-	                                     UINT64_MAX, &i),
-	                 ERR_NOTFOUND); /* 2^64: past 64 bits */
 }
 
 /* ---- the report --------------------------------------------------------------- */
@@ -427,7 +434,7 @@ static void test_body_matches_webhook_build(void **state)
 			struct tools_inbound in = {"100000000000001",
 			                           "919800000001",
 			                           names[n],
-			                           "wamid.LG00000000000000AB_42",
+			                           "wamid.LG00000000000000000042_00000000000000AB",
 			                           texts[k],
 			                           NULL,
 			                           NULL};
