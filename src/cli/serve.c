@@ -76,6 +76,11 @@ static void on_metrics(struct http_req *r, void *ud)
 	           "# HELP munim_ready 1 when serve is ready.\n# TYPE munim_ready gauge\n"
 	           "munim_ready %d\n",
 	           atomic_load(&app->ready) && !atomic_load(&app->stopping));
+	buf_printf(&b,
+	           "# HELP munim_store_checkpoints_total WAL checkpoints made by the store's"
+	           " background thread.\n# TYPE munim_store_checkpoints_total counter\n"
+	           "munim_store_checkpoints_total %lld\n",
+	           (long long)store_checkpoints(app->store));
 	http_respond(r, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_release(&b);
 }
@@ -272,6 +277,9 @@ int cmd_serve(int argc, char **argv)
 	if (cli_open(&app.cfg, 1, &app.store, &c) != 0)
 		goto out;
 	if (load_gauges(&app, c) != 0)
+		goto out;
+	/* before the threads connect: no commit of theirs copies the WAL */
+	if (store_checkpoint_in_background(app.store) != 0)
 		goto out;
 	/* the fast path needs both ends in this process */
 	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)

@@ -121,6 +121,17 @@ struct sq_conn {
  */
 void store__sq_count(struct store_conn *c, enum outbox_prio prio, int from, int to, int64_t n);
 
+/*
+ * The background checkpoint (sqlite_checkpoint.c): _start takes db, the
+ * thread's own connection (closing it if one runs already); _hook makes a
+ * new connection wake that thread instead of checkpointing by itself;
+ * _stop ends it (before the store is freed). st->backend holds it.
+ */
+int store__sq_checkpoint_start(struct store *st, sqlite3 *db);
+void store__sq_checkpoint_hook(struct store *st, sqlite3 *db);
+int64_t store__sq_checkpoints(const struct store *st);
+void store__sq_checkpoint_stop(struct store *st);
+
 static inline sqlite3 *store__sq_db(const struct store_conn *c)
 {
 	return ((const struct sq_conn *)c->backend)->db;

@@ -129,6 +129,16 @@ void store_close(struct store *st)
 		st->ops->close(st);
 }
 
+int store_checkpoint_in_background(struct store *st)
+{
+	return st->ops->checkpoint_in_background ? st->ops->checkpoint_in_background(st) : 0;
+}
+
+int64_t store_checkpoints(const struct store *st)
+{
+	return st->ops->checkpoints ? st->ops->checkpoints(st) : 0;
+}
+
 /* store_connect: on failure the reason is logged (there is no connection
  * to keep it on). */
 int store_connect(struct store *st, struct store_conn **out)

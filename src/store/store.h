@@ -242,6 +242,17 @@ void store_close(struct store *st);
 /* How long a connection made after this call waits for another process's
  * write lock before giving up with ERR_AGAIN (ms, >= 0). */
 void store_set_busy_timeout(struct store *st, int ms);
+/*
+ * store_checkpoint_in_background: from now on the log the store writes
+ * ahead (SQLite's WAL) is copied into the database by a thread of the
+ * store's own instead of inside the commit that fills it, so no commit
+ * waits for that copy. Applies to connections made after the call (call
+ * it before starting the threads that connect); store_close stops the
+ * thread. 0 or the reason it could not start (logged).
+ */
+int store_checkpoint_in_background(struct store *st);
+/* store_checkpoints: checkpoints the background thread has completed. */
+int64_t store_checkpoints(const struct store *st);
 /* store_connect opens a connection for the calling thread. */
 int store_connect(struct store *st, struct store_conn **out);
 void store_disconnect(struct store_conn *c);

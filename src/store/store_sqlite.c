@@ -354,6 +354,7 @@ int store__sqlite_open(const char *path, struct store **out, char *why)
 
 static void sq_close(struct store *st)
 {
+	store__sq_checkpoint_stop(st);
 	pthread_mutex_destroy(&st->write_mu);
 	free(st->url);
 	free(st);
@@ -369,6 +370,7 @@ static int sq_connect(struct store *st, struct store_conn **out)
 		          why);
 		return rc;
 	}
+	store__sq_checkpoint_hook(st, db);
 	struct sq_conn *q = xcalloc(1, sizeof(*q));
 	q->db = db;
 	struct store_conn *c = xcalloc(1, sizeof(*c));
@@ -377,6 +379,20 @@ static int sq_connect(struct store *st, struct store_conn **out)
 	c->backend = q;
 	*out = c;
 	return 0;
+}
+
+static int sq_checkpoint_in_background(struct store *st)
+{
+	char why[STORE_ERRMSG_MAX];
+	sqlite3 *db;
+	int rc = open_db(st->url, st->busy_timeout_ms, &db, why);
+	if (rc == 0)
+		rc = store__sq_checkpoint_start(st, db);
+	else
+		log_error("store.checkpoint_failed",
+		          "could not start checkpointing \"%s\" in the background: %s", st->url,
+		          why);
+	return rc;
 }
 
 static int sq_rollback(struct store_conn *c);
@@ -922,6 +938,8 @@ static const struct store_ops sq_ops = {
         .name = "sqlite",
         .close = sq_close,
         .connect = sq_connect,
+        .checkpoint_in_background = sq_checkpoint_in_background,
+        .checkpoints = store__sq_checkpoints,
         .disconnect = sq_disconnect,
         .migrate = sq_migrate,
         .schema_version = sq_schema_version,

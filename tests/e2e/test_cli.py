@@ -186,7 +186,8 @@ def test_health_ready_metrics():
         for name in ("munim_inbox_depth", "munim_processing_latency_seconds_count",
                      "munim_message_latency_seconds_count", "munim_dead_letters_total",
                      'munim_outbox_messages{priority="P2",state="accepted"}',
-                     'munim_webhook_requests_total{code="200"}'):
+                     'munim_webhook_requests_total{code="200"}',
+                     "munim_store_checkpoints_total"):
             assert name in m, name
         assert m['munim_webhook_requests_total{code="200"}'] >= 1
         assert m["munim_processing_latency_seconds_count"] >= 1

@@ -1378,6 +1378,60 @@ static void test_threads_queue_on_writer_mutex(void **state)
  * ids are only cache slots, so the probes borrow ids of real statements and
  * the connection is closed after (f->c keeps its own cache).
  */
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+/* fill_log commits about 6 MB of outbox rows through c (some 1,500 pages
+ * of the log, past the 1,000 that call for a checkpoint). */
+static void fill_log(struct store_conn *c, int64_t tenant)
+{
+	static char body[3001];
+	memset(body, 'x', sizeof(body) - 1);
+	for (int t = 0; t < 20; t++) {
+		assert_int_equal(store_begin(c), 0);
+		for (int i = 0; i < 100; i++) {
+			struct outbox_new o = {.tenant_id = tenant,
+			                       .priority = PRIO_P2,
+			                       .phone_number_id = "100000000001",
+			                       .to = "919811111111",
+			                       .reply_to = "wamid.IN",
+			                       .body = body,
+			                       .inbound_received_at = T0};
+			int64_t id;
+			assert_int_equal(store_outbox_add(c, &o, &id), 0);
+		}
+		assert_int_equal(store_commit(c), 0);
+	}
+}
+
+/* After store_checkpoint_in_background, the thread copies the log that a
+ * connection's commits filled, and every row stays readable. */
+static void test_checkpoint_in_background(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(store_checkpoints(f->st), 0);
+	assert_int_equal(store_checkpoint_in_background(f->st), 0);
+	assert_int_equal(store_checkpoint_in_background(f->st), 0); /* one thread only */
+	struct store_conn *c2;
+	assert_int_equal(store_connect(f->st, &c2), 0);
+	fill_log(c2, f->tenant);
+	for (int i = 0; i < 500 && store_checkpoints(f->st) == 0; i++)
+		usleep(10 * 1000);
+	assert_true(store_checkpoints(f->st) >= 1);
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	assert_int_equal(store_outbox_counts(f->c, counts), 0);
+	assert_int_equal(counts[PRIO_P2][OUTBOX_PENDING], 2000);
+	store_disconnect(c2);
+}
+
+/* Without it, commits checkpoint by themselves, as SQLite does: no thread,
+ * none counted. */
+static void test_checkpoint_inline_by_default(void **state)
+{
+	struct fx *f = *state;
+	fill_log(f->c, f->tenant);
+	assert_int_equal(store_checkpoints(f->st), 0);
+}
+
 static void test_sq_helpers_bind_and_rows(void **state)
 {
 	struct fx *f = *state;
@@ -1480,6 +1534,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_savepoint_batch, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_threads_queue_on_writer_mutex, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_checkpoint_in_background, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_checkpoint_inline_by_default, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_sq_helpers_bind_and_rows, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
