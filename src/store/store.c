@@ -139,6 +139,11 @@ int64_t store_checkpoints(const struct store *st)
 	return st->ops->checkpoints ? st->ops->checkpoints(st) : 0;
 }
 
+int64_t store_memory_bytes(const struct store *st)
+{
+	return st->ops->memory_bytes ? st->ops->memory_bytes(st) : 0;
+}
+
 /* store_connect: on failure the reason is logged (there is no connection
  * to keep it on). */
 int store_connect(struct store *st, struct store_conn **out)

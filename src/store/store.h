@@ -253,6 +253,9 @@ void store_set_busy_timeout(struct store *st, int ms);
 int store_checkpoint_in_background(struct store *st);
 /* store_checkpoints: checkpoints the background thread has completed. */
 int64_t store_checkpoints(const struct store *st);
+/* store_memory_bytes: the memory the database library holds for this
+ * process now (SQLite: page caches, statements, schema), or 0 if unknown. */
+int64_t store_memory_bytes(const struct store *st);
 /* store_connect opens a connection for the calling thread. */
 int store_connect(struct store *st, struct store_conn **out);
 void store_disconnect(struct store_conn *c);

@@ -32,6 +32,7 @@ struct store_ops {
 	int (*connect)(struct store *st, struct store_conn **out);
 	int (*checkpoint_in_background)(struct store *st);
 	int64_t (*checkpoints)(const struct store *st);
+	int64_t (*memory_bytes)(const struct store *st);
 	void (*disconnect)(struct store_conn *c);
 
 	int (*migrate)(struct store_conn *c, int *applied);

@@ -395,6 +395,13 @@ static int sq_checkpoint_in_background(struct store *st)
 	return rc;
 }
 
+/* SQLite counts its memory for the whole process, every store included. */
+static int64_t sq_memory_bytes(const struct store *st)
+{
+	(void)st;
+	return sqlite3_memory_used();
+}
+
 static int sq_rollback(struct store_conn *c);
 
 static void sq_disconnect(struct store_conn *c)
@@ -940,6 +947,7 @@ static const struct store_ops sq_ops = {
         .connect = sq_connect,
         .checkpoint_in_background = sq_checkpoint_in_background,
         .checkpoints = store__sq_checkpoints,
+        .memory_bytes = sq_memory_bytes,
         .disconnect = sq_disconnect,
         .migrate = sq_migrate,
         .schema_version = sq_schema_version,

@@ -187,10 +187,11 @@ def test_health_ready_metrics():
                      "munim_message_latency_seconds_count", "munim_dead_letters_total",
                      'munim_outbox_messages{priority="P2",state="accepted"}',
                      'munim_webhook_requests_total{code="200"}',
-                     "munim_store_checkpoints_total"):
+                     "munim_store_checkpoints_total", "munim_store_memory_bytes"):
             assert name in m, name
         assert m['munim_webhook_requests_total{code="200"}'] >= 1
         assert m["munim_processing_latency_seconds_count"] >= 1
+        assert m["munim_store_memory_bytes"] > 0, m
         # the fast path: processed in its webhook's commit, handed straight
         # to the sender
         assert m["munim_inline_processed_total"] == 1, m

@@ -1420,6 +1420,7 @@ static void test_checkpoint_in_background(void **state)
 	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	assert_int_equal(store_outbox_counts(f->c, counts), 0);
 	assert_int_equal(counts[PRIO_P2][OUTBOX_PENDING], 2000);
+	assert_true(store_memory_bytes(f->st) > 0); /* two connections' caches at least */
 	store_disconnect(c2);
 }
 
