@@ -81,6 +81,11 @@ static void on_metrics(struct http_req *r, void *ud)
 	           " background thread.\n# TYPE munim_store_checkpoints_total counter\n"
 	           "munim_store_checkpoints_total %lld\n",
 	           (long long)store_checkpoints(app->store));
+	buf_printf(&b,
+	           "# HELP munim_store_memory_bytes Memory the database library holds (page"
+	           " caches, statements).\n# TYPE munim_store_memory_bytes gauge\n"
+	           "munim_store_memory_bytes %lld\n",
+	           (long long)store_memory_bytes(app->store));
 	http_respond(r, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_release(&b);
 }

@@ -11,7 +11,9 @@
  *
  * Once started, connections made afterwards register a WAL hook instead of
  * the automatic checkpoint: a commit that leaves SQ_CKPT_PAGES or more in
- * the log not yet copied wakes the checkpoint thread. It copies in two
+ * the log not yet copied wakes the checkpoint thread (the hook is told the
+ * log's length; the thread notes how much of it its last checkpoint
+ * copied). It copies in two
  * PASSIVE checkpoints (they never wait for readers or writers) on its own
  * connection: the bulk while the others go on committing, then what they
  * added meanwhile with the store's writer mutex held - so the log is all
@@ -56,9 +58,10 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages)
 	struct sq_checkpointer *k = ud;
 	int copied = atomic_load(&k->copied);
 	/* pages is the log's length; below copied, the log has started over */
-	if (pages < SQ_CKPT_PAGES || (pages >= copied && pages - copied < SQ_CKPT_PAGES))
+	int waiting = pages >= copied ? pages - copied : pages;
+	if (waiting < SQ_CKPT_PAGES)
 		return SQLITE_OK;
-	if (pages >= SQ_CKPT_PAGES * SQ_CKPT_BEHIND) {
+	if (waiting >= SQ_CKPT_PAGES * SQ_CKPT_BEHIND) {
 		/* the thread is not keeping up: what SQLite would have done */
 		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		return SQLITE_OK;

@@ -153,7 +153,7 @@ struct store {
 	 */
 	_Atomic int64_t commit_seq;
 	_Atomic int64_t durable_seq;
-	void *backend;
+	void *backend; /* the backend's own (SQLite: its checkpoint thread, or NULL) */
 };
 
 /* One thread's connection; every field belongs to that thread. */
