@@ -105,7 +105,6 @@ static void put(struct buf *out, const char *s)
 	buf_append(out, s, strlen(s));
 }
 
-/* Writes v in decimal at out (room for 20 digits and a NUL); returns the length. */
 void loadgen_body_build(const struct loadgen_body *b, struct buf *out, const char *phone,
                         const char *from, const char *wamid, const char *text, int64_t ts_s)
 {

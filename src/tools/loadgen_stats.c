@@ -180,7 +180,9 @@ void loadgen_wamid(const char *tag, uint64_t i, char out[LOADGEN_WAMID_CAP])
 	memcpy(out, WAMID_HEAD, WAMID_HEAD_LEN);
 	size_t n = WAMID_HEAD_LEN + tools_fmt_u64(out + WAMID_HEAD_LEN, tools_scatter_u64(i), 20);
 	out[n++] = '_';
-	snprintf(out + n, LOADGEN_WAMID_CAP - n, "%s", tag);
+	size_t tl = strnlen(tag, LOADGEN_TAG_CAP - 1); /* no printf per message */
+	memcpy(out + n, tag, tl);
+	out[n + tl] = '\0';
 }
 
 int loadgen_wamid_index(const char *tag, const char *wamid, uint64_t total, uint64_t *i)
