@@ -341,13 +341,15 @@ enum script {
 	S_503_THEN_OK = 4,
 	S_SLOW_THEN_OK = 5, /* first answer after the send timeout */
 	S_429_THEN_OK = 6,
-	S_NO_ID = 7, /* 200 without messages[0].id */
+	S_NO_ID = 7,  /* 200 without messages[0].id */
+	S_URGENT = 9, /* 200; notes how many S_OK sends came before it */
 };
 
 struct provider {
 	_Atomic int calls[10];
 	_Atomic int bad_requests; /* wrong path, token or content type */
 	_Atomic int late_threads;
+	_Atomic int ok_before_urgent; /* calls[S_OK] when the S_URGENT send came */
 };
 
 static struct provider prov;
@@ -395,6 +397,8 @@ static void on_provider(struct http_req *r, void *ud)
 	json_decref(root);
 	if (which < 0 || which > 9)
 		which = 0;
+	if (which == S_URGENT)
+		atomic_store(&prov.ok_before_urgent, atomic_load(&prov.calls[S_OK]));
 	int call = atomic_fetch_add(&prov.calls[which], 1);
 	char ok[128];
 	snprintf(ok, sizeof(ok), "{\"messages\":[{\"id\":\"wamid.P%d.%d\"}]}", which, call);
@@ -862,6 +866,54 @@ static void test_sender_recovers_interrupted_sends(void **state)
 	arena_release(&a);
 }
 
+/* Queues n rows of priority prio for recipient to, in one transaction. */
+static void queue_rows(struct fixture *f, const char *to, enum outbox_prio prio, int n)
+{
+	struct arena a;
+	arena_init(&a, 1024);
+	struct outbox_new o = {.tenant_id = 1,
+	                       .priority = prio,
+	                       .phone_number_id = T_PHONE,
+	                       .to = to,
+	                       .reply_to = "wamid.IN",
+	                       .body = wamsg_text(&a, to, "wamid.IN", "hello"),
+	                       .inbound_received_at = clock_wall_ms()};
+	assert_int_equal(store_begin(f->c), 0);
+	for (int i = 0; i < n; i++) {
+		int64_t id;
+		assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
+	}
+	assert_int_equal(store_commit(f->c), 0);
+	for (int i = 0; i < n; i++)
+		metrics_outbox_move(&f->app.metrics, prio, -1, OUTBOX_PENDING);
+	arena_release(&a);
+}
+
+/* A flood of P3 (a broadcast) does not hold a P0 back: with 50,000 P3
+ * rows waiting, a P0 queued while they go out is sent next - after at most
+ * the rows already claimed (one batch, --send-inflight) and a claim that
+ * had begun before its commit - not behind the flood. */
+static void test_p0_overtakes_a_p3_flood(void **state)
+{
+	struct fixture *f = *state;
+	queue_rows(f, "910000000001", PRIO_P3, 50000); /* ends in S_OK */
+	struct sender *s = NULL;
+	assert_int_equal(sender_start(&f->app, &s), 0);
+	for (int i = 0; i < 1000 && atomic_load(&prov.calls[S_OK]) < 100; i++)
+		sleep_ms(10);
+	assert_true(atomic_load(&prov.calls[S_OK]) >= 100);
+	int before = atomic_load(&prov.calls[S_OK]);
+	queue_rows(f, "910000000009", PRIO_P0, 1); /* ends in S_URGENT */
+	notify_signal(&f->app.outbox_ready);
+	for (int i = 0; i < 1000 && atomic_load(&prov.calls[S_URGENT]) == 0; i++)
+		sleep_ms(10);
+	sender_stop(s);
+	assert_int_equal(atomic_load(&prov.calls[S_URGENT]), 1);
+	int p3_between = atomic_load(&prov.ok_before_urgent) - before;
+	assert_in_range(p3_between, 0, 2 * f->app.cfg.send_inflight);
+	assert_true(atomic_load(&prov.calls[S_OK]) < 50000); /* the flood was still going */
+}
+
 static void test_sender_idle_stop_is_prompt(void **state)
 {
 	struct fixture *f = *state;
@@ -969,6 +1021,8 @@ int main(void)
 	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_recovers_interrupted_sends,
 	                                        setup_sender, teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_p0_overtakes_a_p3_flood, setup_sender,
+	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_idle_stop_is_prompt, setup_sender,
 	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_direct_hand_over, setup_sender,
