@@ -39,6 +39,9 @@ def test_loadgen_constant_rate():
         # both shops answered: the replies came from both phone_number_ids
         shops = {m["phone_number_id"] for m in s.mock_messages()}
         assert shops == {"100000000000001", "100000000000002"}, shops
+        # the write-ahead log filled and was copied by the store's own
+        # thread, not inside a commit, with nothing lost above
+        assert s.metrics()["munim_store_checkpoints_total"] >= 1
 
 
 def test_loadgen_step_profile_one_text():
