@@ -520,19 +520,26 @@ static int teardown_sender(void **state)
  * claimed, and moves the gauge as a committing worker would. With given,
  * also what sender_give needs of it.
  */
-static int64_t insert_row(struct fixture *f, const char *to, const char *phone, int claimed,
-                          struct arena *a, struct outbox_row *given)
+/* new_row: a "hello" reply to `to` of priority prio (the body in a). */
+static struct outbox_new new_row(struct arena *a, const char *to, const char *phone,
+                                 enum outbox_prio prio)
 {
-	struct outbox_new o = {
+	return (struct outbox_new){
 	        .tenant_id = 1,
-	        .priority = PRIO_P2,
+	        .priority = prio,
 	        .phone_number_id = phone,
 	        .to = to,
 	        .reply_to = "wamid.IN",
 	        .body = wamsg_text(a, to, "wamid.IN", "hello"),
 	        .inbound_received_at = clock_wall_ms() - 5,
-	        .claimed = claimed,
 	};
+}
+
+static int64_t insert_row(struct fixture *f, const char *to, const char *phone, int claimed,
+                          struct arena *a, struct outbox_row *given)
+{
+	struct outbox_new o = new_row(a, to, phone, PRIO_P2);
+	o.claimed = claimed;
 	int64_t id = 0;
 	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
 	metrics_outbox_move(&f->app.metrics, PRIO_P2, -1,
@@ -871,13 +878,7 @@ static void queue_rows(struct fixture *f, const char *to, enum outbox_prio prio,
 {
 	struct arena a;
 	arena_init(&a, 1024);
-	struct outbox_new o = {.tenant_id = 1,
-	                       .priority = prio,
-	                       .phone_number_id = T_PHONE,
-	                       .to = to,
-	                       .reply_to = "wamid.IN",
-	                       .body = wamsg_text(&a, to, "wamid.IN", "hello"),
-	                       .inbound_received_at = clock_wall_ms()};
+	struct outbox_new o = new_row(&a, to, T_PHONE, prio);
 	assert_int_equal(store_begin(f->c), 0);
 	for (int i = 0; i < n; i++) {
 		int64_t id;
