@@ -14,7 +14,9 @@
 #include "core/err.h"
 #include "core/xalloc.h"
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_DOUBLE, CFG_FLAG };
+/* CFG_LIST: text holding a comma-separated list; a flag given several
+ * times appends (the first replaces the default and the environment). */
+enum cfg_type { CFG_STR, CFG_INT, CFG_DOUBLE, CFG_FLAG, CFG_LIST };
 
 struct cfg_entry {
 	const char *name; /* flag without the leading dashes */
@@ -36,8 +38,57 @@ static const struct cfg_entry table[] = {
          "how long a write waits for a lock held by another process before failing"},
         {"listen", CFG_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "MUNIM_LISTEN", 0,
          "address:port to listen on"},
-        {"bsp-url", CFG_STR, OFF(bsp_url), "http://127.0.0.1:9090", 0, 0, "MUNIM_BSP_URL", 0,
-         "base URL of the WhatsApp Cloud API (or a BSP speaking it)"},
+        {"bsp-url", CFG_LIST, OFF(bsp_url), "http://127.0.0.1:9090", 0, 0, "MUNIM_BSP_URL", 0,
+         "base URL of the WhatsApp Cloud API or a BSP speaking it; repeat (or comma-separate) "
+         "for failover, in order"},
+        {"bsp-token", CFG_LIST, OFF(bsp_token), "", 0, 0, "MUNIM_BSP_TOKEN", 1,
+         "each BSP's token, in --bsp-url order (an empty item: --access-token)"},
+        {"bsp-auth-header", CFG_LIST, OFF(bsp_auth_header), "", 0, 0, "MUNIM_BSP_AUTH_HEADER", 0,
+         "each BSP's auth header, in --bsp-url order: empty for \"Authorization: Bearer\", "
+         "or a header name carrying the token (360dialog: D360-API-KEY)"},
+        {"sms-url", CFG_STR, OFF(sms_url), "", 0, 0, "MUNIM_SMS_URL", 0,
+         "SMS gateway's send URL (MSG91-style flow API); empty: no SMS fallback"},
+        {"sms-token", CFG_STR, OFF(sms_token), "", 0, 0, "MUNIM_SMS_TOKEN", 1,
+         "SMS gateway's authkey"},
+        {"sms-template-id", CFG_STR, OFF(sms_template_id), "munim-fallback", 0, 0,
+         "MUNIM_SMS_TEMPLATE_ID", 0,
+         "the SMS gateway's template (registered with its DLT template id) the text fills"},
+        {"sms-dlr-token", CFG_STR, OFF(sms_dlr_token), "", 0, 0, "MUNIM_SMS_DLR_TOKEN", 1,
+         "token the SMS delivery-report webhook (/sms/dlr?token=) must present; empty: "
+         "reports refused"},
+        {"breaker-failures", CFG_INT, OFF(breaker_failures), "5", 1, 1000,
+         "MUNIM_BREAKER_FAILURES", 0, "failures in a row that open a provider's breaker"},
+        {"breaker-successes", CFG_INT, OFF(breaker_successes), "3", 1, 1000,
+         "MUNIM_BREAKER_SUCCESSES", 0, "half-open successes that close it again"},
+        {"breaker-open-ms", CFG_INT, OFF(breaker_open_ms), "30000", 1, 86400000,
+         "MUNIM_BREAKER_OPEN_MS", 0, "how long an open breaker refuses sends"},
+        {"breaker-jitter-pct", CFG_INT, OFF(breaker_jitter_pct), "20", 0, 100,
+         "MUNIM_BREAKER_JITTER_PCT", 0, "open time lengthened by up to this percent, at random"},
+        {"breaker-window-ms", CFG_INT, OFF(breaker_window_ms), "10000", 10, 3600000,
+         "MUNIM_BREAKER_WINDOW_MS", 0, "the sliding window of the failure rate"},
+        {"breaker-min-calls", CFG_INT, OFF(breaker_min_calls), "20", 1, 1000000,
+         "MUNIM_BREAKER_MIN_CALLS", 0, "calls in the window before the failure rate counts"},
+        {"breaker-failure-rate-pct", CFG_INT, OFF(breaker_failure_rate_pct), "30", 1, 100,
+         "MUNIM_BREAKER_FAILURE_RATE_PCT", 0, "failure share in the window that opens"},
+        {"breaker-probes", CFG_INT, OFF(breaker_probes), "3", 1, 1000, "MUNIM_BREAKER_PROBES",
+         0, "sends in flight at once while half-open"},
+        {"breaker-slow-ms", CFG_INT, OFF(breaker_slow_ms), "2000", 0, 600000,
+         "MUNIM_BREAKER_SLOW_MS", 0, "an answer this slow counts as a failure (0: never)"},
+        {"pace-per-number", CFG_INT, OFF(pace_per_number), "80", 0, 100000,
+         "MUNIM_PACE_PER_NUMBER", 0,
+         "most sends per second from one business phone number (0: unpaced)"},
+        {"hold-max-ms", CFG_INT, OFF(hold_max_ms), "3600000", 1000, 604800000,
+         "MUNIM_HOLD_MAX_MS", 0,
+         "while no WhatsApp provider is up, how long P2/P3 wait before they expire"},
+        {"delivery-min-pct", CFG_INT, OFF(delivery_min_pct), "90", 0, 100,
+         "MUNIM_DELIVERY_MIN_PCT", 0,
+         "a WhatsApp provider delivering less than this share is treated as down for P0/P1"},
+        {"delivery-window-ms", CFG_INT, OFF(delivery_window_ms), "300000", 1000, 86400000,
+         "MUNIM_DELIVERY_WINDOW_MS", 0, "the rolling window of the delivery rate"},
+        {"delivery-min-reports", CFG_INT, OFF(delivery_min_reports), "50", 1, 1000000,
+         "MUNIM_DELIVERY_MIN_REPORTS", 0, "delivery reports in the window before the rate counts"},
+        {"alert-url", CFG_STR, OFF(alert_url), "", 0, 0, "MUNIM_ALERT_URL", 0,
+         "where to POST alerts (a breaker opening or closing) as JSON; empty: log lines only"},
         {"app-secret", CFG_STR, OFF(app_secret), NULL, 0, 0, "MUNIM_APP_SECRET", 1,
          "app secret: the key of X-Hub-Signature-256"},
         {"verify-token", CFG_STR, OFF(verify_token), NULL, 0, 0, "MUNIM_VERIFY_TOKEN", 1,
@@ -116,6 +167,17 @@ static const struct cfg_entry table[] = {
          "fail every send with 503 until switched off"},
         {"delivered-statuses", CFG_INT, OFF(delivered_statuses), "1", 0, 1, NULL, 0,
          "1: send a delivered status for each accepted message"},
+        {"fault-failed-rate", CFG_DOUBLE, OFF(fault_failed_rate), "0", 0, 1, NULL, 0,
+         "fraction of accepted messages whose status is failed instead of delivered"},
+        {"sms-dlr-url", CFG_STR, OFF(sms_dlr_url), NULL, 0, 0, NULL, 0,
+         "where the SMS gateway mock POSTs delivery reports (none: no reports)"},
+        {"auth-header", CFG_STR, OFF(auth_header), "", 0, 0, NULL, 0,
+         "header that carries the token instead of \"Authorization: Bearer\" "
+         "(e.g. D360-API-KEY)"},
+        {"template", CFG_STR, OFF(template_name), NULL, 0, 0, NULL, 0,
+         "the shop's approved WhatsApp template for marketing outside the 24-hour window"},
+        {"template-lang", CFG_STR, OFF(template_lang), "en", 0, 0, NULL, 0,
+         "language code of that template"},
         {"url", CFG_STR, OFF(url), "http://127.0.0.1:8080", 0, 0, "MUNIM_URL", 0,
          "base URL of a running munim serve"},
         {"bsp", CFG_STR, OFF(bsp), "http://127.0.0.1:9090", 0, 0, "MUNIM_BSP_URL", 0,
@@ -172,7 +234,8 @@ static int set_value(struct config *cfg, const struct cfg_entry *e, const char *
 {
 	char *base = (char *)cfg;
 	switch (e->type) {
-	case CFG_STR: {
+	case CFG_STR:
+	case CFG_LIST: {
 		char **slot = (char **)(base + e->offset);
 		free(*slot);
 		*slot = xstrdup(v);
@@ -208,6 +271,19 @@ static int set_value(struct config *cfg, const struct cfg_entry *e, const char *
 	return ERR_INVAL;
 }
 
+/* list_append adds v as one more item of the list setting e. */
+static void list_append(struct config *cfg, const struct cfg_entry *e, const char *v)
+{
+	char **slot = (char **)((char *)cfg + e->offset);
+	size_t old = strlen(*slot), add = strlen(v);
+	char *joined = xmalloc(old + 1 + add + 1);
+	memcpy(joined, *slot, old);
+	joined[old] = ',';
+	memcpy(joined + old + 1, v, add + 1);
+	free(*slot);
+	*slot = joined;
+}
+
 void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -220,7 +296,7 @@ void config_release(struct config *cfg)
 {
 	char *base = (char *)cfg;
 	for (size_t i = 0; i < NENTRIES; i++) {
-		if (table[i].type == CFG_STR) {
+		if (table[i].type == CFG_STR || table[i].type == CFG_LIST) {
 			char **slot = (char **)(base + table[i].offset);
 			free(*slot);
 			*slot = NULL;
@@ -246,6 +322,8 @@ int config_parse(struct config *cfg, const char *cmd, const char *usage, const c
 		    *v && set_value(cfg, &table[i], v, "environment variable for") != 0)
 			return ERR_INVAL;
 	}
+	/* the list flags already given on this command line (they append) */
+	unsigned char given[NENTRIES] = {0};
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--") == 0) {
@@ -281,8 +359,11 @@ int config_parse(struct config *cfg, const char *cmd, const char *usage, const c
 			fprintf(stderr, "munim %s: option \"--%s\" needs a value\n", cmd, e->name);
 			return ERR_INVAL;
 		}
-		if (set_value(cfg, e, v, "option --") != 0)
+		if (e->type == CFG_LIST && given[e - table])
+			list_append(cfg, e, v);
+		else if (set_value(cfg, e, v, "option --") != 0)
 			return ERR_INVAL;
+		given[e - table] = 1;
 	}
 	return 0;
 too_many:
@@ -296,7 +377,8 @@ static const char *value_text(const struct config *cfg, const struct cfg_entry *
 {
 	const char *base = (const char *)cfg;
 	switch (e->type) {
-	case CFG_STR: return *(char *const *)(base + e->offset);
+	case CFG_STR:
+	case CFG_LIST: return *(char *const *)(base + e->offset);
 	case CFG_INT:
 	case CFG_FLAG:
 		snprintf(tmp, cap, "%lld", (long long)*(const int64_t *)(base + e->offset));
@@ -345,4 +427,33 @@ void config_dump(FILE *out, const struct config *cfg, const char *const *names)
 		const char *v = value_text(cfg, e, tmp, sizeof(tmp));
 		fprintf(out, "%s = %s\n", e->name, !v ? "(unset)" : e->secret ? "(set)" : v);
 	}
+}
+
+int config_list_split(const char *list, char ***items)
+{
+	int n = 0;
+	*items = NULL;
+	if (!list)
+		return 0;
+	for (const char *p = list;; p++) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		*items = xrealloc(*items, (size_t)(n + 1) * sizeof(**items));
+		(*items)[n++] = xstrndup(p, len);
+		if (!end)
+			break;
+		p = end;
+	}
+	return n;
+}
+
+void config_list_free(char **items, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(items[i]);
+	free(items);
 }

@@ -39,6 +39,28 @@ struct config {
 	int64_t process_attempts;
 	char *log_level;
 	char *roles;
+	/* delivery: providers, breakers, pacing, fallback */
+	char *bsp_token;       /* list, in bsp_url order ("" items: access_token) */
+	char *bsp_auth_header; /* list, in bsp_url order ("" items: bearer) */
+	char *sms_url;
+	char *sms_token;
+	char *sms_template_id;
+	char *sms_dlr_token;
+	int64_t breaker_failures;
+	int64_t breaker_successes;
+	int64_t breaker_open_ms;
+	int64_t breaker_jitter_pct;
+	int64_t breaker_window_ms;
+	int64_t breaker_min_calls;
+	int64_t breaker_failure_rate_pct;
+	int64_t breaker_probes;
+	int64_t breaker_slow_ms;
+	int64_t pace_per_number;
+	int64_t hold_max_ms;
+	int64_t delivery_min_pct;
+	int64_t delivery_window_ms;
+	int64_t delivery_min_reports;
+	char *alert_url;
 	/* provisioning */
 	int64_t tenants;
 	char *first_phone_number_id;
@@ -63,6 +85,12 @@ struct config {
 	int64_t fault_latency_ms;
 	int64_t fault_outage;
 	int64_t delivered_statuses;
+	double fault_failed_rate;
+	char *sms_dlr_url;
+	char *auth_header;
+	/* tenant settings */
+	char *template_name;
+	char *template_lang;
 	/* say */
 	char *url;
 	char *bsp;
@@ -107,5 +135,13 @@ void config_usage(FILE *out, const char *cmd, const char *usage, const char *con
                   const struct config *cfg);
 /* config_dump prints every setting of names with its current value. */
 void config_dump(FILE *out, const struct config *cfg, const char *const *names);
+
+/*
+ * config_list_split splits a list setting at its commas into *items (each
+ * trimmed of blanks, possibly empty; free with config_list_free); returns
+ * how many. An empty list is one empty item; NULL is none.
+ */
+int config_list_split(const char *list, char ***items);
+void config_list_free(char **items, int n);
 
 #endif

@@ -232,11 +232,19 @@ static const char *const migration_4[] = {
         NULL,
 };
 
+/*
+ * 5: outbox.provider, the name of the provider that accepted the row
+ * ("bsp1", "bsp2", ... in failover order, "sms"), so that its delivery
+ * reports count towards that provider's delivery rate. Empty for rows
+ * accepted before, or recorded from the send journal after a crash.
+ */
+static const char *const migration_5[] = {
+        "ALTER TABLE outbox ADD COLUMN provider TEXT NOT NULL DEFAULT ''",
+        NULL,
+};
+
 const char *const *const store__sq_migrations[] = {
-        migration_1,
-        migration_2,
-        migration_3,
-        migration_4,
+        migration_1, migration_2, migration_3, migration_4, migration_5,
 };
 
 const int store__sq_nmigrations =
