@@ -1,27 +1,62 @@
 /*
- * mock_bsp.c - `munim mock-bsp`: a fake WhatsApp Cloud API for tests,
- * demos and staging drills, with faults injected on demand.
+ * mock_bsp.c - `munim mock-bsp`: a fake WhatsApp Cloud API and a fake SMS
+ * gateway for tests, demos and staging drills, with faults injected on
+ * demand and scripted to end by themselves.
  *
  * Endpoints
  *   POST /{version}/{phone_number_id}/messages   the Cloud API send call
+ *   POST /api/v5/flow                            MSG91's flow send (mock_bsp_sms.c)
  *   GET  /_mock/messages?context=&to=&since=&limit=&order=desc
+ *   GET  /_mock/sms?since=&limit=
  *   GET  /_mock/replies?since=&limit=
  *   GET  /_mock/stats          GET|POST /_mock/faults      POST /_mock/reset
  *
- * A send is answered like the real API: 401 (code 190) without a bearer
- * token, 400 (code 100 or 131009) for a body the API would refuse, else
- * 200 {"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],
+ * A send is answered like the real API: 401 (code 190) without a token -
+ * "Authorization: Bearer <t>", or with --auth-header NAME (360dialog's
+ * D360-API-KEY) "NAME: <t>" instead, Bearer then not being enough - 400
+ * (code 100 or 131009) for a body the API would refuse, else 200
+ * {"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],
  * "messages":[{"id":"wamid.MOCK..."}]}. Faults, checked before the body:
  *   outage       every send 503, error code 131016
  *   error rate   that fraction answered with the fault status and the code
  *                the real API pairs with it (429 → 130429, 500 → 131000,
- *                502/503/504 → 131016, 401/403 → 190, other 4xx → 131026)
+ *                502/503/504 → 131016, 401/403 → 190, other 4xx → 131026);
+ *                a 429 burst is {"error_rate":1,"status":429,"for_ms":N}
  *   latency      every send answered that much later: the request is
  *                suspended and the timer thread answers (no HTTP thread
  *                waits)
+ *   failed rate  that fraction of accepted messages get a "failed" status
+ *                (errors [{code 131026, "Message undeliverable"}]) instead
+ *                of "delivered"
  * Accepted messages go to the bounded log (mock_bsp_log.c) and, with
- * --webhook-url and delivered-statuses 1, a signed delivered status goes
- * back to munim once the answer has been sent (mock_bsp_status.c).
+ * --webhook-url and delivered-statuses 1, a signed status goes back to
+ * munim once the answer has been sent (mock_bsp_status.c).
+ *
+ * The SMS gateway (mock_bsp_sms.c) answers {"type":"success","message":
+ * "<24 hex request id>"} or {"type":"error","message":"..."} (401 no
+ * authkey, 400 a bad body, 503 the sms_outage fault), keeps each accepted
+ * SMS in its own log and, with --sms-dlr-url, POSTs MSG91-style delivery
+ * reports there: DELIVERED, or FAILED for the fraction sms_failed_rate
+ * picks.
+ *
+ * POST /_mock/faults takes any of these fields (GET shows them all):
+ *   error_rate 0..1, status 100..599, latency_ms 0..600000, outage bool,
+ *   failed_rate 0..1, sms_outage bool, sms_failed_rate 0..1,
+ *   for_ms 1..3600000: the fields this call set go back to their no-fault
+ *     values (0, status 500, false) that much later, on the timer thread,
+ *     whether or not requests come; GET shows "until_ms" (epoch ms of the
+ *     undo, 0 when none). Any later POST, and a reset, cancel the undo.
+ * Flags set the same at start: --fault-error-rate, --fault-status,
+ * --fault-latency-ms, --fault-outage, --fault-failed-rate.
+ * POST /_mock/reset clears both logs, every fault and the counters.
+ * GET /_mock/stats counts sends, SMS (sms_received, sms_accepted,
+ * sms_rejected, sms_failed_by_fault, sms_dlr_sent, and the report poster's
+ * figures under "sms_dlr") and the status poster's under "statuses".
+ *
+ * GET /_mock/sms answers {"count":N,"next":I,"sms":[{"index","request_id",
+ * "template_id","mobiles","var","status":"delivered"|"failed",
+ * "received_at"}]}, one entry per SMS (a call with several recipients is
+ * several), oldest first, since= and limit= as below.
  *
  * GET /_mock/messages answers {"count":N,"next":I,"messages":[{"index",
  * "id","phone_number_id","to","type","text","buttons":[{"id","title"}],
@@ -44,13 +79,16 @@
  * lock (the log) and a few atomics; the fault settings are atomics read
  * without a lock.
  *
- * Threading: handlers run on the HTTP server's threads; `struct mock` is
- * shared: faults and stats are atomics, the log and the status queue have
- * their own locks, the rest is written before the server starts.
+ * Threading: handlers run on the HTTP server's threads, the scripted undo
+ * on the timer thread; `struct mock` is shared: faults and stats are
+ * atomics (writers of faults also hold faults_mu, which guards undo_gen
+ * and until_ms), the logs and the report queues have their own locks, the
+ * rest is written before the server starts.
  */
 #include <ctype.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -87,6 +125,8 @@
 #define MOCK_PAGE_MAX     10000
 /* /_mock/replies: default and largest page (lines of ~60 bytes). */
 #define MOCK_REPLIES_MAX 100000
+/* Longest scripted fault (for_ms): an hour. */
+#define MOCK_MAX_FOR_MS 3600000
 /* The default listen address (serve's is :8080, and bsp-url points here). */
 #define MOCK_DEFAULT_LISTEN "127.0.0.1:9090"
 /* The app secret of the demo, used when none is configured. */
@@ -97,6 +137,18 @@ struct mock_faults {
 	_Atomic int64_t status;
 	_Atomic int64_t latency_ms;
 	_Atomic int64_t outage;
+	_Atomic int64_t failed_ppm; /* accepted messages given a failed status, ppm */
+};
+
+/* The fault fields one POST /_mock/faults set: what its for_ms undoes. */
+enum {
+	MOCK_FAULT_RATE = 1 << 0,
+	MOCK_FAULT_STATUS = 1 << 1,
+	MOCK_FAULT_LATENCY = 1 << 2,
+	MOCK_FAULT_OUTAGE = 1 << 3,
+	MOCK_FAULT_FAILED = 1 << 4,
+	MOCK_FAULT_SMS_OUTAGE = 1 << 5,
+	MOCK_FAULT_SMS_FAILED = 1 << 6,
 };
 
 struct mock_stats {
@@ -105,6 +157,7 @@ struct mock_stats {
 	_Atomic uint64_t rejected;        /* 400/401/404 */
 	_Atomic uint64_t failed_by_fault; /* error rate and outage */
 	_Atomic uint64_t delayed;         /* answered late (latency fault) */
+	_Atomic uint64_t failed_statuses; /* failed statuses queued (failed-rate fault) */
 };
 
 struct mock {
@@ -113,6 +166,15 @@ struct mock {
 	struct mock_log *log;
 	struct mock_timer *timer;
 	struct mock_status *status; /* NULL: no status webhooks */
+	struct mock_sms *sms;       /* the SMS gateway: its log, faults, reports */
+	const char *auth_header;    /* "": "Authorization: Bearer"; else this header */
+	/* Fault writes and the scripted undo (for_ms): a POST bumps undo_gen,
+	 * so an undo scheduled by an earlier POST finds it changed and does
+	 * nothing; until_ms is when the pending undo runs (epoch ms, 0: none).
+	 * Readers of single faults use the atomics without the lock. */
+	pthread_mutex_t faults_mu;
+	uint64_t undo_gen;
+	int64_t until_ms;
 	int64_t started_ms;
 	char wamid_tag[16]; /* started_ms in 11 hex digits: this run's ids */
 	_Atomic uint64_t wamid_seq;
@@ -124,8 +186,9 @@ struct answer {
 	struct http_req *r;
 	unsigned int status;
 	struct buf body;
-	/* for the delivered status, sent after the answer */
+	/* for the status, sent after the answer */
 	int accepted;
+	int failed; /* the failed-rate fault picked it: status "failed" */
 	char wamid[MOCK_MAX_WAMID + 1];
 	char phone[MOCK_MAX_ID + 1];
 	char to[MOCK_MAX_TO + 1];
@@ -387,10 +450,27 @@ static void answer_send(void *arg)
 {
 	struct answer *a = arg;
 	respond_json(a->r, a->status, &a->body);
-	if (a->accepted && a->m->status)
-		mock_status_enqueue(a->m->status, a->wamid, a->phone, a->to, a->callback);
+	if (a->accepted && a->m->status) {
+		struct mock_report rp = {a->wamid, a->phone, a->to, a->callback, a->failed};
+		mock_status_enqueue(a->m->status, &rp);
+		if (a->failed)
+			atomic_fetch_add_explicit(&a->m->stats.failed_statuses, 1,
+			                          memory_order_relaxed);
+	}
 	buf_release(&a->body);
 	free(a);
+}
+
+/* Does the send carry a token: "Authorization: Bearer <t>", or with
+ * --auth-header NAME (360dialog's D360-API-KEY) "NAME: <t>" instead? */
+static int authorized(const struct mock *m, struct http_req *r)
+{
+	if (m->auth_header[0]) {
+		const char *key = http_req_header(r, m->auth_header);
+		return key && *key;
+	}
+	const char *auth = http_req_header(r, "Authorization");
+	return auth && strncmp(auth, "Bearer ", 7) == 0 && auth[7];
 }
 
 static void on_send(struct http_req *r, void *ud)
@@ -410,8 +490,7 @@ static void on_send(struct http_req *r, void *ud)
 		           "/{version}/{phone_number_id}/messages");
 		goto answer;
 	}
-	const char *auth = http_req_header(r, "Authorization");
-	if (!auth || strncmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
+	if (!authorized(m, r)) {
 		atomic_fetch_add_explicit(&m->stats.rejected, 1, memory_order_relaxed);
 		a->status = 401;
 		error_body(&a->body, 190, "An access token is required to request this resource.");
@@ -460,6 +539,8 @@ static void on_send(struct http_req *r, void *ud)
 	mock_log_add(m->log, clock_wall_ms(), a->wamid, a->phone, wa_id, ctx, body, len);
 	a->status = 200;
 	a->accepted = 1;
+	int64_t fppm = atomic_load_explicit(&m->faults.failed_ppm, memory_order_relaxed);
+	a->failed = fppm > 0 && (int64_t)(rnd_u64() % 1000000) < fppm;
 	buf_puts(&a->body, "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":");
 	buf_json_str(&a->body, to);
 	buf_puts(&a->body, ",\"wa_id\":");
@@ -485,11 +566,17 @@ answer:;
 
 static json_t *faults_json(struct mock *m)
 {
-	return json_pack("{s:f, s:I, s:I, s:b}", "error_rate",
+	pthread_mutex_lock(&m->faults_mu);
+	int64_t until = m->until_ms;
+	pthread_mutex_unlock(&m->faults_mu);
+	return json_pack("{s:f, s:I, s:I, s:b, s:f, s:b, s:f, s:I}", "error_rate",
 	                 (double)atomic_load(&m->faults.rate_ppm) / 1e6, "status",
 	                 (json_int_t)atomic_load(&m->faults.status), "latency_ms",
 	                 (json_int_t)atomic_load(&m->faults.latency_ms), "outage",
-	                 atomic_load(&m->faults.outage) != 0);
+	                 atomic_load(&m->faults.outage) != 0, "failed_rate",
+	                 (double)atomic_load(&m->faults.failed_ppm) / 1e6, "sms_outage",
+	                 mock_sms_outage(m->sms), "sms_failed_rate",
+	                 (double)mock_sms_failed_ppm(m->sms) / 1e6, "until_ms", (json_int_t)until);
 }
 
 static void respond_value(struct http_req *r, unsigned int status, json_t *v)
@@ -509,6 +596,74 @@ static void on_faults_get(struct http_req *r, void *ud)
 	respond_value(r, 200, faults_json(ud));
 }
 
+/* Sets every fault in fields to its no-fault value; caller holds faults_mu. */
+static void faults_clear_locked(struct mock *m, unsigned fields)
+{
+	if (fields & MOCK_FAULT_RATE)
+		atomic_store(&m->faults.rate_ppm, 0);
+	if (fields & MOCK_FAULT_STATUS)
+		atomic_store(&m->faults.status, 500);
+	if (fields & MOCK_FAULT_LATENCY)
+		atomic_store(&m->faults.latency_ms, 0);
+	if (fields & MOCK_FAULT_OUTAGE)
+		atomic_store(&m->faults.outage, 0);
+	if (fields & MOCK_FAULT_FAILED)
+		atomic_store(&m->faults.failed_ppm, 0);
+	if (fields & MOCK_FAULT_SMS_OUTAGE)
+		mock_sms_set_outage(m->sms, 0);
+	if (fields & MOCK_FAULT_SMS_FAILED)
+		mock_sms_set_failed_ppm(m->sms, 0);
+}
+
+/* A scripted undo: the faults one POST set, cleared for_ms later. */
+struct undo {
+	struct mock *m;
+	uint64_t gen; /* the POST's; a later POST or a reset changes m->undo_gen */
+	unsigned fields;
+};
+
+/* The timer's callback: clears the POST's faults unless a later one came. */
+static void undo_fire(void *arg)
+{
+	struct undo *u = arg;
+	struct mock *m = u->m;
+	pthread_mutex_lock(&m->faults_mu);
+	if (u->gen == m->undo_gen) {
+		faults_clear_locked(m, u->fields);
+		m->until_ms = 0;
+		log_info("mock_bsp.faults_undone", "scripted faults over: cleared what was set");
+	}
+	pthread_mutex_unlock(&m->faults_mu);
+	free(u);
+}
+
+static int is_rate(json_t *v)
+{
+	return json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1;
+}
+
+static int is_switch(json_t *v)
+{
+	return json_is_boolean(v) || json_is_integer(v);
+}
+
+static int switch_on(json_t *v)
+{
+	return json_is_boolean(v) ? json_is_true(v) : json_integer_value(v) != 0;
+}
+
+static int64_t rate_ppm(json_t *v)
+{
+	return (int64_t)(json_number_value(v) * 1e6 + 0.5);
+}
+
+/*
+ * POST /_mock/faults: every field is optional; the ones given are checked
+ * all before any is set. With for_ms the fields this call set go back to
+ * their no-fault values that much later (the timer thread does it, so it
+ * happens with no request arriving). Any successful POST cancels the undo
+ * an earlier one scheduled.
+ */
 static void on_faults_post(struct http_req *r, void *ud)
 {
 	struct mock *m = ud;
@@ -525,9 +680,12 @@ static void on_faults_post(struct http_req *r, void *ud)
 	json_t *status = json_object_get(root, "status");
 	json_t *lat = json_object_get(root, "latency_ms");
 	json_t *outage = json_object_get(root, "outage");
+	json_t *failed = json_object_get(root, "failed_rate");
+	json_t *sms_outage = json_object_get(root, "sms_outage");
+	json_t *sms_failed = json_object_get(root, "sms_failed_rate");
+	json_t *for_ms = json_object_get(root, "for_ms");
 	const char *bad = NULL;
-	if (rate &&
-	    (!json_is_number(rate) || json_number_value(rate) < 0 || json_number_value(rate) > 1))
+	if (rate && !is_rate(rate))
 		bad = "error_rate must be a number from 0 to 1";
 	else if (status && (!json_is_integer(status) || json_integer_value(status) < 100 ||
 	                    json_integer_value(status) > 599))
@@ -535,29 +693,74 @@ static void on_faults_post(struct http_req *r, void *ud)
 	else if (lat && (!json_is_integer(lat) || json_integer_value(lat) < 0 ||
 	                 json_integer_value(lat) > 600000))
 		bad = "latency_ms must be an integer from 0 to 600000";
-	else if (outage && !json_is_boolean(outage) && !json_is_integer(outage))
+	else if (outage && !is_switch(outage))
 		bad = "outage must be true or false";
+	else if (failed && !is_rate(failed))
+		bad = "failed_rate must be a number from 0 to 1";
+	else if (sms_outage && !is_switch(sms_outage))
+		bad = "sms_outage must be true or false";
+	else if (sms_failed && !is_rate(sms_failed))
+		bad = "sms_failed_rate must be a number from 0 to 1";
+	else if (for_ms && (!json_is_integer(for_ms) || json_integer_value(for_ms) < 1 ||
+	                    json_integer_value(for_ms) > MOCK_MAX_FOR_MS))
+		bad = "for_ms must be an integer from 1 to 3600000";
 	if (bad) {
 		json_decref(root);
 		respond_error(r, 400, 100, bad);
 		return;
 	}
+	unsigned fields = (rate ? MOCK_FAULT_RATE : 0) | (status ? MOCK_FAULT_STATUS : 0) |
+	                  (lat ? MOCK_FAULT_LATENCY : 0) | (outage ? MOCK_FAULT_OUTAGE : 0) |
+	                  (failed ? MOCK_FAULT_FAILED : 0) |
+	                  (sms_outage ? MOCK_FAULT_SMS_OUTAGE : 0) |
+	                  (sms_failed ? MOCK_FAULT_SMS_FAILED : 0);
+
+	pthread_mutex_lock(&m->faults_mu);
+	uint64_t gen = m->undo_gen + 1;
+	int64_t until = 0;
+	if (for_ms) {
+		int64_t ms = (int64_t)json_integer_value(for_ms);
+		struct undo *u = xmalloc(sizeof(*u));
+		*u = (struct undo){m, gen, fields};
+		if (mock_timer_add(m->timer, clock_mono_us() + ms * 1000, undo_fire, u) != 0) {
+			/* too many slow answers waiting, or stopping: set nothing */
+			pthread_mutex_unlock(&m->faults_mu);
+			free(u);
+			json_decref(root);
+			respond_error(r, 503, 1, "could not schedule the undo: try again");
+			return;
+		}
+		until = clock_wall_ms() + ms;
+	}
+	m->undo_gen = gen; /* the earlier POST's undo, if any, is now void */
+	m->until_ms = until;
 	if (rate)
-		atomic_store(&m->faults.rate_ppm, (int64_t)(json_number_value(rate) * 1e6 + 0.5));
+		atomic_store(&m->faults.rate_ppm, rate_ppm(rate));
 	if (status)
 		atomic_store(&m->faults.status, (int64_t)json_integer_value(status));
 	if (lat)
 		atomic_store(&m->faults.latency_ms, (int64_t)json_integer_value(lat));
 	if (outage)
-		atomic_store(&m->faults.outage, json_is_boolean(outage)
-		                                        ? json_is_true(outage)
-		                                        : json_integer_value(outage) != 0);
+		atomic_store(&m->faults.outage, switch_on(outage));
+	if (failed)
+		atomic_store(&m->faults.failed_ppm, rate_ppm(failed));
+	if (sms_outage)
+		mock_sms_set_outage(m->sms, switch_on(sms_outage));
+	if (sms_failed)
+		mock_sms_set_failed_ppm(m->sms, rate_ppm(sms_failed));
+	pthread_mutex_unlock(&m->faults_mu);
 	json_decref(root);
-	log_info("mock_bsp.faults", "faults set: error rate %.4f status %lld latency %lld ms%s",
+	log_info("mock_bsp.faults",
+	         "faults set: error rate %.4f status %lld latency %lld ms%s, failed rate %.4f; "
+	         "sms%s failed rate %.4f; for %lld ms",
 	         (double)atomic_load(&m->faults.rate_ppm) / 1e6,
 	         (long long)atomic_load(&m->faults.status),
 	         (long long)atomic_load(&m->faults.latency_ms),
-	         atomic_load(&m->faults.outage) ? ", outage" : "");
+	         atomic_load(&m->faults.outage) ? ", outage" : "",
+	         (double)atomic_load(&m->faults.failed_ppm) / 1e6,
+	         mock_sms_outage(m->sms) ? " outage," : "",
+	         (double)mock_sms_failed_ppm(m->sms) / 1e6,
+	         for_ms ? (long long)json_integer_value(for_ms) : 0LL);
 	respond_value(r, 200, faults_json(m));
 }
 
@@ -569,16 +772,32 @@ static void on_stats(struct http_req *r, void *ud)
 	struct mock_status_counts sc = {0};
 	if (m->status)
 		mock_status_counts(m->status, &sc);
+	struct mock_sms_counts smc;
+	mock_sms_counts(m->sms, &smc);
 	json_t *v = json_pack(
-	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "received",
-	        (json_int_t)atomic_load(&m->stats.received), "accepted",
+	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}",
+	        "received", (json_int_t)atomic_load(&m->stats.received), "accepted",
 	        (json_int_t)atomic_load(&m->stats.accepted), "rejected",
 	        (json_int_t)atomic_load(&m->stats.rejected), "failed_by_fault",
 	        (json_int_t)atomic_load(&m->stats.failed_by_fault), "delayed",
-	        (json_int_t)atomic_load(&m->stats.delayed), "held", (json_int_t)held, "held_bytes",
-	        (json_int_t)bytes, "next_index", (json_int_t)next, "statuses", "queued",
-	        (json_int_t)sc.queued, "sent", (json_int_t)sc.sent, "failed", (json_int_t)sc.failed,
-	        "dropped", (json_int_t)sc.dropped, "posts", (json_int_t)sc.posts);
+	        (json_int_t)atomic_load(&m->stats.delayed), "failed_statuses",
+	        (json_int_t)atomic_load(&m->stats.failed_statuses), "held", (json_int_t)held,
+	        "held_bytes", (json_int_t)bytes, "next_index", (json_int_t)next, "statuses",
+	        "queued", (json_int_t)sc.queued, "sent", (json_int_t)sc.sent, "failed",
+	        (json_int_t)sc.failed, "dropped", (json_int_t)sc.dropped, "posts",
+	        (json_int_t)sc.posts);
+	json_t *sms = json_pack(
+	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "sms_received",
+	        (json_int_t)smc.received, "sms_accepted", (json_int_t)smc.accepted, "sms_rejected",
+	        (json_int_t)smc.rejected, "sms_failed_by_fault", (json_int_t)smc.failed_by_fault,
+	        "sms_dlr_sent", (json_int_t)smc.dlr.sent, "sms_held", (json_int_t)smc.held,
+	        "sms_next_index", (json_int_t)smc.next, "sms_dlr", "queued",
+	        (json_int_t)smc.dlr.queued, "sent", (json_int_t)smc.dlr.sent, "failed",
+	        (json_int_t)smc.dlr.failed, "dropped", (json_int_t)smc.dlr.dropped, "posts",
+	        (json_int_t)smc.dlr.posts);
+	if (v && sms)
+		json_object_update(v, sms);
+	json_decref(sms);
 	respond_value(r, 200, v);
 }
 
@@ -586,16 +805,19 @@ static void on_reset(struct http_req *r, void *ud)
 {
 	struct mock *m = ud;
 	mock_log_clear(m->log);
-	atomic_store(&m->faults.rate_ppm, 0);
-	atomic_store(&m->faults.status, 500);
-	atomic_store(&m->faults.latency_ms, 0);
-	atomic_store(&m->faults.outage, 0);
+	pthread_mutex_lock(&m->faults_mu);
+	faults_clear_locked(m, ~0u);
+	m->undo_gen++; /* a pending undo has nothing left to undo */
+	m->until_ms = 0;
+	pthread_mutex_unlock(&m->faults_mu);
+	mock_sms_reset(m->sms);
 	atomic_store(&m->stats.received, 0);
 	atomic_store(&m->stats.accepted, 0);
 	atomic_store(&m->stats.rejected, 0);
 	atomic_store(&m->stats.failed_by_fault, 0);
 	atomic_store(&m->stats.delayed, 0);
-	log_info("mock_bsp.reset", "messages and faults cleared");
+	atomic_store(&m->stats.failed_statuses, 0);
+	log_info("mock_bsp.reset", "messages, SMS and faults cleared");
 	http_respond(r, 200, "application/json", "{\"ok\":true}", 11);
 }
 
@@ -654,7 +876,7 @@ static int hit_matches(const struct mock_hit *h, json_t *msg, const char *contex
 	return 1;
 }
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+int mock__parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	if (!s || !*s)
 		return ERR_INVAL;
@@ -684,11 +906,11 @@ static void on_messages(struct http_req *r, void *ud)
 	const char *limit = http_req_query(r, "limit");
 	const char *order = http_req_query(r, "order");
 	uint64_t v = MOCK_PAGE_DEFAULT;
-	if (since && parse_u64(since, UINT64_MAX - 1, &q.since) != 0) {
+	if (since && mock__parse_u64(since, UINT64_MAX - 1, &q.since) != 0) {
 		respond_error(r, 400, 100, "since must be a message index");
 		return;
 	}
-	if (limit && (parse_u64(limit, MOCK_PAGE_MAX, &v) != 0 || v == 0)) {
+	if (limit && (mock__parse_u64(limit, MOCK_PAGE_MAX, &v) != 0 || v == 0)) {
 		respond_error(r, 400, 100, "limit must be from 1 to 10000");
 		return;
 	}
@@ -723,11 +945,11 @@ static void on_replies(struct http_req *r, void *ud)
 	const char *since = http_req_query(r, "since");
 	const char *limit = http_req_query(r, "limit");
 	uint64_t from = 0, v = MOCK_REPLIES_MAX;
-	if (since && parse_u64(since, UINT64_MAX - 1, &from) != 0) {
+	if (since && mock__parse_u64(since, UINT64_MAX - 1, &from) != 0) {
 		respond_error(r, 400, 100, "since must be a message index");
 		return;
 	}
-	if (limit && (parse_u64(limit, MOCK_REPLIES_MAX, &v) != 0 || v == 0)) {
+	if (limit && (mock__parse_u64(limit, MOCK_REPLIES_MAX, &v) != 0 || v == 0)) {
 		respond_error(r, 400, 100, "limit must be from 1 to 100000");
 		return;
 	}
@@ -748,19 +970,31 @@ static void on_replies(struct http_req *r, void *ud)
 /* ---- the command ----------------------------------------------------------- */
 
 static const char *const mock_opts[] = {
-        "listen",       "app-secret",       "webhook-url",  "fault-error-rate",
-        "fault-status", "fault-latency-ms", "fault-outage", "delivered-statuses",
-        "http-threads", "log-level",        NULL,
+        "listen",
+        "app-secret",
+        "webhook-url",
+        "fault-error-rate",
+        "fault-status",
+        "fault-latency-ms",
+        "fault-outage",
+        "fault-failed-rate",
+        "delivered-statuses",
+        "sms-dlr-url",
+        "auth-header",
+        "http-threads",
+        "log-level",
+        NULL,
 };
 
 static const char mock_usage[] =
         "[options]\n\n"
         "A fake WhatsApp Cloud API: POST /{version}/{phone_number_id}/messages answers\n"
-        "like the real one; GET /_mock/messages, /_mock/replies, /_mock/stats,\n"
+        "like the real one, and a fake SMS gateway: POST /api/v5/flow answers like\n"
+        "MSG91's flow API. GET /_mock/messages, /_mock/sms, /_mock/replies, /_mock/stats,\n"
         "GET|POST /_mock/faults and POST /_mock/reset inspect and steer it. Listens "
         "on\n" MOCK_DEFAULT_LISTEN " unless --listen says otherwise; statuses are signed with\n"
-        "\"" MOCK_DEMO_SECRET "\" unless --app-secret is given; --webhook-url must be\n"
-        "an http:// URL (the mock speaks plain HTTP).";
+        "\"" MOCK_DEMO_SECRET "\" unless --app-secret is given; --webhook-url and\n"
+        "--sms-dlr-url must be http:// URLs (the mock speaks plain HTTP).";
 
 /* The host part of "host:port", for the start-up line. */
 static void listen_host(const char *listen, char *out, size_t cap)
@@ -788,12 +1022,15 @@ int cmd_mock_bsp(int argc, char **argv)
 	proc_block_stop_signals(&sigs);
 
 	struct mock *m = xcalloc(1, sizeof(*m));
+	pthread_mutex_init(&m->faults_mu, NULL);
+	m->auth_header = cfg.auth_header ? cfg.auth_header : "";
 	m->started_ms = clock_wall_ms();
 	snprintf(m->wamid_tag, sizeof(m->wamid_tag), "%011llX", (unsigned long long)m->started_ms);
 	atomic_store(&m->faults.rate_ppm, (int64_t)(cfg.fault_error_rate * 1e6 + 0.5));
 	atomic_store(&m->faults.status, cfg.fault_status);
 	atomic_store(&m->faults.latency_ms, cfg.fault_latency_ms);
 	atomic_store(&m->faults.outage, cfg.fault_outage);
+	atomic_store(&m->faults.failed_ppm, (int64_t)(cfg.fault_failed_rate * 1e6 + 0.5));
 	m->log = mock_log_new(MOCK_KEEP_MSGS, MOCK_KEEP_BYTES);
 	struct http_server *http = NULL;
 	if (mock_timer_new(&m->timer) != 0) {
@@ -810,19 +1047,36 @@ int cmd_mock_bsp(int argc, char **argv)
 			exit_code = 2;
 			goto out;
 		}
-		if (mock_status_new(cfg.webhook_url, secret, &m->status) != 0) {
+		if (mock_status_new(MOCK_POST_WA_STATUS, cfg.webhook_url, secret, &m->status) !=
+		    0) {
 			log_error("mock_bsp.start_failed", "could not start the status sender");
 			goto out;
 		}
+	}
+	if (cfg.sms_dlr_url && *cfg.sms_dlr_url) {
+		struct tools_url u;
+		char why[TOOLS_HTTP_ERR_CAP];
+		if (tools_url_parse(cfg.sms_dlr_url, &u, why) != 0) {
+			fprintf(stderr, "munim mock-bsp: --sms-dlr-url: %s\n", why);
+			exit_code = 2;
+			goto out;
+		}
+	}
+	if (mock_sms_new(cfg.sms_dlr_url, m->started_ms, &m->sms) != 0) {
+		log_error("mock_bsp.start_failed", "could not start the SMS report sender");
+		goto out;
 	}
 
 	const struct http_route routes[] = {
 	        {"GET", "/_mock/messages", 0, on_messages, m, NULL},
 	        {"GET", "/_mock/replies", 0, on_replies, m, NULL},
 	        {"GET", "/_mock/stats", 0, on_stats, m, NULL},
+	        {"GET", "/_mock/sms", 0, mock_sms_on_list, m->sms, NULL},
 	        {"GET", "/_mock/faults", 0, on_faults_get, m, NULL},
 	        {"POST", "/_mock/faults", 0, on_faults_post, m, NULL},
 	        {"POST", "/_mock/reset", 0, on_reset, m, NULL},
+	        {"POST", "/api/v5/flow", 0, mock_sms_on_send, m->sms, NULL},
+	        {"POST", "/api/v5/flow/", 0, mock_sms_on_send, m->sms, NULL},
 	        {"POST", "/", 1, on_send, m, NULL},
 	};
 	rc = http_server_start(cfg.listen, (int)cfg.http_threads, MOCK_MAX_BODY, routes,
@@ -838,8 +1092,10 @@ int cmd_mock_bsp(int argc, char **argv)
 	listen_host(cfg.listen, host, sizeof(host));
 	printf("mock-bsp listening on http://%s:%d\n", host, http_server_port(http));
 	fflush(stdout);
-	log_info("mock_bsp.ready", "listening on %s:%d; statuses %s", host, http_server_port(http),
-	         m->status ? cfg.webhook_url : "off");
+	log_info("mock_bsp.ready", "listening on %s:%d; statuses %s; SMS reports %s; auth %s", host,
+	         http_server_port(http), m->status ? cfg.webhook_url : "off",
+	         cfg.sms_dlr_url && *cfg.sms_dlr_url ? cfg.sms_dlr_url : "off",
+	         m->auth_header[0] ? m->auth_header : "bearer");
 
 	int sig = proc_wait_stop(&sigs);
 	log_info("mock_bsp.stopping", "received signal %d, stopping", sig);
@@ -850,7 +1106,9 @@ out:
 	http_server_stop(http);
 	mock_timer_free(m->timer);
 	mock_status_free(m->status);
+	mock_sms_free(m->sms);
 	mock_log_free(m->log);
+	pthread_mutex_destroy(&m->faults_mu);
 	free(m);
 	config_release(&cfg);
 	return exit_code;

@@ -1,21 +1,32 @@
 /*
- * mock_bsp_status.c - the mock BSP's delivery statuses: for every message
- * it accepts, a signed Cloud API "delivered" status webhook to munim.
+ * mock_bsp_status.c - the mock BSP's reports back to munim: for every
+ * WhatsApp message it accepts, a signed Cloud API status webhook
+ * ("delivered", or "failed" under the failed-rate fault), and for every
+ * SMS it accepts, an MSG91-style delivery report. One poster sends one
+ * kind (enum mock_post_kind); everything but the body and its headers is
+ * shared.
  *
  * Design
  *   Request threads append to a bounded ring (MOCK_STATUS_QUEUE) under a
  *   mutex and, when the poster may be asleep, wake it through an eventfd.
- *   The poster thread takes up to MOCK_STATUS_BATCH statuses per POST (one
- *   entry per phone_number_id, as Meta groups them), signs the exact body
- *   with the app secret (X-Hub-Signature-256) and keeps up to
- *   MOCK_STATUS_POSTS POSTs in flight on a tools_http client (tools_http.c:
- *   keep-alive connections, one send() a POST) in its own epoll set with
- *   the eventfd. Any answer but 200 (or none) is retried after
- *   100 ms · 2^attempt (at most 2 s), MOCK_STATUS_ATTEMPTS times in all
- *   (about 20 s, so a webhook receiver that restarts gets its statuses, as
- *   Meta keeps retrying); then the batch is counted failed and logged.
+ *   The poster thread takes up to MOCK_STATUS_BATCH reports per POST and
+ *   writes the body of its kind:
+ *     WhatsApp  {"object":"whatsapp_business_account","entry":[...]}, one
+ *               entry per phone_number_id as Meta groups them, signed
+ *               over the exact bytes with the app secret
+ *               (X-Hub-Signature-256);
+ *     SMS       [{"requestId","number","status","desc","date"
+ *               [,"failedReason"]}, ...], unsigned, the date in IST
+ *               ("YYYY-MM-DD HH:MM:SS", as MSG91 writes it);
+ *   It keeps up to MOCK_STATUS_POSTS POSTs in flight on a tools_http
+ *   client (tools_http.c: keep-alive connections, one send() a POST) in
+ *   its own epoll set with the eventfd. Any answer but 200 (or none) is
+ *   retried after 100 ms · 2^attempt (at most 2 s), MOCK_STATUS_ATTEMPTS
+ *   times in all (about 20 s, so a receiver that restarts gets its
+ *   reports, as Meta and MSG91 keep retrying); then the batch is counted
+ *   failed and logged. A failed report is never fatal to the mock.
  *
- *   Nothing here can slow the request path: a full ring drops the status
+ *   Nothing here can slow the request path: a full ring drops the report
  *   (counted) instead of waiting.
  *
  * Threading: the ring, `wake_pending`, `stop` and the counters are guarded
@@ -28,6 +39,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -49,12 +61,16 @@
 #define MOCK_STATUS_FLUSH_MS 3000
 #define MOCK_STATUS_POLL_MS  100
 
+/* India Standard Time, the zone MSG91's report dates are written in (no DST). */
+#define MOCK_IST_OFFSET_S (5 * 3600 + 30 * 60)
+
 struct status_item {
-	char wamid[64];
+	char id[64]; /* the wamid, or the SMS request id */
 	char phone[40];
 	char recipient[40];
 	char callback[MOCK_MAX_CALLBACK + 1];
 	int64_t ts_s;
+	int failed;
 };
 
 enum batch_state { BATCH_FREE = 0, BATCH_FLIGHT = 1, BATCH_WAIT = 2 };
@@ -69,8 +85,10 @@ struct batch {
 };
 
 struct mock_status {
+	enum mock_post_kind kind;
+	const char *what; /* "statuses" or "delivery reports", for messages */
 	char *url;
-	char *secret;
+	char *secret; /* NULL: unsigned */
 	struct tools_url u;
 	pthread_t thread;
 	int epfd, evfd;
@@ -103,8 +121,7 @@ static void wake_poster(struct mock_status *st)
 		         strerror(errno));
 }
 
-void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *phone_number_id,
-                         const char *recipient_id, const char *callback)
+void mock_status_enqueue(struct mock_status *st, const struct mock_report *rp)
 {
 	int wake = 0;
 	pthread_mutex_lock(&st->mu);
@@ -112,11 +129,13 @@ void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *
 		st->c.dropped++;
 	} else {
 		struct status_item *it = &st->ring[(st->head + st->len) % MOCK_STATUS_QUEUE];
-		copy_str(it->wamid, sizeof(it->wamid), wamid);
-		copy_str(it->phone, sizeof(it->phone), phone_number_id);
-		copy_str(it->recipient, sizeof(it->recipient), recipient_id);
-		copy_str(it->callback, sizeof(it->callback), callback ? callback : "");
+		copy_str(it->id, sizeof(it->id), rp->id);
+		copy_str(it->phone, sizeof(it->phone),
+		         rp->phone_number_id ? rp->phone_number_id : "");
+		copy_str(it->recipient, sizeof(it->recipient), rp->recipient);
+		copy_str(it->callback, sizeof(it->callback), rp->callback ? rp->callback : "");
 		it->ts_s = clock_wall_ms() / 1000;
+		it->failed = rp->failed != 0;
 		st->len++;
 		st->c.queued++;
 		wake = !st->wake_pending;
@@ -153,7 +172,7 @@ static void json_str(struct buf *b, const char *s)
 }
 
 /* Writes the webhook for items (one entry per phone_number_id) into b. */
-static void build_body(struct buf *b, struct status_item *items, int n)
+static void build_wa_body(struct buf *b, struct status_item *items, int n)
 {
 	char done[MOCK_STATUS_BATCH] = {0};
 	buf_reset(b);
@@ -176,8 +195,9 @@ static void build_body(struct buf *b, struct status_item *items, int n)
 				continue;
 			done[j] = 1;
 			buf_puts(b, k++ ? ",{\"id\":" : "{\"id\":");
-			json_str(b, items[j].wamid);
-			buf_puts(b, ",\"status\":\"delivered\",\"timestamp\":\"");
+			json_str(b, items[j].id);
+			buf_puts(b, items[j].failed ? ",\"status\":\"failed\",\"timestamp\":\""
+			                            : ",\"status\":\"delivered\",\"timestamp\":\"");
 			buf_put_u64(b, items[j].ts_s > 0 ? (uint64_t)items[j].ts_s : 0);
 			buf_puts(b, "\",\"recipient_id\":");
 			json_str(b, items[j].recipient);
@@ -185,11 +205,42 @@ static void build_body(struct buf *b, struct status_item *items, int n)
 				buf_puts(b, ",\"biz_opaque_callback_data\":");
 				json_str(b, items[j].callback);
 			}
+			if (items[j].failed)
+				buf_puts(b, ",\"errors\":[{\"code\":131026,\"title\":\"Message "
+				            "undeliverable\",\"message\":\"Message undeliverable\","
+				            "\"error_data\":{\"details\":\"Message "
+				            "Undeliverable.\"}}]");
 			buf_putc(b, '}');
 		}
 		buf_puts(b, "]}}]}");
 	}
 	buf_puts(b, "]}");
+}
+
+/* Writes the MSG91-style delivery reports for items, a JSON array, into b. */
+static void build_sms_body(struct buf *b, struct status_item *items, int n)
+{
+	buf_reset(b);
+	buf_putc(b, '[');
+	for (int i = 0; i < n; i++) {
+		time_t t = (time_t)(items[i].ts_s + MOCK_IST_OFFSET_S);
+		struct tm tm;
+		char date[32];
+		if (!gmtime_r(&t, &tm) ||
+		    strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+			snprintf(date, sizeof(date), "1970-01-01 05:30:00");
+		buf_puts(b, i ? ",{\"requestId\":" : "{\"requestId\":");
+		json_str(b, items[i].id);
+		buf_puts(b, ",\"number\":");
+		json_str(b, items[i].recipient);
+		buf_puts(b, items[i].failed ? ",\"status\":\"2\",\"desc\":\"FAILED\","
+		                              "\"failedReason\":\"Number out of service\""
+		                            : ",\"status\":\"1\",\"desc\":\"DELIVERED\"");
+		buf_puts(b, ",\"date\":");
+		json_str(b, date);
+		buf_putc(b, '}');
+	}
+	buf_putc(b, ']');
 }
 
 static void batch_failed(struct mock_status *st, struct batch *bt, const char *why);
@@ -215,9 +266,13 @@ static int batch_post(struct mock_status *st, struct batch *bt)
 	return 0;
 }
 
-/* Signs the body into the batch's header lines. */
-static void batch_sign(struct mock_status *st, struct batch *bt)
+/* Writes the batch's header lines: the type and, with a secret, the body's signature. */
+static void batch_headers(struct mock_status *st, struct batch *bt)
 {
+	if (!st->secret) {
+		snprintf(bt->headers, sizeof(bt->headers), "Content-Type: application/json\r\n");
+		return;
+	}
 	char sig[SIG_HEADER_LEN + 1];
 	sig_sign(st->secret, bt->body.data, bt->body.len, sig);
 	snprintf(bt->headers, sizeof(bt->headers),
@@ -236,8 +291,9 @@ static void batch_failed(struct mock_status *st, struct batch *bt, const char *w
 		        (ms < MOCK_STATUS_RETRY_MAX_MS ? ms : MOCK_STATUS_RETRY_MAX_MS) * 1000;
 		return;
 	}
-	log_warn("mock_bsp.status_failed",
-	         "gave up posting %d statuses to %s after %d attempts: %s", bt->count, st->url,
+	log_warn(st->kind == MOCK_POST_SMS_DLR ? "mock_bsp.sms_dlr_failed"
+	                                       : "mock_bsp.status_failed",
+	         "gave up posting %d %s to %s after %d attempts: %s", bt->count, st->what, st->url,
 	         bt->attempts, why);
 	pthread_mutex_lock(&st->mu);
 	st->c.failed += (uint64_t)bt->count;
@@ -268,8 +324,11 @@ static void start_batches(struct mock_status *st, int64_t now_us)
 		pthread_mutex_unlock(&st->mu);
 		if (n == 0)
 			break;
-		build_body(&bt->body, items, n);
-		batch_sign(st, bt);
+		if (st->kind == MOCK_POST_SMS_DLR)
+			build_sms_body(&bt->body, items, n);
+		else
+			build_wa_body(&bt->body, items, n);
+		batch_headers(st, bt);
 		bt->count = n;
 		bt->attempts = 0;
 		if (batch_post(st, bt) != 0)
@@ -378,16 +437,19 @@ static void status_release(struct mock_status *st)
 	free(st);
 }
 
-int mock_status_new(const char *url, const char *secret, struct mock_status **out)
+int mock_status_new(enum mock_post_kind kind, const char *url, const char *secret,
+                    struct mock_status **out)
 {
 	*out = NULL;
 	struct mock_status *st = xcalloc(1, sizeof(*st));
 	char why[TOOLS_HTTP_ERR_CAP];
 	int rc = ERR_IO;
 	pthread_mutex_init(&st->mu, NULL);
+	st->kind = kind;
+	st->what = kind == MOCK_POST_SMS_DLR ? "delivery reports" : "statuses";
 	st->epfd = st->evfd = -1;
 	st->url = xstrdup(url);
-	st->secret = xstrdup(secret);
+	st->secret = kind == MOCK_POST_WA_STATUS && secret ? xstrdup(secret) : NULL;
 	for (int b = 0; b < MOCK_STATUS_POSTS; b++)
 		buf_init(&st->batches[b].body);
 	if (tools_url_parse(url, &st->u, why) != 0) {
@@ -423,7 +485,9 @@ void mock_status_free(struct mock_status *st)
 	pthread_join(st->thread, NULL);
 	struct mock_status_counts c = st->c;
 	if (c.dropped || c.failed)
-		log_warn("mock_bsp.statuses_lost", "%llu statuses dropped and %llu failed",
-		         (unsigned long long)c.dropped, (unsigned long long)c.failed);
+		log_warn(st->kind == MOCK_POST_SMS_DLR ? "mock_bsp.sms_dlrs_lost"
+		                                       : "mock_bsp.statuses_lost",
+		         "%llu %s dropped and %llu failed", (unsigned long long)c.dropped, st->what,
+		         (unsigned long long)c.failed);
 	status_release(st);
 }

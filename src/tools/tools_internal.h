@@ -5,7 +5,8 @@
  *   mock_bsp.c         the command, the Cloud API endpoint, faults, the /_mock endpoints
  *   mock_bsp_log.c     the bounded log of accepted messages, indexed; the replies feed
  *   mock_bsp_timer.c   late answers (the latency fault) from a timer thread
- *   mock_bsp_status.c  signed "delivered" status webhooks, batched, retried
+ *   mock_bsp_status.c  signed status webhooks and SMS delivery reports, batched, retried
+ *   mock_bsp_sms.c     the SMS gateway mock (MSG91 flow API), its log and faults
  *   tools_http.c       a small plain HTTP/1.1 client: keep-alive, epoll, no libcurl
  *                      (loadgen's sender and collector, the mock's status poster)
  *   tools_common.c     the webhook a customer's message arrives in, its signature,
@@ -103,15 +104,27 @@ void mock_timer_close(struct mock_timer *t);
 /* Closes if needed, stops the thread, frees. NULL is a no-op. */
 void mock_timer_free(struct mock_timer *t);
 
-/* ---- status webhooks (mock_bsp_status.c) ----------------------------- */
+/* ---- status webhooks and delivery reports (mock_bsp_status.c) -------- */
 
 /*
- * A background thread POSTing signed "delivered" statuses to url in
- * batches (one entry per phone_number_id), with a few retries on any
- * answer but 200. Enqueueing never blocks on the network; past a bounded
- * queue statuses are dropped and counted.
+ * A background thread POSTing reports to url in batches, with a few
+ * retries on any answer but 200. Enqueueing never blocks on the network;
+ * past a bounded queue reports are dropped and counted. One poster sends
+ * one kind:
+ *   MOCK_POST_WA_STATUS  Cloud API status webhooks, signed with the app
+ *                        secret (X-Hub-Signature-256), one entry per
+ *                        phone_number_id: "delivered", or "failed" with
+ *                        errors [{code 131026, "Message undeliverable"}]
+ *   MOCK_POST_SMS_DLR    MSG91-style SMS delivery reports: a JSON array of
+ *                        {requestId, number, status "1" DELIVERED or "2"
+ *                        FAILED (with failedReason), desc, date}, unsigned
  */
 struct mock_status;
+
+enum mock_post_kind {
+	MOCK_POST_WA_STATUS = 0,
+	MOCK_POST_SMS_DLR = 1,
+};
 
 struct mock_status_counts {
 	uint64_t queued;  /* accepted into the queue */
@@ -121,20 +134,78 @@ struct mock_status_counts {
 	uint64_t posts;   /* POST attempts */
 };
 
-/* mock_status_new: 0, ERR_INVAL when url is not an http:// URL, ERR_IO when
- * the thread or its epoll set cannot be made. */
-int mock_status_new(const char *url, const char *secret, struct mock_status **out);
+/*
+ * mock_status_new: 0, ERR_INVAL when url is not an http:// URL, ERR_IO when
+ * the thread or its epoll set cannot be made. secret signs WhatsApp
+ * statuses (NULL: unsigned; SMS reports are never signed).
+ */
+int mock_status_new(enum mock_post_kind kind, const char *url, const char *secret,
+                    struct mock_status **out);
 /* biz_opaque_callback_data longer than this is not echoed (Meta allows 512;
  * the mock keeps its status queue small). */
 #define MOCK_MAX_CALLBACK 128
 
-/* mock_status_enqueue queues one delivered status; strings are copied;
- * callback ("" for none) is echoed as biz_opaque_callback_data. */
-void mock_status_enqueue(struct mock_status *st, const char *wamid, const char *phone_number_id,
-                         const char *recipient_id, const char *callback);
+/* One report to send; the strings are borrowed for the call. */
+struct mock_report {
+	const char *id;              /* the wamid, or the SMS request id */
+	const char *phone_number_id; /* WhatsApp: the shop's number; SMS: unused (NULL) */
+	const char *recipient;       /* recipient_id, or the SMS's number */
+	const char *callback;        /* biz_opaque_callback_data; NULL or "": none */
+	int failed;                  /* 1: "failed" / FAILED instead of delivered */
+};
+
+/* mock_status_enqueue queues one report (strings copied, cut at the
+ * queue's field sizes). Thread-safe; never waits on the network. */
+void mock_status_enqueue(struct mock_status *st, const struct mock_report *rp);
 void mock_status_counts(struct mock_status *st, struct mock_status_counts *out);
 /* Sends what is queued (bounded wait), stops the thread, frees. NULL is a no-op. */
 void mock_status_free(struct mock_status *st);
+
+/* ---- the SMS gateway mock (mock_bsp_sms.c) --------------------------- */
+
+/*
+ * An MSG91 "flow"-style SMS gateway on the mock's listener: the send call,
+ * a bounded log of accepted SMS, its two faults and delivery reports
+ * through a MOCK_POST_SMS_DLR poster. Every call is thread-safe: faults and
+ * counters are atomics, the log has its own mutex.
+ */
+struct mock_sms;
+struct http_req;
+
+/* What /_mock/stats shows of the SMS side. Units: received and rejected
+ * count calls; accepted counts SMS (one per recipient); failed_by_fault
+ * counts calls refused by the outage plus SMS given FAILED by the failed
+ * rate. */
+struct mock_sms_counts {
+	uint64_t received, accepted, rejected, failed_by_fault;
+	uint64_t held, next;           /* SMS in the log; the index the next one gets */
+	struct mock_status_counts dlr; /* all 0 without --sms-dlr-url */
+};
+
+/*
+ * mock_sms_new: dlr_url NULL or "" sends no reports. started_ms (the
+ * mock's start, epoch ms) goes into every request id so ids of different
+ * runs differ. 0, or mock_status_new's error.
+ */
+int mock_sms_new(const char *dlr_url, int64_t started_ms, struct mock_sms **out);
+/* Sends the queued reports (bounded wait) and frees. NULL is a no-op. */
+void mock_sms_free(struct mock_sms *s);
+/* The route handlers (ud: the struct mock_sms): POST /api/v5/flow, GET /_mock/sms. */
+void mock_sms_on_send(struct http_req *r, void *ud);
+void mock_sms_on_list(struct http_req *r, void *ud);
+/* The faults: outage 0/1; failed_ppm the FAILED fraction in parts per million. */
+void mock_sms_set_outage(struct mock_sms *s, int on);
+void mock_sms_set_failed_ppm(struct mock_sms *s, int64_t ppm);
+int mock_sms_outage(struct mock_sms *s);
+int64_t mock_sms_failed_ppm(struct mock_sms *s);
+void mock_sms_counts(struct mock_sms *s, struct mock_sms_counts *out);
+/* mock_sms_reset drops the log (indexes go on), clears the faults and the
+ * call counters (not the report poster's). */
+void mock_sms_reset(struct mock_sms *s);
+
+/* mock__parse_u64 (mock_bsp.c) reads a decimal number of at most max:
+ * 0, or ERR_INVAL for anything else (empty, a sign, a space, too big). */
+int mock__parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 /* ---- a small HTTP/1.1 client (tools_http.c) -------------------------- */
 
