@@ -18,6 +18,7 @@
 #include "store/store.h"
 
 struct backlog;
+struct delivery;
 
 struct app {
 	struct config cfg;
@@ -28,6 +29,9 @@ struct app {
 	/* customers with messages waiting in the inbox (worker/backlog.h);
 	 * non-NULL only when ingest runs messages itself (the fast path) */
 	struct backlog *backlog;
+	/* providers' delivery rates (send/delivery.h), fed by delivery reports;
+	 * NULL: not kept */
+	struct delivery *delivery;
 	_Atomic int stopping;
 	_Atomic int ready;
 };

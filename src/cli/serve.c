@@ -10,7 +10,9 @@
  * server stops before the ingest state its handlers use is freed.
  *
  * Endpoints besides the webhooks: /metrics (Prometheus text), /healthz
- * (the process is alive), /readyz (start-up finished, not stopping).
+ * (the process is alive), /readyz (start-up finished, not stopping), and
+ * with the ingest role the merchant API's POST /v1/campaigns
+ * (campaign/campaign.h).
  *
  * --roles names which of the three parts run (default all): ingest (the
  * webhook routes and their committer), worker (the inbox pool), sender (the
@@ -25,6 +27,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "campaign/campaign.h"
 #include "cli/cli.h"
 #include "cli/cli_internal.h"
 #include "core/arena.h"
@@ -35,7 +38,9 @@
 #include "core/xalloc.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "send/delivery.h"
 #include "send/sender.h"
+#include "send/sms_dlr.h"
 #include "worker/backlog.h"
 #include "worker/worker.h"
 
@@ -63,15 +68,45 @@ const char *const cli_serve_opts[] = {
         "retry-cap-ms",
         "process-attempts",
         "roles",
+        "bsp-token",
+        "bsp-auth-header",
+        "sms-url",
+        "sms-token",
+        "sms-template-id",
+        "sms-dlr-token",
+        "breaker-failures",
+        "breaker-successes",
+        "breaker-open-ms",
+        "breaker-jitter-pct",
+        "breaker-window-ms",
+        "breaker-min-calls",
+        "breaker-failure-rate-pct",
+        "breaker-probes",
+        "breaker-slow-ms",
+        "pace-per-number",
+        "hold-max-ms",
+        "delivery-min-pct",
+        "delivery-window-ms",
+        "delivery-min-reports",
+        "alert-url",
         NULL,
+};
+
+/* What /metrics reads: the app, and the sender once it runs. */
+struct metrics_src {
+	struct app *app;
+	struct sender *sender;
 };
 
 static void on_metrics(struct http_req *r, void *ud)
 {
-	struct app *app = ud;
+	const struct metrics_src *src = ud;
+	struct app *app = src->app;
 	struct buf b;
 	buf_init(&b);
 	metrics_render(&app->metrics, &b);
+	sender_render_metrics(src->sender, &b);
+	delivery_render(app->delivery, &b, clock_wall_ms());
 	buf_printf(&b,
 	           "# HELP munim_ready 1 when serve is ready.\n# TYPE munim_ready gauge\n"
 	           "munim_ready %d\n",
@@ -270,6 +305,8 @@ int cmd_serve(int argc, char **argv)
 	struct sender *sender = NULL;
 	struct worker_pool *workers = NULL;
 	struct ingest *ingest = NULL;
+	struct campaign *campaigns = NULL;
+	struct sms_dlr *dlr = NULL;
 	struct http_server *http = NULL;
 
 	if (!*app.cfg.send_journal && !strstr(app.cfg.db, "://")) {
@@ -283,6 +320,11 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	if (load_gauges(&app, c) != 0)
 		goto out;
+	if (delivery_new(app.cfg.delivery_window_ms, (int)app.cfg.delivery_min_reports,
+	                 (int)app.cfg.delivery_min_pct, &app.delivery) != 0) {
+		log_error("serve.start_failed", "the delivery-rate settings are out of bounds");
+		goto out;
+	}
 	/* before the threads connect: no commit of theirs copies the WAL */
 	if (store_checkpoint_in_background(app.store) != 0)
 		goto out;
@@ -295,10 +337,19 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	if ((roles & ROLE_INGEST) && ingest_start(&app, sender, &ingest) != 0)
 		goto out;
+	if ((roles & ROLE_INGEST) && campaign_start(&app, &campaigns) != 0)
+		goto out;
 
-	struct http_route routes[8];
+	if ((roles & ROLE_INGEST) && sms_dlr_start(&app, &dlr) != 0)
+		goto out;
+
+	struct http_route routes[12];
 	int nroutes = ingest ? ingest_routes(ingest, routes, 8) : 0;
-	routes[nroutes++] = (struct http_route){"GET", "/metrics", 0, on_metrics, &app, NULL};
+	if (campaigns)
+		nroutes += campaign_routes(campaigns, routes + nroutes, 8 - nroutes);
+	nroutes += sms_dlr_routes(dlr, routes + nroutes, 9 - nroutes);
+	struct metrics_src msrc = {&app, sender};
+	routes[nroutes++] = (struct http_route){"GET", "/metrics", 0, on_metrics, &msrc, NULL};
 	routes[nroutes++] = (struct http_route){"GET", "/healthz", 0, on_healthz, &app, NULL};
 	routes[nroutes++] = (struct http_route){"GET", "/readyz", 0, on_readyz, &app, NULL};
 	rc = http_server_start(app.cfg.listen, (int)app.cfg.http_threads, (size_t)app.cfg.max_body,
@@ -324,10 +375,13 @@ out:
 	 * grace period to get their commit's answer (503 past it); then the
 	 * committer finishes its commit and answers anything still queued 503 */
 	http_server_stop(http);
+	campaign_stop(campaigns);
+	sms_dlr_stop(dlr);
 	ingest_stop(ingest);
 	worker_pool_stop(workers);
 	sender_stop(sender);
 	backlog_free(app.backlog);
+	delivery_free(app.delivery);
 	cli_close(app.store, c);
 	notify_release(&app.inbox_ready);
 	notify_release(&app.outbox_ready);

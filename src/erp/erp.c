@@ -29,6 +29,14 @@
  *
  * Every confirm and cancel writes an audit row. Replies are PRIO_P2 except
  * the confirmation that issues an invoice (PRIO_P1).
+ *
+ * Marketing consent: "stop" (also "unsubscribe") marks the customer opted
+ * out and moves their marketing still waiting in the outbox (PENDING P3
+ * rows) to FAILED with 131050 "recipient opted out", counted in
+ * out->cancelled; broadcasts leave them out from then on. "start" opts
+ * them back in (for a customer who never opted out it is the greeting it
+ * always was: the menu). Replies to their own messages are not marketing
+ * and go out as ever.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -87,6 +95,25 @@ void erp__reply_buttons(struct erp_ctx *x, enum outbox_prio prio, const char *te
 static void reply_fmt(struct erp_ctx *x, struct buf *b)
 {
 	erp__reply(x, PRIO_P2, erp__finish(x->a, b, ERP_TEXT_MAX));
+}
+
+int erp__queue(struct erp_ctx *x, enum outbox_prio prio, const char *to, const char *body)
+{
+	struct outbox_new o = {
+	        .tenant_id = x->t->id,
+	        .priority = prio,
+	        .phone_number_id = x->t->phone_number_id,
+	        .to = to,
+	        .reply_to = "",
+	        .body = body,
+	        .inbound_received_at = 0,
+	        .claimed = 0,
+	};
+	int64_t id;
+	int rc = store_outbox_add(x->c, &o, &id);
+	if (rc == 0)
+		x->out->queued[prio]++;
+	return rc;
 }
 
 /* ---- the catalogue ---------------------------------------------------------- */
@@ -718,6 +745,67 @@ static int cmd_status(struct erp_ctx *x)
 	return 0;
 }
 
+/* ---- marketing consent ----------------------------------------------------------------------- */
+
+static int cmd_stop(struct erp_ctx *x)
+{
+	int64_t moved = 0;
+	int changed = 0;
+	struct buf b;
+	int rc = store_customer_set_opted_out(x->c, x->t->id, x->e->from, 1, &changed);
+	if (rc == 0)
+		rc = store_outbox_cancel_marketing(x->c, x->t->id, x->e->from,
+		                                   ERP_OPTOUT_ERROR_CODE, ERP_OPTOUT_ERROR, x->now,
+		                                   &moved);
+	if (rc < 0)
+		return rc;
+	x->out->cancelled[PRIO_P3] += moved;
+	if (changed || moved > 0) {
+		rc = store_audit(
+		        x->c, x->t->id, x->e->from, "customer.opt_out",
+		        arena_sprintf(x->a, "pending marketing cancelled: %" PRId64, moved));
+		if (rc < 0)
+			return rc;
+	}
+	buf_init(&b);
+	buf_printf(&b,
+	           "You will not receive offers from %s any more. Write START to receive them "
+	           "again.",
+	           erp__clean(x->a, x->t->name, ERP_NAME_MAX));
+	reply_fmt(x, &b);
+	return 0;
+}
+
+static int cmd_start(struct erp_ctx *x)
+{
+	int changed = 0;
+	struct buf b;
+	int rc = store_customer_set_opted_out(x->c, x->t->id, x->e->from, 0, &changed);
+	if (rc < 0)
+		return rc;
+	if (!changed)
+		return reply_menu(x, NULL); /* never opted out: "start" greets, as it always did */
+	rc = store_audit(x->c, x->t->id, x->e->from, "customer.opt_in", "");
+	if (rc < 0)
+		return rc;
+	buf_init(&b);
+	buf_printf(&b, "You will receive offers from %s again. Write STOP any time to stop them.",
+	           erp__clean(x->a, x->t->name, ERP_NAME_MAX));
+	reply_fmt(x, &b);
+	return 0;
+}
+
+/* A customer who writes "paid": the owner confirms payments, not the chat. */
+static int cmd_paid_by_customer(struct erp_ctx *x)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "Thank you! %s will confirm your payment here once it is received.",
+	           erp__clean(x->a, x->t->name, ERP_NAME_MAX));
+	reply_fmt(x, &b);
+	return 0;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 static int owner_only(struct erp_ctx *x)
@@ -747,6 +835,10 @@ static int dispatch(struct erp_ctx *x, const struct erp_cmd *cmd)
 		return cmd->nitems > 0 ? erp__cmd_stock(x, cmd) : reply_help_stock(x);
 	case ERP_CMD_LOW_STOCK: return x->is_owner ? erp__owner_low_stock(x) : owner_only(x);
 	case ERP_CMD_SALES_TODAY: return x->is_owner ? erp__owner_sales_today(x) : owner_only(x);
+	case ERP_CMD_STOP: return cmd_stop(x);
+	case ERP_CMD_START: return cmd_start(x);
+	case ERP_CMD_BROADCAST: return x->is_owner ? erp__owner_broadcast(x, cmd) : owner_only(x);
+	case ERP_CMD_PAID: return x->is_owner ? erp__owner_paid(x, cmd) : cmd_paid_by_customer(x);
 	}
 	return reply_menu(x, NULL);
 }

@@ -10,8 +10,9 @@
  * Customers: hi/menu/help (or anything not understood) → menu with buttons;
  * stock <item>; order <qty> <item> [...] → draft with Confirm/Cancel;
  * Confirm → stock out through the ledger, GST invoice, UPI link; Cancel;
- * invoice; status.  Owners (numbers in tenant.owner_numbers): add stock
- * <qty> <item>, price <item> <rupees>, low stock, sales today.
+ * invoice; status; stop / start (marketing opt-out and back in).  Owners
+ * (numbers in tenant.owner_numbers): add stock <qty> <item>, price <item>
+ * <rupees>, low stock, sales today, broadcast <text>, paid <order>.
  */
 #ifndef MUNIM_ERP_H
 #define MUNIM_ERP_H
@@ -53,6 +54,15 @@ struct erp_reply {
 struct erp_result {
 	int nreplies;
 	struct erp_reply replies[ERP_MAX_REPLIES];
+	/*
+	 * Outbox rows erp_handle wrote itself, in the caller's transaction, by
+	 * priority: queued PENDING (a broadcast's rows, a payment notice to the
+	 * customer who ordered), and PENDING rows moved to FAILED (a customer's
+	 * waiting marketing, cancelled by their "stop"). The caller moves its
+	 * gauges by these once that transaction has committed.
+	 */
+	int64_t queued[PRIO_COUNT];
+	int64_t cancelled[PRIO_COUNT];
 };
 
 /*
@@ -89,6 +99,51 @@ int erp_handle(struct store_conn *c, struct erp_cache *cache, const struct tenan
  * Used by provisioning; the order parser uses the same table.
  */
 int erp_unit_normalize(const char *unit, const char **canonical, int64_t *base_per_unit);
+
+/*
+ * Broadcasts (broadcast.c): one marketing message (PRIO_P3) to every
+ * customer of the shop who wrote in the last ERP_BROADCAST_DAYS days and
+ * has not opted out. WhatsApp lets a shop send free text only inside the
+ * 24-hour window that the customer's last message opened; outside it only
+ * an approved template may go, so those customers get the shop's template
+ * (tenant_template) with the text as its one body parameter, or are
+ * skipped when the shop has none.
+ */
+#define ERP_BROADCAST_DAYS 30
+/* The longest broadcast text, bytes: a template's body is at most 1,024
+ * characters, and a byte is never more than a character. */
+#define ERP_BROADCAST_TEXT_MAX 1024
+/* What "stop" writes on the marketing it cancels (the Cloud API's own code
+ * for a recipient who opted out of marketing messages). */
+#define ERP_OPTOUT_ERROR_CODE 131050
+#define ERP_OPTOUT_ERROR      "recipient opted out"
+
+struct erp_broadcast {
+	int64_t queued;                /* rows queued: as_text + by_template */
+	int64_t as_text;               /* inside the 24-hour window: a text message */
+	int64_t by_template;           /* outside it: the shop's template */
+	int64_t skipped_no_template;   /* outside it, and the shop has no template */
+	int64_t skipped_opted_out;     /* wrote in the period but opted out */
+	int64_t skipped_unaddressable; /* known only by a user id, no phone number */
+	const char *template_name;     /* the shop's template, "" when none (in a) */
+	int clipped;                   /* the text was cut to ERP_BROADCAST_TEXT_MAX */
+};
+
+/*
+ * erp_broadcast queues text (cleaned: valid UTF-8, no control characters
+ * but newlines, clipped to ERP_BROADCAST_TEXT_MAX) as one PRIO_P3 outbox
+ * row (PENDING, never handed over directly) to each customer of t who wrote
+ * at or after now - ERP_BROADCAST_DAYS days, has not opted out and is not
+ * one of the shop's owners, and writes an audit row naming actor. Runs
+ * inside the caller's transaction (the rows and the audit commit or roll
+ * back with it); the caller moves its outbox gauges by out->queued (all
+ * P3, PENDING) after the commit. The shared logic of the owner's
+ * "broadcast" command and the merchant API's POST /v1/campaigns.
+ * ERR_INVAL when the text is empty once cleaned; else 0 or the store's
+ * error. Strings of *out live in a.
+ */
+int erp_broadcast(struct store_conn *c, const struct tenant *t, const char *actor, const char *text,
+                  int64_t now, struct arena *a, struct erp_broadcast *out);
 
 /* erp_parse_rupees parses "62", "62.5", "62.50", "₹62.50" or "Rs 62" into
  * paise, exactly (no floating point); ERR_INVAL otherwise. */

@@ -11,6 +11,7 @@
  *   text.c   reply wording: money, quantities, dates, clipping, summaries
  *   erp.c    erp_handle and the customer commands
  *   owner.c  the owner commands
+ *   broadcast.c  erp_broadcast: marketing to the shop's recent customers
  *
  * Every function here is pure or touches only the arena it is given, except
  * those taking a struct erp_ctx (the handlers, erp__load_catalog,
@@ -191,6 +192,10 @@ enum erp_cmd_kind {
 	ERP_CMD_SET_PRICE, /* owner: items[0] words, price_paise */
 	ERP_CMD_LOW_STOCK,
 	ERP_CMD_SALES_TODAY,
+	ERP_CMD_STOP,      /* no more marketing, please */
+	ERP_CMD_START,     /* marketing again (or a greeting) */
+	ERP_CMD_BROADCAST, /* owner: text, the message as typed after the word */
+	ERP_CMD_PAID,      /* owner: order_id, 0 when none could be read */
 };
 
 /* Why a command could not be read; the handler words the reply. */
@@ -217,6 +222,7 @@ struct erp_cmd {
 	int nitems;
 	struct erp_item items[ERP_MAX_ORDER_LINES];
 	int64_t price_paise;
+	const char *text; /* BROADCAST: the raw text after "broadcast", trimmed */
 	enum erp_parse_err err;
 };
 
@@ -327,5 +333,30 @@ int erp__owner_low_stock(struct erp_ctx *x);
 int erp__owner_sales_today(struct erp_ctx *x);
 /* 1 when wa_id is one of the comma-separated owner numbers (digits compared). */
 int erp__is_owner(const char *owner_numbers, const char *wa_id);
+/* The owner's "broadcast <text>" (erp_broadcast) and "paid <order>". */
+int erp__owner_broadcast(struct erp_ctx *x, const struct erp_cmd *cmd);
+int erp__owner_paid(struct erp_ctx *x, const struct erp_cmd *cmd);
+
+/*
+ * erp__queue writes one PENDING outbox row of priority prio to `to` (a
+ * message that is not a reply to the sender: a payment notice to the
+ * customer who ordered) with the Cloud API body `body`, and counts it in
+ * x->out->queued. 0 or the store's error.
+ */
+int erp__queue(struct erp_ctx *x, enum outbox_prio prio, const char *to, const char *body);
+
+/* ---- broadcast.c ---------------------------------------------------------- */
+
+/* 1 when wa_id is a phone number ("+" and digits) a message can go to; a
+ * sender known only by a business-scoped user id is not. */
+int erp__addressable(const char *wa_id);
+/* The text as a template parameter: one line, no tabs, runs of spaces made
+ * one (the Cloud API refuses newlines, tabs and more than 4 spaces in a
+ * row there), trimmed; in a. */
+char *erp__template_param(struct arena *a, const char *text);
+/* The Cloud API body of template `name` in language `lang` to `to`, with
+ * param as its body's one text parameter; in a. */
+char *erp__template_body(struct arena *a, const char *to, const char *name, const char *lang,
+                         const char *param);
 
 #endif

@@ -6,16 +6,19 @@
  * answers with the menu) or carries cmd->err (the handler explains).
  *
  * 1. Button ids are matched on the trimmed raw body first: menu_stock,
- *    menu_order, menu_invoice, "confirm:<id>", "cancel:<id>" (digits only).
+ *    menu_order, menu_invoice, "confirm:<id>", "cancel:<id>" (digits only);
+ *    then "broadcast <text>", whose text is kept as typed (case, newlines).
  * 2. erp__tokenize: ASCII lower-cased; letters, digits and non-ASCII bytes
  *    (Devanagari...) make words; "1.5" and "1,500" stay one number; "lay's"
  *    is "lays"; ₹, emoji, quotes and other punctuation separate words; ',',
  *    '+', '&', ';' and newlines are separators between items.
  * 3. Whole phrases, please/ji/ok aside: greetings → MENU; "yes"/"haan"/
  *    "confirm" → CONFIRM; "no"/"cancel" → CANCEL; "invoice"/"bill";
- *    "status"; "low stock"; "sales today".
+ *    "status"; "low stock"; "sales today"; "stop"/"unsubscribe" → STOP,
+ *    "start"/"subscribe" → START.
  * 4. First word: stock/check/price/rate <items> → STOCK ("price <item>
  *    <rupees>" → SET_PRICE, which the handler allows only for owners);
+ *    paid [order] [#]<n> → PAID (order_id 0 when no number follows);
  *    order/buy <items> → ORDER; a message that starts with a quantity is an
  *    order; add stock/restock <qty> <item> → ADD_STOCK.
  * 5. Questions: "<item> hai (kya)?", "kya <item> hai", "do you have
@@ -36,7 +39,9 @@
  * ERP_MAX_ORDER_LINES items (more is ERP_PERR_TOO_MANY).
  * Thread-safe: static const tables only.
  */
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/err.h"
 #include "erp/erp_internal.h"
@@ -470,9 +475,14 @@ int erp__is_owner(const char *owner_numbers, const char *wa_id)
 
 /* ---- the command ------------------------------------------------------------- */
 
-static const char *const menu_words[] = {"hi",      "hii",      "hiii", "hello", "helo",
-                                         "hey",     "hlo",      "menu", "help",  "start",
-                                         "namaste", "namaskar", "hai",  NULL};
+static const char *const menu_words[] = {"hi",       "hii", "hiii", "hello", "helo",
+                                         "hey",      "hlo", "menu", "help",  "namaste",
+                                         "namaskar", "hai", NULL};
+static const char *const stop_phrases[] = {"stop",          "unsubscribe",  "stop offers",
+                                           "stop messages", "stop sending", "opt out",
+                                           "optout",        "stop all",     NULL};
+static const char *const start_phrases[] = {"start",  "subscribe", "start offers",
+                                            "opt in", "optin",     NULL};
 static const char *const polite_words[] = {"please", "pls", "plz",  "ji",     "ok",
                                            "okay",   "sir", "bhai", "bhaiya", NULL};
 static const char *const confirm_phrases[] = {"confirm",     "yes", "haan",    "han",
@@ -531,6 +541,17 @@ void erp__parse(struct arena *a, const char *text, struct erp_cmd *cmd)
 		cmd->kind = ERP_CMD_CANCEL;
 		return;
 	}
+	if (blen >= 9 && strncasecmp(body, "broadcast", 9) == 0 &&
+	    (blen == 9 || body[9] == ' ' || body[9] == '\t' || body[9] == '\n' ||
+	     body[9] == '\r')) {
+		size_t i = 9;
+		while (i < blen &&
+		       (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r'))
+			i++;
+		cmd->kind = ERP_CMD_BROADCAST;
+		cmd->text = arena_strndup(a, body + i, blen - i);
+		return;
+	}
 
 	/* 2. tokens; w[k] is the k-th word, at toks[widx[k]] */
 	erp__tokenize(a, text, &toks, &ntok);
@@ -557,6 +578,14 @@ void erp__parse(struct arena *a, const char *text, struct erp_cmd *cmd)
 	const char *phrase = join_words(a, pw, npw);
 	if (npw == 0 || (npw == 1 && in_list(phrase, menu_words))) {
 		cmd->kind = ERP_CMD_MENU;
+		return;
+	}
+	if (in_list(phrase, stop_phrases)) {
+		cmd->kind = ERP_CMD_STOP;
+		return;
+	}
+	if (in_list(phrase, start_phrases)) {
+		cmd->kind = ERP_CMD_START;
 		return;
 	}
 	if (in_list(phrase, confirm_phrases)) {
@@ -591,6 +620,17 @@ void erp__parse(struct arena *a, const char *text, struct erp_cmd *cmd)
 		parse_items(a, cmd, toks, widx[strcmp(w[0], "add") == 0 ? 2 : 1], ntok, 1);
 		if (!cmd->err && cmd->nitems != 1)
 			cmd->err = cmd->nitems == 0 ? ERP_PERR_NO_ITEM : ERP_PERR_TOO_MANY;
+		return;
+	}
+	if (strcmp(w[0], "paid") == 0) {
+		/* paid [order] [no|number] <digits>, nothing after */
+		int k = 1;
+		cmd->kind = ERP_CMD_PAID;
+		while (k < nw && (strcmp(w[k], "order") == 0 || strcmp(w[k], "no") == 0 ||
+		                  strcmp(w[k], "number") == 0))
+			k++;
+		if (k == nw - 1 && strlen(w[k]) <= 18 && w[k][strspn(w[k], "0123456789")] == '\0')
+			cmd->order_id = strtoll(w[k], NULL, 10);
 		return;
 	}
 	if (in_list(w[0], order_verbs)) {

@@ -361,9 +361,7 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 	struct metrics *m = &ig->app->metrics;
 	for (int i = 0; i < n; i++) {
 		for (int k = 0; k < jobs[i]->nstatus; k++) {
-			const struct send_move *mv = &jobs[i]->moves[k];
-			if (mv->moved)
-				metrics_outbox_move(m, mv->prio, (int)mv->from, (int)mv->to);
+			send_move_count(ig->app, &jobs[i]->moves[k]);
 		}
 		atomic_fetch_add_explicit(&m->statuses_applied, (uint64_t)jobs[i]->nstatus,
 		                          memory_order_relaxed);

@@ -25,6 +25,8 @@
 #include "core/buf.h"
 #include "send/curl_loop.h"
 #include "send/journal.h"
+#include "send/pace.h"
+#include "send/provider.h"
 #include "send/sender.h"
 
 /* Error text stored on the row. */
@@ -41,6 +43,14 @@
  * starts until that is so (bounds the file under a load without lulls). */
 #define SEND_JOURNAL_MAX  (1024 * 1024)
 #define SEND_JOURNAL_HOLD 16
+/* A send that must wait (pacing, a half-open breaker's probes) waits in its
+ * slot at most this long; a longer wait goes back to the store, due then. */
+#define SEND_PARK_MAX_MS 2000
+/* A row held for want of a provider comes back no sooner than this. */
+#define SEND_HOLD_MIN_MS 1000
+/* While no WhatsApp provider is up, held P2/P3 rows are looked at for
+ * expiry this often. */
+#define SEND_EXPIRE_EVERY_MS 10000
 
 /* A claimed row, handed from the recorder to the network thread. */
 struct send_job {
@@ -49,9 +59,11 @@ struct send_job {
 	enum outbox_prio prio;
 	int attempts; /* this attempt's number, 1 for the first (claims count it) */
 	int64_t inbound_received_at;
+	int64_t created_at;
 	char to[32];
-	char *phone_number_id; /* owned by the job: the network thread frees it */
-	char *body;            /* owned by the job, likewise */
+	char pin[OUTBOX_PROVIDER_MAX]; /* the only provider it may go through, or "" */
+	char *phone_number_id;         /* owned by the job: the network thread frees it */
+	char *body;                    /* owned by the job, likewise */
 };
 
 /* The outcome of one attempt, handed from the network to the recorder. */
@@ -67,14 +79,20 @@ struct send_outcome {
 	char error[SEND_ERR_MAX];
 	char msg_id[SEND_MSGID_MAX + 1];
 	int64_t next_attempt_at;
-	int journaled; /* network: the acceptance is synced to the journal */
-	int skipped;   /* recorder: the store found the row no longer SENDING */
+	int provider;                  /* index in the provider list of the one tried, -1: none */
+	int deferred;                  /* never sent: back to PENDING, the attempt given back */
+	int expired;                   /* held past hold_max: DEAD, counted as expired */
+	char pin[OUTBOX_PROVIDER_MAX]; /* PENDING: from now on only through this one */
+	int journaled;                 /* network: the acceptance is synced to the journal */
+	int skipped;                   /* recorder: the store found the row no longer SENDING */
 	/* recorder: the state the row took, = final except that an acceptance
 	 * meets a delivery status that overtook it (store_outbox_accepted) */
 	enum outbox_state landed;
 };
 
-enum slot_state { SLOT_FREE = 0, SLOT_ACTIVE = 1, SLOT_DONE = 2 };
+/* FREE -> PARKED (holds a job, waits to be routed) -> ACTIVE (in flight)
+ * -> DONE (holds an outcome) -> FREE; PARKED -> DONE when held back. */
+enum slot_state { SLOT_FREE = 0, SLOT_ACTIVE = 1, SLOT_DONE = 2, SLOT_PARKED = 3 };
 
 /* A request slot of the network thread; keeps its easy handle (and so its
  * buffers and connection) from one send to the next. */
@@ -84,7 +102,23 @@ struct send_slot {
 	struct buf url, body, resp;
 	int resp_truncated;
 	char curl_err[CURL_ERROR_SIZE];
+	struct send_job job;   /* PARKED and ACTIVE: the row (its strings owned) */
+	int64_t parked_since;  /* PARKED: wall ms it first waited */
+	int64_t park_until;    /* PARKED: wall ms to route it again */
+	int64_t started_us;    /* ACTIVE: monotonic start, for slow answers */
 	struct send_outcome o; /* the row, then (once DONE) its outcome */
+};
+
+/* An alert on its way to cfg.alert_url (one at a time). */
+#define SEND_ALERTS_MAX 64
+struct send_alerts {
+	CURL *easy;
+	struct curl_slist *headers;
+	int busy;                     /* a POST is in flight */
+	char *queue[SEND_ALERTS_MAX]; /* JSON bodies waiting, oldest first */
+	int head, n;
+	struct buf body;                /* the one in flight */
+	uint64_t sent, failed, dropped; /* network thread; copied to the atomics */
 };
 
 /*
@@ -106,9 +140,8 @@ struct sender {
 	struct send_hooks hooks;
 	int nslots;
 	int64_t journal_max;
-	struct curl_loop loop; /* network thread; others only call curl_loop_wake */
-	struct curl_slist *headers;
-	char *base_url; /* bsp_url without a trailing '/' */
+	struct curl_loop loop;          /* network thread; others only call curl_loop_wake */
+	struct provider_list providers; /* breakers: network thread; atomics: any */
 	pthread_t net_thread, rec_thread;
 	int net_started, rec_started;
 
@@ -120,6 +153,12 @@ struct sender {
 	/* [recorder, sender_reserve/unreserve] rows claimed or reserved and
 	 * not yet recorded: never more than nslots */
 	_Atomic int outstanding;
+	/* [network] the highest priority worth claiming: P3 while a WhatsApp
+	 * provider is up, P1 while only the SMS gateway is, -1 when none */
+	_Atomic int claim_upto;
+	_Atomic uint64_t expired;     /* [recorder] rows expired, ever */
+	_Atomic uint64_t alerts_sent; /* [network] */
+	_Atomic uint64_t alerts_failed;
 	_Atomic int64_t applied;  /* [recorder] journaled acceptances now on disk in the store */
 	int64_t applied_unsynced; /* [recorder] ... committed, not yet known to be on disk */
 
@@ -143,6 +182,11 @@ struct sender {
 	int unanswered;       /* requests cut off by the end of the drain */
 	uint64_t rng;
 	struct arena resp_arena; /* an answer's parsed JSON, reset per answer */
+	struct pace *pace;
+	int parked;         /* slots in SLOT_PARKED */
+	int64_t parked_due; /* earliest park_until among them */
+	int64_t swept_at;   /* pace_sweep last ran */
+	struct send_alerts alerts;
 
 	/* recorder thread only (and sender_start before it runs) */
 	struct store_conn *conn;
@@ -157,6 +201,7 @@ struct sender {
 	uint64_t seen;            /* the outbox_ready generation last seen */
 	uint64_t net_rings_seen;  /* net_rings when last looked at */
 	int unrecorded;           /* outcomes the store refused until the end */
+	int64_t expire_at;        /* next look for held rows past hold_max */
 };
 
 /* Either thread: stop requested, by sender_stop or the app. */

@@ -106,6 +106,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "send/delivery.h"
 #include "send/send_internal.h"
 
 /*
@@ -159,11 +160,33 @@ static int write_outcome(struct sender *s, struct send_outcome *o, int64_t now)
 {
 	o->landed = o->final;
 	switch (o->final) {
-	case OUTBOX_ACCEPTED:
-		return store_outbox_accepted(s->conn, o->id, o->msg_id, now, &o->landed);
-	case OUTBOX_PENDING:
-		return store_outbox_retry(s->conn, o->id, o->next_attempt_at, o->error_code,
-		                          o->error, now, &o->landed);
+	case OUTBOX_ACCEPTED: {
+		const struct provider *p = o->provider >= 0 ? &s->providers.p[o->provider] : NULL;
+		int rc = store_outbox_accepted(s->conn, o->id, o->msg_id, p ? p->name : "", now,
+		                               &o->landed);
+		/* WhatsApp's "failed" status overtook its own acceptance: a P0/P1
+		 * goes by SMS, as when the status comes later (send_status_apply) */
+		if (rc == 0 && o->landed == OUTBOX_FAILED && o->prio <= PRIO_P1 && p &&
+		    p->kind == PROVIDER_WHATSAPP && s->providers.sms >= 0) {
+			rc = store_outbox_resend(s->conn, o->id, PROVIDER_SMS, now, NULL);
+			if (rc == 0) {
+				o->landed = OUTBOX_PENDING;
+				snprintf(o->pin, sizeof(o->pin), "%s", PROVIDER_SMS);
+				snprintf(o->error, sizeof(o->error), "WhatsApp reports it failed");
+			}
+		}
+		return rc;
+	}
+	case OUTBOX_PENDING: {
+		if (o->deferred)
+			return store_outbox_defer(s->conn, o->id, o->next_attempt_at, o->error, now,
+			                          &o->landed);
+		int rc = store_outbox_retry(s->conn, o->id, o->next_attempt_at, o->error_code,
+		                            o->error, now, &o->landed);
+		if (rc == 0 && o->pin[0] && o->landed == OUTBOX_PENDING)
+			rc = store_outbox_resend(s->conn, o->id, o->pin, o->next_attempt_at, NULL);
+		return rc;
+	}
 	default:
 		return store_outbox_fail(s->conn, o->id, o->final, o->error_code, o->error, now,
 		                         &o->landed);
@@ -184,6 +207,19 @@ static void settle(struct sender *s, const struct send_outcome *o, int64_t now)
 		return;
 	}
 	metrics_outbox_move(m, o->prio, OUTBOX_SENDING, (int)o->landed);
+	if (o->final == OUTBOX_ACCEPTED && o->landed != OUTBOX_ACCEPTED && o->provider >= 0) {
+		/* a delivery report overtook the answer: it still counts */
+		int delivered = o->landed == OUTBOX_DELIVERED || o->landed == OUTBOX_READ;
+		if (delivered || o->pin[0] || o->landed == OUTBOX_FAILED)
+			delivery_report(s->app->delivery, s->providers.p[o->provider].name,
+			                delivered, now);
+	}
+	if (o->final == OUTBOX_ACCEPTED && o->pin[0]) {
+		s->due_at = now;
+		log_info("send.fallback", "reply %lld of tenant %lld to %s: %s; going through %s",
+		         (long long)o->id, (long long)o->tenant_id, o->to, o->error, o->pin);
+		return;
+	}
 	if (o->landed != o->final && o->final != OUTBOX_ACCEPTED) {
 		/* a delivery status overtook this answer: the provider has the
 		 * message, so it is not retried or failed */
@@ -202,11 +238,29 @@ static void settle(struct sender *s, const struct send_outcome *o, int64_t now)
 	case OUTBOX_PENDING:
 		if (s->due_at == 0 || o->next_attempt_at < s->due_at)
 			s->due_at = o->next_attempt_at;
-		log_debug("send.retry", "reply %lld to %s: attempt %d failed (%s); next in %lld ms",
-		          (long long)o->id, o->to, o->attempts, o->error,
-		          (long long)(o->next_attempt_at - now));
+		if (o->deferred)
+			log_debug("send.held", "reply %lld to %s %s; again in %lld ms",
+			          (long long)o->id, o->to, o->error,
+			          (long long)(o->next_attempt_at - now));
+		else if (o->pin[0])
+			log_info("send.fallback",
+			         "reply %lld of tenant %lld to %s: %s; going through %s instead",
+			         (long long)o->id, (long long)o->tenant_id, o->to, o->error,
+			         o->pin);
+		else
+			log_debug("send.retry",
+			          "reply %lld to %s: attempt %d failed (%s); next in %lld ms",
+			          (long long)o->id, o->to, o->attempts, o->error,
+			          (long long)(o->next_attempt_at - now));
 		break;
 	case OUTBOX_DEAD:
+		if (o->expired) {
+			atomic_fetch_add(&s->expired, 1);
+			log_info("send.expired", "reply %lld of tenant %lld to %s (%s) %s",
+			         (long long)o->id, (long long)o->tenant_id, o->to,
+			         outbox_prio_name(o->prio), o->error);
+			break;
+		}
 		atomic_fetch_add_explicit(&m->dead_letters, 1, memory_order_relaxed);
 		log_warn("send.dead_letter",
 		         "reply %lld of tenant %lld to %s dead-lettered after %d attempts: %s",
@@ -340,13 +394,17 @@ static int claim(struct sender *s, int64_t now, int room)
 	int n = 0;
 	if (s->nunsynced > 0)
 		return hand_over_claimed(s, s->nunsynced);
+	int upto = atomic_load(&s->claim_upto);
+	if (upto < 0) /* no provider is up: what would be claimed goes back */
+		return 0;
 	/* a direct hand-over may have taken slots since room was counted */
 	int got = reserve_slots(s, room);
 	if (got == 0)
 		return 0;
 	room = got;
 	arena_reset(&s->arena);
-	int rc = store_outbox_claim(s->conn, now, room, &s->arena, &rows, &n);
+	int rc = store_outbox_claim(s->conn, now, room, (enum outbox_prio)upto, &s->arena, &rows,
+	                            &n);
 	if (rc != 0) {
 		atomic_fetch_sub(&s->outstanding, room);
 		if (!s->claim_failing) /* once per outage, not every retry */
@@ -376,7 +434,9 @@ static int claim(struct sender *s, int64_t now, int room)
 		job->prio = row->priority;
 		job->attempts = row->attempts;
 		job->inbound_received_at = row->inbound_received_at;
+		job->created_at = row->created_at;
 		snprintf(job->to, sizeof(job->to), "%s", row->to ? row->to : "");
+		snprintf(job->pin, sizeof(job->pin), "%s", row->provider ? row->provider : "");
 		job->phone_number_id = xstrdup(row->phone_number_id ? row->phone_number_id : "");
 		job->body = xstrdup(row->body ? row->body : "");
 	}
@@ -385,11 +445,53 @@ static int claim(struct sender *s, int64_t now, int room)
 	return rc2 < 0 ? rc2 : n;
 }
 
+/* ---- held rows ------------------------------------------------------------------ */
+
+/*
+ * expire_held: while no WhatsApp provider is up, P2/P3 rows wait in the
+ * store; past cfg.hold_max_ms (the seed's hour) they are expired - DEAD,
+ * with the reason, counted - rather than sent stale when WhatsApp returns.
+ * P0/P1 rows never expire: they go by SMS, or wait.
+ */
+static void expire_held(struct sender *s, int64_t now)
+{
+	if (atomic_load(&s->claim_upto) >= PRIO_P2) {
+		s->expire_at = 0;
+		return;
+	}
+	if (now < s->expire_at)
+		return;
+	s->expire_at = now + SEND_EXPIRE_EVERY_MS;
+	int64_t moved[PRIO_COUNT];
+	int64_t hold = s->app->cfg.hold_max_ms;
+	char why[96];
+	snprintf(why, sizeof(why), "expired: held over %lld s while no WhatsApp provider was up",
+	         (long long)(hold / 1000));
+	if (store_outbox_expire(s->conn, PRIO_P2, now - hold, why, now, moved) != 0) {
+		log_error("send.expire_failed", "could not expire held outbox rows: %s",
+		          store_errmsg(s->conn));
+		return;
+	}
+	int64_t total = 0;
+	for (int p = 0; p < PRIO_COUNT; p++) {
+		atomic_fetch_sub(&s->app->metrics.outbox[p][OUTBOX_PENDING], moved[p]);
+		atomic_fetch_add(&s->app->metrics.outbox[p][OUTBOX_DEAD], moved[p]);
+		total += moved[p];
+	}
+	if (total == 0)
+		return;
+	atomic_fetch_add(&s->expired, (uint64_t)total);
+	log_warn("send.expired",
+	         "%lld held replies expired (P2 %lld, P3 %lld): no WhatsApp provider for %lld s",
+	         (long long)total, (long long)moved[PRIO_P2], (long long)moved[PRIO_P3],
+	         (long long)(hold / 1000));
+}
+
 /* ---- the direct hand-over --------------------------------------------------- */
 
 int sender_reserve(struct sender *s, enum outbox_prio prio)
 {
-	if (!s || atomic_load(&s->claims_closed))
+	if (!s || atomic_load(&s->claims_closed) || atomic_load(&s->claim_upto) < (int)prio)
 		return 0;
 	/* a reply waiting in the outbox at this priority or above goes first */
 	for (int p = 0; p <= (int)prio && p < PRIO_COUNT; p++)
@@ -419,7 +521,9 @@ void sender_give(struct sender *s, const struct outbox_row *rows, int n)
 		job->prio = rows[i].priority;
 		job->attempts = 1;
 		job->inbound_received_at = rows[i].inbound_received_at;
+		job->created_at = clock_wall_ms();
 		snprintf(job->to, sizeof(job->to), "%s", rows[i].to);
+		job->pin[0] = '\0';
 		job->phone_number_id = xstrdup(rows[i].phone_number_id);
 		job->body = xstrdup(rows[i].body);
 	}
@@ -493,13 +597,19 @@ static void *recorder_main(void *arg)
 				int64_t at = 0;
 				want = 0;
 				next_sweep = now + SEND_SWEEP_MS;
-				if (store_outbox_next_due(s->conn, &at) != 0)
+				int upto = atomic_load(&s->claim_upto);
+				if (upto < 0)
+					at = 0; /* the network thread rings when one is up */
+				else if (store_outbox_next_due(s->conn, (enum outbox_prio)upto,
+				                               &at) != 0)
 					at = now + SEND_STORE_RETRY_MS;
 				else if (at && at <= now)
 					at = now + 1; /* just queued: next pass */
 				s->due_at = at;
 			}
 		}
+		if (!closing)
+			expire_held(s, now);
 		if (!claimed)
 			sync_applied(s);
 		int64_t wake = next_sweep;
@@ -522,6 +632,61 @@ static void *recorder_main(void *arg)
 	return NULL;
 }
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+static void help(struct buf *out, const char *name, const char *type, const char *text)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+void sender_render_metrics(struct sender *s, struct buf *out)
+{
+	if (!s)
+		return;
+	const struct provider_list *l = &s->providers;
+	help(out, "munim_breaker_state", "gauge",
+	     "Circuit breaker of each provider: 0 closed, 1 open, 2 half-open.");
+	for (int i = 0; i < l->n; i++)
+		buf_printf(out, "munim_breaker_state{provider=\"%s\",url=\"%s\"} %d\n",
+		           l->p[i].name, l->p[i].url, atomic_load(&l->p[i].state));
+	help(out, "munim_breaker_transitions_total", "counter",
+	     "Breaker state changes by provider and the state entered.");
+	for (int i = 0; i < l->n; i++) {
+		const struct provider *p = &l->p[i];
+		buf_printf(
+		        out,
+		        "munim_breaker_transitions_total{provider=\"%s\",to=\"open\"} %llu\n"
+		        "munim_breaker_transitions_total{provider=\"%s\",to=\"half_open\"} %llu\n"
+		        "munim_breaker_transitions_total{provider=\"%s\",to=\"closed\"} %llu\n",
+		        p->name, (unsigned long long)atomic_load(&p->opened), p->name,
+		        (unsigned long long)atomic_load(&p->half_opened), p->name,
+		        (unsigned long long)atomic_load(&p->closed));
+	}
+	help(out, "munim_provider_sends_total", "counter",
+	     "Requests to each provider: all started, accepted, and failures counted against "
+	     "its breaker.");
+	for (int i = 0; i < l->n; i++) {
+		const struct provider *p = &l->p[i];
+		buf_printf(out,
+		           "munim_provider_sends_total{provider=\"%s\",result=\"started\"} %llu\n"
+		           "munim_provider_sends_total{provider=\"%s\",result=\"accepted\"} %llu\n"
+		           "munim_provider_sends_total{provider=\"%s\",result=\"failure\"} %llu\n",
+		           p->name, (unsigned long long)atomic_load(&p->sends), p->name,
+		           (unsigned long long)atomic_load(&p->accepted), p->name,
+		           (unsigned long long)atomic_load(&p->failures));
+	}
+	help(out, "munim_outbox_expired_total", "counter",
+	     "Held P2/P3 replies expired while no WhatsApp provider was up.");
+	buf_printf(out, "munim_outbox_expired_total %llu\n",
+	           (unsigned long long)atomic_load(&s->expired));
+	help(out, "munim_alerts_total", "counter", "Alerts posted to the alert hook, by result.");
+	buf_printf(out,
+	           "munim_alerts_total{result=\"sent\"} %llu\n"
+	           "munim_alerts_total{result=\"failed\"} %llu\n",
+	           (unsigned long long)atomic_load(&s->alerts_sent),
+	           (unsigned long long)atomic_load(&s->alerts_failed));
+}
+
 /* ---- start-up ------------------------------------------------------------- */
 
 struct replay_ctx {
@@ -536,7 +701,8 @@ static int replay_record(int64_t row_id, const char *msg_id, void *ud)
 {
 	struct replay_ctx *ctx = ud;
 	ctx->records++;
-	int rc = store_outbox_accepted(ctx->s->conn, row_id, msg_id, ctx->now, NULL);
+	/* which provider took it is not journaled: the row names none */
+	int rc = store_outbox_accepted(ctx->s->conn, row_id, msg_id, "", ctx->now, NULL);
 	if (rc == 0)
 		ctx->recorded++;
 	/* already recorded (or gone): the record has nothing left to say */
@@ -667,13 +833,12 @@ static void sender_free(struct sender *s)
 	free(s->claimed);
 	if (s->loop.multi)
 		curl_loop_release(&s->loop);
-	curl_slist_free_all(s->headers);
+	provider_list_release(&s->providers);
 	journal_close(s->journal);
 	if (s->conn)
 		store_disconnect(s->conn);
 	arena_release(&s->arena);
 	pthread_mutex_destroy(&s->mu);
-	free(s->base_url);
 	free(s);
 	curl_global_cleanup();
 }
@@ -697,7 +862,6 @@ static int open_journal(struct sender *s)
 
 static int make_multi(struct sender *s)
 {
-	const struct config *cfg = &s->app->cfg;
 	int rc = curl_loop_init(&s->loop);
 	if (rc != 0) {
 		log_error("send.start_failed", "could not create the curl multi handle: %s",
@@ -708,20 +872,6 @@ static int make_multi(struct sender *s)
 	curl_multi_setopt(s->loop.multi, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
 	/* the connection cache must hold them all, or keep-alive is lost */
 	curl_multi_setopt(s->loop.multi, CURLMOPT_MAXCONNECTS, conns);
-	struct buf auth;
-	buf_init(&auth);
-	buf_printf(&auth, "Authorization: Bearer %s", cfg->access_token);
-	s->headers = curl_slist_append(NULL, auth.data);
-	buf_release(&auth);
-	struct curl_slist *h = s->headers;
-	if (h)
-		h = curl_slist_append(h, "Content-Type: application/json");
-	if (h) /* no "Expect: 100-continue" round trip before larger bodies */
-		h = curl_slist_append(h, "Expect:");
-	if (!h) {
-		log_error("send.start_failed", "could not build the request headers");
-		return ERR_NOMEM;
-	}
 	return 0;
 }
 
@@ -745,27 +895,40 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 {
 	*out = NULL;
 	const struct config *cfg = &app->cfg;
-	if (!cfg->access_token || !*cfg->access_token || !cfg->bsp_url || !cfg->graph_version) {
-		log_error("send.start_failed", "the sender needs bsp-url, graph-version and an "
-		                               "access token");
+	if (!cfg->bsp_url || !cfg->graph_version) {
+		log_error("send.start_failed", "the sender needs bsp-url and graph-version");
+		return ERR_INVAL;
+	}
+	struct provider_list providers;
+	if (provider_list_init(&providers, cfg) != 0) /* logged */
+		return ERR_INVAL;
+	struct pace_config pc;
+	pace_config_default(&pc);
+	pc.per_second = (int)cfg->pace_per_number;
+	struct pace *pace;
+	if (pace_new(&pc, &pace) != 0) {
+		log_error("send.start_failed", "the pacing settings are out of bounds");
+		provider_list_release(&providers);
 		return ERR_INVAL;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("send.start_failed", "could not initialise libcurl");
+		provider_list_release(&providers);
+		pace_free(pace);
 		return ERR_NOMEM;
 	}
 	struct sender *s = xcalloc(1, sizeof(*s));
 	s->app = app;
+	s->providers = providers;
+	s->pace = pace;
+	atomic_store(&s->claim_upto, PRIO_P3);
+	buf_init(&s->alerts.body);
 	if (hooks)
 		s->hooks = *hooks;
 	s->journal_max = s->hooks.journal_max > 0 ? s->hooks.journal_max : SEND_JOURNAL_MAX;
 	pthread_mutex_init(&s->mu, NULL);
 	arena_init(&s->arena, 64 * 1024);
 	arena_init(&s->resp_arena, 4096);
-	size_t blen = strlen(cfg->bsp_url);
-	while (blen > 0 && cfg->bsp_url[blen - 1] == '/')
-		blen--;
-	s->base_url = xstrndup(cfg->bsp_url, blen);
 	s->nslots = (int)cfg->send_inflight;
 	size_t n = (size_t)s->nslots;
 	s->slots = xcalloc(n, sizeof(*s->slots));
@@ -805,8 +968,14 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 		join(s);
 		goto fail;
 	}
-	log_info("send.started", "sender started: %d in flight at most, to %s%s%s", s->nslots,
-	         s->base_url, s->journal ? ", journal " : "", s->journal ? cfg->send_journal : "");
+	struct buf to;
+	buf_init(&to);
+	for (int i = 0; i < s->providers.n; i++)
+		buf_printf(&to, "%s%s %s", i ? ", " : "", s->providers.p[i].name,
+		           s->providers.p[i].url);
+	log_info("send.started", "sender started: %d in flight at most, through %s%s%s", s->nslots,
+	         to.data, s->journal ? "; journal " : "", s->journal ? cfg->send_journal : "");
+	buf_release(&to);
 	*out = s;
 	return 0;
 fail:

@@ -37,6 +37,15 @@ int sender_reserve(struct sender *s, enum outbox_prio prio);
 void sender_unreserve(struct sender *s, int n);
 void sender_give(struct sender *s, const struct outbox_row *rows, int n);
 
+/*
+ * sender_render_metrics appends the sender's own metrics: each provider's
+ * breaker state (munim_breaker_state{provider}: 0 closed, 1 open, 2
+ * half-open), its state changes and sends, rows expired, alerts. Any
+ * thread; NULL s: nothing.
+ */
+struct buf;
+void sender_render_metrics(struct sender *s, struct buf *out);
+
 enum send_class {
 	SEND_OK = 0,
 	SEND_RETRY = 1,     /* 5xx, timeout, network, retryable error codes */
@@ -62,15 +71,26 @@ struct send_move {
 	int moved; /* 0: nothing to count */
 	enum outbox_prio prio;
 	enum outbox_state from, to;
+	/* a delivery report about provider's message: 1 delivered, 0 failed,
+	 * -1 none (for its delivery rate) */
+	int report;
+	char provider[OUTBOX_PROVIDER_MAX];
+	int unmatched; /* the status named no known row */
 };
+
+/* send_move_count counts mv, once its transaction has committed: the outbox
+ * gauges and the provider's delivery rate (app->delivery). */
+void send_move_count(struct app *app, const struct send_move *mv);
 
 /*
  * send_status_apply applies the delivery status e (kind INBOX_STATUS,
  * tenant_id resolved) to the tenant's outbox row it names, through c inside
- * the caller's transaction; *mv gets the row's move, if any. Statuses not
- * tracked ("deleted", ...) and statuses of no known row are not errors (the
- * latter are counted in statuses_unmatched). 0, ERR_INVAL for an entry that
- * is not a status, or the store's error.
+ * the caller's transaction; *mv gets the row's move, if any. A P0/P1
+ * message WhatsApp reports failed goes again by SMS when an SMS gateway is
+ * configured (store_outbox_resend). Statuses not tracked ("deleted", ...)
+ * and statuses of no known row are not errors (the latter are counted in
+ * statuses_unmatched). 0, ERR_INVAL for an entry that is not a status, or
+ * the store's error.
  */
 int send_status_apply(struct app *app, struct store_conn *c, const struct inbox_entry *e,
                       struct send_move *mv);

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "send/delivery.h"
+#include "send/provider.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "send/sender.h"
@@ -38,13 +40,44 @@ static int status_state(const char *s, enum outbox_state *out)
 	return ERR_INVAL;
 }
 
+/*
+ * moved fills mv from a status that moved its row; a failed P0/P1 sent by
+ * WhatsApp is queued again for the SMS gateway.
+ */
+static int moved(struct app *app, struct store_conn *c, const struct outbox_status_result *res,
+                 struct send_move *mv)
+{
+	mv->moved = 1;
+	mv->prio = res->prio;
+	mv->from = res->from;
+	mv->to = res->to;
+	memcpy(mv->provider, res->provider, sizeof(mv->provider));
+	if (res->to == OUTBOX_FAILED)
+		mv->report = 0;
+	else if ((res->to == OUTBOX_DELIVERED || res->to == OUTBOX_READ) &&
+	         res->from < OUTBOX_DELIVERED)
+		mv->report = 1;
+	int sms = app->cfg.sms_url && *app->cfg.sms_url;
+	if (res->to != OUTBOX_FAILED || res->prio > PRIO_P1 || !sms ||
+	    strcmp(res->provider, PROVIDER_SMS) == 0)
+		return 0;
+	int rc = store_outbox_resend(c, res->id, PROVIDER_SMS, clock_wall_ms(), NULL);
+	if (rc != 0)
+		return rc;
+	mv->to = OUTBOX_PENDING;
+	log_info("send.fallback", "reply %lld (%s): WhatsApp reports it failed; going by SMS",
+	         (long long)res->id, outbox_prio_name(res->prio));
+	return 0;
+}
+
 int send_status_apply(struct app *app, struct store_conn *c, const struct inbox_entry *e,
                       struct send_move *mv)
 {
-	enum outbox_state st, from, to;
-	enum outbox_prio prio = PRIO_P2;
+	enum outbox_state st;
+	struct outbox_status_result res;
 
-	mv->moved = 0;
+	memset(mv, 0, sizeof(*mv));
+	mv->report = -1;
 	if (e->kind != INBOX_STATUS)
 		return ERR_INVAL;
 	if (status_state(e->status ? e->status : "", &st) != 0) {
@@ -61,16 +94,24 @@ int send_status_apply(struct app *app, struct store_conn *c, const struct inbox_
 	        .error = e->error_title,
 	        .at = clock_wall_ms(),
 	};
-	int rc = store_outbox_status(c, &u, &from, &to, &prio);
+	int rc = store_outbox_status(c, &u, &res);
 	if (rc == ERR_NOTFOUND) {
+		mv->unmatched = 1;
 		atomic_fetch_add(&app->metrics.statuses_unmatched, 1);
 		return 0;
 	}
-	if (rc == 0 && from != to) {
-		mv->moved = 1;
-		mv->prio = prio;
-		mv->from = from;
-		mv->to = to;
-	}
-	return rc;
+	if (rc != 0 || res.from == res.to)
+		return rc;
+	return moved(app, c, &res, mv);
+}
+
+void send_move_count(struct app *app, const struct send_move *mv)
+{
+	if (!mv->moved)
+		return;
+	metrics_outbox_move(&app->metrics, mv->prio, (int)mv->from, (int)mv->to);
+	if (mv->report >= 0)
+		delivery_report(app->delivery, mv->provider, mv->report, clock_wall_ms());
+	if (mv->to == OUTBOX_PENDING) /* queued again: the sender's recorder claims it */
+		notify_signal(&app->outbox_ready);
 }

@@ -24,6 +24,8 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/err.h"
+#include "core/jsonr.h"
 
 #define WAMSG_TEXT_MAX             4096
 #define WAMSG_INTERACTIVE_TEXT_MAX 1024
@@ -218,4 +220,49 @@ int64_t wamsg_callback_row(const char *s)
 		id = id * 10 + (*s - '0');
 	}
 	return id;
+}
+
+/* The words of a Cloud API message worth an SMS, or NULL. */
+static const char *sms_text(const struct jsonr_val *msg)
+{
+	const char *type = jsonr_str(jsonr_get(msg, "type"), NULL);
+	if (!type)
+		return NULL;
+	if (strcmp(type, "text") == 0)
+		return jsonr_str(jsonr_get(jsonr_get(msg, "text"), "body"), NULL);
+	if (strcmp(type, "interactive") == 0)
+		return jsonr_str(
+		        jsonr_get(jsonr_get(jsonr_get(msg, "interactive"), "body"), "text"), NULL);
+	if (strcmp(type, "template") == 0) {
+		const struct jsonr_val *comps = jsonr_get(jsonr_get(msg, "template"), "components");
+		for (size_t i = 0; i < jsonr_len(comps); i++) {
+			const struct jsonr_val *c = jsonr_at(comps, i);
+			const char *ct = jsonr_str(jsonr_get(c, "type"), NULL);
+			if (ct && strcmp(ct, "body") == 0)
+				return jsonr_str(
+				        jsonr_get(jsonr_at(jsonr_get(c, "parameters"), 0), "text"),
+				        NULL);
+		}
+	}
+	return NULL;
+}
+
+int wamsg_sms_body(struct buf *out, const char *template_id, const char *to, const char *wa_body,
+                   struct arena *a)
+{
+	const struct jsonr_val *root = NULL;
+	buf_reset(out);
+	if (!wa_body || jsonr_parse(wa_body, strlen(wa_body), a, &root) != 0)
+		return ERR_INVAL;
+	const char *text = sms_text(root);
+	if (!text || !*text)
+		return ERR_INVAL;
+	buf_puts(out, "{\"template_id\":");
+	put_str(out, template_id, WAMSG_ID_MAX, NULL);
+	buf_puts(out, ",\"short_url\":\"0\",\"recipients\":[{\"mobiles\":");
+	put_str(out, to && to[0] == '+' ? to + 1 : to, WAMSG_ID_MAX, NULL);
+	buf_puts(out, ",\"var\":");
+	put_str(out, text, WAMSG_SMS_TEXT_MAX, "\xe2\x80\xa6");
+	buf_puts(out, "}]}");
+	return 0;
 }

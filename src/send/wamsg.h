@@ -38,4 +38,19 @@ struct buf;
 void wamsg_with_callback(struct buf *out, const char *body, int64_t row_id);
 int64_t wamsg_callback_row(const char *s);
 
+/* The longest text an SMS carries: three concatenated GSM-7 parts. */
+#define WAMSG_SMS_TEXT_MAX 459
+
+/*
+ * wamsg_sms_body writes into out the SMS gateway's request (MSG91's flow
+ * API) carrying the words of wa_body, a Cloud API message as stored:
+ * {"template_id":T,"short_url":"0","recipients":[{"mobiles":to without
+ * '+',"var":text}]}. The text is the message's text, an interactive
+ * message's body, or a template's first body parameter, cut to
+ * WAMSG_SMS_TEXT_MAX characters (an ellipsis marks the cut). a holds the
+ * parse. 0, or ERR_INVAL when wa_body has no such text (out is then empty).
+ */
+int wamsg_sms_body(struct buf *out, const char *template_id, const char *to, const char *wa_body,
+                   struct arena *a);
+
 #endif

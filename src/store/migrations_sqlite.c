@@ -243,8 +243,43 @@ static const char *const migration_5[] = {
         NULL,
 };
 
+/*
+ * 6: WhatsApp marketing and payments.
+ *   - customers.opted_out: 1 once a customer wrote "stop"; broadcasts leave
+ *     them out until they write "start".
+ *   - tenants.template_name / template_lang: the shop's approved template,
+ *     the only thing WhatsApp lets a shop send outside the 24-hour window
+ *     ("" = none set: such customers are skipped).
+ *   - tenants.api_token_hash: SHA-256 (hex) of the merchant API's bearer
+ *     token, never the token itself; unique where set, and found by index.
+ *   - customers_by_last_inbound: a broadcast reads the customers who wrote
+ *     in the last 30 days as a range of (tenant_id, last_inbound_at), paged
+ *     in that order (the rowid completes the key), instead of every
+ *     customer the shop ever had.
+ *   - outbox_marketing_pending: a "stop" cancels that customer's pending
+ *     marketing rows; this partial index holds only PENDING P3 rows, so the
+ *     cancel touches that customer's rows, not every pending row of a
+ *     running campaign, and replies (P0-P2) pay nothing for it.
+ *   - orders.paid_at: when the owner marked a confirmed order paid (0: not
+ *     paid), beside its status so that the sales figures, which count
+ *     confirmed orders, stay as they are.
+ */
+static const char *const migration_6[] = {
+        "ALTER TABLE customers ADD COLUMN opted_out INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tenants ADD COLUMN template_name TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE tenants ADD COLUMN template_lang TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE tenants ADD COLUMN api_token_hash TEXT NOT NULL DEFAULT ''",
+        "CREATE UNIQUE INDEX tenants_by_api_token ON tenants (api_token_hash)"
+        " WHERE api_token_hash <> ''",
+        "CREATE INDEX customers_by_last_inbound ON customers (tenant_id, last_inbound_at)",
+        "CREATE INDEX outbox_marketing_pending ON outbox (tenant_id, to_id)"
+        " WHERE state = 0 AND priority = 3",
+        "ALTER TABLE orders ADD COLUMN paid_at INTEGER NOT NULL DEFAULT 0",
+        NULL,
+};
+
 const char *const *const store__sq_migrations[] = {
-        migration_1, migration_2, migration_3, migration_4, migration_5,
+        migration_1, migration_2, migration_3, migration_4, migration_5, migration_6,
 };
 
 const int store__sq_nmigrations =

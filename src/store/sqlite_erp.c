@@ -13,6 +13,12 @@
  *     locked until that transaction ends, and a rollback returns the number:
  *     the series has no gaps and no repeats.
  *
+ *   - Marketing (the end of this file): a customer's opt-out is a flag on
+ *     the customer; cancelling their pending marketing moves rows of the
+ *     outbox and counts the move (store__sq_count) like every outbox
+ *     writer, so outbox_counts stays exact. The merchant API's token is
+ *     kept only as its SHA-256.
+ *
  * Threads: as store_sqlite.c; every function uses only its connection.
  */
 #include <stdio.h>
@@ -209,7 +215,8 @@ int store__sq_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t produc
 
 /* ---- orders ---------------------------------------------------------------------------- */
 
-#define ORDER_COLS "id, tenant_id, customer_id, status, total_paise, created_at, updated_at"
+#define ORDER_COLS                                                                                 \
+	"id, tenant_id, customer_id, status, total_paise, created_at, updated_at, paid_at"
 
 int store__sq_order_create(struct store_conn *c, const struct order *o, int64_t *id)
 {
@@ -257,6 +264,7 @@ static void read_order(sqlite3_stmt *st, struct arena *a, void *row)
 	o->total_paise = sqlite3_column_int64(st, 4);
 	o->created_at = sqlite3_column_int64(st, 5);
 	o->updated_at = sqlite3_column_int64(st, 6);
+	o->paid_at = sqlite3_column_int64(st, 7);
 	o->nlines = 0;
 	o->lines = NULL;
 }
@@ -537,4 +545,281 @@ int store__sq_sales_since(struct store_conn *c, int64_t tenant_id, int64_t since
 	}
 	sqlite3_reset(st);
 	return rc < 0 ? rc : 0;
+}
+
+/* ---- orders: payment ---------------------------------------------------------------------- */
+
+/* The state of an order for the payment gate: status and paid_at. */
+struct paid_state {
+	int64_t status, paid_at;
+};
+
+static void read_paid_state(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct paid_state *p = row;
+	(void)a;
+	p->status = sqlite3_column_int64(st, 0);
+	p->paid_at = sqlite3_column_int64(st, 1);
+}
+
+/*
+ * store__sq_order_set_paid: one guarded UPDATE (confirmed, not yet paid) is
+ * the gate, so a second "paid" for the same order changes nothing; when it
+ * touches no row, the order's state says why.
+ */
+int store__sq_order_set_paid(struct store_conn *c, int64_t tenant_id, int64_t order_id, int64_t at,
+                             int64_t *paid_at)
+{
+	static const char upd[] =
+	        "UPDATE orders SET paid_at = ?3"
+	        " WHERE tenant_id = ?1 AND id = ?2 AND status = 1 AND paid_at = 0";
+	static const char sel[] =
+	        "SELECT status, paid_at FROM orders WHERE tenant_id = ?1 AND id = ?2";
+	const char *what = "mark order paid";
+	struct paid_state ps = {0, 0};
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	*paid_at = 0;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_run(c, SQ_ORDER_SET_PAID, upd, what, "iii", tenant_id, order_id, at);
+	if (rc < 0)
+		goto done;
+	if (sqlite3_changes(store__sq_db(c)) > 0) {
+		*paid_at = at;
+		goto done;
+	}
+	rc = store__sq_prep(c, SQ_ORDER_PAID_STATE, sel, what, &st, "ii", tenant_id, order_id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, read_paid_state, NULL, &ps);
+	if (rc == 0) {
+		rc = store__errf(c, ERR_NOTFOUND, "could not mark order paid: no order %lld",
+		                 (long long)order_id);
+	} else if (rc == 1 && ps.paid_at > 0) {
+		*paid_at = ps.paid_at;
+		rc = store__errf(c, ERR_CONFLICT,
+		                 "could not mark order %lld paid: it was marked paid already",
+		                 (long long)order_id);
+	} else if (rc == 1) {
+		rc = store__errf(
+		        c, ERR_CONFLICT,
+		        "could not mark order %lld paid: it is in status %d, not confirmed",
+		        (long long)order_id, (int)ps.status);
+	}
+done:
+	return store__sq_op_end(c, mode, rc);
+}
+
+/* ---- marketing: templates and API tokens ---------------------------------------------------- */
+
+static void read_template(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct tenant_template *t = row;
+	t->name = store__sq_col(st, 0, a);
+	t->lang = store__sq_col(st, 1, a);
+}
+
+int store__sq_tenant_template(struct store_conn *c, int64_t tenant_id, struct arena *a,
+                              struct tenant_template *out)
+{
+	static const char sql[] = "SELECT template_name, template_lang FROM tenants WHERE id = ?1";
+	const char *what = "read template";
+	sqlite3_stmt *st;
+	int rc = store__sq_prep(c, SQ_TENANT_TEMPLATE, sql, what, &st, "i", tenant_id);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_one(c, st, what, read_template, a, out);
+	if (rc == 0)
+		return store__errf(c, ERR_NOTFOUND, "could not read template: no tenant %lld",
+		                   (long long)tenant_id);
+	return rc < 0 ? rc : 0;
+}
+
+/* update_tenant runs one UPDATE of tenant ?1 (statement id, text sql, its
+ * parameters in types and the values after); ERR_NOTFOUND when there is no
+ * such tenant. */
+static int update_tenant(struct store_conn *c, enum sq_stmt id, const char *sql, const char *what,
+                         int64_t tenant_id, const char *a1, const char *a2)
+{
+	enum sq_op_mode mode;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = a2 ? store__sq_run(c, id, sql, what, "itt", tenant_id, a1, a2)
+	        : store__sq_run(c, id, sql, what, "it", tenant_id, a1);
+	if (rc == 0 && sqlite3_changes(store__sq_db(c)) == 0)
+		rc = store__errf(c, ERR_NOTFOUND, "could not %s: no tenant %lld", what,
+		                 (long long)tenant_id);
+	return store__sq_op_end(c, mode, rc);
+}
+
+int store__sq_tenant_set_template(struct store_conn *c, int64_t tenant_id, const char *name,
+                                  const char *lang)
+{
+	static const char sql[] =
+	        "UPDATE tenants SET template_name = ?2, template_lang = ?3 WHERE id = ?1";
+	return update_tenant(c, SQ_TENANT_SET_TEMPLATE, sql, "set template", tenant_id, name,
+	                     *name ? lang : "");
+}
+
+int store__sq_tenant_set_token_hash(struct store_conn *c, int64_t tenant_id, const char *hash)
+{
+	static const char sql[] = "UPDATE tenants SET api_token_hash = ?2 WHERE id = ?1";
+	return update_tenant(c, SQ_TENANT_SET_TOKEN, sql, "set API token", tenant_id, hash, NULL);
+}
+
+int store__sq_tenant_by_token_hash(struct store_conn *c, const char *hash, int64_t *tenant_id)
+{
+	static const char sql[] = "SELECT id FROM tenants WHERE api_token_hash = ?1"
+	                          " AND api_token_hash <> ''"; /* the partial index */
+	const char *what = "find tenant by token";
+	sqlite3_stmt *st;
+	*tenant_id = 0;
+	int rc = store__sq_prep(c, SQ_TENANT_BY_TOKEN, sql, what, &st, "t", hash);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, tenant_id);
+	if (rc == 0) /* the hash is not echoed: it is as good as a password's */
+		return store__errf(c, ERR_NOTFOUND,
+		                   "could not find tenant: no tenant has that token");
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- marketing: customers -----------------------------------------------------------------------
+ */
+
+static void read_customer(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct customer *cu = row;
+	cu->id = sqlite3_column_int64(st, 0);
+	cu->tenant_id = sqlite3_column_int64(st, 1);
+	cu->wa_id = store__sq_col(st, 2, a);
+	cu->name = store__sq_col(st, 3, a);
+	cu->state_code = store__sq_col(st, 4, a);
+	cu->last_inbound_at = sqlite3_column_int64(st, 5);
+}
+
+int store__sq_customer_get(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                           struct arena *a, struct customer *out)
+{
+	static const char sql[] = "SELECT id, tenant_id, wa_id, name, state_code, last_inbound_at"
+	                          " FROM customers WHERE tenant_id = ?1 AND id = ?2";
+	const char *what = "read customer";
+	sqlite3_stmt *st;
+	int rc = store__sq_prep(c, SQ_CUSTOMER_GET, sql, what, &st, "ii", tenant_id, customer_id);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_one(c, st, what, read_customer, a, out);
+	if (rc == 0)
+		return store__errf(c, ERR_NOTFOUND, "could not read customer: no customer %lld",
+		                   (long long)customer_id);
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * store__sq_customer_set_opted_out: the UPDATE returns the row only when
+ * the flag really changes; no row means the customer is unknown or
+ * already so, which a second look tells apart.
+ */
+int store__sq_customer_set_opted_out(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                                     int opted_out, int *changed)
+{
+	static const char upd[] =
+	        "UPDATE customers SET opted_out = ?3"
+	        " WHERE tenant_id = ?1 AND wa_id = ?2 AND opted_out <> ?3 RETURNING id";
+	static const char sel[] = "SELECT id FROM customers WHERE tenant_id = ?1 AND wa_id = ?2";
+	const char *what = "record opt-out";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	int64_t id = 0;
+	*changed = 0;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_prep(c, SQ_CUSTOMER_OPT_OUT, upd, what, &st, "iti", tenant_id, wa_id,
+	                    (int64_t)opted_out);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &id);
+	if (rc == 1) {
+		*changed = 1;
+		rc = 0;
+	} else if (rc == 0) {
+		rc = store__sq_prep(c, SQ_CUSTOMER_OPTED_OUT, sel, what, &st, "it", tenant_id,
+		                    wa_id);
+		if (rc == 0)
+			rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, &id);
+		if (rc == 0)
+			rc = store__errf(c, ERR_NOTFOUND,
+			                 "could not record opt-out: no customer \"%s\"", wa_id);
+		else if (rc == 1)
+			rc = 0;
+	}
+	return store__sq_op_end(c, mode, rc);
+}
+
+static void read_contact(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct customer_contact *cc = row;
+	cc->id = sqlite3_column_int64(st, 0);
+	cc->wa_id = store__sq_col(st, 1, a);
+	cc->last_inbound_at = sqlite3_column_int64(st, 2);
+	cc->opted_out = sqlite3_column_int(st, 3) != 0;
+}
+
+/*
+ * store__sq_customers_active: a range of customers_by_last_inbound, read in
+ * its own order (the rowid completes the key), so each page starts where
+ * the last ended without sorting and without an OFFSET that rereads.
+ */
+int store__sq_customers_active(struct store_conn *c, int64_t tenant_id, int64_t since,
+                               const struct customer_contact *after, int limit, struct arena *a,
+                               struct customer_contact **out, int *n)
+{
+	static const char sql[] = "SELECT id, wa_id, last_inbound_at, opted_out FROM customers"
+	                          " WHERE tenant_id = ?1 AND last_inbound_at >= ?2"
+	                          " AND (last_inbound_at, id) > (?3, ?4)"
+	                          " ORDER BY last_inbound_at, id LIMIT ?5";
+	const char *what = "list customers";
+	sqlite3_stmt *st;
+	void *rows = NULL;
+	*n = 0;
+	int rc = store__sq_prep(c, SQ_CUSTOMERS_ACTIVE, sql, what, &st, "iiiii", tenant_id, since,
+	                        after ? after->last_inbound_at : INT64_MIN, after ? after->id : 0,
+	                        (int64_t)limit);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_contact, &rows, n);
+	*out = rows;
+	return rc;
+}
+
+/*
+ * store__sq_outbox_cancel_marketing: the statement names the partial index
+ * outbox_marketing_pending's condition (state = 0 AND priority = 3) in
+ * literals, so SQLite reads that customer's entries of it only.
+ */
+int store__sq_outbox_cancel_marketing(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                                      int error_code, const char *error, int64_t now,
+                                      int64_t *moved)
+{
+	static const char sql[] =
+	        "UPDATE outbox SET state = 6, last_error_code = ?3, last_error = ?4, updated_at = "
+	        "?5"
+	        " WHERE tenant_id = ?1 AND to_id = ?2 AND state = 0 AND priority = 3";
+	const char *what = "cancel marketing";
+	enum sq_op_mode mode;
+	*moved = 0;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_run(c, SQ_OUTBOX_CANCEL_MARKETING, sql, what, "ititi", tenant_id, wa_id,
+	                   (int64_t)error_code, error, now);
+	if (rc == 0) {
+		*moved = sqlite3_changes(store__sq_db(c));
+		store__sq_count(c, PRIO_P3, OUTBOX_PENDING, OUTBOX_FAILED, *moved);
+	}
+	rc = store__sq_op_end(c, mode, rc);
+	if (rc < 0)
+		*moved = 0;
+	return rc;
 }

@@ -67,6 +67,18 @@ enum sq_stmt {
 	SQ_INVOICE_LAST,
 	SQ_INVOICE_BY_ORDER,
 	SQ_SALES_SINCE,
+	/* marketing: templates, API tokens, opt-outs, audiences, payments (sqlite_erp.c) */
+	SQ_TENANT_TEMPLATE,
+	SQ_TENANT_SET_TEMPLATE,
+	SQ_TENANT_SET_TOKEN,
+	SQ_TENANT_BY_TOKEN,
+	SQ_CUSTOMER_GET,
+	SQ_CUSTOMER_OPT_OUT,
+	SQ_CUSTOMER_OPTED_OUT,
+	SQ_CUSTOMERS_ACTIVE,
+	SQ_OUTBOX_CANCEL_MARKETING,
+	SQ_ORDER_SET_PAID,
+	SQ_ORDER_PAID_STATE,
 	/* inbox and outbox (sqlite_queue.c) */
 	SQ_INBOX_INSERT,
 	SQ_INBOX_PENDING_IDS,
@@ -97,6 +109,9 @@ enum sq_stmt {
 	SQ_OUTBOX_GUARD,
 	SQ_OUTBOX_COUNTS_ADD,
 	SQ_OUTBOX_SENDING_COUNTS,
+	SQ_OUTBOX_DEFER,
+	SQ_OUTBOX_RESEND,
+	SQ_OUTBOX_EXPIRE,
 	SQ_NSTMT
 };
 
@@ -265,6 +280,24 @@ int store__sq_invoice_by_order(struct store_conn *c, int64_t tenant_id, int64_t 
                                struct arena *a, struct invoice *out);
 int store__sq_sales_since(struct store_conn *c, int64_t tenant_id, int64_t since, int64_t *orders,
                           int64_t *taxable_paise, int64_t *total_paise);
+int store__sq_tenant_template(struct store_conn *c, int64_t tenant_id, struct arena *a,
+                              struct tenant_template *out);
+int store__sq_tenant_set_template(struct store_conn *c, int64_t tenant_id, const char *name,
+                                  const char *lang);
+int store__sq_tenant_set_token_hash(struct store_conn *c, int64_t tenant_id, const char *hash);
+int store__sq_tenant_by_token_hash(struct store_conn *c, const char *hash, int64_t *tenant_id);
+int store__sq_customer_get(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                           struct arena *a, struct customer *out);
+int store__sq_customer_set_opted_out(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                                     int opted_out, int *changed);
+int store__sq_customers_active(struct store_conn *c, int64_t tenant_id, int64_t since,
+                               const struct customer_contact *after, int limit, struct arena *a,
+                               struct customer_contact **out, int *n);
+int store__sq_outbox_cancel_marketing(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                                      int error_code, const char *error, int64_t now,
+                                      int64_t *moved);
+int store__sq_order_set_paid(struct store_conn *c, int64_t tenant_id, int64_t order_id, int64_t at,
+                             int64_t *paid_at);
 
 /* Backend functions in sqlite_queue.c. */
 int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
@@ -278,22 +311,27 @@ int store__sq_inbox_depth(struct store_conn *c, int64_t *n);
 int store__sq_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
                             struct inbox_waiting **out, int *n);
 int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id);
-int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
-                           struct outbox_row **out, int *n);
+int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
+                           struct arena *a, struct outbox_row **out, int *n);
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
 int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                              int64_t now, enum outbox_state *landed);
+                              const char *provider, int64_t now, enum outbox_state *landed);
 int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
                            int error_code, const char *error, int64_t now,
                            enum outbox_state *landed);
 int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
                           const char *error, int64_t now, enum outbox_state *landed);
+int store__sq_outbox_defer(struct store_conn *c, int64_t id, int64_t next_attempt_at,
+                           const char *why, int64_t now, enum outbox_state *landed);
+int store__sq_outbox_resend(struct store_conn *c, int64_t id, const char *provider, int64_t now,
+                            enum outbox_state *from);
+int store__sq_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t created_before,
+                            const char *why, int64_t now, int64_t moved[PRIO_COUNT]);
 int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
-                            enum outbox_state *old_state, enum outbox_state *new_state,
-                            enum outbox_prio *prio);
+                            struct outbox_status_result *res);
 int store__sq_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
                           struct outbox_row **out, int *n);
 int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
-int store__sq_outbox_next_due(struct store_conn *c, int64_t *at);
+int store__sq_outbox_next_due(struct store_conn *c, enum outbox_prio max_prio, int64_t *at);
 
 #endif

@@ -41,6 +41,7 @@
  * Threads: as store_sqlite.c; every function uses only its connection.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -336,7 +337,7 @@ int store__sq_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
 #define OUTBOX_COLS                                                                                \
 	"id, tenant_id, priority, state, phone_number_id, to_id, reply_to, body, attempts,"        \
 	" next_attempt_at, created_at, inbound_received_at, provider_msg_id,"                      \
-	" last_error_code, last_error, updated_at"
+	" last_error_code, last_error, updated_at, provider"
 
 static void read_outbox(sqlite3_stmt *st, struct arena *a, void *row)
 {
@@ -357,6 +358,7 @@ static void read_outbox(sqlite3_stmt *st, struct arena *a, void *row)
 	r->last_error_code = sqlite3_column_int(st, 13);
 	r->last_error = store__sq_col(st, 14, a);
 	r->updated_at = sqlite3_column_int64(st, 15);
+	r->provider = store__sq_col(st, 16, a);
 }
 
 int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id)
@@ -393,8 +395,8 @@ static int cmp_claim(const void *pa, const void *pb)
 	return (a->id > b->id) - (a->id < b->id);
 }
 
-int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
-                           struct outbox_row **out, int *n)
+int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
+                           struct arena *a, struct outbox_row **out, int *n)
 {
 	/*
 	 * Within a priority, rows go in the order they fell due, then by id
@@ -402,11 +404,12 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct 
 	 * order of the index outbox_due, so the scan stops after `limit` due
 	 * rows: a backlog of rows waiting out their backoff, or of due P3
 	 * rows, costs nothing (ORDER BY priority, id would sort all due rows).
+	 * Priorities below max_prio are bound as -1, which no row has.
 	 */
 	static const char sql[] = "UPDATE outbox SET state = 1, attempts = attempts + 1,"
 	                          " updated_at = ?1"
 	                          " WHERE id IN (SELECT id FROM outbox"
-	                          "  WHERE state = 0 AND priority IN (0, 1, 2, 3)"
+	                          "  WHERE state = 0 AND priority IN (?3, ?4, ?5, ?6)"
 	                          "  AND next_attempt_at <= ?1"
 	                          "  ORDER BY priority, next_attempt_at, id LIMIT ?2)"
 	                          " RETURNING " OUTBOX_COLS;
@@ -419,7 +422,11 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, struct 
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM, sql, what, &st, "ii", now, (int64_t)limit);
+	int64_t p[PRIO_COUNT];
+	for (int i = 0; i < PRIO_COUNT; i++)
+		p[i] = i <= (int)max_prio ? i : -1;
+	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM, sql, what, &st, "iiiiii", now, (int64_t)limit, p[0],
+	                    p[1], p[2], p[3]);
 	if (rc == 0)
 		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_outbox, &rows, n);
 	for (int i = 0; rc == 0 && i < *n; i++)
@@ -530,8 +537,8 @@ static void read_guard(sqlite3_stmt *st, struct arena *a, void *row)
  * aside by store__sq_outbox_status): the provider accepted that send,
  * whatever munim heard back, so the row takes the status and is never
  * retried. sql is the UPDATE, with ?1 = id, ?2, ?3 (integers), ?4 (text),
- * ?5 (integer) and ?6 = the state to take. ERR_NOTFOUND / ERR_CONFLICT when
- * the row is missing or in another state.
+ * ?5 (integer), ?6 = the state to take and, when t7 is not NULL, ?7 (text). ERR_NOTFOUND /
+ * ERR_CONFLICT when the row is missing or in another state.
  *
  * The row is read first and written by id: one UPDATE ... RETURNING costs
  * SQLite a temporary table per call, about a third of the whole write.
@@ -540,7 +547,8 @@ static void read_guard(sqlite3_stmt *st, struct arena *a, void *row)
  */
 static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql, int64_t id,
                          enum outbox_state target, int from_pending, int64_t i2, int64_t i3,
-                         const char *t4, int64_t i5, const char *what, enum outbox_state *landed)
+                         const char *t4, int64_t i5, const char *t7, const char *what,
+                         enum outbox_state *landed)
 {
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
@@ -559,8 +567,8 @@ static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql
 		rc = outbox_moved(c, id, what);
 	else if (rc == 1) {
 		*landed = g.early != 0 ? g.early : target;
-		rc = store__sq_run(c, sid, sql, what, "iiitii", id, i2, i3, t4, i5,
-		                   (int64_t)*landed);
+		rc = store__sq_run(c, sid, sql, what, t7 ? "iiitiit" : "iiitii", id, i2, i3, t4, i5,
+		                   (int64_t)*landed, t7);
 		if (rc == 0)
 			store__sq_count(c, g.prio, g.state, *landed, 1);
 	}
@@ -568,13 +576,13 @@ static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql
 }
 
 int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                              int64_t now, enum outbox_state *landed)
+                              const char *provider, int64_t now, enum outbox_state *landed)
 {
 	/* ?2 and ?3 do not occur: SQLite accepts bindings to the gap */
 	static const char sql[] = "UPDATE outbox SET state = ?6, provider_msg_id = ?4,"
-	                          " updated_at = ?5 WHERE id = ?1";
+	                          " provider = ?7, updated_at = ?5 WHERE id = ?1";
 	return outbox_update(c, SQ_OUTBOX_ACCEPTED, sql, id, OUTBOX_ACCEPTED, 0, 0, 0,
-	                     provider_msg_id, now, "record acceptance", landed);
+	                     provider_msg_id, now, provider, "record acceptance", landed);
 }
 
 int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
@@ -585,7 +593,18 @@ int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attemp
 	                          " last_error_code = ?3, last_error = ?4, updated_at = ?5"
 	                          " WHERE id = ?1";
 	return outbox_update(c, SQ_OUTBOX_RETRY, sql, id, OUTBOX_PENDING, 0, next_attempt_at,
-	                     error_code, error, now, "schedule retry", landed);
+	                     error_code, error, now, NULL, "schedule retry", landed);
+}
+
+int store__sq_outbox_defer(struct store_conn *c, int64_t id, int64_t next_attempt_at,
+                           const char *why, int64_t now, enum outbox_state *landed)
+{
+	/* ?3 does not occur; the claim counted an attempt that never went */
+	static const char sql[] = "UPDATE outbox SET state = ?6, next_attempt_at = ?2,"
+	                          " attempts = max(attempts - 1, 0), last_error = ?4,"
+	                          " updated_at = ?5 WHERE id = ?1";
+	return outbox_update(c, SQ_OUTBOX_DEFER, sql, id, OUTBOX_PENDING, 0, next_attempt_at, 0,
+	                     why, now, NULL, "hold outbox row", landed);
 }
 
 int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
@@ -594,8 +613,86 @@ int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state st
 	/* ?2 does not occur */
 	static const char sql[] = "UPDATE outbox SET state = ?6, last_error_code = ?3,"
 	                          " last_error = ?4, updated_at = ?5 WHERE id = ?1";
-	return outbox_update(c, SQ_OUTBOX_FAIL, sql, id, state, 1, 0, error_code, error, now,
+	return outbox_update(c, SQ_OUTBOX_FAIL, sql, id, state, 1, 0, error_code, error, now, NULL,
 	                     "fail outbox row", landed);
+}
+
+int store__sq_outbox_resend(struct store_conn *c, int64_t id, const char *provider, int64_t now,
+                            enum outbox_state *from)
+{
+	static const char sql[] =
+	        "UPDATE outbox SET state = 0, provider = ?2, provider_msg_id = NULL,"
+	        " early_state = 0, next_attempt_at = ?3, updated_at = ?3"
+	        " WHERE id = ?1";
+	const char *what = "queue outbox row again";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	struct outbox_guard g = {0};
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_prep(c, SQ_OUTBOX_GUARD,
+	                    "SELECT state, early_state, priority FROM outbox WHERE id = ?1", what,
+	                    &st, "i", id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, read_guard, NULL, &g);
+	if (rc == 1 &&
+	    (g.state == OUTBOX_SENDING || g.state == OUTBOX_READ || g.state == OUTBOX_DEAD))
+		rc = store__errf(c, ERR_CONFLICT, "could not %s %lld: it is %s", what,
+		                 (long long)id, outbox_state_name(g.state));
+	else if (rc == 0)
+		rc = store__errf(c, ERR_NOTFOUND, "could not %s %lld: no such row", what,
+		                 (long long)id);
+	if (rc == 1) {
+		*from = g.state;
+		rc = store__sq_run(c, SQ_OUTBOX_RESEND, sql, what, "iti", id, provider, now);
+		if (rc == 0)
+			store__sq_count(c, g.prio, g.state, OUTBOX_PENDING, 1);
+	}
+	return store__sq_op_end(c, mode, rc);
+}
+
+static void read_prio(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	(void)a;
+	*(int64_t *)row = sqlite3_column_int64(st, 0);
+}
+
+int store__sq_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t created_before,
+                            const char *why, int64_t now, int64_t moved[PRIO_COUNT])
+{
+	static const char sql[] = "UPDATE outbox SET state = 7, last_error = ?3, updated_at = ?4"
+	                          " WHERE state = 0 AND priority >= ?1 AND created_at < ?2"
+	                          " RETURNING priority";
+	const char *what = "expire outbox rows";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	struct arena a;
+	void *rows = NULL;
+	int n = 0;
+	memset(moved, 0, sizeof(int64_t) * PRIO_COUNT);
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	arena_init(&a, 4096);
+	rc = store__sq_prep(c, SQ_OUTBOX_EXPIRE, sql, what, &st, "iiti", (int64_t)min_prio,
+	                    created_before, why, now);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, &a, sizeof(int64_t), read_prio, &rows, &n);
+	for (int i = 0; rc == 0 && i < n; i++) {
+		int64_t p = ((int64_t *)rows)[i];
+		if (p >= 0 && p < PRIO_COUNT)
+			moved[p]++;
+	}
+	for (int p = 0; rc == 0 && p < PRIO_COUNT; p++)
+		if (moved[p])
+			store__sq_count(c, (enum outbox_prio)p, OUTBOX_PENDING, OUTBOX_DEAD,
+			                moved[p]);
+	arena_release(&a);
+	rc = store__sq_op_end(c, mode, rc);
+	if (rc < 0)
+		memset(moved, 0, sizeof(int64_t) * PRIO_COUNT);
+	return rc;
 }
 
 /* status_move: the state a row in `old` takes on delivery status st. */
@@ -614,6 +711,7 @@ struct status_row {
 	enum outbox_state state;
 	enum outbox_prio prio;
 	enum outbox_state early; /* a status kept aside while SENDING, or 0 */
+	char provider[OUTBOX_PROVIDER_MAX];
 };
 
 static void read_status_row(sqlite3_stmt *st, struct arena *a, void *row)
@@ -624,17 +722,19 @@ static void read_status_row(sqlite3_stmt *st, struct arena *a, void *row)
 	r->state = (enum outbox_state)sqlite3_column_int(st, 1);
 	r->prio = (enum outbox_prio)sqlite3_column_int(st, 2);
 	r->early = (enum outbox_state)sqlite3_column_int(st, 3);
+	const unsigned char *p = sqlite3_column_text(st, 4);
+	snprintf(r->provider, sizeof(r->provider), "%s", p ? (const char *)p : "");
 }
 
 /* status_find: the row a status is about, by provider id, else by hint. */
 static int status_find(struct store_conn *c, const struct outbox_status_update *u,
                        struct status_row *out, int *by_hint)
 {
-	static const char by_msg[] =
-	        "SELECT id, state, priority, early_state FROM outbox WHERE provider_msg_id = ?1"
-	        " AND tenant_id = ?2 ORDER BY id DESC LIMIT 1";
+	static const char by_msg[] = "SELECT id, state, priority, early_state, provider FROM outbox"
+	                             " WHERE provider_msg_id = ?1 AND (?2 = 0 OR tenant_id = ?2) "
+	                             "ORDER BY id DESC LIMIT 1";
 	static const char by_row[] =
-	        "SELECT id, state, priority, early_state FROM outbox WHERE id = ?1"
+	        "SELECT id, state, priority, early_state, provider FROM outbox WHERE id = ?1"
 	        " AND tenant_id = ?2 AND coalesce(provider_msg_id, '') = '' AND state IN (0, 1)";
 	const char *what = "apply delivery status";
 	struct status_row r;
@@ -662,8 +762,7 @@ static int status_find(struct store_conn *c, const struct outbox_status_update *
 }
 
 int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
-                            enum outbox_state *old_state, enum outbox_state *new_state,
-                            enum outbox_prio *prio)
+                            struct outbox_status_result *res)
 {
 	static const char upd[] =
 	        "UPDATE outbox SET state = ?2,"
@@ -683,16 +782,19 @@ int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_upd
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
+	memset(res, 0, sizeof(*res));
 	rc = status_find(c, u, &r, &by_hint);
 	if (rc < 0)
 		goto done;
-	*prio = r.prio;
-	*old_state = r.state;
+	res->id = r.id;
+	res->prio = r.prio;
+	res->from = r.state;
+	memcpy(res->provider, r.provider, sizeof(res->provider));
 	if (r.state == OUTBOX_SENDING) {
 		/* the status overtook the send's answer: keep it aside for
 		 * store__sq_outbox_accepted (or start-up recovery) */
 		enum outbox_state e = status_move(r.early ? r.early : OUTBOX_ACCEPTED, u->state);
-		*new_state = r.state;
+		res->to = r.state;
 		rc = store__sq_run(c, SQ_OUTBOX_PARK_STATUS, park, what, "iiitit", r.id, (int64_t)e,
 		                   (int64_t)u->error_code, u->error, u->at, u->provider_msg_id);
 		goto done;
@@ -700,7 +802,7 @@ int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_upd
 	/* a row found by its hint was accepted by the provider: it is at least
 	 * ACCEPTED, whatever munim had recorded */
 	enum outbox_state nw = status_move(by_hint ? OUTBOX_ACCEPTED : r.state, u->state);
-	*new_state = nw;
+	res->to = nw;
 	if (nw == r.state)
 		goto done;
 	rc = store__sq_run(c, SQ_OUTBOX_SET_STATUS, upd, what, "iiitiit", r.id, (int64_t)nw,
@@ -755,23 +857,24 @@ int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUT
 	return rc;
 }
 
-int store__sq_outbox_next_due(struct store_conn *c, int64_t *at)
+int store__sq_outbox_next_due(struct store_conn *c, enum outbox_prio max_prio, int64_t *at)
 {
-	/* one index probe per priority instead of a scan of every pending row */
+	/* one index probe per priority instead of a scan of every pending row;
+	 * priorities past max_prio (?1) are not probed */
 	static const char sql[] =
 	        "SELECT min(t) FROM ("
 	        " SELECT (SELECT min(next_attempt_at) FROM outbox WHERE state = 0 AND priority = 0)"
 	        "  AS t"
 	        " UNION ALL SELECT (SELECT min(next_attempt_at) FROM outbox"
-	        "  WHERE state = 0 AND priority = 1)"
+	        "  WHERE ?1 >= 1 AND state = 0 AND priority = 1)"
 	        " UNION ALL SELECT (SELECT min(next_attempt_at) FROM outbox"
-	        "  WHERE state = 0 AND priority = 2)"
+	        "  WHERE ?1 >= 2 AND state = 0 AND priority = 2)"
 	        " UNION ALL SELECT (SELECT min(next_attempt_at) FROM outbox"
-	        "  WHERE state = 0 AND priority = 3))";
+	        "  WHERE ?1 >= 3 AND state = 0 AND priority = 3))";
 	const char *what = "read next due time";
 	sqlite3_stmt *st;
 	*at = 0;
-	int rc = store__sq_prep(c, SQ_OUTBOX_NEXT_DUE, sql, what, &st, "");
+	int rc = store__sq_prep(c, SQ_OUTBOX_NEXT_DUE, sql, what, &st, "i", (int64_t)max_prio);
 	if (rc == 0) /* min() of no row is NULL, which reads 0 */
 		rc = store__sq_one(c, st, what, store__sq_read_int64, NULL, at);
 	return rc < 0 ? rc : 0;

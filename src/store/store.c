@@ -288,6 +288,56 @@ int store_tenant_count(struct store_conn *c, int64_t *n)
 	return c->ops->tenant_count(c, n);
 }
 
+int store_tenant_template(struct store_conn *c, int64_t tenant_id, struct arena *a,
+                          struct tenant_template *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read template: no output");
+	return c->ops->tenant_template(c, tenant_id, a, out);
+}
+
+int store_tenant_set_template(struct store_conn *c, int64_t tenant_id, const char *name,
+                              const char *lang)
+{
+	if (!name || !lang)
+		return store__errf(c, ERR_INVAL, "could not set template: no name or language");
+	if (*name && !*lang)
+		return store__errf(c, ERR_INVAL,
+		                   "could not set template \"%.64s\": no language code", name);
+	return c->ops->tenant_set_template(c, tenant_id, name, lang);
+}
+
+/* 64 lower-case hex digits: a SHA-256 as the store keeps it. */
+static int valid_token_hash(const char *h)
+{
+	if (!h || strlen(h) != STORE_TOKEN_HASH_LEN)
+		return 0;
+	for (; *h; h++)
+		if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
+			return 0;
+	return 1;
+}
+
+int store_tenant_set_token_hash(struct store_conn *c, int64_t tenant_id, const char *hash)
+{
+	if (!valid_token_hash(hash))
+		return store__errf(c, ERR_INVAL,
+		                   "could not set API token: the hash is not %d hex digits",
+		                   STORE_TOKEN_HASH_LEN);
+	return c->ops->tenant_set_token_hash(c, tenant_id, hash);
+}
+
+int store_tenant_by_token_hash(struct store_conn *c, const char *hash, int64_t *tenant_id)
+{
+	if (!tenant_id)
+		return store__errf(c, ERR_INVAL, "could not find tenant by token: no output");
+	if (!valid_token_hash(hash))
+		return store__errf(c, ERR_INVAL,
+		                   "could not find tenant by token: the hash is not %d hex digits",
+		                   STORE_TOKEN_HASH_LEN);
+	return c->ops->tenant_by_token_hash(c, hash, tenant_id);
+}
+
 int store_product_upsert(struct store_conn *c, const struct product *p, int64_t *id)
 {
 	if (!p || !id)
@@ -380,6 +430,45 @@ int store_customer_set_state(struct store_conn *c, int64_t tenant_id, const char
 	return c->ops->customer_set_state(c, tenant_id, wa_id, state_code);
 }
 
+int store_customer_get(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                       struct arena *a, struct customer *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read customer: no output");
+	return c->ops->customer_get(c, tenant_id, customer_id, a, out);
+}
+
+int store_customer_set_opted_out(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                                 int opted_out, int *changed)
+{
+	int dummy;
+	if (empty(wa_id))
+		return store__errf(c, ERR_INVAL, "could not record opt-out: no wa_id");
+	return c->ops->customer_set_opted_out(c, tenant_id, wa_id, opted_out != 0,
+	                                      changed ? changed : &dummy);
+}
+
+int store_customers_active(struct store_conn *c, int64_t tenant_id, int64_t since,
+                           const struct customer_contact *after, int limit, struct arena *a,
+                           struct customer_contact **out, int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not list customers: no output");
+	if (limit < 1 || limit > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL, "could not list customers: limit %d not in 1..%d",
+		                   limit, STORE_MAX_BATCH);
+	return c->ops->customers_active(c, tenant_id, since, after, limit, a, out, n);
+}
+
+int store_outbox_cancel_marketing(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                                  int error_code, const char *error, int64_t now, int64_t *moved)
+{
+	if (empty(wa_id) || !moved)
+		return store__errf(c, ERR_INVAL, "could not cancel marketing: no wa_id or output");
+	return c->ops->outbox_cancel_marketing(c, tenant_id, wa_id, error_code, error ? error : "",
+	                                       now, moved);
+}
+
 /* ---- orders and invoices ------------------------------------------------------ */
 
 static int valid_order_status(enum order_status s)
@@ -431,6 +520,16 @@ int store_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t orde
 		return store__errf(c, ERR_INVAL, "could not change order %lld: bad status",
 		                   (long long)order_id);
 	return c->ops->order_set_status(c, tenant_id, order_id, from, to);
+}
+
+int store_order_set_paid(struct store_conn *c, int64_t tenant_id, int64_t order_id, int64_t at,
+                         int64_t *paid_at)
+{
+	int64_t dummy;
+	if (at <= 0)
+		return store__errf(c, ERR_INVAL, "could not mark order %lld paid: no time given",
+		                   (long long)order_id);
+	return c->ops->order_set_paid(c, tenant_id, order_id, at, paid_at ? paid_at : &dummy);
 }
 
 /* A financial-year code: 1..5 characters of [A-Za-z0-9-], so that the
@@ -592,16 +691,19 @@ int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *
 	return c->ops->outbox_add(c, o, id);
 }
 
-int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
-                       struct outbox_row **out, int *n)
+int store_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
+                       struct arena *a, struct outbox_row **out, int *n)
 {
 	if (!a || !out || !n)
 		return store__errf(c, ERR_INVAL, "could not claim outbox rows: no output");
+	if ((unsigned)max_prio >= PRIO_COUNT)
+		return store__errf(c, ERR_INVAL, "could not claim outbox rows: bad priority %d",
+		                   (int)max_prio);
 	if (limit < 1 || limit > STORE_MAX_BATCH)
 		return store__errf(c, ERR_INVAL,
 		                   "could not claim outbox rows: limit %d not in 1..%d", limit,
 		                   STORE_MAX_BATCH);
-	return c->ops->outbox_claim(c, now, limit, a, out, n);
+	return c->ops->outbox_claim(c, now, limit, max_prio, a, out, n);
 }
 
 int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
@@ -610,15 +712,27 @@ int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	return c->ops->outbox_recover(c, resend_at, n ? n : &dummy);
 }
 
+/* A provider name fits a row's column: NULL or "" (none) or a short name. */
+static int provider_ok(const char *provider)
+{
+	return !provider || strlen(provider) < OUTBOX_PROVIDER_MAX;
+}
+
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                          int64_t now, enum outbox_state *landed)
+                          const char *provider, int64_t now, enum outbox_state *landed)
 {
 	enum outbox_state f;
 	if (empty(provider_msg_id))
 		return store__errf(c, ERR_INVAL,
 		                   "could not record acceptance of outbox row %lld: no provider id",
 		                   (long long)id);
-	return c->ops->outbox_accepted(c, id, provider_msg_id, now, landed ? landed : &f);
+	if (!provider_ok(provider))
+		return store__errf(c, ERR_INVAL,
+		                   "could not record acceptance of outbox row %lld: provider name "
+		                   "longer than %d",
+		                   (long long)id, OUTBOX_PROVIDER_MAX - 1);
+	return c->ops->outbox_accepted(c, id, provider_msg_id, provider ? provider : "", now,
+	                               landed ? landed : &f);
 }
 
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
@@ -641,12 +755,41 @@ int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state,
 	                           landed ? landed : &f);
 }
 
-int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
-                        enum outbox_state *old_state, enum outbox_state *new_state,
-                        enum outbox_prio *prio)
+int store_outbox_defer(struct store_conn *c, int64_t id, int64_t next_attempt_at, const char *why,
+                       int64_t now, enum outbox_state *landed)
 {
-	enum outbox_state o, nw;
-	enum outbox_prio p;
+	enum outbox_state f;
+	return c->ops->outbox_defer(c, id, next_attempt_at, why ? why : "", now,
+	                            landed ? landed : &f);
+}
+
+int store_outbox_resend(struct store_conn *c, int64_t id, const char *provider, int64_t now,
+                        enum outbox_state *from)
+{
+	enum outbox_state f;
+	if (!provider_ok(provider))
+		return store__errf(c, ERR_INVAL,
+		                   "could not queue outbox row %lld again: provider name longer "
+		                   "than %d",
+		                   (long long)id, OUTBOX_PROVIDER_MAX - 1);
+	return c->ops->outbox_resend(c, id, provider ? provider : "", now, from ? from : &f);
+}
+
+int store_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t created_before,
+                        const char *why, int64_t now, int64_t moved[PRIO_COUNT])
+{
+	if (!moved)
+		return store__errf(c, ERR_INVAL, "could not expire outbox rows: no output");
+	if ((unsigned)min_prio >= PRIO_COUNT)
+		return store__errf(c, ERR_INVAL, "could not expire outbox rows: bad priority %d",
+		                   (int)min_prio);
+	return c->ops->outbox_expire(c, min_prio, created_before, why ? why : "", now, moved);
+}
+
+int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
+                        struct outbox_status_result *res)
+{
+	struct outbox_status_result r;
 	if (!u || empty(u->provider_msg_id))
 		return store__errf(c, ERR_INVAL, "could not apply status: no provider id");
 	if (u->state != OUTBOX_SENT && u->state != OUTBOX_DELIVERED && u->state != OUTBOX_READ &&
@@ -654,8 +797,7 @@ int store_outbox_status(struct store_conn *c, const struct outbox_status_update 
 		return store__errf(c, ERR_INVAL,
 		                   "could not apply status to \"%s\": %s is not a delivery status",
 		                   u->provider_msg_id, outbox_state_name(u->state));
-	return c->ops->outbox_status(c, u, old_state ? old_state : &o, new_state ? new_state : &nw,
-	                             prio ? prio : &p);
+	return c->ops->outbox_status(c, u, res ? res : &r);
 }
 
 int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
@@ -678,9 +820,12 @@ int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_
 	return c->ops->outbox_counts(c, counts);
 }
 
-int store_outbox_next_due(struct store_conn *c, int64_t *at)
+int store_outbox_next_due(struct store_conn *c, enum outbox_prio max_prio, int64_t *at)
 {
 	if (!at)
 		return store__errf(c, ERR_INVAL, "could not read next due time: no output");
-	return c->ops->outbox_next_due(c, at);
+	if ((unsigned)max_prio >= PRIO_COUNT)
+		return store__errf(c, ERR_INVAL, "could not read next due time: bad priority %d",
+		                   (int)max_prio);
+	return c->ops->outbox_next_due(c, max_prio, at);
 }

@@ -110,6 +110,7 @@ struct order {
 	int64_t total_paise; /* taxable total (before tax) */
 	int64_t created_at;
 	int64_t updated_at;
+	int64_t paid_at; /* when the owner marked it paid (store_order_set_paid); 0: not */
 	int nlines;
 	struct order_line *lines;
 };
@@ -209,6 +210,10 @@ struct outbox_row {
 	int64_t created_at;
 	int64_t inbound_received_at; /* received_at of the message answered, 0 if none */
 	const char *provider_msg_id; /* "" until accepted */
+	/* accepted: the provider that took it ("bsp1", "sms"...); pending: a
+	 * provider the row must go through ("sms" after WhatsApp failed it),
+	 * or "" for any */
+	const char *provider;
 	int last_error_code;
 	const char *last_error;
 	int64_t updated_at;
@@ -313,6 +318,29 @@ int store_tenant_count(struct store_conn *c, int64_t *n);
 int store_tenant_list(struct store_conn *c, int64_t after_id, int limit, struct arena *a,
                       struct tenant **out, int *n);
 
+/* The shop's approved WhatsApp template for marketing outside the 24-hour
+ * window (`munim tenant set --template`); name "" when none is set. */
+struct tenant_template {
+	const char *name; /* e.g. "weekly_offer" */
+	const char *lang; /* e.g. "en", "hi", "en_US" */
+};
+/* store_tenant_template reads it (strings in a); ERR_NOTFOUND: no tenant. */
+int store_tenant_template(struct store_conn *c, int64_t tenant_id, struct arena *a,
+                          struct tenant_template *out);
+/* store_tenant_set_template sets both (name "" clears the template);
+ * ERR_NOTFOUND: no tenant. */
+int store_tenant_set_template(struct store_conn *c, int64_t tenant_id, const char *name,
+                              const char *lang);
+/*
+ * The merchant API's token is kept only as its SHA-256 (64 lower-case hex
+ * digits): store_tenant_set_token_hash replaces the tenant's (ERR_NOTFOUND:
+ * no tenant), store_tenant_by_token_hash finds the tenant holding one
+ * (ERR_NOTFOUND: none). ERR_INVAL for anything but 64 lower-case hex digits.
+ */
+#define STORE_TOKEN_HASH_LEN 64
+int store_tenant_set_token_hash(struct store_conn *c, int64_t tenant_id, const char *hash);
+int store_tenant_by_token_hash(struct store_conn *c, const char *hash, int64_t *tenant_id);
+
 /* store_product_upsert inserts p or, when (tenant, sku) exists, updates its
  * name, aliases, unit, price, rate and HSN; stock is never set here (it
  * moves only through the ledger). *id gets the product id. */
@@ -350,6 +378,43 @@ int store_customer_touch(struct store_conn *c, int64_t tenant_id, const char *wa
                          struct customer *out);
 int store_customer_set_state(struct store_conn *c, int64_t tenant_id, const char *wa_id,
                              const char *state_code);
+/* store_customer_get reads customer customer_id of the tenant; ERR_NOTFOUND. */
+int store_customer_get(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+                       struct arena *a, struct customer *out);
+/*
+ * store_customer_set_opted_out records that (tenant, wa_id) asked for no
+ * more marketing (opted_out 1: "stop") or asked for it again (0: "start").
+ * *changed (may be NULL) is 1 when the flag changed. ERR_NOTFOUND: no such
+ * customer.
+ */
+int store_customer_set_opted_out(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                                 int opted_out, int *changed);
+/* Who a broadcast may reach: one customer, in (last_inbound_at, id) order. */
+struct customer_contact {
+	int64_t id;
+	const char *wa_id;
+	int64_t last_inbound_at;
+	int opted_out;
+};
+/*
+ * store_customers_active reads up to limit (1..STORE_MAX_BATCH) customers of
+ * the tenant who wrote at or after `since`, opted out or not, ordered by
+ * (last_inbound_at, id), starting after *after (NULL: from the first) -
+ * pass the last row of one page to get the next.
+ */
+int store_customers_active(struct store_conn *c, int64_t tenant_id, int64_t since,
+                           const struct customer_contact *after, int limit, struct arena *a,
+                           struct customer_contact **out, int *n);
+/*
+ * store_outbox_cancel_marketing: the tenant's PENDING P3 (marketing) rows
+ * to wa_id go to FAILED with error_code and error (an opt-out: 131050,
+ * "recipient opted out"), counted in outbox_counts like any move; *moved
+ * gets how many (all of PRIO_P3, from PENDING to FAILED: the caller moves
+ * its gauges once its transaction has committed). Rows already claimed
+ * are in flight and left alone.
+ */
+int store_outbox_cancel_marketing(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                                  int error_code, const char *error, int64_t now, int64_t *moved);
 
 /* ---- orders and invoices ---------------------------------------------- */
 
@@ -367,6 +432,13 @@ int store_order_last_draft(struct store_conn *c, int64_t tenant_id, int64_t cust
  * `from` (a second Confirm tap finds the order already confirmed). */
 int store_order_set_status(struct store_conn *c, int64_t tenant_id, int64_t order_id,
                            enum order_status from, enum order_status to);
+/*
+ * store_order_set_paid records that a CONFIRMED order was paid at `at`
+ * (> 0). ERR_NOTFOUND: no such order; ERR_CONFLICT: it is not confirmed,
+ * or was marked paid already (then *paid_at, which may be NULL, gets when).
+ */
+int store_order_set_paid(struct store_conn *c, int64_t tenant_id, int64_t order_id, int64_t at,
+                         int64_t *paid_at);
 
 /*
  * store_invoice_issue takes the next number of (tenant, inv->fy) from the
@@ -436,13 +508,17 @@ int store_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
 /* ---- outbox -------------------------------------------------------------- */
 
 int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id);
+/* Longest provider name kept on a row, with its NUL. */
+#define OUTBOX_PROVIDER_MAX 16
+
 /*
- * store_outbox_claim moves up to limit PENDING rows due at or before now to
- * SENDING and returns them, highest priority (P0) first, then oldest.
- * Runs its own transaction.
+ * store_outbox_claim moves up to limit PENDING rows of priority max_prio
+ * or higher (P0..max_prio) due at or before now to SENDING and returns
+ * them, highest priority (P0) first, then oldest. Runs its own
+ * transaction.
  */
-int store_outbox_claim(struct store_conn *c, int64_t now, int limit, struct arena *a,
-                       struct outbox_row **out, int *n);
+int store_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
+                       struct arena *a, struct outbox_row **out, int *n);
 /*
  * Start-up: SENDING rows (a crash mid-send) that a delivery status already
  * proved accepted take that status; the others go back to PENDING, due no
@@ -462,20 +538,52 @@ int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
  * not in a state the outcome applies to.
  */
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
-                          int64_t now, enum outbox_state *landed);
+                          const char *provider, int64_t now, enum outbox_state *landed);
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
                        const char *error, int64_t now, enum outbox_state *landed);
 int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,
                       const char *error, int64_t now, enum outbox_state *landed);
+/*
+ * store_outbox_defer puts a SENDING row that was never sent (no provider
+ * could take it now) back to PENDING, due at next_attempt_at, giving back
+ * the attempt its claim counted; why becomes its last error. *landed as
+ * above. ERR_CONFLICT if the row is not SENDING.
+ */
+int store_outbox_defer(struct store_conn *c, int64_t id, int64_t next_attempt_at, const char *why,
+                       int64_t now, enum outbox_state *landed);
+/*
+ * store_outbox_resend queues row id again, due now, to go only through
+ * provider (e.g. "sms" after WhatsApp failed it): from PENDING, ACCEPTED,
+ * SENT, DELIVERED or FAILED (not SENDING, READ or DEAD), forgetting its
+ * provider message id. *from (may be NULL) gets the state it left.
+ * ERR_CONFLICT in another state, ERR_NOTFOUND if there is no such row.
+ */
+int store_outbox_resend(struct store_conn *c, int64_t id, const char *provider, int64_t now,
+                        enum outbox_state *from);
+/*
+ * store_outbox_expire moves PENDING rows of priority min_prio or lower
+ * (min_prio..P3) created before created_before to DEAD, with why as their
+ * last error; moved[p] gets how many of priority p went.
+ */
+int store_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t created_before,
+                        const char *why, int64_t now, int64_t moved[PRIO_COUNT]);
 /* A delivery status from the provider (a status webhook). */
 struct outbox_status_update {
-	int64_t tenant_id;           /* the shop whose number sent it */
+	int64_t tenant_id;           /* the shop whose number sent it; 0: any (an SMS report) */
 	const char *provider_msg_id; /* the wamid the status is about */
 	int64_t row_hint;            /* our row id echoed back (biz_opaque_callback_data), or 0 */
 	enum outbox_state state;     /* SENT, DELIVERED, READ or FAILED */
 	int error_code;              /* for FAILED: errors[0].code */
 	const char *error;           /* for FAILED: errors[0].title */
 	int64_t at;                  /* epoch ms */
+};
+
+/* What store_outbox_status did. */
+struct outbox_status_result {
+	int64_t id;                 /* the row */
+	enum outbox_state from, to; /* equal when the status was stale or kept aside */
+	enum outbox_prio prio;
+	char provider[OUTBOX_PROVIDER_MAX]; /* the provider that accepted it, or "" */
 };
 
 /*
@@ -488,12 +596,11 @@ struct outbox_status_update {
  * takes it when the answer is recorded (store_outbox_accepted) or at
  * start-up (store_outbox_recover); the move reported is then none. States only
  * move forward (accepted < sent < delivered < read; failed is terminal).
- * *old_state, *new_state report the move (equal when stale) and *prio the
- * row's priority; any may be NULL. ERR_NOTFOUND if no row matches.
+ * *res (may be NULL) reports the row and its move. ERR_NOTFOUND if no row
+ * matches.
  */
 int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
-                        enum outbox_state *old_state, enum outbox_state *new_state,
-                        enum outbox_prio *prio);
+                        struct outbox_status_result *res);
 /* Rows in one state (e.g. OUTBOX_DEAD), newest first, at most limit. */
 int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
                       struct outbox_row **out, int *n);
@@ -503,7 +610,7 @@ int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, str
  * however large the history.
  */
 int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
-/* The earliest next_attempt_at among PENDING rows; 0 if none. */
-int store_outbox_next_due(struct store_conn *c, int64_t *at);
+/* The earliest next_attempt_at among PENDING rows of P0..max_prio; 0 if none. */
+int store_outbox_next_due(struct store_conn *c, enum outbox_prio max_prio, int64_t *at);
 
 #endif

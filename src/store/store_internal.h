@@ -54,6 +54,12 @@ struct store_ops {
 	int (*tenant_count)(struct store_conn *c, int64_t *n);
 	int (*tenant_list)(struct store_conn *c, int64_t after_id, int limit, struct arena *a,
 	                   struct tenant **out, int *n);
+	int (*tenant_template)(struct store_conn *c, int64_t tenant_id, struct arena *a,
+	                       struct tenant_template *out);
+	int (*tenant_set_template)(struct store_conn *c, int64_t tenant_id, const char *name,
+	                           const char *lang);
+	int (*tenant_set_token_hash)(struct store_conn *c, int64_t tenant_id, const char *hash);
+	int (*tenant_by_token_hash)(struct store_conn *c, const char *hash, int64_t *tenant_id);
 
 	int (*product_upsert)(struct store_conn *c, const struct product *p, int64_t *id);
 	int (*products_list)(struct store_conn *c, int64_t tenant_id, struct arena *a,
@@ -74,6 +80,16 @@ struct store_ops {
 	                      struct customer *out);
 	int (*customer_set_state)(struct store_conn *c, int64_t tenant_id, const char *wa_id,
 	                          const char *state_code);
+	int (*customer_get)(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
+	                    struct arena *a, struct customer *out);
+	int (*customer_set_opted_out)(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+	                              int opted_out, int *changed);
+	int (*customers_active)(struct store_conn *c, int64_t tenant_id, int64_t since,
+	                        const struct customer_contact *after, int limit, struct arena *a,
+	                        struct customer_contact **out, int *n);
+	int (*outbox_cancel_marketing)(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+	                               int error_code, const char *error, int64_t now,
+	                               int64_t *moved);
 
 	int (*order_create)(struct store_conn *c, const struct order *o, int64_t *id);
 	int (*order_get)(struct store_conn *c, int64_t tenant_id, int64_t order_id, struct arena *a,
@@ -84,6 +100,8 @@ struct store_ops {
 	                        struct arena *a, struct order *out);
 	int (*order_set_status)(struct store_conn *c, int64_t tenant_id, int64_t order_id,
 	                        enum order_status from, enum order_status to);
+	int (*order_set_paid)(struct store_conn *c, int64_t tenant_id, int64_t order_id, int64_t at,
+	                      int64_t *paid_at);
 
 	int (*invoice_issue)(struct store_conn *c, struct invoice *inv, struct arena *a,
 	                     int64_t *id);
@@ -109,24 +127,30 @@ struct store_ops {
 	                     struct inbox_waiting **out, int *n);
 
 	int (*outbox_add)(struct store_conn *c, const struct outbox_new *o, int64_t *id);
-	int (*outbox_claim)(struct store_conn *c, int64_t now, int limit, struct arena *a,
-	                    struct outbox_row **out, int *n);
+	int (*outbox_claim)(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
+	                    struct arena *a, struct outbox_row **out, int *n);
 	int (*outbox_recover)(struct store_conn *c, int64_t resend_at, int *n);
 	int (*outbox_accepted)(struct store_conn *c, int64_t id, const char *provider_msg_id,
-	                       int64_t now, enum outbox_state *final);
+	                       const char *provider, int64_t now, enum outbox_state *final);
 	int (*outbox_retry)(struct store_conn *c, int64_t id, int64_t next_attempt_at,
 	                    int error_code, const char *error, int64_t now,
 	                    enum outbox_state *landed);
 	int (*outbox_fail)(struct store_conn *c, int64_t id, enum outbox_state state,
 	                   int error_code, const char *error, int64_t now,
 	                   enum outbox_state *landed);
+	int (*outbox_defer)(struct store_conn *c, int64_t id, int64_t next_attempt_at,
+	                    const char *why, int64_t now, enum outbox_state *landed);
+	int (*outbox_resend)(struct store_conn *c, int64_t id, const char *provider, int64_t now,
+	                     enum outbox_state *from);
+	int (*outbox_expire)(struct store_conn *c, enum outbox_prio min_prio,
+	                     int64_t created_before, const char *why, int64_t now,
+	                     int64_t moved[PRIO_COUNT]);
 	int (*outbox_status)(struct store_conn *c, const struct outbox_status_update *u,
-	                     enum outbox_state *old_state, enum outbox_state *new_state,
-	                     enum outbox_prio *prio);
+	                     struct outbox_status_result *res);
 	int (*outbox_list)(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
 	                   struct outbox_row **out, int *n);
 	int (*outbox_counts)(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
-	int (*outbox_next_due)(struct store_conn *c, int64_t *at);
+	int (*outbox_next_due)(struct store_conn *c, enum outbox_prio max_prio, int64_t *at);
 };
 
 /*

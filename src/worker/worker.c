@@ -84,11 +84,9 @@ struct batch_stats {
 	int failed_attempts;                /* processing errors */
 	int64_t outbox_new[PRIO_COUNT];     /* rows queued PENDING */
 	int64_t outbox_sending[PRIO_COUNT]; /* rows born claimed (the direct hand-over) */
+	int64_t outbox_failed[PRIO_COUNT];  /* PENDING rows the ERP failed (an opt-out) */
 	int nmoves;                         /* status-driven outbox state moves */
-	struct {
-		enum outbox_prio prio;
-		int from, to;
-	} moves[WORKER_MAX_BATCH];
+	struct send_move moves[WORKER_MAX_BATCH];
 	int64_t latency_from[WORKER_MAX_BATCH]; /* received_at of processed messages */
 	int nlat;
 };
@@ -120,6 +118,7 @@ struct worker_runner {
 struct entry_mark {
 	int64_t outbox_new[PRIO_COUNT];
 	int64_t outbox_sending[PRIO_COUNT];
+	int64_t outbox_failed[PRIO_COUNT];
 	int nmoves;
 	int ngiven;
 };
@@ -128,6 +127,7 @@ static void mark_entry(const struct worker_runner *r, struct entry_mark *m)
 {
 	memcpy(m->outbox_new, r->bs.outbox_new, sizeof(m->outbox_new));
 	memcpy(m->outbox_sending, r->bs.outbox_sending, sizeof(m->outbox_sending));
+	memcpy(m->outbox_failed, r->bs.outbox_failed, sizeof(m->outbox_failed));
 	m->nmoves = r->bs.nmoves;
 	m->ngiven = r->ngiven;
 }
@@ -137,6 +137,7 @@ static void undo_entry(struct worker_runner *r, const struct entry_mark *m)
 {
 	memcpy(r->bs.outbox_new, m->outbox_new, sizeof(m->outbox_new));
 	memcpy(r->bs.outbox_sending, m->outbox_sending, sizeof(m->outbox_sending));
+	memcpy(r->bs.outbox_failed, m->outbox_failed, sizeof(m->outbox_failed));
 	r->bs.nmoves = m->nmoves;
 	sender_unreserve(r->direct, r->ngiven - m->ngiven);
 	r->ngiven = m->ngiven;
@@ -265,12 +266,8 @@ static int handle_status(struct app *app, struct store_conn *c, const struct inb
 {
 	struct send_move mv;
 	int rc = send_status_apply(app, c, e, &mv);
-	if (rc == 0 && mv.moved && bs->nmoves < (int)(sizeof(bs->moves) / sizeof(bs->moves[0]))) {
-		bs->moves[bs->nmoves].prio = mv.prio;
-		bs->moves[bs->nmoves].from = (int)mv.from;
-		bs->moves[bs->nmoves].to = (int)mv.to;
-		bs->nmoves++;
-	}
+	if (rc == 0 && mv.moved && bs->nmoves < (int)(sizeof(bs->moves) / sizeof(bs->moves[0])))
+		bs->moves[bs->nmoves++] = mv;
 	return rc;
 }
 
@@ -286,6 +283,13 @@ static int handle_message(struct worker_runner *r, struct store_conn *c,
 	rc = erp_handle(c, r->catalogs, &t, e, a, &res);
 	if (rc != 0)
 		return rc;
+	/* rows the ERP wrote itself (a broadcast, a payment notice) or cancelled
+	 * (an opt-out): counted like the replies, before them, so that a reply
+	 * is not born claimed ahead of a PENDING row of higher priority */
+	for (int p = 0; p < PRIO_COUNT; p++) {
+		r->bs.outbox_new[p] += res.queued[p];
+		r->bs.outbox_failed[p] += res.cancelled[p];
+	}
 	for (int i = 0; i < res.nreplies; i++) {
 		rc = queue_reply(r, c, &t, e, &res.replies[i], a);
 		if (rc != 0)
@@ -451,6 +455,8 @@ int worker_runner_committed(struct worker_runner *r, int durable)
 	for (int p = 0; p < PRIO_COUNT; p++) {
 		atomic_fetch_add(&m->outbox[p][OUTBOX_PENDING], bs->outbox_new[p]);
 		atomic_fetch_add(&m->outbox[p][OUTBOX_SENDING], bs->outbox_sending[p]);
+		atomic_fetch_sub(&m->outbox[p][OUTBOX_PENDING], bs->outbox_failed[p]);
+		atomic_fetch_add(&m->outbox[p][OUTBOX_FAILED], bs->outbox_failed[p]);
 		queued += bs->outbox_new[p];
 	}
 	/* rows born claimed go once a commit is known durable (this one, or
@@ -462,7 +468,7 @@ int worker_runner_committed(struct worker_runner *r, int durable)
 		arena_reset(&r->given_arena);
 	}
 	for (int i = 0; i < bs->nmoves; i++)
-		metrics_outbox_move(m, bs->moves[i].prio, bs->moves[i].from, bs->moves[i].to);
+		send_move_count(r->app, &bs->moves[i]);
 	for (int i = 0; i < bs->nlat; i++)
 		metrics_observe_us(&m->processing_latency, (now - bs->latency_from[i]) * 1000);
 	if (queued)

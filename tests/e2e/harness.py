@@ -251,6 +251,19 @@ class Stack:
                 return out
             since = page["next"]
 
+    def mock_sms(self):
+        """Every SMS the mock's SMS gateway accepted, oldest first."""
+        out = []
+        since = 0
+        while True:
+            st, b, _ = http("GET", self.bsp + "/_mock/sms?since=%d&limit=10000" % since)
+            assert st == 200, st
+            page = json.loads(b)
+            out.extend(page["sms"])
+            if len(page["sms"]) < 10000:
+                return out
+            since = page["next"]
+
     def mock_faults(self, **faults):
         st, b, _ = http("POST", self.bsp + "/_mock/faults", json.dumps(faults).encode(),
                         {"Content-Type": "application/json"})

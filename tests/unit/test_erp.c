@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
@@ -975,6 +976,102 @@ static void test_text_clean(void **state)
 	arena_release(&a);
 }
 
+static void test_parse_marketing(void **state)
+{
+	(void)state;
+	struct parsed p;
+	struct erp_cmd *c;
+	static const char *const stops[] = {"stop",        "STOP",    " Stop. ", "unsubscribe",
+	                                    "stop please", "Opt out", NULL};
+	for (int i = 0; stops[i]; i++) {
+		assert_int_equal(parse(&p, stops[i])->kind, ERP_CMD_STOP);
+		arena_release(&p.a);
+	}
+	static const char *const starts[] = {"start", "START", "subscribe", "start please", NULL};
+	for (int i = 0; starts[i]; i++) {
+		assert_int_equal(parse(&p, starts[i])->kind, ERP_CMD_START);
+		arena_release(&p.a);
+	}
+	/* "stop" inside a longer message is not an opt-out */
+	assert_int_not_equal(parse(&p, "stop rice")->kind, ERP_CMD_STOP);
+	arena_release(&p.a);
+
+	/* broadcast: the text as typed, case and newlines kept, trimmed */
+	c = parse(&p, "  Broadcast  Diwali SALE!\n10% off \"all\" sweets  ");
+	assert_int_equal(c->kind, ERP_CMD_BROADCAST);
+	assert_string_equal(c->text, "Diwali SALE!\n10% off \"all\" sweets");
+	arena_release(&p.a);
+	c = parse(&p, "broadcast");
+	assert_int_equal(c->kind, ERP_CMD_BROADCAST);
+	assert_string_equal(c->text, "");
+	arena_release(&p.a);
+	c = parse(&p, "broadcasting is fun"); /* a word that only starts so */
+	assert_int_not_equal(c->kind, ERP_CMD_BROADCAST);
+	arena_release(&p.a);
+
+	/* paid [order] [#]<n> */
+	static const struct {
+		const char *text;
+		int64_t id;
+	} paid[] = {{"paid 42", 42},     {"PAID #42", 42},
+	            {"paid order 7", 7}, {"paid order no. 9", 9},
+	            {"paid", 0},         {"paid 4 2", 0},
+	            {"paid 12.5", 0},    {"paid rice", 0},
+	            {"paid 0", 0},       {"paid 1234567890123456789", 0}};
+	for (size_t i = 0; i < sizeof(paid) / sizeof(paid[0]); i++) {
+		c = parse(&p, paid[i].text);
+		assert_int_equal(c->kind, ERP_CMD_PAID);
+		if (c->order_id != paid[i].id)
+			fail_msg("\"%s\": order %lld, want %lld", paid[i].text,
+			         (long long)c->order_id, (long long)paid[i].id);
+		arena_release(&p.a);
+	}
+}
+
+static void test_template_body(void **state)
+{
+	(void)state;
+	struct arena a;
+	arena_init(&a, 0);
+	/* a template parameter: one line, no tabs, no runs of spaces */
+	assert_string_equal(erp__template_param(&a, "  Diwali\n\nsale:\t10%   off  "),
+	                    "Diwali sale: 10% off");
+	assert_string_equal(erp__template_param(&a, " \n\t "), "");
+
+	const char *param = erp__template_param(&a, "Say \"hi\" \\ ₹50 off");
+	char *body = erp__template_body(&a, "919800000001", "weekly_offer", "en", param);
+	json_error_t jerr;
+	json_t *v = json_loads(body, 0, &jerr);
+	if (!v)
+		fail_msg("not JSON (%s): %s", jerr.text, body);
+	assert_string_equal(json_string_value(json_object_get(v, "messaging_product")), "whatsapp");
+	assert_string_equal(json_string_value(json_object_get(v, "recipient_type")), "individual");
+	assert_string_equal(json_string_value(json_object_get(v, "to")), "+919800000001");
+	assert_string_equal(json_string_value(json_object_get(v, "type")), "template");
+	json_t *t = json_object_get(v, "template");
+	assert_string_equal(json_string_value(json_object_get(t, "name")), "weekly_offer");
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(t, "language"), "code")), "en");
+	json_t *comp = json_array_get(json_object_get(t, "components"), 0);
+	assert_string_equal(json_string_value(json_object_get(comp, "type")), "body");
+	json_t *par = json_array_get(json_object_get(comp, "parameters"), 0);
+	assert_string_equal(json_string_value(json_object_get(par, "type")), "text");
+	assert_string_equal(json_string_value(json_object_get(par, "text")),
+	                    "Say \"hi\" \\ ₹50 off");
+	assert_null(json_object_get(v, "context")); /* marketing answers nothing */
+	json_decref(v);
+
+	/* "+" is not doubled */
+	body = erp__template_body(&a, "+919800000001", "x", "hi", "p");
+	assert_non_null(strstr(body, "\"to\":\"+919800000001\""));
+	assert_int_equal(erp__addressable("919800000001"), 1);
+	assert_int_equal(erp__addressable("+919800000001"), 1);
+	assert_int_equal(erp__addressable("US.13491208655302741918"), 0);
+	assert_int_equal(erp__addressable("+"), 0);
+	assert_int_equal(erp__addressable(""), 0);
+	arena_release(&a);
+}
+
 static void test_is_owner(void **state)
 {
 	(void)state;
@@ -1022,6 +1119,8 @@ int main(void)
 	        cmocka_unit_test(test_text_format),
 	        cmocka_unit_test(test_text_clean),
 	        cmocka_unit_test(test_is_owner),
+	        cmocka_unit_test(test_parse_marketing),
+	        cmocka_unit_test(test_template_body),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

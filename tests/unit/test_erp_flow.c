@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/arena.h"
 #include "core/clock.h"
@@ -724,6 +725,338 @@ static void test_not_owner(void **state)
 	assert_ledger(f);
 }
 
+/* ---- marketing: broadcast, stop/start ---------------------------------------------------- */
+
+#define HOUR_MS (3600LL * 1000)
+#define DAY_MS  (24 * HOUR_MS)
+
+/* A customer whose last message was at `at`. */
+static void add_customer(struct fx *f, const char *wa, int64_t at)
+{
+	struct customer cu;
+	assert_int_equal(store_customer_touch(f->c, f->t.id, wa, "", at, &f->a, &cu), 0);
+	assert_int_equal(cu.last_inbound_at, at);
+}
+
+/* The tenant's outbox rows in state st (of priority prio, to `to` when not
+ * NULL), newest first; *out in f->a. */
+static int rows_in(struct fx *f, enum outbox_state st, int prio, const char *to,
+                   struct outbox_row **out)
+{
+	struct outbox_row *rows;
+	int n, k = 0;
+	assert_int_equal(store_outbox_list(f->c, st, 10000, &f->a, &rows, &n), 0);
+	for (int i = 0; i < n; i++)
+		if ((prio < 0 || (int)rows[i].priority == prio) &&
+		    (!to || strcmp(rows[i].to, to) == 0))
+			rows[k++] = rows[i];
+	if (out)
+		*out = rows;
+	return k;
+}
+
+/* The JSON body of an outbox row, parsed (json_decref it). */
+static json_t *body_of(const struct outbox_row *r)
+{
+	json_error_t jerr;
+	json_t *v = json_loads(r->body, 0, &jerr);
+	if (!v)
+		fail_msg("outbox body is not JSON (%s): %s", jerr.text, r->body);
+	return v;
+}
+
+static const char *json_path_str(json_t *v, const char *a, const char *b)
+{
+	json_t *x = json_object_get(v, a);
+	return json_string_value(b ? json_object_get(x, b) : x);
+}
+
+/* The one template parameter of a template body. */
+static const char *template_param(json_t *v)
+{
+	json_t *comp =
+	        json_array_get(json_object_get(json_object_get(v, "template"), "components"), 0);
+	return json_string_value(
+	        json_object_get(json_array_get(json_object_get(comp, "parameters"), 0), "text"));
+}
+
+static void test_broadcast_text_template_and_skips(void **state)
+{
+	struct fx *f = *state;
+	struct outbox_row *rows;
+	add_customer(f, "919000000101", NOW_MS - HOUR_MS);              /* in the window: text */
+	add_customer(f, "919000000102", NOW_MS - 23 * HOUR_MS - 60000); /* window nearly shut */
+	add_customer(f, "919000000103", NOW_MS - 2 * DAY_MS);           /* outside the window */
+	add_customer(f, "919000000104", NOW_MS - 31 * DAY_MS);          /* too long ago */
+	add_customer(f, "919000000105", NOW_MS - HOUR_MS);              /* opts out below */
+	add_customer(f, "US.13491208655302741918", NOW_MS - HOUR_MS);   /* no phone number */
+	assert_int_equal(store_customer_set_opted_out(f->c, f->t.id, "919000000105", 1, NULL), 0);
+
+	/* no template: the two outside the window are skipped, and counted */
+	const char *r = say(f, OWNER, "broadcast Diwali sale: 10% off on \"all\" sweets!");
+	assert_string_equal(
+	        r, "Broadcast queued to 1 customer: 1 as a message; 2 outside the 24-hour window "
+	           "skipped because no template is set (munim tenant set --template). 1 customer "
+	           "who opted out was left out. 1 without a phone number was skipped.");
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+	assert_int_equal(f->r.queued[PRIO_P3], 1);
+	assert_int_equal(f->r.queued[PRIO_P0] + f->r.queued[PRIO_P1] + f->r.queued[PRIO_P2], 0);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, NULL, &rows), 1);
+	assert_string_equal(rows[0].to, "919000000101");
+	assert_string_equal(rows[0].reply_to, "");
+	assert_string_equal(rows[0].phone_number_id, "1122334455");
+	json_t *v = body_of(&rows[0]);
+	assert_string_equal(json_path_str(v, "type", NULL), "text");
+	assert_string_equal(json_path_str(v, "to", NULL), "+919000000101");
+	assert_string_equal(json_path_str(v, "text", "body"),
+	                    "Diwali sale: 10% off on \"all\" sweets!");
+	assert_null(json_object_get(v, "context"));
+	json_decref(v);
+
+	/* with a template: text inside the window, the template outside it */
+	assert_int_equal(store_tenant_set_template(f->c, f->t.id, "diwali_offer", "hi"), 0);
+	r = say(f, OWNER, "BROADCAST Sweets\n  fresh\ttoday");
+	assert_string_equal(r, "Broadcast queued to 3 customers: 1 as a message, 2 by template "
+	                       "\"diwali_offer\". 1 customer who opted out was left out. 1 "
+	                       "without a phone number was skipped.");
+	assert_int_equal(f->r.queued[PRIO_P3], 3);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "919000000101", &rows), 2);
+	v = body_of(&rows[0]); /* newest first */
+	assert_string_equal(json_path_str(v, "text", "body"), "Sweets\n  fresh today");
+	json_decref(v);
+	static const char *const outside[] = {"919000000102", "919000000103"};
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, outside[i], &rows), 1);
+		v = body_of(&rows[0]);
+		assert_string_equal(json_path_str(v, "type", NULL), "template");
+		json_t *t = json_object_get(v, "template");
+		assert_string_equal(json_string_value(json_object_get(t, "name")), "diwali_offer");
+		assert_string_equal(
+		        json_string_value(json_object_get(json_object_get(t, "language"), "code")),
+		        "hi");
+		assert_string_equal(template_param(v), "Sweets fresh today"); /* one line */
+		json_decref(v);
+	}
+	/* nobody too old, opted out, unaddressable, nor the owner */
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "919000000104", NULL), 0);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "919000000105", NULL), 0);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "US.13491208655302741918", NULL), 0);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "919000000001", NULL), 0);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, NULL, NULL), 4);
+}
+
+static void test_broadcast_30_day_cut_and_pages(void **state)
+{
+	struct fx *f = *state;
+	char wa[32];
+	add_customer(f, "919000000201", NOW_MS - 30 * DAY_MS);     /* the first instant in */
+	add_customer(f, "919000000202", NOW_MS - 30 * DAY_MS - 1); /* a millisecond too old */
+	/* more than a page (500) of recent customers, all in the window */
+	for (int i = 0; i < 1203; i++) {
+		snprintf(wa, sizeof(wa), "9180000%05d", i);
+		add_customer(f, wa, NOW_MS - 1000 - i % 7);
+	}
+	assert_int_equal(store_tenant_set_template(f->c, f->t.id, "offer", "en"), 0);
+	assert_contains(say(f, OWNER, "broadcast New stock of mangoes"),
+	                "Broadcast queued to 1,204 customers: 1,203 as a message, 1 by template");
+	assert_int_equal(f->r.queued[PRIO_P3], 1204);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, NULL, NULL), 1204);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "919000000201", NULL), 1);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "919000000202", NULL), 0);
+	/* each customer once */
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "918000001202", NULL), 1);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, "918000000000", NULL), 1);
+}
+
+static void test_broadcast_owner_only_and_usage(void **state)
+{
+	struct fx *f = *state;
+	add_customer(f, "919000000301", NOW_MS - HOUR_MS);
+	assert_contains(say(f, CUSTOMER, "broadcast Free sweets for all!"),
+	                "only for the shop owner");
+	assert_int_equal(f->r.queued[PRIO_P3], 0);
+	assert_contains(say(f, OWNER, "broadcast"), "Type: broadcast <your message>");
+	assert_contains(say(f, OWNER, "broadcast   \n\t "), "Type: broadcast <your message>");
+	assert_contains(say(f, OWNER, "broadcast \x01\x02"), "Type: broadcast <your message>");
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, NULL, NULL), 0);
+
+	/* nobody to send to but people who opted out */
+	assert_int_equal(store_customer_set_opted_out(f->c, f->t.id, "919000000301", 1, NULL), 0);
+	assert_int_equal(store_customer_set_opted_out(f->c, f->t.id, CUSTOMER, 1, NULL), 0);
+	assert_contains(say(f, OWNER, "broadcast hello"), "Broadcast queued to 0 customers");
+
+	/* a text past the cap is cut, and the owner told */
+	char big[ERP_BROADCAST_TEXT_MAX + 200] = "broadcast ";
+	memset(big + 10, 'x', sizeof(big) - 11);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(store_customer_set_opted_out(f->c, f->t.id, CUSTOMER, 0, NULL), 0);
+	assert_contains(say(f, OWNER, big), "Your text was cut to 1024 characters.");
+	struct outbox_row *rows;
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, CUSTOMER, &rows), 1);
+	json_t *v = body_of(&rows[0]);
+	assert_true(strlen(json_path_str(v, "text", "body")) <= ERP_BROADCAST_TEXT_MAX);
+	json_decref(v);
+}
+
+static void test_stop_cancels_pending_marketing(void **state)
+{
+	struct fx *f = *state;
+	struct outbox_row *rows;
+	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	add_customer(f, OTHER, NOW_MS - HOUR_MS);
+	say(f, CUSTOMER, "hi");
+	say(f, OWNER, "broadcast first offer");
+	say(f, OWNER, "broadcast second offer");
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, CUSTOMER, NULL), 2);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, OTHER, NULL), 2);
+	/* a reply waiting for the customer (P2) is not marketing */
+	struct outbox_new o = {.tenant_id = f->t.id,
+	                       .priority = PRIO_P2,
+	                       .phone_number_id = f->t.phone_number_id,
+	                       .to = CUSTOMER,
+	                       .reply_to = "wamid.x",
+	                       .body = "{}"};
+	int64_t id;
+	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
+	assert_int_equal(store_outbox_counts(f->c, before), 0);
+
+	const char *r = say(f, CUSTOMER, "STOP");
+	assert_string_equal(r, "You will not receive offers from Sharma Kirana & Sons any more. "
+	                       "Write START to receive them again.");
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+	assert_int_equal(f->r.cancelled[PRIO_P3], 2);
+	assert_int_equal(
+	        f->r.cancelled[PRIO_P0] + f->r.cancelled[PRIO_P1] + f->r.cancelled[PRIO_P2], 0);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, CUSTOMER, NULL), 0);
+	assert_int_equal(rows_in(f, OUTBOX_FAILED, PRIO_P3, CUSTOMER, &rows), 2);
+	assert_int_equal(rows[0].last_error_code, 131050);
+	assert_string_equal(rows[0].last_error, "recipient opted out");
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P2, CUSTOMER, NULL), 1);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, OTHER, NULL), 2); /* someone else's */
+	/* the store's counts moved with the rows */
+	assert_int_equal(store_outbox_counts(f->c, after), 0);
+	assert_int_equal(after[PRIO_P3][OUTBOX_PENDING], before[PRIO_P3][OUTBOX_PENDING] - 2);
+	assert_int_equal(after[PRIO_P3][OUTBOX_FAILED], before[PRIO_P3][OUTBOX_FAILED] + 2);
+	assert_int_equal(after[PRIO_P2][OUTBOX_PENDING], before[PRIO_P2][OUTBOX_PENDING]);
+
+	/* a second stop: the same answer, nothing more to cancel */
+	say(f, CUSTOMER, "unsubscribe");
+	assert_int_equal(f->r.cancelled[PRIO_P3], 0);
+
+	/* left out of broadcasts, answered as ever */
+	assert_contains(say(f, OWNER, "broadcast third offer"),
+	                "1 customer who opted out was left out.");
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, CUSTOMER, NULL), 0);
+	assert_contains(say(f, CUSTOMER, "stock rice"), "Rice: in stock");
+
+	/* start: back in; a second start is the greeting it always was */
+	r = say(f, CUSTOMER, "start");
+	assert_string_equal(r, "You will receive offers from Sharma Kirana & Sons again. Write "
+	                       "STOP any time to stop them.");
+	say(f, CUSTOMER, "START");
+	assert_int_equal(f->r.replies[0].kind, ERP_REPLY_BUTTONS);
+	assert_contains(f->r.replies[0].text, "Welcome to Sharma Kirana & Sons");
+	say(f, OWNER, "broadcast fourth offer");
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, CUSTOMER, NULL), 1);
+}
+
+/* A stop rolled back (its message failed later) cancels nothing. */
+static void test_stop_rolled_back(void **state)
+{
+	struct fx *f = *state;
+	say(f, CUSTOMER, "hi");
+	say(f, OWNER, "broadcast offer");
+	struct inbox_entry e;
+	memset(&e, 0, sizeof(e));
+	e.id = 999;
+	e.tenant_id = f->t.id;
+	e.kind = INBOX_MESSAGE;
+	e.ext_id = "wamid.stop";
+	e.from = CUSTOMER;
+	e.name = "";
+	e.type = "text";
+	e.body = "stop";
+	e.sent_at = NOW_MS;
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(erp_handle(f->c, f->cache, &f->t, &e, &f->a, &f->r), 0);
+	assert_int_equal(f->r.cancelled[PRIO_P3], 1);
+	assert_int_equal(store_rollback(f->c), 0);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, CUSTOMER, NULL), 1);
+	say(f, OWNER, "broadcast again");
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P3, CUSTOMER, NULL), 2);
+}
+
+/* ---- paid ------------------------------------------------------------------------------------ */
+
+static void test_paid(void **state)
+{
+	struct fx *f = *state;
+	struct outbox_row *rows;
+	char msg[64];
+
+	say(f, CUSTOMER, "order 2 kg rice");
+	int64_t id = draft_id(f);
+	snprintf(msg, sizeof(msg), "paid %lld", (long long)id);
+	assert_contains(say(f, OWNER, msg), "is still a draft: it can be marked paid once");
+	assert_int_equal(f->r.queued[PRIO_P0], 0);
+	say(f, CUSTOMER, "confirm");
+
+	const char *r = say(f, OWNER, msg);
+	char want[160];
+	snprintf(
+	        want, sizeof(want),
+	        "Order #%lld marked paid: ₹126.00 (invoice INV/2627/000001). The customer has been "
+	        "told.",
+	        (long long)id);
+	assert_string_equal(r, want);
+	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
+	assert_int_equal(f->r.queued[PRIO_P0], 1);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P0, CUSTOMER, &rows), 1);
+	json_t *v = body_of(&rows[0]);
+	snprintf(want, sizeof(want), "Payment of ₹126.00 received for order #%lld. Thank you!",
+	         (long long)id);
+	assert_string_equal(json_path_str(v, "text", "body"), want);
+	assert_string_equal(json_path_str(v, "to", NULL), "+" CUSTOMER);
+	json_decref(v);
+	struct order o;
+	assert_int_equal(store_order_get(f->c, f->t.id, id, &f->a, &o), 0);
+	assert_int_equal(o.paid_at, NOW_MS);
+	assert_int_equal(o.status, ORDER_CONFIRMED); /* still counted in the sales */
+
+	/* twice: refused, the customer not told again */
+	snprintf(want, sizeof(want),
+	         "Order #%lld is already marked paid (27 Nov 2026). Nothing "
+	         "changed.",
+	         (long long)id);
+	assert_string_equal(say(f, OWNER, msg), want);
+	assert_int_equal(f->r.queued[PRIO_P0], 0);
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P0, NULL, NULL), 1);
+
+	/* unknown, cancelled, no number */
+	assert_contains(say(f, OWNER, "paid 999"), "Sorry, there is no order #999.");
+	say(f, CUSTOMER, "order 1 kg sugar");
+	int64_t id2 = draft_id(f);
+	say(f, CUSTOMER, "cancel");
+	snprintf(msg, sizeof(msg), "paid #%lld", (long long)id2);
+	assert_contains(say(f, OWNER, msg), "was cancelled, so it can't be marked paid.");
+	assert_int_equal(store_order_get(f->c, f->t.id, id2, &f->a, &o), 0);
+	assert_int_equal(o.paid_at, 0);
+	assert_contains(say(f, OWNER, "paid"), "Type: paid <order number>");
+	assert_contains(say(f, OWNER, "paid rice"), "Type: paid <order number>");
+	assert_int_equal(rows_in(f, OUTBOX_PENDING, PRIO_P0, NULL, NULL), 1);
+
+	/* a customer's "paid" changes nothing */
+	say(f, CUSTOMER, "order 1 kg atta");
+	say(f, CUSTOMER, "confirm");
+	int64_t id3 = id2 + 1;
+	snprintf(msg, sizeof(msg), "paid %lld", (long long)id3);
+	assert_contains(say(f, CUSTOMER, msg), "will confirm your payment");
+	assert_int_equal(store_order_get(f->c, f->t.id, id3, &f->a, &o), 0);
+	assert_int_equal(o.status, ORDER_CONFIRMED);
+	assert_int_equal(o.paid_at, 0);
+	assert_int_equal(f->r.queued[PRIO_P0], 0);
+}
+
 /* ---- hostile input ------------------------------------------------------------------------ */
 
 static void test_hostile(void **state)
@@ -816,6 +1149,16 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_not_owner, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_long_order_fits, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_broadcast_text_template_and_skips, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_broadcast_30_day_cut_and_pages, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_broadcast_owner_only_and_usage, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_stop_cancels_pending_marketing, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_stop_rolled_back, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_paid, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -437,9 +437,9 @@ static void test_status_applied_in_commit(void **state)
 	                       .body = "{}"};
 	arena_init(&a, 0);
 	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
-	assert_int_equal(store_outbox_claim(f->c, INT64_MAX / 2, 1, &a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, INT64_MAX / 2, 1, PRIO_P3, &a, &rows, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(store_outbox_accepted(f->c, id, "wamid.OUT1", 1, NULL), 0);
+	assert_int_equal(store_outbox_accepted(f->c, id, "wamid.OUT1", "", 1, NULL), 0);
 	atomic_store(&f->app.metrics.outbox[PRIO_P2][OUTBOX_ACCEPTED], 1);
 
 	char *body = status_payload("wamid.OUT1", "delivered");

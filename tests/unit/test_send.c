@@ -345,14 +345,14 @@ enum script {
 	S_URGENT = 9, /* 200; notes how many S_OK sends came before it */
 };
 
-struct provider {
+struct fake_bsp {
 	_Atomic int calls[10];
 	_Atomic int bad_requests; /* wrong path, token or content type */
 	_Atomic int late_threads;
 	_Atomic int ok_before_urgent; /* calls[S_OK] when the S_URGENT send came */
 };
 
-static struct provider prov;
+static struct fake_bsp prov;
 
 struct late {
 	struct http_req *r;
@@ -662,8 +662,9 @@ static void sender_outcomes(struct fixture *f)
 	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_PENDING]), 0);
 	assert_int_equal(atomic_load(&m->outbox[PRIO_P2][OUTBOX_SENDING]), 0);
 	assert_int_equal(atomic_load(&m->dead_letters), 2);
-	/* 1 + 3 + 1 + 2 + 2 + 2 + 3 + 1 attempts, of which 4 succeeded */
-	assert_int_equal(atomic_load(&m->send_attempts), 15);
+	/* 1 + 3 + 1 + 2 + 2 + 2 + 3 attempts, of which 4 succeeded; the bad
+	 * phone_number_id is refused before any request (an error, no attempt) */
+	assert_int_equal(atomic_load(&m->send_attempts), 14);
 	assert_int_equal(atomic_load(&m->send_errors), 11);
 	assert_int_equal(atomic_load(&m->reply_latency.count), 4);
 }
@@ -772,10 +773,10 @@ static void test_sender_replays_journal_records(void **state)
 	arena_init(&a, 4096);
 	struct outbox_row *rows;
 	int n;
-	assert_int_equal(store_outbox_claim(f->c, clock_wall_ms(), 2, &a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, clock_wall_ms(), 2, PRIO_P3, &a, &rows, &n), 0);
 	assert_int_equal(n, 2);
-	assert_int_equal(store_outbox_accepted(f->c, done, "wamid.STORE", clock_wall_ms(), NULL),
-	                 0);
+	assert_int_equal(
+	        store_outbox_accepted(f->c, done, "wamid.STORE", "", clock_wall_ms(), NULL), 0);
 	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_SENDING);
 	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_ACCEPTED);
 	struct journal *j = NULL;
@@ -853,7 +854,7 @@ static void test_sender_recovers_interrupted_sends(void **state)
 	arena_init(&a, 4096);
 	struct outbox_row *rows;
 	int n;
-	assert_int_equal(store_outbox_claim(f->c, clock_wall_ms(), 10, &a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, clock_wall_ms(), 10, PRIO_P3, &a, &rows, &n), 0);
 	assert_int_equal(n, 1);
 	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_SENDING);
 

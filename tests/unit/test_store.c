@@ -815,7 +815,15 @@ static int status_of(struct fx *f, int64_t hint, const char *provider_id, enum o
 	                                 .error_code = code,
 	                                 .error = err,
 	                                 .at = at};
-	return store_outbox_status(f->c, &u, o, nw, prio);
+	struct outbox_status_result res;
+	int rc = store_outbox_status(f->c, &u, &res);
+	if (o)
+		*o = res.from;
+	if (nw)
+		*nw = res.to;
+	if (prio)
+		*prio = res.prio;
+	return rc;
 }
 
 /* The store's counts (kept by each commit) equal a count of the rows. */
@@ -847,7 +855,7 @@ static void test_outbox_claim_order(void **state)
 	int64_t p0b = queue(f, PRIO_P0, "{\"b\":5}");
 	struct outbox_row *rows;
 	int n;
-	assert_int_equal(store_outbox_claim(f->c, T0, 3, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 3, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(rows[0].id, p0a);
 	assert_int_equal(rows[1].id, p0b);
@@ -859,11 +867,11 @@ static void test_outbox_claim_order(void **state)
 	assert_string_equal(rows[0].provider_msg_id, "");
 	assert_int_equal(rows[0].inbound_received_at, T0 - 10);
 	assert_int_equal(rows[0].created_at, T0);
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(rows[0].id, p2);
 	assert_int_equal(rows[1].id, p3);
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 0);
 
 	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
@@ -872,7 +880,7 @@ static void test_outbox_claim_order(void **state)
 	assert_int_equal(counts[PRIO_P3][OUTBOX_SENDING], 1);
 	assert_int_equal(counts[PRIO_P3][OUTBOX_PENDING], 0);
 	counts_match_rows(f);
-	assert_int_equal(store_outbox_claim(f->c, T0, 0, &f->a, &rows, &n), ERR_INVAL);
+	assert_int_equal(store_outbox_claim(f->c, T0, 0, PRIO_P3, &f->a, &rows, &n), ERR_INVAL);
 	struct outbox_new bad = {.tenant_id = f->tenant, .priority = PRIO_P0, .to = "x"};
 	int64_t id;
 	assert_int_equal(store_outbox_add(f->c, &bad, &id), ERR_INVAL);
@@ -884,20 +892,20 @@ static void test_outbox_retry_not_due(void **state)
 	int64_t id = queue(f, PRIO_P2, "{}"), at = -1;
 	struct outbox_row *rows;
 	int n;
-	assert_int_equal(store_outbox_next_due(f->c, &at), 0);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P3, &at), 0);
 	assert_int_equal(at, T0);
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(store_outbox_next_due(f->c, &at), 0);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P3, &at), 0);
 	assert_int_equal(at, 0); /* nothing pending */
 	assert_int_equal(store_outbox_retry(f->c, id, T0 + 60000, 130429, "rate limited", T0, NULL),
 	                 0);
 	assert_int_equal(store_outbox_retry(f->c, id, T0 + 60000, 1, "x", T0, NULL), ERR_CONFLICT);
-	assert_int_equal(store_outbox_next_due(f->c, &at), 0);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P3, &at), 0);
 	assert_int_equal(at, T0 + 60000);
-	assert_int_equal(store_outbox_claim(f->c, T0 + 59999, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 59999, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(store_outbox_claim(f->c, T0 + 60000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 60000, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(rows[0].attempts, 2);
 	assert_int_equal(rows[0].last_error_code, 130429);
@@ -911,14 +919,14 @@ static void test_outbox_claim_due_order(void **state)
 	struct outbox_row *rows;
 	int n;
 	int64_t a = queue(f, PRIO_P2, "{}");
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(store_outbox_retry(f->c, a, T0 + 100, 500, "x", T0, NULL), 0);
 	clock_set_fake(T0 + 50);
 	int64_t b = queue(f, PRIO_P2, "{}");
 	clock_set_fake(T0 + 150);
 	int64_t p0 = queue(f, PRIO_P0, "{}");
 	/* P0 first; then the P2 row that fell due first, though its id is newer */
-	assert_int_equal(store_outbox_claim(f->c, T0 + 200, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 200, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(rows[0].id, p0);
 	assert_int_equal(rows[1].id, b);
@@ -933,13 +941,13 @@ static void test_outbox_recover(void **state)
 	queue(f, PRIO_P2, "{}");
 	struct outbox_row *rows;
 	int n, rec = -1;
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(store_outbox_recover(f->c, T0, &rec), 0);
 	assert_int_equal(rec, 2);
 	assert_int_equal(store_outbox_recover(f->c, T0, &rec), 0);
 	assert_int_equal(rec, 0);
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 2);
 }
 
@@ -949,14 +957,14 @@ static void test_outbox_recover_waits_for_grace(void **state)
 	int64_t id = queue(f, PRIO_P2, "{}");
 	struct outbox_row *rows;
 	int n, rec = 0;
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(store_outbox_recover(f->c, T0 + 10000, &rec), 0);
 	assert_int_equal(rec, 1);
 	/* in doubt: not due before the grace ends */
-	assert_int_equal(store_outbox_claim(f->c, T0 + 9999, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 9999, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(store_outbox_claim(f->c, T0 + 10000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 10000, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(rows[0].id, id);
 }
@@ -970,7 +978,7 @@ static void test_outbox_status_hint_claims_send_in_doubt(void **state)
 	int n, rec = 0;
 	enum outbox_state o, nw;
 	enum outbox_prio prio = PRIO_P3;
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(store_outbox_recover(f->c, T0 + 10000, &rec), 0);
 	/* no hint, unknown provider id: not found */
 	assert_int_equal(
@@ -990,7 +998,7 @@ static void test_outbox_status_hint_claims_send_in_doubt(void **state)
 	assert_int_equal(nw, OUTBOX_DELIVERED);
 	assert_int_equal(prio, PRIO_P1);
 	/* only the other row is sent again */
-	assert_int_equal(store_outbox_claim(f->c, T0 + 20000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 20000, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(rows[0].id, other);
 	/* later statuses find the row by its provider id */
@@ -998,7 +1006,8 @@ static void test_outbox_status_hint_claims_send_in_doubt(void **state)
 	                 0);
 	assert_int_equal(nw, OUTBOX_READ);
 	/* a hint is ignored for a row that already has its provider id */
-	assert_int_equal(store_outbox_accepted(f->c, other, "wamid.OTHER", T0 + 20001, NULL), 0);
+	assert_int_equal(store_outbox_accepted(f->c, other, "wamid.OTHER", "", T0 + 20001, NULL),
+	                 0);
 	assert_int_equal(status_of(f, other, "wamid.X", OUTBOX_SENT, 0, "", T0 + 3, &o, &nw, NULL),
 	                 ERR_NOTFOUND);
 }
@@ -1011,7 +1020,7 @@ static void test_outbox_status_overtaking_the_answer(void **state)
 	int n, rec = 0;
 	enum outbox_state o, nw, fin = OUTBOX_PENDING;
 	enum outbox_prio prio = PRIO_P3;
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 2);
 	/* statuses arrive while both sends still wait for their answers */
 	assert_int_equal(
@@ -1024,7 +1033,7 @@ static void test_outbox_status_overtaking_the_answer(void **state)
 	assert_int_equal(nw, OUTBOX_SENDING);
 	assert_int_equal(status_of(f, b, "wamid.B", OUTBOX_SENT, 0, "", T0 + 1, &o, &nw, NULL), 0);
 	/* the answer lands: the row goes straight to the status it already had */
-	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0 + 3, &fin), 0);
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", "", T0 + 3, &fin), 0);
 	assert_int_equal(fin, OUTBOX_READ);
 	/* a crash before b's answer was recorded: start-up gives b its status,
 	 * it is not sent again */
@@ -1034,7 +1043,7 @@ static void test_outbox_status_overtaking_the_answer(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(rows[0].id, b);
 	assert_string_equal(rows[0].provider_msg_id, "wamid.B");
-	assert_int_equal(store_outbox_claim(f->c, T0 + 20000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 20000, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 0);
 	counts_match_rows(f);
 }
@@ -1073,7 +1082,7 @@ static void test_outbox_counts_follow_what_commits(void **state)
 	queue(f, PRIO_P2, "{}");
 	struct outbox_row *rows;
 	int n, rec = 0;
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(
 	        status_of(f, a, "wamid.A", OUTBOX_DELIVERED, 0, "", T0 + 1, NULL, NULL, NULL), 0);
@@ -1097,7 +1106,7 @@ static void test_outcome_defers_to_an_overtaking_status(void **state)
 	struct outbox_row *rows;
 	int n;
 	enum outbox_state landed = OUTBOX_PENDING;
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(status_of(f, a, "wamid.A", OUTBOX_SENT, 0, "", T0 + 1, NULL, NULL, NULL),
 	                 0);
 	assert_int_equal(
@@ -1109,7 +1118,7 @@ static void test_outcome_defers_to_an_overtaking_status(void **state)
 	assert_int_equal(store_outbox_fail(f->c, b, OUTBOX_DEAD, 500, "gave up", T0 + 2, &landed),
 	                 0);
 	assert_int_equal(landed, OUTBOX_DELIVERED);
-	assert_int_equal(store_outbox_claim(f->c, T0 + 60000, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 60000, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 0);
 	counts_match_rows(f);
 }
@@ -1155,13 +1164,13 @@ static void test_outbox_status_forward_only(void **state)
 	int n;
 	enum outbox_state o, nw;
 	enum outbox_prio prio = PRIO_P3;
-	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0, NULL),
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", "", T0, NULL),
 	                 ERR_CONFLICT); /* pending */
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 3);
-	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0, NULL), 0);
-	assert_int_equal(store_outbox_accepted(f->c, b, "wamid.B", T0, NULL), 0);
-	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", T0, NULL), ERR_CONFLICT);
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", "", T0, NULL), 0);
+	assert_int_equal(store_outbox_accepted(f->c, b, "wamid.B", "", T0, NULL), 0);
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", "", T0, NULL), ERR_CONFLICT);
 
 	assert_int_equal(status_of(f, 0, "wamid.A", OUTBOX_SENT, 0, "", T0, &o, &nw, NULL), 0);
 	assert_int_equal(o, OUTBOX_ACCEPTED);
@@ -1307,7 +1316,7 @@ static void test_savepoint_batch(void **state)
 
 	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
 	assert_int_equal(depth, 2);
-	assert_int_equal(store_outbox_claim(f->c, T0, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(rows[0].body, "wamid.S0");
 	assert_string_equal(rows[1].body, "wamid.S2");
@@ -1492,6 +1501,265 @@ static void test_sq_helpers_bind_and_rows(void **state)
 	store_disconnect(c);
 }
 
+/* ---- marketing: templates, tokens, opt-outs, audiences, payment ------------------ */
+
+static void test_tenant_template_and_token(void **state)
+{
+	struct fx *f = *state;
+	struct tenant_template tpl;
+	int64_t id = -1;
+	static const char h1[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	static const char h2[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+	assert_int_equal(store_tenant_template(f->c, f->tenant, &f->a, &tpl), 0);
+	assert_string_equal(tpl.name, "");
+	assert_int_equal(store_tenant_set_template(f->c, f->tenant, "diwali_offer", "hi"), 0);
+	assert_int_equal(store_tenant_template(f->c, f->tenant, &f->a, &tpl), 0);
+	assert_string_equal(tpl.name, "diwali_offer");
+	assert_string_equal(tpl.lang, "hi");
+	assert_int_equal(store_tenant_set_template(f->c, f->tenant, "x", ""), ERR_INVAL);
+	assert_int_equal(store_tenant_set_template(f->c, f->tenant + 7, "x", "en"), ERR_NOTFOUND);
+	assert_int_equal(store_tenant_template(f->c, f->tenant + 7, &f->a, &tpl), ERR_NOTFOUND);
+	assert_int_equal(store_tenant_set_template(f->c, f->tenant, "", "en"), 0); /* cleared */
+	assert_int_equal(store_tenant_template(f->c, f->tenant, &f->a, &tpl), 0);
+	assert_string_equal(tpl.name, "");
+	assert_string_equal(tpl.lang, "");
+
+	/* tokens: only well-formed hashes; the newest replaces the last */
+	assert_int_equal(store_tenant_by_token_hash(f->c, h1, &id), ERR_NOTFOUND);
+	assert_int_equal(store_tenant_set_token_hash(f->c, f->tenant, h1), 0);
+	assert_int_equal(store_tenant_by_token_hash(f->c, h1, &id), 0);
+	assert_int_equal(id, f->tenant);
+	assert_int_equal(store_tenant_set_token_hash(f->c, f->tenant, h2), 0);
+	assert_int_equal(store_tenant_by_token_hash(f->c, h1, &id), ERR_NOTFOUND);
+	assert_int_equal(store_tenant_by_token_hash(f->c, h2, &id), 0);
+	assert_int_equal(store_tenant_set_token_hash(f->c, f->tenant, "abc"), ERR_INVAL);
+	assert_int_equal(store_tenant_set_token_hash(f->c, f->tenant, ""), ERR_INVAL);
+	assert_int_equal(store_tenant_by_token_hash(
+	                         f->c,
+	                         "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+	                         &id),
+	                 ERR_INVAL);
+	assert_int_equal(store_tenant_set_token_hash(f->c, f->tenant + 7, h1), ERR_NOTFOUND);
+	/* one hash, one tenant */
+	int64_t other = add_tenant(f->c, "100000000002");
+	assert_int_equal(store_tenant_set_token_hash(f->c, other, h2), ERR_CONFLICT);
+	/* tenants without a token share the empty value freely */
+	assert_int_equal(add_tenant(f->c, "100000000003") > 0, 1);
+}
+
+static void test_customer_opt_out_and_active(void **state)
+{
+	struct fx *f = *state;
+	struct customer_contact *cc, last;
+	struct customer cu;
+	int changed = -1, n = -1;
+	char wa[32];
+
+	assert_int_equal(store_customer_set_opted_out(f->c, f->tenant, "919811111111", 1, &changed),
+	                 ERR_NOTFOUND);
+	int64_t id = add_customer(f, "919811111111");
+	assert_int_equal(store_customer_set_opted_out(f->c, f->tenant, "919811111111", 1, &changed),
+	                 0);
+	assert_int_equal(changed, 1);
+	assert_int_equal(store_customer_set_opted_out(f->c, f->tenant, "919811111111", 1, &changed),
+	                 0);
+	assert_int_equal(changed, 0);
+	assert_int_equal(store_customer_get(f->c, f->tenant, id, &f->a, &cu), 0);
+	assert_string_equal(cu.wa_id, "919811111111");
+	assert_int_equal(store_customer_get(f->c, f->tenant + 1, id, &f->a, &cu), ERR_NOTFOUND);
+	assert_int_equal(store_customer_set_opted_out(f->c, f->tenant, "", 1, NULL), ERR_INVAL);
+
+	/* the audience: since is inclusive, opted out included (flagged), in
+	 * (last_inbound_at, id) order, page after page */
+	for (int i = 0; i < 5; i++) {
+		snprintf(wa, sizeof(wa), "91982222222%d", i);
+		assert_int_equal(store_customer_touch(f->c, f->tenant, wa, "", T0 - 1000 * (i % 3),
+		                                      &f->a, &cu),
+		                 0);
+	}
+	assert_int_equal(
+	        store_customer_touch(f->c, f->tenant, "919833333333", "", T0 - 5001, &f->a, &cu),
+	        0);
+	/* 6 in the period (5 new and the one opted out, at T0), by pages of 4 */
+	int total = 0, opted = 0, pages = 0, have = 0;
+	do {
+		assert_int_equal(store_customers_active(f->c, f->tenant, T0 - 5000,
+		                                        have ? &last : NULL, 4, &f->a, &cc, &n),
+		                 0);
+		for (int i = 0; i < n; i++) {
+			if (have)
+				assert_true(cc[i].last_inbound_at > last.last_inbound_at ||
+				            (cc[i].last_inbound_at == last.last_inbound_at &&
+				             cc[i].id > last.id));
+			assert_true(cc[i].last_inbound_at >= T0 - 5000);
+			opted += cc[i].opted_out;
+			if (cc[i].opted_out)
+				assert_string_equal(cc[i].wa_id, "919811111111");
+			last = cc[i];
+			have = 1;
+		}
+		total += n;
+		pages++;
+	} while (n == 4);
+	assert_int_equal(total, 6);
+	assert_int_equal(opted, 1);
+	assert_int_equal(pages, 2);
+	/* another tenant's customers are not in it */
+	assert_int_equal(store_customers_active(f->c, f->tenant + 1, 0, NULL, 100, &f->a, &cc, &n),
+	                 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_customers_active(f->c, f->tenant, 0, NULL, 0, &f->a, &cc, &n),
+	                 ERR_INVAL);
+	assert_int_equal(store_customers_active(f->c, f->tenant, 0, NULL, STORE_MAX_BATCH + 1,
+	                                        &f->a, &cc, &n),
+	                 ERR_INVAL);
+}
+
+/* The detail of EXPLAIN QUERY PLAN sql, its rows joined by " | ". */
+static void query_plan(struct fx *f, const char *sql, char *out, size_t outsz)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char q[1024];
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	out[0] = '\0';
+	while (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out + strlen(out), outsz - strlen(out), "%s | ",
+		         (const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* The broadcast's page and the opt-out's cancel read their indexes, not
+ * the tables (and the page needs no sort). */
+static void test_marketing_queries_use_their_indexes(void **state)
+{
+	struct fx *f = *state;
+	char plan[1024];
+	/* the statements of sqlite_erp.c, as written there */
+	query_plan(f,
+	           "SELECT id, wa_id, last_inbound_at, opted_out FROM customers"
+	           " WHERE tenant_id = ?1 AND last_inbound_at >= ?2"
+	           " AND (last_inbound_at, id) > (?3, ?4)"
+	           " ORDER BY last_inbound_at, id LIMIT ?5",
+	           plan, sizeof(plan));
+	if (!strstr(plan, "customers_by_last_inbound") || strstr(plan, "TEMP B-TREE"))
+		fail_msg("broadcast page plan: %s", plan);
+	query_plan(f,
+	           "UPDATE outbox SET state = 6, last_error_code = ?3, last_error = ?4,"
+	           " updated_at = ?5"
+	           " WHERE tenant_id = ?1 AND to_id = ?2 AND state = 0 AND priority = 3",
+	           plan, sizeof(plan));
+	if (!strstr(plan, "outbox_marketing_pending"))
+		fail_msg("opt-out cancel plan: %s", plan);
+	query_plan(f,
+	           "SELECT id FROM tenants WHERE api_token_hash = ?1"
+	           " AND api_token_hash <> ''",
+	           plan, sizeof(plan));
+	if (!strstr(plan, "tenants_by_api_token"))
+		fail_msg("token lookup plan: %s", plan);
+}
+
+static int64_t queue_to(struct fx *f, int64_t tenant, enum outbox_prio prio, const char *to,
+                        int claimed)
+{
+	struct outbox_new o = {.tenant_id = tenant,
+	                       .priority = prio,
+	                       .phone_number_id = "100000000001",
+	                       .to = to,
+	                       .reply_to = "",
+	                       .body = "{}",
+	                       .claimed = claimed};
+	int64_t id = 0;
+	assert_int_equal(store_outbox_add(f->c, &o, &id), 0);
+	return id;
+}
+
+static void test_outbox_cancel_marketing(void **state)
+{
+	struct fx *f = *state;
+	struct outbox_row *rows;
+	int64_t moved = -1;
+	int n;
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	const char *me = "919811111111", *you = "919822222222";
+	queue_to(f, f->tenant, PRIO_P3, me, 0);
+	queue_to(f, f->tenant, PRIO_P3, me, 0);
+	queue_to(f, f->tenant, PRIO_P3, me, 1);     /* in flight already: left alone */
+	queue_to(f, f->tenant, PRIO_P2, me, 0);     /* a reply: not marketing */
+	queue_to(f, f->tenant, PRIO_P3, you, 0);    /* someone else */
+	queue_to(f, f->tenant + 1, PRIO_P3, me, 0); /* the same number at another shop */
+
+	/* a rolled-back cancel changes neither rows nor counts */
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_outbox_cancel_marketing(f->c, f->tenant, me, 131050,
+	                                               "recipient opted out", T0 + 5, &moved),
+	                 0);
+	assert_int_equal(moved, 2);
+	assert_int_equal(store_rollback(f->c), 0);
+	counts_match_rows(f);
+	assert_int_equal(store_outbox_counts(f->c, counts), 0);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_PENDING], 4);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_FAILED], 0);
+
+	assert_int_equal(store_outbox_cancel_marketing(f->c, f->tenant, me, 131050,
+	                                               "recipient opted out", T0 + 5, &moved),
+	                 0);
+	assert_int_equal(moved, 2);
+	counts_match_rows(f);
+	assert_int_equal(store_outbox_counts(f->c, counts), 0);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_PENDING], 2);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_FAILED], 2);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_SENDING], 1);
+	assert_int_equal(counts[PRIO_P2][OUTBOX_PENDING], 1);
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_FAILED, 100, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < n; i++) {
+		assert_string_equal(rows[i].to, me);
+		assert_int_equal(rows[i].tenant_id, f->tenant);
+		assert_int_equal(rows[i].last_error_code, 131050);
+		assert_string_equal(rows[i].last_error, "recipient opted out");
+		assert_int_equal(rows[i].updated_at, T0 + 5);
+	}
+	/* nothing left to cancel */
+	assert_int_equal(store_outbox_cancel_marketing(f->c, f->tenant, me, 131050, "", T0, &moved),
+	                 0);
+	assert_int_equal(moved, 0);
+	assert_int_equal(store_outbox_cancel_marketing(f->c, f->tenant, "", 1, "", T0, &moved),
+	                 ERR_INVAL);
+}
+
+static void test_order_set_paid(void **state)
+{
+	struct fx *f = *state;
+	int64_t rice = add_product(f, "RICE", "Rice", 6000);
+	int64_t cu = add_customer(f, "919811111111");
+	int64_t o1 = add_order(f, cu, rice), at = -1;
+	struct order o;
+	assert_int_equal(store_order_set_paid(f->c, f->tenant, o1, T0, &at),
+	                 ERR_CONFLICT); /* draft */
+	assert_int_equal(at, 0);
+	assert_int_equal(store_order_set_status(f->c, f->tenant, o1, ORDER_DRAFT, ORDER_CONFIRMED),
+	                 0);
+	assert_int_equal(store_order_set_paid(f->c, f->tenant + 1, o1, T0, &at), ERR_NOTFOUND);
+	assert_int_equal(store_order_set_paid(f->c, f->tenant, o1, 0, &at), ERR_INVAL);
+	assert_int_equal(store_order_set_paid(f->c, f->tenant, o1, T0 + 3, &at), 0);
+	assert_int_equal(at, T0 + 3);
+	assert_int_equal(store_order_set_paid(f->c, f->tenant, o1, T0 + 9, &at), ERR_CONFLICT);
+	assert_int_equal(at, T0 + 3);
+	assert_int_equal(store_order_get(f->c, f->tenant, o1, &f->a, &o), 0);
+	assert_int_equal(o.paid_at, T0 + 3);
+	assert_int_equal(o.status, ORDER_CONFIRMED);
+	int64_t o2 = add_order(f, cu, rice);
+	assert_int_equal(store_order_set_status(f->c, f->tenant, o2, ORDER_DRAFT, ORDER_CANCELLED),
+	                 0);
+	assert_int_equal(store_order_set_paid(f->c, f->tenant, o2, T0, NULL), ERR_CONFLICT);
+	assert_int_equal(store_order_set_paid(f->c, f->tenant, 9999, T0, NULL), ERR_NOTFOUND);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1538,6 +1806,12 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_checkpoint_in_background, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoint_inline_by_default, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_sq_helpers_bind_and_rows, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_tenant_template_and_token, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_customer_opt_out_and_active, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_marketing_queries_use_their_indexes, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_cancel_marketing, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_order_set_paid, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,323 @@
+"""Delivery through provider outages: the breaker, SMS fallback for P0/P1,
+held P2/P3, failover between two BSPs and back, SMS delivery reports.
+
+Real processes on loopback: `munim serve` and one or two `munim mock-bsp`
+(each also an SMS gateway), faults injected through /_mock/faults.
+"""
+
+import json
+import threading
+import time
+
+from harness import (MUNIM, SECRET, SHOP, Proc, Stack, body_json, envelope, free_port, http,
+                     text_payload, wait_until)
+
+SMS_TOKEN = "e2e-sms-key"
+DLR_TOKEN = "e2e-dlr-secret"
+# states: 0 pending 1 sending 2 accepted 3 sent 4 delivered 5 read 6 failed 7 dead
+SETTLED_OK = (2, 3, 4, 5)
+
+
+def delivery_stack(extra_serve=(), extra_mock=()):
+    """A stack whose serve falls back to the mock's SMS gateway, whose
+    mock posts SMS delivery reports back to serve."""
+    s = Stack(serve_args=list(extra_serve), mock_args=list(extra_mock))
+    s.serve_args += ["--sms-url", s.bsp + "/api/v5/flow", "--sms-token", SMS_TOKEN,
+                     "--sms-dlr-token", DLR_TOKEN, "--retry-base-ms", "100",
+                     "--retry-cap-ms", "1000"]
+    s.mock_args += ["--sms-dlr-url", s.url + "/sms/dlr?token=" + DLR_TOKEN]
+    return s
+
+
+def breaker(s, provider="bsp1"):
+    for k, v in s.metrics().items():
+        if k.startswith('munim_breaker_state{provider="%s"' % provider):
+            return int(v)
+    raise AssertionError("no munim_breaker_state for %s" % provider)
+
+
+def metric(s, name):
+    return s.metrics().get(name, 0)
+
+
+def customer(i):
+    return "9198%08d" % i
+
+
+def order_and_confirm(s, frm):
+    """Orders rice as frm and confirms the draft by its button id, read from
+    the store (its reply, the draft, may be held): the invoice is P1."""
+    wamid, payload = text_payload("order 1 kg chawal", frm=frm)
+    assert s.post(payload)[0] == 200
+    oid = wait_until(lambda: s.scalar("SELECT o.id FROM orders o JOIN customers c ON"
+                                      " c.id = o.customer_id WHERE c.wa_id = ?"
+                                      " ORDER BY o.id DESC LIMIT 1", frm),
+                     what="the draft order of %s" % frm)
+    tap = {"from": frm, "id": "wamid.TAP%s_%d" % (frm, oid), "timestamp": str(int(time.time())),
+           "type": "interactive",
+           "interactive": {"type": "button_reply",
+                           "button_reply": {"id": "confirm:%d" % oid, "title": "Confirm"}}}
+    assert s.post(envelope(SHOP, [tap]))[0] == 200
+
+
+class Traffic:
+    """Steady traffic in the background: a stock question (P2) every 100 ms,
+    an order confirmed (P1 invoice) every second, customers in turn."""
+
+    def __init__(self, s):
+        self.s = s
+        self.stop = threading.Event()
+        self.sent = 0
+        self.errors = []
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            try:
+                _, payload = text_payload("stock atta", frm=customer(i % 40))
+                st, _ = self.s.post(payload)
+                if st != 200:
+                    self.errors.append(st)
+                if i % 10 == 0:
+                    order_and_confirm(self.s, customer(100 + i // 10))
+                self.sent += 1
+            except Exception as e:  # surfaced by the test
+                self.errors.append(repr(e))
+            i += 1
+            self.stop.wait(0.1)
+
+    def end(self):
+        self.stop.set()
+        self.t.join(30)
+        assert not self.errors, self.errors[:5]
+
+
+def rows(s):
+    return s.sql("SELECT id, priority, state, provider, provider_msg_id, last_error, created_at"
+                 " FROM outbox ORDER BY id")
+
+
+def assert_all_settled(s):
+    """Every row delivered (accepted or later), or ended with a reason."""
+    for rid, prio, state, prov, pid, err, _ in rows(s):
+        assert state in SETTLED_OK or (state in (6, 7) and err), \
+            (rid, prio, state, prov, pid, err)
+
+
+def assert_none_twice(s):
+    seen = {}
+    for m in s.mock_messages():
+        cb = body_json(m).get("biz_opaque_callback_data")
+        assert cb not in seen, "row %s reached WhatsApp twice" % cb
+        seen[cb] = 1
+    sms_rows = s.scalar("SELECT count(*) FROM outbox WHERE provider = 'sms'")
+    ids = [x["request_id"] for x in s.mock_sms()]
+    assert len(ids) == len(set(ids)) == sms_rows, (len(ids), len(set(ids)), sms_rows)
+
+
+def test_outage_sms_fallback_then_recovery():
+    """The mock BSP fails every send for 60 s under steady traffic."""
+    s = delivery_stack(extra_serve=["--breaker-open-ms", "10000"])
+    with s:
+        traffic = Traffic(s)
+        wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE state IN (2,3,4,5)") >= 10,
+                   what="traffic flowing")
+        base_fail = metric(s, 'munim_provider_sends_total{provider="bsp1",result="failure"}')
+        t_out = time.time()
+        s.mock_faults(outage=True, for_ms=60000)
+        # the breaker opens within 5 failed calls
+        wait_until(lambda: breaker(s) == 1, timeout=15, interval=0.02, what="breaker open")
+        failed = metric(s, 'munim_provider_sends_total{provider="bsp1",result="failure"}')
+        assert failed - base_fail <= 6, failed - base_fail
+        first_sms = wait_until(lambda: s.mock_sms() or None, timeout=20, what="a first SMS")
+        t_sms = time.time() - t_out
+        assert "INV/" in first_sms[0]["var"] or "Payment" in first_sms[0]["var"], first_sms[0]
+        # keep the traffic going through the rest of the outage
+        wait_until(lambda: json.loads(http("GET", s.bsp + "/_mock/faults")[1])["outage"]
+                   is False, timeout=70, interval=0.5, what="the outage to end")
+        t_back = time.time()
+        time.sleep(3)
+        traffic.end()
+        held_during = s.scalar("SELECT count(*) FROM outbox WHERE priority >= 2 AND"
+                               " created_at BETWEEN ? AND ?", int(t_out * 1000) + 1000,
+                               int(t_back * 1000) - 1000)
+        assert held_during > 100, held_during
+        wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE state IN (0, 1)") == 0,
+                   timeout=60, interval=0.2, what="the backlog to drain")
+        t_drained = time.time() - t_back
+        assert breaker(s) == 0
+        # P0/P1 produced during the outage went by SMS, P2/P3 waited for WhatsApp
+        during = [r for r in rows(s) if t_out * 1000 + 1000 < r[6] < t_back * 1000 - 11000]
+        assert during
+        for rid, prio, state, prov, pid, err, _ in during:
+            if prio <= 1:
+                assert prov == "sms" and state in SETTLED_OK, (rid, prio, state, prov, err)
+            else:
+                assert prov == "bsp1" and state in SETTLED_OK, (rid, prio, state, prov, err)
+        assert_all_settled(s)
+        assert_none_twice(s)
+        # the SMS gateway's delivery reports came back and were applied
+        wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE provider = 'sms'"
+                                    " AND state = 4") ==
+                   s.scalar("SELECT count(*) FROM outbox WHERE provider = 'sms'"),
+                   what="SMS rows delivered")
+        m = s.metrics()
+        assert m['munim_delivery_rate{provider="sms"}'] == 1.0, m
+        assert m['munim_breaker_transitions_total{provider="bsp1",to="open"}'] >= 1
+        assert m['munim_breaker_transitions_total{provider="bsp1",to="closed"}'] >= 1
+        print("outage drill: first SMS %.1f s after the outage began; backlog drained %.1f s"
+              " after it ended; %d rows" % (t_sms, t_drained, len(rows(s))))
+
+
+def post_texts(s, n, text="stock atta", first=0, gap=0.02):
+    wamids = []
+    for i in range(n):
+        wamid, payload = text_payload(text, frm=customer(first + i % 50))
+        assert s.post(payload)[0] == 200
+        wamids.append(wamid)
+        time.sleep(gap)
+    return wamids
+
+
+def settle(s, timeout=60):
+    wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE state IN (0, 1)") == 0,
+               timeout=timeout, interval=0.2, what="every row to settle")
+
+
+def test_partial_outage_trips_breaker():
+    """40 % of sends fail, interleaved with successes: the failure rate over
+    the window opens the breaker (5 in a row seldom happens)."""
+    s = delivery_stack(extra_serve=["--breaker-open-ms", "2000"])
+    with s:
+        s.mock_faults(error_rate=0.4, status=500, for_ms=20000)
+        post_texts(s, 80, gap=0.03)
+        wait_until(lambda: s.metrics().get(
+            'munim_breaker_transitions_total{provider="bsp1",to="open"}', 0) >= 1,
+            timeout=20, what="the breaker to open on the failure rate")
+        s.mock_faults(error_rate=0.0)
+        settle(s)
+        assert_all_settled(s)
+        assert_none_twice(s)
+        wait_until(lambda: breaker(s) == 0, timeout=15, what="the breaker to close again")
+
+
+def test_slow_provider_counts_as_failing():
+    """Answers taking 3 s (over --breaker-slow-ms 2000) open the breaker
+    even though each send is accepted."""
+    s = delivery_stack(extra_serve=["--breaker-open-ms", "2000"])
+    with s:
+        s.mock_faults(latency_ms=3000, for_ms=15000)
+        post_texts(s, 8, gap=0.05)
+        wait_until(lambda: breaker(s) == 1, timeout=12, what="the breaker to open on slowness")
+        m = s.metrics()
+        assert m['munim_provider_sends_total{provider="bsp1",result="failure"}'] >= 5, m
+        s.mock_faults(latency_ms=0)
+        post_texts(s, 5, first=60)
+        settle(s, timeout=30)
+        assert_all_settled(s)
+        assert_none_twice(s)
+        wait_until(lambda: breaker(s) == 0, timeout=15, what="the breaker to close again")
+
+
+def test_two_bsps_fail_over_and_back():
+    """bsp1 goes down: sends move to bsp2 (a 360dialog-style proxy with its
+    own auth header) within 5 failures, and back to bsp1 once it recovers."""
+    s = delivery_stack(extra_serve=["--breaker-open-ms", "3000"])
+    port2 = free_port()
+    bsp2 = "http://127.0.0.1:%d" % port2
+    # the stack's own --bsp-url (the first mock) comes first on the command
+    # line; a list flag given again appends: bsp1 = the stack's, bsp2
+    s.serve_args += ["--bsp-url", bsp2,
+                     "--bsp-token", "", "--bsp-token", "d360-key",
+                     "--bsp-auth-header", "", "--bsp-auth-header", "D360-API-KEY"]
+    m2 = Proc([MUNIM, "mock-bsp", "--listen", "127.0.0.1:%d" % port2, "--app-secret", SECRET,
+               "--webhook-url", s.url + "/webhooks/whatsapp", "--auth-header", "D360-API-KEY"],
+              s.dir + "/mock2.log")
+    try:
+        wait_until(lambda: s._ok(bsp2 + "/_mock/stats"), what="second mock to listen")
+        with s:
+            post_texts(s, 10)
+            wait_until(lambda: len(s.mock_messages()) >= 10, what="bsp1 taking the first sends")
+            s.mock_faults(outage=True, for_ms=10000)
+            t_out = time.time()
+            post_texts(s, 40, first=100, gap=0.05)
+            wait_until(lambda: json.loads(http("GET", bsp2 + "/_mock/stats")[1])["accepted"] >= 40,
+                       timeout=20, what="bsp2 taking the sends")
+            failed_on_1 = json.loads(http("GET", s.bsp + "/_mock/stats")[1])["failed_by_fault"]
+            assert failed_on_1 <= 6, failed_on_1
+            # bsp1 recovers: under traffic, the breaker probes it and closes
+            def closed():
+                post_texts(s, 1, first=150)
+                return breaker(s, "bsp1") == 0
+            wait_until(closed, timeout=25, interval=0.2, what="bsp1's breaker to close")
+            back = len(s.mock_messages())
+            post_texts(s, 10, first=200)
+            wait_until(lambda: len(s.mock_messages()) >= back + 10, timeout=15,
+                       what="sends back on bsp1")
+            settle(s)
+            assert_all_settled(s)
+            provs = dict(s.sql("SELECT provider, count(*) FROM outbox GROUP BY provider"))
+            assert provs.get("bsp2", 0) >= 40 and provs.get("bsp1", 0) >= 20, provs
+            # no row reached both
+            rows1 = {body_json(m)["biz_opaque_callback_data"] for m in s.mock_messages()}
+            st, b, _ = http("GET", bsp2 + "/_mock/messages?limit=10000")
+            rows2 = [body_json(m)["biz_opaque_callback_data"] for m in json.loads(b)["messages"]]
+            assert len(rows2) == len(set(rows2)) and not rows1 & set(rows2), (rows1, rows2)
+            assert time.time() - t_out < 60
+    finally:
+        m2.stop()
+
+
+def test_whatsapp_failed_status_sends_p1_again_by_sms():
+    """WhatsApp accepts, then reports the invoice failed: it goes by SMS.
+    With too few deliveries (< 90 % of >= 5 reports) the next P1 goes by SMS
+    straight away, and the delivery rate is exported."""
+    s = delivery_stack(extra_serve=["--delivery-min-reports", "5"],
+                       extra_mock=["--fault-failed-rate", "1"])
+    with s:
+        order_and_confirm(s, customer(7))
+        sms = wait_until(lambda: s.mock_sms() or None, timeout=15, what="the invoice by SMS")
+        assert "INV/" in sms[0]["var"], sms
+        wait_until(lambda: s.sql("SELECT provider, state FROM outbox WHERE priority = 1") ==
+                   [("sms", 4)], what="the invoice delivered by SMS")
+        # a failed P2 reply stays failed: only P0/P1 are worth an SMS
+        wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE priority = 2"
+                                    " AND state = 6") >= 1, what="a failed P2")
+        post_texts(s, 6, first=300)
+        wait_until(lambda: s.metrics().get('munim_delivery_rate{provider="bsp1"}', -1) == 0,
+                   timeout=15, what="bsp1's delivery rate to fall to 0")
+        before = len(s.mock_messages())
+        order_and_confirm(s, customer(8))
+        wait_until(lambda: len(s.mock_sms()) >= 2, timeout=15, what="the second invoice by SMS")
+        wait_until(lambda: s.sql("SELECT provider, state, attempts FROM outbox"
+                                 " WHERE priority = 1 ORDER BY id")[1:] == [("sms", 4, 1)],
+                   what="the second invoice straight to SMS, delivered")
+        assert not [m for m in s.mock_messages()[before:] if "INV/" in json.dumps(m["body"])]
+
+
+def test_sms_dlr_endpoint_refuses_bad_input():
+    s = delivery_stack()
+    with s:
+        url = s.url + "/sms/dlr?token=" + DLR_TOKEN
+        cases = [
+            (s.url + "/sms/dlr?token=wrong", b"[]", 401, "bad_token"),
+            (s.url + "/sms/dlr", b"[]", 401, "bad_token"),
+            (url, b"not json", 400, "not_json"),
+            (url, b"[]", 400, "not_reports"),
+            (url, b"42", 400, "not_reports"),
+            (url, b'[{"desc":"DELIVERED"}]', 400, "no_request_id"),
+            (url, b'[{"requestId":7,"desc":"DELIVERED"}]', 400, "no_request_id"),
+        ]
+        for u, body, want, code in cases:
+            st, b, _ = http("POST", u, body, {"Content-Type": "application/json"})
+            assert st == want and json.loads(b)["error"]["code"] == code, (u, body, st, b)
+        st, b, _ = http("POST", url, b'[{"requestId":"nope","desc":"DELIVERED"},'
+                        b'{"requestId":"x","desc":"SENT"}]')
+        assert st == 200 and json.loads(b) == {"applied": 0, "waiting": 1, "ignored": 1}, b
+    # no token configured: refused
+    s2 = Stack(serve_args=["--sms-url", "http://127.0.0.1:9/x", "--sms-token", "k"])
+    with s2:
+        st, b, _ = http("POST", s2.url + "/sms/dlr?token=", b"[]")
+        assert st == 403 and json.loads(b)["error"]["code"] == "dlr_disabled", (st, b)
