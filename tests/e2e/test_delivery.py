@@ -6,11 +6,13 @@ Real processes on loopback: `munim serve` and one or two `munim mock-bsp`
 """
 
 import json
+import os
+import sqlite3
 import threading
 import time
 
-from harness import (MUNIM, SECRET, SHOP, Proc, Stack, body_json, envelope, free_port, http,
-                     text_payload, wait_until)
+from harness import (MUNIM, OWNER, SECRET, SHOP, Proc, Receiver, Stack, body_json, body_text,
+                     envelope, free_port, http, text_payload, wait_until)
 
 SMS_TOKEN = "e2e-sms-key"
 DLR_TOKEN = "e2e-dlr-secret"
@@ -118,8 +120,11 @@ def assert_none_twice(s):
 
 
 def test_outage_sms_fallback_then_recovery():
-    """The mock BSP fails every send for 60 s under steady traffic."""
-    s = delivery_stack(extra_serve=["--breaker-open-ms", "10000"])
+    """The mock BSP fails every send for 60 s under steady traffic. The
+    breaker stays open 10 s here (the seed's 30 s: OUTAGE_BREAKER_OPEN_MS=30000)
+    so that recovery is seen sooner."""
+    open_ms = os.environ.get("OUTAGE_BREAKER_OPEN_MS", "10000")
+    s = delivery_stack(extra_serve=["--breaker-open-ms", open_ms])
     with s:
         traffic = Traffic(s)
         wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE state IN (2,3,4,5)") >= 10,
@@ -149,7 +154,8 @@ def test_outage_sms_fallback_then_recovery():
         t_drained = time.time() - t_back
         assert breaker(s) == 0
         # P0/P1 produced during the outage went by SMS, P2/P3 waited for WhatsApp
-        during = [r for r in rows(s) if t_out * 1000 + 1000 < r[6] < t_back * 1000 - 11000]
+        during = [r for r in rows(s)
+                  if t_out * 1000 + 1000 < r[6] < t_back * 1000 - 1.2 * int(open_ms) - 1000]
         assert during
         for rid, prio, state, prov, pid, err, _ in during:
             if prio <= 1:
@@ -188,8 +194,10 @@ def settle(s, timeout=60):
 
 def test_partial_outage_trips_breaker():
     """40 % of sends fail, interleaved with successes: the failure rate over
-    the window opens the breaker (5 in a row seldom happens)."""
-    s = delivery_stack(extra_serve=["--breaker-open-ms", "2000"])
+    the window opens the breaker (5 in a row seldom happens). Each change
+    of state is posted to the alert hook."""
+    hook = Receiver()
+    s = delivery_stack(extra_serve=["--breaker-open-ms", "2000", "--alert-url", hook.url])
     with s:
         s.mock_faults(error_rate=0.4, status=500, for_ms=20000)
         post_texts(s, 80, gap=0.03)
@@ -201,6 +209,15 @@ def test_partial_outage_trips_breaker():
         assert_all_settled(s)
         assert_none_twice(s)
         wait_until(lambda: breaker(s) == 0, timeout=15, what="the breaker to close again")
+        events = wait_until(lambda: [json.loads(b)["event"] for _, _, b in hook.got()]
+                            if len(hook.got()) >= 3 else None, what="three alerts")
+        # a probe may fail while errors last: open, half-open (, open, ...), closed
+        assert events[0] == "breaker_open" and events[-1] == "breaker_closed", events
+        assert "breaker_half_open" in events, events
+        alert = json.loads(hook.got()[0][2])
+        assert alert["provider"] == "bsp1" and alert["state"] == 1, alert
+        assert s.metrics()['munim_alerts_total{result="sent"}'] >= 3
+    hook.close()
 
 
 def test_slow_provider_counts_as_failing():
@@ -321,3 +338,49 @@ def test_sms_dlr_endpoint_refuses_bad_input():
     with s2:
         st, b, _ = http("POST", s2.url + "/sms/dlr?token=", b"[]")
         assert st == 403 and json.loads(b)["error"]["code"] == "dlr_disabled", (st, b)
+
+
+def test_p0_goes_ahead_of_50000_queued_broadcasts():
+    """The owner broadcasts to 50,000 customers (P3, paced at 80/s from the
+    shop's number), then marks an order paid: the customer's P0 payment
+    notice overtakes the queue, behind at most one send batch of P3s."""
+    inflight = 256
+    s = Stack(serve_args=["--send-inflight", str(inflight)])
+    now = int(time.time() * 1000)
+    con = sqlite3.connect(s.db)
+    con.executemany("INSERT INTO customers (tenant_id, wa_id, name, last_inbound_at)"
+                    " VALUES (1, ?, 'C', ?)", [("9197%08d" % i, now - 3600 * 1000)
+                                               for i in range(50000)])
+    con.commit()
+    con.close()
+    payer = customer(9)
+    with s:
+        m = s.say("order 2 kg rice", frm=payer)[0]
+        confirm = body_json(m)["interactive"]["action"]["buttons"][0]["reply"]["id"]
+        s.tap(confirm, frm=payer)
+        order = int(confirm.split(":")[1])
+        r = s.say("broadcast Diwali sale: 20% off", frm=OWNER, timeout=30)[0]
+        assert body_text(r) == "Broadcast queued to 50,001 customers: 50,001 as a message.", \
+            body_text(r)
+        queued = s.scalar("SELECT count(*) FROM outbox WHERE priority = 3")
+        assert queued >= 50000, queued
+        wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE priority = 3"
+                                    " AND state >= 2") >= 100, timeout=20,
+                   what="the broadcast flowing")
+        wamid, payload = text_payload("paid %d" % order, frm=OWNER)
+        assert s.post(payload)[0] == 200
+        want = "received for order #%d" % order
+        notice = wait_until(lambda: [x for x in s.mock_messages(to=payer)
+                                     if want in body_text(x)], timeout=20,
+                            what="the payment notice")[0]
+        p0_at = s.scalar("SELECT created_at FROM outbox WHERE priority = 0")
+        assert s.scalar("SELECT count(*) FROM outbox WHERE priority = 0") == 1
+        # P3 messages the mock took after the P0 was queued, before the P0
+        between = [x for x in s.mock_messages(since=0)
+                   if x["received_at"] >= p0_at and x["index"] < notice["index"]
+                   and x["to"] != payer]
+        pending = s.scalar("SELECT count(*) FROM outbox WHERE priority = 3 AND state = 0")
+        assert pending > 40000, pending
+        assert len(between) <= inflight, len(between)
+        print("priority: the P0 went out %d ms after it was queued, behind %d P3 sends; "
+              "%d P3 still queued" % (notice["received_at"] - p0_at, len(between), pending))

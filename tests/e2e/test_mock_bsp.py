@@ -12,50 +12,13 @@ import json
 import os
 import re
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import MUNIM, SECRET, SHOP, Proc, free_port, http, wait_until
+from harness import MUNIM, SECRET, SHOP, Proc, Receiver, free_port, http, wait_until
 
 CUSTOMER = "919800000001"
 SMS_OK = {"template_id": "T1", "short_url": "0",
           "recipients": [{"mobiles": "919812345678", "var": "the text"}]}
-
-
-class Receiver:
-    """Collects the POSTs made to it: (path, headers, body bytes); answers 200."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.posts = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n)
-                with outer.lock:
-                    outer.posts.append((self.path, dict(self.headers), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def got(self):
-        with self.lock:
-            return list(self.posts)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Mock:
