@@ -49,9 +49,6 @@
 #define BROADCAST_MARGIN_MS (3600LL * 1000)
 /* Customers read per page. */
 #define BROADCAST_PAGE 500
-/* The longest template name and language code written to a body. */
-#define BROADCAST_NAME_MAX 512
-#define BROADCAST_LANG_MAX 16
 
 int erp__addressable(const char *wa_id)
 {
@@ -85,49 +82,6 @@ char *erp__template_param(struct arena *a, const char *text)
 		o--;
 	s[o] = '\0';
 	return s;
-}
-
-/* put_str appends s (valid UTF-8, from erp__clean) as a JSON string. */
-static void put_str(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	buf_putc(b, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': buf_puts(b, "\\\""); break;
-		case '\\': buf_puts(b, "\\\\"); break;
-		case '\n': buf_puts(b, "\\n"); break;
-		default:
-			if (*p < 0x20) {
-				char u[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
-				buf_append(b, u, sizeof(u));
-			} else {
-				buf_putc(b, (char)*p);
-			}
-		}
-	}
-	buf_putc(b, '"');
-}
-
-char *erp__template_body(struct arena *a, const char *to, const char *name, const char *lang,
-                         const char *param)
-{
-	struct buf b;
-	buf_init(&b);
-	buf_puts(&b, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
-	             "\"to\":");
-	put_str(&b, arena_sprintf(a, "%s%s", to[0] == '+' ? "" : "+", erp__clean(a, to, 64)));
-	buf_puts(&b, ",\"type\":\"template\",\"template\":{\"name\":");
-	put_str(&b, erp__clean(a, name, BROADCAST_NAME_MAX));
-	buf_puts(&b, ",\"language\":{\"code\":");
-	put_str(&b, erp__clean(a, lang, BROADCAST_LANG_MAX));
-	buf_puts(&b, "},\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"text\","
-	             "\"text\":");
-	put_str(&b, param);
-	buf_puts(&b, "}]}]}}");
-	char *out = arena_strndup(a, b.data, b.len);
-	buf_release(&b);
-	return out;
 }
 
 static int is_space(char ch)
@@ -178,7 +132,7 @@ static int queue_one(struct store_conn *c, const struct tenant *t,
 		body = wamsg_text(page, cc->wa_id, NULL, text);
 		out->as_text++;
 	} else if (tpl->name[0]) {
-		body = erp__template_body(page, cc->wa_id, tpl->name, tpl->lang, param);
+		body = wamsg_template(page, cc->wa_id, tpl->name, tpl->lang, param);
 		out->by_template++;
 	} else {
 		out->skipped_no_template++;

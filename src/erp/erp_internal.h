@@ -354,9 +354,5 @@ int erp__addressable(const char *wa_id);
  * one (the Cloud API refuses newlines, tabs and more than 4 spaces in a
  * row there), trimmed; in a. */
 char *erp__template_param(struct arena *a, const char *text);
-/* The Cloud API body of template `name` in language `lang` to `to`, with
- * param as its body's one text parameter; in a. */
-char *erp__template_body(struct arena *a, const char *to, const char *name, const char *lang,
-                         const char *param);
 
 #endif

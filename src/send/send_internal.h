@@ -183,6 +183,9 @@ struct sender {
 	uint64_t rng;
 	struct arena resp_arena; /* an answer's parsed JSON, reset per answer */
 	struct pace *pace;
+	/* each provider's delivery rate is not below the minimum (delivery_ok),
+	 * looked up once a pass rather than once a send */
+	int delivering[PROVIDER_MAX];
 	int parked;         /* slots in SLOT_PARKED */
 	int64_t parked_due; /* earliest park_until among them */
 	int64_t swept_at;   /* pace_sweep last ran */

@@ -297,8 +297,10 @@ static void publish_claim_upto(struct sender *s, int64_t now)
 {
 	struct provider_list *l = &s->providers;
 	int upto = -1;
+	for (int i = 0; i < l->n; i++)
+		s->delivering[i] = delivery_ok(s->app->delivery, l->p[i].name, now);
 	for (int i = 0; i < l->nwa && upto < 0; i++)
-		if (usable(&l->p[i], now) && delivery_ok(s->app->delivery, l->p[i].name, now))
+		if (usable(&l->p[i], now) && s->delivering[i])
 			upto = PRIO_P3;
 	if (upto < 0 && l->sms >= 0 && usable(&l->p[l->sms], now))
 		upto = PRIO_P1;
@@ -459,7 +461,7 @@ static void route(struct sender *s, struct send_slot *slot, int64_t now)
 	int probing = 0;
 	for (int i = 0; i < l->nwa && !sms_only; i++) {
 		struct provider *p = &l->p[i];
-		if (!delivery_ok(s->app->delivery, p->name, now))
+		if (!s->delivering[i])
 			continue;
 		if (!allow(s, p, now)) {
 			probing |= breaker_state(&p->br) == BREAKER_HALF_OPEN;

@@ -639,6 +639,14 @@ static void help(struct buf *out, const char *name, const char *type, const char
 	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+/* One sample of a per-provider counter: metric{provider="p",label="value"} v. */
+static void counter(struct buf *out, const char *metric, const struct provider *p,
+                    const char *label, const char *value, const _Atomic uint64_t *v)
+{
+	buf_printf(out, "%s{provider=\"%s\",%s=\"%s\"} %llu\n", metric, p->name, label, value,
+	           (unsigned long long)atomic_load(v));
+}
+
 void sender_render_metrics(struct sender *s, struct buf *out)
 {
 	if (!s)
@@ -653,27 +661,19 @@ void sender_render_metrics(struct sender *s, struct buf *out)
 	     "Breaker state changes by provider and the state entered.");
 	for (int i = 0; i < l->n; i++) {
 		const struct provider *p = &l->p[i];
-		buf_printf(
-		        out,
-		        "munim_breaker_transitions_total{provider=\"%s\",to=\"open\"} %llu\n"
-		        "munim_breaker_transitions_total{provider=\"%s\",to=\"half_open\"} %llu\n"
-		        "munim_breaker_transitions_total{provider=\"%s\",to=\"closed\"} %llu\n",
-		        p->name, (unsigned long long)atomic_load(&p->opened), p->name,
-		        (unsigned long long)atomic_load(&p->half_opened), p->name,
-		        (unsigned long long)atomic_load(&p->closed));
+		counter(out, "munim_breaker_transitions_total", p, "to", "open", &p->opened);
+		counter(out, "munim_breaker_transitions_total", p, "to", "half_open",
+		        &p->half_opened);
+		counter(out, "munim_breaker_transitions_total", p, "to", "closed", &p->closed);
 	}
 	help(out, "munim_provider_sends_total", "counter",
 	     "Requests to each provider: all started, accepted, and failures counted against "
 	     "its breaker.");
 	for (int i = 0; i < l->n; i++) {
 		const struct provider *p = &l->p[i];
-		buf_printf(out,
-		           "munim_provider_sends_total{provider=\"%s\",result=\"started\"} %llu\n"
-		           "munim_provider_sends_total{provider=\"%s\",result=\"accepted\"} %llu\n"
-		           "munim_provider_sends_total{provider=\"%s\",result=\"failure\"} %llu\n",
-		           p->name, (unsigned long long)atomic_load(&p->sends), p->name,
-		           (unsigned long long)atomic_load(&p->accepted), p->name,
-		           (unsigned long long)atomic_load(&p->failures));
+		counter(out, "munim_provider_sends_total", p, "result", "started", &p->sends);
+		counter(out, "munim_provider_sends_total", p, "result", "accepted", &p->accepted);
+		counter(out, "munim_provider_sends_total", p, "result", "failure", &p->failures);
 	}
 	help(out, "munim_outbox_expired_total", "counter",
 	     "Held P2/P3 replies expired while no WhatsApp provider was up.");
@@ -922,6 +922,8 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	s->providers = providers;
 	s->pace = pace;
 	atomic_store(&s->claim_upto, PRIO_P3);
+	for (int i = 0; i < PROVIDER_MAX; i++)
+		s->delivering[i] = 1;
 	buf_init(&s->alerts.body);
 	if (hooks)
 		s->hooks = *hooks;

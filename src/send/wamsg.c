@@ -32,6 +32,10 @@
 #define WAMSG_TITLE_MAX            20
 #define WAMSG_ID_MAX               256
 #define WAMSG_MAX_BUTTONS          3
+/* A template's name, language code and body parameter (the API's limits). */
+#define WAMSG_TEMPLATE_NAME_MAX  512
+#define WAMSG_LANG_MAX           16
+#define WAMSG_TEMPLATE_PARAM_MAX 1024
 
 /* Length of the UTF-8 sequence at p (1..4), or 0 if it is not valid. */
 static size_t utf8_len(const unsigned char *p)
@@ -157,6 +161,23 @@ char *wamsg_text(struct arena *a, const char *to, const char *context_id, const 
 	buf_puts(&b, ",\"text\":{\"preview_url\":false,\"body\":");
 	put_str(&b, text, WAMSG_TEXT_MAX, "\xe2\x80\xa6");
 	buf_puts(&b, "}}");
+	return finish(a, &b);
+}
+
+char *wamsg_template(struct arena *a, const char *to, const char *name, const char *lang,
+                     const char *param)
+{
+	struct buf b;
+	buf_init(&b);
+	put_head(&b, to, NULL, "template");
+	buf_puts(&b, ",\"template\":{\"name\":");
+	put_str(&b, name, WAMSG_TEMPLATE_NAME_MAX, NULL);
+	buf_puts(&b, ",\"language\":{\"code\":");
+	put_str(&b, lang, WAMSG_LANG_MAX, NULL);
+	buf_puts(&b, "},\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"text\","
+	             "\"text\":");
+	put_str(&b, param, WAMSG_TEMPLATE_PARAM_MAX, "\xe2\x80\xa6");
+	buf_puts(&b, "}]}]}}");
 	return finish(a, &b);
 }
 

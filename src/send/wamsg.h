@@ -18,6 +18,14 @@ struct wamsg_button {
 
 /* Text message body; context_id may be NULL or "". */
 char *wamsg_text(struct arena *a, const char *to, const char *context_id, const char *text);
+/*
+ * An approved template with one body parameter (marketing outside the
+ * 24-hour window): "type":"template", template {name, language {code},
+ * components [{"type":"body","parameters":[{"type":"text","text":param}]}]};
+ * never quotes a message.
+ */
+char *wamsg_template(struct arena *a, const char *to, const char *name, const char *lang,
+                     const char *param);
 /* Interactive reply-button message (1..3 buttons). */
 char *wamsg_buttons(struct arena *a, const char *to, const char *context_id, const char *text,
                     const struct wamsg_button *buttons, int nbuttons);

@@ -686,19 +686,7 @@ int store__sq_tenant_by_token_hash(struct store_conn *c, const char *hash, int64
 	return rc < 0 ? rc : 0;
 }
 
-/* ---- marketing: customers -----------------------------------------------------------------------
- */
-
-static void read_customer(sqlite3_stmt *st, struct arena *a, void *row)
-{
-	struct customer *cu = row;
-	cu->id = sqlite3_column_int64(st, 0);
-	cu->tenant_id = sqlite3_column_int64(st, 1);
-	cu->wa_id = store__sq_col(st, 2, a);
-	cu->name = store__sq_col(st, 3, a);
-	cu->state_code = store__sq_col(st, 4, a);
-	cu->last_inbound_at = sqlite3_column_int64(st, 5);
-}
+/* ---- marketing: customers ---------------------------------------------------------- */
 
 int store__sq_customer_get(struct store_conn *c, int64_t tenant_id, int64_t customer_id,
                            struct arena *a, struct customer *out)
@@ -710,7 +698,7 @@ int store__sq_customer_get(struct store_conn *c, int64_t tenant_id, int64_t cust
 	int rc = store__sq_prep(c, SQ_CUSTOMER_GET, sql, what, &st, "ii", tenant_id, customer_id);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_one(c, st, what, read_customer, a, out);
+	rc = store__sq_one(c, st, what, store__sq_read_customer, a, out);
 	if (rc == 0)
 		return store__errf(c, ERR_NOTFOUND, "could not read customer: no customer %lld",
 		                   (long long)customer_id);

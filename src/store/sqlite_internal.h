@@ -233,6 +233,9 @@ int store__sq_rows(struct store_conn *c, sqlite3_stmt *st, const char *what, str
 /* store__sq_read_int64: a row reader for the int64_t in column 0 (row is an
  * int64_t *; SQL NULL reads 0). */
 void store__sq_read_int64(sqlite3_stmt *st, struct arena *a, void *row);
+/* store__sq_read_customer: a row reader for a struct customer from the
+ * columns id, tenant_id, wa_id, name, state_code, last_inbound_at. */
+void store__sq_read_customer(sqlite3_stmt *st, struct arena *a, void *row);
 
 /* store__sq_col copies text column i into a (never NULL: "" for NULL). */
 const char *store__sq_col(sqlite3_stmt *st, int i, struct arena *a);

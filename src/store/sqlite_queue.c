@@ -530,6 +530,16 @@ static void read_guard(sqlite3_stmt *st, struct arena *a, void *row)
 	g->prio = (enum outbox_prio)sqlite3_column_int(st, 2);
 }
 
+/* guard_of reads row id's guard: 1, 0 when there is no such row, or an error. */
+static int guard_of(struct store_conn *c, int64_t id, const char *what, struct outbox_guard *g)
+{
+	sqlite3_stmt *st;
+	int rc = store__sq_prep(c, SQ_OUTBOX_GUARD,
+	                        "SELECT state, early_state, priority FROM outbox WHERE id = ?1",
+	                        what, &st, "i", id);
+	return rc < 0 ? rc : store__sq_one(c, st, what, read_guard, NULL, g);
+}
+
 /*
  * outbox_update records one send outcome on row id, which must be SENDING
  * (or, with from_pending, PENDING too): *landed gets the state it took,
@@ -551,16 +561,11 @@ static int outbox_update(struct store_conn *c, enum sq_stmt sid, const char *sql
                          enum outbox_state *landed)
 {
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	struct outbox_guard g = {0};
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_prep(c, SQ_OUTBOX_GUARD,
-	                    "SELECT state, early_state, priority FROM outbox WHERE id = ?1", what,
-	                    &st, "i", id);
-	if (rc == 0)
-		rc = store__sq_one(c, st, what, read_guard, NULL, &g);
+	rc = guard_of(c, id, what, &g);
 	if (rc == 1 && !(g.state == OUTBOX_SENDING || (from_pending && g.state == OUTBOX_PENDING)))
 		rc = 0;
 	if (rc == 0) /* missing, or not in a state the outcome may follow */
@@ -626,16 +631,11 @@ int store__sq_outbox_resend(struct store_conn *c, int64_t id, const char *provid
 	        " WHERE id = ?1";
 	const char *what = "queue outbox row again";
 	enum sq_op_mode mode;
-	sqlite3_stmt *st;
 	struct outbox_guard g = {0};
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_prep(c, SQ_OUTBOX_GUARD,
-	                    "SELECT state, early_state, priority FROM outbox WHERE id = ?1", what,
-	                    &st, "i", id);
-	if (rc == 0)
-		rc = store__sq_one(c, st, what, read_guard, NULL, &g);
+	rc = guard_of(c, id, what, &g);
 	if (rc == 1 &&
 	    (g.state == OUTBOX_SENDING || g.state == OUTBOX_READ || g.state == OUTBOX_DEAD))
 		rc = store__errf(c, ERR_CONFLICT, "could not %s %lld: it is %s", what,

@@ -857,7 +857,7 @@ static int sq_tenant_count(struct store_conn *c, int64_t *n)
 
 /* ---- customers ------------------------------------------------------------------------ */
 
-static void read_customer(sqlite3_stmt *st, struct arena *a, void *row)
+void store__sq_read_customer(sqlite3_stmt *st, struct arena *a, void *row)
 {
 	struct customer *cu = row;
 	cu->id = sqlite3_column_int64(st, 0);
@@ -890,7 +890,7 @@ static int sq_customer_touch(struct store_conn *c, int64_t tenant_id, const char
 	/* the usual case, a known customer writing again: nothing to write */
 	rc = store__sq_prep(c, SQ_CUSTOMER_FIND, find, what, &st, "it", tenant_id, wa_id);
 	if (rc == 0)
-		rc = store__sq_one(c, st, what, read_customer, a, out);
+		rc = store__sq_one(c, st, what, store__sq_read_customer, a, out);
 	if (rc == 1 && (!name[0] || strcmp(name, out->name) == 0) &&
 	    inbound_at < out->last_inbound_at + STORE_INBOUND_SLACK_MS)
 		return store__sq_op_end(c, mode, 0);
@@ -899,7 +899,7 @@ static int sq_customer_touch(struct store_conn *c, int64_t tenant_id, const char
 	rc = store__sq_prep(c, SQ_CUSTOMER_TOUCH, sql, what, &st, "itti", tenant_id, wa_id, name,
 	                    inbound_at);
 	if (rc == 0)
-		rc = store__sq_returning(c, st, what, read_customer, a, out);
+		rc = store__sq_returning(c, st, what, store__sq_read_customer, a, out);
 	return store__sq_op_end(c, mode, rc);
 }
 

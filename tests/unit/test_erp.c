@@ -18,6 +18,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "erp/erp_internal.h"
+#include "send/wamsg.h"
 
 /* ---- quantities ------------------------------------------------------------ */
 
@@ -1039,7 +1040,7 @@ static void test_template_body(void **state)
 	assert_string_equal(erp__template_param(&a, " \n\t "), "");
 
 	const char *param = erp__template_param(&a, "Say \"hi\" \\ ₹50 off");
-	char *body = erp__template_body(&a, "919800000001", "weekly_offer", "en", param);
+	char *body = wamsg_template(&a, "919800000001", "weekly_offer", "en", param);
 	json_error_t jerr;
 	json_t *v = json_loads(body, 0, &jerr);
 	if (!v)
@@ -1062,7 +1063,7 @@ static void test_template_body(void **state)
 	json_decref(v);
 
 	/* "+" is not doubled */
-	body = erp__template_body(&a, "+919800000001", "x", "hi", "p");
+	body = wamsg_template(&a, "+919800000001", "x", "hi", "p");
 	assert_non_null(strstr(body, "\"to\":\"+919800000001\""));
 	assert_int_equal(erp__addressable("919800000001"), 1);
 	assert_int_equal(erp__addressable("+919800000001"), 1);

@@ -350,6 +350,7 @@ struct fake_bsp {
 	_Atomic int bad_requests; /* wrong path, token or content type */
 	_Atomic int late_threads;
 	_Atomic int ok_before_urgent; /* calls[S_OK] when the S_URGENT send came */
+	_Atomic int down;             /* answer every send 500 (131000) */
 };
 
 static struct fake_bsp prov;
@@ -397,6 +398,12 @@ static void on_provider(struct http_req *r, void *ud)
 	json_decref(root);
 	if (which < 0 || which > 9)
 		which = 0;
+	if (atomic_load(&prov.down)) {
+		atomic_fetch_add(&prov.calls[0], 1);
+		answer(r, 500, "application/json",
+		       "{\"error\":{\"message\":\"down\",\"code\":131000}}", SIZE_MAX);
+		return;
+	}
 	if (which == S_URGENT)
 		atomic_store(&prov.ok_before_urgent, atomic_load(&prov.calls[S_OK]));
 	int call = atomic_fetch_add(&prov.calls[which], 1);
@@ -485,6 +492,10 @@ static int setup_sender(void **state)
 	cfg->send_max_attempts = 3;
 	cfg->retry_base_ms = 1;
 	cfg->retry_cap_ms = 20;
+	/* these tests are about each answer; the breaker has its own (below,
+	 * test_breaker.c, and end to end) */
+	cfg->breaker_failures = 1000;
+	cfg->breaker_min_calls = 1000000;
 	free(cfg->send_journal); /* as serve sets it for a file store */
 	cfg->send_journal = strdup(f->journal);
 	*state = f;
@@ -916,6 +927,66 @@ static void test_p0_overtakes_a_p3_flood(void **state)
 	assert_true(atomic_load(&prov.calls[S_OK]) < 50000); /* the flood was still going */
 }
 
+/* The row's breaker-state as serve's /metrics shows it. */
+static int breaker_state_of(struct sender *s)
+{
+	struct buf b;
+	buf_init(&b);
+	sender_render_metrics(s, &b);
+	const char *p = strstr(b.data, "munim_breaker_state{provider=\"bsp1\"");
+	int st = -1;
+	if (p && (p = strchr(p, '}')))
+		st = atoi(p + 1);
+	buf_release(&b);
+	return st;
+}
+
+/*
+ * The provider fails everything: after 2 failures in a row the breaker
+ * opens, and the rows that come up meanwhile are held back in the store
+ * without using an attempt; once it answers again the breaker probes it,
+ * closes, and every row goes, on at most its second attempt.
+ */
+static void test_breaker_holds_rows_without_burning_attempts(void **state)
+{
+	struct fixture *f = *state;
+	struct config *cfg = &f->app.cfg;
+	cfg->breaker_failures = 2;
+	cfg->breaker_successes = 1;
+	cfg->breaker_open_ms = 300;
+	cfg->breaker_jitter_pct = 0;
+	cfg->send_max_attempts = 3;
+	atomic_store(&prov.down, 1);
+	queue_rows(f, "910000000001", PRIO_P2, 20); /* ends in S_OK */
+	struct sender *s = NULL;
+	assert_int_equal(sender_start(&f->app, &s), 0);
+	for (int i = 0; i < 500 && breaker_state_of(s) != BREAKER_OPEN; i++)
+		sleep_ms(10);
+	assert_int_equal(breaker_state_of(s), BREAKER_OPEN);
+	sleep_ms(100);
+	/* only the sends that failed used attempts: 2 opened it, at most the
+	 * few in flight (4 slots) came back after */
+	int failed = atomic_load(&prov.calls[0]);
+	assert_in_range(failed, 2, 2 + 4);
+	atomic_store(&prov.down, 0);
+	wait_settled(f, 20);
+	sender_stop(s);
+	struct arena a;
+	arena_init(&a, 64 * 1024);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_ACCEPTED, 100, &a, &rows, &n), 0);
+	assert_int_equal(n, 20);
+	int retried = 0;
+	for (int i = 0; i < n; i++) {
+		assert_in_range(rows[i].attempts, 1, 2);
+		retried += rows[i].attempts == 2;
+	}
+	assert_int_equal(retried, failed);
+	assert_int_equal(atomic_load(&prov.calls[S_OK]), 20);
+	arena_release(&a);
+}
+
 static void test_sender_idle_stop_is_prompt(void **state)
 {
 	struct fixture *f = *state;
@@ -1025,6 +1096,8 @@ int main(void)
 	                                        setup_sender, teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_p0_overtakes_a_p3_flood, setup_sender,
 	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_breaker_holds_rows_without_burning_attempts,
+	                                        setup_sender, teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_idle_stop_is_prompt, setup_sender,
 	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_direct_hand_over, setup_sender,
