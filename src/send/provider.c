@@ -98,6 +98,10 @@ static int add(struct provider_list *l, enum provider_kind kind, const char *nam
 	size_t len = strlen(url);
 	while (kind == PROVIDER_WHATSAPP && len > 0 && url[len - 1] == '/')
 		len--;
+	if (len == 0) {
+		log_error("send.start_failed", "%s has no URL (\"%s\")", name, url);
+		return ERR_INVAL;
+	}
 	p->url = xstrndup(url, len);
 	p->headers = make_headers(header, token);
 	if (!p->headers) {

@@ -627,7 +627,7 @@ int store__sq_outbox_resend(struct store_conn *c, int64_t id, const char *provid
 {
 	static const char sql[] =
 	        "UPDATE outbox SET state = 0, provider = ?2, provider_msg_id = NULL,"
-	        " early_state = 0, next_attempt_at = ?3, updated_at = ?3"
+	        " early_state = 0, attempts = 0, next_attempt_at = ?3, updated_at = ?3"
 	        " WHERE id = ?1";
 	const char *what = "queue outbox row again";
 	enum sq_op_mode mode;
@@ -735,7 +735,8 @@ static int status_find(struct store_conn *c, const struct outbox_status_update *
 	                             "ORDER BY id DESC LIMIT 1";
 	static const char by_row[] =
 	        "SELECT id, state, priority, early_state, provider FROM outbox WHERE id = ?1"
-	        " AND tenant_id = ?2 AND coalesce(provider_msg_id, '') = '' AND state IN (0, 1)";
+	        " AND tenant_id = ?2 AND coalesce(provider_msg_id, '') = '' AND state IN (0, 1)"
+	        " AND provider = ''";
 	const char *what = "apply delivery status";
 	struct status_row r;
 	sqlite3_stmt *st;

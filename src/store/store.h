@@ -555,7 +555,10 @@ int store_outbox_defer(struct store_conn *c, int64_t id, int64_t next_attempt_at
  * store_outbox_resend queues row id again, due now, to go only through
  * provider (e.g. "sms" after WhatsApp failed it): from PENDING, ACCEPTED,
  * SENT, DELIVERED or FAILED (not SENDING, READ or DEAD), forgetting its
- * provider message id. *from (may be NULL) gets the state it left.
+ * provider message id and starting its attempts afresh. A pinned row is no
+ * longer a send in doubt: a late status of its old send cannot claim it
+ * by row hint (store_outbox_status). *from (may be NULL) gets the state it
+ * left.
  * ERR_CONFLICT in another state, ERR_NOTFOUND if there is no such row.
  */
 int store_outbox_resend(struct store_conn *c, int64_t id, const char *provider, int64_t now,
@@ -589,7 +592,7 @@ struct outbox_status_result {
 /*
  * store_outbox_status applies u to the tenant's row that carries
  * u->provider_msg_id. When none does but u->row_hint names a row of the
- * tenant PENDING with no provider id - a send the provider accepted but
+ * tenant PENDING with no provider id and not pinned to a provider - a send the provider accepted but
  * munim never heard the answer of (a crash mid-send, or a timeout) - that
  * row takes the provider id and the status, so it is not sent again. A row
  * still SENDING (its answer not yet recorded) keeps the status aside and

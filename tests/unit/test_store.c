@@ -1760,6 +1760,475 @@ static void test_order_set_paid(void **state)
 	assert_int_equal(store_order_set_paid(f->c, f->tenant, 9999, T0, NULL), ERR_NOTFOUND);
 }
 
+/* ---- outbox: priorities, defer, resend, expire, providers ------------------------------ */
+
+/* outbox_get: row id as the store has it (any state), read into *r from f->a. */
+static void outbox_get(struct fx *f, int64_t id, struct outbox_row *r)
+{
+	for (int st = 0; st < OUTBOX_STATE_COUNT; st++) {
+		struct outbox_row *rows;
+		int n;
+		assert_int_equal(
+		        store_outbox_list(f->c, (enum outbox_state)st, 1000, &f->a, &rows, &n), 0);
+		for (int i = 0; i < n; i++)
+			if (rows[i].id == id) {
+				*r = rows[i];
+				return;
+			}
+	}
+	fail_msg("no outbox row %lld", (long long)id);
+}
+
+static enum outbox_state state_of(struct fx *f, int64_t id)
+{
+	struct outbox_row r;
+	outbox_get(f, id, &r);
+	return r.state;
+}
+
+static void test_outbox_claim_max_prio(void **state)
+{
+	struct fx *f = *state;
+	int64_t p3 = queue(f, PRIO_P3, "{}");
+	int64_t p2 = queue(f, PRIO_P2, "{}");
+	int64_t p1 = queue(f, PRIO_P1, "{}");
+	int64_t p0 = queue(f, PRIO_P0, "{}");
+	int64_t p2b = queue(f, PRIO_P2, "{}");
+	struct outbox_row *rows;
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	int n;
+	/* up to P1: the P0 and the P1 row, nothing below */
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P1, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].id, p0);
+	assert_int_equal(rows[1].id, p1);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P1, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_counts(f->c, counts), 0);
+	assert_int_equal(counts[PRIO_P0][OUTBOX_SENDING], 1);
+	assert_int_equal(counts[PRIO_P1][OUTBOX_SENDING], 1);
+	assert_int_equal(counts[PRIO_P2][OUTBOX_PENDING], 2);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_PENDING], 1);
+	assert_int_equal(state_of(f, p2), OUTBOX_PENDING);
+	assert_int_equal(state_of(f, p3), OUTBOX_PENDING);
+	counts_match_rows(f);
+	/* P0 only: a new P1 row waits, the new P0 row goes */
+	int64_t p1b = queue(f, PRIO_P1, "{}");
+	int64_t p0b = queue(f, PRIO_P0, "{}");
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P0, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, p0b);
+	assert_int_equal(state_of(f, p1b), OUTBOX_PENDING);
+	/* up to P2: the P1 and both P2 rows, not the P3 */
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P2, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].id, p1b);
+	assert_int_equal(rows[1].id, p2);
+	assert_int_equal(rows[2].id, p2b);
+	assert_int_equal(state_of(f, p3), OUTBOX_PENDING);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, p3);
+	counts_match_rows(f);
+	assert_int_equal(
+	        store_outbox_claim(f->c, T0, 10, (enum outbox_prio)PRIO_COUNT, &f->a, &rows, &n),
+	        ERR_INVAL);
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, (enum outbox_prio) - 1, &f->a, &rows, &n),
+	                 ERR_INVAL);
+}
+
+static void test_outbox_next_due_max_prio(void **state)
+{
+	struct fx *f = *state;
+	int64_t at = -1;
+	/* rows fall due when created: P3 first, then P2, then P1 */
+	queue(f, PRIO_P3, "{}");
+	clock_set_fake(T0 + 10);
+	queue(f, PRIO_P2, "{}");
+	clock_set_fake(T0 + 20);
+	int64_t p1 = queue(f, PRIO_P1, "{}");
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P3, &at), 0);
+	assert_int_equal(at, T0);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P2, &at), 0);
+	assert_int_equal(at, T0 + 10);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P1, &at), 0);
+	assert_int_equal(at, T0 + 20);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P0, &at), 0);
+	assert_int_equal(at, 0); /* no P0 row pending */
+	/* a P0 row due later than the others still counts for P0 */
+	clock_set_fake(T0 + 30);
+	queue(f, PRIO_P0, "{}");
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P0, &at), 0);
+	assert_int_equal(at, T0 + 30);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P1, &at), 0);
+	assert_int_equal(at, T0 + 20);
+	/* the P1 row sent and retried later: only the P0 row below P2 */
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_claim(f->c, T0 + 30, 10, PRIO_P1, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_outbox_retry(f->c, p1, T0 + 5000, 0, "x", T0 + 30, NULL), 0);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P1, &at), 0);
+	assert_int_equal(at, T0 + 5000);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P0, &at), 0);
+	assert_int_equal(at, 0);
+	assert_int_equal(store_outbox_next_due(f->c, PRIO_P3, &at), 0);
+	assert_int_equal(at, T0);
+	assert_int_equal(store_outbox_next_due(f->c, (enum outbox_prio)PRIO_COUNT, &at), ERR_INVAL);
+	counts_match_rows(f);
+}
+
+static void test_outbox_defer(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = queue(f, PRIO_P1, "{}");
+	struct outbox_row *rows, r;
+	enum outbox_state landed = OUTBOX_DEAD;
+	int n;
+	assert_int_equal(store_outbox_claim(f->c, T0, 10, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(rows[0].attempts, 1);
+	assert_int_equal(
+	        store_outbox_defer(f->c, id, T0 + 5000, "no provider can take it", T0 + 1, &landed),
+	        0);
+	assert_int_equal(landed, OUTBOX_PENDING);
+	outbox_get(f, id, &r);
+	assert_int_equal(r.state, OUTBOX_PENDING);
+	assert_int_equal(r.attempts, 0); /* the claim's attempt given back */
+	assert_int_equal(r.next_attempt_at, T0 + 5000);
+	assert_string_equal(r.last_error, "no provider can take it");
+	assert_int_equal(r.updated_at, T0 + 1);
+	counts_match_rows(f);
+	/* not due before then; then claimed as its first attempt again */
+	assert_int_equal(store_outbox_claim(f->c, T0 + 4999, 10, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 5000, 10, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].attempts, 1);
+	/* a retried row keeps the attempt that went, gives back the one that did not */
+	assert_int_equal(store_outbox_retry(f->c, id, T0 + 6000, 500, "x", T0 + 5001, NULL), 0);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 6000, 10, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(rows[0].attempts, 2);
+	assert_int_equal(store_outbox_defer(f->c, id, T0 + 7000, "held", T0 + 6001, NULL), 0);
+	outbox_get(f, id, &r);
+	assert_int_equal(r.attempts, 1);
+	assert_int_equal(r.state, OUTBOX_PENDING);
+	counts_match_rows(f);
+	/* only a SENDING row can be deferred */
+	assert_int_equal(store_outbox_defer(f->c, id, T0 + 8000, "again", T0 + 6002, &landed),
+	                 ERR_CONFLICT);
+	outbox_get(f, id, &r);
+	assert_int_equal(r.next_attempt_at, T0 + 7000);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 7000, 10, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(store_outbox_accepted(f->c, id, "wamid.D", "bsp1", T0 + 7001, NULL), 0);
+	assert_int_equal(store_outbox_defer(f->c, id, T0 + 8000, "again", T0 + 7002, NULL),
+	                 ERR_CONFLICT);
+	assert_int_equal(state_of(f, id), OUTBOX_ACCEPTED);
+	assert_int_equal(store_outbox_defer(f->c, 9999, T0 + 8000, "x", T0, NULL), ERR_NOTFOUND);
+	counts_match_rows(f);
+}
+
+/* row_in: a row of priority prio brought to state st (through the real moves). */
+static int64_t row_in(struct fx *f, enum outbox_prio prio, enum outbox_state st,
+                      const char *provider_id)
+{
+	int64_t id = queue_to(f, f->tenant, prio, "919811111111", st != OUTBOX_PENDING);
+	switch (st) {
+	case OUTBOX_PENDING:
+	case OUTBOX_SENDING: break;
+	case OUTBOX_FAILED:
+	case OUTBOX_DEAD:
+		assert_int_equal(store_outbox_fail(f->c, id, st, 131026, "undeliverable", T0, NULL),
+		                 0);
+		break;
+	default:
+		assert_int_equal(store_outbox_accepted(f->c, id, provider_id, "bsp1", T0, NULL), 0);
+		if (st != OUTBOX_ACCEPTED)
+			assert_int_equal(
+			        status_of(f, 0, provider_id, st, 0, "", T0, NULL, NULL, NULL), 0);
+	}
+	assert_int_equal(state_of(f, id), st);
+	return id;
+}
+
+static void test_outbox_resend(void **state)
+{
+	struct fx *f = *state;
+	static const enum outbox_state ok[] = {OUTBOX_FAILED, OUTBOX_ACCEPTED, OUTBOX_SENT,
+	                                       OUTBOX_DELIVERED, OUTBOX_PENDING};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char wamid[32];
+		snprintf(wamid, sizeof(wamid), "wamid.R%zu", i);
+		int64_t id = row_in(f, PRIO_P2, ok[i], wamid);
+		enum outbox_state from = OUTBOX_DEAD;
+		clock_set_fake(T0 + 100);
+		assert_int_equal(store_outbox_resend(f->c, id, "sms", T0 + 100, &from), 0);
+		assert_int_equal(from, ok[i]);
+		struct outbox_row r;
+		outbox_get(f, id, &r);
+		assert_int_equal(r.state, OUTBOX_PENDING);
+		assert_string_equal(r.provider, "sms");
+		assert_string_equal(r.provider_msg_id, "");
+		assert_int_equal(r.next_attempt_at, T0 + 100);
+		assert_int_equal(r.updated_at, T0 + 100);
+		counts_match_rows(f);
+		/* the old provider id no longer names it */
+		if (ok[i] != OUTBOX_PENDING && ok[i] != OUTBOX_FAILED)
+			assert_int_equal(status_of(f, 0, wamid, OUTBOX_READ, 0, "", T0 + 101, NULL,
+			                           NULL, NULL),
+			                 ERR_NOTFOUND);
+		/* due now, and the claim says which provider it must go through */
+		struct outbox_row *rows;
+		int n;
+		assert_int_equal(store_outbox_claim(f->c, T0 + 100, 10, PRIO_P3, &f->a, &rows, &n),
+		                 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(rows[0].id, id);
+		assert_string_equal(rows[0].provider, "sms");
+		assert_int_equal(
+		        store_outbox_fail(f->c, id, OUTBOX_DEAD, 0, "done", T0 + 100, NULL), 0);
+		clock_set_fake(T0);
+	}
+	/* not from SENDING, READ or DEAD: nothing changes */
+	static const enum outbox_state refused[] = {OUTBOX_SENDING, OUTBOX_READ, OUTBOX_DEAD};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char wamid[32];
+		snprintf(wamid, sizeof(wamid), "wamid.X%zu", i);
+		int64_t id = row_in(f, PRIO_P1, refused[i], wamid);
+		struct outbox_row before, after;
+		outbox_get(f, id, &before);
+		enum outbox_state from = OUTBOX_DELIVERED;
+		assert_int_equal(store_outbox_resend(f->c, id, "sms", T0 + 200, &from),
+		                 ERR_CONFLICT);
+		assert_int_equal(from, OUTBOX_DELIVERED);
+		outbox_get(f, id, &after);
+		assert_int_equal(after.state, refused[i]);
+		assert_string_equal(after.provider, before.provider);
+		assert_string_equal(after.provider_msg_id, before.provider_msg_id);
+		assert_int_equal(after.updated_at, before.updated_at);
+	}
+	counts_match_rows(f);
+	assert_int_equal(store_outbox_resend(f->c, 9999, "sms", T0, NULL), ERR_NOTFOUND);
+	/* a provider name must fit a row: 15 characters do, 16 do not */
+	int64_t id = row_in(f, PRIO_P2, OUTBOX_FAILED, "");
+	assert_int_equal(store_outbox_resend(f->c, id, "abcdefghijklmnop", T0, NULL), ERR_INVAL);
+	assert_int_equal(state_of(f, id), OUTBOX_FAILED);
+	assert_int_equal(store_outbox_resend(f->c, id, "abcdefghijklmno", T0, NULL), 0);
+	struct outbox_row r;
+	outbox_get(f, id, &r);
+	assert_string_equal(r.provider, "abcdefghijklmno");
+	/* "" or NULL: any provider */
+	assert_int_equal(store_outbox_resend(f->c, id, NULL, T0, NULL), 0);
+	outbox_get(f, id, &r);
+	assert_string_equal(r.provider, "");
+	counts_match_rows(f);
+}
+
+static void test_outbox_expire(void **state)
+{
+	struct fx *f = *state;
+	int64_t moved[PRIO_COUNT] = {-1, -1, -1, -1};
+	int64_t old[PRIO_COUNT], young[PRIO_COUNT];
+	for (int p = 0; p < PRIO_COUNT; p++)
+		old[p] = queue(f, (enum outbox_prio)p, "{}");
+	int64_t sending = row_in(f, PRIO_P3, OUTBOX_SENDING, "");
+	int64_t failed = row_in(f, PRIO_P2, OUTBOX_FAILED, "");
+	int64_t accepted = row_in(f, PRIO_P3, OUTBOX_ACCEPTED, "wamid.E");
+	clock_set_fake(T0 + 1000);
+	for (int p = 0; p < PRIO_COUNT; p++)
+		young[p] = queue(f, (enum outbox_prio)p, "{}");
+	/* P2 and P3 created before T0 + 1000: only the old pending ones go */
+	assert_int_equal(store_outbox_expire(f->c, PRIO_P2, T0 + 1000, "expired in the queue",
+	                                     T0 + 2000, moved),
+	                 0);
+	assert_int_equal(moved[PRIO_P0], 0);
+	assert_int_equal(moved[PRIO_P1], 0);
+	assert_int_equal(moved[PRIO_P2], 1);
+	assert_int_equal(moved[PRIO_P3], 1);
+	for (int p = 0; p < PRIO_COUNT; p++) {
+		struct outbox_row r;
+		outbox_get(f, old[p], &r);
+		if (p >= PRIO_P2) {
+			assert_int_equal(r.state, OUTBOX_DEAD);
+			assert_string_equal(r.last_error, "expired in the queue");
+			assert_int_equal(r.updated_at, T0 + 2000);
+		} else {
+			assert_int_equal(r.state, OUTBOX_PENDING);
+			assert_string_equal(r.last_error, "");
+		}
+		assert_int_equal(state_of(f, young[p]), OUTBOX_PENDING);
+	}
+	assert_int_equal(state_of(f, sending), OUTBOX_SENDING);
+	assert_int_equal(state_of(f, failed), OUTBOX_FAILED);
+	assert_int_equal(state_of(f, accepted), OUTBOX_ACCEPTED);
+	counts_match_rows(f);
+	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	assert_int_equal(store_outbox_counts(f->c, counts), 0);
+	assert_int_equal(counts[PRIO_P2][OUTBOX_DEAD], 1);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_DEAD], 1);
+	assert_int_equal(counts[PRIO_P3][OUTBOX_PENDING], 1);
+	/* again: nothing more that old */
+	assert_int_equal(store_outbox_expire(f->c, PRIO_P2, T0 + 1000, "x", T0 + 2001, moved), 0);
+	for (int p = 0; p < PRIO_COUNT; p++)
+		assert_int_equal(moved[p], 0);
+	/* every priority, cut just after the young rows */
+	assert_int_equal(store_outbox_expire(f->c, PRIO_P0, T0 + 1001, "x", T0 + 2002, moved), 0);
+	for (int p = 0; p < PRIO_COUNT; p++)
+		assert_int_equal(moved[p], p <= PRIO_P1 ? 2 : 1);
+	assert_int_equal(state_of(f, old[PRIO_P0]), OUTBOX_DEAD);
+	assert_int_equal(state_of(f, young[PRIO_P3]), OUTBOX_DEAD);
+	assert_int_equal(state_of(f, sending), OUTBOX_SENDING);
+	counts_match_rows(f);
+	assert_int_equal(
+	        store_outbox_expire(f->c, (enum outbox_prio)PRIO_COUNT, T0, "x", T0, moved),
+	        ERR_INVAL);
+	assert_int_equal(store_outbox_expire(f->c, PRIO_P0, T0, "x", T0, NULL), ERR_INVAL);
+}
+
+static void test_outbox_accepted_provider(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = queue_to(f, f->tenant, PRIO_P1, "919811111111", 1);
+	int64_t b = queue_to(f, f->tenant, PRIO_P1, "919811111111", 1);
+	int64_t c = queue_to(f, f->tenant, PRIO_P1, "919811111111", 1);
+	enum outbox_state landed = OUTBOX_DEAD;
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", "bsp2", T0 + 1, &landed), 0);
+	assert_int_equal(landed, OUTBOX_ACCEPTED);
+	assert_int_equal(store_outbox_accepted(f->c, b, "req-77", "sms", T0 + 1, NULL), 0);
+	/* a name too long for the row: refused, the row still SENDING */
+	assert_int_equal(store_outbox_accepted(f->c, c, "wamid.C", "abcdefghijklmnop", T0, NULL),
+	                 ERR_INVAL);
+	assert_int_equal(state_of(f, c), OUTBOX_SENDING);
+	assert_int_equal(store_outbox_accepted(f->c, c, "wamid.C", NULL, T0 + 1, NULL), 0);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_ACCEPTED, 10, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].id, c); /* newest first */
+	assert_string_equal(rows[0].provider, "");
+	assert_int_equal(rows[1].id, b);
+	assert_string_equal(rows[1].provider, "sms");
+	assert_string_equal(rows[1].provider_msg_id, "req-77");
+	assert_int_equal(rows[2].id, a);
+	assert_string_equal(rows[2].provider, "bsp2");
+	assert_string_equal(rows[2].provider_msg_id, "wamid.A");
+	counts_match_rows(f);
+}
+
+static void test_outbox_status_any_tenant(void **state)
+{
+	struct fx *f = *state;
+	int64_t t2 = add_tenant(f->c, "100000000002");
+	int64_t mine = queue_to(f, f->tenant, PRIO_P2, "919811111111", 1);
+	int64_t theirs = queue_to(f, t2, PRIO_P0, "919822222222", 1);
+	assert_int_equal(store_outbox_accepted(f->c, mine, "req-1", "sms", T0 + 1, NULL), 0);
+	assert_int_equal(store_outbox_accepted(f->c, theirs, "req-2", "sms", T0 + 1, NULL), 0);
+	/* an SMS report names no shop: tenant 0 finds the row of any */
+	struct outbox_status_update u = {.tenant_id = 0,
+	                                 .provider_msg_id = "req-2",
+	                                 .state = OUTBOX_DELIVERED,
+	                                 .at = T0 + 5};
+	struct outbox_status_result res;
+	memset(&res, 0x5a, sizeof(res));
+	assert_int_equal(store_outbox_status(f->c, &u, &res), 0);
+	assert_int_equal(res.id, theirs);
+	assert_int_equal(res.from, OUTBOX_ACCEPTED);
+	assert_int_equal(res.to, OUTBOX_DELIVERED);
+	assert_int_equal(res.prio, PRIO_P0);
+	assert_string_equal(res.provider, "sms");
+	assert_int_equal(state_of(f, theirs), OUTBOX_DELIVERED);
+	u.provider_msg_id = "req-1";
+	u.state = OUTBOX_FAILED;
+	u.error_code = 30008;
+	u.error = "dlr failed";
+	assert_int_equal(store_outbox_status(f->c, &u, &res), 0);
+	assert_int_equal(res.id, mine);
+	assert_int_equal(res.from, OUTBOX_ACCEPTED);
+	assert_int_equal(res.to, OUTBOX_FAILED);
+	assert_int_equal(res.prio, PRIO_P2);
+	assert_string_equal(res.provider, "sms");
+	struct outbox_row r;
+	outbox_get(f, mine, &r);
+	assert_int_equal(r.state, OUTBOX_FAILED);
+	assert_int_equal(r.last_error_code, 30008);
+	assert_string_equal(r.last_error, "dlr failed");
+	/* a shop's status still finds only its own rows */
+	enum outbox_state o, nw;
+	assert_int_equal(status_of(f, 0, "req-2", OUTBOX_READ, 0, "", T0 + 6, &o, &nw, NULL),
+	                 ERR_NOTFOUND);
+	assert_int_equal(state_of(f, theirs), OUTBOX_DELIVERED);
+	u.tenant_id = t2;
+	u.provider_msg_id = "req-2";
+	u.state = OUTBOX_READ;
+	assert_int_equal(store_outbox_status(f->c, &u, &res), 0);
+	assert_int_equal(res.id, theirs);
+	assert_int_equal(res.to, OUTBOX_READ);
+	/* tenant 0 and an unknown id: not found */
+	u.tenant_id = 0;
+	u.provider_msg_id = "req-404";
+	assert_int_equal(store_outbox_status(f->c, &u, &res), ERR_NOTFOUND);
+	counts_match_rows(f);
+}
+
+/*
+ * A row WhatsApp failed is queued again for SMS (store_outbox_resend).
+ * WhatsApp's webhooks for the old send carry the row id as their hint and
+ * come late, out of order, or again (a redelivery): none of them may take
+ * the row back from the SMS send - the hint is for a send whose answer
+ * munim never heard, not for one it gave up on.
+ */
+static void test_outbox_resend_late_status_of_old_send_pending(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = row_in(f, PRIO_P1, OUTBOX_ACCEPTED, "wamid.OLD");
+	assert_int_equal(status_of(f, id, "wamid.OLD", OUTBOX_FAILED, 131026, "undeliverable",
+	                           T0 + 1, NULL, NULL, NULL),
+	                 0);
+	assert_int_equal(store_outbox_resend(f->c, id, "sms", T0 + 2, NULL), 0);
+	static const enum outbox_state late[] = {OUTBOX_FAILED, OUTBOX_SENT, OUTBOX_DELIVERED};
+	for (size_t i = 0; i < sizeof(late) / sizeof(late[0]); i++) {
+		enum outbox_state o = OUTBOX_DEAD, nw = OUTBOX_DEAD;
+		int rc = status_of(f, id, "wamid.OLD", late[i], 131026, "undeliverable", T0 + 3, &o,
+		                   &nw, NULL);
+		struct outbox_row r;
+		outbox_get(f, id, &r);
+		if (r.state != OUTBOX_PENDING)
+			fail_msg("a late \"%s\" status of the failed WhatsApp send moved the row "
+			         "queued for SMS to %s",
+			         outbox_state_name(late[i]), outbox_state_name(r.state));
+		assert_true(rc == ERR_NOTFOUND || (rc == 0 && o == nw));
+		assert_string_equal(r.provider, "sms");
+		assert_string_equal(r.provider_msg_id, "");
+	}
+	counts_match_rows(f);
+}
+
+static void test_outbox_resend_late_status_of_old_send_sending(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = row_in(f, PRIO_P1, OUTBOX_ACCEPTED, "wamid.OLD");
+	assert_int_equal(status_of(f, id, "wamid.OLD", OUTBOX_FAILED, 131026, "undeliverable",
+	                           T0 + 1, NULL, NULL, NULL),
+	                 0);
+	assert_int_equal(store_outbox_resend(f->c, id, "sms", T0 + 2, NULL), 0);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_claim(f->c, T0 + 2, 10, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	/* the SMS is in flight when WhatsApp's failed status comes again */
+	status_of(f, id, "wamid.OLD", OUTBOX_FAILED, 131026, "undeliverable", T0 + 3, NULL, NULL,
+	          NULL);
+	enum outbox_state landed = OUTBOX_DEAD;
+	assert_int_equal(store_outbox_accepted(f->c, id, "req-SMS", "sms", T0 + 4, &landed), 0);
+	if (landed != OUTBOX_ACCEPTED)
+		fail_msg("the SMS the gateway accepted was recorded %s: WhatsApp's old status "
+		         "was kept aside for it",
+		         outbox_state_name(landed));
+	struct outbox_row r;
+	outbox_get(f, id, &r);
+	assert_string_equal(r.provider_msg_id, "req-SMS");
+	counts_match_rows(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1812,6 +2281,17 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_cancel_marketing, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_order_set_paid, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_claim_max_prio, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_next_due_max_prio, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_defer, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_resend, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_expire, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_accepted_provider, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_status_any_tenant, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_resend_late_status_of_old_send_pending,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_resend_late_status_of_old_send_sending,
+	                                        setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
