@@ -592,15 +592,13 @@ struct outbox_status_result {
 /*
  * store_outbox_status applies u to the tenant's row that carries
  * u->provider_msg_id. When none does but u->row_hint names a row of the
- * tenant PENDING with no provider id and not pinned to a provider - a send the provider accepted but
- * munim never heard the answer of (a crash mid-send, or a timeout) - that
- * row takes the provider id and the status, so it is not sent again. A row
- * still SENDING (its answer not yet recorded) keeps the status aside and
- * takes it when the answer is recorded (store_outbox_accepted) or at
- * start-up (store_outbox_recover); the move reported is then none. States only
- * move forward (accepted < sent < delivered < read; failed is terminal).
- * *res (may be NULL) reports the row and its move. ERR_NOTFOUND if no row
- * matches.
+ * tenant PENDING with no provider id and not pinned to a provider - a send the provider accepted
+ * but munim never heard the answer of (a crash mid-send, or a timeout) - that row takes the
+ * provider id and the status, so it is not sent again. A row still SENDING (its answer not yet
+ * recorded) keeps the status aside and takes it when the answer is recorded (store_outbox_accepted)
+ * or at start-up (store_outbox_recover); the move reported is then none. States only move forward
+ * (accepted < sent < delivered < read; failed is terminal). *res (may be NULL) reports the row and
+ * its move. ERR_NOTFOUND if no row matches.
  */
 int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                         struct outbox_status_result *res);
