@@ -220,6 +220,13 @@ static void settle(struct sender *s, const struct send_outcome *o, int64_t now)
 		         (long long)o->id, (long long)o->tenant_id, o->to, o->error, o->pin);
 		return;
 	}
+	if (o->final == OUTBOX_PENDING && o->landed == OUTBOX_FAILED && o->prio == PRIO_P3) {
+		log_info("send.not_again",
+		         "offer %lld to %s is not sent again: the customer opted out, or the "
+		         "provider reported it failed",
+		         (long long)o->id, o->to);
+		return;
+	}
 	if (o->landed != o->final && o->final != OUTBOX_ACCEPTED) {
 		/* a delivery status overtook this answer: the provider has the
 		 * message, so it is not retried or failed */
@@ -655,8 +662,24 @@ void sender_render_metrics(struct sender *s, struct buf *out)
 	help(out, "munim_breaker_state", "gauge",
 	     "Circuit breaker of each provider: 0 closed, 1 open, 2 half-open.");
 	for (int i = 0; i < l->n; i++)
-		buf_printf(out, "munim_breaker_state{provider=\"%s\",url=\"%s\"} %d\n",
-		           l->p[i].name, l->p[i].url, atomic_load(&l->p[i].state));
+		buf_printf(out, "munim_breaker_state{provider=\"%s\"} %d\n", l->p[i].name,
+		           atomic_load(&l->p[i].state));
+	help(out, "munim_provider_info", "gauge",
+	     "The providers in failover order (bsp1, bsp2, ..., sms) and their URLs.");
+	for (int i = 0; i < l->n; i++) {
+		buf_printf(out, "munim_provider_info{provider=\"%s\",order=\"%d\",url=\"",
+		           l->p[i].name, i + 1);
+		/* a label value escapes backslash, quote and newline */
+		for (const char *c = l->p[i].url; *c; c++) {
+			if (*c == '\\' || *c == '"')
+				buf_putc(out, '\\');
+			if (*c == '\n')
+				buf_puts(out, "\\n");
+			else
+				buf_putc(out, *c);
+		}
+		buf_puts(out, "\"} 1\n");
+	}
 	help(out, "munim_breaker_transitions_total", "counter",
 	     "Breaker state changes by provider and the state entered.");
 	for (int i = 0; i < l->n; i++) {

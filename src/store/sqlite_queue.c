@@ -590,6 +590,33 @@ int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *prov
 	                     provider_msg_id, now, provider, "record acceptance", landed);
 }
 
+/*
+ * unless_opted_out: row id just went back to PENDING; if it is marketing
+ * (P3) to a customer who wrote "stop" while it was out - after the stop
+ * failed their waiting rows (store_outbox_cancel_marketing) - it fails
+ * now instead of going again (131050, as the stop's own). *landed follows.
+ */
+static int unless_opted_out(struct store_conn *c, int64_t id, int64_t now,
+                            enum outbox_state *landed)
+{
+	static const char sql[] =
+	        "UPDATE outbox SET state = 6, last_error_code = 131050,"
+	        " last_error = 'recipient opted out', updated_at = ?2"
+	        " WHERE id = ?1 AND state = 0 AND priority = 3 AND EXISTS (SELECT 1 FROM customers"
+	        " WHERE tenant_id = outbox.tenant_id AND wa_id = outbox.to_id AND opted_out = 1)";
+	const char *what = "drop marketing to a customer who opted out";
+	enum sq_op_mode mode;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
+		return rc;
+	rc = store__sq_run(c, SQ_OUTBOX_OPTED_OUT, sql, what, "ii", id, now);
+	if (rc == 0 && sqlite3_changes(store__sq_db(c)) > 0) {
+		store__sq_count(c, PRIO_P3, OUTBOX_PENDING, OUTBOX_FAILED, 1);
+		*landed = OUTBOX_FAILED;
+	}
+	return store__sq_op_end(c, mode, rc);
+}
+
 int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,
                            int error_code, const char *error, int64_t now,
                            enum outbox_state *landed)
@@ -597,8 +624,11 @@ int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attemp
 	static const char sql[] = "UPDATE outbox SET state = ?6, next_attempt_at = ?2,"
 	                          " last_error_code = ?3, last_error = ?4, updated_at = ?5"
 	                          " WHERE id = ?1";
-	return outbox_update(c, SQ_OUTBOX_RETRY, sql, id, OUTBOX_PENDING, 0, next_attempt_at,
-	                     error_code, error, now, NULL, "schedule retry", landed);
+	int rc = outbox_update(c, SQ_OUTBOX_RETRY, sql, id, OUTBOX_PENDING, 0, next_attempt_at,
+	                       error_code, error, now, NULL, "schedule retry", landed);
+	if (rc == 0 && *landed == OUTBOX_PENDING)
+		rc = unless_opted_out(c, id, now, landed);
+	return rc;
 }
 
 int store__sq_outbox_defer(struct store_conn *c, int64_t id, int64_t next_attempt_at,
@@ -608,8 +638,11 @@ int store__sq_outbox_defer(struct store_conn *c, int64_t id, int64_t next_attemp
 	static const char sql[] = "UPDATE outbox SET state = ?6, next_attempt_at = ?2,"
 	                          " attempts = max(attempts - 1, 0), last_error = ?4,"
 	                          " updated_at = ?5 WHERE id = ?1";
-	return outbox_update(c, SQ_OUTBOX_DEFER, sql, id, OUTBOX_PENDING, 0, next_attempt_at, 0,
-	                     why, now, NULL, "hold outbox row", landed);
+	int rc = outbox_update(c, SQ_OUTBOX_DEFER, sql, id, OUTBOX_PENDING, 0, next_attempt_at, 0,
+	                       why, now, NULL, "hold outbox row", landed);
+	if (rc == 0 && *landed == OUTBOX_PENDING)
+		rc = unless_opted_out(c, id, now, landed);
+	return rc;
 }
 
 int store__sq_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,

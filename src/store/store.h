@@ -539,6 +539,8 @@ int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
  */
 int store_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
                           const char *provider, int64_t now, enum outbox_state *landed);
+/* A P3 row going back to PENDING (retry, defer) while its customer has opted
+ * out lands FAILED (131050, "recipient opted out") instead. */
 int store_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at, int error_code,
                        const char *error, int64_t now, enum outbox_state *landed);
 int store_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state state, int error_code,

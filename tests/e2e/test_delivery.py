@@ -8,6 +8,7 @@ Real processes on loopback: `munim serve` and one or two `munim mock-bsp`
 import json
 import os
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -384,3 +385,42 @@ def test_p0_goes_ahead_of_50000_queued_broadcasts():
         assert len(between) <= inflight, len(between)
         print("priority: the P0 went out %d ms after it was queued, behind %d P3 sends; "
               "%d P3 still queued" % (notice["received_at"] - p0_at, len(between), pending))
+
+
+def test_failover_order_from_the_environment():
+    """MUNIM_BSP_URL as a comma list is the failover order; --bsp-url given
+    on the command line replaces it. /metrics names each provider's breaker
+    exactly as munim_breaker_state{provider="..."}."""
+    s = Stack()
+    s.start_mock()
+    port = free_port()
+    env = dict(os.environ, MUNIM_BSP_URL="%s, http://127.0.0.1:9/backup/" % s.bsp,
+               MUNIM_SMS_URL=s.bsp + "/api/v5/flow", MUNIM_SMS_TOKEN=SMS_TOKEN)
+    serve = Proc([MUNIM, "serve", "--db", s.db, "--listen", "127.0.0.1:%d" % port,
+                  "--app-secret", SECRET, "--verify-token", "v", "--access-token", "t"],
+                 s.dir + "/serve-env.log", env=env)
+    try:
+        url = "http://127.0.0.1:%d" % port
+        wait_until(lambda: s._ok(url + "/readyz"), what="serve ready")
+        text = http("GET", url + "/metrics")[1].decode()
+        for line in ('munim_breaker_state{provider="bsp1"} 0',
+                     'munim_breaker_state{provider="bsp2"} 0',
+                     'munim_breaker_state{provider="sms"} 0',
+                     'munim_provider_info{provider="bsp1",order="1",url="%s"} 1' % s.bsp,
+                     'munim_provider_info{provider="bsp2",order="2",'
+                     'url="http://127.0.0.1:9/backup"} 1'):
+            assert line in text.splitlines(), (line, text)
+    finally:
+        assert serve.stop() == 0
+    # a flag replaces the environment's list, and bad lists are refused
+    r = subprocess.run([MUNIM, "config", "--dump", "--bsp-url", "http://x", "--bsp-url",
+                        "http://y"], env=dict(os.environ, MUNIM_BSP_URL="http://a,http://b"),
+                       capture_output=True, text=True, timeout=20)
+    assert "bsp-url = http://x,http://y" in r.stdout.splitlines(), r.stdout
+    env_bad = dict(os.environ, MUNIM_BSP_URL="http://a,,http://c")
+    bad = Proc([MUNIM, "serve", "--db", s.db, "--listen", "127.0.0.1:%d" % free_port(),
+                "--app-secret", SECRET, "--verify-token", "v", "--access-token", "t"],
+               s.dir + "/serve-bad.log", env=env_bad)
+    assert bad.p.wait(timeout=20) != 0
+    assert "BSP URL 2 of" in open(s.dir + "/serve-bad.log").read()
+    s.stop()

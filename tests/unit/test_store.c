@@ -1732,6 +1732,44 @@ static void test_outbox_cancel_marketing(void **state)
 	                 ERR_INVAL);
 }
 
+/* A P3 row out (SENDING) when its customer wrote "stop" is not sent again:
+ * its retry or hold lands FAILED 131050; a P2 reply and another customer's
+ * offer go back to PENDING as ever. */
+static void test_outbox_opted_out_while_sending(void **state)
+{
+	struct fx *f = *state;
+	enum outbox_state landed;
+	int changed = 0;
+	const char *me = "919811111111", *you = "919822222222";
+	int64_t offer = queue_to(f, f->tenant, PRIO_P3, me, 1);
+	int64_t held = queue_to(f, f->tenant, PRIO_P3, me, 1);
+	int64_t reply = queue_to(f, f->tenant, PRIO_P2, me, 1);
+	int64_t other = queue_to(f, f->tenant, PRIO_P3, you, 1);
+	add_customer(f, me);
+	add_customer(f, you);
+	assert_int_equal(store_customer_set_opted_out(f->c, f->tenant, me, 1, &changed), 0);
+	assert_int_equal(changed, 1);
+
+	assert_int_equal(store_outbox_retry(f->c, offer, T0 + 100, 131000, "boom", T0, &landed), 0);
+	assert_int_equal(landed, OUTBOX_FAILED);
+	assert_int_equal(store_outbox_defer(f->c, held, T0 + 100, "held", T0, &landed), 0);
+	assert_int_equal(landed, OUTBOX_FAILED);
+	assert_int_equal(store_outbox_retry(f->c, reply, T0 + 100, 131000, "boom", T0, &landed), 0);
+	assert_int_equal(landed, OUTBOX_PENDING);
+	assert_int_equal(store_outbox_retry(f->c, other, T0 + 100, 131000, "boom", T0, &landed), 0);
+	assert_int_equal(landed, OUTBOX_PENDING);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_FAILED, 100, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < n; i++) {
+		assert_true(rows[i].id == offer || rows[i].id == held);
+		assert_int_equal(rows[i].last_error_code, 131050);
+		assert_string_equal(rows[i].last_error, "recipient opted out");
+	}
+	counts_match_rows(f);
+}
+
 static void test_order_set_paid(void **state)
 {
 	struct fx *f = *state;
@@ -2280,6 +2318,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_marketing_queries_use_their_indexes, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_cancel_marketing, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_opted_out_while_sending, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_order_set_paid, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_claim_max_prio, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_next_due_max_prio, setup, teardown),
