@@ -268,6 +268,37 @@ static const char *sms_text(const struct jsonr_val *msg)
 	return NULL;
 }
 
+/*
+ * sms_cut: text as three SMS parts carry it: 459 characters when it is all
+ * ASCII (GSM-7, 153 a part), cut with "..."; 201 when it has any other
+ * character (UCS-2, 67 a part: Hindi), cut with "…". In a.
+ */
+static const char *sms_cut(struct arena *a, const char *text)
+{
+	int ascii = 1;
+	size_t chars = 0;
+	for (const unsigned char *p = (const unsigned char *)text; *p; chars++) {
+		size_t n = utf8_len(p);
+		ascii &= *p < 0x80;
+		p += n ? n : 1;
+	}
+	size_t max = ascii ? WAMSG_SMS_TEXT_MAX : WAMSG_SMS_UNICODE_MAX;
+	const char *mark = ascii ? "..." : "\xe2\x80\xa6";
+	size_t keep = max - (ascii ? 3 : 1);
+	if (chars <= max)
+		return text;
+	const unsigned char *p = (const unsigned char *)text;
+	for (size_t i = 0; i < keep; i++) {
+		size_t n = utf8_len(p);
+		p += n ? n : 1;
+	}
+	size_t bytes = (size_t)(p - (const unsigned char *)text);
+	char *cut = arena_alloc(a, bytes + strlen(mark) + 1);
+	memcpy(cut, text, bytes);
+	strcpy(cut + bytes, mark);
+	return cut;
+}
+
 int wamsg_sms_body(struct buf *out, const char *template_id, const char *to, const char *wa_body,
                    struct arena *a)
 {
@@ -283,7 +314,7 @@ int wamsg_sms_body(struct buf *out, const char *template_id, const char *to, con
 	buf_puts(out, ",\"short_url\":\"0\",\"recipients\":[{\"mobiles\":");
 	put_str(out, to && to[0] == '+' ? to + 1 : to, WAMSG_ID_MAX, NULL);
 	buf_puts(out, ",\"var\":");
-	put_str(out, text, WAMSG_SMS_TEXT_MAX, "\xe2\x80\xa6");
+	put_str(out, sms_cut(a, text), WAMSG_SMS_TEXT_MAX, NULL);
 	buf_puts(out, "}]}");
 	return 0;
 }

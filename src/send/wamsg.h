@@ -46,8 +46,10 @@ struct buf;
 void wamsg_with_callback(struct buf *out, const char *body, int64_t row_id);
 int64_t wamsg_callback_row(const char *s);
 
-/* The longest text an SMS carries: three concatenated GSM-7 parts. */
-#define WAMSG_SMS_TEXT_MAX 459
+/* The longest text an SMS fallback carries: three concatenated parts, of
+ * GSM-7 (153 characters each) for ASCII text, else of UCS-2 (67 each). */
+#define WAMSG_SMS_TEXT_MAX    459
+#define WAMSG_SMS_UNICODE_MAX 201
 
 /*
  * wamsg_sms_body writes into out the SMS gateway's request (MSG91's flow
@@ -55,8 +57,9 @@ int64_t wamsg_callback_row(const char *s);
  * {"template_id":T,"short_url":"0","recipients":[{"mobiles":to without
  * '+',"var":text}]}. The text is the message's text, an interactive
  * message's body, or a template's first body parameter, cut to
- * WAMSG_SMS_TEXT_MAX characters (an ellipsis marks the cut). a holds the
- * parse. 0, or ERR_INVAL when wa_body has no such text (out is then empty).
+ * WAMSG_SMS_TEXT_MAX characters ("..." marks the cut), or to
+ * WAMSG_SMS_UNICODE_MAX when it has any character beyond ASCII ("…"). a
+ * holds the parse and the cut. 0, or ERR_INVAL when wa_body has no such text (out is then empty).
  */
 int wamsg_sms_body(struct buf *out, const char *template_id, const char *to, const char *wa_body,
                    struct arena *a);

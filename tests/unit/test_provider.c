@@ -6,7 +6,7 @@
  * it logs); the request of one send (the Cloud API URL and body with our
  * row id spliced in, the SMS gateway's flow body for text, interactive and
  * template messages, none for media); the SMS body itself (escaping, the
- * cut at WAMSG_SMS_TEXT_MAX characters counted in UTF-8); how an answer is
+ * cut at three SMS parts: 459 ASCII or 201 other characters); how an answer is
  * read (BSP and SMS gateway, no answer, a cut body); and the rolling
  * delivery rate with an injected clock (bounds, too few reports, per mille,
  * the threshold's edge, the window forgetting, the metrics text).
@@ -471,23 +471,33 @@ static char *repeat(const char *unit, size_t n)
 static void test_sms_body_cut_in_characters(void **state)
 {
 	struct fx *f = *state;
-	static const char *const units[] = {"a", "\xe0\xa4\x95" /* क */, "\xf0\x9f\x99\x8f"};
-	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
-		/* exactly WAMSG_SMS_TEXT_MAX characters: kept whole */
-		char *text = repeat(units[u], WAMSG_SMS_TEXT_MAX);
+	/* ASCII goes as GSM-7 (459 in three parts, cut with "..."); any other
+	 * character makes it UCS-2 (201, cut with "…") */
+	static const struct {
+		const char *unit;
+		size_t max;
+		const char *mark;
+	} cases[] = {{"a", WAMSG_SMS_TEXT_MAX, "..."},
+	             {"\xe0\xa4\x95" /* क */, WAMSG_SMS_UNICODE_MAX, "\xe2\x80\xa6"},
+	             {"\xf0\x9f\x99\x8f", WAMSG_SMS_UNICODE_MAX, "\xe2\x80\xa6"}};
+	for (size_t u = 0; u < sizeof(cases) / sizeof(cases[0]); u++) {
+		const char *unit = cases[u].unit, *mark = cases[u].mark;
+		size_t max = cases[u].max, marklen = strcmp(mark, "...") == 0 ? 3 : 1;
+		/* exactly max characters: kept whole */
+		char *text = repeat(unit, max);
 		char *var = sms_text_of(f, text);
 		assert_string_equal(var, text);
-		assert_int_equal(utf8_chars(var), WAMSG_SMS_TEXT_MAX);
+		assert_int_equal(utf8_chars(var), max);
 		free(var);
 		free(text);
-		/* one more: cut to WAMSG_SMS_TEXT_MAX characters, the last "…" */
+		/* more: cut to max characters, the mark last */
 		for (size_t extra = 1; extra <= 41; extra += 40) {
-			text = repeat(units[u], WAMSG_SMS_TEXT_MAX + extra);
+			text = repeat(unit, max + extra);
 			var = sms_text_of(f, text);
-			assert_int_equal(utf8_chars(var), WAMSG_SMS_TEXT_MAX);
-			size_t kept = strlen(units[u]) * (WAMSG_SMS_TEXT_MAX - 1);
+			assert_int_equal(utf8_chars(var), max);
+			size_t kept = strlen(unit) * (max - marklen);
 			assert_memory_equal(var, text, kept);
-			assert_string_equal(var + kept, "\xe2\x80\xa6");
+			assert_string_equal(var + kept, mark);
 			free(var);
 			free(text);
 		}
@@ -497,7 +507,7 @@ static void test_sms_body_cut_in_characters(void **state)
 	                     "\xa5\x87 ",
 	                     100); /* "नमस्ते " x 100 = 700 characters */
 	char *var = sms_text_of(f, hindi);
-	assert_int_equal(utf8_chars(var), WAMSG_SMS_TEXT_MAX);
+	assert_int_equal(utf8_chars(var), WAMSG_SMS_UNICODE_MAX);
 	size_t len = strlen(var);
 	assert_true(len > 3);
 	assert_string_equal(var + len - 3, "\xe2\x80\xa6");
