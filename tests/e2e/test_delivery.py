@@ -174,8 +174,9 @@ def test_outage_sms_fallback_then_recovery():
         assert m['munim_delivery_rate{provider="sms"}'] == 1.0, m
         assert m['munim_breaker_transitions_total{provider="bsp1",to="open"}'] >= 1
         assert m['munim_breaker_transitions_total{provider="bsp1",to="closed"}'] >= 1
-        print("outage drill: first SMS %.1f s after the outage began; backlog drained %.1f s"
-              " after it ended; %d rows" % (t_sms, t_drained, len(rows(s))))
+        print("outage drill: breaker open after %d failed calls; first SMS %.1f s after the"
+              " outage began; backlog drained %.1f s after it ended; %d rows"
+              % (failed - base_fail, t_sms, t_drained, len(rows(s))))
 
 
 def post_texts(s, n, text="stock atta", first=0, gap=0.02):
