@@ -70,6 +70,7 @@ const char *const cli_serve_opts[] = {
         "roles",
         "bsp-token",
         "bsp-auth-header",
+        "bsp-format",
         "sms-url",
         "sms-token",
         "sms-template-id",

@@ -46,6 +46,10 @@ static const struct cfg_entry table[] = {
         {"bsp-auth-header", CFG_LIST, OFF(bsp_auth_header), "", 0, 0, "MUNIM_BSP_AUTH_HEADER", 0,
          "each BSP's auth header, in --bsp-url order: empty for \"Authorization: Bearer\", "
          "or a header name carrying the token (360dialog: D360-API-KEY)"},
+        {"bsp-format", CFG_LIST, OFF(bsp_format), "", 0, 0, "MUNIM_BSP_FORMAT", 0,
+         "each BSP's request format, in --bsp-url order: cloud (Meta's "
+         "/{version}/{phone_number_id}/messages, the default) or 360dialog (/messages, "
+         "the token in D360-API-KEY)"},
         {"sms-url", CFG_STR, OFF(sms_url), "", 0, 0, "MUNIM_SMS_URL", 0,
          "SMS gateway's send URL (MSG91-style flow API); empty: no SMS fallback"},
         {"sms-token", CFG_STR, OFF(sms_token), "", 0, 0, "MUNIM_SMS_TOKEN", 1,

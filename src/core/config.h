@@ -42,6 +42,7 @@ struct config {
 	/* delivery: providers, breakers, pacing, fallback */
 	char *bsp_token;       /* list, in bsp_url order ("" items: access_token) */
 	char *bsp_auth_header; /* list, in bsp_url order ("" items: bearer) */
+	char *bsp_format;      /* list, in bsp_url order: "cloud" ("") or "360dialog" */
 	char *sms_url;
 	char *sms_token;
 	char *sms_template_id;

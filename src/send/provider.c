@@ -3,9 +3,10 @@
  * how their answers are read.
  *
  *   bsp1..bspN  WhatsApp Cloud API, directly (Meta) or through a BSP that
- *               speaks it (360dialog-style proxies take the token in their
- *               own header: --bsp-auth-header D360-API-KEY). The order of
- *               --bsp-url is the failover order.
+ *               speaks it; --bsp-format 360dialog for a proxy that takes
+ *               POST {url}/messages with the token in D360-API-KEY (it
+ *               knows the number from the key). The order of --bsp-url is
+ *               the failover order.
  *   sms         an MSG91-style flow API: POST the URL with header
  *               "authkey", {"template_id", "recipients":[{"mobiles",
  *               "var"}]}; the gateway's template carries the DLT template
@@ -88,13 +89,15 @@ static int breaker_config_of(const struct config *cfg, struct breaker_config *bc
 	return breaker_init(&probe, bc);
 }
 
-static int add(struct provider_list *l, enum provider_kind kind, const char *name, const char *url,
-               const char *header, const char *token, const struct breaker_config *bc)
+static int add(struct provider_list *l, enum provider_kind kind, enum provider_format format,
+               const char *name, const char *url, const char *header, const char *token,
+               const struct breaker_config *bc)
 {
 	struct provider *p = &l->p[l->n];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->kind = kind;
+	p->format = format;
 	size_t len = strlen(url);
 	while (kind == PROVIDER_WHATSAPP && len > 0 && url[len - 1] == '/')
 		len--;
@@ -117,8 +120,8 @@ static int add(struct provider_list *l, enum provider_kind kind, const char *nam
 
 int provider_list_init(struct provider_list *l, const struct config *cfg)
 {
-	char **urls = NULL, **tokens = NULL, **headers = NULL;
-	int nurls = 0, ntokens = 0, nheaders = 0, rc = ERR_INVAL;
+	char **urls = NULL, **tokens = NULL, **headers = NULL, **formats = NULL;
+	int nurls = 0, ntokens = 0, nheaders = 0, nformats = 0, rc = ERR_INVAL;
 	struct breaker_config bc;
 	memset(l, 0, sizeof(*l));
 	l->sms = -1;
@@ -129,6 +132,7 @@ int provider_list_init(struct provider_list *l, const struct config *cfg)
 	nurls = config_list_split(cfg->bsp_url, &urls);
 	ntokens = config_list_split(cfg->bsp_token, &tokens);
 	nheaders = config_list_split(cfg->bsp_auth_header, &headers);
+	nformats = config_list_split(cfg->bsp_format, &formats);
 	if (nurls < 1 || nurls > PROVIDER_MAX_BSPS) {
 		log_error("send.start_failed", "between 1 and %d BSP URLs are needed, not %d",
 		          PROVIDER_MAX_BSPS, nurls);
@@ -140,11 +144,28 @@ int provider_list_init(struct provider_list *l, const struct config *cfg)
 		          nheaders, nurls);
 		goto out;
 	}
+	if (nformats > nurls) {
+		log_error("send.start_failed", "%d BSP formats given for %d BSP URLs", nformats,
+		          nurls);
+		goto out;
+	}
 	for (int i = 0; i < nurls; i++) {
 		char name[OUTBOX_PROVIDER_MAX];
 		snprintf(name, sizeof(name), "bsp%d", i + 1);
 		const char *token = i < ntokens && *tokens[i] ? tokens[i] : cfg->access_token;
-		const char *header = i < nheaders ? headers[i] : "";
+		const char *fmt = i < nformats ? formats[i] : "";
+		enum provider_format format = PROVIDER_CLOUD;
+		if (strcmp(fmt, "360dialog") == 0) {
+			format = PROVIDER_360DIALOG;
+		} else if (*fmt && strcmp(fmt, "cloud") != 0) {
+			log_error("send.start_failed",
+			          "\"%s\" is not a BSP format (cloud or 360dialog) (%s)", fmt,
+			          name);
+			goto out;
+		}
+		const char *header = i < nheaders && *headers[i]    ? headers[i]
+		                     : format == PROVIDER_360DIALOG ? "D360-API-KEY"
+		                                                    : "";
 		if (!*urls[i]) {
 			log_error("send.start_failed", "BSP URL %d of \"%s\" is empty", i + 1,
 			          cfg->bsp_url);
@@ -161,7 +182,8 @@ int provider_list_init(struct provider_list *l, const struct config *cfg)
 			          name);
 			goto out;
 		}
-		if ((rc = add(l, PROVIDER_WHATSAPP, name, urls[i], header, token, &bc)) != 0)
+		if ((rc = add(l, PROVIDER_WHATSAPP, format, name, urls[i], header, token, &bc)) !=
+		    0)
 			goto out;
 		rc = ERR_INVAL;
 	}
@@ -177,8 +199,8 @@ int provider_list_init(struct provider_list *l, const struct config *cfg)
 			goto out;
 		}
 		l->sms = l->n;
-		if ((rc = add(l, PROVIDER_SMS_GATEWAY, PROVIDER_SMS, cfg->sms_url, "authkey",
-		              cfg->sms_token, &bc)) != 0)
+		if ((rc = add(l, PROVIDER_SMS_GATEWAY, PROVIDER_CLOUD, PROVIDER_SMS, cfg->sms_url,
+		              "authkey", cfg->sms_token, &bc)) != 0)
 			goto out;
 	}
 	rc = 0;
@@ -186,6 +208,7 @@ out:
 	config_list_free(urls, nurls);
 	config_list_free(tokens, ntokens);
 	config_list_free(headers, nheaders);
+	config_list_free(formats, nformats);
 	if (rc != 0)
 		provider_list_release(l);
 	return rc;
@@ -210,7 +233,10 @@ int provider_request(const struct provider *p, const struct config *cfg, int64_t
 		buf_puts(url, p->url);
 		return wamsg_sms_body(body, cfg->sms_template_id, to, wa_body, a);
 	}
-	buf_printf(url, "%s/%s/%s/messages", p->url, cfg->graph_version, phone_number_id);
+	if (p->format == PROVIDER_360DIALOG)
+		buf_printf(url, "%s/messages", p->url);
+	else
+		buf_printf(url, "%s/%s/%s/messages", p->url, cfg->graph_version, phone_number_id);
 	wamsg_with_callback(body, wa_body, row_id);
 	return 0;
 }

@@ -26,6 +26,10 @@
 
 enum provider_kind { PROVIDER_WHATSAPP = 0, PROVIDER_SMS_GATEWAY = 1 };
 
+/* How a BSP wants its send call: Meta's Cloud API path, or a 360dialog-style
+ * proxy's, which knows the number from its API key. */
+enum provider_format { PROVIDER_CLOUD = 0, PROVIDER_360DIALOG = 1 };
+
 /*
  * One provider. Written by provider_list_init before any thread starts,
  * except: br (the sender's network thread only) and the atomics (the
@@ -34,6 +38,7 @@ enum provider_kind { PROVIDER_WHATSAPP = 0, PROVIDER_SMS_GATEWAY = 1 };
 struct provider {
 	char name[OUTBOX_PROVIDER_MAX]; /* "bsp1".."bsp8", "sms" */
 	enum provider_kind kind;
+	enum provider_format format; /* WhatsApp only */
 	char *url; /* WhatsApp: base URL without a trailing '/'; SMS: the send URL */
 	struct curl_slist *headers;
 	struct breaker br;
@@ -54,11 +59,14 @@ struct provider_list {
 
 /*
  * provider_list_init builds the providers from cfg: one BSP per item of
- * bsp_url (its token from bsp_token, else access_token; its auth header
- * from bsp_auth_header, else "Authorization: Bearer"), and the SMS
+ * bsp_url (its format from bsp_format, else cloud; its token from
+ * bsp_token, else access_token; its auth header from bsp_auth_header,
+ * else "D360-API-KEY" for 360dialog and "Authorization: Bearer" for
+ * cloud), and the SMS
  * gateway when sms_url is set. Breakers start CLOSED with the cfg's
  * thresholds. 0, or ERR_INVAL with the reason printed to the log (no BSP,
- * more than PROVIDER_MAX_BSPS, an empty URL, a BSP without a token, an SMS
+ * more than PROVIDER_MAX_BSPS, an empty URL, an unknown format, a BSP
+ * without a token, an SMS
  * URL without a token, a header name that is not a token, a threshold out
  * of bounds); l is then empty.
  */
@@ -68,7 +76,8 @@ void provider_list_release(struct provider_list *l);
 /*
  * provider_request builds the request of one send through p into url and
  * body: for a BSP, POST {url}/{graph_version}/{phone_number_id}/messages
- * with the stored Cloud API body and our row id as its callback data; for
+ * (a 360dialog-style one: {url}/messages) with the stored Cloud API body
+ * and our row id as its callback data; for
  * the SMS gateway, the text of that body in the configured template
  * (wamsg_sms_body). a is scratch. 0, or ERR_INVAL when the SMS gateway
  * cannot carry the message (no text in it).

@@ -5,6 +5,8 @@
  *
  * Endpoints
  *   POST /{version}/{phone_number_id}/messages   the Cloud API send call
+ *   POST /messages (or /v1/messages)             the same, 360dialog-style:
+ *                                                from --phone-number-id
  *   POST /api/v5/flow                            MSG91's flow send (mock_bsp_sms.c)
  *   GET  /_mock/messages?context=&to=&since=&limit=&order=desc
  *   GET  /_mock/sms?since=&limit=
@@ -129,6 +131,9 @@
 #define MOCK_MAX_FOR_MS 3600000
 /* The default listen address (serve's is :8080, and bsp-url points here). */
 #define MOCK_DEFAULT_LISTEN "127.0.0.1:9090"
+/* The number of 360dialog-style sends without --phone-number-id: the first
+ * seeded shop's. */
+#define MOCK_KEYED_PHONE "100000000000001"
 /* The app secret of the demo, used when none is configured. */
 #define MOCK_DEMO_SECRET "demo-app-secret"
 
@@ -168,6 +173,9 @@ struct mock {
 	struct mock_status *status; /* NULL: no status webhooks */
 	struct mock_sms *sms;       /* the SMS gateway: its log, faults, reports */
 	const char *auth_header;    /* "": "Authorization: Bearer"; else this header */
+	/* the number a 360dialog-style send (POST /messages, no number in the
+	 * path: the proxy knows it from the API key) is sent from */
+	const char *keyed_phone;
 	/* Fault writes and the scripted undo (for_ms): a POST bumps undo_gen,
 	 * so an undo scheduled by an earlier POST finds it changed and does
 	 * nothing; until_ms is when the pending undo runs (epoch ms, 0: none).
@@ -274,9 +282,17 @@ static size_t utf8_chars(const char *s)
 
 /* ---- the send endpoint --------------------------------------------------- */
 
-/* Splits "/{version}/{phone}/messages"; 0 if the path has that shape. */
-static int parse_send_path(const char *path, char *phone, size_t cap)
+/*
+ * Splits "/{version}/{phone}/messages"; 0 if the path has that shape. A
+ * 360dialog-style "/messages" (or "/v1/messages") is keyed_phone's.
+ */
+static int parse_send_path(const char *path, const char *keyed_phone, char *phone, size_t cap)
 {
+	if ((strcmp(path, "/messages") == 0 || strcmp(path, "/v1/messages") == 0) &&
+	    strlen(keyed_phone) < cap) {
+		memcpy(phone, keyed_phone, strlen(keyed_phone) + 1);
+		return 0;
+	}
 	const char *p = path;
 	if (*p++ != '/')
 		return ERR_INVAL;
@@ -482,12 +498,12 @@ static void on_send(struct http_req *r, void *ud)
 	buf_init(&a->body);
 	atomic_fetch_add_explicit(&m->stats.received, 1, memory_order_relaxed);
 
-	if (parse_send_path(http_req_path(r), a->phone, sizeof(a->phone)) != 0) {
+	if (parse_send_path(http_req_path(r), m->keyed_phone, a->phone, sizeof(a->phone)) != 0) {
 		atomic_fetch_add_explicit(&m->stats.rejected, 1, memory_order_relaxed);
 		a->status = 404;
 		error_body(&a->body, 100,
 		           "Unsupported post request: expected "
-		           "/{version}/{phone_number_id}/messages");
+		           "/{version}/{phone_number_id}/messages or /messages");
 		goto answer;
 	}
 	if (!authorized(m, r)) {
@@ -970,26 +986,19 @@ static void on_replies(struct http_req *r, void *ud)
 /* ---- the command ----------------------------------------------------------- */
 
 static const char *const mock_opts[] = {
-        "listen",
-        "app-secret",
-        "webhook-url",
-        "fault-error-rate",
-        "fault-status",
-        "fault-latency-ms",
-        "fault-outage",
-        "fault-failed-rate",
-        "delivered-statuses",
-        "sms-dlr-url",
-        "auth-header",
-        "http-threads",
-        "log-level",
-        NULL,
+        "listen",           "app-secret",        "webhook-url",
+        "fault-error-rate", "fault-status",      "fault-latency-ms",
+        "fault-outage",     "fault-failed-rate", "delivered-statuses",
+        "sms-dlr-url",      "auth-header",       "phone-number-id",
+        "http-threads",     "log-level",         NULL,
 };
 
 static const char mock_usage[] =
         "[options]\n\n"
         "A fake WhatsApp Cloud API: POST /{version}/{phone_number_id}/messages answers\n"
-        "like the real one, and a fake SMS gateway: POST /api/v5/flow answers like\n"
+        "like the real one (POST /messages like a 360dialog-style proxy: the number is\n"
+        "--phone-number-id's, default " MOCK_KEYED_PHONE
+        "), and a fake SMS gateway: POST /api/v5/flow answers like\n"
         "MSG91's flow API. GET /_mock/messages, /_mock/sms, /_mock/replies, /_mock/stats,\n"
         "GET|POST /_mock/faults and POST /_mock/reset inspect and steer it. Listens "
         "on\n" MOCK_DEFAULT_LISTEN " unless --listen says otherwise; statuses are signed with\n"
@@ -1024,6 +1033,7 @@ int cmd_mock_bsp(int argc, char **argv)
 	struct mock *m = xcalloc(1, sizeof(*m));
 	pthread_mutex_init(&m->faults_mu, NULL);
 	m->auth_header = cfg.auth_header ? cfg.auth_header : "";
+	m->keyed_phone = cfg.phone_number_id ? cfg.phone_number_id : MOCK_KEYED_PHONE;
 	m->started_ms = clock_wall_ms();
 	snprintf(m->wamid_tag, sizeof(m->wamid_tag), "%011llX", (unsigned long long)m->started_ms);
 	atomic_store(&m->faults.rate_ppm, (int64_t)(cfg.fault_error_rate * 1e6 + 0.5));

@@ -248,9 +248,8 @@ def test_two_bsps_fail_over_and_back():
     bsp2 = "http://127.0.0.1:%d" % port2
     # the stack's own --bsp-url (the first mock) comes first on the command
     # line; a list flag given again appends: bsp1 = the stack's, bsp2
-    s.serve_args += ["--bsp-url", bsp2,
-                     "--bsp-token", "", "--bsp-token", "d360-key",
-                     "--bsp-auth-header", "", "--bsp-auth-header", "D360-API-KEY"]
+    s.serve_args += ["--bsp-url", bsp2, "--bsp-token", "", "--bsp-token", "d360-key",
+                     "--bsp-format", "", "--bsp-format", "360dialog"]
     m2 = Proc([MUNIM, "mock-bsp", "--listen", "127.0.0.1:%d" % port2, "--app-secret", SECRET,
                "--webhook-url", s.url + "/webhooks/whatsapp", "--auth-header", "D360-API-KEY"],
               s.dir + "/mock2.log")
@@ -280,6 +279,9 @@ def test_two_bsps_fail_over_and_back():
             provs = dict(s.sql("SELECT provider, count(*) FROM outbox GROUP BY provider"))
             assert provs.get("bsp2", 0) >= 40 and provs.get("bsp1", 0) >= 20, provs
             # no row reached both
+            # bsp2 took POST /messages (360dialog's path) from the shop's number
+            st, b, _ = http("GET", bsp2 + "/_mock/messages?limit=1")
+            assert json.loads(b)["messages"][0]["phone_number_id"] == SHOP, b
             rows1 = {body_json(m)["biz_opaque_callback_data"] for m in s.mock_messages()}
             st, b, _ = http("GET", bsp2 + "/_mock/messages?limit=10000")
             rows2 = [body_json(m)["biz_opaque_callback_data"] for m in json.loads(b)["messages"]]

@@ -340,6 +340,40 @@ static void test_request_bsp(void **state)
 	assert_string_equal(f->body.data, "{\"biz_opaque_callback_data\":\"munim:7\"}");
 }
 
+/* A 360dialog-style BSP: POST {url}/messages (the number comes from its
+ * key), the token in D360-API-KEY unless another header is named. */
+static void test_request_360dialog_format(void **state)
+{
+	struct fx *f = *state;
+	set(&f->cfg.bsp_url, "http://a,http://d360/,http://c");
+	set(&f->cfg.bsp_format, "cloud,360dialog,360dialog");
+	set(&f->cfg.bsp_token, ",dkey,ckey");
+	set(&f->cfg.bsp_auth_header, ",,X-Api-Key");
+	init_ok(f);
+	assert_int_equal(f->l.p[0].format, PROVIDER_CLOUD);
+	assert_int_equal(f->l.p[1].format, PROVIDER_360DIALOG);
+	headers_are(f->l.p[1].headers, 3, "D360-API-KEY: dkey", "Content-Type: application/json",
+	            "Expect:");
+	headers_are(f->l.p[2].headers, 3, "X-Api-Key: ckey", "Content-Type: application/json",
+	            "Expect:");
+	const char *wa = wamsg_text(&f->a, TO, NULL, "hi");
+	assert_int_equal(
+	        provider_request(&f->l.p[1], &f->cfg, 5, PHONE, TO, wa, &f->url, &f->body, &f->a),
+	        0);
+	assert_string_equal(f->url.data, "http://d360/messages");
+	assert_non_null(strstr(f->body.data, "\"biz_opaque_callback_data\":\"munim:5\""));
+	assert_int_equal(
+	        provider_request(&f->l.p[0], &f->cfg, 5, PHONE, TO, wa, &f->url, &f->body, &f->a),
+	        0);
+	assert_string_equal(f->url.data, "http://a/v21.0/" PHONE "/messages");
+	/* ERR_INVAL: an unknown format, more formats than URLs */
+	provider_list_release(&f->l);
+	set(&f->cfg.bsp_format, "cloud,gupshup");
+	init_refused(f, "\\\"gupshup\\\" is not a BSP format (cloud or 360dialog) (bsp2)");
+	set(&f->cfg.bsp_format, "cloud,cloud,cloud,cloud");
+	init_refused(f, "4 BSP formats given for 3 BSP URLs");
+}
+
 /* sms_request: the SMS gateway's request for wa_body; its body parsed. */
 static json_t *sms_request(struct fx *f, const char *to, const char *wa_body)
 {
@@ -883,6 +917,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_init_several_bsps_tokens_and_headers, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_init_refusals, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_request_360dialog_format, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_request_bsp, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_request_sms, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_sms_body_escapes, setup, teardown),
