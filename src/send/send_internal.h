@@ -117,8 +117,7 @@ struct send_alerts {
 	int busy;                     /* a POST is in flight */
 	char *queue[SEND_ALERTS_MAX]; /* JSON bodies waiting, oldest first */
 	int head, n;
-	struct buf body;                /* the one in flight */
-	uint64_t sent, failed, dropped; /* network thread; copied to the atomics */
+	struct buf body; /* the one in flight */
 };
 
 /*
@@ -156,9 +155,10 @@ struct sender {
 	/* [network] the highest priority worth claiming: P3 while a WhatsApp
 	 * provider is up, P1 while only the SMS gateway is, -1 when none */
 	_Atomic int claim_upto;
-	_Atomic uint64_t expired;     /* [recorder] rows expired, ever */
-	_Atomic uint64_t alerts_sent; /* [network] */
-	_Atomic uint64_t alerts_failed;
+	_Atomic uint64_t expired;        /* [recorder] rows expired, ever */
+	_Atomic uint64_t alerts_sent;    /* [network] */
+	_Atomic uint64_t alerts_failed;  /* [network] not posted, or not answered 2xx */
+	_Atomic uint64_t alerts_dropped; /* [network] pushed out of a full queue */
 	_Atomic int64_t applied;  /* [recorder] journaled acceptances now on disk in the store */
 	int64_t applied_unsynced; /* [recorder] ... committed, not yet known to be on disk */
 

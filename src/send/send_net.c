@@ -181,7 +181,7 @@ static void alert_post(struct sender *s)
 		al->easy = curl_easy_init();
 		al->headers = curl_slist_append(NULL, "Content-Type: application/json");
 		if (!al->easy || !al->headers) {
-			al->failed++;
+			atomic_fetch_add(&s->alerts_failed, 1);
 			return;
 		}
 		curl_easy_setopt(al->easy, CURLOPT_PRIVATE, al);
@@ -193,7 +193,7 @@ static void alert_post(struct sender *s)
 	curl_easy_setopt(al->easy, CURLOPT_POSTFIELDS, al->body.data);
 	curl_easy_setopt(al->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)al->body.len);
 	if (curl_multi_add_handle(s->loop.multi, al->easy) != CURLM_OK) {
-		al->failed++;
+		atomic_fetch_add(&s->alerts_failed, 1);
 		return;
 	}
 	al->busy = 1;
@@ -236,7 +236,7 @@ static void alert(struct sender *s, const struct provider *p, enum breaker_state
 		free(al->queue[al->head]);
 		al->head = (al->head + 1) % SEND_ALERTS_MAX;
 		al->n--;
-		al->dropped++;
+		atomic_fetch_add(&s->alerts_dropped, 1);
 	}
 	struct buf b;
 	buf_init(&b);

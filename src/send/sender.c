@@ -708,6 +708,8 @@ void sender_render_metrics(struct sender *s, struct buf *out)
 	           "munim_alerts_total{result=\"failed\"} %llu\n",
 	           (unsigned long long)atomic_load(&s->alerts_sent),
 	           (unsigned long long)atomic_load(&s->alerts_failed));
+	buf_printf(out, "munim_alerts_total{result=\"dropped\"} %llu\n",
+	           (unsigned long long)atomic_load(&s->alerts_dropped));
 }
 
 /* ---- start-up ------------------------------------------------------------- */
