@@ -273,33 +273,29 @@ class Stack:
         return wait_until(got, timeout=timeout, what="%d repl%s to %s" % (
             expect, "y" if expect == 1 else "ies", wamid))
 
-    def mock_messages(self, **query):
-        """Every message the mock BSP accepted (matching query), oldest first."""
+    def _mock_log(self, what, query):
+        """Every entry of the mock's log /_mock/<what> (matching query), oldest
+        first, page by page."""
         out = []
         since = 0
         while True:
             q = dict(query, since=since, limit=10000)
             qs = "&".join("%s=%s" % kv for kv in q.items())
-            st, b, _ = http("GET", self.bsp + "/_mock/messages?" + qs)
+            st, b, _ = http("GET", "%s/_mock/%s?%s" % (self.bsp, what, qs))
             assert st == 200, st
             page = json.loads(b)
-            out.extend(page["messages"])
-            if len(page["messages"]) < 10000:
+            out.extend(page[what])
+            if len(page[what]) < 10000:
                 return out
             since = page["next"]
 
+    def mock_messages(self, **query):
+        """Every message the mock BSP accepted (matching query), oldest first."""
+        return self._mock_log("messages", query)
+
     def mock_sms(self):
         """Every SMS the mock's SMS gateway accepted, oldest first."""
-        out = []
-        since = 0
-        while True:
-            st, b, _ = http("GET", self.bsp + "/_mock/sms?since=%d&limit=10000" % since)
-            assert st == 200, st
-            page = json.loads(b)
-            out.extend(page["sms"])
-            if len(page["sms"]) < 10000:
-                return out
-            since = page["next"]
+        return self._mock_log("sms", {})
 
     def mock_faults(self, **faults):
         st, b, _ = http("POST", self.bsp + "/_mock/faults", json.dumps(faults).encode(),
