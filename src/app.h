@@ -32,6 +32,9 @@ struct app {
 	/* providers' delivery rates (send/delivery.h), fed by delivery reports;
 	 * NULL: not kept */
 	struct delivery *delivery;
+	/* the controller's traffic spike level 0..4 (control/controller.h); 0
+	 * when no controller runs */
+	_Atomic int spike_level;
 	_Atomic int stopping;
 	_Atomic int ready;
 };

@@ -30,6 +30,7 @@
 #include "campaign/campaign.h"
 #include "cli/cli.h"
 #include "cli/cli_internal.h"
+#include "control/controller.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -90,6 +91,16 @@ const char *const cli_serve_opts[] = {
         "delivery-window-ms",
         "delivery-min-reports",
         "alert-url",
+        "spike-depth-1",
+        "spike-depth-2",
+        "spike-depth-3",
+        "spike-depth-4",
+        "spike-p95-ms-1",
+        "spike-p95-ms-2",
+        "spike-error-pct-3",
+        "spike-error-pct-4",
+        "spike-hold-ms",
+        "control-window-s",
         NULL,
 };
 
@@ -108,6 +119,11 @@ static void on_metrics(struct http_req *r, void *ud)
 	metrics_render(&app->metrics, &b);
 	sender_render_metrics(src->sender, &b);
 	delivery_render(app->delivery, &b, clock_wall_ms());
+	buf_printf(&b,
+	           "# HELP munim_spike_level Traffic spike level: 0 normal, 1 elevated, 2 high"
+	           " (P3 paused), 3 critical, 4 emergency.\n# TYPE munim_spike_level gauge\n"
+	           "munim_spike_level %d\n",
+	           atomic_load(&app->spike_level));
 	buf_printf(&b,
 	           "# HELP munim_ready 1 when serve is ready.\n# TYPE munim_ready gauge\n"
 	           "munim_ready %d\n",
@@ -308,6 +324,7 @@ int cmd_serve(int argc, char **argv)
 	struct ingest *ingest = NULL;
 	struct campaign *campaigns = NULL;
 	struct sms_dlr *dlr = NULL;
+	struct controller *control = NULL;
 	struct http_server *http = NULL;
 
 	if (!*app.cfg.send_journal && !strstr(app.cfg.db, "://")) {
@@ -332,6 +349,8 @@ int cmd_serve(int argc, char **argv)
 	/* the fast path needs both ends in this process */
 	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)
 		app.backlog = load_backlog(&app, c);
+	if (controller_start(&app, &control) != 0)
+		goto out;
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
 	if ((roles & ROLE_WORKER) && worker_pool_start(&app, sender, &workers) != 0)
@@ -381,6 +400,7 @@ out:
 	ingest_stop(ingest);
 	worker_pool_stop(workers);
 	sender_stop(sender);
+	controller_stop(control);
 	backlog_free(app.backlog);
 	delivery_free(app.delivery);
 	cli_close(app.store, c);

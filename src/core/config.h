@@ -62,6 +62,12 @@ struct config {
 	int64_t delivery_window_ms;
 	int64_t delivery_min_reports;
 	char *alert_url;
+	/* the controller (control/spike.h); [0] unused */
+	int64_t spike_depth[5];
+	int64_t spike_p95_ms[3];
+	double spike_error_pct[5];
+	int64_t spike_hold_ms;
+	int64_t control_window_s;
 	/* provisioning */
 	int64_t tenants;
 	char *first_phone_number_id;

@@ -304,6 +304,9 @@ static void publish_claim_upto(struct sender *s, int64_t now)
 			upto = PRIO_P3;
 	if (upto < 0 && l->sms >= 0 && usable(&l->p[l->sms], now))
 		upto = PRIO_P1;
+	/* a traffic spike of level 2 or more pauses marketing (control/spike.h) */
+	if (upto > PRIO_P2 && atomic_load(&s->app->spike_level) >= 2)
+		upto = PRIO_P2;
 	int was = atomic_exchange(&s->claim_upto, upto);
 	if (upto > was)
 		notify_signal(&s->app->outbox_ready);

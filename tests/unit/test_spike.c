@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "control/controller.h"
 #include "control/spike.h"
 #include "core/err.h"
 
@@ -158,6 +159,27 @@ static void test_config_bounds(void **state)
 	assert_int_equal(spike_level_of(&c, &sig), 1);
 }
 
+static void test_window_p95(void **state)
+{
+	(void)state;
+	uint64_t before[METRICS_LAT_BUCKETS + 1] = {0}, now[METRICS_LAT_BUCKETS + 1] = {0};
+	assert_int_equal(controller_p95_ms(before, now), -1); /* nothing observed */
+	/* 100 answers in (0.5 s, 1 s]: the 95th at 0.5 + 0.5 * 95 / 100 */
+	now[9] = 100;
+	assert_int_equal(controller_p95_ms(before, now), 975);
+	/* only what came after `before` counts */
+	before[9] = 100;
+	now[0] = 90;  /* <= 1 ms */
+	now[10] = 10; /* (1 s, 2 s] */
+	assert_int_equal(controller_p95_ms(before, now), 1500);
+	/* past the last bound: that bound */
+	uint64_t zero[METRICS_LAT_BUCKETS + 1] = {0}, inf[METRICS_LAT_BUCKETS + 1] = {0};
+	inf[METRICS_LAT_BUCKETS] = 7;
+	assert_int_equal(controller_p95_ms(zero, inf), 30000);
+	/* a counter that went back (a reset) counts as nothing */
+	assert_int_equal(controller_p95_ms(inf, zero), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +188,7 @@ int main(void)
 	        cmocka_unit_test(test_bounce_resets_hold),
 	        cmocka_unit_test(test_reasons_and_names),
 	        cmocka_unit_test(test_config_bounds),
+	        cmocka_unit_test(test_window_p95),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
