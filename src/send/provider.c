@@ -323,6 +323,12 @@ void provider_judge(const struct provider *p, long status, const char *curl_err,
 	    msg ? msg : "no error message");
 }
 
+int provider_sms_fallback(const struct config *cfg, enum outbox_prio prio, const char *via)
+{
+	return prio <= PRIO_P1 && cfg->sms_url && *cfg->sms_url &&
+	       strcmp(via ? via : "", PROVIDER_SMS) != 0;
+}
+
 void provider_publish(struct provider *p)
 {
 	atomic_store(&p->state, (int)breaker_state(&p->br));

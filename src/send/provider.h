@@ -102,6 +102,16 @@ struct provider_answer {
 void provider_judge(const struct provider *p, long status, const char *curl_err, const char *resp,
                     size_t len, int truncated, struct arena *a, struct provider_answer *out);
 
+/*
+ * provider_sms_fallback: should a message that failed for good after going
+ * through `via` (a provider's name; "" when not known) go again by SMS? Yes
+ * for P0/P1 when cfg names an SMS gateway and via is not that gateway.
+ * The one rule behind every SMS retry: a permanent refusal (send_net.c), a
+ * "failed" status (status.c) and one that overtook the acceptance
+ * (sender.c). Pure, any thread.
+ */
+int provider_sms_fallback(const struct config *cfg, enum outbox_prio prio, const char *via);
+
 /* provider_publish copies p's breaker state to its atomics (network thread). */
 void provider_publish(struct provider *p);
 

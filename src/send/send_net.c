@@ -594,8 +594,7 @@ static void finish(struct sender *s, struct send_slot *slot, CURLcode res, int64
 	decide_failure(s, o, a.cls, now);
 	/* WhatsApp refused a P0/P1 for good (not on WhatsApp, blocked...):
 	 * the SMS gateway may still reach the customer */
-	if (o->final == OUTBOX_FAILED && p->kind == PROVIDER_WHATSAPP && o->prio <= PRIO_P1 &&
-	    s->providers.sms >= 0) {
+	if (o->final == OUTBOX_FAILED && provider_sms_fallback(&s->app->cfg, o->prio, p->name)) {
 		o->final = OUTBOX_PENDING;
 		o->next_attempt_at = now;
 		snprintf(o->pin, sizeof(o->pin), "%s", PROVIDER_SMS);

@@ -166,8 +166,8 @@ static int write_outcome(struct sender *s, struct send_outcome *o, int64_t now)
 		                               &o->landed);
 		/* WhatsApp's "failed" status overtook its own acceptance: a P0/P1
 		 * goes by SMS, as when the status comes later (send_status_apply) */
-		if (rc == 0 && o->landed == OUTBOX_FAILED && o->prio <= PRIO_P1 && p &&
-		    p->kind == PROVIDER_WHATSAPP && s->providers.sms >= 0) {
+		if (rc == 0 && o->landed == OUTBOX_FAILED && p &&
+		    provider_sms_fallback(&s->app->cfg, o->prio, p->name)) {
 			rc = store_outbox_resend(s->conn, o->id, PROVIDER_SMS, now, NULL);
 			if (rc == 0) {
 				o->landed = OUTBOX_PENDING;

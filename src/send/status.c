@@ -57,9 +57,7 @@ static int moved(struct app *app, struct store_conn *c, const struct outbox_stat
 	else if ((res->to == OUTBOX_DELIVERED || res->to == OUTBOX_READ) &&
 	         res->from < OUTBOX_DELIVERED)
 		mv->report = 1;
-	int sms = app->cfg.sms_url && *app->cfg.sms_url;
-	if (res->to != OUTBOX_FAILED || res->prio > PRIO_P1 || !sms ||
-	    strcmp(res->provider, PROVIDER_SMS) == 0)
+	if (res->to != OUTBOX_FAILED || !provider_sms_fallback(&app->cfg, res->prio, res->provider))
 		return 0;
 	int rc = store_outbox_resend(c, res->id, PROVIDER_SMS, clock_wall_ms(), NULL);
 	if (rc != 0)

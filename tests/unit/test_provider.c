@@ -910,6 +910,22 @@ static void test_delivery_render(void **state)
 	delivery_free(d);
 }
 
+/* The one rule behind SMS retries: P0/P1, a gateway configured, not sent
+ * by SMS already. */
+static void test_sms_fallback_rule(void **state)
+{
+	struct fx *f = *state;
+	assert_false(provider_sms_fallback(&f->cfg, PRIO_P0, "bsp1")); /* no gateway */
+	set(&f->cfg.sms_url, "http://sms/flow");
+	assert_true(provider_sms_fallback(&f->cfg, PRIO_P0, "bsp1"));
+	assert_true(provider_sms_fallback(&f->cfg, PRIO_P1, "bsp2"));
+	assert_true(provider_sms_fallback(&f->cfg, PRIO_P1, ""));
+	assert_true(provider_sms_fallback(&f->cfg, PRIO_P1, NULL));
+	assert_false(provider_sms_fallback(&f->cfg, PRIO_P2, "bsp1"));
+	assert_false(provider_sms_fallback(&f->cfg, PRIO_P3, "bsp1"));
+	assert_false(provider_sms_fallback(&f->cfg, PRIO_P0, PROVIDER_SMS));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -918,6 +934,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_init_refusals, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_request_360dialog_format, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sms_fallback_rule, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_request_bsp, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_request_sms, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_sms_body_escapes, setup, teardown),
