@@ -26,12 +26,10 @@
  */
 #include "control/controller.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -52,9 +50,8 @@ struct controller {
 	struct spike spike;
 	int window; /* seconds */
 	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	int stop;
+	struct notify wake; /* rung by controller_stop */
+	_Atomic int stop;
 	struct snapshot ring[CONTROL_MAX_WINDOW + 1];
 	int head, n;
 };
@@ -146,19 +143,12 @@ static void *control_main(void *arg)
 {
 	struct controller *c = arg;
 	pthread_setname_np(pthread_self(), "control");
-	pthread_mutex_lock(&c->mu);
-	while (!c->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += CONTROL_TICK_MS / 1000;
-		pthread_cond_timedwait(&c->cond, &c->mu, &ts);
-		if (c->stop)
-			break;
-		pthread_mutex_unlock(&c->mu);
-		sample(c, clock_mono_us() / 1000);
-		pthread_mutex_lock(&c->mu);
+	uint64_t seen = 0;
+	while (!atomic_load(&c->stop)) {
+		notify_wait(&c->wake, &seen, CONTROL_TICK_MS);
+		if (!atomic_load(&c->stop))
+			sample(c, clock_mono_us() / 1000);
 	}
-	pthread_mutex_unlock(&c->mu);
 	return NULL;
 }
 
@@ -185,14 +175,12 @@ int controller_start(struct app *app, struct controller **out)
 	}
 	c->app = app;
 	c->window = (int)cfg->control_window_s;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cond, NULL);
+	notify_init(&c->wake);
 	int err = pthread_create(&c->thread, NULL, control_main, c);
 	if (err != 0) {
 		log_error("serve.start_failed", "could not start the controller thread: %s",
 		          strerror(err));
-		pthread_cond_destroy(&c->cond);
-		pthread_mutex_destroy(&c->mu);
+		notify_release(&c->wake);
 		free(c);
 		return ERR_NOMEM;
 	}
@@ -204,12 +192,9 @@ void controller_stop(struct controller *c)
 {
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->mu);
-	c->stop = 1;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->mu);
+	atomic_store(&c->stop, 1);
+	notify_signal(&c->wake);
 	pthread_join(c->thread, NULL);
-	pthread_cond_destroy(&c->cond);
-	pthread_mutex_destroy(&c->mu);
+	notify_release(&c->wake);
 	free(c);
 }

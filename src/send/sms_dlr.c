@@ -64,14 +64,14 @@ struct dlr_report {
 struct sms_dlr {
 	struct app *app;
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
 	struct store_conn *conn; /* under mu */
 	/* under mu: reports whose row was not found, tried again by the
 	 * thread - an SMS gateway may report before the sender has recorded
 	 * the acceptance that names the request id */
 	struct dlr_report *early;
 	int nearly;
-	int stop;
+	_Atomic int stop;
+	struct notify wake; /* rung by sms_dlr_stop */
 	pthread_t thread;
 	int started;
 };
@@ -168,8 +168,6 @@ static void keep_early(struct sms_dlr *d, struct dlr_report *reps, int n, const 
 			d->early = xcalloc(SMS_DLR_MAX_EARLY, sizeof(*d->early));
 		d->early[d->nearly++] = reps[i];
 	}
-	if (d->nearly > 0)
-		pthread_cond_signal(&d->cond);
 }
 
 /* retry_early tries the set-aside reports again (under d->mu). */
@@ -201,18 +199,14 @@ static void *early_main(void *arg)
 {
 	struct sms_dlr *d = arg;
 	pthread_setname_np(pthread_self(), "sms-dlr");
-	pthread_mutex_lock(&d->mu);
-	while (!d->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SMS_DLR_RETRY_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&d->cond, &d->mu, &ts);
-		if (!d->stop && d->nearly > 0)
+	uint64_t seen = 0;
+	while (!atomic_load(&d->stop)) {
+		notify_wait(&d->wake, &seen, SMS_DLR_RETRY_MS);
+		pthread_mutex_lock(&d->mu);
+		if (!atomic_load(&d->stop) && d->nearly > 0)
 			retry_early(d);
+		pthread_mutex_unlock(&d->mu);
 	}
-	pthread_mutex_unlock(&d->mu);
 	return NULL;
 }
 
@@ -323,7 +317,7 @@ int sms_dlr_start(struct app *app, struct sms_dlr **out)
 	struct sms_dlr *d = xcalloc(1, sizeof(*d));
 	d->app = app;
 	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cond, NULL);
+	notify_init(&d->wake);
 	int rc = store_connect(app->store, &d->conn);
 	if (rc != 0) {
 		log_error("serve.start_failed",
@@ -358,10 +352,8 @@ void sms_dlr_stop(struct sms_dlr *d)
 	if (!d)
 		return;
 	if (d->started) {
-		pthread_mutex_lock(&d->mu);
-		d->stop = 1;
-		pthread_cond_signal(&d->cond);
-		pthread_mutex_unlock(&d->mu);
+		atomic_store(&d->stop, 1);
+		notify_signal(&d->wake);
 		pthread_join(d->thread, NULL);
 	}
 	for (int i = 0; i < d->nearly; i++)
@@ -369,7 +361,7 @@ void sms_dlr_stop(struct sms_dlr *d)
 	free(d->early);
 	if (d->conn)
 		store_disconnect(d->conn);
-	pthread_cond_destroy(&d->cond);
+	notify_release(&d->wake);
 	pthread_mutex_destroy(&d->mu);
 	free(d);
 }
