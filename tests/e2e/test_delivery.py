@@ -427,3 +427,36 @@ def test_failover_order_from_the_environment():
     assert bad.p.wait(timeout=20) != 0
     assert "BSP URL 2 of" in open(s.dir + "/serve-bad.log").read()
     s.stop()
+
+
+def test_held_replies_expire_while_no_provider_is_up():
+    """No BSP up and no SMS gateway: replies wait, and past --hold-max-ms
+    they expire - DEAD with the reason, counted - instead of going stale."""
+    s = Stack(serve_args=["--hold-max-ms", "1000", "--breaker-open-ms", "120000",
+                          "--retry-base-ms", "50", "--retry-cap-ms", "200"])
+    with s:
+        s.mock_faults(outage=True)
+        post_texts(s, 3)
+        wait_until(lambda: breaker(s) == 1, timeout=15, what="the breaker open")
+        wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE state = 7") == 3,
+                   timeout=30, interval=0.2, what="the held replies expired")
+        for state, err in s.sql("SELECT state, last_error FROM outbox"):
+            assert state == 7 and err.startswith("expired: held"), (state, err)
+        assert s.metrics()["munim_outbox_expired_total"] == 3
+        assert s.mock_messages() == []
+
+
+def test_whatsapp_refusal_sends_p1_by_sms():
+    """WhatsApp refuses for good (131026, not a WhatsApp number): the P1
+    invoice goes by SMS, a P2 reply stays failed with the provider's code."""
+    s = delivery_stack()
+    with s:
+        s.mock_faults(error_rate=1.0, status=400)
+        order_and_confirm(s, customer(11))
+        sms = wait_until(lambda: s.mock_sms() or None, timeout=15, what="the invoice by SMS")
+        assert "INV/" in sms[0]["var"], sms
+        wait_until(lambda: s.sql("SELECT provider, state FROM outbox WHERE priority = 1") ==
+                   [("sms", 4)], what="the invoice delivered by SMS")
+        wait_until(lambda: s.sql("SELECT state, last_error_code FROM outbox WHERE priority = 2")
+                   == [(6, 131026)], what="the draft's reply failed with 131026")
+        assert breaker(s) == 0  # a customer's own refusal is no provider failure
