@@ -17,6 +17,7 @@
 #include "core/notify.h"
 #include "store/store.h"
 
+struct ai;
 struct backlog;
 struct delivery;
 
@@ -32,11 +33,47 @@ struct app {
 	/* providers' delivery rates (send/delivery.h), fed by delivery reports;
 	 * NULL: not kept */
 	struct delivery *delivery;
+	/* the AI thread (ai/ai.h): its signals for the controller (ai_signals);
+	 * NULL when it does not run (no worker role) */
+	struct ai *ai;
 	/* the controller's traffic spike level 0..4 (control/controller.h); 0
 	 * when no controller runs */
 	_Atomic int spike_level;
+	/* the graceful degradation level 0..4 (control/degrade.h): 1 AI
+	 * degraded, 2 WhatsApp degraded, 3 companion app only, 4 offline; 0
+	 * when no controller runs */
+	_Atomic int degradation_level;
+	/*
+	 * The modes the controller switches on from the levels and the
+	 * festival calendar (control/controller.c); the roles read them. All 0
+	 * when no controller runs.
+	 *   batch_factor     batch sizes times this: 2 from spike level 1 or in
+	 *                    a pre-scale window (increase_batch_size(2x)); 0
+	 *                    and 1 mean 1 (app_batch)
+	 *   pause_p3         1: the sender claims no P3 (spike level 2+, or a
+	 *                    festival peak's defer-p3)
+	 *   aggregate        1: replies waiting for one recipient are merged
+	 *                    (spike level 2+, or 1+ with aggregation armed)
+	 *   priority_strict  1: P3 is claimed only while no P0..P2 waits
+	 *   sms_critical     1: a P0/P1 that would wait for WhatsApp goes by
+	 *                    SMS (spike level 3+, or 2+ with SMS on standby);
+	 *                    2: every P0/P1 goes by SMS (spike level 4)
+	 */
+	_Atomic int batch_factor;
+	_Atomic int pause_p3;
+	_Atomic int aggregate;
+	_Atomic int priority_strict;
+	_Atomic int sms_critical;
 	_Atomic int stopping;
 	_Atomic int ready;
 };
+
+/* app_batch: base times the batch factor, at most cap. */
+static inline int app_batch(struct app *app, int64_t base, int cap)
+{
+	int f = atomic_load_explicit(&app->batch_factor, memory_order_relaxed);
+	int64_t n = base * (f > 1 ? f : 1);
+	return n > cap ? cap : (int)n;
+}
 
 #endif

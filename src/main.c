@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ai/ai.h"
 #include "cli/cli.h"
 
 struct cmd {
@@ -20,11 +21,13 @@ static const struct cmd commands[] = {
         {"product", cmd_product, "add, import and list a tenant's products"},
         {"seed", cmd_seed, "create demo tenants with a catalogue of everyday goods"},
         {"outbox", cmd_outbox, "list outgoing messages (--dead: dead letters)"},
+        {"ocr", cmd_ocr, "photos and documents customers sent, waiting to be read"},
         {"config", cmd_config, "print the settings serve would use (--dump)"},
         {"mock-bsp", cmd_mock_bsp, "a fake WhatsApp Cloud API for tests and demos"},
         {"say", cmd_say, "write to a running munim as a customer and print the reply"},
         {"loadgen", cmd_loadgen, "open-loop load: signed webhooks at a rate, replies matched"},
         {"relay", cmd_relay, "answer webhooks and relay a reply each, storing nothing (a floor)"},
+        {"plan", cmd_plan, "capacity plan: Kubernetes autoscaling manifests, a simulation of it"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -160,6 +160,19 @@ static const char *bearer(const char *auth, size_t *len)
 	return t;
 }
 
+int campaign_authenticate(struct store_conn *c, const char *authorization, int64_t *tenant_id)
+{
+	char hash[STORE_TOKEN_HASH_LEN + 1];
+	size_t tlen = 0;
+	*tenant_id = 0;
+	const char *token = bearer(authorization, &tlen);
+	if (!token)
+		return ERR_INVAL;
+	if (tlen > CAMPAIGN_TOKEN_MAX || campaign_token_hash(token, tlen, hash) != 0)
+		return ERR_NOTFOUND;
+	return store_tenant_by_token_hash(c, hash, tenant_id);
+}
+
 /* 1 when text (len bytes) is only white space. */
 static int blank(const char *s, size_t len)
 {
@@ -210,23 +223,16 @@ static void handle_locked(struct campaign *cp, const char *authorization, const 
                           size_t len, struct arena *a, struct campaign_answer *ans, int64_t *queued)
 {
 	struct store_conn *c = cp->conn;
-	char hash[STORE_TOKEN_HASH_LEN + 1];
 	struct erp_broadcast bc;
 	struct tenant t;
 	const char *text = NULL;
 	int64_t tenant_id = 0;
-	size_t tlen = 0;
 
-	const char *token = bearer(authorization, &tlen);
-	if (!token) {
+	int rc = campaign_authenticate(c, authorization, &tenant_id);
+	if (rc == ERR_INVAL) {
 		fail(ans, a, 401, "missing_token", "send Authorization: Bearer <your API token>");
 		return;
 	}
-	if (tlen > CAMPAIGN_TOKEN_MAX || campaign_token_hash(token, tlen, hash) != 0) {
-		fail(ans, a, 401, "invalid_token", "the API token is not valid");
-		return;
-	}
-	int rc = store_tenant_by_token_hash(c, hash, &tenant_id);
 	if (rc == ERR_NOTFOUND) {
 		fail(ans, a, 401, "invalid_token", "the API token is not valid");
 		return;
@@ -268,6 +274,15 @@ void campaign_handle(struct campaign *cp, const char *authorization, const char 
                      struct arena *a, struct campaign_answer *ans)
 {
 	int64_t queued = 0;
+	/* the seed's spike level 4: new marketing is refused until it falls */
+	if (atomic_load(&cp->app->spike_level) >= 4) {
+		fail(ans, a, 503, "marketing_paused",
+		     "traffic is at its emergency level: new campaigns are refused for now, "
+		     "retry after the time in Retry-After");
+		ans->retry_after_s = cp->app->cfg.marketing_retry_after_s;
+		atomic_fetch_add(&cp->app->metrics.marketing_refused, 1);
+		return;
+	}
 	pthread_mutex_lock(&cp->mu);
 	handle_locked(cp, authorization, body, len, a, ans, &queued);
 	pthread_mutex_unlock(&cp->mu);
@@ -279,15 +294,20 @@ void campaign_handle(struct campaign *cp, const char *authorization, const char 
 
 static void on_post(struct http_req *r, void *ud)
 {
-	struct campaign_answer ans = {500, "{}"};
+	struct campaign_answer ans = {500, "{}", 0};
 	size_t len = 0;
 	const char *body = http_req_body(r, &len);
 	campaign_handle(ud, http_req_header(r, "Authorization"), body, len, http_req_arena(r),
 	                &ans);
 	if (ans.status == 401)
 		http_set_header(r, "WWW-Authenticate", "Bearer");
-	if (ans.status == 503)
+	if (ans.status == 503 && ans.retry_after_s > 0) {
+		char secs[24];
+		snprintf(secs, sizeof(secs), "%lld", (long long)ans.retry_after_s);
+		http_set_header(r, "Retry-After", secs);
+	} else if (ans.status == 503) {
 		http_set_header(r, "Retry-After", CAMPAIGN_RETRY_AFTER);
+	}
 	http_respond(r, ans.status, "application/json", ans.body, strlen(ans.body));
 }
 

@@ -49,6 +49,7 @@ int campaign_routes(struct campaign *cp, struct http_route *routes, int max);
 struct campaign_answer {
 	unsigned int status;
 	const char *body;
+	int64_t retry_after_s; /* a 503's Retry-After; 0: the default */
 };
 
 /*
@@ -69,5 +70,15 @@ void campaign_handle(struct campaign *cp, const char *authorization, const char 
  */
 int campaign_token_hash(const char *token, size_t len, char hash[STORE_TOKEN_HASH_LEN + 1]);
 int campaign_token_new(char token[CAMPAIGN_TOKEN_HEX + 1], char hash[STORE_TOKEN_HASH_LEN + 1]);
+
+/*
+ * campaign_authenticate: the tenant whose API token the Authorization
+ * header (NULL when absent) carries as "Bearer <token>" - the one check of
+ * every merchant endpoint (campaigns, the companion app). 0 with
+ * *tenant_id; ERR_INVAL when there is no bearer token, ERR_NOTFOUND when no
+ * tenant holds it, or the store's error (its message on c). The token is
+ * looked up as its SHA-256, never compared as text.
+ */
+int campaign_authenticate(struct store_conn *c, const char *authorization, int64_t *tenant_id);
 
 #endif

@@ -16,5 +16,6 @@ int cmd_mock_bsp(int argc, char **argv);
 int cmd_say(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

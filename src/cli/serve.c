@@ -12,7 +12,8 @@
  * Endpoints besides the webhooks: /metrics (Prometheus text), /healthz
  * (the process is alive), /readyz (start-up finished, not stopping), and
  * with the ingest role the merchant API's POST /v1/campaigns
- * (campaign/campaign.h).
+ * (campaign/campaign.h) and the companion app's /v1/stock, /v1/orders,
+ * /v1/invoices and /v1/sync (companion/companion.h).
  *
  * --roles names which of the three parts run (default all): ingest (the
  * webhook routes and their committer), worker (the inbox pool), sender (the
@@ -26,8 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ai/ai.h"
 #include "app.h"
 #include "campaign/campaign.h"
+#include "companion/companion.h"
 #include "cli/cli.h"
 #include "cli/cli_internal.h"
 #include "control/controller.h"
@@ -101,6 +104,32 @@ const char *const cli_serve_opts[] = {
         "spike-error-pct-4",
         "spike-hold-ms",
         "control-window-s",
+        "companion-sync-max-ops",
+        "degrade-ai-p95-ms",
+        "degrade-ai-error-pct",
+        "degrade-store-error-pct",
+        "degrade-hold-ms",
+        "marketing-retry-after-s",
+        "workers-max",
+        "festival-calendar",
+        "hpa-depth-per-worker",
+        "hpa-p95-ms",
+        "hpa-up-window-s",
+        "hpa-up-pods",
+        "hpa-up-percent",
+        "hpa-up-period-s",
+        "hpa-down-window-s",
+        "hpa-down-percent",
+        "hpa-down-period-s",
+        "ai-url",
+        "ai-token",
+        "ai-model",
+        "ai-timeout-ms",
+        "ai-concurrency",
+        "ai-breaker-failures",
+        "ai-breaker-successes",
+        "ai-breaker-open-ms",
+        "ai-poll-ms",
         NULL,
 };
 
@@ -108,7 +137,18 @@ const char *const cli_serve_opts[] = {
 struct metrics_src {
 	struct app *app;
 	struct sender *sender;
+	struct controller *control;
 };
+
+/* GET /status: the controller's levels and why, as JSON. */
+static void on_status(struct http_req *r, void *ud)
+{
+	struct buf b;
+	buf_init(&b);
+	controller_render_status(ud, &b);
+	http_respond(r, 200, "application/json", b.data, b.len);
+	buf_release(&b);
+}
 
 static void on_metrics(struct http_req *r, void *ud)
 {
@@ -118,12 +158,9 @@ static void on_metrics(struct http_req *r, void *ud)
 	buf_init(&b);
 	metrics_render(&app->metrics, &b);
 	sender_render_metrics(src->sender, &b);
+	ai_render_metrics(app->ai, &b);
 	delivery_render(app->delivery, &b, clock_wall_ms());
-	buf_printf(&b,
-	           "# HELP munim_spike_level Traffic spike level: 0 normal, 1 elevated, 2 high"
-	           " (P3 paused), 3 critical, 4 emergency.\n# TYPE munim_spike_level gauge\n"
-	           "munim_spike_level %d\n",
-	           atomic_load(&app->spike_level));
+	controller_render_metrics(src->control, &b);
 	buf_printf(&b,
 	           "# HELP munim_ready 1 when serve is ready.\n# TYPE munim_ready gauge\n"
 	           "munim_ready %d\n",
@@ -323,6 +360,7 @@ int cmd_serve(int argc, char **argv)
 	struct worker_pool *workers = NULL;
 	struct ingest *ingest = NULL;
 	struct campaign *campaigns = NULL;
+	struct companion *companions = NULL;
 	struct sms_dlr *dlr = NULL;
 	struct controller *control = NULL;
 	struct http_server *http = NULL;
@@ -349,27 +387,36 @@ int cmd_serve(int argc, char **argv)
 	/* the fast path needs both ends in this process */
 	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)
 		app.backlog = load_backlog(&app, c);
-	if (controller_start(&app, &control) != 0)
-		goto out;
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
+	/* before the ERP runs anywhere (it reads the AI setting) and before
+	 * the controller (it polls the AI's signals) */
+	if ((roles & ROLE_WORKER) && ai_start(&app, &app.ai) != 0)
+		goto out;
 	if ((roles & ROLE_WORKER) && worker_pool_start(&app, sender, &workers) != 0)
+		goto out;
+	if (controller_start(&app, sender, workers, &control) != 0)
 		goto out;
 	if ((roles & ROLE_INGEST) && ingest_start(&app, sender, &ingest) != 0)
 		goto out;
 	if ((roles & ROLE_INGEST) && campaign_start(&app, &campaigns) != 0)
 		goto out;
+	if ((roles & ROLE_INGEST) && companion_start(&app, &companions) != 0)
+		goto out;
 
 	if ((roles & ROLE_INGEST) && sms_dlr_start(&app, &dlr) != 0)
 		goto out;
 
-	struct http_route routes[12];
+	struct http_route routes[24];
 	int nroutes = ingest ? ingest_routes(ingest, routes, 8) : 0;
 	if (campaigns)
 		nroutes += campaign_routes(campaigns, routes + nroutes, 8 - nroutes);
 	nroutes += sms_dlr_routes(dlr, routes + nroutes, 9 - nroutes);
-	struct metrics_src msrc = {&app, sender};
+	if (companions) /* room left for the four below */
+		nroutes += companion_routes(companions, routes + nroutes, 20 - nroutes);
+	struct metrics_src msrc = {&app, sender, control};
 	routes[nroutes++] = (struct http_route){"GET", "/metrics", 0, on_metrics, &msrc, NULL};
+	routes[nroutes++] = (struct http_route){"GET", "/status", 0, on_status, control, NULL};
 	routes[nroutes++] = (struct http_route){"GET", "/healthz", 0, on_healthz, &app, NULL};
 	routes[nroutes++] = (struct http_route){"GET", "/readyz", 0, on_readyz, &app, NULL};
 	rc = http_server_start(app.cfg.listen, (int)app.cfg.http_threads, (size_t)app.cfg.max_body,
@@ -396,11 +443,14 @@ out:
 	 * committer finishes its commit and answers anything still queued 503 */
 	http_server_stop(http);
 	campaign_stop(campaigns);
+	companion_stop(companions);
 	sms_dlr_stop(dlr);
 	ingest_stop(ingest);
+	controller_stop(control); /* it resizes the pool and reads the sender */
 	worker_pool_stop(workers);
 	sender_stop(sender);
-	controller_stop(control);
+	ai_stop(app.ai); /* after the controller, which reads its signals */
+	app.ai = NULL;
 	backlog_free(app.backlog);
 	delivery_free(app.delivery);
 	cli_close(app.store, c);

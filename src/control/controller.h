@@ -9,18 +9,34 @@
 #include <stdint.h>
 
 #include "app.h"
+#include "control/degrade.h"
 #include "control/spike.h"
+#include "core/buf.h"
 #include "core/metrics.h"
+#include "send/sender.h"
 
 struct controller;
 
 /*
- * controller_start starts the thread; it publishes app->spike_level. 0,
- * ERR_INVAL for spike thresholds out of bounds, ERR_NOMEM (logged).
+ * controller_start starts the thread; it publishes app->spike_level,
+ * app->degradation_level and the modes that follow them. sender (may be
+ * NULL: no provider to judge) is the one whose providers' health counts;
+ * workers (may be NULL) the pool it sizes. 0, ERR_INVAL for thresholds out
+ * of bounds, ERR_IO (no store connection), ERR_NOMEM (logged).
  */
-int controller_start(struct app *app, struct controller **out);
+struct worker_pool;
+int controller_start(struct app *app, struct sender *sender, struct worker_pool *workers,
+                     struct controller **out);
 /* NULL: no-op. */
 void controller_stop(struct controller *c);
+
+/* controller_render_metrics appends the levels, the signals they come from,
+ * what the controller did, and the process's CPU and memory. NULL: nothing. */
+void controller_render_metrics(struct controller *c, struct buf *b);
+/* controller_render_status appends the JSON of GET /status (the levels,
+ * their reasons and since when, the festival window, the signals). NULL c:
+ * level 0 everywhere. */
+void controller_render_status(struct controller *c, struct buf *b);
 
 /*
  * controller_p95_ms: the 95th percentile, in ms, of the observations in

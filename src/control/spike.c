@@ -9,14 +9,13 @@
  *   3 critical    depth > 5000  or webhook errors > 1 %
  *   4 emergency   depth > 10000 or webhook errors > 5 %
  *
- * A level is reached as soon as its condition holds. Leaving it waits:
- * only when the signals have stayed below the current level for hold_ms,
- * without a break, does the level drop - one step - and the wait starts
- * again for the next. A queue that drains and refills within the hold does
- * not make P3 pause and resume each time (no flapping).
+ * A level is reached as soon as its condition holds. Leaving it waits
+ * (hold.h): only when the signals have stayed below the current level for
+ * hold_ms, without a break, does the level drop - one step - and the wait
+ * starts again for the next. A queue that drains and refills within the
+ * hold does not make P3 pause and resume each time (no flapping).
  *
- * Invariants: 0 <= level <= 4; below_since is -1 while the signals meet
- * the current level.
+ * Invariant: 0 <= level <= 4.
  *
  * Threading: none; the caller owns the struct.
  */
@@ -63,7 +62,7 @@ int spike_init(struct spike *s, const struct spike_config *cfg)
 	}
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
-	s->below_since = -1;
+	hold_init(&s->hold, cfg->hold_ms);
 	return 0;
 }
 
@@ -96,20 +95,7 @@ int spike_level_of(const struct spike_config *cfg, const struct spike_signals *s
 
 int spike_update(struct spike *s, const struct spike_signals *sig, int64_t now_ms, int *changed)
 {
-	int was = s->level, now_level = spike_level_of(&s->cfg, sig);
-	if (now_level >= s->level) {
-		s->level = now_level;
-		s->below_since = -1;
-	} else if (s->below_since < 0) {
-		s->below_since = now_ms;
-	} else if (now_ms - s->below_since >= s->cfg.hold_ms) {
-		s->level--;
-		/* the next step down waits a whole hold of its own */
-		s->below_since = now_level < s->level ? now_ms : -1;
-	}
-	if (changed)
-		*changed = s->level != was;
-	return s->level;
+	return hold_step(&s->hold, spike_level_of(&s->cfg, sig), now_ms, changed);
 }
 
 const char *spike_reason(const struct spike_config *cfg, const struct spike_signals *sig, char *out,

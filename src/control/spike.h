@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control/hold.h"
+
 #define SPIKE_LEVELS 5 /* 0..4 */
 
 struct spike_config {
@@ -29,8 +31,7 @@ struct spike_signals {
 
 struct spike {
 	struct spike_config cfg;
-	int level;
-	int64_t below_since; /* when the signals first fell below level, or -1 */
+	struct hold hold; /* hold.level is the level */
 };
 
 /* spike_config_default: the seed's thresholds (above) and a 60 s hold. */

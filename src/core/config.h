@@ -62,12 +62,64 @@ struct config {
 	int64_t delivery_window_ms;
 	int64_t delivery_min_reports;
 	char *alert_url;
+	/* the AI endpoint (ai/ai.h) */
+	char *ai_url;
+	char *ai_token;
+	char *ai_model;
+	int64_t ai_timeout_ms;
+	int64_t ai_concurrency;
+	int64_t ai_breaker_failures;
+	int64_t ai_breaker_successes;
+	int64_t ai_breaker_open_ms;
+	int64_t ai_poll_ms;
 	/* the controller (control/spike.h); [0] unused */
 	int64_t spike_depth[5];
 	int64_t spike_p95_ms[3];
 	double spike_error_pct[5];
 	int64_t spike_hold_ms;
 	int64_t control_window_s;
+	int64_t workers_max; /* the controller may grow the worker pool up to this */
+	/* the companion app's API (companion/companion.h) */
+	int64_t companion_sync_max_ops;
+	/* the festival calendar (control/festival.h) and `munim plan` */
+	char *festival_calendar;
+	int64_t hpa_min_replicas;
+	int64_t hpa_max_replicas;
+	int64_t hpa_cpu_pct;
+	int64_t hpa_memory_pct;
+	int64_t hpa_depth_per_worker;
+	int64_t hpa_p95_ms;
+	int64_t hpa_up_window_s;
+	int64_t hpa_up_pods;
+	int64_t hpa_up_percent;
+	int64_t hpa_up_period_s;
+	int64_t hpa_down_window_s;
+	int64_t hpa_down_percent;
+	int64_t hpa_down_period_s;
+	int64_t hpa_sync_s;
+	char *erp_services;
+	double erp_ratio;
+	int64_t baseline_workers;
+	int64_t baseline_erp_pods;
+	char *out;
+	char *k8s_namespace;
+	char *prometheus;
+	double per_instance_rps;
+	int64_t normal_peak_qps;
+	int64_t minutes;
+	int64_t csv;
+	int64_t pod_startup_s;
+	int64_t service_ms;
+	int64_t slo_p95_ms;
+	double slo_availability_pct;
+	int64_t late_ms;
+	int64_t sim_seed;
+	/* the degradation level (control/degrade.h) */
+	int64_t degrade_ai_p95_ms;
+	double degrade_ai_error_pct;
+	double degrade_store_error_pct;
+	int64_t degrade_hold_ms;
+	int64_t marketing_retry_after_s; /* Retry-After of a marketing request refused at level 4 */
 	/* provisioning */
 	int64_t tenants;
 	char *first_phone_number_id;
@@ -108,6 +160,7 @@ struct config {
 	int64_t timeout_ms;
 	/* outbox */
 	int64_t dead;
+	int64_t merged;
 	int64_t limit;
 	/* loadgen */
 	int64_t rate;
@@ -115,6 +168,9 @@ struct config {
 	char *profile;
 	int64_t step;
 	int64_t step_every;
+	double surge_factor;
+	int64_t surge_at;
+	int64_t surge_for;
 	int64_t customers;
 	char *text;
 	int64_t connections;

@@ -3,6 +3,7 @@
  */
 #include "core/metrics.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/clock.h"
@@ -83,6 +84,51 @@ static void histogram(struct buf *o, const char *name, const char *help, const s
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+static const unsigned int companion_codes[METRICS_COMPANION_CODES] = {200, 201, 400, 401, 404,
+                                                                      409, 413, 500, 503, 0};
+
+void metrics_companion_request(struct metrics *m, enum metrics_companion_route route,
+                               unsigned int http_status)
+{
+	int i = 0;
+	while (i < METRICS_COMPANION_CODES - 1 && companion_codes[i] != http_status)
+		i++;
+	if ((int)route >= 0 && route < MCOMP_ROUTES)
+		atomic_fetch_add_explicit(&m->companion_requests[route][i], 1,
+		                          memory_order_relaxed);
+}
+
+static void companion_render(const struct metrics *m, struct buf *o)
+{
+	static const char *const routes[MCOMP_ROUTES] = {"stock",        "orders",  "order",
+	                                                 "order_create", "invoice", "sync"};
+	static const char *const sync[MSYNC_COUNT] = {"applied", "duplicate", "rejected"};
+	buf_puts(o, "# HELP munim_companion_requests_total Companion API requests answered, by "
+	            "route and HTTP status.\n# TYPE munim_companion_requests_total counter\n");
+	for (int r = 0; r < MCOMP_ROUTES; r++)
+		for (int i = 0; i < METRICS_COMPANION_CODES; i++) {
+			char code[16] = "other";
+			if (i < METRICS_COMPANION_CODES - 1)
+				snprintf(code, sizeof(code), "%u", companion_codes[i]);
+			buf_printf(
+			        o,
+			        "munim_companion_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+			        routes[r], code,
+			        (unsigned long long)LOAD(m->companion_requests[r][i]));
+		}
+	buf_puts(o, "# HELP munim_sync_ops_total Operations of companion syncs, by outcome.\n"
+	            "# TYPE munim_sync_ops_total counter\n");
+	for (int i = 0; i < MSYNC_COUNT; i++)
+		buf_printf(o, "munim_sync_ops_total{status=\"%s\"} %llu\n", sync[i],
+		           (unsigned long long)LOAD(m->sync_ops[i]));
+}
+
+void metrics_render_histogram(struct buf *out, const char *name, const char *help,
+                              const struct histogram *h)
+{
+	histogram(out, name, help, h);
+}
+
 void metrics_render(const struct metrics *m, struct buf *o)
 {
 	buf_puts(o, "# HELP munim_webhook_requests_total Webhook POSTs answered, by HTTP status.\n"
@@ -141,12 +187,18 @@ void metrics_render(const struct metrics *m, struct buf *o)
 	counter(o, "munim_send_attempts_total", "Sends attempted to a provider.",
 	        LOAD(m->send_attempts));
 	counter(o, "munim_send_errors_total", "Send attempts that failed.", LOAD(m->send_errors));
+	counter(o, "munim_marketing_refused_total",
+	        "Marketing requests refused 503 at spike level 4.", LOAD(m->marketing_refused));
 	counter(o, "munim_dead_letters_total", "Outbox rows that used up their attempts.",
 	        LOAD(m->dead_letters));
+	counter(o, "munim_outbox_merged_total",
+	        "Replies merged into another reply to the same customer under a traffic spike.",
+	        LOAD(m->outbox_merged));
 	counter(o, "munim_statuses_applied_total",
 	        "Delivery statuses applied to the outbox in their webhook's commit.",
 	        LOAD(m->statuses_applied));
 	counter(o, "munim_statuses_unmatched_total",
 	        "Delivery statuses for messages the outbox does not hold.",
 	        LOAD(m->statuses_unmatched));
+	companion_render(m, o);
 }

@@ -6,7 +6,9 @@
 #include "core/proc.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/err.h"
 
@@ -45,4 +47,23 @@ int proc_ensure_fds(long long need, long long *have)
 	}
 	*have = (long long)rl.rlim_cur;
 	return *have >= need ? 0 : ERR_FULL;
+}
+
+int proc_usage(double *cpu_seconds, int64_t *rss_bytes)
+{
+	struct rusage ru;
+	*cpu_seconds = 0;
+	*rss_bytes = 0;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return ERR_IO;
+	*cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return 0;
+	long long size = 0, resident = 0;
+	if (fscanf(f, "%lld %lld", &size, &resident) == 2)
+		*rss_bytes = (int64_t)resident * (int64_t)sysconf(_SC_PAGESIZE);
+	fclose(f);
+	return 0;
 }

@@ -7,6 +7,7 @@
 #define MUNIM_PROC_H
 
 #include <signal.h>
+#include <stdint.h>
 
 /*
  * proc_block_stop_signals blocks SIGINT and SIGTERM in the calling thread
@@ -23,5 +24,12 @@ int proc_wait_stop(const sigset_t *set);
  * it does not; *have gets the limit now in force (0 when unknown).
  */
 int proc_ensure_fds(long long need, long long *have);
+
+/*
+ * proc_usage: the CPU time this process has used (user + system, seconds)
+ * and its resident memory (bytes, from /proc/self/statm; 0 where that is
+ * not readable). 0 or ERR_IO.
+ */
+int proc_usage(double *cpu_seconds, int64_t *rss_bytes);
 
 #endif

@@ -7,7 +7,9 @@
  * its replies, or a store error: then the caller rolls the message back
  * and retries it later, so nothing half-done is ever kept. Business
  * refusals (unknown item, short stock, an order already confirmed) are
- * replies, not errors.
+ * replies, not errors; each also names itself in x->refusal, which the
+ * companion app's path (direct.c, running order/confirm/cancel itself)
+ * reads back and the chat ignores.
  *
  * The life of an order (store order status):
  *
@@ -37,8 +39,19 @@
  * them back in (for a customer who never opted out it is the greeting it
  * always was: the menu). Replies to their own messages are not marketing
  * and go out as ever.
+ *
+ * Not understood, degraded, and photos (erp.h, "The AI endpoint"): a text
+ * the parser cannot read becomes an AI job, or gets the template reply
+ * while degraded, or the menu (not_understood); while a customer has a job
+ * not yet done, their next messages become jobs too (behind it); images and
+ * documents are queued for reading and acknowledged (queue_media). The AI
+ * setting is one process-wide copy (erp_ai_set): serve writes it before
+ * any thread runs the ERP, and a handler only reads it, so it needs no
+ * lock; it is process-wide rather than passed in because every runner of
+ * the ERP (workers, the ingest fast path, the AI thread) must see the same.
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/clock.h"
@@ -49,6 +62,35 @@
 static const char *const menu_buttons[] = {
         ERP_BTN_STOCK, "Stock Check", ERP_BTN_ORDER, "New Order", ERP_BTN_INVOICE, "Invoice",
 };
+
+/* The process's AI setting (erp_ai_set): written while no thread runs the
+ * ERP, only read by handlers. */
+static struct erp_ai ai_setting;
+
+void erp_ai_set(const struct erp_ai *ai)
+{
+	if (ai)
+		ai_setting = *ai;
+	else
+		memset(&ai_setting, 0, sizeof(ai_setting));
+}
+
+/* Degraded: the controller's level is 1 or more, or the AI's breaker
+ * refuses calls (no smart answer is possible now). */
+static int ai_degraded(void)
+{
+	const struct erp_ai *s = &ai_setting;
+	if (s->degradation_level &&
+	    atomic_load_explicit(s->degradation_level, memory_order_relaxed) >= 1)
+		return 1;
+	return s->jobs && s->refusing && atomic_load_explicit(s->refusing, memory_order_relaxed);
+}
+
+int erp__marketing_refused(void)
+{
+	const _Atomic int *l = ai_setting.spike_level;
+	return l && atomic_load_explicit(l, memory_order_relaxed) >= 4;
+}
 
 /* ---- replies ----------------------------------------------------------------- */
 
@@ -218,6 +260,7 @@ void erp__explain_nomatch(struct erp_ctx *x, struct buf *b, const struct erp_ite
                           const struct erp_match *m)
 {
 	const char *what = erp__clean(x->a, it->text, ERP_NAME_MAX);
+	x->refusal = m->kind == ERP_MATCH_AMBIGUOUS ? "ambiguous_item" : "unknown_item";
 	if (m->kind == ERP_MATCH_AMBIGUOUS) {
 		buf_printf(b, "We have more than one \"%s\": ", what);
 	} else if (x->nproducts == 0) {
@@ -256,6 +299,7 @@ void erp__explain_qty(struct erp_ctx *x, struct buf *b, const struct erp_item *i
                       const struct product *p, int err)
 {
 	const char *name = erp__clean(x->a, p->name, ERP_NAME_MAX);
+	x->refusal = "invalid_quantity";
 	switch (err) {
 	case ERR_CONFLICT:
 		buf_printf(b, "Sorry, %s is sold by the %s, not by the %s. Try e.g. \"2 %s %s\".",
@@ -324,7 +368,7 @@ int erp__cmd_stock(struct erp_ctx *x, const struct erp_cmd *cmd)
 
 /* ---- order ----------------------------------------------------------------------- */
 
-static int cmd_order(struct erp_ctx *x, const struct erp_cmd *cmd)
+int erp__cmd_order(struct erp_ctx *x, const struct erp_cmd *cmd)
 {
 	struct order_line lines[ERP_MAX_ORDER_LINES];
 	const struct product *prods[ERP_MAX_ORDER_LINES];
@@ -334,6 +378,8 @@ static int cmd_order(struct erp_ctx *x, const struct erp_cmd *cmd)
 	if ((rc = erp__load_catalog(x)) < 0)
 		return rc;
 	buf_init(&b);
+	if (cmd->err != ERP_PERR_NONE)
+		x->refusal = cmd->err == ERP_PERR_TOO_MANY ? "too_many_lines" : "invalid_quantity";
 	switch (cmd->err) {
 	case ERP_PERR_NONE: break;
 	case ERP_PERR_TOO_MANY:
@@ -413,6 +459,7 @@ static int cmd_order(struct erp_ctx *x, const struct erp_cmd *cmd)
 			continue;
 		}
 		if (l->qty_base > p->stock) {
+			x->refusal = "short_stock";
 			if (problems++)
 				buf_putc(&b, '\n');
 			if (p->stock <= 0) {
@@ -463,6 +510,7 @@ static int cmd_order(struct erp_ctx *x, const struct erp_cmd *cmd)
 	o.total_paise = tot.taxable_paise;
 	if ((rc = store_order_create(x->c, &o, &o.id)) < 0)
 		return rc;
+	x->order_id = o.id;
 	return erp__reply_draft(x, &o, NULL);
 }
 
@@ -483,6 +531,7 @@ static int find_order(struct erp_ctx *x, int64_t id, const char *verb, struct or
 		if (rc == 0 && o->customer_id != x->cust.id)
 			rc = ERR_NOTFOUND; /* never someone else's order */
 		if (rc == ERR_NOTFOUND) {
+			x->refusal = "order_not_found";
 			buf_init(&b);
 			buf_printf(&b, "Sorry, I couldn't find order #%" PRId64 ".", id);
 			reply_fmt(x, &b);
@@ -492,6 +541,7 @@ static int find_order(struct erp_ctx *x, int64_t id, const char *verb, struct or
 	}
 	rc = store_order_last_draft(x->c, x->t->id, x->cust.id, x->a, o);
 	if (rc == ERR_NOTFOUND) {
+		x->refusal = "order_not_found";
 		buf_init(&b);
 		buf_printf(&b,
 		           "You have no draft order to %s. To order, type e.g. "
@@ -506,6 +556,7 @@ static int find_order(struct erp_ctx *x, int64_t id, const char *verb, struct or
 /* The polite answer to a Confirm/Cancel of an order no longer a draft. */
 static int reply_state(struct erp_ctx *x, int64_t order_id, int confirming)
 {
+	x->refusal = "not_draft";
 	struct order o;
 	struct invoice inv;
 	struct buf b;
@@ -544,7 +595,7 @@ static int reply_state(struct erp_ctx *x, int64_t order_id, int confirming)
 	return 0;
 }
 
-static int cmd_confirm(struct erp_ctx *x, const struct erp_cmd *cmd)
+int erp__cmd_confirm(struct erp_ctx *x, const struct erp_cmd *cmd)
 {
 	struct order o;
 	struct invoice inv;
@@ -561,6 +612,7 @@ static int cmd_confirm(struct erp_ctx *x, const struct erp_cmd *cmd)
 	if (o.status != ORDER_DRAFT)
 		return reply_state(x, o.id, 1);
 	if (o.nlines <= 0 || o.nlines > ERP_MAX_ORDER_LINES) {
+		x->refusal = "empty_order";
 		buf_init(&b);
 		buf_printf(&b, "Sorry, order #%" PRId64 " has no items I can confirm.", o.id);
 		reply_fmt(x, &b);
@@ -607,6 +659,7 @@ static int cmd_confirm(struct erp_ctx *x, const struct erp_cmd *cmd)
 		}
 	}
 	if (short_items) {
+		x->refusal = "short_stock";
 		buf_printf(&b,
 		           "\nOrder #%" PRId64 " is still a draft: cancel it and send a new "
 		           "order with less.",
@@ -664,7 +717,7 @@ static int cmd_confirm(struct erp_ctx *x, const struct erp_cmd *cmd)
 	return 0;
 }
 
-static int cmd_cancel(struct erp_ctx *x, const struct erp_cmd *cmd)
+int erp__cmd_cancel(struct erp_ctx *x, const struct erp_cmd *cmd)
 {
 	struct order o;
 	struct buf b;
@@ -806,6 +859,76 @@ static int cmd_paid_by_customer(struct erp_ctx *x)
 	return 0;
 }
 
+/* ---- not understood, AI jobs, photos ------------------------------------------------------ */
+
+/* The seed's level-1 reply: the template text and the three menu buttons. */
+static int reply_degraded(struct erp_ctx *x)
+{
+	erp__reply_buttons(x, PRIO_P2, ERP_DEGRADED_TEXT, 3, menu_buttons);
+	return 0;
+}
+
+/* Hands the message to the AI thread: a job in the caller's transaction,
+ * no reply now (the job's run replies). */
+static int record_job(struct erp_ctx *x, enum ai_job_kind kind)
+{
+	const struct inbox_entry *e = x->e;
+	struct ai_job j = {
+	        .tenant_id = x->t->id,
+	        .kind = kind,
+	        .ext_id = e->ext_id,
+	        .from = e->from,
+	        .name = e->name ? e->name : "",
+	        .type = e->type ? e->type : "",
+	        .body = e->body ? e->body : "",
+	        .context_id = e->context_id ? e->context_id : "",
+	        .sent_at = e->sent_at,
+	        .received_at = e->received_at,
+	        .created_at = x->now,
+	};
+	int64_t id;
+	return store_ai_job_add(x->c, &j, &id);
+}
+
+/* A text the parser could not read: template, AI job (may_ask) or menu. */
+static int not_understood(struct erp_ctx *x, int may_ask)
+{
+	if (ai_degraded())
+		return reply_degraded(x);
+	if (may_ask)
+		return record_job(x, AI_JOB_REWRITE);
+	return reply_menu(x, "Sorry, I didn't understand that.");
+}
+
+static int is_media(const char *type)
+{
+	return type && (strcmp(type, "image") == 0 || strcmp(type, "document") == 0);
+}
+
+/* A photo or document: queued for reading later, the customer told so. */
+static int queue_media(struct erp_ctx *x)
+{
+	const struct inbox_entry *e = x->e;
+	struct ocr_item o = {
+	        .tenant_id = x->t->id,
+	        .from = e->from,
+	        .ext_id = e->ext_id,
+	        .type = e->type,
+	        .media_id = "",
+	        .mime_type = "",
+	        .caption = e->body ? erp__clean_text(x->a, e->body, ERP_TEXT_MAX) : "",
+	        .created_at = x->now,
+	};
+	int64_t id;
+	int rc = store_ocr_add(x->c, &o, &id);
+	if (rc < 0)
+		return rc;
+	erp__reply(x, PRIO_P2,
+	           arena_sprintf(x->a, ERP_OCR_ACK_TEXT,
+	                         strcmp(e->type, "image") == 0 ? "photo" : "document"));
+	return 0;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 static int owner_only(struct erp_ctx *x)
@@ -822,9 +945,9 @@ static int dispatch(struct erp_ctx *x, const struct erp_cmd *cmd)
 	case ERP_CMD_HELP_STOCK: return reply_help_stock(x);
 	case ERP_CMD_HELP_ORDER: return reply_help_order(x);
 	case ERP_CMD_STOCK: return erp__cmd_stock(x, cmd);
-	case ERP_CMD_ORDER: return cmd_order(x, cmd);
-	case ERP_CMD_CONFIRM: return cmd_confirm(x, cmd);
-	case ERP_CMD_CANCEL: return cmd_cancel(x, cmd);
+	case ERP_CMD_ORDER: return erp__cmd_order(x, cmd);
+	case ERP_CMD_CONFIRM: return erp__cmd_confirm(x, cmd);
+	case ERP_CMD_CANCEL: return erp__cmd_cancel(x, cmd);
 	case ERP_CMD_INVOICE: return cmd_invoice(x);
 	case ERP_CMD_STATUS: return cmd_status(x);
 	case ERP_CMD_ADD_STOCK: return x->is_owner ? erp__owner_add_stock(x, cmd) : owner_only(x);
@@ -849,13 +972,13 @@ static int understood_type(const char *type)
 	                strcmp(type, "button") == 0);
 }
 
-int erp_handle(struct store_conn *c, struct erp_cache *cache, const struct tenant *t,
-               const struct inbox_entry *e, struct arena *a, struct erp_result *out)
+static int handle(struct store_conn *c, struct erp_cache *cache, const struct tenant *t,
+                  const struct inbox_entry *e, struct arena *a, struct erp_result *out, int as_job)
 {
 	struct erp_ctx x;
-	struct erp_cmd *cmd;
+	struct erp_cmd *cmd = NULL;
 	int64_t at;
-	int rc;
+	int rc, waiting = 0;
 
 	if (!out)
 		return ERR_INVAL;
@@ -879,14 +1002,40 @@ int erp_handle(struct store_conn *c, struct erp_cache *cache, const struct tenan
 		return rc;
 	x.is_owner = erp__is_owner(t->owner_numbers, e->from);
 
-	if (!understood_type(e->type)) {
-		rc = reply_menu(&x, "Sorry, I can only read text messages and button taps.");
-	} else {
+	int jobs = !as_job && ai_setting.jobs;
+	int text = e->type && strcmp(e->type, "text") == 0;
+	if (understood_type(e->type)) {
 		cmd = arena_alloc(a, sizeof(*cmd));
 		erp__parse(a, e->body ? e->body : "", cmd);
-		rc = dispatch(&x, cmd);
 	}
+	if (jobs && (rc = store_ai_job_waiting(c, t->id, e->from, &waiting)) < 0)
+		goto out;
+	if (waiting) /* behind the customer's earlier job, in order */
+		rc = record_job(&x, text && cmd && cmd->kind == ERP_CMD_UNKNOWN && !ai_degraded()
+		                            ? AI_JOB_REWRITE
+		                            : AI_JOB_PLAIN);
+	else if (is_media(e->type))
+		rc = queue_media(&x);
+	else if (!cmd)
+		rc = reply_menu(&x, "Sorry, I can only read text messages and button taps.");
+	else if (cmd->kind == ERP_CMD_UNKNOWN)
+		rc = not_understood(&x, jobs && text);
+	else
+		rc = dispatch(&x, cmd);
+out:
 	if (rc < 0)
 		memset(out, 0, sizeof(*out));
 	return rc;
+}
+
+int erp_handle(struct store_conn *c, struct erp_cache *cache, const struct tenant *t,
+               const struct inbox_entry *e, struct arena *a, struct erp_result *out)
+{
+	return handle(c, cache, t, e, a, out, 0);
+}
+
+int erp_handle_job(struct store_conn *c, struct erp_cache *cache, const struct tenant *t,
+                   const struct inbox_entry *e, struct arena *a, struct erp_result *out)
+{
+	return handle(c, cache, t, e, a, out, 1);
 }

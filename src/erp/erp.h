@@ -17,6 +17,7 @@
 #ifndef MUNIM_ERP_H
 #define MUNIM_ERP_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/arena.h"
@@ -92,6 +93,54 @@ int erp_handle(struct store_conn *c, struct erp_cache *cache, const struct tenan
                const struct inbox_entry *e, struct arena *a, struct erp_result *out);
 
 /*
+ * The AI endpoint and graceful degradation (src/ai/ai.h, docs/ai.md).
+ *
+ * What erp_handle does with a text its parser cannot read depends on the
+ * process's AI setting, set once by serve before its threads start
+ * (erp_ai_set; until then, and with NULL, it is the menu, as always):
+ *   - degraded (*degradation_level >= 1) or the AI's breaker refusing
+ *     (*refusing != 0): the template reply ERP_DEGRADED_TEXT with the three
+ *     menu buttons (same ids), straight away;
+ *   - else, with jobs on (an endpoint is configured): no reply; an AI job
+ *     (store_ai_job_add, AI_JOB_REWRITE) in the caller's transaction, for
+ *     the AI thread to run through erp_handle_job;
+ *   - else the menu.
+ * With jobs on, any message of a customer who has a job not yet done
+ * becomes a job too (AI_JOB_PLAIN), so that customer's replies keep the
+ * order of their messages.
+ *
+ * Images and documents are queued for reading later (store_ocr_add; there
+ * is no OCR engine in munim) and acknowledged with ERP_OCR_ACK_TEXT.
+ */
+#define ERP_DEGRADED_TEXT                                                                          \
+	"Due to high demand, smart responses are temporarily unavailable. Please use the "         \
+	"buttons below:"
+#define ERP_OCR_ACK_TEXT                                                                           \
+	"Thank you, we have received your %s. We will read it and reply to you here soon. "        \
+	"You can also type your order as a text message."
+
+struct erp_ai {
+	int jobs;                             /* an AI endpoint is configured */
+	const _Atomic int *degradation_level; /* the controller's (app.h); NULL: 0 */
+	const _Atomic int *refusing;          /* the AI's breaker refuses calls; NULL: 0 */
+	/* the controller's spike level (app.h): from 4 the owner's broadcast
+	 * is refused (the seed's reject_new_marketing_requests); NULL: 0 */
+	const _Atomic int *spike_level;
+};
+/* erp_ai_set copies *ai (NULL: no AI, no degradation) for every later
+ * erp_handle of the process; call it while no thread runs the ERP. The
+ * pointers must stay valid until the next erp_ai_set. */
+void erp_ai_set(const struct erp_ai *ai);
+/*
+ * erp_handle_job runs e as erp_handle does, for the AI thread: e carries a
+ * job's message (its body the endpoint's rewrite, or the text as typed).
+ * It never records a job: a text it cannot read gets the template reply
+ * when degraded or the AI's breaker refuses, else the menu.
+ */
+int erp_handle_job(struct store_conn *c, struct erp_cache *cache, const struct tenant *t,
+                   const struct inbox_entry *e, struct arena *a, struct erp_result *out);
+
+/*
  * erp_unit_normalize maps a unit as people write it ("kg", "Kgs", "litre",
  * "pcs", "pkt") to the canonical selling unit ("kg", "g", "l", "ml", "pc",
  * "packet", "dozen"; a static string) and the base units in one of it (kg → 1000,
@@ -148,5 +197,65 @@ int erp_broadcast(struct store_conn *c, const struct tenant *t, const char *acto
 /* erp_parse_rupees parses "62", "62.5", "62.50", "₹62.50" or "Rs 62" into
  * paise, exactly (no floating point); ERR_INVAL otherwise. */
 int erp_parse_rupees(const char *s, int64_t *paise);
+
+/*
+ * The shop's own work from outside WhatsApp (direct.c): the companion app
+ * places, confirms and cancels orders and moves stock through the very
+ * commands a WhatsApp message runs (the same matching, quantities, stock
+ * checks, ledger, GST invoice numbers), inside the caller's transaction.
+ * What the command would have said to the customer goes into the outbox
+ * as PENDING rows (not quoting any message), counted in out->queued; the
+ * caller moves its gauges after the commit. Every function returns 0 with
+ * out->refusal NULL when it did its work, 0 with out->refusal set (a short
+ * code) and out->message (the ERP's wording) when it refused - the caller
+ * then rolls back to its savepoint, since a refusal may leave a new
+ * customer row behind - or a store error. Strings live in d->a.
+ */
+struct erp_direct {
+	struct store_conn *c;
+	struct erp_cache *cache; /* the calling thread's */
+	const struct tenant *t;  /* read in this transaction (catalog_rev) */
+	const char *actor;       /* who, for the audit log: "app:<device>" */
+	struct arena *a;
+};
+
+struct erp_direct_line {
+	const char *item; /* as a customer would type it: "atta", "basmati rice" */
+	const char *qty;  /* "2 kg", "500g", "3"; NULL or "": one selling unit */
+};
+
+struct erp_direct_result {
+	const char *refusal; /* NULL, or e.g. "unknown_item", "short_stock", "not_draft" */
+	const char *message; /* a refusal's words, or what the customer was told */
+	int64_t order_id;
+	int64_t product_id; /* erp_direct_stock */
+	int64_t stock_after;
+	int64_t queued[PRIO_COUNT];
+};
+
+/* A customer's number as the store keeps it: "+91 98765-43210" →
+ * "919876543210" (8 to 15 digits) in a; NULL when it is not one. */
+const char *erp_direct_wa_id(struct arena *a, const char *phone);
+/* Places an order of n lines (1..ERP_MAX_ORDER_LINES) for customer (a
+ * phone number), then confirms it when confirm is set: the customer gets
+ * the confirmation with the invoice (P1) - or, for a draft, the draft with
+ * its Confirm/Cancel buttons (P2). */
+int erp_direct_order(const struct erp_direct *d, const char *customer,
+                     const struct erp_direct_line *lines, int n, int confirm,
+                     struct erp_direct_result *out);
+int erp_direct_confirm(const struct erp_direct *d, int64_t order_id, struct erp_direct_result *out);
+int erp_direct_cancel(const struct erp_direct *d, int64_t order_id, struct erp_direct_result *out);
+/* Adds (remove 0) or takes out (remove 1) qty of item through the ledger
+ * (reason "restock" or "adjust"); "short_stock" when stock would go below
+ * zero. */
+int erp_direct_stock(const struct erp_direct *d, const char *item, const char *qty, int remove,
+                     struct erp_direct_result *out);
+/* The GST of one invoice line of taxable value amount at rate_bp: CGST and
+ * SGST inside the shop's state (intra), else IGST - the invoice's own rule. */
+void erp_direct_line_tax(int64_t amount, int rate_bp, int intra, int64_t *cgst, int64_t *sgst,
+                         int64_t *igst);
+/* The invoice as the customer reads it on WhatsApp (o may be NULL), in d->a. */
+const char *erp_direct_invoice_text(const struct erp_direct *d, const struct invoice *inv,
+                                    const struct order *o, const struct customer *cu);
 
 #endif

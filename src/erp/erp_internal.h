@@ -12,6 +12,8 @@
  *   erp.c    erp_handle and the customer commands
  *   owner.c  the owner commands
  *   broadcast.c  erp_broadcast: marketing to the shop's recent customers
+ *   direct.c     erp_direct_*: the shop's own orders and stock from its
+ *                companion app, through the same commands
  *
  * Every function here is pure or touches only the arena it is given, except
  * those taking a struct erp_ctx (the handlers, erp__load_catalog,
@@ -300,6 +302,11 @@ struct erp_ctx {
 	struct product *products;
 	int nproducts;
 	struct erp_catalog cat;
+	/* what a caller outside WhatsApp (direct.c) reads back: why the
+	 * command changed nothing (a short code: "unknown_item", "short_stock",
+	 * "not_draft"...; NULL when it did not refuse) and the order it made */
+	const char *refusal;
+	int64_t order_id;
 };
 
 /* Adds a reply (at most ERP_MAX_REPLIES; the text is clipped to its cap). */
@@ -322,6 +329,12 @@ void erp__explain_qty(struct erp_ctx *x, struct buf *b, const struct erp_item *i
                       const struct product *p, int err);
 /* Stock check for items (also used for a customer's "price <item>"). */
 int erp__cmd_stock(struct erp_ctx *x, const struct erp_cmd *cmd);
+/* The customer commands order, confirm and cancel (erp.c); also run by
+ * direct.c for the shop's companion app. 0 with their replies (a refusal
+ * sets x->refusal), or a store error. */
+int erp__cmd_order(struct erp_ctx *x, const struct erp_cmd *cmd);
+int erp__cmd_confirm(struct erp_ctx *x, const struct erp_cmd *cmd);
+int erp__cmd_cancel(struct erp_ctx *x, const struct erp_cmd *cmd);
 
 /*
  * The owner commands (owner.c); the caller has checked x->is_owner. Each
@@ -333,6 +346,8 @@ int erp__owner_low_stock(struct erp_ctx *x);
 int erp__owner_sales_today(struct erp_ctx *x);
 /* 1 when wa_id is one of the comma-separated owner numbers (digits compared). */
 int erp__is_owner(const char *owner_numbers, const char *wa_id);
+/* 1 while new marketing is refused: the spike level is 4 (erp_ai_set). */
+int erp__marketing_refused(void);
 /* The owner's "broadcast <text>" (erp_broadcast) and "paid <order>". */
 int erp__owner_broadcast(struct erp_ctx *x, const struct erp_cmd *cmd);
 int erp__owner_paid(struct erp_ctx *x, const struct erp_cmd *cmd);

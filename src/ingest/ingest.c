@@ -450,13 +450,14 @@ static void *committer_main(void *arg)
 {
 	struct ingest *ig = arg;
 	pthread_setname_np(pthread_self(), "ingest-commit");
-	int max = (int)ig->app->cfg.commit_batch;
-	if (max < 1)
-		max = 1;
-	struct ingest_job **batch = xmalloc(sizeof(*batch) * (size_t)max);
+	/* room for the largest batch: doubled from spike level 1 (app_batch) */
+	int room = (int)ig->app->cfg.commit_batch * 2;
+	if (room < 1)
+		room = 1;
+	struct ingest_job **batch = xmalloc(sizeof(*batch) * (size_t)room);
 
 	for (;;) {
-		int n = 0;
+		int n = 0, max = app_batch(ig->app, ig->app->cfg.commit_batch, room);
 		pthread_mutex_lock(&ig->mu);
 		while (!ig->head && !ig->stop)
 			pthread_cond_wait(&ig->cv, &ig->mu);

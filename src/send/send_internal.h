@@ -51,6 +51,9 @@
 /* While no WhatsApp provider is up, held P2/P3 rows are looked at for
  * expiry this often. */
 #define SEND_EXPIRE_EVERY_MS 10000
+/* Rows gathered for merging per claim: per recipient, and in all. */
+#define SEND_GATHER_PER_RECIPIENT 16
+#define SEND_GATHER_MAX           256
 
 /* A claimed row, handed from the recorder to the network thread. */
 struct send_job {
@@ -152,9 +155,15 @@ struct sender {
 	/* [recorder, sender_reserve/unreserve] rows claimed or reserved and
 	 * not yet recorded: never more than nslots */
 	_Atomic int outstanding;
+	/* [controller, via sender_resize] the rows that may be outstanding now:
+	 * 1..nslots */
+	_Atomic int cap;
 	/* [network] the highest priority worth claiming: P3 while a WhatsApp
 	 * provider is up, P1 while only the SMS gateway is, -1 when none */
 	_Atomic int claim_upto;
+	/* [network] WhatsApp providers that could take a send now or soon, and
+	 * those of them delivering at least the minimum rate (sender_health) */
+	_Atomic int bsps_up, bsps_delivering;
 	_Atomic uint64_t expired;        /* [recorder] rows expired, ever */
 	_Atomic uint64_t alerts_sent;    /* [network] */
 	_Atomic uint64_t alerts_failed;  /* [network] not posted, or not answered 2xx */

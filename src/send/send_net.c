@@ -288,6 +288,16 @@ static int usable(const struct provider *p, int64_t now)
 	return breaker_state(&p->br) != BREAKER_OPEN || now >= breaker_open_until(&p->br);
 }
 
+/* waiting_above_p3: some P0..P2 row waits in the outbox. */
+static int waiting_above_p3(struct app *app)
+{
+	for (int p = 0; p < PRIO_P3; p++)
+		if (atomic_load_explicit(&app->metrics.outbox[p][OUTBOX_PENDING],
+		                         memory_order_relaxed) > 0)
+			return 1;
+	return 0;
+}
+
 /*
  * publish_claim_upto tells the recorder what is worth claiming: every
  * priority while a BSP is usable and delivering, P0/P1 while only the SMS
@@ -296,16 +306,26 @@ static int usable(const struct provider *p, int64_t now)
 static void publish_claim_upto(struct sender *s, int64_t now)
 {
 	struct provider_list *l = &s->providers;
-	int upto = -1;
+	int upto = -1, up = 0, delivering = 0;
 	for (int i = 0; i < l->n; i++)
 		s->delivering[i] = delivery_ok(s->app->delivery, l->p[i].name, now);
-	for (int i = 0; i < l->nwa && upto < 0; i++)
-		if (usable(&l->p[i], now) && s->delivering[i])
-			upto = PRIO_P3;
+	for (int i = 0; i < l->nwa; i++) {
+		if (!usable(&l->p[i], now))
+			continue;
+		up++;
+		delivering += s->delivering[i];
+	}
+	atomic_store_explicit(&s->bsps_up, up, memory_order_relaxed);
+	atomic_store_explicit(&s->bsps_delivering, delivering, memory_order_relaxed);
+	if (delivering > 0)
+		upto = PRIO_P3;
 	if (upto < 0 && l->sms >= 0 && usable(&l->p[l->sms], now))
 		upto = PRIO_P1;
-	/* a traffic spike of level 2 or more pauses marketing (control/spike.h) */
-	if (upto > PRIO_P2 && atomic_load(&s->app->spike_level) >= 2)
+	/* the controller pauses marketing (a spike of level 2+, a festival
+	 * peak), or lets it go only while nothing else waits (strict mode) */
+	struct app *app = s->app;
+	if (upto > PRIO_P2 && (atomic_load(&app->pause_p3) ||
+	                       (atomic_load(&app->priority_strict) && waiting_above_p3(app))))
 		upto = PRIO_P2;
 	int was = atomic_exchange(&s->claim_upto, upto);
 	if (upto > was)
@@ -453,6 +473,14 @@ static void route(struct sender *s, struct send_slot *slot, int64_t now)
 		done_now(s, slot);
 		return;
 	}
+	/* the seed's spike levels (app.h sms_critical): from 3 a critical
+	 * message that would wait goes by SMS instead, at 4 every one does */
+	int mode = atomic_load_explicit(&s->app->sms_critical, memory_order_relaxed);
+	int critical_sms = l->sms >= 0 && job->prio <= PRIO_P1 && mode >= 1;
+	if (critical_sms && mode >= 2 && !sms_only && allow(s, &l->p[l->sms], now)) {
+		start_send(s, slot, l->sms, now);
+		return;
+	}
 	int64_t w = sms_only ? 0 : pace_recipient_wait(s->pace, job->phone_number_id, job->to, now);
 	if (w > 0) {
 		if (can_park && w < SEND_PARK_MAX_MS)
@@ -476,6 +504,10 @@ static void route(struct sender *s, struct send_slot *slot, int64_t now)
 			return;
 		}
 		record(s, p, BREAKER_IGNORED, now); /* gives back a half-open probe */
+		if (critical_sms && allow(s, &l->p[l->sms], now)) {
+			start_send(s, slot, l->sms, now);
+			return;
+		}
 		if (can_park)
 			park(s, slot, now + pw, now);
 		else
@@ -897,4 +929,15 @@ void send__net_release(struct sender *s)
 		free(al->queue[(al->head + i) % SEND_ALERTS_MAX]);
 	buf_release(&al->body);
 	memset(al, 0, sizeof(*al));
+}
+
+void sender_health(struct sender *s, struct sender_health *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return;
+	out->bsps = s->providers.nwa;
+	out->bsps_up = atomic_load_explicit(&s->bsps_up, memory_order_relaxed);
+	out->bsps_delivering = atomic_load_explicit(&s->bsps_delivering, memory_order_relaxed);
+	out->sms = s->providers.sms >= 0;
 }

@@ -106,6 +106,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "send/aggregate.h"
 #include "send/delivery.h"
 #include "send/send_internal.h"
 
@@ -383,12 +384,64 @@ static int reserve_slots(struct sender *s, int want)
 {
 	int cur = atomic_load(&s->outstanding);
 	for (;;) {
-		int got = s->nslots - cur < want ? s->nslots - cur : want;
+		int cap = atomic_load_explicit(&s->cap, memory_order_relaxed);
+		int got = cap - cur < want ? cap - cur : want;
 		if (got <= 0)
 			return 0;
 		if (atomic_compare_exchange_weak(&s->outstanding, &cur, cur + got))
 			return got;
 	}
+}
+
+/*
+ * gather claims, for each P1..P3 recipient among rows[0..n), the other
+ * replies waiting for them (up to SEND_GATHER_PER_RECIPIENT each,
+ * SEND_GATHER_MAX in all, of priority up to upto), and returns the rows
+ * with those appended (in s->arena) and their count. A store refusal ends
+ * the gathering (logged): what was gathered so far is still merged.
+ */
+static int gather(struct sender *s, int64_t now, int upto, struct outbox_row **rows, int n)
+{
+	struct outbox_row *all =
+	        arena_alloc(&s->arena, sizeof(*all) * (size_t)(n + SEND_GATHER_MAX));
+	memcpy(all, *rows, sizeof(*all) * (size_t)n);
+	int total = n;
+	for (int i = 0; i < n && total < n + SEND_GATHER_MAX; i++) {
+		const struct outbox_row *r = &all[i];
+		if (r->priority == PRIO_P0 || (r->provider && *r->provider) || !r->to)
+			continue; /* a P0 or a row pinned to a provider goes alone */
+		int seen = 0;
+		for (int j = 0; j < i && !seen; j++)
+			seen = all[j].tenant_id == r->tenant_id && all[j].to &&
+			       strcmp(all[j].to, r->to) == 0;
+		if (seen)
+			continue;
+		int room = n + SEND_GATHER_MAX - total, m = 0;
+		struct outbox_row *more = NULL;
+		int rc = store_outbox_claim_to(
+		        s->conn, now, r->tenant_id, r->to, PRIO_P1, (enum outbox_prio)upto,
+		        room < SEND_GATHER_PER_RECIPIENT ? room : SEND_GATHER_PER_RECIPIENT,
+		        &s->arena, &more, &m);
+		if (rc != 0) {
+			log_warn("send.gather_failed",
+			         "could not gather a customer's waiting replies to merge: %s",
+			         store_errmsg(s->conn));
+			break;
+		}
+		memcpy(all + total, more, sizeof(*all) * (size_t)m);
+		total += m;
+	}
+	*rows = all;
+	return total;
+}
+
+/* unclaim puts a gathered row that found no slot back, unsent. */
+static void unclaim(struct sender *s, const struct outbox_row *row, int64_t now)
+{
+	if (store_outbox_defer(s->conn, row->id, now, "", now, NULL) != 0)
+		log_error("send.unclaim_failed",
+		          "could not put outbox row %lld back: %s (start-up recovery will)",
+		          (long long)row->id, store_errmsg(s->conn));
 }
 
 /*
@@ -423,17 +476,37 @@ static int claim(struct sender *s, int64_t now, int room)
 	if (s->claim_failing)
 		log_info("send.claim_recovered", "outbox rows are being claimed again");
 	s->claim_failing = 0;
+	/* under a traffic spike, replies to one customer go out as one
+	 * (aggregate.h): each claimed customer's other waiting replies are
+	 * claimed too, rows[n..total); a merged row needs no slot, the store
+	 * has it MERGED; a gathered row left over goes back unsent */
+	int merged = 0, total = n;
+	if (n > 0 && atomic_load(&s->app->aggregate)) {
+		total = gather(s, now, upto, &rows, n);
+		struct aggregate_opts ao = {.sms_fallback = s->providers.sms >= 0};
+		if (total > 1)
+			merged = aggregate_claimed(s->conn, rows, total, &ao, now, &s->arena);
+	}
 	int k = 0;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < total; i++) {
 		const struct outbox_row *row = &rows[i];
+		if (k == room && i >= n && row->state != OUTBOX_MERGED) {
+			unclaim(s, row, now);
+			continue;
+		}
 		metrics_outbox_move(&s->app->metrics, row->priority, OUTBOX_PENDING,
 		                    OUTBOX_SENDING);
+		if (row->state == OUTBOX_MERGED) {
+			metrics_outbox_move(&s->app->metrics, row->priority, OUTBOX_SENDING,
+			                    OUTBOX_MERGED);
+			continue;
+		}
 		if (k == room) {
 			/* the store returned more than asked: the rest wait for a
 			 * restart's recovery rather than overrun the slots */
 			log_error("send.claim_overrun", "claimed %d rows for %d free slots", n,
 			          room);
-			break;
+			continue;
 		}
 		struct send_job *job = &s->claimed[k++];
 		job->id = row->id;
@@ -447,6 +520,9 @@ static int claim(struct sender *s, int64_t now, int room)
 		job->phone_number_id = xstrdup(row->phone_number_id ? row->phone_number_id : "");
 		job->body = xstrdup(row->body ? row->body : "");
 	}
+	if (merged > 0)
+		atomic_fetch_add_explicit(&s->app->metrics.outbox_merged, (uint64_t)merged,
+		                          memory_order_relaxed);
 	atomic_fetch_sub(&s->outstanding, room - k);
 	int rc2 = hand_over_claimed(s, k);
 	return rc2 < 0 ? rc2 : n;
@@ -499,6 +575,10 @@ static void expire_held(struct sender *s, int64_t now)
 int sender_reserve(struct sender *s, enum outbox_prio prio)
 {
 	if (!s || atomic_load(&s->claims_closed) || atomic_load(&s->claim_upto) < (int)prio)
+		return 0;
+	/* under a traffic spike a reply waits in the outbox, where the claim
+	 * merges it with the customer's others (aggregate.h); a P0 never merges */
+	if (prio != PRIO_P0 && atomic_load(&s->app->aggregate))
 		return 0;
 	/* a reply waiting in the outbox at this priority or above goes first */
 	for (int p = 0; p <= (int)prio && p < PRIO_COUNT; p++)
@@ -591,7 +671,7 @@ static void *recorder_main(void *arg)
 			break;
 		if ((s->due_at && now >= s->due_at) || now >= next_sweep)
 			want = 1;
-		int room = s->nslots - atomic_load(&s->outstanding);
+		int room = atomic_load(&s->cap) - atomic_load(&s->outstanding);
 		int claimed = 0;
 		if (!closing && ((want && room > 0) || s->nunsynced > 0)) {
 			int got = claim(s, now, room);
@@ -947,6 +1027,8 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	s->providers = providers;
 	s->pace = pace;
 	atomic_store(&s->claim_upto, PRIO_P3);
+	atomic_store(&s->bsps_up, providers.nwa); /* until the network thread looks */
+	atomic_store(&s->bsps_delivering, providers.nwa);
 	for (int i = 0; i < PROVIDER_MAX; i++)
 		s->delivering[i] = 1;
 	buf_init(&s->alerts.body);
@@ -957,6 +1039,7 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	arena_init(&s->arena, 64 * 1024);
 	arena_init(&s->resp_arena, 4096);
 	s->nslots = (int)cfg->send_inflight;
+	atomic_store(&s->cap, s->nslots); /* until the controller sizes it */
 	size_t n = (size_t)s->nslots;
 	s->slots = xcalloc(n, sizeof(*s->slots));
 	for (int i = 0; i < s->nslots; i++) {
@@ -1047,4 +1130,21 @@ void sender_stop(struct sender *s)
 		         "could not truncate the send journal \"%s\": %s", s->app->cfg.send_journal,
 		         strerror(errno));
 	sender_free(s);
+}
+
+void sender_resize(struct sender *s, int n)
+{
+	if (!s)
+		return;
+	if (n < 1)
+		n = 1;
+	if (n > s->nslots)
+		n = s->nslots;
+	if (atomic_exchange(&s->cap, n) < n)
+		notify_signal(&s->app->outbox_ready); /* room to claim into */
+}
+
+int sender_inflight_cap(struct sender *s)
+{
+	return s ? atomic_load(&s->cap) : 0;
 }

@@ -46,6 +46,25 @@ void sender_give(struct sender *s, const struct outbox_row *rows, int n);
 struct buf;
 void sender_render_metrics(struct sender *s, struct buf *out);
 
+/*
+ * sender_resize lets at most n rows be outstanding (in flight or parked),
+ * clamped to 1..--send-inflight; rows already out above it finish. Any
+ * thread; NULL s: nothing. sender_inflight_cap: the cap now (NULL: 0).
+ */
+void sender_resize(struct sender *s, int n);
+int sender_inflight_cap(struct sender *s);
+
+/* What the controller reads of the providers' health (control/degrade.h). */
+struct sender_health {
+	int bsps;            /* WhatsApp providers configured */
+	int bsps_up;         /* ... whose breaker lets a send through now or soon */
+	int bsps_delivering; /* ... of those, delivering at least the minimum rate */
+	int sms;             /* 1: an SMS gateway is configured */
+};
+/* sender_health: as of the network thread's last pass. Any thread; NULL s:
+ * all zero. */
+void sender_health(struct sender *s, struct sender_health *out);
+
 enum send_class {
 	SEND_OK = 0,
 	SEND_RETRY = 1,     /* 5xx, timeout, network, retryable error codes */

@@ -278,8 +278,146 @@ static const char *const migration_6[] = {
         NULL,
 };
 
+/*
+ * 7: the AI endpoint's jobs and the queue of photos and documents waiting
+ * to be read (src/ai/, store/sqlite_ai.c).
+ *   - ai_jobs: a message the local parser could not read (kind 0: ask the
+ *     endpoint) or one that waits behind such a message of its customer
+ *     (kind 1: run as typed), with what a reply needs (the inbound wamid
+ *     it quotes). state 0 pending, 1 claimed, 2 done; one row per inbound
+ *     message (ext_id unique). ai_jobs_open holds the jobs not yet done by
+ *     customer, for the ERP's "does this customer wait?" and the claim's
+ *     "is this the customer's oldest?".
+ *   - ocr_queue: one row per image or document received; state 0 queued,
+ *     1 done (the operator read it and answered).
+ */
+static const char *const migration_7[] = {
+        "CREATE TABLE ai_jobs ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " tenant_id INTEGER NOT NULL,"
+        " kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 1),"
+        " state INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2),"
+        " ext_id TEXT NOT NULL UNIQUE,"
+        " from_id TEXT NOT NULL,"
+        " name TEXT NOT NULL DEFAULT '',"
+        " type TEXT NOT NULL DEFAULT '',"
+        " body TEXT NOT NULL DEFAULT '',"
+        " context_id TEXT NOT NULL DEFAULT '',"
+        " sent_at INTEGER NOT NULL DEFAULT 0,"
+        " received_at INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " outcome TEXT NOT NULL DEFAULT '',"
+        " rewritten TEXT NOT NULL DEFAULT '',"
+        " done_at INTEGER NOT NULL DEFAULT 0)",
+        "CREATE INDEX ai_jobs_open ON ai_jobs (tenant_id, from_id, id) WHERE state < 2",
+        "CREATE INDEX ai_jobs_pending ON ai_jobs (id) WHERE state = 0",
+        "CREATE TABLE ocr_queue ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " tenant_id INTEGER NOT NULL,"
+        " from_id TEXT NOT NULL,"
+        " ext_id TEXT NOT NULL UNIQUE,"
+        " type TEXT NOT NULL DEFAULT '',"
+        " media_id TEXT NOT NULL DEFAULT '',"
+        " mime_type TEXT NOT NULL DEFAULT '',"
+        " caption TEXT NOT NULL DEFAULT '',"
+        " state INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 1),"
+        " created_at INTEGER NOT NULL,"
+        " done_at INTEGER NOT NULL DEFAULT 0,"
+        " note TEXT NOT NULL DEFAULT '')",
+        "CREATE INDEX ocr_queue_waiting ON ocr_queue (id) WHERE state = 0",
+        NULL,
+};
+
+/*
+ * 8: message aggregation (send/aggregate.c). A reply merged into another
+ * reply to the same customer takes the outbox state 8, MERGED, and
+ * outbox.merged_into names the row that carries its text. The state's
+ * CHECK cannot be widened in place, so the table is built again with the
+ * same columns, ids and indexes (SQLite's own procedure for such changes:
+ * new table, copy, drop, rename); the AUTOINCREMENT high-water mark is
+ * carried over so that no id is ever used twice. The one time this copies
+ * the outbox's history.
+ */
+static const char *const migration_8[] = {
+        "CREATE TABLE outbox_new ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " tenant_id INTEGER NOT NULL,"
+        " priority INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 3),"
+        " state INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 8),"
+        " phone_number_id TEXT NOT NULL,"
+        " to_id TEXT NOT NULL,"
+        " reply_to TEXT NOT NULL DEFAULT '',"
+        " body TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at INTEGER NOT NULL,"
+        " created_at INTEGER NOT NULL,"
+        " inbound_received_at INTEGER NOT NULL DEFAULT 0,"
+        " provider_msg_id TEXT,"
+        " last_error_code INTEGER NOT NULL DEFAULT 0,"
+        " last_error TEXT NOT NULL DEFAULT '',"
+        " early_state INTEGER NOT NULL DEFAULT 0,"
+        " updated_at INTEGER NOT NULL,"
+        " provider TEXT NOT NULL DEFAULT '',"
+        " merged_into INTEGER NOT NULL DEFAULT 0)",
+        "INSERT INTO outbox_new (id, tenant_id, priority, state, phone_number_id, to_id,"
+        " reply_to, body, attempts, next_attempt_at, created_at, inbound_received_at,"
+        " provider_msg_id, last_error_code, last_error, early_state, updated_at, provider)"
+        " SELECT id, tenant_id, priority, state, phone_number_id, to_id, reply_to, body,"
+        " attempts, next_attempt_at, created_at, inbound_received_at, provider_msg_id,"
+        " last_error_code, last_error, early_state, updated_at, provider FROM outbox",
+        "DELETE FROM sqlite_sequence WHERE name = 'outbox_new'",
+        "INSERT INTO sqlite_sequence (name, seq)"
+        " SELECT 'outbox_new', seq FROM sqlite_sequence WHERE name = 'outbox'",
+        "DROP TABLE outbox",
+        "ALTER TABLE outbox_new RENAME TO outbox",
+        "CREATE INDEX outbox_due ON outbox (priority, next_attempt_at, id) WHERE state = 0",
+        "CREATE INDEX outbox_sending ON outbox (id) WHERE state = 1",
+        "CREATE INDEX outbox_by_provider_id ON outbox (provider_msg_id)"
+        " WHERE provider_msg_id IS NOT NULL",
+        "CREATE INDEX outbox_marketing_pending ON outbox (tenant_id, to_id)"
+        " WHERE state = 0 AND priority = 3",
+        NULL,
+};
+
+/*
+ * 9: the companion app's offline operations (companion/sync.c): one row per
+ * operation a device synced, keyed by the shop and the device's own id for
+ * it, holding what was answered the first time (applied or refused) so
+ * that a replay answers the same and changes nothing.
+ */
+static const char *const migration_9[] = {
+        "CREATE TABLE companion_ops ("
+        " tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+        " client_id TEXT NOT NULL,"
+        " device TEXT NOT NULL DEFAULT '',"
+        " op TEXT NOT NULL,"
+        " digest TEXT NOT NULL,"
+        " rejected INTEGER NOT NULL CHECK (rejected IN (0, 1)),"
+        " result TEXT NOT NULL,"
+        " client_at TEXT NOT NULL DEFAULT '',"
+        " applied_at INTEGER NOT NULL,"
+        " PRIMARY KEY (tenant_id, client_id)) WITHOUT ROWID",
+        NULL,
+};
+
+/*
+ * 10: a customer's waiting replies, found at once: under a traffic spike
+ * the sender merges them into one message (send/aggregate.c,
+ * store_outbox_claim_to), and an opt-out cancels the waiting offers
+ * (which outbox_marketing_pending, a part of it, served alone before).
+ * Partial, so replies that never wait (born claimed on the fast path) cost
+ * nothing.
+ */
+static const char *const migration_10[] = {
+        "CREATE INDEX outbox_pending_to ON outbox (tenant_id, to_id) WHERE state = 0",
+        "DROP INDEX outbox_marketing_pending",
+        NULL,
+};
+
 const char *const *const store__sq_migrations[] = {
-        migration_1, migration_2, migration_3, migration_4, migration_5, migration_6,
+        migration_1, migration_2, migration_3, migration_4, migration_5,
+        migration_6, migration_7, migration_8, migration_9, migration_10,
 };
 
 const int store__sq_nmigrations =

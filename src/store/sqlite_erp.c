@@ -783,8 +783,8 @@ int store__sq_customers_active(struct store_conn *c, int64_t tenant_id, int64_t 
 
 /*
  * store__sq_outbox_cancel_marketing: the statement names the partial index
- * outbox_marketing_pending's condition (state = 0 AND priority = 3) in
- * literals, so SQLite reads that customer's entries of it only.
+ * outbox_pending_to's condition (state = 0) in a literal, so SQLite reads
+ * that customer's waiting rows only.
  */
 int store__sq_outbox_cancel_marketing(struct store_conn *c, int64_t tenant_id, const char *wa_id,
                                       int error_code, const char *error, int64_t now,

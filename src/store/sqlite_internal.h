@@ -91,6 +91,7 @@ enum sq_stmt {
 	SQ_INBOX_WAITING,
 	SQ_OUTBOX_INSERT,
 	SQ_OUTBOX_CLAIM,
+	SQ_OUTBOX_CLAIM_TO,
 	SQ_OUTBOX_RECOVER,
 	SQ_OUTBOX_ACCEPTED,
 	SQ_OUTBOX_RETRY,
@@ -113,6 +114,31 @@ enum sq_stmt {
 	SQ_OUTBOX_RESEND,
 	SQ_OUTBOX_EXPIRE,
 	SQ_OUTBOX_OPTED_OUT,
+	SQ_OUTBOX_MERGE_READ,
+	SQ_OUTBOX_MERGE_BODY,
+	SQ_OUTBOX_MERGE_ROW,
+	SQ_OUTBOX_WAITING_BY_TENANT,
+	/* AI jobs and the OCR queue (sqlite_ai.c) */
+	SQ_AI_JOB_ADD,
+	SQ_AI_JOB_WAITING,
+	SQ_AI_JOB_CLAIM,
+	SQ_AI_JOB_FINISH,
+	SQ_AI_JOB_RELEASE,
+	SQ_AI_JOB_RECOVER,
+	SQ_AI_JOB_GET,
+	SQ_AI_JOB_STATE,
+	SQ_AI_JOB_COUNT,
+	SQ_OCR_ADD,
+	SQ_OCR_LIST,
+	SQ_OCR_DONE,
+	SQ_OCR_STATE,
+	SQ_OCR_DEPTH,
+	/* the companion app (sqlite_companion.c) */
+	SQ_COMPANION_CUSTOMER_FIND,
+	SQ_COMPANION_CUSTOMER_ADD,
+	SQ_COMPANION_ORDERS,
+	SQ_COMPANION_OP_GET,
+	SQ_COMPANION_OP_PUT,
 	SQ_NSTMT
 };
 
@@ -315,6 +341,9 @@ int store__sq_inbox_depth(struct store_conn *c, int64_t *n);
 int store__sq_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
                             struct inbox_waiting **out, int *n);
 int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id);
+int store__sq_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_id, const char *to,
+                              enum outbox_prio min_prio, enum outbox_prio max_prio, int limit,
+                              struct arena *a, struct outbox_row **out, int *n);
 int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
                            struct arena *a, struct outbox_row **out, int *n);
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
@@ -329,13 +358,44 @@ int store__sq_outbox_defer(struct store_conn *c, int64_t id, int64_t next_attemp
                            const char *why, int64_t now, enum outbox_state *landed);
 int store__sq_outbox_resend(struct store_conn *c, int64_t id, const char *provider, int64_t now,
                             enum outbox_state *from);
+int store__sq_outbox_waiting_by_tenant(struct store_conn *c, enum outbox_prio min_prio, int limit,
+                                       struct arena *a, struct outbox_tenant_count **out, int *n);
 int store__sq_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t created_before,
                             const char *why, int64_t now, int64_t moved[PRIO_COUNT]);
 int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                             struct outbox_status_result *res);
+int store__sq_outbox_merge(struct store_conn *c, int64_t keeper_id, const char *body,
+                           const int64_t *merged, int n, int64_t now);
 int store__sq_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
                           struct outbox_row **out, int *n);
 int store__sq_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 int store__sq_outbox_next_due(struct store_conn *c, enum outbox_prio max_prio, int64_t *at);
+
+/* Backend functions in sqlite_ai.c. */
+int store__sq_ai_job_add(struct store_conn *c, const struct ai_job *j, int64_t *id);
+int store__sq_ai_job_waiting(struct store_conn *c, int64_t tenant_id, const char *from,
+                             int *waiting);
+int store__sq_ai_job_claim(struct store_conn *c, int limit, struct arena *a, struct ai_job **out,
+                           int *n);
+int store__sq_ai_job_finish(struct store_conn *c, int64_t id, const char *outcome,
+                            const char *rewritten, int64_t now);
+int store__sq_ai_job_release(struct store_conn *c, int64_t id);
+int store__sq_ai_job_recover(struct store_conn *c, int *n);
+int store__sq_ai_job_get(struct store_conn *c, int64_t id, struct arena *a, struct ai_job *out);
+int store__sq_ai_job_count(struct store_conn *c, int64_t *n);
+int store__sq_ocr_add(struct store_conn *c, const struct ocr_item *o, int64_t *id);
+int store__sq_ocr_list(struct store_conn *c, enum ocr_state st, int64_t after_id, int limit,
+                       struct arena *a, struct ocr_item **out, int *n);
+int store__sq_ocr_done(struct store_conn *c, int64_t id, const char *note, int64_t now);
+int store__sq_ocr_depth(struct store_conn *c, int64_t *n);
+
+/* Backend functions in sqlite_companion.c. */
+int store__sq_customer_ensure(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                              struct arena *a, struct customer *out);
+int store__sq_orders_list(struct store_conn *c, int64_t tenant_id, int status, int64_t before_id,
+                          int limit, struct arena *a, struct order **out, int *n);
+int store__sq_sync_op_get(struct store_conn *c, int64_t tenant_id, const char *client_id,
+                          struct arena *a, struct sync_op_record *out);
+int store__sq_sync_op_put(struct store_conn *c, int64_t tenant_id, const struct sync_op_record *r);
 
 #endif

@@ -29,6 +29,8 @@
  *   store__sq_outbox_retry:    SENDING --retryable--> PENDING at a later time.
  *   store__sq_outbox_fail:     PENDING or SENDING --> FAILED or DEAD.
  *   store__sq_outbox_recover:  SENDING --start-up--> PENDING, due after a grace.
+ *   store__sq_outbox_merge:    SENDING --aggregation--> MERGED (terminal), the
+ *     text carried by another SENDING row to the same recipient (merged_into).
  *   store__sq_outbox_status:   a PENDING row named by the status's
  *     row hint and with no provider id was accepted after all: it takes the
  *     provider id and moves on from ACCEPTED. A SENDING row keeps the
@@ -337,7 +339,7 @@ int store__sq_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
 #define OUTBOX_COLS                                                                                \
 	"id, tenant_id, priority, state, phone_number_id, to_id, reply_to, body, attempts,"        \
 	" next_attempt_at, created_at, inbound_received_at, provider_msg_id,"                      \
-	" last_error_code, last_error, updated_at, provider"
+	" last_error_code, last_error, updated_at, provider, merged_into"
 
 static void read_outbox(sqlite3_stmt *st, struct arena *a, void *row)
 {
@@ -359,6 +361,7 @@ static void read_outbox(sqlite3_stmt *st, struct arena *a, void *row)
 	r->last_error = store__sq_col(st, 14, a);
 	r->updated_at = sqlite3_column_int64(st, 15);
 	r->provider = store__sq_col(st, 16, a);
+	r->merged_into = sqlite3_column_int64(st, 17);
 }
 
 int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id)
@@ -395,6 +398,32 @@ static int cmp_claim(const void *pa, const void *pb)
 	return (a->id > b->id) - (a->id < b->id);
 }
 
+/*
+ * claimed_rows reads the rows a claim's UPDATE ... RETURNING st (prepared
+ * with result rc) moved to SENDING, tallies them, ends the operation begun
+ * in mode and sorts them P0 first, then as they fell due.
+ */
+static int claimed_rows(struct store_conn *c, sqlite3_stmt *st, int rc, const char *what,
+                        enum sq_op_mode mode, struct arena *a, struct outbox_row **out, int *n)
+{
+	void *rows = NULL;
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_outbox, &rows, n);
+	for (int i = 0; rc == 0 && i < *n; i++)
+		store__sq_count(c, ((struct outbox_row *)rows)[i].priority, OUTBOX_PENDING,
+		                OUTBOX_SENDING, 1);
+	rc = store__sq_op_end(c, mode, rc);
+	if (rc < 0) {
+		*n = 0;
+		return rc;
+	}
+	/* RETURNING gives rows in no promised order */
+	*out = rows;
+	if (*n > 1)
+		qsort(*out, (size_t)*n, sizeof(**out), cmp_claim);
+	return 0;
+}
+
 int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
                            struct arena *a, struct outbox_row **out, int *n)
 {
@@ -416,7 +445,6 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum ou
 	const char *what = "claim outbox rows";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
-	void *rows = NULL;
 	*out = NULL;
 	*n = 0;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
@@ -427,21 +455,32 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum ou
 		p[i] = i <= (int)max_prio ? i : -1;
 	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM, sql, what, &st, "iiiiii", now, (int64_t)limit, p[0],
 	                    p[1], p[2], p[3]);
-	if (rc == 0)
-		rc = store__sq_rows(c, st, what, a, sizeof(**out), read_outbox, &rows, n);
-	for (int i = 0; rc == 0 && i < *n; i++)
-		store__sq_count(c, ((struct outbox_row *)rows)[i].priority, OUTBOX_PENDING,
-		                OUTBOX_SENDING, 1);
-	rc = store__sq_op_end(c, mode, rc);
-	if (rc < 0) {
-		*n = 0;
+	return claimed_rows(c, st, rc, what, mode, a, out, n);
+}
+
+int store__sq_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_id, const char *to,
+                              enum outbox_prio min_prio, enum outbox_prio max_prio, int limit,
+                              struct arena *a, struct outbox_row **out, int *n)
+{
+	/* outbox_pending_to (migration 10) finds the recipient's waiting rows */
+	static const char sql[] = "UPDATE outbox SET state = 1, attempts = attempts + 1,"
+	                          " updated_at = ?1"
+	                          " WHERE id IN (SELECT id FROM outbox"
+	                          "  WHERE tenant_id = ?2 AND to_id = ?3 AND state = 0"
+	                          "  AND priority BETWEEN ?4 AND ?5 AND next_attempt_at <= ?1"
+	                          "  ORDER BY id LIMIT ?6)"
+	                          " RETURNING " OUTBOX_COLS;
+	const char *what = "claim a recipient's outbox rows";
+	enum sq_op_mode mode;
+	sqlite3_stmt *st;
+	*out = NULL;
+	*n = 0;
+	int rc = store__sq_op_begin(c, 0, what, &mode);
+	if (rc < 0)
 		return rc;
-	}
-	/* RETURNING gives rows in no promised order */
-	*out = rows;
-	if (*n > 1)
-		qsort(*out, (size_t)*n, sizeof(**out), cmp_claim);
-	return 0;
+	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM_TO, sql, what, &st, "iitiii", now, tenant_id, to,
+	                    (int64_t)min_prio, (int64_t)max_prio, (int64_t)limit);
+	return claimed_rows(c, st, rc, what, mode, a, out, n);
 }
 
 /* What recovery will move: SENDING rows by priority and kept-aside status. */
@@ -669,8 +708,8 @@ int store__sq_outbox_resend(struct store_conn *c, int64_t id, const char *provid
 	if (rc < 0)
 		return rc;
 	rc = guard_of(c, id, what, &g);
-	if (rc == 1 &&
-	    (g.state == OUTBOX_SENDING || g.state == OUTBOX_READ || g.state == OUTBOX_DEAD))
+	if (rc == 1 && (g.state == OUTBOX_SENDING || g.state == OUTBOX_READ ||
+	                g.state == OUTBOX_DEAD || g.state == OUTBOX_MERGED))
 		rc = store__errf(c, ERR_CONFLICT, "could not %s %lld: it is %s", what,
 		                 (long long)id, outbox_state_name(g.state));
 	else if (rc == 0)
@@ -731,7 +770,8 @@ int store__sq_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int
 /* status_move: the state a row in `old` takes on delivery status st. */
 static enum outbox_state status_move(enum outbox_state old, enum outbox_state st)
 {
-	if (old == OUTBOX_FAILED || old == OUTBOX_DEAD || old == OUTBOX_READ)
+	if (old == OUTBOX_FAILED || old == OUTBOX_DEAD || old == OUTBOX_READ ||
+	    old == OUTBOX_MERGED)
 		return old;
 	if (st == OUTBOX_FAILED)
 		return OUTBOX_FAILED;
@@ -845,6 +885,97 @@ int store__sq_outbox_status(struct store_conn *c, const struct outbox_status_upd
 	if (rc == 0)
 		store__sq_count(c, r.prio, r.state, nw, 1);
 done:
+	return store__sq_op_end(c, mode, rc);
+}
+
+/* What store__sq_outbox_merge checks of each row. */
+struct merge_row {
+	enum outbox_state state;
+	enum outbox_prio prio;
+	int early; /* a status kept aside */
+	int known; /* the provider gave it an id */
+	int same;  /* the keeper's tenant, business number and recipient */
+};
+
+static void read_merge_row(sqlite3_stmt *st, struct arena *a, void *row)
+{
+	struct merge_row *r = row;
+	(void)a;
+	r->state = (enum outbox_state)sqlite3_column_int(st, 0);
+	r->prio = (enum outbox_prio)sqlite3_column_int(st, 1);
+	r->early = sqlite3_column_int(st, 2) != 0;
+	r->known = sqlite3_column_int(st, 3) != 0;
+	r->same = sqlite3_column_int(st, 4) != 0;
+}
+
+/* merge_check reads row id beside the keeper and tells why it may not take
+ * part: 0 (and *r) or an error with its message. */
+static int merge_check(struct store_conn *c, int64_t id, int64_t keeper_id, struct merge_row *r,
+                       const char *what)
+{
+	static const char sql[] =
+	        "SELECT o.state, o.priority, o.early_state, coalesce(o.provider_msg_id, '') <> '',"
+	        " o.tenant_id = k.tenant_id AND o.to_id = k.to_id"
+	        " AND o.phone_number_id = k.phone_number_id"
+	        " FROM outbox AS o, outbox AS k WHERE o.id = ?1 AND k.id = ?2";
+	sqlite3_stmt *st;
+	int rc = store__sq_prep(c, SQ_OUTBOX_MERGE_READ, sql, what, &st, "ii", id, keeper_id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, read_merge_row, NULL, r);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return store__errf(c, ERR_NOTFOUND, "could not %s: no outbox row %lld", what,
+		                   (long long)id);
+	if (r->state != OUTBOX_SENDING)
+		return store__errf(c, ERR_CONFLICT, "could not %s: outbox row %lld is %s", what,
+		                   (long long)id, outbox_state_name(r->state));
+	if (r->early || r->known)
+		return store__errf(c, ERR_CONFLICT,
+		                   "could not %s: the provider already knows outbox row %lld", what,
+		                   (long long)id);
+	if (!r->same)
+		return store__errf(c, ERR_CONFLICT,
+		                   "could not %s: outbox row %lld goes to another recipient", what,
+		                   (long long)id);
+	return 0;
+}
+
+int store__sq_outbox_merge(struct store_conn *c, int64_t keeper_id, const char *body,
+                           const int64_t *merged, int n, int64_t now)
+{
+	static const char set_body[] = "UPDATE outbox SET body = ?2, updated_at = ?3 WHERE id = ?1";
+	/* the claim counted an attempt for a send this row never makes */
+	static const char set_merged[] =
+	        "UPDATE outbox SET state = 8, merged_into = ?2, attempts = max(attempts - 1, 0),"
+	        " updated_at = ?3 WHERE id = ?1";
+	char what[64];
+	snprintf(what, sizeof(what), "merge into outbox row %lld", (long long)keeper_id);
+	enum sq_op_mode mode;
+	struct merge_row r;
+	int rc = store__sq_op_begin(c, 1, what, &mode);
+	if (rc < 0)
+		return rc;
+	/* the keeper first: missing (ERR_NOTFOUND) before any other complaint */
+	rc = merge_check(c, keeper_id, keeper_id, &r, what);
+	if (rc == 0)
+		rc = store__sq_run(c, SQ_OUTBOX_MERGE_BODY, set_body, what, "iti", keeper_id, body,
+		                   now);
+	/* tallied once all rows went: a failure undoes the statements (the
+	 * savepoint inside a caller's transaction) but not a tally */
+	int64_t moved[PRIO_COUNT] = {0};
+	for (int i = 0; rc == 0 && i < n; i++) {
+		rc = merge_check(c, merged[i], keeper_id, &r, what);
+		if (rc == 0)
+			rc = store__sq_run(c, SQ_OUTBOX_MERGE_ROW, set_merged, what, "iii",
+			                   merged[i], keeper_id, now);
+		if (rc == 0 && (unsigned)r.prio < PRIO_COUNT)
+			moved[r.prio]++;
+	}
+	for (int p = 0; rc == 0 && p < PRIO_COUNT; p++)
+		if (moved[p])
+			store__sq_count(c, (enum outbox_prio)p, OUTBOX_SENDING, OUTBOX_MERGED,
+			                moved[p]);
 	return store__sq_op_end(c, mode, rc);
 }
 

@@ -70,7 +70,8 @@ int store_partition(int64_t tenant_id)
 const char *outbox_state_name(enum outbox_state s)
 {
 	static const char *const names[OUTBOX_STATE_COUNT] = {
-	        "pending", "sending", "accepted", "sent", "delivered", "read", "failed", "dead",
+	        "pending", "sending", "accepted", "sent",   "delivered",
+	        "read",    "failed",  "dead",     "merged",
 	};
 	if ((unsigned)s >= OUTBOX_STATE_COUNT)
 		return "unknown";
@@ -691,6 +692,19 @@ int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *
 	return c->ops->outbox_add(c, o, id);
 }
 
+int store_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_id, const char *to,
+                          enum outbox_prio min_prio, enum outbox_prio max_prio, int limit,
+                          struct arena *a, struct outbox_row **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!to || (unsigned)min_prio >= PRIO_COUNT || (unsigned)max_prio >= PRIO_COUNT ||
+	    min_prio > max_prio || limit < 1)
+		return store__errf(c, ERR_INVAL,
+		                   "could not claim a recipient's outbox rows: bad arguments");
+	return c->ops->outbox_claim_to(c, now, tenant_id, to, min_prio, max_prio, limit, a, out, n);
+}
+
 int store_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
                        struct arena *a, struct outbox_row **out, int *n)
 {
@@ -775,6 +789,19 @@ int store_outbox_resend(struct store_conn *c, int64_t id, const char *provider, 
 	return c->ops->outbox_resend(c, id, provider ? provider : "", now, from ? from : &f);
 }
 
+int store_outbox_waiting_by_tenant(struct store_conn *c, enum outbox_prio min_prio, int limit,
+                                   struct arena *a, struct outbox_tenant_count **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	if ((unsigned)min_prio >= PRIO_COUNT || limit < 1)
+		return store__errf(
+		        c, ERR_INVAL,
+		        "could not count waiting outbox rows: bad priority %d or limit %d",
+		        (int)min_prio, limit);
+	return c->ops->outbox_waiting_by_tenant(c, min_prio, limit, a, out, n);
+}
+
 int store_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t created_before,
                         const char *why, int64_t now, int64_t moved[PRIO_COUNT])
 {
@@ -798,6 +825,24 @@ int store_outbox_status(struct store_conn *c, const struct outbox_status_update 
 		                   "could not apply status to \"%s\": %s is not a delivery status",
 		                   u->provider_msg_id, outbox_state_name(u->state));
 	return c->ops->outbox_status(c, u, res ? res : &r);
+}
+
+int store_outbox_merge(struct store_conn *c, int64_t keeper_id, const char *body,
+                       const int64_t *merged, int n, int64_t now)
+{
+	if (empty(body))
+		return store__errf(c, ERR_INVAL, "could not merge into outbox row %lld: empty body",
+		                   (long long)keeper_id);
+	if (!merged || n < 1 || n > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL,
+		                   "could not merge into outbox row %lld: %d rows not in 1..%d",
+		                   (long long)keeper_id, merged ? n : 0, STORE_MAX_BATCH);
+	for (int i = 0; i < n; i++)
+		if (merged[i] == keeper_id)
+			return store__errf(c, ERR_INVAL,
+			                   "could not merge outbox row %lld into itself",
+			                   (long long)keeper_id);
+	return c->ops->outbox_merge(c, keeper_id, body, merged, n, now);
 }
 
 int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
@@ -828,4 +873,158 @@ int store_outbox_next_due(struct store_conn *c, enum outbox_prio max_prio, int64
 		return store__errf(c, ERR_INVAL, "could not read next due time: bad priority %d",
 		                   (int)max_prio);
 	return c->ops->outbox_next_due(c, max_prio, at);
+}
+
+/* ---- AI jobs and the OCR queue ------------------------------------------------------ */
+
+int store_ai_job_add(struct store_conn *c, const struct ai_job *j, int64_t *id)
+{
+	if (!j || !id)
+		return store__errf(c, ERR_INVAL, "could not record AI job: nothing given");
+	if (empty(j->ext_id) || empty(j->from))
+		return store__errf(
+		        c, ERR_INVAL,
+		        "could not record AI job: the message id and sender are required");
+	if (j->kind != AI_JOB_REWRITE && j->kind != AI_JOB_PLAIN)
+		return store__errf(c, ERR_INVAL, "could not record AI job: bad kind %d",
+		                   (int)j->kind);
+	return c->ops->ai_job_add(c, j, id);
+}
+
+int store_ai_job_waiting(struct store_conn *c, int64_t tenant_id, const char *from, int *waiting)
+{
+	if (!waiting || !from)
+		return store__errf(c, ERR_INVAL, "could not look for AI jobs: no output");
+	return c->ops->ai_job_waiting(c, tenant_id, from, waiting);
+}
+
+int store_ai_job_claim(struct store_conn *c, int limit, struct arena *a, struct ai_job **out,
+                       int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not claim AI jobs: no output");
+	if (limit < 1 || limit > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL, "could not claim AI jobs: limit %d not in 1..%d",
+		                   limit, STORE_MAX_BATCH);
+	return c->ops->ai_job_claim(c, limit, a, out, n);
+}
+
+int store_ai_job_finish(struct store_conn *c, int64_t id, const char *outcome,
+                        const char *rewritten, int64_t now)
+{
+	return c->ops->ai_job_finish(c, id, outcome ? outcome : "", rewritten ? rewritten : "",
+	                             now);
+}
+
+int store_ai_job_release(struct store_conn *c, int64_t id)
+{
+	return c->ops->ai_job_release(c, id);
+}
+
+int store_ai_job_recover(struct store_conn *c, int *n)
+{
+	int dummy;
+	return c->ops->ai_job_recover(c, n ? n : &dummy);
+}
+
+int store_ai_job_get(struct store_conn *c, int64_t id, struct arena *a, struct ai_job *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read AI job: no output");
+	return c->ops->ai_job_get(c, id, a, out);
+}
+
+int store_ai_job_count(struct store_conn *c, int64_t *n)
+{
+	if (!n)
+		return store__errf(c, ERR_INVAL, "could not count AI jobs: no output");
+	return c->ops->ai_job_count(c, n);
+}
+
+int store_ocr_add(struct store_conn *c, const struct ocr_item *o, int64_t *id)
+{
+	if (!o || !id)
+		return store__errf(c, ERR_INVAL,
+		                   "could not queue media for reading: nothing given");
+	if (empty(o->ext_id) || empty(o->from))
+		return store__errf(c, ERR_INVAL,
+		                   "could not queue media for reading: the message id and sender "
+		                   "are required");
+	return c->ops->ocr_add(c, o, id);
+}
+
+int store_ocr_list(struct store_conn *c, enum ocr_state st, int64_t after_id, int limit,
+                   struct arena *a, struct ocr_item **out, int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not list the OCR queue: no output");
+	if (st != OCR_QUEUED && st != OCR_DONE)
+		return store__errf(c, ERR_INVAL, "could not list the OCR queue: bad state %d",
+		                   (int)st);
+	if (limit < 1 || limit > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL,
+		                   "could not list the OCR queue: limit %d not in 1..%d", limit,
+		                   STORE_MAX_BATCH);
+	return c->ops->ocr_list(c, st, after_id, limit, a, out, n);
+}
+
+int store_ocr_done(struct store_conn *c, int64_t id, const char *note, int64_t now)
+{
+	return c->ops->ocr_done(c, id, note ? note : "", now);
+}
+
+int store_ocr_depth(struct store_conn *c, int64_t *n)
+{
+	if (!n)
+		return store__errf(c, ERR_INVAL, "could not count the OCR queue: no output");
+	return c->ops->ocr_depth(c, n);
+}
+
+/* ---- the companion app ------------------------------------------------------ */
+
+int store_customer_ensure(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                          struct arena *a, struct customer *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not find or add customer: no output");
+	if (empty(wa_id))
+		return store__errf(c, ERR_INVAL, "could not find or add customer: no wa_id");
+	return c->ops->customer_ensure(c, tenant_id, wa_id, a, out);
+}
+
+int store_orders_list(struct store_conn *c, int64_t tenant_id, int status, int64_t before_id,
+                      int limit, struct arena *a, struct order **out, int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not list orders: no output");
+	if (limit < 1 || limit > STORE_MAX_BATCH || status > (int)ORDER_CANCELLED)
+		return store__errf(c, ERR_INVAL,
+		                   "could not list orders: limit %d or status %d out of range",
+		                   limit, status);
+	return c->ops->orders_list(c, tenant_id, status < 0 ? -1 : status, before_id, limit, a, out,
+	                           n);
+}
+
+int store_sync_op_get(struct store_conn *c, int64_t tenant_id, const char *client_id,
+                      struct arena *a, struct sync_op_record *out)
+{
+	if (!a || !out)
+		return store__errf(c, ERR_INVAL, "could not read synced operation: no output");
+	if (empty(client_id) || strlen(client_id) > STORE_SYNC_ID_MAX)
+		return store__errf(
+		        c, ERR_INVAL,
+		        "could not read synced operation: the id must have 1 to %d bytes",
+		        STORE_SYNC_ID_MAX);
+	return c->ops->sync_op_get(c, tenant_id, client_id, a, out);
+}
+
+int store_sync_op_put(struct store_conn *c, int64_t tenant_id, const struct sync_op_record *r)
+{
+	if (!r || empty(r->client_id) || strlen(r->client_id) > STORE_SYNC_ID_MAX || empty(r->op))
+		return store__errf(
+		        c, ERR_INVAL,
+		        "could not record synced operation: an id of 1 to %d bytes and an "
+		        "operation are required",
+		        STORE_SYNC_ID_MAX);
+	return c->ops->sync_op_put(c, tenant_id, r);
 }

@@ -181,6 +181,9 @@ enum outbox_prio { PRIO_P0 = 0, PRIO_P1 = 1, PRIO_P2 = 2, PRIO_P3 = 3 };
  *   A status arriving while a row is SENDING is kept aside and applied when
  *   the answer is recorded (or at start-up).
  *   A "failed" status webhook moves ACCEPTED/SENT/DELIVERED to FAILED.
+ *   SENDING --store_outbox_merge--> MERGED (terminal): under a traffic
+ *   spike its text went out inside another reply to the same customer
+ *   (merged_into, send/aggregate.c); it is never recovered or sent again.
  */
 enum outbox_state {
 	OUTBOX_PENDING = 0,
@@ -191,8 +194,9 @@ enum outbox_state {
 	OUTBOX_READ = 5,
 	OUTBOX_FAILED = 6,
 	OUTBOX_DEAD = 7,
+	OUTBOX_MERGED = 8,
 };
-#define OUTBOX_STATE_COUNT 8
+#define OUTBOX_STATE_COUNT 9
 const char *outbox_state_name(enum outbox_state s);
 const char *outbox_prio_name(enum outbox_prio p);
 
@@ -217,6 +221,7 @@ struct outbox_row {
 	int last_error_code;
 	const char *last_error;
 	int64_t updated_at;
+	int64_t merged_into; /* MERGED: the row whose send carries its text; else 0 */
 };
 
 /* A new outbox row; the store fills id, state, attempts and times. */
@@ -520,6 +525,15 @@ int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *
 int store_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
                        struct arena *a, struct outbox_row **out, int *n);
 /*
+ * store_outbox_claim_to claims, as store_outbox_claim, up to limit PENDING
+ * rows due by now of priority min_prio..max_prio going from tenant_id to
+ * the recipient `to` (the sender's aggregation gathers a customer's waiting
+ * replies), oldest first. Its own transaction.
+ */
+int store_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_id, const char *to,
+                          enum outbox_prio min_prio, enum outbox_prio max_prio, int limit,
+                          struct arena *a, struct outbox_row **out, int *n);
+/*
  * Start-up: SENDING rows (a crash mid-send) that a delivery status already
  * proved accepted take that status; the others go back to PENDING, due no
  * earlier than resend_at, so that the provider's statuses for sends it did
@@ -570,6 +584,18 @@ int store_outbox_resend(struct store_conn *c, int64_t id, const char *provider, 
  * (min_prio..P3) created before created_before to DEAD, with why as their
  * last error; moved[p] gets how many of priority p went.
  */
+/* How many rows one tenant has waiting (store_outbox_waiting_by_tenant). */
+struct outbox_tenant_count {
+	int64_t tenant_id;
+	int64_t n;
+};
+/*
+ * store_outbox_waiting_by_tenant: the tenants with PENDING rows of priority
+ * min_prio or lower, with their counts, most rows first, at most limit of
+ * them; in a. Reads inside the caller's transaction when there is one.
+ */
+int store_outbox_waiting_by_tenant(struct store_conn *c, enum outbox_prio min_prio, int limit,
+                                   struct arena *a, struct outbox_tenant_count **out, int *n);
 int store_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t created_before,
                         const char *why, int64_t now, int64_t moved[PRIO_COUNT]);
 /* A delivery status from the provider (a status webhook). */
@@ -604,6 +630,20 @@ struct outbox_status_result {
  */
 int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                         struct outbox_status_result *res);
+/*
+ * store_outbox_merge folds n SENDING rows (merged[]) into the SENDING row
+ * keeper_id, in one transaction: the keeper's body becomes body (one
+ * message carrying all their texts); each merged row goes to MERGED with
+ * merged_into = keeper_id, the attempt its claim counted given back.
+ * Every row must be SENDING, of the keeper's tenant, business number and
+ * recipient, and not yet known to the provider (no provider message id, no
+ * status kept aside). ERR_INVAL: bad arguments (n outside
+ * 1..STORE_MAX_BATCH, an empty body, the keeper among merged[]);
+ * ERR_NOTFOUND: a row does not exist; ERR_CONFLICT: a row breaks the rules
+ * above (then nothing changed).
+ */
+int store_outbox_merge(struct store_conn *c, int64_t keeper_id, const char *body,
+                       const int64_t *merged, int n, int64_t now);
 /* Rows in one state (e.g. OUTBOX_DEAD), newest first, at most limit. */
 int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
                       struct outbox_row **out, int *n);
@@ -615,5 +655,133 @@ int store_outbox_list(struct store_conn *c, enum outbox_state st, int limit, str
 int store_outbox_counts(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 /* The earliest next_attempt_at among PENDING rows of P0..max_prio; 0 if none. */
 int store_outbox_next_due(struct store_conn *c, enum outbox_prio max_prio, int64_t *at);
+
+/* ---- AI jobs and the OCR queue (sqlite_ai.c; see src/ai/ai.h) ------------------ */
+
+/*
+ * An AI job: an inbound message the ERP handed to the AI thread instead of
+ * answering it in its own transaction. REWRITE: the local parser could not
+ * read the text, the endpoint is asked to rewrite it into a command; PLAIN:
+ * the message waits behind an earlier job of its customer and runs as
+ * typed, so each customer's messages are still answered in order.
+ *
+ *   store_ai_job_add ──▶ PENDING ── store_ai_job_claim ──▶ CLAIMED
+ *   CLAIMED ── store_ai_job_finish (with the ERP's effects) ──▶ DONE
+ *   CLAIMED ── store_ai_job_release / store_ai_job_recover ──▶ PENDING
+ */
+enum ai_job_kind { AI_JOB_REWRITE = 0, AI_JOB_PLAIN = 1 };
+enum ai_job_state { AI_JOB_PENDING = 0, AI_JOB_CLAIMED = 1, AI_JOB_DONE = 2 };
+
+struct ai_job {
+	int64_t id;
+	int64_t tenant_id;
+	enum ai_job_kind kind;
+	enum ai_job_state state;
+	const char *ext_id; /* the inbound wamid: the replies quote it */
+	const char *from;   /* the customer's wa_id */
+	const char *name;
+	const char *type; /* the inbound message's type: text, image... */
+	const char *body;
+	const char *context_id;
+	int64_t sent_at, received_at, created_at;
+	int attempts;          /* claims so far */
+	const char *outcome;   /* DONE: how it ended; else "" */
+	const char *rewritten; /* DONE: the command the endpoint gave, or "" */
+	int64_t done_at;
+};
+
+/* store_ai_job_add records j PENDING (j->id, state, attempts, outcome
+ * ignored); *id gets its id. ERR_CONFLICT: a job for j->ext_id exists. */
+int store_ai_job_add(struct store_conn *c, const struct ai_job *j, int64_t *id);
+/* store_ai_job_waiting: *waiting 1 when (tenant, from) has a job not DONE. */
+int store_ai_job_waiting(struct store_conn *c, int64_t tenant_id, const char *from, int *waiting);
+/*
+ * store_ai_job_claim moves up to limit (1..STORE_MAX_BATCH) PENDING jobs
+ * to CLAIMED (attempts + 1) and returns them, oldest first; only a
+ * customer's oldest job not DONE is claimable, so one customer's jobs run
+ * one at a time, in order. In a transaction of its own when none is open.
+ */
+int store_ai_job_claim(struct store_conn *c, int limit, struct arena *a, struct ai_job **out,
+                       int *n);
+/* store_ai_job_finish: CLAIMED → DONE with outcome and rewritten (may be
+ * ""); ERR_CONFLICT when the job is not CLAIMED, ERR_NOTFOUND if none. */
+int store_ai_job_finish(struct store_conn *c, int64_t id, const char *outcome,
+                        const char *rewritten, int64_t now);
+/* store_ai_job_release: CLAIMED → PENDING (its run failed and is to be
+ * tried again); ERR_CONFLICT when not CLAIMED, ERR_NOTFOUND if none. */
+int store_ai_job_release(struct store_conn *c, int64_t id);
+/* store_ai_job_recover: start-up: every CLAIMED job back to PENDING; *n
+ * how many (may be NULL). */
+int store_ai_job_recover(struct store_conn *c, int *n);
+/* store_ai_job_get reads job id (strings in a); ERR_NOTFOUND. */
+int store_ai_job_get(struct store_conn *c, int64_t id, struct arena *a, struct ai_job *out);
+/* store_ai_job_count: jobs not DONE. */
+int store_ai_job_count(struct store_conn *c, int64_t *n);
+
+/* A photo or document to be read later (there is no OCR engine in munim). */
+enum ocr_state { OCR_QUEUED = 0, OCR_DONE = 1 };
+
+struct ocr_item {
+	int64_t id;
+	int64_t tenant_id;
+	const char *from;      /* the customer's wa_id */
+	const char *ext_id;    /* the inbound wamid */
+	const char *type;      /* image, document */
+	const char *media_id;  /* the Cloud API's media id, "" when not known */
+	const char *mime_type; /* "" when not known */
+	const char *caption;
+	enum ocr_state state;
+	int64_t created_at, done_at;
+	const char *note; /* DONE: what the operator wrote */
+};
+
+/* store_ocr_add queues o (QUEUED; id, state, done_at, note ignored); *id
+ * gets its id. ERR_CONFLICT: ext_id is queued already. */
+int store_ocr_add(struct store_conn *c, const struct ocr_item *o, int64_t *id);
+/* store_ocr_list reads up to limit (1..STORE_MAX_BATCH) items in state st,
+ * oldest first, with id > after_id (paging). */
+int store_ocr_list(struct store_conn *c, enum ocr_state st, int64_t after_id, int limit,
+                   struct arena *a, struct ocr_item **out, int *n);
+/* store_ocr_done: QUEUED → DONE with note; ERR_NOTFOUND: no such item,
+ * ERR_CONFLICT: done already. */
+int store_ocr_done(struct store_conn *c, int64_t id, const char *note, int64_t now);
+/* store_ocr_depth: items QUEUED. */
+int store_ocr_depth(struct store_conn *c, int64_t *n);
+
+/* ---- the companion app (sqlite_companion.c) --------------------------------- */
+
+/*
+ * store_customer_ensure finds or adds (tenant, wa_id) and fills *out,
+ * never moving last_inbound_at: a customer the shop serves through its
+ * app has not written on WhatsApp, so no 24-hour window opens.
+ */
+int store_customer_ensure(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                          struct arena *a, struct customer *out);
+/*
+ * store_orders_list reads up to limit (1..STORE_MAX_BATCH) of the tenant's
+ * orders with their lines, newest first: of one status (status < 0: any),
+ * with ids below before_id (<= 0: from the newest).
+ */
+int store_orders_list(struct store_conn *c, int64_t tenant_id, int status, int64_t before_id,
+                      int limit, struct arena *a, struct order **out, int *n);
+
+/* One operation a companion device synced, as first applied or refused. */
+#define STORE_SYNC_ID_MAX 64
+struct sync_op_record {
+	const char *client_id; /* the device's id for it, 1..STORE_SYNC_ID_MAX bytes */
+	const char *device;
+	const char *op;        /* "order.create", "stock.adjust", ... */
+	const char *digest;    /* SHA-256 (hex) of the operation as first sent */
+	int rejected;          /* 0: applied; 1: refused */
+	const char *result;    /* the JSON answered the first time: result or error */
+	const char *client_at; /* the device's timestamp, as sent */
+	int64_t applied_at;
+};
+/* store_sync_op_get: the tenant's record of client_id; ERR_NOTFOUND. */
+int store_sync_op_get(struct store_conn *c, int64_t tenant_id, const char *client_id,
+                      struct arena *a, struct sync_op_record *out);
+/* store_sync_op_put records r; ERR_CONFLICT when the tenant has client_id
+ * recorded already (nothing changes). */
+int store_sync_op_put(struct store_conn *c, int64_t tenant_id, const struct sync_op_record *r);
 
 #endif

@@ -127,6 +127,9 @@ struct store_ops {
 	                     struct inbox_waiting **out, int *n);
 
 	int (*outbox_add)(struct store_conn *c, const struct outbox_new *o, int64_t *id);
+	int (*outbox_claim_to)(struct store_conn *c, int64_t now, int64_t tenant_id, const char *to,
+	                       enum outbox_prio min_prio, enum outbox_prio max_prio, int limit,
+	                       struct arena *a, struct outbox_row **out, int *n);
 	int (*outbox_claim)(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
 	                    struct arena *a, struct outbox_row **out, int *n);
 	int (*outbox_recover)(struct store_conn *c, int64_t resend_at, int *n);
@@ -142,15 +145,44 @@ struct store_ops {
 	                    const char *why, int64_t now, enum outbox_state *landed);
 	int (*outbox_resend)(struct store_conn *c, int64_t id, const char *provider, int64_t now,
 	                     enum outbox_state *from);
+	int (*outbox_waiting_by_tenant)(struct store_conn *c, enum outbox_prio min_prio, int limit,
+	                                struct arena *a, struct outbox_tenant_count **out, int *n);
 	int (*outbox_expire)(struct store_conn *c, enum outbox_prio min_prio,
 	                     int64_t created_before, const char *why, int64_t now,
 	                     int64_t moved[PRIO_COUNT]);
 	int (*outbox_status)(struct store_conn *c, const struct outbox_status_update *u,
 	                     struct outbox_status_result *res);
+	int (*outbox_merge)(struct store_conn *c, int64_t keeper_id, const char *body,
+	                    const int64_t *merged, int n, int64_t now);
 	int (*outbox_list)(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,
 	                   struct outbox_row **out, int *n);
 	int (*outbox_counts)(struct store_conn *c, int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT]);
 	int (*outbox_next_due)(struct store_conn *c, enum outbox_prio max_prio, int64_t *at);
+
+	int (*ai_job_add)(struct store_conn *c, const struct ai_job *j, int64_t *id);
+	int (*ai_job_waiting)(struct store_conn *c, int64_t tenant_id, const char *from,
+	                      int *waiting);
+	int (*ai_job_claim)(struct store_conn *c, int limit, struct arena *a, struct ai_job **out,
+	                    int *n);
+	int (*ai_job_finish)(struct store_conn *c, int64_t id, const char *outcome,
+	                     const char *rewritten, int64_t now);
+	int (*ai_job_release)(struct store_conn *c, int64_t id);
+	int (*ai_job_recover)(struct store_conn *c, int *n);
+	int (*ai_job_get)(struct store_conn *c, int64_t id, struct arena *a, struct ai_job *out);
+	int (*ai_job_count)(struct store_conn *c, int64_t *n);
+	int (*ocr_add)(struct store_conn *c, const struct ocr_item *o, int64_t *id);
+	int (*ocr_list)(struct store_conn *c, enum ocr_state st, int64_t after_id, int limit,
+	                struct arena *a, struct ocr_item **out, int *n);
+	int (*ocr_done)(struct store_conn *c, int64_t id, const char *note, int64_t now);
+	int (*ocr_depth)(struct store_conn *c, int64_t *n);
+
+	int (*customer_ensure)(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+	                       struct arena *a, struct customer *out);
+	int (*orders_list)(struct store_conn *c, int64_t tenant_id, int status, int64_t before_id,
+	                   int limit, struct arena *a, struct order **out, int *n);
+	int (*sync_op_get)(struct store_conn *c, int64_t tenant_id, const char *client_id,
+	                   struct arena *a, struct sync_op_record *out);
+	int (*sync_op_put)(struct store_conn *c, int64_t tenant_id, const struct sync_op_record *r);
 };
 
 /*

@@ -4,6 +4,11 @@
  *
  *   munim loadgen --rate 1000 --duration 10 --tenants 100
  *   munim loadgen --profile step --rate 500 --step 500 --step-every 10 --duration 60
+ *   munim loadgen --profile surge --rate 100 --surge-factor 10 --surge-at 10 \
+ *                 --surge-for 10 --duration 30
+ *
+ * Every profile is a schedule of steps (loadgen_stats.c); the surge's are
+ * its phases, before, surge and after, reported each on its own.
  *
  * 1. Check both ends answer: GET {bsp}/_mock/stats (its next_index is
  *    where reading the replies starts) and GET {url}/healthz.
@@ -62,19 +67,40 @@ static const char *const default_texts[] = {
 #define LOADGEN_MAX_ID_DIGITS 15
 
 static const char *const loadgen_opts[] = {
-        "url",        "bsp",           "app-secret", "rate",    "duration",
-        "profile",    "step",          "step-every", "tenants", "first-phone-number-id",
-        "customers",  "from",          "name",       "text",    "connections",
-        "timeout-ms", "drain-timeout", "log-level",  NULL,
+        "url",
+        "bsp",
+        "app-secret",
+        "rate",
+        "duration",
+        "profile",
+        "step",
+        "step-every",
+        "surge-factor",
+        "surge-at",
+        "surge-for",
+        "tenants",
+        "first-phone-number-id",
+        "customers",
+        "from",
+        "name",
+        "text",
+        "connections",
+        "timeout-ms",
+        "drain-timeout",
+        "log-level",
+        NULL,
 };
 
 static const char loadgen_usage[] =
         "[options]\n\n"
         "Sends signed WhatsApp text-message webhooks to munim at a fixed rate (or a rate\n"
-        "rising in steps: --profile step), each at its scheduled time whatever happened to\n"
-        "the earlier ones, and matches the replies the mock BSP receives to them. Reports\n"
-        "webhook latency (scheduled time to the 200) and end-to-end latency (scheduled time\n"
-        "to the reply at the mock), lost and duplicated replies; the last line of stdout is\n"
+        "rising in steps: --profile step; or --rate x --surge-factor from --surge-at for\n"
+        "--surge-for seconds, then --rate again: --profile surge, whose --duration must\n"
+        "cover the surge, e.g. 30 for the defaults), each at its scheduled time whatever\n"
+        "happened to the earlier ones, and matches the replies the mock BSP receives to\n"
+        "them. Reports webhook latency (scheduled time to the 200) and end-to-end latency\n"
+        "(scheduled time to the reply at the mock), lost and duplicated replies, per step\n"
+        "or per phase of the surge (before, surge, after) too; the last line of stdout is\n"
         "the same as JSON. Messages rotate over --tenants shops (phone_number_ids from\n"
         "--first-phone-number-id, as seed makes them) and --customers customers per shop\n"
         "(wa_ids from --from); --timeout-ms limits each webhook request.\n"
@@ -181,6 +207,7 @@ static void tally(const struct loadgen_plan *p, const struct loadgen_sent *sent,
 	r->achieved_rate = (double)s->total / ((double)sent->last_start_us / 1e6 + last_gap_s);
 	for (int k = 0; k < s->nsteps; k++) {
 		struct loadgen_step_figures *f = &steps[k];
+		f->name = s->steps[k].name;
 		f->rate = loadgen_sched_rate(s, k);
 		f->start_us = loadgen_sched_step_start_us(s, k);
 		f->sent = s->first[k + 1] - s->first[k];
@@ -227,7 +254,7 @@ struct run_args {
 	const char *const *texts;
 	int ntexts;
 	uint64_t first_phone, first_customer;
-	int step_profile;
+	const char *profile; /* "constant", "step" or "surge" */
 };
 
 static int run(const struct run_args *a, const struct loadgen_sched *sched)
@@ -281,19 +308,29 @@ static int run(const struct run_args *a, const struct loadgen_sched *sched)
 		        "munim loadgen: %llu reads of the mock BSP's log failed; last: %s\n",
 		        (unsigned long long)col->poll_failures, col->last_error);
 
+	int constant = strcmp(a->profile, "constant") == 0;
+	int surge = strcmp(a->profile, "surge") == 0;
 	struct loadgen_report r = {
-	        .profile = a->step_profile ? "step" : "constant",
+	        .profile = a->profile,
 	        .rate = cfg->rate,
 	        .step = cfg->step,
-	        .step_every_s = sched->step_every_s,
+	        .step_every_s = sched->steps[0].len_s,
 	        .duration_s = cfg->duration,
 	        .tenants = cfg->tenants,
 	        .customers = cfg->customers,
 	        .connections = cfg->connections,
 	        .drain_s = drain_s,
-	        .nsteps = a->step_profile ? sched->nsteps : 0,
+	        .nsteps = constant ? 0 : sched->nsteps,
 	        .steps = steps,
 	};
+	if (surge) {
+		r.surge_factor = cfg->surge_factor;
+		r.surge_at_s = cfg->surge_at;
+		r.surge_for_s = cfg->surge_for;
+		for (int k = 0; k < sched->nsteps; k++)
+			if (strcmp(sched->steps[k].name, "surge") == 0)
+				r.surge_rate = sched->steps[k].rate;
+	}
 	tally(&plan, sent, col, &r, steps);
 	loadgen_report_text(&out, &r);
 	buf_putc(&out, '\n');
@@ -335,12 +372,17 @@ static int check_args(const struct config *cfg, struct run_args *a)
 		fprintf(stderr, "munim loadgen: --bsp: %s\n", why);
 		return ERR_INVAL;
 	}
-	if (strcmp(cfg->profile, "constant") != 0 && strcmp(cfg->profile, "step") != 0) {
-		fprintf(stderr, "munim loadgen: --profile must be constant or step, not \"%s\"\n",
+	static const char *const profiles[] = {"constant", "step", "surge"};
+	a->profile = NULL;
+	for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++)
+		if (strcmp(cfg->profile, profiles[i]) == 0)
+			a->profile = profiles[i];
+	if (!a->profile) {
+		fprintf(stderr,
+		        "munim loadgen: --profile must be constant, step or surge, not \"%s\"\n",
 		        cfg->profile);
 		return ERR_INVAL;
 	}
-	a->step_profile = strcmp(cfg->profile, "step") == 0;
 	if (parse_id(cfg->first_phone_number_id, &a->first_phone) != 0 ||
 	    !ids_fit(a->first_phone, cfg->tenants)) {
 		fprintf(stderr,
@@ -410,19 +452,15 @@ int cmd_loadgen(int argc, char **argv)
 	memset(&sched, 0, sizeof(sched));
 	if (check_args(&cfg, &a) != 0)
 		goto out;
-	rc = a.step_profile
-	             ? loadgen_sched_init(&sched, cfg.rate, cfg.step, cfg.step_every, cfg.duration)
-	             : loadgen_sched_init(&sched, cfg.rate, 0, cfg.duration, cfg.duration);
-	if (rc == ERR_TOOBIG) {
-		fprintf(stderr, "munim loadgen: that is %llu messages; at most %d in one run\n",
-		        (unsigned long long)sched.total, LOADGEN_MAX_MSGS);
-		goto out;
-	}
+	if (strcmp(a.profile, "surge") == 0)
+		rc = loadgen_sched_surge(&sched, cfg.rate, cfg.surge_factor, cfg.surge_at,
+		                         cfg.surge_for, cfg.duration);
+	else if (strcmp(a.profile, "step") == 0)
+		rc = loadgen_sched_init(&sched, cfg.rate, cfg.step, cfg.step_every, cfg.duration);
+	else
+		rc = loadgen_sched_init(&sched, cfg.rate, 0, cfg.duration, cfg.duration);
 	if (rc != 0) {
-		fprintf(stderr,
-		        "munim loadgen: the profile must keep every step's rate within 1..%d/s "
-		        "and have at most %d steps\n",
-		        LOADGEN_MAX_RATE, LOADGEN_MAX_STEPS);
+		fprintf(stderr, "munim loadgen: %s\n", sched.why);
 		goto out;
 	}
 	url = xstrdup(cfg.url);

@@ -4,20 +4,25 @@
  * scripts and the benchmarks).
  *
  * JSON shape (latencies in milliseconds with microsecond precision, null
- * when nothing was measured; "steps" only for the stepped profile):
- *   {"profile","rate","duration_s",["step","step_every_s",]"tenants",
+ * when nothing was measured; "steps" only for the stepped profile,
+ * "phases" only for the surge):
+ *   {"profile","rate","duration_s",["step","step_every_s",]
+ *    ["surge_factor","surge_rate","surge_at_s","surge_for_s",]"tenants",
  *    "customers","connections","sent","ok","codes":{"200":N,...},"errors",
  *    "lost","duplicates","unexpected_replies",
  *    "webhook_ms":{"p50","p90","p95","p99","max"},"e2e_ms":{...},
  *    "achieved_rate","send_lag_p99_ms","loop_lag_p99_ms","conn_waits","drain_s",
  *    ["steps":[{"step","rate","start_s","sent","ok","lost","webhook_ms",
- *               "e2e_ms"}...]]}
+ *               "e2e_ms"}...]]
+ *    ["phases":[{"phase":"before"|"surge"|"after","rate","start_s","sent",
+ *                "ok","lost","webhook_ms","e2e_ms"}...]]}
  * The JSON is written with buf_printf rather than jansson so numbers come
  * out as "1.234", not "1.2339999999999999".
  *
  * Pure functions of the report; thread-safe.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "tools/tools_internal.h"
 
@@ -49,7 +54,14 @@ void loadgen_report_json(struct buf *out, const struct loadgen_report *r)
 	buf_json_str(out, r->profile);
 	buf_printf(out, ",\"rate\":%lld,\"duration_s\":%lld", (long long)r->rate,
 	           (long long)r->duration_s);
-	if (r->nsteps > 0)
+	int surge = strcmp(r->profile, "surge") == 0;
+	if (surge)
+		buf_printf(out,
+		           ",\"surge_factor\":%g,\"surge_rate\":%lld,\"surge_at_s\":%lld,"
+		           "\"surge_for_s\":%lld",
+		           r->surge_factor, (long long)r->surge_rate, (long long)r->surge_at_s,
+		           (long long)r->surge_for_s);
+	else if (r->nsteps > 0)
 		buf_printf(out, ",\"step\":%lld,\"step_every_s\":%lld", (long long)r->step,
 		           (long long)r->step_every_s);
 	buf_printf(out,
@@ -79,13 +91,20 @@ void loadgen_report_json(struct buf *out, const struct loadgen_report *r)
 	buf_printf(out, ",\"conn_waits\":%llu,\"drain_s\":%.3f", (unsigned long long)r->conn_waits,
 	           r->drain_s);
 	if (r->nsteps > 0) {
-		buf_puts(out, ",\"steps\":[");
+		buf_puts(out, surge ? ",\"phases\":[" : ",\"steps\":[");
 		for (int k = 0; k < r->nsteps; k++) {
 			const struct loadgen_step_figures *s = &r->steps[k];
+			buf_puts(out, k ? "," : "");
+			if (surge) {
+				buf_puts(out, "{\"phase\":");
+				buf_json_str(out, s->name ? s->name : "");
+			} else {
+				buf_printf(out, "{\"step\":%d", k);
+			}
 			buf_printf(out,
-			           "%s{\"step\":%d,\"rate\":%lld,\"start_s\":%.3f,\"sent\":%llu,"
+			           ",\"rate\":%lld,\"start_s\":%.3f,\"sent\":%llu,"
 			           "\"ok\":%llu,\"lost\":%llu",
-			           k ? "," : "", k, (long long)s->rate, (double)s->start_us / 1e6,
+			           (long long)s->rate, (double)s->start_us / 1e6,
 			           (unsigned long long)s->sent, (unsigned long long)s->ok,
 			           (unsigned long long)s->lost);
 			json_hist(out, "webhook_ms", s->webhook);
@@ -125,7 +144,15 @@ static void text_hist(struct buf *b, const char *label, const struct loadgen_his
 
 void loadgen_report_text(struct buf *out, const struct loadgen_report *r)
 {
-	if (r->nsteps > 0)
+	int surge = strcmp(r->profile, "surge") == 0;
+	if (surge)
+		buf_printf(out,
+		           "profile      surge: %lld/s, x%g (%lld/s) from %lld s for %lld s, "
+		           "for %lld s\n",
+		           (long long)r->rate, r->surge_factor, (long long)r->surge_rate,
+		           (long long)r->surge_at_s, (long long)r->surge_for_s,
+		           (long long)r->duration_s);
+	else if (r->nsteps > 0)
 		buf_printf(out, "profile      step: %lld/s, +%lld/s every %lld s, for %lld s\n",
 		           (long long)r->rate, (long long)r->step, (long long)r->step_every_s,
 		           (long long)r->duration_s);
@@ -161,11 +188,16 @@ void loadgen_report_text(struct buf *out, const struct loadgen_report *r)
 	text_hist(out, "end-to-end", r->e2e);
 	if (r->nsteps == 0)
 		return;
-	buf_printf(out, "steps  %6s %8s %8s %8s %6s %10s %10s %10s %10s\n", "rate", "start_s",
-	           "sent", "ok", "lost", "web p50", "web p99", "e2e p50", "e2e p99");
+	buf_printf(out, "%-6s %6s %8s %8s %8s %6s %10s %10s %10s %10s\n",
+	           surge ? "phases" : "steps", "rate", "start_s", "sent", "ok", "lost", "web p50",
+	           "web p99", "e2e p50", "e2e p99");
 	for (int k = 0; k < r->nsteps; k++) {
 		const struct loadgen_step_figures *s = &r->steps[k];
-		buf_printf(out, "  %4d %6lld %8.1f %8llu %8llu %6llu", k, (long long)s->rate,
+		if (surge)
+			buf_printf(out, "%-6s", s->name ? s->name : "");
+		else
+			buf_printf(out, "  %4d", k);
+		buf_printf(out, " %6lld %8.1f %8llu %8llu %6llu", (long long)s->rate,
 		           (double)s->start_us / 1e6, (unsigned long long)s->sent,
 		           (unsigned long long)s->ok, (unsigned long long)s->lost);
 		text_ms(out, s->webhook ? loadgen_hist_pct(s->webhook, 50) : -1);

@@ -5,8 +5,9 @@
  * and the wamids that tie a reply to its message.
  *
  * The schedule is computed, not stored: a run of 10^7 messages needs only
- * one index per step. Message i of step k is due at
- *     k * step_every_s * 10^6 + (i - first[k]) * 10^6 / rate_k   microseconds,
+ * one index per step. Every profile (constant, step, surge) is a list of
+ * steps, each with its own rate and length; message i of step k is due at
+ *     start_k * 10^6 + (i - first[k]) * 10^6 / rate_k   microseconds,
  * so sends within a step are evenly spaced and a step's count is exactly
  * rate_k times its length.
  *
@@ -30,50 +31,144 @@
 
 /* ---- the schedule ---------------------------------------------------------- */
 
+int loadgen_sched_build(struct loadgen_sched *s, const struct loadgen_step *steps, int n)
+{
+	memset(s, 0, sizeof(*s));
+	if (n < 1 || n > LOADGEN_MAX_STEPS) {
+		snprintf(s->why, sizeof(s->why), "a profile has 1 to %d steps, not %d",
+		         LOADGEN_MAX_STEPS, n);
+		return ERR_INVAL;
+	}
+	int64_t duration = 0;
+	for (int k = 0; k < n; k++) {
+		if (steps[k].rate < 1 || steps[k].rate > LOADGEN_MAX_RATE) {
+			snprintf(s->why, sizeof(s->why),
+			         "every step's rate must be within 1..%d/s; step %d asks %lld/s",
+			         LOADGEN_MAX_RATE, k, (long long)steps[k].rate);
+			return ERR_INVAL;
+		}
+		if (steps[k].len_s < 1 || steps[k].len_s > LOADGEN_MAX_DURATION - duration) {
+			snprintf(s->why, sizeof(s->why),
+			         "every step lasts at least 1 s and the run at most %d s",
+			         LOADGEN_MAX_DURATION);
+			return ERR_INVAL;
+		}
+		duration += steps[k].len_s;
+	}
+	s->nsteps = n;
+	s->duration_s = duration;
+	s->steps = xcalloc((size_t)n, sizeof(*s->steps));
+	s->first = xcalloc((size_t)n + 1, sizeof(*s->first));
+	uint64_t total = 0;
+	int64_t start = 0;
+	for (int k = 0; k < n; k++) {
+		s->steps[k] = steps[k];
+		s->steps[k].start_s = start;
+		start += steps[k].len_s;
+		s->first[k] = total;
+		/* at most 10^5 * 3600 per step: no overflow */
+		total += (uint64_t)(steps[k].rate * steps[k].len_s);
+	}
+	s->first[n] = total;
+	s->total = total;
+	if (total > LOADGEN_MAX_MSGS) {
+		snprintf(s->why, sizeof(s->why), "that is %llu messages; at most %d in one run",
+		         (unsigned long long)total, LOADGEN_MAX_MSGS);
+		return ERR_TOOBIG;
+	}
+	return 0;
+}
+
 int loadgen_sched_init(struct loadgen_sched *s, int64_t rate, int64_t step, int64_t step_every_s,
                        int64_t duration_s)
 {
 	memset(s, 0, sizeof(*s));
 	if (rate < 1 || rate > LOADGEN_MAX_RATE || step < 0 || step > LOADGEN_MAX_RATE ||
 	    step_every_s < 1 || duration_s < 1 || duration_s > LOADGEN_MAX_DURATION)
-		return ERR_INVAL;
+		goto inval;
 	if (step_every_s > duration_s)
 		step_every_s = duration_s;
 	int64_t nsteps = (duration_s + step_every_s - 1) / step_every_s;
 	if (nsteps > LOADGEN_MAX_STEPS || rate + (nsteps - 1) * step > LOADGEN_MAX_RATE)
-		return ERR_INVAL;
-	s->rate = rate;
-	s->step = step;
-	s->step_every_s = step_every_s;
-	s->duration_s = duration_s;
-	s->nsteps = (int)nsteps;
-	s->first = xcalloc((size_t)nsteps + 1, sizeof(*s->first));
-	uint64_t total = 0;
-	for (int k = 0; k < s->nsteps; k++) {
-		int64_t begin = (int64_t)k * step_every_s;
-		int64_t len = duration_s - begin < step_every_s ? duration_s - begin : step_every_s;
-		s->first[k] = total;
-		total += (uint64_t)(loadgen_sched_rate(s, k) * len);
+		goto inval;
+	struct loadgen_step *steps = xcalloc((size_t)nsteps, sizeof(*steps));
+	for (int64_t k = 0; k < nsteps; k++) {
+		int64_t begin = k * step_every_s;
+		steps[k].rate = rate + k * step;
+		steps[k].len_s =
+		        duration_s - begin < step_every_s ? duration_s - begin : step_every_s;
 	}
-	s->first[s->nsteps] = total;
-	s->total = total;
-	return total > LOADGEN_MAX_MSGS ? ERR_TOOBIG : 0;
+	int rc = loadgen_sched_build(s, steps, (int)nsteps);
+	free(steps);
+	return rc;
+inval:
+	snprintf(s->why, sizeof(s->why),
+	         "the profile must keep every step's rate within 1..%d/s and have at most %d "
+	         "steps",
+	         LOADGEN_MAX_RATE, LOADGEN_MAX_STEPS);
+	return ERR_INVAL;
+}
+
+int loadgen_sched_surge(struct loadgen_sched *s, int64_t rate, double factor, int64_t at_s,
+                        int64_t for_s, int64_t duration_s)
+{
+	memset(s, 0, sizeof(*s));
+	if (rate < 1 || rate > LOADGEN_MAX_RATE) {
+		snprintf(s->why, sizeof(s->why), "--rate must be within 1..%d/s", LOADGEN_MAX_RATE);
+		return ERR_INVAL;
+	}
+	/* written so that NaN fails too */
+	if (!(factor >= 1 && factor <= LOADGEN_MAX_SURGE_FACTOR)) {
+		snprintf(s->why, sizeof(s->why), "--surge-factor must be within 1..%d",
+		         LOADGEN_MAX_SURGE_FACTOR);
+		return ERR_INVAL;
+	}
+	double peak = floor((double)rate * factor + 0.5);
+	if (peak > LOADGEN_MAX_RATE) {
+		snprintf(s->why, sizeof(s->why),
+		         "the surge's rate (--rate %lld x --surge-factor %g) is above %d/s",
+		         (long long)rate, factor, LOADGEN_MAX_RATE);
+		return ERR_INVAL;
+	}
+	if (duration_s < 1 || duration_s > LOADGEN_MAX_DURATION) {
+		snprintf(s->why, sizeof(s->why), "--duration must be within 1..%d s",
+		         LOADGEN_MAX_DURATION);
+		return ERR_INVAL;
+	}
+	if (at_s < 0 || for_s < 1 || at_s > duration_s || for_s > duration_s - at_s) {
+		snprintf(
+		        s->why, sizeof(s->why),
+		        "the surge (--surge-at %lld, --surge-for %lld) must start at 0 s or later, "
+		        "last at least 1 s and end by --duration %lld",
+		        (long long)at_s, (long long)for_s, (long long)duration_s);
+		return ERR_INVAL;
+	}
+	struct loadgen_step steps[3];
+	int n = 0;
+	if (at_s > 0)
+		steps[n++] = (struct loadgen_step){rate, 0, at_s, "before"};
+	steps[n++] = (struct loadgen_step){(int64_t)peak, 0, for_s, "surge"};
+	if (duration_s - at_s - for_s > 0)
+		steps[n++] = (struct loadgen_step){rate, 0, duration_s - at_s - for_s, "after"};
+	return loadgen_sched_build(s, steps, n);
 }
 
 void loadgen_sched_release(struct loadgen_sched *s)
 {
 	free(s->first);
+	free(s->steps);
 	s->first = NULL;
+	s->steps = NULL;
 }
 
 int64_t loadgen_sched_rate(const struct loadgen_sched *s, int k)
 {
-	return s->rate + (int64_t)k * s->step;
+	return s->steps[k].rate;
 }
 
 int64_t loadgen_sched_step_start_us(const struct loadgen_sched *s, int k)
 {
-	return (int64_t)k * s->step_every_s * 1000000;
+	return s->steps[k].start_s * 1000000;
 }
 
 int64_t loadgen_sched_at_us(const struct loadgen_sched *s, uint64_t i, int *step)

@@ -12,6 +12,8 @@
  *   GET  /_mock/sms?since=&limit=
  *   GET  /_mock/replies?since=&limit=
  *   GET  /_mock/stats          GET|POST /_mock/faults      POST /_mock/reset
+ *   POST /v1/chat/completions    an AI endpoint (mock_bsp_ai.c), with its own
+ *   GET|POST /_mock/ai/faults    faults, GET /_mock/ai/stats
  *
  * A send is answered like the real API: 401 (code 190) without a token -
  * "Authorization: Bearer <t>", or with --auth-header NAME (360dialog's
@@ -109,6 +111,7 @@
 #include "core/proc.h"
 #include "core/xalloc.h"
 #include "http/http.h"
+#include "tools/mock_bsp_ai.h"
 #include "tools/tools_internal.h"
 
 /* Messages remembered, and the most bytes of them (oldest dropped first). */
@@ -1043,7 +1046,8 @@ int cmd_mock_bsp(int argc, char **argv)
 	atomic_store(&m->faults.failed_ppm, (int64_t)(cfg.fault_failed_rate * 1e6 + 0.5));
 	m->log = mock_log_new(MOCK_KEEP_MSGS, MOCK_KEEP_BYTES);
 	struct http_server *http = NULL;
-	if (mock_timer_new(&m->timer) != 0) {
+	struct mock_ai *ai = NULL;
+	if (mock_timer_new(&m->timer) != 0 || mock_ai_new(m->timer, &ai) != 0) {
 		log_error("mock_bsp.start_failed", "could not start the timer thread");
 		goto out;
 	}
@@ -1087,6 +1091,11 @@ int cmd_mock_bsp(int argc, char **argv)
 	        {"POST", "/_mock/reset", 0, on_reset, m, NULL},
 	        {"POST", "/api/v5/flow", 0, mock_sms_on_send, m->sms, NULL},
 	        {"POST", "/api/v5/flow/", 0, mock_sms_on_send, m->sms, NULL},
+	        {"POST", "/v1/chat/completions", 0, mock_ai_on_chat, ai, NULL},
+	        {"POST", "/chat/completions", 0, mock_ai_on_chat, ai, NULL},
+	        {"GET", "/_mock/ai/faults", 0, mock_ai_on_faults_get, ai, NULL},
+	        {"POST", "/_mock/ai/faults", 0, mock_ai_on_faults_post, ai, NULL},
+	        {"GET", "/_mock/ai/stats", 0, mock_ai_on_stats, ai, NULL},
 	        {"POST", "/", 1, on_send, m, NULL},
 	};
 	rc = http_server_start(cfg.listen, (int)cfg.http_threads, MOCK_MAX_BODY, routes,
@@ -1115,6 +1124,7 @@ out:
 		mock_timer_close(m->timer); /* slow answers go out now */
 	http_server_stop(http);
 	mock_timer_free(m->timer);
+	mock_ai_free(ai); /* after the timer: its late answers and undos have run */
 	mock_status_free(m->status);
 	mock_sms_free(m->sms);
 	mock_log_free(m->log);

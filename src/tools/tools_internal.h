@@ -426,27 +426,61 @@ int tools_client_request(struct tools_client *c, const char *url, const char *bo
 
 /*
  * The schedule: when each message is due, as an offset from the start.
- * The run is cut into steps of step_every_s seconds (the last one maybe
- * shorter); step k runs at rate + k*step messages per second, message j of
- * the step due j/rate_k seconds after the step starts. A constant profile
- * is one step (step 0, step_every_s = duration_s).
+ * A run is a list of steps back to back, each with its own rate and
+ * length; message j of step k is due j/rate_k seconds after the step
+ * starts. Every profile is such a list:
+ *   constant  one step, the whole run
+ *   step      steps of --step-every seconds (the last one maybe shorter),
+ *             step k at rate + k*step
+ *   surge     the phases "before" (rate), "surge" (rate x factor) and
+ *             "after" (rate), the empty ones left out
  */
+struct loadgen_step {
+	int64_t rate;     /* messages per second */
+	int64_t start_s;  /* from the start of the run (filled by loadgen_sched_build) */
+	int64_t len_s;    /* at least 1 */
+	const char *name; /* a surge's phase; NULL in the other profiles (static text) */
+};
+
+#define LOADGEN_SCHED_WHY_CAP 160
+
 struct loadgen_sched {
-	int64_t rate, step, step_every_s, duration_s;
 	int nsteps;
-	uint64_t total;  /* messages in the run */
+	int64_t duration_s;         /* the steps' lengths added up */
+	uint64_t total;             /* messages in the run */
+	struct loadgen_step *steps; /* [nsteps] */
 	uint64_t *first; /* [nsteps + 1]: each step's first message; first[nsteps] == total */
+	char why[LOADGEN_SCHED_WHY_CAP]; /* after a failure: which figure is out of range */
 };
 
 /*
- * loadgen_sched_init computes the schedule. ERR_INVAL when a figure is out
- * of range (rate 1..LOADGEN_MAX_RATE in every step, step >= 0, duration
- * 1..LOADGEN_MAX_DURATION, step_every_s >= 1, at most LOADGEN_MAX_STEPS
- * steps); ERR_TOOBIG above LOADGEN_MAX_MSGS messages. Release with
+ * loadgen_sched_build makes the schedule of n steps (copied, start_s
+ * filled in order). ERR_INVAL when n is not 1..LOADGEN_MAX_STEPS, a rate
+ * is not 1..LOADGEN_MAX_RATE, a length is below 1 or the lengths add up
+ * to more than LOADGEN_MAX_DURATION; ERR_TOOBIG above LOADGEN_MAX_MSGS
+ * messages (total is set). s->why says which. Release with
  * loadgen_sched_release (also after a failure).
+ */
+int loadgen_sched_build(struct loadgen_sched *s, const struct loadgen_step *steps, int n);
+/*
+ * loadgen_sched_init: the constant (step 0) or stepped profile, through
+ * loadgen_sched_build. ERR_INVAL also when step < 0, duration is not
+ * 1..LOADGEN_MAX_DURATION or step_every_s < 1 (a step longer than the run
+ * is the whole run); errors and release as loadgen_sched_build's.
  */
 int loadgen_sched_init(struct loadgen_sched *s, int64_t rate, int64_t step, int64_t step_every_s,
                        int64_t duration_s);
+/*
+ * loadgen_sched_surge: rate until at_s, rate x factor (rounded to the
+ * nearest message per second) for for_s seconds, rate again until
+ * duration_s. ERR_INVAL (s->why naming the setting) when rate is not
+ * 1..LOADGEN_MAX_RATE, factor not 1..LOADGEN_MAX_SURGE_FACTOR or the surge
+ * rate above LOADGEN_MAX_RATE, at_s < 0, for_s < 1, or the surge does not
+ * end by duration_s; errors and release as loadgen_sched_build's.
+ */
+#define LOADGEN_MAX_SURGE_FACTOR 1000
+int loadgen_sched_surge(struct loadgen_sched *s, int64_t rate, double factor, int64_t at_s,
+                        int64_t for_s, int64_t duration_s);
 void loadgen_sched_release(struct loadgen_sched *s);
 /* The rate of step k, messages per second. */
 int64_t loadgen_sched_rate(const struct loadgen_sched *s, int k);
@@ -515,17 +549,21 @@ int loadgen_wamid_index(const char *tag, const char *wamid, uint64_t total, uint
 #define LOADGEN_CODE_MIN 100
 #define LOADGEN_CODE_MAX 599
 
-/* What one run (and each of its steps) measured, for the report. */
+/* What one run (and each of its steps or phases) measured, for the report. */
 struct loadgen_step_figures {
 	int64_t rate;     /* messages per second asked */
 	int64_t start_us; /* when the step started */
 	uint64_t sent, ok, lost;
 	const struct loadgen_hist *webhook, *e2e;
+	const char *name; /* the surge's phase, or NULL */
 };
 
 struct loadgen_report {
-	const char *profile; /* "constant" or "step" */
+	const char *profile; /* "constant", "step" or "surge" */
 	int64_t rate, step, step_every_s, duration_s;
+	/* surge: the factor asked, the rate it makes, when and how long */
+	double surge_factor;
+	int64_t surge_rate, surge_at_s, surge_for_s;
 	int64_t tenants, customers, connections;
 	uint64_t sent, ok, errors, lost, duplicates, unexpected;
 	uint64_t codes[LOADGEN_CODE_MAX - LOADGEN_CODE_MIN + 1];
@@ -536,7 +574,7 @@ struct loadgen_report {
 	int64_t loop_lag_p99_us; /* the same without the sends that waited for a connection */
 	uint64_t conn_waits;     /* sends that waited for a free connection */
 	double drain_s;          /* collecting replies after the last answer */
-	int nsteps;              /* 0 for a constant profile */
+	int nsteps;              /* 0 for a constant profile; the surge's phases are its steps */
 	const struct loadgen_step_figures *steps;
 };
 

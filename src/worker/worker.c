@@ -71,10 +71,21 @@ struct worker {
 	int started;
 };
 
+/*
+ * The pool runs n threads (--workers-max), of which the first `active` work
+ * (worker_pool_resize; --workers at start); the active ones divide the
+ * inbox partitions among themselves (p % active == index). A batch runs
+ * under resize_lock held shared; a resize takes it exclusive, so it waits
+ * for the batches in flight and no partition is ever worked by two threads
+ * at once (a customer's messages stay in order). Writers go first, so a
+ * busy pool cannot starve a resize.
+ */
 struct worker_pool {
 	struct app *app;
 	int n;
 	struct worker *workers;
+	_Atomic int active;
+	pthread_rwlock_t resize_lock;
 	_Atomic int stop; /* set by worker_pool_stop */
 };
 
@@ -479,13 +490,14 @@ int worker_runner_committed(struct worker_runner *r, int durable)
 }
 
 /* One batch: returns how many entries were read (0 = idle), or < 0. */
-static int run_batch(struct worker *w, struct store_conn *c, struct arena *batch_arena)
+static int run_batch(struct worker *w, int active, struct store_conn *c, struct arena *batch_arena)
 {
 	struct app *app = w->pool->app;
 	struct inbox_entry *entries;
 	int n = 0;
 	arena_reset(batch_arena);
-	int rc = store_inbox_pending(c, w->index, w->pool->n, (int)app->cfg.worker_batch,
+	int rc = store_inbox_pending(c, w->index, active,
+	                             app_batch(app, app->cfg.worker_batch, WORKER_MAX_BATCH),
 	                             batch_arena, &entries, &n);
 	if (rc != 0)
 		return rc;
@@ -539,11 +551,17 @@ static void *worker_main(void *arg)
 	struct arena batch_arena;
 	uint64_t seen = 0;
 	arena_init(&batch_arena, 64 * 1024);
-	while (!atomic_load(&app->stopping) && !atomic_load(&w->pool->stop)) {
-		int n = run_batch(w, c, &batch_arena);
-		if (n < 0)
+	struct worker_pool *wp = w->pool;
+	while (!atomic_load(&app->stopping) && !atomic_load(&wp->stop)) {
+		pthread_rwlock_rdlock(&wp->resize_lock);
+		int active = atomic_load(&wp->active);
+		int n = w->index < active ? run_batch(w, active, c, &batch_arena) : 0;
+		pthread_rwlock_unlock(&wp->resize_lock);
+		if (w->index >= active) /* parked until the pool grows */
+			notify_wait(&app->inbox_ready, &seen, WORKER_IDLE_WAIT_MS);
+		else if (n < 0)
 			notify_wait(&app->inbox_ready, &seen, WORKER_ERROR_WAIT_MS);
-		else if (n < (int)app->cfg.worker_batch)
+		else if (n < app_batch(app, app->cfg.worker_batch, WORKER_MAX_BATCH))
 			notify_wait(&app->inbox_ready, &seen, n == 0 ? WORKER_IDLE_WAIT_MS : 0);
 	}
 	arena_release(&batch_arena);
@@ -554,7 +572,14 @@ int worker_pool_start(struct app *app, struct sender *sender, struct worker_pool
 {
 	struct worker_pool *wp = xcalloc(1, sizeof(*wp));
 	wp->app = app;
-	wp->n = (int)app->cfg.workers;
+	wp->n = (int)(app->cfg.workers_max > app->cfg.workers ? app->cfg.workers_max
+	                                                      : app->cfg.workers);
+	atomic_store(&wp->active, (int)app->cfg.workers);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&wp->resize_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	wp->workers = xcalloc((size_t)wp->n, sizeof(*wp->workers));
 	/* every connection first: a worker that cannot reach the store must
 	 * fail start-up, not leave its partitions unserved */
@@ -602,5 +627,33 @@ void worker_pool_stop(struct worker_pool *wp)
 		worker_runner_free(wp->workers[i].runner);
 	}
 	free(wp->workers);
+	pthread_rwlock_destroy(&wp->resize_lock);
 	free(wp);
+}
+
+int worker_pool_resize(struct worker_pool *wp, int n)
+{
+	if (!wp)
+		return 0;
+	if (n < (int)wp->app->cfg.workers)
+		n = (int)wp->app->cfg.workers;
+	if (n > wp->n)
+		n = wp->n;
+	if (n == atomic_load(&wp->active))
+		return n;
+	pthread_rwlock_wrlock(&wp->resize_lock);
+	atomic_store(&wp->active, n);
+	pthread_rwlock_unlock(&wp->resize_lock);
+	notify_signal(&wp->app->inbox_ready);
+	return n;
+}
+
+int worker_pool_size(const struct worker_pool *wp)
+{
+	return wp ? atomic_load(&wp->active) : 0;
+}
+
+int worker_pool_capacity(const struct worker_pool *wp)
+{
+	return wp ? wp->n : 0;
 }

@@ -59,5 +59,14 @@ void worker_runner_rolled_back(struct worker_runner *r);
 int worker_pool_start(struct app *app, struct sender *sender, struct worker_pool **out);
 /* Joins the threads; the batch in progress commits or rolls back first. */
 void worker_pool_stop(struct worker_pool *wp);
+/*
+ * worker_pool_resize makes n threads work the inbox (clamped to --workers
+ * .. --workers-max), once the batches in flight are done; returns the
+ * count now. Any thread; NULL wp: 0.
+ */
+int worker_pool_resize(struct worker_pool *wp, int n);
+/* The threads working now, and the most there can be; NULL: 0. */
+int worker_pool_size(const struct worker_pool *wp);
+int worker_pool_capacity(const struct worker_pool *wp);
 
 #endif

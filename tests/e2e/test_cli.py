@@ -9,7 +9,7 @@ import time
 from harness import (MUNIM, SECRET, Stack, body_text, http, run, text_payload, wait_until)
 
 COMMANDS = ["serve", "migrate", "tenant", "product", "seed", "outbox", "config", "mock-bsp",
-            "say", "loadgen", "relay"]
+            "say", "loadgen", "relay", "plan"]
 
 
 def test_help_for_every_command():
@@ -83,8 +83,8 @@ def test_config_from_environment_and_secrets_hidden():
 
 def test_migrate_is_idempotent():
     db = os.path.join(tempfile.mkdtemp(), "m.db")
-    assert "6 migration(s) applied, schema version 6" in run("migrate", "--db", db).stdout
-    assert "0 migration(s) applied, schema version 6" in run("migrate", "--db", db).stdout
+    assert "10 migration(s) applied, schema version 10" in run("migrate", "--db", db).stdout
+    assert "0 migration(s) applied, schema version 10" in run("migrate", "--db", db).stdout
     r = run("migrate", "--db", "/nonexistent-dir/x.db", check=False)
     assert r.returncode == 1 and "could not open store" in r.stderr, r.stderr
 

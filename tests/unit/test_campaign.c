@@ -100,7 +100,7 @@ static int teardown(void **state)
 static json_t *post(struct fx *f, const char *auth, const char *body, size_t len,
                     unsigned int *status)
 {
-	struct campaign_answer ans = {0, NULL};
+	struct campaign_answer ans = {0, NULL, 0};
 	json_error_t jerr;
 	campaign_handle(f->cp, auth, body, len, &f->a, &ans);
 	assert_non_null(ans.body);

@@ -1,12 +1,11 @@
 /*
  * test_loadgen.c - the arithmetic of `munim loadgen`: the schedule of a
- * constant and a stepped profile (counts, due times, steps, the caps and
- * their errors), the log-linear histogram (bucket bounds, 1% precision
- * against exact sorted percentiles, the rank convention, empty and
- * clamped values), who sends which message, the wamids replies are
- * matched by, the report's JSON line, and the webhook template (byte for
- * byte what tools_webhook_build makes, escapes and non-ASCII included;
- * a text that is not UTF-8 is ERR_INVAL).
+ * constant, a stepped and a surge profile (counts per step and per phase,
+ * due times, the caps and their errors, each named), the log-linear histogram (bucket bounds, 1%
+ * precision against exact sorted percentiles, the rank convention, empty and clamped values), who
+ * sends which message, the wamids replies are matched by, the report's JSON line, and the webhook
+ * template (byte for byte what tools_webhook_build makes, escapes and non-ASCII included; a text
+ * that is not UTF-8 is ERR_INVAL).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -126,6 +125,157 @@ static void test_sched_toobig(void **state)
 	assert_int_equal(s.total, 10100000);
 	loadgen_sched_release(&s);
 	assert_int_equal(loadgen_sched_init(&s, 50000, 10000, 60, 240), ERR_TOOBIG);
+	loadgen_sched_release(&s);
+}
+
+/* Due times never go backwards, stay inside the run, and each message
+ * lies in the step that holds its time. */
+static void assert_monotonic(const struct loadgen_sched *s)
+{
+	int64_t prev = -1;
+	for (uint64_t i = 0; i < s->total; i++) {
+		int k = -1;
+		int64_t t = loadgen_sched_at_us(s, i, &k);
+		assert_true(t >= prev);
+		assert_true(t < s->duration_s * 1000000);
+		assert_true(i >= s->first[k] && i < s->first[k + 1]);
+		assert_true(t >= loadgen_sched_step_start_us(s, k));
+		assert_true(t < loadgen_sched_step_start_us(s, k) + s->steps[k].len_s * 1000000);
+		prev = t;
+	}
+}
+
+static void test_sched_surge(void **state)
+{
+	(void)state;
+	struct loadgen_sched s;
+	/* the defaults: 10/s, x10 from 10 s for 10 s, then 10/s until 30 s */
+	assert_int_equal(loadgen_sched_surge(&s, 10, 10, 10, 10, 30), 0);
+	assert_int_equal(s.nsteps, 3);
+	assert_string_equal(s.steps[0].name, "before");
+	assert_string_equal(s.steps[1].name, "surge");
+	assert_string_equal(s.steps[2].name, "after");
+	assert_int_equal(loadgen_sched_rate(&s, 0), 10);
+	assert_int_equal(loadgen_sched_rate(&s, 1), 100);
+	assert_int_equal(loadgen_sched_rate(&s, 2), 10);
+	/* messages per phase: rate times length */
+	assert_int_equal(s.first[1] - s.first[0], 100);
+	assert_int_equal(s.first[2] - s.first[1], 1000);
+	assert_int_equal(s.first[3] - s.first[2], 100);
+	assert_int_equal(s.total, 1200);
+	assert_int_equal(s.duration_s, 30);
+	assert_int_equal(loadgen_sched_step_start_us(&s, 1), 10000000);
+	assert_int_equal(loadgen_sched_step_start_us(&s, 2), 20000000);
+	int k = -1;
+	assert_int_equal(loadgen_sched_at_us(&s, 99, &k), 9900000);
+	assert_int_equal(k, 0);
+	assert_int_equal(loadgen_sched_at_us(&s, 100, &k), 10000000);
+	assert_int_equal(k, 1);
+	assert_int_equal(loadgen_sched_at_us(&s, 101, &k), 10010000);
+	assert_int_equal(loadgen_sched_at_us(&s, 1099, &k), 19990000);
+	assert_int_equal(k, 1);
+	assert_int_equal(loadgen_sched_at_us(&s, 1100, &k), 20000000);
+	assert_int_equal(k, 2);
+	assert_int_equal(loadgen_sched_at_us(&s, 1199, &k), 29900000);
+	assert_monotonic(&s);
+	loadgen_sched_release(&s);
+
+	/* a factor that is not whole: 7 x 2.5 = 17.5, rounded to 18/s */
+	assert_int_equal(loadgen_sched_surge(&s, 7, 2.5, 2, 3, 6), 0);
+	assert_int_equal(loadgen_sched_rate(&s, 1), 18);
+	assert_int_equal(s.total, 7 * 2 + 18 * 3 + 7 * 1);
+	assert_monotonic(&s);
+	loadgen_sched_release(&s);
+
+	/* a surge from the start, or to the end, has no empty phase */
+	assert_int_equal(loadgen_sched_surge(&s, 5, 4, 0, 3, 5), 0);
+	assert_int_equal(s.nsteps, 2);
+	assert_string_equal(s.steps[0].name, "surge");
+	assert_string_equal(s.steps[1].name, "after");
+	assert_int_equal(s.total, 20 * 3 + 5 * 2);
+	assert_int_equal(loadgen_sched_at_us(&s, 60, &k), 3000000);
+	assert_int_equal(k, 1);
+	assert_monotonic(&s);
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_surge(&s, 5, 4, 2, 3, 5), 0);
+	assert_int_equal(s.nsteps, 2);
+	assert_string_equal(s.steps[1].name, "surge");
+	assert_int_equal(s.total, 5 * 2 + 20 * 3);
+	assert_monotonic(&s);
+	loadgen_sched_release(&s);
+	/* factor 1: a constant rate cut into phases */
+	assert_int_equal(loadgen_sched_surge(&s, 50, 1, 1, 1, 3), 0);
+	assert_int_equal(s.total, 150);
+	assert_int_equal(loadgen_sched_at_us(&s, 75, NULL), 1500000);
+	loadgen_sched_release(&s);
+}
+
+/* A surge out of bounds: ERR_INVAL (or ERR_TOOBIG) and why names the setting. */
+static void assert_surge_refused(int64_t rate, double factor, int64_t at, int64_t len,
+                                 int64_t duration, int want, const char *names)
+{
+	struct loadgen_sched s;
+	assert_int_equal(loadgen_sched_surge(&s, rate, factor, at, len, duration), want);
+	assert_non_null(strstr(s.why, names));
+	assert_null(s.steps);
+	loadgen_sched_release(&s);
+}
+
+static void test_sched_surge_inval(void **state)
+{
+	(void)state;
+	assert_surge_refused(0, 10, 10, 10, 30, ERR_INVAL, "--rate");
+	assert_surge_refused(LOADGEN_MAX_RATE + 1, 10, 10, 10, 30, ERR_INVAL, "--rate");
+	assert_surge_refused(10, 0.5, 10, 10, 30, ERR_INVAL, "--surge-factor");
+	assert_surge_refused(10, LOADGEN_MAX_SURGE_FACTOR + 1, 1, 1, 3, ERR_INVAL,
+	                     "--surge-factor");
+	assert_surge_refused(10, NAN, 1, 1, 3, ERR_INVAL, "--surge-factor");
+	/* 20000 x 10 is past the most a step may ask */
+	assert_surge_refused(20000, 10, 1, 1, 3, ERR_INVAL, "surge's rate");
+	assert_surge_refused(10, 10, 10, 10, 0, ERR_INVAL, "--duration");
+	assert_surge_refused(10, 10, 10, 10, LOADGEN_MAX_DURATION + 1, ERR_INVAL, "--duration");
+	assert_surge_refused(10, 10, -1, 10, 30, ERR_INVAL, "--surge-at -1");
+	assert_surge_refused(10, 10, 10, 0, 30, ERR_INVAL, "--surge-for 0");
+	/* the defaults with the default --duration 10: the surge would end at 20 s */
+	assert_surge_refused(10, 10, 10, 10, 10, ERR_INVAL, "end by --duration 10");
+	assert_surge_refused(10, 10, 30, 1, 30, ERR_INVAL, "end by --duration 30");
+	/* 10000/s x 10 for 101 s: 10.1 million messages */
+	struct loadgen_sched s;
+	assert_int_equal(loadgen_sched_surge(&s, 10000, 10, 0, 101, 101), ERR_TOOBIG);
+	assert_int_equal(s.total, 10100000);
+	assert_non_null(strstr(s.why, "at most 10000000"));
+	loadgen_sched_release(&s);
+}
+
+/* The general builder: steps of their own rate and length, back to back. */
+static void test_sched_build(void **state)
+{
+	(void)state;
+	struct loadgen_sched s;
+	const struct loadgen_step ok[] = {{30, 99, 2, NULL}, {1, 99, 1, NULL}, {400, 99, 3, NULL}};
+	assert_int_equal(loadgen_sched_build(&s, ok, 3), 0);
+	assert_int_equal(s.steps[0].start_s, 0); /* start_s is computed, not taken */
+	assert_int_equal(s.steps[1].start_s, 2);
+	assert_int_equal(s.steps[2].start_s, 3);
+	assert_int_equal(s.total, 60 + 1 + 1200);
+	assert_int_equal(s.duration_s, 6);
+	assert_monotonic(&s);
+	loadgen_sched_release(&s);
+
+	const struct loadgen_step zero_len[] = {{30, 0, 2, NULL}, {30, 0, 0, NULL}};
+	assert_int_equal(loadgen_sched_build(&s, zero_len, 2), ERR_INVAL);
+	assert_non_null(strstr(s.why, "at least 1 s"));
+	loadgen_sched_release(&s);
+	const struct loadgen_step zero_rate[] = {{0, 0, 2, NULL}};
+	assert_int_equal(loadgen_sched_build(&s, zero_rate, 1), ERR_INVAL);
+	assert_non_null(strstr(s.why, "step 0 asks 0/s"));
+	loadgen_sched_release(&s);
+	const struct loadgen_step too_long[] = {{1, 0, 3000, NULL}, {1, 0, 601, NULL}};
+	assert_int_equal(loadgen_sched_build(&s, too_long, 2), ERR_INVAL);
+	assert_non_null(strstr(s.why, "at most 3600 s"));
+	loadgen_sched_release(&s);
+	assert_int_equal(loadgen_sched_build(&s, ok, 0), ERR_INVAL);
+	assert_non_null(strstr(s.why, "1 to 1000 steps"));
 	loadgen_sched_release(&s);
 }
 
@@ -331,8 +481,8 @@ static void test_report_json(void **state)
 	for (int i = 1; i <= 100; i++)
 		loadgen_hist_add(web, i * 100); /* 0.1 .. 10 ms */
 	struct loadgen_step_figures steps[2] = {
-	        {100, 0, 500, 499, 1, web, e2e},
-	        {200, 5000000, 1000, 1000, 0, web, e2e},
+	        {100, 0, 500, 499, 1, web, e2e, NULL},
+	        {200, 5000000, 1000, 1000, 0, web, e2e, NULL},
 	};
 	struct loadgen_report r = {
 	        .profile = "step",
@@ -407,6 +557,44 @@ static void test_report_json(void **state)
 	loadgen_report_text(&b, &r);
 	assert_non_null(strstr(b.data, "constant: 100/s for 10 s"));
 	assert_non_null(strstr(b.data, "lost 1, duplicated 2"));
+
+	/* a surge: its figures, and one entry per phase, by name */
+	steps[0].name = "before";
+	steps[1].name = "surge";
+	r.profile = "surge";
+	r.nsteps = 2;
+	r.surge_factor = 2;
+	r.surge_rate = 200;
+	r.surge_at_s = 5;
+	r.surge_for_s = 5;
+	buf_reset(&b);
+	loadgen_report_json(&b, &r);
+	root = json_loads(b.data, 0, &err);
+	assert_non_null(root);
+	assert_string_equal(json_string_value(json_object_get(root, "profile")), "surge");
+	assert_true(num(root, "surge_factor") == 2);
+	assert_true(num(root, "surge_rate") == 200);
+	assert_true(num(root, "surge_at_s") == 5);
+	assert_true(num(root, "surge_for_s") == 5);
+	assert_null(json_object_get(root, "steps"));
+	assert_null(json_object_get(root, "step"));
+	json_t *ph = json_object_get(root, "phases");
+	assert_int_equal(json_array_size(ph), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ph, 0), "phase")),
+	                    "before");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ph, 1), "phase")),
+	                    "surge");
+	assert_true(num(json_array_get(ph, 1), "rate") == 200);
+	assert_true(num(json_array_get(ph, 1), "sent") == 1000);
+	assert_true(num(json_array_get(ph, 0), "lost") == 1);
+	assert_non_null(json_object_get(json_array_get(ph, 1), "e2e_ms"));
+	json_decref(root);
+	buf_reset(&b);
+	loadgen_report_text(&b, &r);
+	assert_non_null(strstr(b.data, "surge: 100/s, x2 (200/s) from 5 s for 5 s, for 10 s"));
+	assert_non_null(strstr(b.data, "\nphases "));
+	assert_non_null(strstr(b.data, "\nbefore    100"));
+	assert_non_null(strstr(b.data, "\nsurge     200"));
 	buf_release(&b);
 	free(web);
 	free(e2e);
@@ -467,6 +655,9 @@ int main(void)
 	        cmocka_unit_test(test_sched_steps),
 	        cmocka_unit_test(test_sched_inval),
 	        cmocka_unit_test(test_sched_toobig),
+	        cmocka_unit_test(test_sched_surge),
+	        cmocka_unit_test(test_sched_surge_inval),
+	        cmocka_unit_test(test_sched_build),
 	        cmocka_unit_test(test_hist_buckets),
 	        cmocka_unit_test(test_hist_precision),
 	        cmocka_unit_test(test_hist_rank_and_edges),

@@ -1653,7 +1653,7 @@ static void test_marketing_queries_use_their_indexes(void **state)
 	           " updated_at = ?5"
 	           " WHERE tenant_id = ?1 AND to_id = ?2 AND state = 0 AND priority = 3",
 	           plan, sizeof(plan));
-	if (!strstr(plan, "outbox_marketing_pending"))
+	if (!strstr(plan, "outbox_pending_to"))
 		fail_msg("opt-out cancel plan: %s", plan);
 	query_plan(f,
 	           "SELECT id FROM tenants WHERE api_token_hash = ?1"
