@@ -25,7 +25,8 @@
  *                 it lasts; on reaching 3 the on-call alert, on reaching 4
  *                 the page (--alert-url)
  *   degrade 2+    on reaching it, the seed's SMS notice to the shops with
- *                 replies waiting; every change posted to --alert-url
+ *                 replies waiting (with an SMS gateway: the notice promises
+ *                 SMS); every change posted to --alert-url
  *
  * What else follows a level is up to the roles that read it: at spike
  * level 2 and above the sender claims no P3 and merges replies; at 3 and 4
@@ -217,7 +218,10 @@ static void degrade_changed(struct controller *c, int level, int was, const char
 		log_info("control.degradation_level", "%s (after %lld ms below it)", text,
 		         (long long)c->degrade.cfg.hold_ms);
 	alert(c, "degradation_level", level > was && level >= 2 ? "oncall" : "info", level, text);
-	if (was < DEGRADE_WHATSAPP && level >= DEGRADE_WHATSAPP) {
+	struct sender_health h;
+	sender_health(c->sender, &h);
+	/* the notice promises SMS: only with a gateway to keep the promise */
+	if (was < DEGRADE_WHATSAPP && level >= DEGRADE_WHATSAPP && h.sms) {
 		int shops = 0;
 		if (control_tell_shops(c->app, c->conn, CONTROL_NOTICE_MAX, clock_wall_ms(),
 		                       &shops) == 0) {
@@ -277,13 +281,17 @@ static void publish_modes(struct controller *c, int level, unsigned steps)
 	        {&app->priority_strict, strict, "priority_strict"},
 	        {&app->sms_critical, sms, "sms_critical"},
 	};
+	int eased = 0; /* a mode that held rows back was lifted */
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
 		int was = atomic_exchange(m[i].at, m[i].v);
-		if (was != m[i].v)
-			log_info("control.mode", "%s %d (was %d) at spike level %d%s", m[i].name,
-			         m[i].v, was, level, steps ? " in a festival window" : "");
+		if (was == m[i].v)
+			continue;
+		log_info("control.mode", "%s %d (was %d) at spike level %d%s", m[i].name, m[i].v,
+		         was, level, steps ? " in a festival window" : "");
+		eased |= (m[i].at == &app->pause_p3 || m[i].at == &app->priority_strict) &&
+		         m[i].v < was;
 	}
-	if (pause < atomic_load(&app->pause_p3) || !pause)
+	if (eased)
 		notify_signal(&app->outbox_ready); /* marketing may go again */
 	if (standby && !c->standby_warned && !*app->cfg.sms_url) {
 		c->standby_warned = 1;

@@ -428,7 +428,8 @@ static int gather(struct sender *s, int64_t now, int upto, struct outbox_row **r
 			         store_errmsg(s->conn));
 			break;
 		}
-		memcpy(all + total, more, sizeof(*all) * (size_t)m);
+		if (m > 0)
+			memcpy(all + total, more, sizeof(*all) * (size_t)m);
 		total += m;
 	}
 	*rows = all;

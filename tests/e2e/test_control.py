@@ -101,7 +101,7 @@ def test_festival_window_runs_the_playbook():
     cal = "testfest:monitor:2020-01-01:1d:1x;testfest:peak:%s:1d:3x:alert=5" % ist_today()
     hook = Receiver()
     s = Stack(serve_args=["--workers", "1", "--workers-max", "4", "--festival-calendar", cal,
-                          "--alert-url", hook.url])
+                          "--alert-url", hook.url, "--send-inflight", "8"])
     try:
         with s:
             st = wait_until(lambda: (lambda j: j if j["festival"] and j["workers"]["floor"] == 3
@@ -117,8 +117,8 @@ def test_festival_window_runs_the_playbook():
             # level 0: aggregation armed but not on, SMS on standby but not used
             assert st["modes"]["aggregate"] == 0 and st["modes"]["sms_critical"] == 0, st
             wait_until(lambda: status(s)["workers"] == {"threads": 3, "floor": 3,
-                                                        "send_inflight_cap": 768},
-                       what="3 worker threads (1 x 3), 3/4 of the sends in flight")
+                                                        "send_inflight_cap": 6},
+                       what="3 worker threads (1 x 3), 3/4 of the 8 sends in flight")
             assert s.metrics()["munim_festival_multiplier"] == 3
             # marketing waits; customers' replies do not
             s.say("stock atta")
@@ -132,6 +132,14 @@ def test_festival_window_runs_the_playbook():
             # no SMS gateway while the playbook wants one on standby: said once
             wait_until(lambda: any(b"sms_standby" in p[2] for p in hook.got()),
                        what="the SMS standby alert")
+            # the D-Day playbook's depth alert (this window's alert=5)
+            s.mock_faults(latency_ms=500)
+            for i in range(20):
+                assert s.post(text_payload("stock atta", frm="9194%08d" % i)[1])[0] == 200
+            wait_until(lambda: [p for p in hook.got() if b"festival_depth" in p[2]],
+                       timeout=15, what="the festival's depth alert")
+            depth = [json.loads(p[2]) for p in hook.got() if b"festival_depth" in p[2]]
+            assert len(depth) == 1 and "testfest peak: queue depth" in depth[0]["text"], depth
         log = open(s.dir + "/serve.log").read()
         assert '"control.scaled"' in log and '"control.festival"' in log
     finally:
