@@ -56,7 +56,7 @@
 #include "core/xalloc.h"
 #include "erp/erp.h"
 #include "send/breaker.h"
-#include "send/wamsg.h"
+#include "worker/worker.h"
 
 /* Catalogue cache slots of the thread (erp/cache.c). */
 #define AI_CATALOG_SLOTS 32
@@ -164,53 +164,20 @@ static void record_outcome(struct ai *ai, enum breaker_outcome o)
 
 /* ---- running a job through the ERP ------------------------------------------------------- */
 
-/* A reply goes to a phone number ("+" and digits), never to a user id. */
-static int addressable(const char *wa_id)
-{
-	if (!wa_id || !*wa_id)
-		return 0;
-	for (const char *p = wa_id[0] == '+' ? wa_id + 1 : wa_id; *p; p++)
-		if (*p < '0' || *p > '9')
-			return 0;
-	return 1;
-}
-
 /* The replies of one run as PENDING outbox rows quoting the job's message. */
 static int queue_replies(struct ai *ai, const struct tenant *t, const struct inbox_entry *e,
                          const struct erp_result *res, int64_t queued[PRIO_COUNT])
 {
-	struct arena *a = &ai->run_arena;
 	for (int i = 0; i < res->nreplies; i++) {
 		const struct erp_reply *r = &res->replies[i];
-		const char *body;
-		if (!addressable(e->from)) {
+		struct outbox_new o;
+		if (worker_reply_row(t, e, r, &ai->run_arena, &o) != 0) {
 			log_warn("ai.reply_unaddressable",
 			         "reply to %s (message %s) not queued: the sender has no phone "
 			         "number",
 			         e->from, e->ext_id);
 			continue;
 		}
-		if (r->kind == ERP_REPLY_BUTTONS && r->nbuttons > 0) {
-			struct wamsg_button b[ERP_MAX_BUTTONS];
-			int nb = r->nbuttons < ERP_MAX_BUTTONS ? r->nbuttons : ERP_MAX_BUTTONS;
-			for (int k = 0; k < nb; k++) {
-				b[k].id = r->buttons[k].id;
-				b[k].title = r->buttons[k].title;
-			}
-			body = wamsg_buttons(a, e->from, e->ext_id, r->text, b, nb);
-		} else {
-			body = wamsg_text(a, e->from, e->ext_id, r->text);
-		}
-		struct outbox_new o = {
-		        .tenant_id = t->id,
-		        .priority = r->priority,
-		        .phone_number_id = t->phone_number_id,
-		        .to = e->from,
-		        .reply_to = e->ext_id,
-		        .body = body,
-		        .inbound_received_at = e->received_at,
-		        .claimed = 0,
-		};
 		int64_t id;
 		int rc = store_outbox_add(ai->conn, &o, &id);
 		if (rc < 0)
@@ -669,6 +636,13 @@ void ai_signals(const struct ai *ai, struct ai_signals *out)
 	out->ocr_depth = atomic_load(&ai->ocr_depth);
 }
 
+/* A metric of one sample without labels: its HELP and TYPE lines, then the value. */
+static void render_one(struct buf *b, const char *name, const char *type, const char *help,
+                       long long v)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, v);
+}
+
 void ai_render_metrics(const struct ai *ai, struct buf *b)
 {
 	struct ai_signals s;
@@ -685,30 +659,18 @@ void ai_render_metrics(const struct ai *ai, struct buf *b)
 	metrics_render_histogram(b, "munim_ai_latency_seconds",
 	                         "Time from an AI call's start to its answer or failure.",
 	                         &ai->latency);
-	buf_printf(b,
-	           "# HELP munim_ai_breaker_state The AI endpoint's breaker: 0 closed, 1 open, 2 "
-	           "half open.\n# TYPE munim_ai_breaker_state gauge\nmunim_ai_breaker_state %d\n",
-	           s.breaker_state);
-	buf_printf(b,
-	           "# HELP munim_ai_breaker_transitions_total Changes of the AI breaker's state.\n"
-	           "# TYPE munim_ai_breaker_transitions_total counter\n"
-	           "munim_ai_breaker_transitions_total %llu\n",
-	           (unsigned long long)atomic_load(&ai->breaker_transitions));
-	buf_printf(b,
-	           "# HELP munim_ai_jobs_waiting AI jobs not yet done.\n"
-	           "# TYPE munim_ai_jobs_waiting gauge\nmunim_ai_jobs_waiting %lld\n",
+	render_one(b, "munim_ai_breaker_state", "gauge",
+	           "The AI endpoint's breaker: 0 closed, 1 open, 2 half open.", s.breaker_state);
+	render_one(b, "munim_ai_breaker_transitions_total", "counter",
+	           "Changes of the AI breaker's state.",
+	           (long long)atomic_load(&ai->breaker_transitions));
+	render_one(b, "munim_ai_jobs_waiting", "gauge", "AI jobs not yet done.",
 	           (long long)s.jobs_waiting);
-	buf_printf(
-	        b,
-	        "# HELP munim_ai_jobs_finished_total AI jobs ended (replied to).\n"
-	        "# TYPE munim_ai_jobs_finished_total counter\nmunim_ai_jobs_finished_total %llu\n",
-	        (unsigned long long)atomic_load(&ai->jobs_finished));
-	buf_printf(b,
-	           "# HELP munim_ai_rewrites_total AI answers that were a command and ran.\n"
-	           "# TYPE munim_ai_rewrites_total counter\nmunim_ai_rewrites_total %llu\n",
-	           (unsigned long long)atomic_load(&ai->jobs_rewritten));
-	buf_printf(b,
-	           "# HELP munim_ocr_queue_depth Photos and documents waiting to be read.\n"
-	           "# TYPE munim_ocr_queue_depth gauge\nmunim_ocr_queue_depth %lld\n",
+	render_one(b, "munim_ai_jobs_finished_total", "counter", "AI jobs ended (replied to).",
+	           (long long)atomic_load(&ai->jobs_finished));
+	render_one(b, "munim_ai_rewrites_total", "counter",
+	           "AI answers that were a command and ran.",
+	           (long long)atomic_load(&ai->jobs_rewritten));
+	render_one(b, "munim_ocr_queue_depth", "gauge", "Photos and documents waiting to be read.",
 	           (long long)s.ocr_depth);
 }

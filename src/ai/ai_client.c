@@ -26,6 +26,7 @@
 #include "ai/ai_internal.h"
 #include "core/err.h"
 #include "core/jsonr.h"
+#include "ingest/envelope.h"
 
 const char ai__system_prompt[] =
         "You read WhatsApp messages that customers send to a small Indian shop, in English, "
@@ -48,21 +49,10 @@ static const char *const customer_commands[] = {
         "menu", "stock", "order", "confirm", "cancel", "invoice", "status",
 };
 
-/* n cut to at most cap bytes without splitting a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t n, size_t cap)
-{
-	if (n <= cap)
-		return n;
-	size_t cut = cap;
-	while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-		cut--;
-	return cut;
-}
-
 void ai__request_body(struct buf *b, const char *model, const char *text)
 {
 	const char *t = text ? text : "";
-	size_t n = utf8_cut(t, strlen(t), AI_MAX_TEXT);
+	size_t n = envelope_utf8_cut(t, strlen(t), AI_MAX_TEXT);
 	char *cut = NULL;
 	buf_reset(b);
 	buf_puts(b, "{\"model\":");

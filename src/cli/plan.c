@@ -33,11 +33,9 @@
 
 /* Settings of the plan, shared by both subcommands. */
 #define PLAN_COMMON_OPTS                                                                           \
-	"festival-calendar", "hpa-min-replicas", "hpa-max-replicas", "hpa-cpu-pct",                \
-	        "hpa-memory-pct", "hpa-depth-per-worker", "hpa-p95-ms", "hpa-up-window-s",         \
-	        "hpa-up-pods", "hpa-up-percent", "hpa-up-period-s", "hpa-down-window-s",           \
-	        "hpa-down-percent", "hpa-down-period-s", "hpa-sync-s", "erp-services",             \
-	        "erp-ratio", "baseline-workers", "baseline-erp-pods"
+	PLAN_AUTOSCALE_OPTS, "hpa-min-replicas", "hpa-max-replicas", "hpa-cpu-pct",                \
+	        "hpa-memory-pct", "hpa-sync-s", "erp-services", "erp-ratio", "baseline-workers",   \
+	        "baseline-erp-pods"
 
 static const char *const manifests_opts[] = {
         "out", "namespace", "prometheus", PLAN_COMMON_OPTS, NULL,
@@ -56,12 +54,7 @@ static const char *const simulate_opts[] = {
         "slo-availability-pct",
         "late-ms",
         "sim-seed",
-        "spike-depth-1",
-        "spike-depth-2",
-        "spike-depth-3",
-        "spike-depth-4",
-        "spike-p95-ms-1",
-        "spike-p95-ms-2",
+        PLAN_SPIKE_OPTS,
         "spike-hold-ms",
         PLAN_COMMON_OPTS,
         NULL,

@@ -42,6 +42,7 @@
 #include "core/xalloc.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "plan/plan.h"
 #include "send/delivery.h"
 #include "send/sender.h"
 #include "send/sms_dlr.h"
@@ -94,12 +95,7 @@ const char *const cli_serve_opts[] = {
         "delivery-window-ms",
         "delivery-min-reports",
         "alert-url",
-        "spike-depth-1",
-        "spike-depth-2",
-        "spike-depth-3",
-        "spike-depth-4",
-        "spike-p95-ms-1",
-        "spike-p95-ms-2",
+        PLAN_SPIKE_OPTS,
         "spike-error-pct-3",
         "spike-error-pct-4",
         "spike-hold-ms",
@@ -111,16 +107,7 @@ const char *const cli_serve_opts[] = {
         "degrade-hold-ms",
         "marketing-retry-after-s",
         "workers-max",
-        "festival-calendar",
-        "hpa-depth-per-worker",
-        "hpa-p95-ms",
-        "hpa-up-window-s",
-        "hpa-up-pods",
-        "hpa-up-percent",
-        "hpa-up-period-s",
-        "hpa-down-window-s",
-        "hpa-down-percent",
-        "hpa-down-period-s",
+        PLAN_AUTOSCALE_OPTS,
         "ai-url",
         "ai-token",
         "ai-model",

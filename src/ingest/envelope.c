@@ -83,9 +83,8 @@ static const char *jstr(const struct jsonr_val *obj, const char *key, size_t *le
 	return s;
 }
 
-/* n cut down to at most cap bytes without splitting a UTF-8 sequence
- * (jsonr has already checked the text is valid UTF-8). */
-static size_t utf8_cut(const char *s, size_t n, size_t cap)
+/* Here jsonr has already checked the text is valid UTF-8. */
+size_t envelope_utf8_cut(const char *s, size_t n, size_t cap)
 {
 	if (n <= cap)
 		return n;
@@ -105,7 +104,7 @@ static const char *text_of(const struct jsonr_val *obj, const char *key, size_t 
 	const char *s = jstr(obj, key, &n);
 	if (!s)
 		return "";
-	size_t cut = utf8_cut(s, n, cap);
+	size_t cut = envelope_utf8_cut(s, n, cap);
 	return cut == n ? s : arena_strndup(a, s, cut);
 }
 

@@ -38,4 +38,12 @@ struct envelope {
 int envelope_parse(const char *body, size_t len, int64_t received_at, struct arena *a,
                    struct envelope *out);
 
+/*
+ * envelope_utf8_cut: n (the length of s, valid UTF-8) cut down to at most
+ * cap bytes without splitting a UTF-8 sequence - how a text body or a
+ * caption is cut to its cap, and how the AI thread cuts a message's text
+ * to what it sends. Pure.
+ */
+size_t envelope_utf8_cut(const char *s, size_t n, size_t cap);
+
 #endif

@@ -22,6 +22,21 @@
 #include "core/buf.h"
 #include "core/config.h"
 
+/*
+ * Settings the plan models from the running service, so `munim serve` and
+ * `munim plan` take them alike (their option lists, cli/serve.c and
+ * cli/plan.c, name these): PLAN_AUTOSCALE_OPTS, the festival calendar and
+ * the autoscaler's targets and behaviour (hpa.h); PLAN_SPIKE_OPTS, the
+ * spike level's depth and latency thresholds (spike.h).
+ */
+#define PLAN_AUTOSCALE_OPTS                                                                        \
+	"festival-calendar", "hpa-depth-per-worker", "hpa-p95-ms", "hpa-up-window-s",              \
+	        "hpa-up-pods", "hpa-up-percent", "hpa-up-period-s", "hpa-down-window-s",           \
+	        "hpa-down-percent", "hpa-down-period-s"
+#define PLAN_SPIKE_OPTS                                                                            \
+	"spike-depth-1", "spike-depth-2", "spike-depth-3", "spike-depth-4", "spike-p95-ms-1",      \
+	        "spike-p95-ms-2"
+
 /* One ERP service's autoscaler: bounds and CPU target. */
 struct plan_erp {
 	char name[32];

@@ -24,8 +24,6 @@
 int store__sq_customer_ensure(struct store_conn *c, int64_t tenant_id, const char *wa_id,
                               struct arena *a, struct customer *out)
 {
-	static const char find[] = "SELECT id, tenant_id, wa_id, name, state_code, last_inbound_at"
-	                           " FROM customers WHERE tenant_id = ?1 AND wa_id = ?2";
 	static const char add[] = "INSERT INTO customers (tenant_id, wa_id) VALUES (?1, ?2)"
 	                          " RETURNING id, tenant_id, wa_id, name, state_code,"
 	                          " last_inbound_at";
@@ -35,9 +33,7 @@ int store__sq_customer_ensure(struct store_conn *c, int64_t tenant_id, const cha
 	int rc = store__sq_op_begin(c, 1, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_prep(c, SQ_COMPANION_CUSTOMER_FIND, find, what, &st, "it", tenant_id, wa_id);
-	if (rc == 0)
-		rc = store__sq_one(c, st, what, store__sq_read_customer, a, out);
+	rc = store__sq_customer_find(c, tenant_id, wa_id, what, a, out);
 	if (rc == 0) {
 		rc = store__sq_prep(c, SQ_COMPANION_CUSTOMER_ADD, add, what, &st, "it", tenant_id,
 		                    wa_id);

@@ -134,7 +134,6 @@ enum sq_stmt {
 	SQ_OCR_STATE,
 	SQ_OCR_DEPTH,
 	/* the companion app (sqlite_companion.c) */
-	SQ_COMPANION_CUSTOMER_FIND,
 	SQ_COMPANION_CUSTOMER_ADD,
 	SQ_COMPANION_ORDERS,
 	SQ_COMPANION_OP_GET,
@@ -263,6 +262,13 @@ void store__sq_read_int64(sqlite3_stmt *st, struct arena *a, void *row);
 /* store__sq_read_customer: a row reader for a struct customer from the
  * columns id, tenant_id, wa_id, name, state_code, last_inbound_at. */
 void store__sq_read_customer(sqlite3_stmt *st, struct arena *a, void *row);
+/*
+ * store__sq_customer_find reads the customer wa_id of tenant_id into *out
+ * (strings in a): 1 = found, 0 = no such customer (*out untouched), < 0 =
+ * ERR_* with the message, naming what, on c. Writes nothing.
+ */
+int store__sq_customer_find(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                            const char *what, struct arena *a, struct customer *out);
 
 /* store__sq_col copies text column i into a (never NULL: "" for NULL). */
 const char *store__sq_col(sqlite3_stmt *st, int i, struct arena *a);

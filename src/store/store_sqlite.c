@@ -868,6 +868,18 @@ void store__sq_read_customer(sqlite3_stmt *st, struct arena *a, void *row)
 	cu->last_inbound_at = sqlite3_column_int64(st, 5);
 }
 
+int store__sq_customer_find(struct store_conn *c, int64_t tenant_id, const char *wa_id,
+                            const char *what, struct arena *a, struct customer *out)
+{
+	static const char sql[] = "SELECT id, tenant_id, wa_id, name, state_code, last_inbound_at"
+	                          " FROM customers WHERE tenant_id = ?1 AND wa_id = ?2";
+	sqlite3_stmt *st;
+	int rc = store__sq_prep(c, SQ_CUSTOMER_FIND, sql, what, &st, "it", tenant_id, wa_id);
+	if (rc == 0)
+		rc = store__sq_one(c, st, what, store__sq_read_customer, a, out);
+	return rc;
+}
+
 static int sq_customer_touch(struct store_conn *c, int64_t tenant_id, const char *wa_id,
                              const char *name, int64_t inbound_at, struct arena *a,
                              struct customer *out)
@@ -879,8 +891,6 @@ static int sq_customer_touch(struct store_conn *c, int64_t tenant_id, const char
 	        " name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE customers.name END,"
 	        " last_inbound_at = max(customers.last_inbound_at, excluded.last_inbound_at)"
 	        " RETURNING id, tenant_id, wa_id, name, state_code, last_inbound_at";
-	static const char find[] = "SELECT id, tenant_id, wa_id, name, state_code, last_inbound_at"
-	                           " FROM customers WHERE tenant_id = ?1 AND wa_id = ?2";
 	const char *what = "record customer";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
@@ -888,9 +898,7 @@ static int sq_customer_touch(struct store_conn *c, int64_t tenant_id, const char
 	if (rc < 0)
 		return rc;
 	/* the usual case, a known customer writing again: nothing to write */
-	rc = store__sq_prep(c, SQ_CUSTOMER_FIND, find, what, &st, "it", tenant_id, wa_id);
-	if (rc == 0)
-		rc = store__sq_one(c, st, what, store__sq_read_customer, a, out);
+	rc = store__sq_customer_find(c, tenant_id, wa_id, what, a, out);
 	if (rc == 1 && (!name[0] || strcmp(name, out->name) == 0) &&
 	    inbound_at < out->last_inbound_at + STORE_INBOUND_SLACK_MS)
 		return store__sq_op_end(c, mode, 0);

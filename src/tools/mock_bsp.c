@@ -85,8 +85,8 @@
  *
  * Threading: handlers run on the HTTP server's threads, the scripted undo
  * on the timer thread; `struct mock` is shared: faults and stats are
- * atomics (writers of faults also hold faults_mu, which guards undo_gen
- * and until_ms), the logs and the report queues have their own locks, the
+ * atomics (writers of faults also hold undo.mu, the scripted undo's
+ * lock: mock_bsp_faults.c), the logs and the report queues have their own locks, the
  * rest is written before the server starts.
  */
 #include <ctype.h>
@@ -98,7 +98,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "cli/cli.h"
 #include "core/arena.h"
@@ -130,8 +129,6 @@
 #define MOCK_PAGE_MAX     10000
 /* /_mock/replies: default and largest page (lines of ~60 bytes). */
 #define MOCK_REPLIES_MAX 100000
-/* Longest scripted fault (for_ms): an hour. */
-#define MOCK_MAX_FOR_MS 3600000
 /* The default listen address (serve's is :8080, and bsp-url points here). */
 #define MOCK_DEFAULT_LISTEN "127.0.0.1:9090"
 /* The number of 360dialog-style sends without --phone-number-id: the first
@@ -179,13 +176,9 @@ struct mock {
 	/* the number a 360dialog-style send (POST /messages, no number in the
 	 * path: the proxy knows it from the API key) is sent from */
 	const char *keyed_phone;
-	/* Fault writes and the scripted undo (for_ms): a POST bumps undo_gen,
-	 * so an undo scheduled by an earlier POST finds it changed and does
-	 * nothing; until_ms is when the pending undo runs (epoch ms, 0: none).
-	 * Readers of single faults use the atomics without the lock. */
-	pthread_mutex_t faults_mu;
-	uint64_t undo_gen;
-	int64_t until_ms;
+	/* Fault writes and their scripted undo (for_ms); readers of single
+	 * faults use the atomics without its lock. */
+	struct mock_undo undo;
 	int64_t started_ms;
 	char wamid_tag[16]; /* started_ms in 11 hex digits: this run's ids */
 	_Atomic uint64_t wamid_seq;
@@ -207,21 +200,6 @@ struct answer {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static uint64_t rnd_u64(void)
-{
-	static _Thread_local uint64_t s;
-	if (!s) {
-		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
-			s = (uint64_t)clock_mono_us() * 0x9e3779b97f4a7c15ULL;
-		if (!s)
-			s = 1;
-	}
-	s ^= s >> 12;
-	s ^= s << 25;
-	s ^= s >> 27;
-	return s * 0x2545f4914f6cdd1dULL;
-}
 
 static void respond_json(struct http_req *r, unsigned int status, const struct buf *b)
 {
@@ -522,7 +500,7 @@ static void on_send(struct http_req *r, void *ud)
 		goto answer;
 	}
 	int64_t ppm = atomic_load_explicit(&m->faults.rate_ppm, memory_order_relaxed);
-	if (ppm > 0 && (int64_t)(rnd_u64() % 1000000) < ppm) {
+	if (ppm > 0 && (int64_t)(mock_rand_u64() % 1000000) < ppm) {
 		int64_t st = atomic_load_explicit(&m->faults.status, memory_order_relaxed);
 		const char *msg;
 		int code = fault_code(st, &msg);
@@ -559,7 +537,7 @@ static void on_send(struct http_req *r, void *ud)
 	a->status = 200;
 	a->accepted = 1;
 	int64_t fppm = atomic_load_explicit(&m->faults.failed_ppm, memory_order_relaxed);
-	a->failed = fppm > 0 && (int64_t)(rnd_u64() % 1000000) < fppm;
+	a->failed = fppm > 0 && (int64_t)(mock_rand_u64() % 1000000) < fppm;
 	buf_puts(&a->body, "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":");
 	buf_json_str(&a->body, to);
 	buf_puts(&a->body, ",\"wa_id\":");
@@ -585,9 +563,7 @@ answer:;
 
 static json_t *faults_json(struct mock *m)
 {
-	pthread_mutex_lock(&m->faults_mu);
-	int64_t until = m->until_ms;
-	pthread_mutex_unlock(&m->faults_mu);
+	int64_t until = mock_undo_until(&m->undo);
 	return json_pack("{s:f, s:I, s:I, s:b, s:f, s:b, s:f, s:I}", "error_rate",
 	                 (double)atomic_load(&m->faults.rate_ppm) / 1e6, "status",
 	                 (json_int_t)atomic_load(&m->faults.status), "latency_ms",
@@ -615,9 +591,10 @@ static void on_faults_get(struct http_req *r, void *ud)
 	respond_value(r, 200, faults_json(ud));
 }
 
-/* Sets every fault in fields to its no-fault value; caller holds faults_mu. */
-static void faults_clear_locked(struct mock *m, unsigned fields)
+/* Sets every fault in fields to its no-fault value; caller holds undo.mu. */
+static void faults_clear_locked(void *owner, unsigned fields)
 {
+	struct mock *m = owner;
 	if (fields & MOCK_FAULT_RATE)
 		atomic_store(&m->faults.rate_ppm, 0);
 	if (fields & MOCK_FAULT_STATUS)
@@ -634,47 +611,25 @@ static void faults_clear_locked(struct mock *m, unsigned fields)
 		mock_sms_set_failed_ppm(m->sms, 0);
 }
 
-/* A scripted undo: the faults one POST set, cleared for_ms later. */
-struct undo {
-	struct mock *m;
-	uint64_t gen; /* the POST's; a later POST or a reset changes m->undo_gen */
-	unsigned fields;
+/* POST /_mock/faults's fields, in the order they are checked; bit i of
+ * the fields a POST sets is MOCK_FAULT_* in the same order. */
+static const struct mock_field fault_fields[] = {
+        {"error_rate", MOCK_FIELD_RATE, 0, 0, "error_rate must be a number from 0 to 1"},
+        {"status", MOCK_FIELD_INT, 100, 599, "status must be an HTTP status from 100 to 599"},
+        {"latency_ms", MOCK_FIELD_INT, 0, 600000, "latency_ms must be an integer from 0 to 600000"},
+        {"outage", MOCK_FIELD_SWITCH, 0, 0, "outage must be true or false"},
+        {"failed_rate", MOCK_FIELD_RATE, 0, 0, "failed_rate must be a number from 0 to 1"},
+        {"sms_outage", MOCK_FIELD_SWITCH, 0, 0, "sms_outage must be true or false"},
+        {"sms_failed_rate", MOCK_FIELD_RATE, 0, 0, "sms_failed_rate must be a number from 0 to 1"},
 };
-
-/* The timer's callback: clears the POST's faults unless a later one came. */
-static void undo_fire(void *arg)
-{
-	struct undo *u = arg;
-	struct mock *m = u->m;
-	pthread_mutex_lock(&m->faults_mu);
-	if (u->gen == m->undo_gen) {
-		faults_clear_locked(m, u->fields);
-		m->until_ms = 0;
-		log_info("mock_bsp.faults_undone", "scripted faults over: cleared what was set");
-	}
-	pthread_mutex_unlock(&m->faults_mu);
-	free(u);
-}
-
-static int is_rate(json_t *v)
-{
-	return json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1;
-}
-
-static int is_switch(json_t *v)
-{
-	return json_is_boolean(v) || json_is_integer(v);
-}
-
-static int switch_on(json_t *v)
-{
-	return json_is_boolean(v) ? json_is_true(v) : json_integer_value(v) != 0;
-}
-
-static int64_t rate_ppm(json_t *v)
-{
-	return (int64_t)(json_number_value(v) * 1e6 + 0.5);
-}
+enum { F_RATE, F_STATUS, F_LATENCY, F_OUTAGE, F_FAILED, F_SMS_OUTAGE, F_SMS_FAILED, F_COUNT };
+_Static_assert(sizeof(fault_fields) / sizeof(fault_fields[0]) == F_COUNT, "one row a field");
+_Static_assert(MOCK_FAULT_RATE == 1 << F_RATE && MOCK_FAULT_STATUS == 1 << F_STATUS &&
+                       MOCK_FAULT_LATENCY == 1 << F_LATENCY && MOCK_FAULT_OUTAGE == 1 << F_OUTAGE &&
+                       MOCK_FAULT_FAILED == 1 << F_FAILED &&
+                       MOCK_FAULT_SMS_OUTAGE == 1 << F_SMS_OUTAGE &&
+                       MOCK_FAULT_SMS_FAILED == 1 << F_SMS_FAILED,
+               "bit i is field i");
 
 /*
  * POST /_mock/faults: every field is optional; the ones given are checked
@@ -686,89 +641,35 @@ static int64_t rate_ppm(json_t *v)
 static void on_faults_post(struct http_req *r, void *ud)
 {
 	struct mock *m = ud;
-	size_t len;
-	const char *body = http_req_body(r, &len);
-	json_error_t jerr;
-	json_t *root = json_loadb(body, len, 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		respond_error(r, 400, 100, "expected a JSON object of fault settings");
-		return;
-	}
-	json_t *rate = json_object_get(root, "error_rate");
-	json_t *status = json_object_get(root, "status");
-	json_t *lat = json_object_get(root, "latency_ms");
-	json_t *outage = json_object_get(root, "outage");
-	json_t *failed = json_object_get(root, "failed_rate");
-	json_t *sms_outage = json_object_get(root, "sms_outage");
-	json_t *sms_failed = json_object_get(root, "sms_failed_rate");
-	json_t *for_ms = json_object_get(root, "for_ms");
-	const char *bad = NULL;
-	if (rate && !is_rate(rate))
-		bad = "error_rate must be a number from 0 to 1";
-	else if (status && (!json_is_integer(status) || json_integer_value(status) < 100 ||
-	                    json_integer_value(status) > 599))
-		bad = "status must be an HTTP status from 100 to 599";
-	else if (lat && (!json_is_integer(lat) || json_integer_value(lat) < 0 ||
-	                 json_integer_value(lat) > 600000))
-		bad = "latency_ms must be an integer from 0 to 600000";
-	else if (outage && !is_switch(outage))
-		bad = "outage must be true or false";
-	else if (failed && !is_rate(failed))
-		bad = "failed_rate must be a number from 0 to 1";
-	else if (sms_outage && !is_switch(sms_outage))
-		bad = "sms_outage must be true or false";
-	else if (sms_failed && !is_rate(sms_failed))
-		bad = "sms_failed_rate must be a number from 0 to 1";
-	else if (for_ms && (!json_is_integer(for_ms) || json_integer_value(for_ms) < 1 ||
-	                    json_integer_value(for_ms) > MOCK_MAX_FOR_MS))
-		bad = "for_ms must be an integer from 1 to 3600000";
+	struct mock_faults_post p;
+	const char *bad = mock_faults_read(r, fault_fields, F_COUNT, &p);
 	if (bad) {
-		json_decref(root);
 		respond_error(r, 400, 100, bad);
 		return;
 	}
-	unsigned fields = (rate ? MOCK_FAULT_RATE : 0) | (status ? MOCK_FAULT_STATUS : 0) |
-	                  (lat ? MOCK_FAULT_LATENCY : 0) | (outage ? MOCK_FAULT_OUTAGE : 0) |
-	                  (failed ? MOCK_FAULT_FAILED : 0) |
-	                  (sms_outage ? MOCK_FAULT_SMS_OUTAGE : 0) |
-	                  (sms_failed ? MOCK_FAULT_SMS_FAILED : 0);
-
-	pthread_mutex_lock(&m->faults_mu);
-	uint64_t gen = m->undo_gen + 1;
-	int64_t until = 0;
-	if (for_ms) {
-		int64_t ms = (int64_t)json_integer_value(for_ms);
-		struct undo *u = xmalloc(sizeof(*u));
-		*u = (struct undo){m, gen, fields};
-		if (mock_timer_add(m->timer, clock_mono_us() + ms * 1000, undo_fire, u) != 0) {
-			/* too many slow answers waiting, or stopping: set nothing */
-			pthread_mutex_unlock(&m->faults_mu);
-			free(u);
-			json_decref(root);
-			respond_error(r, 503, 1, "could not schedule the undo: try again");
-			return;
-		}
-		until = clock_wall_ms() + ms;
+	json_t **v = p.vals;
+	if (mock_undo_begin(&m->undo, m->timer, p.for_ms, p.given) != 0) {
+		mock_faults_post_release(&p);
+		respond_error(r, 503, 1, "could not schedule the undo: try again");
+		return;
 	}
-	m->undo_gen = gen; /* the earlier POST's undo, if any, is now void */
-	m->until_ms = until;
-	if (rate)
-		atomic_store(&m->faults.rate_ppm, rate_ppm(rate));
-	if (status)
-		atomic_store(&m->faults.status, (int64_t)json_integer_value(status));
-	if (lat)
-		atomic_store(&m->faults.latency_ms, (int64_t)json_integer_value(lat));
-	if (outage)
-		atomic_store(&m->faults.outage, switch_on(outage));
-	if (failed)
-		atomic_store(&m->faults.failed_ppm, rate_ppm(failed));
-	if (sms_outage)
-		mock_sms_set_outage(m->sms, switch_on(sms_outage));
-	if (sms_failed)
-		mock_sms_set_failed_ppm(m->sms, rate_ppm(sms_failed));
-	pthread_mutex_unlock(&m->faults_mu);
-	json_decref(root);
+	if (v[F_RATE])
+		atomic_store(&m->faults.rate_ppm, mock_rate_ppm(v[F_RATE]));
+	if (v[F_STATUS])
+		atomic_store(&m->faults.status, (int64_t)json_integer_value(v[F_STATUS]));
+	if (v[F_LATENCY])
+		atomic_store(&m->faults.latency_ms, (int64_t)json_integer_value(v[F_LATENCY]));
+	if (v[F_OUTAGE])
+		atomic_store(&m->faults.outage, mock_switch_on(v[F_OUTAGE]));
+	if (v[F_FAILED])
+		atomic_store(&m->faults.failed_ppm, mock_rate_ppm(v[F_FAILED]));
+	if (v[F_SMS_OUTAGE])
+		mock_sms_set_outage(m->sms, mock_switch_on(v[F_SMS_OUTAGE]));
+	if (v[F_SMS_FAILED])
+		mock_sms_set_failed_ppm(m->sms, mock_rate_ppm(v[F_SMS_FAILED]));
+	mock_undo_end(&m->undo);
+	int64_t for_ms = p.for_ms;
+	mock_faults_post_release(&p);
 	log_info("mock_bsp.faults",
 	         "faults set: error rate %.4f status %lld latency %lld ms%s, failed rate %.4f; "
 	         "sms%s failed rate %.4f; for %lld ms",
@@ -778,8 +679,7 @@ static void on_faults_post(struct http_req *r, void *ud)
 	         atomic_load(&m->faults.outage) ? ", outage" : "",
 	         (double)atomic_load(&m->faults.failed_ppm) / 1e6,
 	         mock_sms_outage(m->sms) ? " outage," : "",
-	         (double)mock_sms_failed_ppm(m->sms) / 1e6,
-	         for_ms ? (long long)json_integer_value(for_ms) : 0LL);
+	         (double)mock_sms_failed_ppm(m->sms) / 1e6, (long long)for_ms);
 	respond_value(r, 200, faults_json(m));
 }
 
@@ -824,11 +724,7 @@ static void on_reset(struct http_req *r, void *ud)
 {
 	struct mock *m = ud;
 	mock_log_clear(m->log);
-	pthread_mutex_lock(&m->faults_mu);
-	faults_clear_locked(m, ~0u);
-	m->undo_gen++; /* a pending undo has nothing left to undo */
-	m->until_ms = 0;
-	pthread_mutex_unlock(&m->faults_mu);
+	mock_undo_reset(&m->undo);
 	mock_sms_reset(m->sms);
 	atomic_store(&m->stats.received, 0);
 	atomic_store(&m->stats.accepted, 0);
@@ -1034,7 +930,8 @@ int cmd_mock_bsp(int argc, char **argv)
 	proc_block_stop_signals(&sigs);
 
 	struct mock *m = xcalloc(1, sizeof(*m));
-	pthread_mutex_init(&m->faults_mu, NULL);
+	mock_undo_init(&m->undo, faults_clear_locked, m, "mock_bsp.faults_undone",
+	               "scripted faults over: cleared what was set");
 	m->auth_header = cfg.auth_header ? cfg.auth_header : "";
 	m->keyed_phone = cfg.phone_number_id ? cfg.phone_number_id : MOCK_KEYED_PHONE;
 	m->started_ms = clock_wall_ms();
@@ -1128,7 +1025,7 @@ out:
 	mock_status_free(m->status);
 	mock_sms_free(m->sms);
 	mock_log_free(m->log);
-	pthread_mutex_destroy(&m->faults_mu);
+	mock_undo_release(&m->undo);
 	free(m);
 	config_release(&cfg);
 	return exit_code;

@@ -26,8 +26,8 @@
  * GET /_mock/ai/stats counts calls, answers and refusals by fault.
  *
  * Threading: handlers on the HTTP server's threads, late answers and undos
- * on the timer thread; faults and counters are atomics, undo_gen is under
- * mu.
+ * on the timer thread; faults and counters are atomics, their writers
+ * hold undo.mu (the scripted undo, mock_bsp_faults.c).
  */
 #include "tools/mock_bsp_ai.h"
 
@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
@@ -48,8 +47,7 @@
 #include "http/http.h"
 #include "tools/tools_internal.h"
 
-#define MOCK_AI_MAX_FOR_MS 3600000
-#define MOCK_AI_WORDS      64
+#define MOCK_AI_WORDS 64
 
 enum {
 	AI_FAULT_OUTAGE = 1 << 0,
@@ -66,9 +64,7 @@ struct mock_ai {
 	_Atomic int64_t malformed;
 	_Atomic uint64_t calls, answered, refused, failed_by_fault, delayed;
 	_Atomic uint64_t seq;
-	pthread_mutex_t mu;
-	uint64_t undo_gen;
-	int64_t until_ms;
+	struct mock_undo undo;
 };
 
 /* A late answer, or one given now. */
@@ -77,21 +73,6 @@ struct ai_answer {
 	unsigned status;
 	struct buf body;
 };
-
-static uint64_t rnd_u64(void)
-{
-	static _Thread_local uint64_t s;
-	if (!s) {
-		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
-			s = (uint64_t)clock_mono_us() * 0x9e3779b97f4a7c15ULL;
-		if (!s)
-			s = 1;
-	}
-	s ^= s >> 12;
-	s ^= s << 25;
-	s ^= s >> 27;
-	return s * 0x2545f4914f6cdd1dULL;
-}
 
 /* ---- the rewrite ------------------------------------------------------------------ */
 
@@ -271,7 +252,7 @@ void mock_ai_on_chat(struct http_req *r, void *ud)
 		goto answer;
 	}
 	int64_t ppm = atomic_load(&m->rate_ppm);
-	if (ppm > 0 && (int64_t)(rnd_u64() % 1000000) < ppm) {
+	if (ppm > 0 && (int64_t)(mock_rand_u64() % 1000000) < ppm) {
 		atomic_fetch_add(&m->failed_by_fault, 1);
 		an->status = 500;
 		error_body(&an->body, "internal error", "server_error", "internal_error");
@@ -338,9 +319,7 @@ answer:;
 
 static json_t *faults_json(struct mock_ai *m)
 {
-	pthread_mutex_lock(&m->mu);
-	int64_t until = m->until_ms;
-	pthread_mutex_unlock(&m->mu);
+	int64_t until = mock_undo_until(&m->undo);
 	return json_pack("{s:b, s:f, s:I, s:b, s:I}", "outage", atomic_load(&m->outage) != 0,
 	                 "error_rate", (double)atomic_load(&m->rate_ppm) / 1e6, "latency_ms",
 	                 (json_int_t)atomic_load(&m->latency_ms), "malformed",
@@ -373,8 +352,10 @@ void mock_ai_on_faults_get(struct http_req *r, void *ud)
 	respond_value(r, 200, faults_json(ud));
 }
 
-static void clear_locked(struct mock_ai *m, unsigned fields)
+/* Sets every fault in fields to its no-fault value; caller holds undo.mu. */
+static void clear_locked(void *owner, unsigned fields)
 {
+	struct mock_ai *m = owner;
 	if (fields & AI_FAULT_OUTAGE)
 		atomic_store(&m->outage, 0);
 	if (fields & AI_FAULT_RATE)
@@ -385,102 +366,45 @@ static void clear_locked(struct mock_ai *m, unsigned fields)
 		atomic_store(&m->malformed, 0);
 }
 
-struct ai_undo {
-	struct mock_ai *m;
-	uint64_t gen;
-	unsigned fields;
+/* POST /_mock/ai/faults's fields, in the order they are checked; bit i of
+ * the fields a POST sets is AI_FAULT_* in the same order. */
+static const struct mock_field ai_fault_fields[] = {
+        {"outage", MOCK_FIELD_SWITCH, 0, 0, "outage must be true or false"},
+        {"error_rate", MOCK_FIELD_RATE, 0, 0, "error_rate must be a number from 0 to 1"},
+        {"latency_ms", MOCK_FIELD_INT, 0, 600000, "latency_ms must be an integer from 0 to 600000"},
+        {"malformed", MOCK_FIELD_SWITCH, 0, 0, "malformed must be true or false"},
 };
-
-static void undo_fire(void *arg)
-{
-	struct ai_undo *u = arg;
-	pthread_mutex_lock(&u->m->mu);
-	if (u->gen == u->m->undo_gen) {
-		clear_locked(u->m, u->fields);
-		u->m->until_ms = 0;
-		log_info("mock_bsp.ai_faults_undone",
-		         "scripted AI faults over: cleared what was set");
-	}
-	pthread_mutex_unlock(&u->m->mu);
-	free(u);
-}
-
-static int is_switch(json_t *v)
-{
-	return json_is_boolean(v) || json_is_integer(v);
-}
-
-static int64_t switch_on(json_t *v)
-{
-	return json_is_boolean(v) ? json_is_true(v) : json_integer_value(v) != 0;
-}
+enum { F_OUTAGE, F_RATE, F_LATENCY, F_MALFORMED, F_COUNT };
+_Static_assert(sizeof(ai_fault_fields) / sizeof(ai_fault_fields[0]) == F_COUNT, "one row a field");
+_Static_assert(AI_FAULT_OUTAGE == 1 << F_OUTAGE && AI_FAULT_RATE == 1 << F_RATE &&
+                       AI_FAULT_LATENCY == 1 << F_LATENCY && AI_FAULT_MALFORMED == 1 << F_MALFORMED,
+               "bit i is field i");
 
 void mock_ai_on_faults_post(struct http_req *r, void *ud)
 {
 	struct mock_ai *m = ud;
-	size_t len;
-	const char *body = http_req_body(r, &len);
-	json_error_t jerr;
-	json_t *root = json_loadb(body ? body : "", len, 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		respond_bad(r, "expected a JSON object of fault settings");
-		return;
-	}
-	json_t *outage = json_object_get(root, "outage");
-	json_t *rate = json_object_get(root, "error_rate");
-	json_t *lat = json_object_get(root, "latency_ms");
-	json_t *malformed = json_object_get(root, "malformed");
-	json_t *for_ms = json_object_get(root, "for_ms");
-	const char *bad = NULL;
-	if (outage && !is_switch(outage))
-		bad = "outage must be true or false";
-	else if (rate && (!json_is_number(rate) || json_number_value(rate) < 0 ||
-	                  json_number_value(rate) > 1))
-		bad = "error_rate must be a number from 0 to 1";
-	else if (lat && (!json_is_integer(lat) || json_integer_value(lat) < 0 ||
-	                 json_integer_value(lat) > 600000))
-		bad = "latency_ms must be an integer from 0 to 600000";
-	else if (malformed && !is_switch(malformed))
-		bad = "malformed must be true or false";
-	else if (for_ms && (!json_is_integer(for_ms) || json_integer_value(for_ms) < 1 ||
-	                    json_integer_value(for_ms) > MOCK_AI_MAX_FOR_MS))
-		bad = "for_ms must be an integer from 1 to 3600000";
+	struct mock_faults_post p;
+	const char *bad = mock_faults_read(r, ai_fault_fields, F_COUNT, &p);
 	if (bad) {
-		json_decref(root);
 		respond_bad(r, bad);
 		return;
 	}
-	unsigned fields = (outage ? AI_FAULT_OUTAGE : 0) | (rate ? AI_FAULT_RATE : 0) |
-	                  (lat ? AI_FAULT_LATENCY : 0) | (malformed ? AI_FAULT_MALFORMED : 0);
-	pthread_mutex_lock(&m->mu);
-	uint64_t gen = m->undo_gen + 1;
-	int64_t until = 0;
-	if (for_ms) {
-		int64_t ms = (int64_t)json_integer_value(for_ms);
-		struct ai_undo *u = xmalloc(sizeof(*u));
-		*u = (struct ai_undo){m, gen, fields};
-		if (mock_timer_add(m->timer, clock_mono_us() + ms * 1000, undo_fire, u) != 0) {
-			pthread_mutex_unlock(&m->mu);
-			free(u);
-			json_decref(root);
-			http_respond(r, 503, "application/json", "{}", 2);
-			return;
-		}
-		until = clock_wall_ms() + ms;
+	json_t **v = p.vals;
+	if (mock_undo_begin(&m->undo, m->timer, p.for_ms, p.given) != 0) {
+		mock_faults_post_release(&p);
+		http_respond(r, 503, "application/json", "{}", 2);
+		return;
 	}
-	m->undo_gen = gen;
-	m->until_ms = until;
-	if (outage)
-		atomic_store(&m->outage, switch_on(outage));
-	if (rate)
-		atomic_store(&m->rate_ppm, (int64_t)(json_number_value(rate) * 1e6 + 0.5));
-	if (lat)
-		atomic_store(&m->latency_ms, (int64_t)json_integer_value(lat));
-	if (malformed)
-		atomic_store(&m->malformed, switch_on(malformed));
-	pthread_mutex_unlock(&m->mu);
-	json_decref(root);
+	if (v[F_OUTAGE])
+		atomic_store(&m->outage, mock_switch_on(v[F_OUTAGE]));
+	if (v[F_RATE])
+		atomic_store(&m->rate_ppm, mock_rate_ppm(v[F_RATE]));
+	if (v[F_LATENCY])
+		atomic_store(&m->latency_ms, (int64_t)json_integer_value(v[F_LATENCY]));
+	if (v[F_MALFORMED])
+		atomic_store(&m->malformed, mock_switch_on(v[F_MALFORMED]));
+	mock_undo_end(&m->undo);
+	mock_faults_post_release(&p);
 	log_info("mock_bsp.ai_faults",
 	         "AI faults set: outage %d, error rate %.4f, latency %lld ms, "
 	         "malformed %d",
@@ -505,7 +429,8 @@ int mock_ai_new(struct mock_timer *timer, struct mock_ai **out)
 {
 	struct mock_ai *m = xcalloc(1, sizeof(*m));
 	m->timer = timer;
-	pthread_mutex_init(&m->mu, NULL);
+	mock_undo_init(&m->undo, clear_locked, m, "mock_bsp.ai_faults_undone",
+	               "scripted AI faults over: cleared what was set");
 	*out = m;
 	return 0;
 }
@@ -514,6 +439,6 @@ void mock_ai_free(struct mock_ai *m)
 {
 	if (!m)
 		return;
-	pthread_mutex_destroy(&m->mu);
+	mock_undo_release(&m->undo);
 	free(m);
 }

@@ -7,6 +7,8 @@
  *   mock_bsp_timer.c   late answers (the latency fault) from a timer thread
  *   mock_bsp_status.c  signed status webhooks and SMS delivery reports, batched, retried
  *   mock_bsp_sms.c     the SMS gateway mock (MSG91 flow API), its log and faults
+ *   mock_bsp_faults.c  what the fault endpoints share: reading the settings
+ *                      posted, their scripted undo (for_ms), the random numbers
  *   tools_http.c       a small plain HTTP/1.1 client: keep-alive, epoll, no libcurl
  *                      (loadgen's sender and collector, the mock's status poster)
  *   tools_common.c     the webhook a customer's message arrives in, its signature,
@@ -103,6 +105,91 @@ int mock_timer_add(struct mock_timer *t, int64_t due_us, mock_timer_fn fn, void 
 void mock_timer_close(struct mock_timer *t);
 /* Closes if needed, stops the thread, frees. NULL is a no-op. */
 void mock_timer_free(struct mock_timer *t);
+
+/* ---- fault endpoints: settings and their scripted undo (mock_bsp_faults.c) ---- */
+
+#include <jansson.h>
+#include <pthread.h>
+
+struct http_req;
+
+/* A uniform 64-bit random number (xorshift, seeded per thread); any thread. */
+uint64_t mock_rand_u64(void);
+
+/* What a fault setting's value must be. */
+enum mock_field_kind {
+	MOCK_FIELD_SWITCH, /* true, false or an integer (non-zero: on) */
+	MOCK_FIELD_RATE,   /* a number from 0 to 1 */
+	MOCK_FIELD_INT,    /* an integer from lo to hi */
+};
+
+struct mock_field {
+	const char *name;
+	enum mock_field_kind kind;
+	int64_t lo, hi;  /* MOCK_FIELD_INT's bounds */
+	const char *bad; /* the error when the value is not what kind says */
+};
+
+#define MOCK_FIELDS_MAX 16
+#define MOCK_MAX_FOR_MS 3600000
+
+/* One POST of fault settings, read and checked (mock_faults_read). */
+struct mock_faults_post {
+	json_t *root;                  /* the body; mock_faults_post_release frees it */
+	json_t *vals[MOCK_FIELDS_MAX]; /* fields[i]'s value (borrowed), NULL: not given */
+	unsigned given;                /* bit i set: fields[i] given */
+	int64_t for_ms;                /* "for_ms", 1..MOCK_MAX_FOR_MS; 0: not given */
+};
+
+/*
+ * mock_faults_read reads the body of a POST to a fault endpoint: a JSON
+ * object whose fields, all optional, are checked in the table's order (n
+ * at most MOCK_FIELDS_MAX), then "for_ms", before the caller sets anything.
+ * Returns NULL with *out filled (release it), or the message naming the
+ * first bad field, or the body that is not an object (nothing to release).
+ */
+const char *mock_faults_read(struct http_req *r, const struct mock_field *fields, int n,
+                             struct mock_faults_post *out);
+void mock_faults_post_release(struct mock_faults_post *p);
+/* A MOCK_FIELD_SWITCH value as 0 or 1; a MOCK_FIELD_RATE value in parts per million. */
+int mock_switch_on(const json_t *v);
+int64_t mock_rate_ppm(const json_t *v);
+
+/* Sets the faults named by the bits of fields to their no-fault values. */
+typedef void (*mock_faults_clear_fn)(void *owner, unsigned fields);
+
+/*
+ * The scripted undo (for_ms) of one fault endpoint: each POST bumps gen,
+ * so an undo scheduled by an earlier one finds it changed and does
+ * nothing; until_ms is when the pending undo runs (epoch ms, 0: none).
+ * Writers of the owner's faults hold mu (mock_undo_begin .. _end, or
+ * mock_undo_reset); readers of single faults use their atomics without it.
+ * The undo runs on the timer's thread.
+ */
+struct mock_undo {
+	pthread_mutex_t mu;
+	uint64_t gen;
+	int64_t until_ms;
+	mock_faults_clear_fn clear; /* called with mu held */
+	void *owner;
+	const char *event, *msg; /* logged when an undo clears its faults */
+};
+
+void mock_undo_init(struct mock_undo *u, mock_faults_clear_fn clear, void *owner, const char *event,
+                    const char *msg);
+void mock_undo_release(struct mock_undo *u);
+/*
+ * mock_undo_begin starts a POST's writes: takes mu and voids any earlier
+ * undo; with for_ms > 0 it has timer clear the bits of fields that much
+ * later. 0 with mu held (set the faults, then mock_undo_end), or the
+ * timer's error (ERR_FULL, ERR_INVAL) with mu released and nothing changed.
+ */
+int mock_undo_begin(struct mock_undo *u, struct mock_timer *timer, int64_t for_ms, unsigned fields);
+void mock_undo_end(struct mock_undo *u);
+/* mock_undo_reset clears every fault and voids a pending undo. */
+void mock_undo_reset(struct mock_undo *u);
+/* mock_undo_until: when the pending undo runs (epoch ms), 0 when none. */
+int64_t mock_undo_until(struct mock_undo *u);
 
 /* ---- status webhooks and delivery reports (mock_bsp_status.c) -------- */
 

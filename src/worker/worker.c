@@ -222,28 +222,24 @@ static int addressable(const char *wa_id)
 	return 1;
 }
 
-static int queue_reply(struct worker_runner *run, struct store_conn *c, const struct tenant *t,
-                       const struct inbox_entry *e, const struct erp_reply *r, struct arena *a)
+int worker_reply_row(const struct tenant *t, const struct inbox_entry *e, const struct erp_reply *r,
+                     struct arena *a, struct outbox_new *o)
 {
 	const char *body;
-	if (!addressable(e->from)) {
-		log_warn("worker.reply_unaddressable",
-		         "reply to %s (message %s) not queued: the sender has no phone number",
-		         e->from, e->ext_id);
-		return 0;
-	}
+	if (!addressable(e->from))
+		return ERR_INVAL;
 	if (r->kind == ERP_REPLY_BUTTONS && r->nbuttons > 0) {
 		struct wamsg_button b[ERP_MAX_BUTTONS];
-		for (int i = 0; i < r->nbuttons && i < ERP_MAX_BUTTONS; i++) {
+		int nb = r->nbuttons < ERP_MAX_BUTTONS ? r->nbuttons : ERP_MAX_BUTTONS;
+		for (int i = 0; i < nb; i++) {
 			b[i].id = r->buttons[i].id;
 			b[i].title = r->buttons[i].title;
 		}
-		body = wamsg_buttons(a, e->from, e->ext_id, r->text, b,
-		                     r->nbuttons < ERP_MAX_BUTTONS ? r->nbuttons : ERP_MAX_BUTTONS);
+		body = wamsg_buttons(a, e->from, e->ext_id, r->text, b, nb);
 	} else {
 		body = wamsg_text(a, e->from, e->ext_id, r->text);
 	}
-	struct outbox_new o = {
+	*o = (struct outbox_new){
 	        .tenant_id = t->id,
 	        .priority = r->priority,
 	        .phone_number_id = t->phone_number_id,
@@ -251,8 +247,22 @@ static int queue_reply(struct worker_runner *run, struct store_conn *c, const st
 	        .reply_to = e->ext_id,
 	        .body = body,
 	        .inbound_received_at = e->received_at,
-	        .claimed = born_claimed(run, r->priority),
+	        .claimed = 0,
 	};
+	return 0;
+}
+
+static int queue_reply(struct worker_runner *run, struct store_conn *c, const struct tenant *t,
+                       const struct inbox_entry *e, const struct erp_reply *r, struct arena *a)
+{
+	struct outbox_new o;
+	if (worker_reply_row(t, e, r, a, &o) != 0) {
+		log_warn("worker.reply_unaddressable",
+		         "reply to %s (message %s) not queued: the sender has no phone number",
+		         e->from, e->ext_id);
+		return 0;
+	}
+	o.claimed = born_claimed(run, r->priority);
 	int64_t id;
 	int rc = store_outbox_add(c, &o, &id);
 	if (rc != 0) {

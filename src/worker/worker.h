@@ -55,6 +55,20 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 int worker_runner_committed(struct worker_runner *r, int durable);
 void worker_runner_rolled_back(struct worker_runner *r);
 
+/*
+ * worker_reply_row fills *o with the outbox row of the ERP's reply r to
+ * message e of tenant t: the Cloud API body (text, or text with reply
+ * buttons) quoting e, built in a; not claimed. The ERP's other caller (the
+ * AI thread, ai.c) writes its replies with it too. Returns 0, or ERR_INVAL
+ * when e's sender has no phone number (a business-scoped user id, which
+ * the "to" field cannot take): the caller logs it and queues nothing.
+ * Any thread.
+ */
+struct arena;
+struct erp_reply;
+int worker_reply_row(const struct tenant *t, const struct inbox_entry *e, const struct erp_reply *r,
+                     struct arena *a, struct outbox_new *o);
+
 /* sender: where replies may go directly (NULL: none in this process). */
 int worker_pool_start(struct app *app, struct sender *sender, struct worker_pool **out);
 /* Joins the threads; the batch in progress commits or rolls back first. */

@@ -297,8 +297,9 @@ class Stack:
         """Every SMS the mock's SMS gateway accepted, oldest first."""
         return self._mock_log("sms", {})
 
-    def mock_faults(self, **faults):
-        st, b, _ = http("POST", self.bsp + "/_mock/faults", json.dumps(faults).encode(),
+    def mock_faults(self, path="/_mock/faults", **faults):
+        """Sets the mock's faults (path: /_mock/ai/faults for its AI endpoint's)."""
+        st, b, _ = http("POST", self.bsp + path, json.dumps(faults).encode(),
                         {"Content-Type": "application/json"})
         assert st == 200, (st, b)
         return json.loads(b)

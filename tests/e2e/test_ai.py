@@ -24,10 +24,7 @@ def ai_stack(*extra, ai=True):
 
 
 def ai_faults(s, **faults):
-    st, b, _ = http("POST", s.bsp + "/_mock/ai/faults", json.dumps(faults).encode(),
-                    {"Content-Type": "application/json"})
-    assert st == 200, (st, b)
-    return json.loads(b)
+    return s.mock_faults("/_mock/ai/faults", **faults)
 
 
 def ai_calls(s):

@@ -35,109 +35,19 @@
 #include "tools/mock_bsp_ai.h"
 #include "tools/tools_internal.h"
 
-#define CUSTOMER "919111111111"
-#define OTHER    "919222222222"
-
-struct fx {
-	char path[64];
-	struct store *st;
-	struct store_conn *c;
-	struct tenant t;
-	struct arena ta, a;
-	struct erp_cache *cache;
-	struct erp_result r;
-	int seq;
-	char wamid[32]; /* of the last message said */
-};
+#include "erp_fixture.h"
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	struct tenant t = {
-	        .name = "Gupta Stores",
-	        .phone_number_id = "5566778899",
-	        .gstin = "",
-	        .state_code = "09",
-	        .upi_id = "gupta@upi",
-	        .owner_numbers = "919000000009",
-	        .address = "Lucknow",
-	};
-	struct product p = {.sku = "ATTA",
-	                    .name = "Atta",
-	                    .aliases = "aata",
-	                    .unit = "kg",
-	                    .base_per_unit = 1000,
-	                    .price_paise = 4000,
-	                    .gst_rate_bp = 0,
-	                    .hsn = "1101"};
-	int64_t tid, pid;
-	assert_non_null(f);
-	snprintf(f->path, sizeof(f->path), "/tmp/munim-ai-XXXXXX");
-	int fd = mkstemp(f->path);
-	assert_true(fd >= 0);
-	close(fd);
-	assert_int_equal(store_open(f->path, &f->st), 0);
-	assert_int_equal(store_connect(f->st, &f->c), 0);
-	assert_int_equal(store_migrate(f->c, NULL), 0);
-	assert_int_equal(store_tenant_add(f->c, &t, &tid), 0);
-	p.tenant_id = tid;
-	assert_int_equal(store_product_upsert(f->c, &p, &pid), 0);
-	assert_int_equal(store_stock_move(f->c, tid, pid, 100000, "opening", 0, NULL), 0);
-	arena_init(&f->ta, 4096);
-	arena_init(&f->a, 16384);
-	assert_int_equal(store_tenant_get(f->c, tid, &f->ta, &f->t), 0);
-	f->cache = erp_cache_new(4);
+	setup_erp(state, "ai");
 	erp_ai_set(NULL);
-	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char side[80];
 	erp_ai_set(NULL);
-	arena_release(&f->a);
-	arena_release(&f->ta);
-	erp_cache_free(f->cache);
-	store_disconnect(f->c);
-	store_close(f->st);
-	unlink(f->path);
-	snprintf(side, sizeof(side), "%s-wal", f->path);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", f->path);
-	unlink(side);
-	free(f);
-	return 0;
-}
-
-/* One message through erp_handle (or erp_handle_job) in a transaction. */
-static int say_as(struct fx *f, const char *from, const char *type, const char *body, int job)
-{
-	struct inbox_entry e;
-	memset(&e, 0, sizeof(e));
-	snprintf(f->wamid, sizeof(f->wamid), "wamid.AI%d", ++f->seq);
-	e.tenant_id = f->t.id;
-	e.kind = INBOX_MESSAGE;
-	e.ext_id = f->wamid;
-	e.status = "";
-	e.from = from;
-	e.name = "Ravi";
-	e.type = type;
-	e.body = body;
-	e.context_id = "";
-	e.sent_at = e.received_at = 1795753800000LL;
-	arena_reset(&f->a);
-	assert_int_equal(store_begin(f->c), 0);
-	int rc = job ? erp_handle_job(f->c, f->cache, &f->t, &e, &f->a, &f->r)
-	             : erp_handle(f->c, f->cache, &f->t, &e, &f->a, &f->r);
-	if (rc == 0) {
-		assert_int_equal(store_commit(f->c), 0);
-	} else {
-		assert_int_equal(store_rollback(f->c), 0);
-		erp_cache_clear(f->cache);
-	}
-	return rc;
+	return teardown_erp(state);
 }
 
 static int say(struct fx *f, const char *from, const char *body)
@@ -292,18 +202,6 @@ static void test_ocr_queue(void **state)
 }
 
 /* ---- the ERP: job, template, menu, photos ---------------------------------------------- */
-
-static void assert_menu_buttons(const struct erp_reply *r)
-{
-	assert_int_equal(r->kind, ERP_REPLY_BUTTONS);
-	assert_int_equal(r->nbuttons, 3);
-	assert_string_equal(r->buttons[0].id, ERP_BTN_STOCK);
-	assert_string_equal(r->buttons[0].title, "Stock Check");
-	assert_string_equal(r->buttons[1].id, ERP_BTN_ORDER);
-	assert_string_equal(r->buttons[1].title, "New Order");
-	assert_string_equal(r->buttons[2].id, ERP_BTN_INVOICE);
-	assert_string_equal(r->buttons[2].title, "Invoice");
-}
 
 static void test_template_reply_when_degraded(void **state)
 {

@@ -22,14 +22,14 @@
 #include "core/err.h"
 #include "core/notify.h"
 #include "erp/erp.h"
+#include "store_fixture.h"
 
 /* 2026-11-27 10:00 IST */
 #define NOW_MS  1795753800000LL
 #define HOUR_MS (3600LL * 1000)
 
 struct fx {
-	char dir[64];
-	char path[96];
+	struct test_db db;
 	struct app app;
 	struct store_conn *c;
 	struct campaign *cp;
@@ -49,16 +49,8 @@ static int setup(void **state)
 	                   .state_code = "27",
 	                   .owner_numbers = "919000000001"};
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-campaign-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/munim.db", f->dir);
 	clock_set_fake(NOW_MS);
-	metrics_init(&f->app.metrics);
-	notify_init(&f->app.outbox_ready);
-	assert_int_equal(store_open(f->path, &f->app.store), 0);
-	store_set_busy_timeout(f->app.store, 50);
-	assert_int_equal(store_connect(f->app.store, &f->c), 0);
-	assert_int_equal(store_migrate(f->c, NULL), 0);
+	test_app_open(&f->db, "campaign", &f->app, 50, &f->c);
 	assert_int_equal(store_tenant_add(f->c, &t, &f->tenant), 0);
 	assert_int_equal(campaign_token_new(f->token, hash), 0);
 	assert_int_equal(store_tenant_set_token_hash(f->c, f->tenant, hash), 0);
@@ -78,19 +70,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char p[128];
 	campaign_stop(f->cp);
-	store_disconnect(f->c);
-	store_close(f->app.store);
-	notify_release(&f->app.outbox_ready);
+	test_app_close(&f->db, &f->app, f->c);
 	arena_release(&f->a);
 	clock_set_fake(-1);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
 	free(f);
 	return 0;
 }
@@ -245,7 +228,7 @@ static void test_campaign_store_unavailable(void **state)
 	struct fx *f = *state;
 	static const char ok[] = "{\"text\":\"hello\"}";
 	sqlite3 *other;
-	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &other), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
 	expect_error(f, f->auth, ok, strlen(ok), 503, "store_unavailable");
 	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);

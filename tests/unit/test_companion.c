@@ -25,13 +25,13 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/notify.h"
+#include "store_fixture.h"
 
 /* 2026-11-27 10:00 IST */
 #define NOW_MS 1795753800000LL
 
 struct fx {
-	char dir[64];
-	char path[96];
+	struct test_db db;
 	struct app app;
 	struct store_conn *c;
 	struct companion *cp;
@@ -79,17 +79,8 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-companion-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/munim.db", f->dir);
 	clock_set_fake(NOW_MS);
-	config_defaults(&f->app.cfg);
-	metrics_init(&f->app.metrics);
-	notify_init(&f->app.outbox_ready);
-	assert_int_equal(store_open(f->path, &f->app.store), 0);
-	store_set_busy_timeout(f->app.store, 50);
-	assert_int_equal(store_connect(f->app.store, &f->c), 0);
-	assert_int_equal(store_migrate(f->c, NULL), 0);
+	test_app_open(&f->db, "companion", &f->app, 50, &f->c);
 	f->tenant = add_tenant(f, "Sharma Kirana", "1122334455", f->auth);
 	f->tenant_b = add_tenant(f, "Gupta Stores", "5566778899", f->auth_b);
 	f->atta =
@@ -105,20 +96,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char p[128];
 	companion_stop(f->cp);
-	store_disconnect(f->c);
-	store_close(f->app.store);
-	notify_release(&f->app.outbox_ready);
-	config_release(&f->app.cfg);
+	test_app_close(&f->db, &f->app, f->c);
 	arena_release(&f->a);
 	clock_set_fake(-1);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
 	free(f);
 	return 0;
 }

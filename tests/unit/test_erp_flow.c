@@ -23,196 +23,26 @@
 #include "erp/erp_internal.h"
 #include "store/store.h"
 
-/* 2026-11-27 10:00 IST: financial year 2026-27 */
-#define NOW_MS   1795753800000LL
-#define CUSTOMER "919111111111"
-#define OTHER    "919222222222"
-#define OWNER    "919000000001"
+#include "erp_fixture.h"
 
-enum { P_ATTA, P_MAGGI, P_RICE, P_SUGAR, P_DAL, NPROD };
-
-struct fx {
-	char path[64];
-	struct store *st;
-	struct store_conn *c;
-	struct tenant t;
-	struct arena ta; /* the tenant row */
-	struct arena a;  /* per message */
-	int64_t pid[NPROD];
-	struct erp_result r;
-	struct erp_cache *cache; /* as a worker has one */
-	int seq;
-};
-
-static const struct product seed_products[NPROD] = {
-        {.sku = "ATTA",
-         .name = "Atta",
-         .aliases = "",
-         .unit = "kg",
-         .base_per_unit = 1000,
-         .price_paise = 4000,
-         .gst_rate_bp = 0,
-         .hsn = "1101"},
-        {.sku = "MAGGI",
-         .name = "Maggi Noodles",
-         .aliases = "maggi",
-         .unit = "packet",
-         .base_per_unit = 1,
-         .price_paise = 1400,
-         .gst_rate_bp = 1800,
-         .hsn = "1902"},
-        {.sku = "RICE",
-         .name = "Rice",
-         .aliases = "",
-         .unit = "kg",
-         .base_per_unit = 1000,
-         .price_paise = 6000,
-         .gst_rate_bp = 500,
-         .hsn = "1006"},
-        {.sku = "SUGAR",
-         .name = "Sugar",
-         .aliases = "",
-         .unit = "kg",
-         .base_per_unit = 1000,
-         .price_paise = 4500,
-         .gst_rate_bp = 500,
-         .hsn = "1701"},
-        {.sku = "DAL",
-         .name = "Toor Dal",
-         .aliases = "arhar,tuvar",
-         .unit = "kg",
-         .base_per_unit = 1000,
-         .price_paise = 11000,
-         .gst_rate_bp = 500,
-         .hsn = "0713"},
-};
-static const int64_t seed_stock[NPROD] = {50000, 100, 1000000, 5000, 3000};
+#define OWNER "919000000001"
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	struct tenant t = {
-	        .name = "Sharma Kirana & Sons",
-	        .phone_number_id = "1122334455",
-	        .gstin = "27ABCDE1234F1Z5",
-	        .state_code = "27",
-	        .upi_id = "sharma@okaxis",
-	        .owner_numbers = "+91 90000 00001",
-	        .address = "12 MG Road, Pune",
-	};
-	int64_t tid;
-
-	assert_non_null(f);
-	snprintf(f->path, sizeof(f->path), "/tmp/munim-erp-flow-XXXXXX");
-	int fd = mkstemp(f->path);
-	assert_true(fd >= 0);
-	close(fd);
-	assert_int_equal(store_open(f->path, &f->st), 0);
-	assert_int_equal(store_connect(f->st, &f->c), 0);
-	assert_int_equal(store_migrate(f->c, NULL), 0);
-	assert_int_equal(store_begin(f->c), 0);
-	assert_int_equal(store_tenant_add(f->c, &t, &tid), 0);
-	for (int i = 0; i < NPROD; i++) {
-		struct product p = seed_products[i];
-		p.tenant_id = tid;
-		assert_int_equal(store_product_upsert(f->c, &p, &f->pid[i]), 0);
-		assert_int_equal(
-		        store_stock_move(f->c, tid, f->pid[i], seed_stock[i], "opening", 0, NULL),
-		        0);
-	}
-	assert_int_equal(store_commit(f->c), 0);
-	arena_init(&f->ta, 0);
-	arena_init(&f->a, 0);
-	assert_int_equal(store_tenant_get(f->c, tid, &f->ta, &f->t), 0);
-	f->cache = erp_cache_new(4);
+	setup_erp(state, "erp-flow");
 	clock_set_fake(NOW_MS);
-	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char side[80];
 	clock_set_fake(-1);
-	arena_release(&f->a);
-	arena_release(&f->ta);
-	erp_cache_free(f->cache);
-	store_disconnect(f->c);
-	store_close(f->st);
-	unlink(f->path);
-	snprintf(side, sizeof(side), "%s-wal", f->path);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", f->path);
-	unlink(side);
-	free(f);
-	return 0;
-}
-
-/* Checks what every reply must be, whatever the message. */
-static void check_reply_limits(const struct erp_result *r)
-{
-	assert_true(r->nreplies >= 0 && r->nreplies <= ERP_MAX_REPLIES);
-	for (int i = 0; i < r->nreplies; i++) {
-		const struct erp_reply *rp = &r->replies[i];
-		assert_non_null(rp->text);
-		assert_true(strlen(rp->text) > 0);
-		if (rp->kind == ERP_REPLY_BUTTONS) {
-			assert_true(strlen(rp->text) <= 1024);
-			assert_true(rp->nbuttons >= 1 && rp->nbuttons <= ERP_MAX_BUTTONS);
-			for (int b = 0; b < rp->nbuttons; b++) {
-				assert_true(strlen(rp->buttons[b].title) <= 20);
-				assert_true(strlen(rp->buttons[b].id) <= 256);
-			}
-		} else {
-			assert_true(strlen(rp->text) <= 4096);
-			assert_int_equal(rp->nbuttons, 0);
-		}
-		for (const unsigned char *p = (const unsigned char *)rp->text; *p; p++)
-			assert_true(*p >= 0x20 || *p == '\n');
-	}
-}
-
-/* One message through erp_handle inside a transaction, as the worker does. */
-static int say_type(struct fx *f, const char *from, const char *type, const char *body)
-{
-	struct inbox_entry e;
-	char wamid[32];
-	int rc;
-
-	memset(&e, 0, sizeof(e));
-	snprintf(wamid, sizeof(wamid), "wamid.%d", ++f->seq);
-	e.id = f->seq;
-	e.tenant_id = f->t.id;
-	e.kind = INBOX_MESSAGE;
-	e.ext_id = wamid;
-	e.status = "";
-	e.from = from;
-	e.name = "Asha";
-	e.type = type;
-	e.body = body;
-	e.context_id = "";
-	e.sent_at = NOW_MS;
-	e.received_at = NOW_MS;
-	arena_reset(&f->a);
-	assert_int_equal(store_begin(f->c), 0);
-	/* the tenant (and its catalogue revision) read in the transaction */
-	arena_reset(&f->ta);
-	assert_int_equal(store_tenant_get(f->c, f->t.id, &f->ta, &f->t), 0);
-	rc = erp_handle(f->c, f->cache, &f->t, &e, &f->a, &f->r);
-	if (rc == 0) {
-		assert_int_equal(store_commit(f->c), 0);
-	} else {
-		assert_int_equal(store_rollback(f->c), 0);
-		erp_cache_clear(f->cache);
-	}
-	check_reply_limits(&f->r);
-	return rc;
+	return teardown_erp(state);
 }
 
 static const char *say(struct fx *f, const char *from, const char *body)
 {
-	assert_int_equal(say_type(f, from, "text", body), 0);
+	assert_int_equal(say_as(f, from, "text", body, 0), 0);
 	assert_int_equal(f->r.nreplies, 1);
 	return f->r.replies[0].text;
 }
@@ -280,7 +110,7 @@ static const char *tap(struct fx *f, const char *from, const char *prefix, int64
 {
 	char body[48];
 	snprintf(body, sizeof(body), "%s%lld", prefix, (long long)id);
-	assert_int_equal(say_type(f, from, "interactive", body), 0);
+	assert_int_equal(say_as(f, from, "interactive", body, 0), 0);
 	assert_int_equal(f->r.nreplies, 1);
 	return f->r.replies[0].text;
 }
@@ -302,26 +132,19 @@ static void test_menu(void **state)
 	for (int i = 0; greet[i]; i++) {
 		say(f, CUSTOMER, greet[i]);
 		const struct erp_reply *rp = &f->r.replies[0];
-		assert_int_equal(rp->kind, ERP_REPLY_BUTTONS);
+		assert_menu_buttons(rp);
 		assert_int_equal(rp->priority, PRIO_P2);
-		assert_int_equal(rp->nbuttons, 3);
-		assert_string_equal(rp->buttons[0].id, ERP_BTN_STOCK);
-		assert_string_equal(rp->buttons[0].title, "Stock Check");
-		assert_string_equal(rp->buttons[1].id, ERP_BTN_ORDER);
-		assert_string_equal(rp->buttons[1].title, "New Order");
-		assert_string_equal(rp->buttons[2].id, ERP_BTN_INVOICE);
-		assert_string_equal(rp->buttons[2].title, "Invoice");
 		assert_contains(rp->text, "Sharma Kirana & Sons");
 		assert_contains(rp->text, "Asha");
 		assert_contains(rp->text, "\"stock atta\" or \"order 2 kg atta\"");
 	}
 
 	/* the buttons: how to type the command, with the shop's own items */
-	assert_int_equal(say_type(f, CUSTOMER, "interactive", ERP_BTN_STOCK), 0);
+	assert_int_equal(say_as(f, CUSTOMER, "interactive", ERP_BTN_STOCK, 0), 0);
 	assert_contains(f->r.replies[0].text, "stock atta");
-	assert_int_equal(say_type(f, CUSTOMER, "interactive", ERP_BTN_ORDER), 0);
+	assert_int_equal(say_as(f, CUSTOMER, "interactive", ERP_BTN_ORDER, 0), 0);
 	assert_contains(f->r.replies[0].text, "order 2 kg atta, 1 packet maggi noodles");
-	assert_int_equal(say_type(f, CUSTOMER, "button", ERP_BTN_INVOICE), 0);
+	assert_int_equal(say_as(f, CUSTOMER, "button", ERP_BTN_INVOICE, 0), 0);
 	assert_contains(f->r.replies[0].text, "no invoices yet");
 	assert_int_equal(f->r.replies[0].priority, PRIO_P2);
 
@@ -329,12 +152,12 @@ static void test_menu(void **state)
 	 * queued for reading instead: test_ai.c) */
 	static const char *const types[] = {"location", "order", "sticker", "", NULL};
 	for (int i = 0; types[i]; i++) {
-		assert_int_equal(say_type(f, CUSTOMER, types[i], ""), 0);
+		assert_int_equal(say_as(f, CUSTOMER, types[i], "", 0), 0);
 		assert_int_equal(f->r.nreplies, 1);
 		assert_int_equal(f->r.replies[0].kind, ERP_REPLY_BUTTONS);
 		assert_contains(f->r.replies[0].text, "only read text messages and button taps");
 	}
-	assert_int_equal(say_type(f, CUSTOMER, NULL, NULL), 0);
+	assert_int_equal(say_as(f, CUSTOMER, NULL, NULL, 0), 0);
 	assert_int_equal(f->r.replies[0].kind, ERP_REPLY_BUTTONS);
 }
 
@@ -1067,11 +890,11 @@ static void test_hostile(void **state)
 
 	memset(big, 'a', 3 * ERP_MAX_TEXT - 1);
 	big[3 * ERP_MAX_TEXT - 1] = '\0';
-	assert_int_equal(say_type(f, CUSTOMER, "text", big), 0);
+	assert_int_equal(say_as(f, CUSTOMER, "text", big, 0), 0);
 
 	/* "stock " + an endless item name: the echo is clipped */
 	memcpy(big, "stock ", 6);
-	assert_int_equal(say_type(f, CUSTOMER, "text", big), 0);
+	assert_int_equal(say_as(f, CUSTOMER, "text", big, 0), 0);
 	assert_true(strlen(f->r.replies[0].text) < 400);
 
 	/* random bytes, control characters, broken UTF-8 */
@@ -1085,12 +908,12 @@ static void test_hostile(void **state)
 		big[len] = '\0';
 		if (round % 2)
 			memcpy(big, "order ", 6);
-		assert_int_equal(say_type(f, CUSTOMER, "text", big), 0);
+		assert_int_equal(say_as(f, CUSTOMER, "text", big, 0), 0);
 		seed = seed * 1103515245u + 12345u;
 	}
-	assert_int_equal(say_type(f, CUSTOMER, "text", "order 2 kg \xF0\x9F\x8D\x9A\xE0\xA4\x9A"),
+	assert_int_equal(say_as(f, CUSTOMER, "text", "order 2 kg \xF0\x9F\x8D\x9A\xE0\xA4\x9A", 0),
 	                 0);
-	assert_int_equal(say_type(f, CUSTOMER, "text", "stock \xff\xfe\xc0\xaf"), 0);
+	assert_int_equal(say_as(f, CUSTOMER, "text", "stock \xff\xfe\xc0\xaf", 0), 0);
 	assert_contains(f->r.replies[0].text, "we don't sell");
 	free(big);
 	assert_int_equal(stock_of(f, P_RICE), 1000000);

@@ -41,6 +41,7 @@
 #include "sample_data.h"
 #include "ingest/sig.h"
 #include "store/store_internal.h"
+#include "store_fixture.h"
 #include "worker/backlog.h"
 
 #define SECRET "test-app-secret"
@@ -48,8 +49,7 @@
 #define PNID   "100000000000001"
 
 struct fx {
-	char dir[64];
-	char path[96];
+	struct test_db db;
 	struct app app;
 	struct store_conn *c; /* the test's own connection */
 	struct ingest *ig;
@@ -188,23 +188,11 @@ static void fx_start_server(struct fx *f)
 static int setup_with(void **state, int fast_path)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-ingest-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/munim.db", f->dir);
-
-	config_defaults(&f->app.cfg);
+	test_app_open(&f->db, "ingest", &f->app, 200, &f->c);
 	free(f->app.cfg.app_secret);
 	free(f->app.cfg.verify_token);
 	f->app.cfg.app_secret = xstrdup(SECRET);
 	f->app.cfg.verify_token = xstrdup(TOKEN);
-	metrics_init(&f->app.metrics);
-	notify_init(&f->app.inbox_ready);
-	notify_init(&f->app.outbox_ready);
-
-	assert_int_equal(store_open(f->path, &f->app.store), 0);
-	store_set_busy_timeout(f->app.store, 200);
-	assert_int_equal(store_connect(f->app.store, &f->c), 0);
-	assert_int_equal(store_migrate(f->c, NULL), 0);
 	struct tenant t = {.name = "Sharma Kirana",
 	                   .phone_number_id = PNID,
 	                   .gstin = "",
@@ -235,21 +223,10 @@ static int setup_fast(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char p[160];
 	http_server_stop(f->http);
 	ingest_stop(f->ig);
 	backlog_free(f->app.backlog);
-	store_disconnect(f->c);
-	store_close(f->app.store);
-	notify_release(&f->app.inbox_ready);
-	notify_release(&f->app.outbox_ready);
-	config_release(&f->app.cfg);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
+	test_app_close(&f->db, &f->app, f->c);
 	free(f);
 	clock_set_fake(-1);
 	return 0;
@@ -558,7 +535,7 @@ static void test_group_commit_under_concurrency(void **state)
 static sqlite3 *lock_db(struct fx *f)
 {
 	sqlite3 *other;
-	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &other), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
 	return other;
 }
@@ -688,7 +665,7 @@ static int64_t sql_int(struct fx *f, const char *sql)
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	int64_t v = -1;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
@@ -713,7 +690,7 @@ static int64_t entry_state(struct fx *f, const char *wamid)
 static int sqlite3_exec_simple(struct fx *f, const char *sql)
 {
 	sqlite3 *db;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &db), SQLITE_OK);
 	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	sqlite3_close(db);
 	return rc;

@@ -26,40 +26,25 @@
 #include "store/store.h"
 #include "store/sqlite_internal.h"
 #include "store/store_internal.h"
+#include "store_fixture.h"
 
 #define T0 1750000000000LL /* the pinned clock: 2025-06-15 */
 
 struct fx {
-	char dir[64];
-	char path[96];
+	struct test_db db;
 	struct store *st;
 	struct store_conn *c;
 	struct arena a;
 	int64_t tenant;
 };
 
-static void unlink_db(struct fx *f)
-{
-	char p[128];
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
-}
-
 /* fx_open: a store in a fresh directory, connected, not migrated. */
 static struct fx *fx_open(void)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-store-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/munim.db", f->dir);
-	assert_int_equal(store_open(f->path, &f->st), 0);
-	store_set_busy_timeout(f->st, 100);
-	assert_int_equal(store_connect(f->st, &f->c), 0);
+	test_db_make(&f->db, "store");
+	test_db_connect(&f->db, 100, &f->st, &f->c);
 	arena_init(&f->a, 0);
 	clock_set_fake(T0);
 	return f;
@@ -98,7 +83,7 @@ static int teardown(void **state)
 	arena_release(&f->a);
 	store_disconnect(f->c);
 	store_close(f->st);
-	unlink_db(f);
+	test_db_remove(&f->db);
 	free(f);
 	return 0;
 }
@@ -371,7 +356,7 @@ static void test_ledger_append_only(void **state)
 	int64_t rice = add_product(f, "RICE", "Rice", 6000);
 	assert_int_equal(store_stock_move(f->c, f->tenant, rice, 1000, "purchase", 0, NULL), 0);
 	sqlite3 *db;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &db), SQLITE_OK);
 	sqlite3_extended_result_codes(db, 1);
 	assert_int_equal(sqlite3_exec(db, "UPDATE stock_ledger SET delta = 5", NULL, NULL, NULL),
 	                 SQLITE_CONSTRAINT_TRIGGER);
@@ -1237,7 +1222,7 @@ static void test_locked_returns_again(void **state)
 	struct inbox_entry e = msg(f->tenant, "wamid.L", "", "x");
 	struct tenant t = {.name = "B", .phone_number_id = "300000000001"};
 
-	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &other), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
 
 	assert_int_equal(store_begin(f->c), ERR_AGAIN);
@@ -1266,7 +1251,7 @@ static void test_begin_holds_write_lock(void **state)
 	int64_t depth;
 	enum inbox_put_result r;
 	struct inbox_entry e = msg(f->tenant, "wamid.M", "", "x");
-	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &other), SQLITE_OK);
 	sqlite3_busy_timeout(other, 100);
 	/* BEGIN IMMEDIATE: the write lock is ours from store_begin on, so
 	 * another process's write waits and gives up with SQLITE_BUSY */
@@ -1623,7 +1608,7 @@ static void query_plan(struct fx *f, const char *sql, char *out, size_t outsz)
 	sqlite3_stmt *st;
 	char q[1024];
 	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
 	out[0] = '\0';
 	while (sqlite3_step(st) == SQLITE_ROW)
