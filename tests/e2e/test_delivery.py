@@ -131,18 +131,21 @@ def assert_none_twice(s):
 
 
 def test_outage_sms_fallback_then_recovery():
-    """The mock BSP fails every send for 60 s under steady traffic. The
-    breaker stays open 10 s here (the seed's 30 s: OUTAGE_BREAKER_OPEN_MS=30000)
-    so that recovery is seen sooner."""
+    """The mock BSP fails every send for 30 s under steady traffic (the 60 s
+    drill: OUTAGE_MS=60000). The breaker stays open 10 s here (the seed's
+    30 s: OUTAGE_BREAKER_OPEN_MS=30000) so that recovery is seen sooner."""
     open_ms = os.environ.get("OUTAGE_BREAKER_OPEN_MS", "10000")
-    s = delivery_stack(extra_serve=["--breaker-open-ms", open_ms])
+    outage_ms = int(os.environ.get("OUTAGE_MS", "30000"))
+    # a shorter outage sends fewer SMS: judge their delivery rate from 20
+    s = delivery_stack(extra_serve=["--breaker-open-ms", open_ms,
+                                    "--delivery-min-reports", "20"])
     with s:
         traffic = Traffic(s)
         wait_until(lambda: s.scalar("SELECT count(*) FROM outbox WHERE state IN (2,3,4,5)") >= 10,
                    what="traffic flowing")
         base_fail = metric(s, 'munim_provider_sends_total{provider="bsp1",result="failure"}')
         t_out = time.time()
-        s.mock_faults(outage=True, for_ms=60000)
+        s.mock_faults(outage=True, for_ms=outage_ms)
         # the breaker opens within 5 failed calls
         wait_until(lambda: breaker(s) == 1, timeout=15, interval=0.02, what="breaker open")
         failed = metric(s, 'munim_provider_sends_total{provider="bsp1",result="failure"}')
