@@ -9,7 +9,15 @@
  *   munim ocr read [--limit N]       items marked read, with their notes
  *
  * Each item shows the shop, the customer's number, the message id (wamid),
- * the type, the media id and mime type when known, and the caption.
+ * the type, the Cloud API's media id and mime type, and the caption:
+ *
+ *   7  tenant 1  from 919800000001  image  at 2026-11-28T06:11:14Z
+ *     message wamid.HBg...  media 1234567890 image/jpeg
+ *     caption: meri list
+ *
+ * The operator fetches the photo with the media id (GET /{media-id} on the
+ * Cloud API gives its download URL; Meta keeps it for 7 days). An item
+ * queued before the inbox kept media ids shows "media (not known)".
  * Threading: a command of its own (one store connection).
  */
 #include <stdio.h>
@@ -39,9 +47,9 @@ static void print_item(const struct ocr_item *o)
 	char when[32];
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("%lld  tenant %lld  from %s  %s  at %s\n  message %s  media %s %s\n",
+	printf("%lld  tenant %lld  from %s  %s  at %s\n  message %s  media %s%s%s\n",
 	       (long long)o->id, (long long)o->tenant_id, o->from, o->type, when, o->ext_id,
-	       *o->media_id ? o->media_id : "(not known)", o->mime_type);
+	       *o->media_id ? o->media_id : "(not known)", *o->mime_type ? " " : "", o->mime_type);
 	if (*o->caption)
 		printf("  caption: %s\n", o->caption);
 	if (o->state == OCR_DONE)

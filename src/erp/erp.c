@@ -914,8 +914,8 @@ static int queue_media(struct erp_ctx *x)
 	        .from = e->from,
 	        .ext_id = e->ext_id,
 	        .type = e->type,
-	        .media_id = "",
-	        .mime_type = "",
+	        .media_id = e->media_id ? e->media_id : "",
+	        .mime_type = e->media_mime ? e->media_mime : "",
 	        .caption = e->body ? erp__clean_text(x->a, e->body, ERP_TEXT_MAX) : "",
 	        .created_at = x->now,
 	};

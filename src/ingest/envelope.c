@@ -51,6 +51,17 @@
  *   order        "order <qty> <product_retailer_id>, <qty> <id>, ..."
  *   other        "" (type kept: the worker answers politely)
  *
+ * Media (image, video, document, audio, sticker) also carry <type>.id, the
+ * Cloud API's media id (GET /{media-id} gives the download URL), and
+ * <type>.mime_type, into media_id and media_mime ("" for every other
+ * message and for statuses). Nothing is refused for them: they are only
+ * cleaned, because the id ends up in a URL path and both are printed on
+ * the operator's terminal (`munim ocr`). The id keeps its characters from
+ * [0-9A-Za-z._-] (Meta's are digits), at most ENV_MAX_MEDIA_ID of them;
+ * the mime type keeps printable ASCII ("audio/ogg; codecs=opus"), at most
+ * ENV_MAX_MIME bytes. Other bytes (controls, '/', '?', non-ASCII) are
+ * dropped.
+ *
  * Thread safety: none needed; the arena belongs to the caller's thread.
  */
 #include "ingest/envelope.h"
@@ -70,6 +81,8 @@
 #define ENV_MAX_TITLE       512  /* error title */
 #define ENV_MAX_CALLBACK    512  /* biz_opaque_callback_data (Meta allows 512) */
 #define ENV_MAX_ORDER_ITEMS 50
+#define ENV_MAX_MEDIA_ID    64  /* <type>.id, Meta's are digits */
+#define ENV_MAX_MIME        100 /* <type>.mime_type */
 
 /* The string member key of obj (pointer and length, up to an embedded
  * NUL), or NULL when missing or not a string. */
@@ -148,6 +161,42 @@ static int64_t timestamp_ms(const struct jsonr_val *obj, int64_t fallback)
 	return secs * 1000;
 }
 
+static int media_id_char(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	       ch == '.' || ch == '_' || ch == '-';
+}
+
+static int mime_char(unsigned char ch)
+{
+	return ch >= 0x20 && ch <= 0x7e;
+}
+
+/* obj.key with only the bytes keep() accepts, at most cap (≤ ENV_MAX_MIME)
+ * of them; "" when missing. The tree's own string when nothing is dropped. */
+static const char *cleaned_of(const struct jsonr_val *obj, const char *key, size_t cap,
+                              int (*keep)(unsigned char), struct arena *a)
+{
+	char out[ENV_MAX_MIME];
+	size_t n, len = 0;
+	const char *s = jstr(obj, key, &n);
+	if (!s)
+		return "";
+	if (cap > sizeof(out))
+		cap = sizeof(out);
+	for (size_t i = 0; i < n && len < cap; i++)
+		if (keep((unsigned char)s[i]))
+			out[len++] = s[i];
+	return len == n ? s : arena_strndup(a, out, len);
+}
+
+static int is_media_type(const char *type)
+{
+	return strcmp(type, "image") == 0 || strcmp(type, "video") == 0 ||
+	       strcmp(type, "document") == 0 || strcmp(type, "audio") == 0 ||
+	       strcmp(type, "sticker") == 0;
+}
+
 /* "order 3 HAMBURGER, 2 FRENCH_FRIES" from order.product_items, built on
  * the stack: each item adds at most idlen + 10 bytes and stops at
  * ENV_MAX_BODY (no printf: this runs per order on the webhook path). */
@@ -207,9 +256,7 @@ static const char *message_body(const struct jsonr_val *m, const char *type, str
 		const char *p = text_of(btn, "payload", ENV_MAX_ID, a);
 		return *p ? p : text_of(btn, "text", ENV_MAX_ID, a);
 	}
-	if (strcmp(type, "image") == 0 || strcmp(type, "video") == 0 ||
-	    strcmp(type, "document") == 0 || strcmp(type, "audio") == 0 ||
-	    strcmp(type, "sticker") == 0)
+	if (is_media_type(type))
 		return text_of(jsonr_get(m, type), "caption", ENV_MAX_BODY, a);
 	if (strcmp(type, "order") == 0)
 		return order_text(jsonr_get(m, "order"), a);
@@ -258,6 +305,13 @@ static int parse_message(const struct jsonr_val *m, const struct jsonr_val *cont
 	e->name = text_of(jsonr_get(c, "profile"), "name", ENV_MAX_NAME, a);
 	e->type = text_of(m, "type", ENV_MAX_WORD, a);
 	e->body = message_body(m, e->type, a);
+	e->media_id = "";
+	e->media_mime = "";
+	if (is_media_type(e->type)) {
+		const struct jsonr_val *media = jsonr_get(m, e->type);
+		e->media_id = cleaned_of(media, "id", ENV_MAX_MEDIA_ID, media_id_char, a);
+		e->media_mime = cleaned_of(media, "mime_type", ENV_MAX_MIME, mime_char, a);
+	}
 	const char *ctx = id_of(jsonr_get(m, "context"), "id");
 	e->context_id = ctx ? ctx : "";
 	e->status = "";
@@ -287,6 +341,8 @@ static int parse_status(const struct jsonr_val *s, int64_t received_at, struct a
 	e->type = "";
 	e->body = "";
 	e->context_id = "";
+	e->media_id = "";
+	e->media_mime = "";
 	e->error_title = "";
 	/* our own id, echoed from the send (send/wamsg.h) */
 	e->callback_data = text_of(s, "biz_opaque_callback_data", ENV_MAX_CALLBACK, a);

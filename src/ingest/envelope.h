@@ -6,6 +6,9 @@
  * "whatsapp" becomes one env_change: its metadata.phone_number_id and the
  * inbox entries for each of its messages[] and statuses[]. Unknown message
  * types are kept (type set, body empty): the worker answers them politely.
+ * Image, video, document, audio and sticker messages also carry the Cloud
+ * API's media id and mime type (media_id, media_mime; cleaned and capped,
+ * never a reason to skip the message).
  * Top-level value.errors[] are counted, not stored.
  */
 #ifndef MUNIM_ENVELOPE_H

@@ -415,9 +415,19 @@ static const char *const migration_10[] = {
         NULL,
 };
 
+/*
+ * 11: a photo's or document's media id and mime type (envelope.c), kept
+ * with its inbox entry so that a worker queueing it for OCR has them.
+ */
+static const char *const migration_11[] = {
+        "ALTER TABLE inbox ADD COLUMN media_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE inbox ADD COLUMN media_mime TEXT NOT NULL DEFAULT ''",
+        NULL,
+};
+
 const char *const *const store__sq_migrations[] = {
-        migration_1, migration_2, migration_3, migration_4, migration_5,
-        migration_6, migration_7, migration_8, migration_9, migration_10,
+        migration_1, migration_2, migration_3, migration_4,  migration_5,  migration_6,
+        migration_7, migration_8, migration_9, migration_10, migration_11,
 };
 
 const int store__sq_nmigrations =

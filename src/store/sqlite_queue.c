@@ -56,7 +56,8 @@
 
 #define INBOX_COLS                                                                                 \
 	"id, tenant_id, kind, ext_id, status, from_id, name, type, body, context_id,"              \
-	" sent_at, received_at, error_code, error_title, state, attempts, callback_data"
+	" sent_at, received_at, error_code, error_title, state, attempts, callback_data,"          \
+	" media_id, media_mime"
 
 static void read_inbox(sqlite3_stmt *st, struct arena *a, void *row)
 {
@@ -78,6 +79,8 @@ static void read_inbox(sqlite3_stmt *st, struct arena *a, void *row)
 	e->state = (enum inbox_state)sqlite3_column_int(st, 14);
 	e->attempts = sqlite3_column_int(st, 15);
 	e->callback_data = store__sq_col(st, 16, a);
+	e->media_id = store__sq_col(st, 17, a);
+	e->media_mime = store__sq_col(st, 18, a);
 }
 
 int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
@@ -86,8 +89,9 @@ int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 	static const char sql[] =
 	        "INSERT INTO inbox (part, tenant_id, kind, ext_id, status, from_id, name, type,"
 	        " body, context_id, sent_at, received_at, error_code, error_title, callback_data,"
-	        " state)"
-	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+	        " state, media_id, media_mime)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+	        " ?17, ?18)"
 	        " ON CONFLICT (ext_id, status) DO NOTHING";
 	const char *what = "insert inbox entry";
 	sqlite3 *db = store__sq_db(c);
@@ -97,12 +101,12 @@ int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 		return rc;
 	for (int i = 0; i < n; i++) {
 		struct inbox_entry *x = &e[i];
-		rc = store__sq_run(c, SQ_INBOX_INSERT, sql, what, "iiitttttttiiitti",
+		rc = store__sq_run(c, SQ_INBOX_INSERT, sql, what, "iiitttttttiiittitt",
 		                   (int64_t)store_partition(x->tenant_id), x->tenant_id,
 		                   (int64_t)x->kind, x->ext_id, x->status, x->from, x->name,
 		                   x->type, x->body, x->context_id, x->sent_at, x->received_at,
 		                   (int64_t)x->error_code, x->error_title, x->callback_data,
-		                   (int64_t)x->state);
+		                   (int64_t)x->state, x->media_id, x->media_mime);
 		if (rc < 0)
 			break;
 		int fresh = sqlite3_changes(db) > 0;

@@ -156,6 +156,8 @@ struct inbox_entry {
 	const char *type;        /* message type: text, interactive, button, image... */
 	const char *body;        /* text body, or reply/button id for taps; "" if none */
 	const char *context_id;  /* message answered (context.id), may be "" */
+	const char *media_id;    /* image, video, document...: Cloud API media id, or "" */
+	const char *media_mime;  /* its mime_type, or "" */
 	int64_t sent_at;         /* the sender's timestamp, epoch ms */
 	int64_t received_at;     /* when munim received it, epoch ms */
 	int error_code;          /* status kind: errors[0].code, else 0 */

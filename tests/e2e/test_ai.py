@@ -144,12 +144,14 @@ def test_customer_order_kept_behind_a_slow_ai_call():
         assert job(s, w2)[:3] == (1, 2, "ran as typed (behind an earlier job)"), job(s, w2)
 
 
-def image_payload(caption="meri list", wamid=None):
+MEDIA_ID = "1234567890987654"
+
+
+def image_payload(caption="meri list", wamid=None, kind="image", mime="image/jpeg"):
     wamid = wamid or new_wamid()
     msg = {"from": CUSTOMER, "id": wamid, "timestamp": str(int(time.time())),
-           "type": "image",
-           "image": {"id": "MEDIA123", "mime_type": "image/jpeg", "sha256": "x",
-                     "caption": caption}}
+           "type": kind,
+           kind: {"id": MEDIA_ID, "mime_type": mime, "sha256": "x", "caption": caption}}
     return wamid, envelope(SHOP, [msg], contacts=[{"profile": {"name": "Asha"},
                                                    "wa_id": CUSTOMER}])
 
@@ -160,8 +162,11 @@ def test_image_queued_and_acknowledged():
         assert s.post(payload)[0] == 200
         m = s.replies(wamid)[0]
         assert "received your photo" in body_text(m), body_text(m)
-        rows = s.sql("SELECT type, caption, state FROM ocr_queue WHERE ext_id=?", wamid)
-        assert rows == [("image", "meri list", 0)], rows
+        rows = s.sql("SELECT type, caption, state, media_id, mime_type FROM ocr_queue"
+                     " WHERE ext_id=?", wamid)
+        assert rows == [("image", "meri list", 0, MEDIA_ID, "image/jpeg")], rows
+        rows = s.sql("SELECT media_id, media_mime FROM inbox WHERE ext_id=?", wamid)
+        assert rows == [(MEDIA_ID, "image/jpeg")], rows
         wait_until(lambda: metric(s, "munim_ocr_queue_depth") == 1, what="OCR depth 1")
         # the same webhook again (a retry): one queue row, one reply
         assert s.post(payload)[0] == 200
@@ -171,6 +176,7 @@ def test_image_queued_and_acknowledged():
         # the operator's side: list, mark read, and the gauge follows
         out = run("ocr", "--db", s.db).stdout
         assert wamid in out and "caption: meri list" in out and "1 item(s) waiting" in out, out
+        assert f"message {wamid}  media {MEDIA_ID} image/jpeg\n" in out, out
         item = out.split()[0]
         run("ocr", "done", item, "ordered", "for", "them", "--db", s.db)
         r = run("ocr", "done", item, "--db", s.db, check=False)
@@ -179,6 +185,22 @@ def test_image_queued_and_acknowledged():
         assert r.returncode == 1 and "needs the item's id" in r.stderr, r.stderr
         assert "read: ordered for them" in run("ocr", "read", "--db", s.db).stdout
         wait_until(lambda: metric(s, "munim_ocr_queue_depth") == 0, what="OCR depth 0")
+
+
+def test_document_through_the_worker_keeps_its_media_id():
+    """With --inline-max 0 the document waits in the inbox and a worker
+    queues it: the media id and mime type come back from the inbox row."""
+    with ai_stack("--inline-max", "0", ai=False) as s:
+        wamid, payload = image_payload("bill", kind="document", mime="application/pdf")
+        assert s.post(payload)[0] == 200
+        m = s.replies(wamid)[0]
+        assert "received your document" in body_text(m), body_text(m)
+        assert s.metrics()["munim_inline_processed_total"] == 0
+        rows = s.sql("SELECT type, caption, media_id, mime_type FROM ocr_queue WHERE ext_id=?",
+                     wamid)
+        assert rows == [("document", "bill", MEDIA_ID, "application/pdf")], rows
+        out = run("ocr", "--db", s.db).stdout
+        assert f"media {MEDIA_ID} application/pdf\n" in out, out
 
 
 def test_job_claimed_at_a_crash_runs_after_restart():

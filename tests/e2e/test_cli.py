@@ -83,8 +83,8 @@ def test_config_from_environment_and_secrets_hidden():
 
 def test_migrate_is_idempotent():
     db = os.path.join(tempfile.mkdtemp(), "m.db")
-    assert "10 migration(s) applied, schema version 10" in run("migrate", "--db", db).stdout
-    assert "0 migration(s) applied, schema version 10" in run("migrate", "--db", db).stdout
+    assert "11 migration(s) applied, schema version 11" in run("migrate", "--db", db).stdout
+    assert "0 migration(s) applied, schema version 11" in run("migrate", "--db", db).stdout
     r = run("migrate", "--db", "/nonexistent-dir/x.db", check=False)
     assert r.returncode == 1 and "could not open store" in r.stderr, r.stderr
 

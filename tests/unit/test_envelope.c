@@ -182,6 +182,8 @@ static void test_pywa_image(void **state)
 	assert_string_equal(e->ext_id, "wamid.xyzxyz");
 	assert_string_equal(e->type, "image");
 	assert_string_equal(e->body, ""); /* no caption */
+	assert_string_equal(e->media_id, "65463453");
+	assert_string_equal(e->media_mime, "image/jpeg");
 	assert_string_equal(e->context_id, "");
 	assert_int_equal(e->sent_at, 1697043379000LL);
 }
@@ -193,6 +195,8 @@ static void test_pywa_document(void **state)
 	assert_pywa_message(f, e);
 	assert_string_equal(e->type, "document");
 	assert_string_equal(e->body, "caption");
+	assert_string_equal(e->media_id, "1234567890987654321");
+	assert_string_equal(e->media_mime, "application/pdf");
 	assert_string_equal(e->context_id, ""); /* forwarded: context without id */
 	assert_int_equal(e->sent_at, 1697043666000LL);
 }
@@ -389,6 +393,119 @@ static void test_unknown_type_kept_with_empty_body(void **state)
 	assert_int_equal(f->env.changes[0].nentries, 1);
 	assert_string_equal(f->env.changes[0].entries[0].type, "reaction");
 	assert_string_equal(f->env.changes[0].entries[0].body, "");
+	assert_string_equal(f->env.changes[0].entries[0].media_id, "");
+	assert_string_equal(f->env.changes[0].entries[0].media_mime, "");
+}
+
+/* Every media type: <type>.id and <type>.mime_type into the entry; a text
+ * and a status carry none. */
+static void test_media_id_and_mime_each_type(void **state)
+{
+	static const struct {
+		const char *type, *id, *mime;
+	} cases[] = {
+	        {"image", "111", "image/jpeg"},         {"video", "222", "video/mp4"},
+	        {"document", "333", "application/pdf"}, {"audio", "444", "audio/ogg; codecs=opus"},
+	        {"sticker", "555", "image/webp"},
+	};
+	struct fixture *f = *state;
+	struct buf b;
+	buf_init(&b);
+	buf_puts(&b, HEAD "\"messages\":[");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		buf_printf(&b,
+		           "{\"from\":\"91\",\"id\":\"wamid.M%zu\",\"type\":\"%s\","
+		           "\"%s\":{\"mime_type\":\"%s\",\"sha256\":\"x\",\"id\":\"%s\"}},",
+		           i, cases[i].type, cases[i].type, cases[i].mime, cases[i].id);
+	buf_puts(&b, "{\"from\":\"91\",\"id\":\"wamid.T\",\"type\":\"text\","
+	             "\"text\":{\"body\":\"hi\"},\"image\":{\"id\":\"999\"}}],"
+	             "\"statuses\":[{\"id\":\"wamid.S\",\"status\":\"sent\","
+	             "\"recipient_id\":\"91\",\"timestamp\":\"1\"}]" TAIL);
+	assert_int_equal(envelope_parse(b.data, b.len, RECEIVED, &f->a, &f->env), 0);
+	const struct inbox_entry *e = f->env.changes[0].entries;
+	assert_int_equal(f->env.changes[0].nentries, 7);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_string_equal(e[i].type, cases[i].type);
+		assert_string_equal(e[i].media_id, cases[i].id);
+		assert_string_equal(e[i].media_mime, cases[i].mime);
+	}
+	assert_string_equal(e[5].type, "text"); /* an image member on a text: ignored */
+	assert_string_equal(e[5].media_id, "");
+	assert_string_equal(e[5].media_mime, "");
+	assert_int_equal(e[6].kind, INBOX_STATUS);
+	assert_string_equal(e[6].media_id, "");
+	assert_string_equal(e[6].media_mime, "");
+	buf_release(&b);
+}
+
+/* A media message without an id or mime type, or with them not strings, is
+ * kept with "" for them. */
+static void test_media_without_id_kept(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(parse_str(f,
+	                           HEAD "\"messages\":[{\"from\":\"91\",\"id\":\"wamid.A\","
+	                                "\"type\":\"image\",\"image\":{\"caption\":\"list\"}},"
+	                                "{\"from\":\"91\",\"id\":\"wamid.B\",\"type\":\"document\","
+	                                "\"document\":{\"id\":12345,\"mime_type\":[\"x\"]}},"
+	                                "{\"from\":\"91\",\"id\":\"wamid.C\",\"type\":\"image\","
+	                                "\"image\":\"nope\"}]" TAIL),
+	                 0);
+	const struct inbox_entry *e = f->env.changes[0].entries;
+	assert_int_equal(f->env.changes[0].nentries, 3);
+	assert_string_equal(e[0].body, "list");
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(e[i].media_id, "");
+		assert_string_equal(e[i].media_mime, "");
+	}
+}
+
+/* Long values are capped (id 64 characters, mime 100 bytes), the message
+ * kept. */
+static void test_media_long_values_capped(void **state)
+{
+	struct fixture *f = *state;
+	struct buf b;
+	buf_init(&b);
+	buf_puts(&b, HEAD "\"messages\":[{\"from\":\"91\",\"id\":\"wamid.LONGMEDIA\","
+	                  "\"type\":\"image\",\"image\":{\"id\":\"");
+	for (int i = 0; i < 300; i++)
+		buf_putc(&b, (char)('0' + i % 10));
+	buf_puts(&b, "\",\"mime_type\":\"image/");
+	for (int i = 0; i < 300; i++)
+		buf_putc(&b, 'x');
+	buf_puts(&b, "\"}}]" TAIL);
+	assert_int_equal(envelope_parse(b.data, b.len, RECEIVED, &f->a, &f->env), 0);
+	assert_int_equal(f->env.changes[0].nentries, 1);
+	const struct inbox_entry *e = &f->env.changes[0].entries[0];
+	assert_int_equal(strlen(e->media_id), 64);
+	assert_memory_equal(e->media_id, "0123456789", 10);
+	assert_int_equal(strlen(e->media_mime), 100);
+	assert_memory_equal(e->media_mime, "image/xxx", 9);
+	buf_release(&b);
+}
+
+/* Characters that do not belong are dropped: the id goes into a URL path
+ * (no '/', '?', '%', spaces) and both are printed on a terminal (no
+ * controls, no non-ASCII); an id of only such characters is "". */
+static void test_media_values_sanitized(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(
+	        parse_str(f,
+	                  HEAD "\"messages\":[{\"from\":\"91\",\"id\":\"wamid.S1\","
+	                       "\"type\":\"image\",\"image\":{\"id\":\"12/../34?x=%2f 5\\u001b\","
+	                       "\"mime_type\":\"image/\\u001b[31mjpeg\\n\xe0\xa4\xae\"}},"
+	                       "{\"from\":\"91\",\"id\":\"wamid.S2\",\"type\":\"audio\","
+	                       "\"audio\":{\"id\":\"//??\",\"mime_type\":\"audio/"
+	                       "ogg\\u0000evil\"}}]" TAIL),
+	        0);
+	const struct inbox_entry *e = f->env.changes[0].entries;
+	assert_int_equal(f->env.changes[0].nentries, 2);
+	assert_string_equal(e[0].media_id, "12..34x2f5");
+	assert_string_equal(e[0].media_mime, "image/[31mjpeg");
+	assert_string_equal(e[1].media_id, "");
+	assert_string_equal(e[1].media_mime, "audio/ogg"); /* cut at the NUL */
 }
 
 static void test_text_truncated_at_utf8_boundary(void **state)
@@ -665,6 +782,10 @@ int main(void)
 	        T(test_status_with_recipient_user_id),
 	        T(test_status_echoes_callback_data),
 	        T(test_unknown_type_kept_with_empty_body),
+	        T(test_media_id_and_mime_each_type),
+	        T(test_media_without_id_kept),
+	        T(test_media_long_values_capped),
+	        T(test_media_values_sanitized),
 	        T(test_text_truncated_at_utf8_boundary),
 	        T(test_text_cut_inside_character),
 	        T(test_several_entries_and_changes),

@@ -622,6 +622,46 @@ static void test_inbox_put_dedup(void **state)
 	assert_int_equal(store_inbox_put(f->c, e, STORE_MAX_BATCH + 1, r), ERR_INVAL);
 }
 
+/* A photo's media id and mime type go into the inbox and come back with
+ * the entry; an entry that has none (NULL or "") reads back "". */
+static void test_inbox_media_round_trip(void **state)
+{
+	struct fx *f = *state;
+	struct inbox_entry e[3] = {
+	        msg(f->tenant, "wamid.PHOTO", "", "meri list"),
+	        msg(f->tenant, "wamid.TEXT", "", "hi"), /* media fields NULL */
+	        msg(f->tenant, "wamid.DOC", "", ""),
+	};
+	e[0].type = "image";
+	e[0].media_id = "1234567890987654";
+	e[0].media_mime = "image/jpeg";
+	e[2].type = "document";
+	e[2].media_id = "";
+	e[2].media_mime = "application/pdf";
+	enum inbox_put_result r[3];
+	assert_int_equal(store_inbox_put(f->c, e, 3, r), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(r[i], INBOX_PUT_NEW);
+
+	struct inbox_entry *p;
+	int n;
+	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(p[0].ext_id, "wamid.PHOTO");
+	assert_string_equal(p[0].type, "image");
+	assert_string_equal(p[0].body, "meri list");
+	assert_string_equal(p[0].media_id, "1234567890987654");
+	assert_string_equal(p[0].media_mime, "image/jpeg");
+	assert_string_equal(p[1].ext_id, "wamid.TEXT");
+	assert_string_equal(p[1].media_id, "");
+	assert_string_equal(p[1].media_mime, "");
+	assert_string_equal(p[2].ext_id, "wamid.DOC");
+	assert_string_equal(p[2].media_id, "");
+	assert_string_equal(p[2].media_mime, "application/pdf");
+	/* the strings belong to the arena, not to the caller's entries */
+	assert_ptr_not_equal(p[0].media_id, e[0].media_id);
+}
+
 /* An entry written done (the fast path's) is not pending; reopened, it is;
  * reopening touches only done entries; no other starting state is taken. */
 static void test_inbox_put_done_and_reopen(void **state)
@@ -2269,6 +2309,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_invoice_numbering_gapless, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_put_dedup, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_inbox_media_round_trip, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_counts_follow_what_commits, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_put_done_and_reopen, setup, teardown),
