@@ -153,7 +153,7 @@ def test_kill9_under_open_loop_load():
         r = subprocess.run([MUNIM, "loadgen", "--url", s.url, "--bsp", s.bsp,
                             "--app-secret", SECRET, "--tenants", str(TENANTS),
                             "--rate", str(LOAD_RATE), "--duration", "6",
-                            "--timeout-ms", "3000", "--drain-timeout", "40"],
+                            "--timeout-ms", "3000", "--drain-timeout", "20"],
                            capture_output=True, text=True, timeout=120)
         report.update(json.loads(r.stdout.strip().splitlines()[-1]))
 
