@@ -293,7 +293,7 @@ static void publish_modes(struct controller *c, int level, unsigned steps)
 	}
 	if (eased)
 		notify_signal(&app->outbox_ready); /* marketing may go again */
-	if (standby && !c->standby_warned && !*app->cfg.sms_url) {
+	if (standby && !c->standby_warned && (!app->cfg.sms_url || !*app->cfg.sms_url)) {
 		c->standby_warned = 1;
 		log_warn("control.sms_standby",
 		         "the festival playbook puts the SMS fallback on standby, but no SMS "
