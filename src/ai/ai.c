@@ -46,16 +46,17 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "ai/ai_internal.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/rng.h"
 #include "core/xalloc.h"
 #include "erp/erp.h"
 #include "send/breaker.h"
+#include "send/curl_loop.h"
 #include "worker/worker.h"
 
 /* Catalogue cache slots of the thread (erp/cache.c). */
@@ -112,16 +113,6 @@ static int64_t mono_ms(void)
 	return clock_mono_us() / 1000;
 }
 
-static uint64_t next_rnd(struct ai *ai)
-{
-	uint64_t s = ai->rnd;
-	s ^= s >> 12;
-	s ^= s << 25;
-	s ^= s >> 27;
-	ai->rnd = s;
-	return s * 0x2545f4914f6cdd1dULL;
-}
-
 /* ---- gauges and the breaker's publication ---------------------------------------------- */
 
 static void read_gauges(struct ai *ai)
@@ -145,7 +136,7 @@ static void record_outcome(struct ai *ai, enum breaker_outcome o)
 {
 	int64_t now = mono_ms();
 	enum breaker_state before = breaker_state(&ai->breaker);
-	if (breaker_record(&ai->breaker, now, o, next_rnd(ai))) {
+	if (breaker_record(&ai->breaker, now, o, rng_next(&ai->rnd))) {
 		enum breaker_state after = breaker_state(&ai->breaker);
 		atomic_fetch_add(&ai->breaker_transitions, 1);
 		if (after == BREAKER_OPEN)
@@ -532,19 +523,11 @@ static int setup_calls(struct ai *ai)
 		arena_init(&call->arena, 8 * 1024);
 		buf_init(&call->req);
 		buf_init(&call->resp);
-		call->easy = curl_easy_init();
+		call->easy =
+		        curl_loop_easy_post(call, on_body, call->err, (long)cfg->ai_timeout_ms);
 		if (!call->easy)
 			return ERR_IO;
-		CURL *e = call->easy;
-		curl_easy_setopt(e, CURLOPT_PRIVATE, call);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
-		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->err);
-		curl_easy_setopt(e, CURLOPT_POST, 1L);
-		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->ai_timeout_ms);
-		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->ai_timeout_ms);
+		curl_easy_setopt(call->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->ai_timeout_ms);
 	}
 	struct breaker_config bc;
 	ai__breaker_config(cfg, &bc);
@@ -559,9 +542,7 @@ int ai_start(struct app *app, struct ai **out)
 	ai->configured = app->cfg.ai_url && *app->cfg.ai_url;
 	ai->cache = erp_cache_new(AI_CATALOG_SLOTS);
 	arena_init(&ai->run_arena, 16 * 1024);
-	if (getrandom(&ai->rnd, sizeof(ai->rnd), GRND_NONBLOCK) != (ssize_t)sizeof(ai->rnd) ||
-	    !ai->rnd)
-		ai->rnd = (uint64_t)clock_mono_us() | 1;
+	ai->rnd = rng_seed();
 	*out = NULL;
 	if ((rc = store_connect(app->store, &ai->conn)) != 0) {
 		log_error("ai.start_failed", "the AI thread could not connect to the store");

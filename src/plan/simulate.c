@@ -40,18 +40,8 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/rng.h"
 #include "core/xalloc.h"
-
-/* xorshift64*: small, fast, and the same sequence on every machine. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
 
 /* uniform in (0, 1) */
 static double rng_unit(uint64_t *s)

@@ -132,3 +132,20 @@ int curl_loop_wait(struct curl_loop *l, int timeout_ms)
 	}
 	return woken;
 }
+
+CURL *curl_loop_easy_post(void *owner, curl_write_callback on_body, char *errbuf, long timeout_ms)
+{
+	CURL *e = curl_easy_init();
+	if (!e)
+		return NULL;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, owner);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, owner);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	return e;
+}

@@ -32,6 +32,15 @@ int curl_loop_init(struct curl_loop *l);
 void curl_loop_release(struct curl_loop *l);
 /* Any thread: makes the owner's current or next curl_loop_wait return. */
 void curl_loop_wake(struct curl_loop *l);
+
+/*
+ * curl_loop_easy_post: a new easy handle for JSON POSTs to a provider -
+ * owner as CURLOPT_PRIVATE, the answer's body to on_body(owner), errors in
+ * errbuf (CURL_ERROR_SIZE), no signals, TCP_NODELAY and keep-alive, at
+ * most timeout_ms in all. NULL when curl cannot make one. The caller adds
+ * URL, headers and body per request.
+ */
+CURL *curl_loop_easy_post(void *owner, curl_write_callback on_body, char *errbuf, long timeout_ms);
 /*
  * curl_loop_wait sleeps until a socket is ready, a wake, curl's timer or
  * timeout_ms, then lets curl act on what happened; finished transfers are

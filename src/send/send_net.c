@@ -61,13 +61,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/jsonr.h"
 #include "core/log.h"
 #include "send/send_internal.h"
+#include "core/rng.h"
 #include "core/xalloc.h"
 #include "send/delivery.h"
 
@@ -80,25 +80,6 @@
 #define SEND_DRAIN_POLL_MS 50
 /* Extra time, past the send timeout, that the drain waits for answers. */
 #define SEND_DRAIN_SLACK_MS 1000
-
-/* xorshift64*: the jitter's random source; seeded from getrandom or the clock. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-static uint64_t rng_seed(void)
-{
-	uint64_t seed = 0;
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-		seed = (uint64_t)clock_mono_us() ^ ((uint64_t)clock_wall_ms() << 20);
-	return seed ? seed : 0x9e3779b97f4a7c15ULL;
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
@@ -338,20 +319,9 @@ static int slot_prepare(struct sender *s, struct send_slot *slot)
 {
 	if (slot->easy)
 		return 0;
-	slot->easy = curl_easy_init();
-	if (!slot->easy)
-		return ERR_NOMEM;
-	CURL *e = slot->easy;
-	curl_easy_setopt(e, CURLOPT_PRIVATE, slot);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, slot);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slot->curl_err);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->app->cfg.send_timeout_ms);
-	return 0;
+	slot->easy = curl_loop_easy_post(slot, on_body, slot->curl_err,
+	                                 (long)s->app->cfg.send_timeout_ms);
+	return slot->easy ? 0 : ERR_NOMEM;
 }
 
 /* done_now: the slot's job ends without a request; its outcome is set. */

@@ -17,11 +17,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/rng.h"
 #include "core/xalloc.h"
 #include "http/http.h"
 #include "tools/tools_internal.h"
@@ -29,16 +29,9 @@
 uint64_t mock_rand_u64(void)
 {
 	static _Thread_local uint64_t s;
-	if (!s) {
-		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
-			s = (uint64_t)clock_mono_us() * 0x9e3779b97f4a7c15ULL;
-		if (!s)
-			s = 1;
-	}
-	s ^= s >> 12;
-	s ^= s << 25;
-	s ^= s >> 27;
-	return s * 0x2545f4914f6cdd1dULL;
+	if (!s)
+		s = rng_seed();
+	return rng_next(&s);
 }
 
 /* ---- reading a POST of settings ---------------------------------------------------- */
