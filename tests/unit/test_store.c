@@ -2232,6 +2232,18 @@ static void test_outbox_status_any_tenant(void **state)
 	counts_match_rows(f);
 }
 
+/* A P1 WhatsApp accepted as wamid.OLD, then reported failed (131026), queued
+ * again for SMS; its id. */
+static int64_t failed_then_resent_by_sms(struct fx *f)
+{
+	int64_t id = row_in(f, PRIO_P1, OUTBOX_ACCEPTED, "wamid.OLD");
+	assert_int_equal(status_of(f, id, "wamid.OLD", OUTBOX_FAILED, 131026, "undeliverable",
+	                           T0 + 1, NULL, NULL, NULL),
+	                 0);
+	assert_int_equal(store_outbox_resend(f->c, id, "sms", T0 + 2, NULL), 0);
+	return id;
+}
+
 /*
  * A row WhatsApp failed is queued again for SMS (store_outbox_resend).
  * WhatsApp's webhooks for the old send carry the row id as their hint and
@@ -2242,11 +2254,7 @@ static void test_outbox_status_any_tenant(void **state)
 static void test_outbox_resend_late_status_of_old_send_pending(void **state)
 {
 	struct fx *f = *state;
-	int64_t id = row_in(f, PRIO_P1, OUTBOX_ACCEPTED, "wamid.OLD");
-	assert_int_equal(status_of(f, id, "wamid.OLD", OUTBOX_FAILED, 131026, "undeliverable",
-	                           T0 + 1, NULL, NULL, NULL),
-	                 0);
-	assert_int_equal(store_outbox_resend(f->c, id, "sms", T0 + 2, NULL), 0);
+	int64_t id = failed_then_resent_by_sms(f);
 	static const enum outbox_state late[] = {OUTBOX_FAILED, OUTBOX_SENT, OUTBOX_DELIVERED};
 	for (size_t i = 0; i < sizeof(late) / sizeof(late[0]); i++) {
 		enum outbox_state o = OUTBOX_DEAD, nw = OUTBOX_DEAD;
@@ -2268,11 +2276,7 @@ static void test_outbox_resend_late_status_of_old_send_pending(void **state)
 static void test_outbox_resend_late_status_of_old_send_sending(void **state)
 {
 	struct fx *f = *state;
-	int64_t id = row_in(f, PRIO_P1, OUTBOX_ACCEPTED, "wamid.OLD");
-	assert_int_equal(status_of(f, id, "wamid.OLD", OUTBOX_FAILED, 131026, "undeliverable",
-	                           T0 + 1, NULL, NULL, NULL),
-	                 0);
-	assert_int_equal(store_outbox_resend(f->c, id, "sms", T0 + 2, NULL), 0);
+	int64_t id = failed_then_resent_by_sms(f);
 	struct outbox_row *rows;
 	int n;
 	assert_int_equal(store_outbox_claim(f->c, T0 + 2, 10, PRIO_P3, &f->a, &rows, &n), 0);
