@@ -251,6 +251,16 @@ static void handle_locked(struct campaign *cp, const char *authorization, const 
 	rc = store_tenant_get(c, tenant_id, a, &t);
 	if (rc == 0)
 		rc = erp_broadcast(c, &t, "api", text, clock_wall_ms(), a, &bc);
+	if (rc == 0 && bc.paused) {
+		/* the seed's spike level 4: new marketing is refused until it falls */
+		store_rollback(c);
+		fail(ans, a, 503, "marketing_paused",
+		     "traffic is at its emergency level: new campaigns are refused for now, "
+		     "retry after the time in Retry-After");
+		ans->retry_after_s = cp->app->cfg.marketing_retry_after_s;
+		atomic_fetch_add(&cp->app->metrics.marketing_refused, 1);
+		return;
+	}
 	if (rc == 0)
 		rc = store_commit(c);
 	if (rc == 0) {
@@ -274,15 +284,6 @@ void campaign_handle(struct campaign *cp, const char *authorization, const char 
                      struct arena *a, struct campaign_answer *ans)
 {
 	int64_t queued = 0;
-	/* the seed's spike level 4: new marketing is refused until it falls */
-	if (atomic_load(&cp->app->spike_level) >= 4) {
-		fail(ans, a, 503, "marketing_paused",
-		     "traffic is at its emergency level: new campaigns are refused for now, "
-		     "retry after the time in Retry-After");
-		ans->retry_after_s = cp->app->cfg.marketing_retry_after_s;
-		atomic_fetch_add(&cp->app->metrics.marketing_refused, 1);
-		return;
-	}
 	pthread_mutex_lock(&cp->mu);
 	handle_locked(cp, authorization, body, len, a, ans, &queued);
 	pthread_mutex_unlock(&cp->mu);

@@ -376,9 +376,10 @@ int cmd_serve(int argc, char **argv)
 		app.backlog = load_backlog(&app, c);
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
-	/* before the ERP runs anywhere (it reads the AI setting) and before
-	 * the controller (it polls the AI's signals) */
-	if ((roles & ROLE_WORKER) && ai_start(&app, &app.ai) != 0)
+	/* before the ERP runs anywhere - workers, the fast path, campaigns: it
+	 * reads the AI setting and the spike level through it - and before the
+	 * controller (it polls the AI's signals) */
+	if ((roles & (ROLE_WORKER | ROLE_INGEST)) && ai_start(&app, &app.ai) != 0)
 		goto out;
 	if ((roles & ROLE_WORKER) && worker_pool_start(&app, sender, &workers) != 0)
 		goto out;

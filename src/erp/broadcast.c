@@ -171,6 +171,10 @@ int erp_broadcast(struct store_conn *c, const struct tenant *t, const char *acto
 	const char *msg = broadcast_text(a, text, &out->clipped);
 	if (!*msg)
 		return ERR_INVAL;
+	if (erp__marketing_refused()) {
+		out->paused = 1;
+		return 0;
+	}
 	const char *param = erp__template_param(a, msg);
 	rc = store_tenant_template(c, t->id, a, &tpl);
 	if (rc < 0)

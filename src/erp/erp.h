@@ -176,6 +176,7 @@ struct erp_broadcast {
 	int64_t skipped_unaddressable; /* known only by a user id, no phone number */
 	const char *template_name;     /* the shop's template, "" when none (in a) */
 	int clipped;                   /* the text was cut to ERP_BROADCAST_TEXT_MAX */
+	int paused; /* refused: the spike level is 4 (nothing queued, no audit row) */
 };
 
 /*
@@ -187,7 +188,9 @@ struct erp_broadcast {
  * inside the caller's transaction (the rows and the audit commit or roll
  * back with it); the caller moves its outbox gauges by out->queued (all
  * P3, PENDING) after the commit. The shared logic of the owner's
- * "broadcast" command and the merchant API's POST /v1/campaigns.
+ * "broadcast" command and the merchant API's POST /v1/campaigns. At spike
+ * level 4 (erp_ai_set's spike_level; the seed's
+ * reject_new_marketing_requests) it queues nothing and sets out->paused.
  * ERR_INVAL when the text is empty once cleaned; else 0 or the store's
  * error. Strings of *out live in a.
  */

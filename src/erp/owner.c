@@ -199,13 +199,6 @@ int erp__owner_broadcast(struct erp_ctx *x, const struct erp_cmd *cmd)
 {
 	struct erp_broadcast bc;
 	struct buf b;
-	if (erp__marketing_refused()) {
-		erp__reply(
-		        x, PRIO_P2,
-		        "WhatsApp traffic is at its peak right now, so new broadcasts are paused. "
-		        "Please send it again in a few minutes.");
-		return 0;
-	}
 	int rc = erp_broadcast(x->c, x->t, x->e->from, cmd->text, x->now, x->a, &bc);
 	if (rc == ERR_INVAL) {
 		erp__reply(
@@ -216,6 +209,13 @@ int erp__owner_broadcast(struct erp_ctx *x, const struct erp_cmd *cmd)
 	}
 	if (rc < 0)
 		return rc;
+	if (bc.paused) {
+		erp__reply(
+		        x, PRIO_P2,
+		        "WhatsApp traffic is at its peak right now, so new broadcasts are paused. "
+		        "Please send it again in a few minutes.");
+		return 0;
+	}
 	x->out->queued[PRIO_P3] += bc.queued;
 
 	buf_init(&b);

@@ -179,6 +179,32 @@ static void test_campaign_queues_and_counts(void **state)
 	json_decref(v);
 }
 
+/* Spike level 4 (the seed's reject_new_marketing_requests): erp_broadcast
+ * queues nothing and the endpoint answers 503 with a Retry-After; the
+ * level back below 4, the same campaign goes. */
+static void test_campaign_paused_at_spike_level_4(void **state)
+{
+	struct fx *f = *state;
+	static const char body[] = "{\"text\":\"Diwali sale: 10% off!\"}";
+	struct erp_ai setting = {.spike_level = &f->app.spike_level};
+	erp_ai_set(&setting);
+	atomic_store(&f->app.spike_level, 4);
+	struct campaign_answer ans = {0, NULL, 0};
+	campaign_handle(f->cp, f->auth, body, strlen(body), &f->a, &ans);
+	assert_int_equal(ans.status, 503);
+	assert_non_null(strstr(ans.body, "\"marketing_paused\""));
+	assert_int_equal(ans.retry_after_s, f->app.cfg.marketing_retry_after_s);
+	assert_int_equal(atomic_load(&f->app.metrics.marketing_refused), 1);
+	assert_int_equal(pending_p3(f), 0);
+	atomic_store(&f->app.spike_level, 3);
+	unsigned int status;
+	json_t *v = post(f, f->auth, body, strlen(body), &status);
+	assert_int_equal(status, 202);
+	json_decref(v);
+	assert_int_equal(pending_p3(f), 1);
+	erp_ai_set(NULL);
+}
+
 static void test_campaign_refusals(void **state)
 {
 	struct fx *f = *state;
@@ -248,6 +274,8 @@ int main(void)
 	        cmocka_unit_test(test_token_hash_and_new),
 	        cmocka_unit_test_setup_teardown(test_campaign_queues_and_counts, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_campaign_refusals, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_campaign_paused_at_spike_level_4, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_campaign_store_unavailable, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
