@@ -3,12 +3,15 @@
 #   make            bin/munim (warnings are errors)
 #   make check      install packages, build, unit tests, ASan+UBSan unit tests, end-to-end tests
 #   make unit       unit tests            make asan   unit tests under ASan+UBSan
+#   make unit-pg    the unit tests that open a store, against PostgreSQL
+#                   (MUNIM_TEST_PG=postgresql://USER@HOST:PORT, a role that may create databases)
 #   make e2e        end-to-end tests      make tsan   unit tests under ThreadSanitizer
+#   make e2e-pg     end-to-end tests against PostgreSQL (MUNIM_E2E_PG=postgresql://USER@HOST:PORT)
 #   make fmt / lint     make fuzz   libFuzzer targets (needs clang)
 #   make run        the demo: serve + mock BSP on loopback with a demo shop
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson libcurl sqlite3 openssl
+PKGS    := libmicrohttpd jansson libcurl sqlite3 openssl libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -25,7 +28,7 @@ LIB      := $(BUILD)/libmunim.a
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all clean check unit asan tsan e2e e2e-asan fmt lint run deps fuzz
+.PHONY: all clean check unit unit-pg asan tsan e2e e2e-pg e2e-asan fmt lint run deps fuzz
 all: $(BIN)
 
 $(BIN): $(BUILD)/src/main.o $(LIB)
@@ -46,6 +49,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 unit: $(UNIT_BIN)
 	@tests/unit/run $(UNIT_BIN)
+
+# the unit tests that open a store (those using a store fixture), each test
+# on a fresh database of the server MUNIM_TEST_PG names (tests/run-all
+# starts one: scripts/pg-server)
+UNIT_PG_SRC := $(shell grep -l -E '(store|erp|send|pg)_fixture\.h' $(UNIT_SRC))
+UNIT_PG_BIN := $(UNIT_PG_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+unit-pg: $(UNIT_PG_BIN)
+	@if [ -z "$$MUNIM_TEST_PG" ]; then \
+		echo "make unit-pg: set MUNIM_TEST_PG=postgresql://USER@HOST:PORT (a role that may create databases, no database)" >&2; \
+		exit 2; \
+	fi
+	@tests/unit/run $(UNIT_PG_BIN)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
@@ -69,6 +84,15 @@ fuzz:
 	done
 
 e2e: $(BIN)
+	@MUNIM_BIN=$(BIN) tests/e2e/run
+
+# the same suite against PostgreSQL: MUNIM_E2E_PG names a superuser and a
+# server, without a database (scripts/pg-server start DIR prints a port)
+e2e-pg: $(BIN)
+	@if [ -z "$$MUNIM_E2E_PG" ]; then \
+		echo "make e2e-pg: set MUNIM_E2E_PG=postgresql://USER@HOST:PORT (a superuser, no database)" >&2; \
+		exit 2; \
+	fi
 	@MUNIM_BIN=$(BIN) tests/e2e/run
 
 # the end-to-end suite against a bin/munim built with ASan+UBSan, without

@@ -5,8 +5,12 @@
 # which bench/ingest-vs-nginx compares against)
 set -eu
 
+# postgresql-15: the server scripts/pg-server starts for the PostgreSQL
+# tests (and its client, libpq); redis-server, libhiredis-dev and pgbouncer
+# for the scaled-out deployment's tests
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
-libsqlite3-dev libssl-dev libcmocka-dev sqlite3 python3 curl"
+libsqlite3-dev libssl-dev libcmocka-dev sqlite3 python3 curl
+postgresql-15 postgresql-client-15 libpq-dev libhiredis-dev redis-server pgbouncer"
 case "${1:-}" in
 "") ;;
 --bench) PKGS="$PKGS nginx-light wrk" ;;
