@@ -94,10 +94,10 @@ static int has_prefix(const char *s, const char *prefix)
 }
 
 /*
- * store_open: "postgres://" and "postgresql://" urls are refused (this
- * build has only the SQLite backend); anything else is a SQLite file path.
- * store_open has no connection to carry a message, so the reason of a
- * failure is logged here. The url is not logged: it may hold a password.
+ * store_open: a "postgres://" or "postgresql://" url is a PostgreSQL
+ * server (store_pg.c); anything else is a SQLite file path. store_open has
+ * no connection to carry a message, so the reason of a failure is logged
+ * here. A PostgreSQL url is not logged: it may hold a password.
  */
 int store_open(const char *url, struct store **out)
 {
@@ -112,15 +112,43 @@ int store_open(const char *url, struct store **out)
 		return ERR_INVAL;
 	}
 	if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
-		log_error("store.open_failed",
-		          "could not open store: unsupported store url: this build stores in "
-		          "SQLite only, give a file path");
-		return ERR_INVAL;
+		rc = store__pg_open(url, out, why);
+		if (rc < 0)
+			log_error("store.open_failed", "could not open PostgreSQL store: %s", why);
+		return rc;
 	}
 	rc = store__sqlite_open(url, out, why);
 	if (rc < 0)
 		log_error("store.open_failed", "could not open store \"%s\": %s", url, why);
 	return rc;
+}
+
+const char *store_url_display(const char *url, char *buf, size_t cap)
+{
+	size_t o = 0;
+	const char *at = strchr(url, '@'), *scheme = strstr(url, "://");
+	/* user:password@ in the authority of a url */
+	const char *colon =
+	        scheme && at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+	for (const char *p = url; *p && o + 1 < cap; p++) {
+		if (colon && p == colon + 1) {
+			o += (size_t)snprintf(buf + o, cap - o, "***");
+			p = at - 1;
+			continue;
+		}
+		if (!strncmp(p, "password=", 9) && (p == url || strchr("?&; ", p[-1]))) {
+			o += (size_t)snprintf(buf + o, cap - o, "password=***");
+			p += 8;
+			while (p[1] && !strchr("& ", p[1]))
+				p++;
+			continue;
+		}
+		buf[o++] = *p;
+	}
+	if (o >= cap)
+		o = cap - 1;
+	buf[o] = '\0';
+	return buf;
 }
 
 /* store_close frees st; every connection must be disconnected first. */
@@ -155,6 +183,33 @@ int store_connect(struct store *st, struct store_conn **out)
 	return st->ops->connect(st, out);
 }
 
+void store_set_replicas(struct store *st, const char *urls, int max_lag_ms)
+{
+	if (st && st->ops->set_replicas)
+		st->ops->set_replicas(st, urls ? urls : "", max_lag_ms < 0 ? 0 : max_lag_ms);
+}
+
+int store_connect_read(struct store *st, struct store_conn **out)
+{
+	if (!st || !out)
+		return ERR_INVAL;
+	*out = NULL;
+	return st->ops->connect_read ? st->ops->connect_read(st, out) : st->ops->connect(st, out);
+}
+
+int store_listen_start(struct store *st, const char *url, store_wake_fn fn, void *arg)
+{
+	if (!st || !fn)
+		return ERR_INVAL;
+	return st->ops->listen_start ? st->ops->listen_start(st, url, fn, arg) : 0;
+}
+
+void store_listen_stop(struct store *st)
+{
+	if (st && st->ops->listen_stop)
+		st->ops->listen_stop(st);
+}
+
 /* store_disconnect rolls back an open transaction first. */
 void store_disconnect(struct store_conn *c)
 {
@@ -174,6 +229,18 @@ int store_migrate(struct store_conn *c, int *applied)
 		return store__errf(c, ERR_INVAL,
 		                   "could not migrate: a transaction is open on this connection");
 	return c->ops->migrate(c, applied ? applied : &dummy);
+}
+
+int store_maintain(struct store_conn *c, int *made)
+{
+	int dummy;
+	if (!made)
+		made = &dummy;
+	*made = 0;
+	if (c->in_txn)
+		return store__errf(c, ERR_INVAL,
+		                   "could not maintain the store: a transaction is open");
+	return c->ops->maintain ? c->ops->maintain(c, made) : 0;
 }
 
 int store_schema_version(struct store_conn *c, int *version)

@@ -246,10 +246,20 @@ enum inbox_put_result { INBOX_PUT_NEW = 0, INBOX_PUT_DUPLICATE = 1 };
 /* ---- lifecycle ------------------------------------------------------ */
 
 /*
- * store_open opens (creating if needed) the store named by url: a file path
- * for SQLite. It does not migrate. The handle is thread-safe.
+ * store_open opens the store named by url: a SQLite file path (created if
+ * needed), or a PostgreSQL url (postgres:// or postgresql://, anything
+ * libpq takes: several hosts and target_session_attrs=read-write for a
+ * failover), whose server must answer now. It does not migrate. The handle
+ * is thread-safe.
  */
 int store_open(const char *url, struct store **out);
+/*
+ * store_url_display writes url into buf (cap bytes) with any password
+ * replaced by "***" (user:password@ of a url, password=... of a
+ * connection string), for messages and logs; returns buf.
+ */
+const char *store_url_display(const char *url, char *buf, size_t cap);
+#define STORE_URL_SHOWN 512 /* a buffer for it (longer urls are cut) */
 void store_close(struct store *st);
 /* How long a connection made after this call waits for another process's
  * write lock before giving up with ERR_AGAIN (ms, >= 0). */
@@ -270,6 +280,37 @@ int64_t store_checkpoints(const struct store *st);
 int64_t store_memory_bytes(const struct store *st);
 /* store_connect opens a connection for the calling thread. */
 int store_connect(struct store *st, struct store_conn **out);
+/*
+ * store_set_replicas names read replicas (urls, comma-separated; PostgreSQL
+ * only, ignored by SQLite) for store_connect_read, and how far behind the
+ * primary one may be (ms) to be used. Call before connections are made.
+ */
+void store_set_replicas(struct store *st, const char *urls, int max_lag_ms);
+
+/* New work another process committed: inbox entries, or outbox rows. */
+enum store_wake { STORE_WAKE_INBOX = 0, STORE_WAKE_OUTBOX = 1, STORE_WAKE_COUNT = 2 };
+typedef void (*store_wake_fn)(void *arg, enum store_wake what);
+/*
+ * store_listen_start: from now on fn(arg, what) is called (on a thread of
+ * the store's) soon after any process commits new work of that kind, and
+ * once more after a lost listening connection came back. url: where to
+ * listen (PostgreSQL; "" or NULL: the store's url; it must reach the
+ * server itself, not a transaction-mode PgBouncer). SQLite: nothing to do
+ * (one process commits; its own notifies suffice). One listener per store;
+ * store_listen_stop ends it (before store_close).
+ */
+int store_listen_start(struct store *st, const char *url, store_wake_fn fn, void *arg);
+void store_listen_stop(struct store *st);
+/*
+ * store_connect_read: a connection for reads that may be a little stale
+ * (stock lists, order and invoice lookups for a shop's app, reports): to a
+ * replica within the lag bound when one is configured and up, else to the
+ * primary like store_connect. It checks its replica's lag between
+ * transactions and moves (to another replica, or the primary) when it
+ * falls behind. Never write through it; anything that must see its own
+ * write uses store_connect.
+ */
+int store_connect_read(struct store *st, struct store_conn **out);
 void store_disconnect(struct store_conn *c);
 /* Text of the last error on c (never NULL). */
 const char *store_errmsg(const struct store_conn *c);
@@ -279,6 +320,13 @@ const char *store_errmsg(const struct store_conn *c);
 int store_migrate(struct store_conn *c, int *applied);
 /* store_schema_version: the highest migration applied (0 on a new store). */
 int store_schema_version(struct store_conn *c, int *version);
+/*
+ * store_maintain does the store's housekeeping that time needs: the audit
+ * log's partitions for this month and the next three (PostgreSQL; SQLite
+ * has nothing to do). *made: partitions made now. Safe to run from several
+ * processes at once; run hourly by the controller.
+ */
+int store_maintain(struct store_conn *c, int *made);
 
 /* ---- transactions ---------------------------------------------------- */
 

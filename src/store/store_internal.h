@@ -30,6 +30,12 @@ struct store_ops {
 	const char *name;
 	void (*close)(struct store *st);
 	int (*connect)(struct store *st, struct store_conn **out);
+	/* NULL: connect; see store_connect_read */
+	int (*connect_read)(struct store *st, struct store_conn **out);
+	void (*set_replicas)(struct store *st, const char *urls, int max_lag_ms);
+	/* NULL: nothing to do (see store_listen_start) */
+	int (*listen_start)(struct store *st, const char *url, store_wake_fn fn, void *arg);
+	void (*listen_stop)(struct store *st);
 	int (*checkpoint_in_background)(struct store *st);
 	int64_t (*checkpoints)(const struct store *st);
 	int64_t (*memory_bytes)(const struct store *st);
@@ -37,6 +43,7 @@ struct store_ops {
 
 	int (*migrate)(struct store_conn *c, int *applied);
 	int (*schema_version)(struct store_conn *c, int *version);
+	int (*maintain)(struct store_conn *c, int *made); /* NULL: nothing to do */
 
 	int (*begin)(struct store_conn *c);
 	int (*commit)(struct store_conn *c);
@@ -233,5 +240,7 @@ int store__verrf(struct store_conn *c, int err, const char *fmt, va_list ap)
  * WAL mode on it. On failure *why (at least STORE_ERRMSG_MAX bytes) says why.
  */
 int store__sqlite_open(const char *path, struct store **out, char *why);
+/* store__pg_open: the same for a PostgreSQL url (store_pg.c). */
+int store__pg_open(const char *conninfo, struct store **out, char *why);
 
 #endif
