@@ -31,17 +31,19 @@ int cli_setup(struct config *cfg, const char *cmd, const char *usage, const char
 
 int cli_open(const struct config *cfg, int migrate, struct store **st, struct store_conn **c)
 {
+	char shown[STORE_URL_SHOWN];
 	*st = NULL;
 	*c = NULL;
+	store_url_display(cfg->db, shown, sizeof(shown));
 	int rc = store_open(cfg->db, st);
 	if (rc != 0) {
-		fprintf(stderr, "munim: could not open store \"%s\": %s\n", cfg->db, err_str(rc));
+		fprintf(stderr, "munim: could not open store \"%s\": %s\n", shown, err_str(rc));
 		return rc;
 	}
 	store_set_busy_timeout(*st, (int)cfg->db_busy_timeout_ms);
 	rc = store_connect(*st, c);
 	if (rc != 0) {
-		fprintf(stderr, "munim: could not connect to store \"%s\": %s\n", cfg->db,
+		fprintf(stderr, "munim: could not connect to store \"%s\": %s\n", shown,
 		        err_str(rc));
 		goto fail;
 	}
@@ -49,7 +51,7 @@ int cli_open(const struct config *cfg, int migrate, struct store **st, struct st
 		int applied = 0;
 		rc = store_migrate(*c, &applied);
 		if (rc != 0) {
-			fprintf(stderr, "munim: could not migrate store \"%s\": %s\n", cfg->db,
+			fprintf(stderr, "munim: could not migrate store \"%s\": %s\n", shown,
 			        store_errmsg(*c));
 			goto fail;
 		}

@@ -26,11 +26,13 @@ int cmd_migrate(int argc, char **argv)
 	rc = store_migrate(c, &applied);
 	if (rc == 0)
 		rc = store_schema_version(c, &version);
+	char shown[STORE_URL_SHOWN];
+	store_url_display(cfg.db, shown, sizeof(shown));
 	if (rc != 0)
-		fprintf(stderr, "munim migrate: could not migrate \"%s\": %s\n", cfg.db,
+		fprintf(stderr, "munim migrate: could not migrate \"%s\": %s\n", shown,
 		        store_errmsg(c));
 	else
-		printf("store %s: %d migration(s) applied, schema version %d\n", cfg.db, applied,
+		printf("store %s: %d migration(s) applied, schema version %d\n", shown, applied,
 		       version);
 	cli_close(st, c);
 out:

@@ -52,6 +52,9 @@
 const char *const cli_serve_opts[] = {
         CLI_STORE_OPTS,
         "db-busy-timeout-ms",
+        "db-replica",
+        "replica-max-lag-ms",
+        "db-listen",
         "listen",
         "bsp-url",
         "app-secret",
@@ -236,6 +239,14 @@ static int require(const char *value, const char *flag, const char *env)
  * every change after that moves them as it commits. Both reads cost the
  * same however large the history (a partial index, a table of 16 counts).
  */
+/* on_store_wake: another process committed work for this one's roles
+ * (store_listen_start; PostgreSQL). */
+static void on_store_wake(void *arg, enum store_wake what)
+{
+	struct app *app = arg;
+	notify_signal(what == STORE_WAKE_INBOX ? &app->inbox_ready : &app->outbox_ready);
+}
+
 static int load_gauges(struct app *app, struct store_conn *c)
 {
 	int64_t depth = 0;
@@ -352,15 +363,26 @@ int cmd_serve(int argc, char **argv)
 	struct controller *control = NULL;
 	struct http_server *http = NULL;
 
-	if (!*app.cfg.send_journal && !strstr(app.cfg.db, "://")) {
-		/* a file store keeps the send journal beside it */
-		size_t n = strlen(app.cfg.db) + sizeof("-sendlog");
+	if (!*app.cfg.send_journal && (roles & ROLE_SENDER)) {
+		/* a file store keeps the send journal beside it; a server's
+		 * sender process keeps its own in the working directory, named
+		 * by its port so that processes of one machine keep apart */
+		const char *port = strrchr(app.cfg.listen, ':');
+		size_t n = strlen(app.cfg.db) + strlen(app.cfg.listen) + sizeof("munim-sendlog-");
 		free(app.cfg.send_journal);
 		app.cfg.send_journal = xmalloc(n);
-		snprintf(app.cfg.send_journal, n, "%s-sendlog", app.cfg.db);
+		if (strstr(app.cfg.db, "://"))
+			snprintf(app.cfg.send_journal, n, "munim-sendlog-%s",
+			         port ? port + 1 : "0");
+		else
+			snprintf(app.cfg.send_journal, n, "%s-sendlog", app.cfg.db);
 	}
 	if (cli_open(&app.cfg, 1, &app.store, &c) != 0)
 		goto out;
+	store_set_replicas(app.store, app.cfg.db_replica, (int)app.cfg.replica_max_lag_ms);
+	if (*app.cfg.db_replica && !strstr(app.cfg.db, "://"))
+		log_warn("serve.replicas_ignored", "--db-replica is for a PostgreSQL store; a "
+		                                   "SQLite store reads its own file");
 	if (load_gauges(&app, c) != 0)
 		goto out;
 	if (delivery_new(app.cfg.delivery_window_ms, (int)app.cfg.delivery_min_reports,
@@ -374,6 +396,11 @@ int cmd_serve(int argc, char **argv)
 	/* the fast path needs both ends in this process */
 	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)
 		app.backlog = load_backlog(&app, c);
+	if ((roles & (ROLE_WORKER | ROLE_SENDER)) &&
+	    store_listen_start(app.store, app.cfg.db_listen, on_store_wake, &app) != 0) {
+		log_error("serve.start_failed", "could not start listening for other processes");
+		goto out;
+	}
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
 	/* before the ERP runs anywhere - workers, the fast path, campaigns: it
@@ -415,10 +442,11 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	atomic_store(&app.ready, 1);
+	char shown[STORE_URL_SHOWN];
 	log_info("serve.ready",
 	         "munim serving on port %d (store %s, roles %s, %lld workers), ready in %lld ms",
-	         http_server_port(http), app.cfg.db, app.cfg.roles,
-	         (long long)(workers ? app.cfg.workers : 0),
+	         http_server_port(http), store_url_display(app.cfg.db, shown, sizeof(shown)),
+	         app.cfg.roles, (long long)(workers ? app.cfg.workers : 0),
 	         (long long)((clock_mono_us() - t0) / 1000));
 
 	int sig = proc_wait_stop(&sigs);
@@ -437,6 +465,8 @@ out:
 	controller_stop(control); /* it resizes the pool and reads the sender */
 	worker_pool_stop(workers);
 	sender_stop(sender);
+	if (app.store)
+		store_listen_stop(app.store);
 	ai_stop(app.ai); /* after the controller, which reads its signals */
 	app.ai = NULL;
 	backlog_free(app.backlog);

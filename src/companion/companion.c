@@ -23,7 +23,12 @@
  * Answers are built with jansson (no hot path here). Reads run outside a
  * transaction: each store read sees one snapshot of its own.
  *
- * Threads: cp->conn and cp->cache only under cp->mu; app's metrics are
+ * Reads that may be a little stale - GET /v1/stock, /v1/orders,
+ * /v1/invoices - go through cp->read_conn: a read replica's when serve
+ * has --db-replica (PostgreSQL) and one is within --replica-max-lag-ms, the
+ * primary otherwise. What a POST wrote is answered from cp->conn.
+ *
+ * Threads: cp->conn, cp->read_conn and cp->cache only under cp->mu; app's metrics are
  * atomics. A request holds the mutex for its whole work, so the API's
  * requests run one at a time (each is small; a sync of 500 operations holds
  * the store's writer lock for a few milliseconds).
@@ -218,9 +223,9 @@ static void get_stock(struct companion *cp, int64_t tenant_id, const struct comp
 		                arena_sprintf(a, "q has at most %d bytes", COMPANION_QUERY_MAX));
 		return;
 	}
-	int rc = store_products_list(cp->conn, tenant_id, a, &p, &n);
+	int rc = store_products_list(cp->read_conn, tenant_id, a, &p, &n);
 	if (rc < 0) {
-		companion__fail_store(ans, a, cp->conn, rc, "list products");
+		companion__fail_store(ans, a, cp->read_conn, rc, "list products");
 		return;
 	}
 	json_t *items = json_array();
@@ -286,18 +291,18 @@ static void get_orders(struct companion *cp, int64_t tenant_id, const struct com
 		companion__fail(ans, a, 400, "invalid_before", "before must be an order id");
 		return;
 	}
-	int rc = store_orders_list(cp->conn, tenant_id, status, before, (int)limit, a, &o, &n);
+	int rc = store_orders_list(cp->read_conn, tenant_id, status, before, (int)limit, a, &o, &n);
 	if (rc < 0) {
-		companion__fail_store(ans, a, cp->conn, rc, "list orders");
+		companion__fail_store(ans, a, cp->read_conn, rc, "list orders");
 		return;
 	}
 	json_t *list = json_array();
 	for (int i = 0; i < n; i++) {
 		json_t *v = NULL;
-		rc = companion__order_json(cp->conn, tenant_id, o[i].id, a, &v);
+		rc = companion__order_json(cp->read_conn, tenant_id, o[i].id, a, &v);
 		if (rc < 0) {
 			json_decref(list);
-			companion__fail_store(ans, a, cp->conn, rc, "read an order");
+			companion__fail_store(ans, a, cp->read_conn, rc, "read an order");
 			return;
 		}
 		json_array_append_new(list, v);
@@ -310,13 +315,13 @@ static void get_order(struct companion *cp, int64_t tenant_id, int64_t id, struc
                       struct companion_answer *ans)
 {
 	json_t *v = NULL;
-	int rc = id > 0 ? companion__order_json(cp->conn, tenant_id, id, a, &v) : ERR_NOTFOUND;
+	int rc = id > 0 ? companion__order_json(cp->read_conn, tenant_id, id, a, &v) : ERR_NOTFOUND;
 	if (rc == ERR_NOTFOUND) {
 		companion__fail(ans, a, 404, "order_not_found", "there is no such order");
 		return;
 	}
 	if (rc < 0) {
-		companion__fail_store(ans, a, cp->conn, rc, "read an order");
+		companion__fail_store(ans, a, cp->read_conn, rc, "read an order");
 		return;
 	}
 	ans->status = 200;
@@ -326,7 +331,7 @@ static void get_order(struct companion *cp, int64_t tenant_id, int64_t id, struc
 static void get_invoice(struct companion *cp, int64_t tenant_id, int64_t order_id, struct arena *a,
                         struct companion_answer *ans)
 {
-	struct store_conn *c = cp->conn;
+	struct store_conn *c = cp->read_conn;
 	struct order o;
 	struct invoice inv;
 	struct customer cu;
@@ -625,6 +630,8 @@ int companion_start(struct app *app, struct companion **out)
 	*out = NULL;
 	cp->app = app;
 	int rc = store_connect(app->store, &cp->conn);
+	if (rc == 0 && (rc = store_connect_read(app->store, &cp->read_conn)) != 0)
+		store_disconnect(cp->conn);
 	if (rc != 0) {
 		log_error("companion.start_failed",
 		          "could not connect the companion API to the store: %s", err_str(rc));
@@ -642,6 +649,7 @@ void companion_stop(struct companion *cp)
 	if (!cp)
 		return;
 	store_disconnect(cp->conn);
+	store_disconnect(cp->read_conn);
 	erp_cache_free(cp->cache);
 	pthread_mutex_destroy(&cp->mu);
 	free(cp);

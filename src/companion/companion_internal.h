@@ -18,6 +18,8 @@ struct companion {
 	struct app *app;
 	pthread_mutex_t mu;      /* guards conn and cache */
 	struct store_conn *conn; /* the API's own */
+	struct store_conn
+	        *read_conn;      /* GETs: a read replica's when there are (store_connect_read) */
 	struct erp_cache *cache; /* catalogues read through conn */
 };
 

@@ -64,6 +64,8 @@
 #define CONTROL_TICK_MS    1000
 /* While at spike level 3+, marketing is dropped at most this often. */
 #define CONTROL_DROP_EVERY_MS 10000
+/* The store's housekeeping: hourly, so that a missed day is caught soon. */
+#define CONTROL_MAINTAIN_EVERY_MS (3600 * 1000)
 /* Shops told of a WhatsApp degradation at most, per episode. */
 #define CONTROL_NOTICE_MAX 100000
 
@@ -109,7 +111,8 @@ struct controller {
 	_Atomic int stop;
 	struct snapshot ring[CONTROL_MAX_WINDOW + 1];
 	int head, n;
-	int64_t drop_at; /* mono ms of the next marketing drop */
+	int64_t drop_at;     /* mono ms of the next marketing drop */
+	int64_t maintain_at; /* mono ms of the next store_maintain */
 	pthread_mutex_t mu;
 	struct control_status st;
 };
@@ -389,6 +392,22 @@ static void festival_depth_alert(struct controller *c, const struct festival_win
 }
 
 /* sample takes this second's snapshot and moves the levels. */
+/* maintain: the store's housekeeping (next months' audit partitions) at
+ * the first tick and every CONTROL_MAINTAIN_EVERY_MS after it; a failure is
+ * logged and tried again at the next one. */
+static void maintain(struct controller *c, int64_t mono_ms)
+{
+	if (mono_ms < c->maintain_at)
+		return;
+	c->maintain_at = mono_ms + CONTROL_MAINTAIN_EVERY_MS;
+	int made = 0;
+	if (store_maintain(c->conn, &made) != 0)
+		log_warn("control.maintain_failed", "could not maintain the store: %s",
+		         store_errmsg(c->conn));
+	else if (made > 0)
+		log_info("control.maintain", "made %d audit log partition(s) ahead", made);
+}
+
 static void sample(struct controller *c, int64_t mono_ms)
 {
 	struct metrics *m = &c->app->metrics;
@@ -462,6 +481,7 @@ static void sample(struct controller *c, int64_t mono_ms)
 		degrade_changed(c, dlevel, dwas, dwhy);
 	}
 	drop_marketing(c, level, mono_ms);
+	maintain(c, mono_ms);
 
 	int64_t wall = clock_wall_ms();
 	const struct festival_window *w = festival_at(&c->plan.cal, wall);

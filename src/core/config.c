@@ -33,10 +33,20 @@ struct cfg_entry {
 #define OFF(f) offsetof(struct config, f)
 
 static const struct cfg_entry table[] = {
-        {"db", CFG_STR, OFF(db), "munim.db", 0, 0, "MUNIM_DB", 0, "the store: a SQLite file path"},
+        {"db", CFG_STR, OFF(db), "munim.db", 0, 0, "MUNIM_DB", 0,
+         "the store: a SQLite file path, or a PostgreSQL url (postgresql://user@host/db)"},
         {"db-busy-timeout-ms", CFG_INT, OFF(db_busy_timeout_ms), "5000", 0, 600000,
          "MUNIM_DB_BUSY_TIMEOUT_MS", 0,
          "how long a write waits for a lock held by another process before failing"},
+        {"db-replica", CFG_LIST, OFF(db_replica), "", 0, 0, "MUNIM_DB_REPLICA", 1,
+         "PostgreSQL read replicas' urls (repeat or comma-separate): the shop app's stock, "
+         "order and invoice reads go there"},
+        {"db-listen", CFG_STR, OFF(db_listen), "", 0, 0, "MUNIM_DB_LISTEN", 1,
+         "PostgreSQL url this process LISTENs on for other processes' commits (default: --db; "
+         "behind a transaction-mode PgBouncer, the server's own url)"},
+        {"replica-max-lag-ms", CFG_INT, OFF(replica_max_lag_ms), "1000", 0, 3600000,
+         "MUNIM_REPLICA_MAX_LAG_MS", 0,
+         "a read replica further behind the primary than this is skipped"},
         {"listen", CFG_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "MUNIM_LISTEN", 0,
          "address:port to listen on"},
         {"bsp-url", CFG_LIST, OFF(bsp_url), "http://127.0.0.1:9090", 0, 0, "MUNIM_BSP_URL", 0,
@@ -254,7 +264,8 @@ static const struct cfg_entry table[] = {
         {"send-inflight", CFG_INT, OFF(send_inflight), "1024", 1, 16384, "MUNIM_SEND_INFLIGHT", 0,
          "sends in flight to the provider at once"},
         {"send-journal", CFG_STR, OFF(send_journal), "", 0, 0, "MUNIM_SEND_JOURNAL", 0,
-         "file recording provider acceptances before the store does (default: <db>-sendlog)"},
+         "file recording provider acceptances before the store does (default: <db>-sendlog; "
+         "with a PostgreSQL store, munim-sendlog-<listen port> in the working directory)"},
         {"send-recover-grace-ms", CFG_INT, OFF(send_recover_grace_ms), "10000", 0, 3600000,
          "MUNIM_SEND_RECOVER_GRACE_MS", 0,
          "after a crash, how long sends in doubt wait for the provider's status before going "

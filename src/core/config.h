@@ -16,6 +16,9 @@ struct config {
 	/* store */
 	char *db;
 	int64_t db_busy_timeout_ms;
+	char *db_replica;
+	char *db_listen;
+	int64_t replica_max_lag_ms;
 	/* serve */
 	char *listen;
 	char *bsp_url;

@@ -355,12 +355,23 @@ static int record_failure(struct worker_runner *r, struct store_conn *c,
 	rc = store_inbox_failed(c, e->id, limit, err_str(why));
 	if (rc == 0 && final) {
 		int arc = apologise(r, c, e);
-		if (err_transient(arc))
+		if (err_transient(arc)) {
 			rc = arc;
-		else if (arc != 0) /* the entry is set aside all the same */
+		} else if (arc != 0) {
+			/* the entry is set aside all the same; a statement that
+			 * failed may have spoilt the work since the savepoint
+			 * (PostgreSQL aborts it), so that is undone and the
+			 * failure recorded again, without the apology */
 			log_error("worker.apology_failed",
 			          "could not queue an apology for inbox entry %lld (%s): %s",
 			          (long long)e->id, e->ext_id, store_errmsg(c));
+			undo_entry(r, &mark);
+			rc = store_rollback_to(c);
+			if (rc == 0)
+				rc = store_savepoint(c);
+			if (rc == 0)
+				rc = store_inbox_failed(c, e->id, limit, err_str(why));
+		}
 	}
 	if (rc == 0) {
 		bs->failed_attempts++;
