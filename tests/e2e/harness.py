@@ -2,14 +2,40 @@
 
 Each test gets its own temporary directory and store, a mock BSP and a
 `serve` on free ports, talks to them over real HTTP, and stops them by
-PID. Only the Python standard library is used.
+PID. Only the Python standard library (and, against PostgreSQL, psql) is
+used.
+
+The store is a SQLite file in the test's directory, or, when
+MUNIM_E2E_PG is set (a superuser url without a database, e.g.
+postgresql://postgres@127.0.0.1:5432), a PostgreSQL database of its own:
+  - the first store of a run migrates a template database with
+    `munim migrate`; every store after that is CREATE DATABASE ... TEMPLATE
+    it (munim_e2e_<pid>_<n>), so a Stack's own migrate applies nothing;
+    new_store(fresh=True) gives an empty database instead;
+  - Stack(db_dir=D) maps D to one database, so a test that starts a second
+    Stack on the same directory reaches the same store;
+  - serve connects as the unprivileged role munim_app (given LOGIN once)
+    when the server lets it log in (MUNIM_E2E_PG_SERVE_SUPERUSER=1: as the
+    superuser, munim then sets the role per transaction), every other
+    command as the superuser;
+  - end_test() (tests/e2e/run calls it after each test) kills the
+    processes a test left running and drops its databases WITH (FORCE);
+    the template is dropped at exit.
+Looking into the store (Stack.sql/scalar/executemany/hold_lock) goes through
+sqlite3, or psql as the superuser (row-level security does not hide rows
+from it), with '?' placeholders, and integers back as int either way.
+Tests about SQLite files themselves call sqlite_only(), which skips them
+against PostgreSQL.
 """
 
+import atexit
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -18,6 +44,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,6 +56,8 @@ TOKEN = "e2e-access-token"
 SHOP = "100000000000001"
 CUSTOMER = "919800000001"
 OWNER = "919900000001"
+PG = os.environ.get("MUNIM_E2E_PG", "").strip()
+STORE = "postgresql" if PG else "sqlite"  # which store the suite runs against
 
 
 def free_port():
@@ -96,8 +125,12 @@ class Proc:
         self.args = args
         self.log_path = log_path
         self.log = open(log_path, "ab")
+        # in the log's directory: what a process writes beside itself (a
+        # PostgreSQL-backed serve's send journal) stays in the test's dir
         self.p = subprocess.Popen(args, stdout=self.log, stderr=self.log,
-                                  env=env or os.environ.copy())
+                                  env=env or os.environ.copy(),
+                                  cwd=os.path.dirname(os.path.abspath(log_path)))
+        _procs.append(self)
 
     def alive(self):
         return self.p.poll() is None
@@ -175,12 +208,326 @@ class Receiver:
         self.server.server_close()
 
 
+# --- the store: a SQLite file or a PostgreSQL database ----------------------
+
+
+class Skip(Exception):
+    """Raised by a test that does not apply to the store the suite runs
+    against; tests/e2e/run counts it as skipped."""
+
+
+def sqlite_only(why):
+    """Skips the calling test against PostgreSQL: it is about SQLite's file
+    itself (why says what), not about munim."""
+    if PG:
+        raise Skip("SQLite only: " + why)
+
+
+_procs = []  # every Proc started, for end_test
+_stores = []  # the PostgreSQL stores made since the last end_test
+_by_dir = {}  # db_dir -> its PostgreSQL store, for this test
+_pg = {"seq": 0, "template": None, "app_login": False, "shape": None}
+# Databases of finished tests, emptied for the next: a copy of the template
+# (some 1,900 relations) costs seconds, emptying one a fraction of that.
+_pool = []
+_EMPTY_SQL = """SET session_replication_role = replica;
+DO $$ DECLARE t text; BEGIN
+ FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND c.relname <> 'schema_migrations' LOOP
+  EXECUTE format('DELETE FROM %I', t);
+ END LOOP;
+ FOR t IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP
+  PERFORM setval(quote_ident(t), 1, false);
+ END LOOP;
+END $$;
+"""
+# what a test can change that emptying does not give back: relations,
+# functions, triggers
+_SHAPE_SQL = """SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n
+ ON n.oid = c.relnamespace WHERE n.nspname = 'public') || '/' ||
+ (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'public') || '/' || (SELECT count(*) FROM pg_trigger);
+"""
+# MUNIM_E2E_PG_SERVE_SUPERUSER=1: serve too connects as the superuser (munim
+# then sets the role munim_app in each transaction) instead of as munim_app
+_SERVE_SUPERUSER = os.environ.get("MUNIM_E2E_PG_SERVE_SUPERUSER", "") not in ("", "0")
+
+# psql's unaligned output, with separators no value holds
+_FS, _RS, _NULL, _SPLIT = "\x1f", "\x1e", "\x02", "\x1dSPLIT"
+
+
+def pg_url(dbname, user=None, port=None):
+    """MUNIM_E2E_PG with its database set to dbname, and, when given, its
+    user replaced by user (without a password) and its port by port."""
+    u = urllib.parse.urlsplit(PG)
+    userinfo, _, hostport = u.netloc.rpartition("@")
+    if user is not None:
+        userinfo = user
+    if port is not None:
+        host = u.hostname or "127.0.0.1"
+        hostport = "%s:%d" % ("[%s]" % host if ":" in host else host, port)
+    netloc = (userinfo + "@" if userinfo else "") + hostport
+    return urllib.parse.urlunsplit((u.scheme, netloc, "/" + dbname, u.query, ""))
+
+
+def _psql(url, script, timeout=300):
+    """Runs script through psql at url (stopping at the first error);
+    returns its standard output."""
+    try:
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "-F", _FS, "-R", _RS, "-P", "null=" + _NULL, "-d", url],
+                           input=script, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise AssertionError("psql is needed to run the suite against PostgreSQL "
+                             "(MUNIM_E2E_PG is set): install postgresql-client")
+    if r.returncode != 0:
+        raise AssertionError("psql failed (%d) on %s: %s" % (r.returncode, script[:500],
+                                                             r.stderr.strip()))
+    return r.stdout
+
+
+def _admin(sql):
+    """One statement as the superuser, outside any database of the suite."""
+    return _psql(pg_url("postgres"), sql + ";\n")
+
+
+def _literal(v):
+    """v as an SQL literal PostgreSQL reads as sqlite3 would bind it."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (bytes, bytearray)):
+        return "'\\x%s'::bytea" % bytes(v).hex()
+    if isinstance(v, str):
+        if "\0" in v:
+            raise ValueError("PostgreSQL text cannot hold NUL")
+        return "'" + v.replace("'", "''") + "'"
+    raise TypeError("no SQL literal for %r" % (v,))
+
+
+def bind(query, args):
+    """query with each '?' outside quotes replaced by the next of args as a
+    literal (sqlite3's qmark style, for psql)."""
+    out, i, quote = [], 0, None
+    for ch in query:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            if i >= len(args):
+                raise ValueError("too few arguments for %r" % query)
+            out.append(_literal(args[i]))
+            i += 1
+            continue
+        out.append(ch)
+    if i != len(args):
+        raise ValueError("%d arguments for %d placeholders in %r" % (len(args), i, query))
+    return "".join(out)
+
+
+def _convert(typ, text):
+    """One value of psql's output, typed as sqlite3 would give it."""
+    if text == _NULL:
+        return None
+    if typ in ("smallint", "integer", "bigint", "oid"):
+        return int(text)
+    if typ.startswith("numeric"):
+        return int(text) if "." not in text else float(text)
+    if typ in ("real", "double precision"):
+        return float(text)
+    if typ == "boolean":
+        return 1 if text == "t" else 0
+    if typ == "bytea":
+        return bytes.fromhex(text[2:])
+    return text
+
+
+class SqliteStore:
+    """A store in a SQLite file (path)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.url = path  # for every munim command's --db
+        self.serve_url = path  # for serve's
+
+    def sql(self, query, *args):
+        # read-only: WAL lets it read while serve writes
+        con = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, timeout=10)
+        try:
+            return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+
+    def executemany(self, query, rows):
+        con = sqlite3.connect(self.path, timeout=10)
+        try:
+            con.executemany(query, rows)
+            con.commit()
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def hold_lock(self):
+        con = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+
+
+class PgStore:
+    """A store in a PostgreSQL database of its own (name), made from the
+    migrated template unless fresh."""
+
+    def __init__(self, fresh=False):
+        self.fresh = fresh
+        if not fresh and _pool:
+            self.name = _pool.pop()
+            _psql(pg_url(self.name), _EMPTY_SQL)
+        else:
+            _pg["seq"] += 1
+            self.name = "munim_e2e_%d_%d" % (os.getpid(), _pg["seq"])
+            template = None if fresh else _template()
+            _admin("CREATE DATABASE %s%s" % (self.name,
+                                             " TEMPLATE " + template if template else ""))
+        _stores.append(self)
+        self.url = pg_url(self.name)
+        self.serve_url = pg_url(self.name, "munim_app") if _pg["app_login"] else self.url
+
+    def sql(self, query, *args):
+        q = bind(query, args).strip().rstrip(";")
+        out = _psql(self.url, "%s \\gdesc\n\\echo '%s'\n%s \\g\n" % (q, _SPLIT, q))
+        desc, _, rows = out.partition("\n" + _SPLIT + "\n")
+        types = [d.split(_FS)[1] for d in desc.split(_RS)] if _FS in desc else []
+        rows = rows[:-1] if rows.endswith("\n") else rows
+        if not rows:
+            return []
+        return [tuple(_convert(t, v) for t, v in zip(types, r.split(_FS)))
+                for r in rows.split(_RS)]
+
+    def executemany(self, query, rows):
+        """An INSERT ... VALUES (...) goes as multi-row VALUES, 1,000 rows a
+        statement; anything else a statement a row. One transaction."""
+        m = re.match(r"(?is)^(\s*INSERT\b.*\bVALUES\s*)(\(.*\))\s*;?\s*$", query)
+        stmts = []
+        rows = list(rows)
+        if m:
+            for i in range(0, len(rows), 1000):
+                stmts.append(m.group(1) + ",".join(bind(m.group(2), r)
+                                                   for r in rows[i:i + 1000]) + ";")
+        else:
+            stmts = [bind(query, r) + ";" for r in rows]
+        _psql(self.url, "BEGIN;\n" + "\n".join(stmts) + "\nCOMMIT;\n")
+
+    @contextlib.contextmanager
+    def hold_lock(self):
+        # what every webhook writes: the inbox, locked against all access
+        p = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            p.stdin.write("BEGIN;\nLOCK TABLE inbox IN ACCESS EXCLUSIVE MODE;\n"
+                          "\\echo locked\n")
+            p.stdin.flush()
+            line = p.stdout.readline()
+            assert line.strip() == "locked", "could not lock the inbox: %r" % line
+            yield
+            p.stdin.write("ROLLBACK;\n")
+        finally:
+            p.stdin.close()
+            p.wait(30)
+
+    def drop(self):
+        """Back to the pool when emptying can make it as new, else dropped."""
+        if not self.fresh and _psql(self.url, _SHAPE_SQL).strip() == _pg["shape"]:
+            _pool.append(self.name)
+            return
+        _admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+
+
+def _template():
+    """The migrated template database of this run (made on first use), and
+    munim_app allowed to log in when the server accepts that."""
+    if _pg["template"] is None:
+        name = "munim_e2e_%d_tmpl" % os.getpid()
+        _admin("CREATE DATABASE %s" % name)
+        try:
+            run("migrate", "--db", pg_url(name))
+        except AssertionError:
+            _admin("DROP DATABASE %s WITH (FORCE)" % name)
+            raise
+        _pg["template"] = name
+        _pg["shape"] = _psql(pg_url(name), _SHAPE_SQL).strip()
+        if _SERVE_SUPERUSER:
+            return name
+        _admin("ALTER ROLE munim_app LOGIN")
+        try:
+            _psql(pg_url(name, "munim_app"), "SELECT 1;\n", timeout=30)
+            _pg["app_login"] = True
+        except AssertionError:
+            _pg["app_login"] = False  # e.g. password auth: serve uses the superuser url
+    return _pg["template"]
+
+
+def new_store(dir=None, fresh=False):
+    """A new store of the test's own. SQLite: munim.db in dir (a new temp
+    dir by default), empty. PostgreSQL: a new database, already migrated
+    unless fresh (run `munim migrate` either way: it applies what is
+    missing). .url is for munim's --db, .serve_url for serve's."""
+    if PG:
+        return PgStore(fresh=fresh)
+    return SqliteStore(os.path.join(dir or tempfile.mkdtemp(prefix="munim-e2e-"), "munim.db"))
+
+
+def store_in(dir):
+    """The store of the directory dir: the same one for every call in a test."""
+    if not PG:
+        return SqliteStore(os.path.join(dir, "munim.db"))
+    if dir not in _by_dir:
+        _by_dir[dir] = PgStore()
+    return _by_dir[dir]
+
+
+def end_test():
+    """After each test: kills the processes it left running, drops its
+    PostgreSQL databases."""
+    for p in _procs:
+        if p.alive():
+            p.kill9()
+    del _procs[:]
+    _by_dir.clear()
+    while _stores:
+        _stores.pop().drop()
+
+
+def _at_exit():
+    end_test()
+    while _pool:
+        _admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % _pool.pop())
+    if _pg["template"]:
+        _admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % _pg["template"])
+        _pg["template"] = None
+
+
+atexit.register(_at_exit)
+
+
 class Stack:
     """A mock BSP and a serve process over a fresh store in a temp dir."""
 
     def __init__(self, tenants=1, serve_args=(), mock_args=(), db_dir=None, seed=True):
         self.dir = tempfile.mkdtemp(prefix="munim-e2e-")
-        self.db = os.path.join(db_dir or self.dir, "munim.db")
+        self.store = store_in(db_dir or self.dir)
+        self.db = self.store.url  # --db for munim's commands
+        self.serve_db = self.store.serve_url  # --db for serve
         self.mock_port = free_port()
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -201,18 +548,25 @@ class Stack:
         wait_until(lambda: self._ok(self.bsp + "/_mock/stats"), what="mock-bsp to listen")
 
     def start_serve(self, wait_ready=True):
-        self.serve = Proc([MUNIM, "serve", "--db", self.db,
+        self.serve = Proc([MUNIM, "serve", "--db", self.serve_db,
                            "--listen", "127.0.0.1:%d" % self.port, "--bsp-url", self.bsp,
                            "--app-secret", SECRET, "--verify-token", VERIFY,
                            "--access-token", TOKEN, *self.serve_args],
                           os.path.join(self.dir, "serve.log"))
         if wait_ready:
-            wait_until(lambda: self._ok(self.url + "/readyz"), timeout=15, what="serve ready")
+            wait_until(lambda: self._ready(self.serve), timeout=15, what="serve ready")
 
     def start(self):
         self.start_mock()
         self.start_serve()
         return self
+
+    def _ready(self, proc):
+        """proc answers /readyz; raises, with its log, if it exited."""
+        if not proc.alive():
+            raise AssertionError("serve exited %s before it was ready:\n%s" % (
+                proc.p.returncode, open(proc.log_path, errors="replace").read()[-3000:]))
+        return self._ok(self.url + "/readyz")
 
     def _ok(self, url):
         try:
@@ -314,18 +668,27 @@ class Stack:
                 out[k] = float(v)
         return out
 
-    # --- looking into the store (read-only, WAL allows it while serving) ---
+    # --- looking into the store -------------------------------------------
 
     def sql(self, query, *args):
-        con = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=10)
-        try:
-            return con.execute(query, args).fetchall()
-        finally:
-            con.close()
+        """The rows of query ('?' placeholders for args) as tuples, read
+        while serve runs; integers come back as int."""
+        return self.store.sql(query, *args)
 
     def scalar(self, query, *args):
         rows = self.sql(query, *args)
         return rows[0][0] if rows else None
+
+    def executemany(self, query, rows):
+        """Writes: query once per row of args, in one transaction (in SQL
+        that both stores accept)."""
+        self.store.executemany(query, rows)
+
+    def hold_lock(self):
+        """A context that holds the store locked against the webhooks'
+        writes: SQLite's EXCLUSIVE lock on the file; PostgreSQL's ACCESS
+        EXCLUSIVE lock on the inbox."""
+        return self.store.hold_lock()
 
 
 def body_text(msg):

@@ -3,7 +3,6 @@
 through a real `munim serve` and `munim mock-bsp`."""
 
 import json
-import sqlite3
 import time
 
 from harness import (OWNER, Stack, body_json, body_text, http, run, text_payload, wait_until)
@@ -18,12 +17,9 @@ GONE = "919800000015"  # wrote 40 days ago: not in a broadcast at all
 def add_old_customers(s):
     """Customers who wrote long ago, written before serve starts."""
     now = int(time.time() * 1000)
-    con = sqlite3.connect(s.db)
-    con.executemany("INSERT INTO customers (tenant_id, wa_id, name, last_inbound_at) "
-                    "VALUES (1, ?, 'Old', ?)",
-                    [(OLD, now - 2 * 86400 * 1000), (GONE, now - 40 * 86400 * 1000)])
-    con.commit()
-    con.close()
+    s.executemany("INSERT INTO customers (tenant_id, wa_id, name, last_inbound_at) "
+                  "VALUES (1, ?, 'Old', ?)",
+                  [(OLD, now - 2 * 86400 * 1000), (GONE, now - 40 * 86400 * 1000)])
 
 
 def sent_to(s, wa_id, kind=None):

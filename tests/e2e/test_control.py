@@ -72,8 +72,11 @@ def test_status_and_contract_metrics():
     s = Stack()
     with s:
         s.say("stock atta")
-        st = wait_until(lambda: (lambda j: j if j["signals"]["latency_p95_ms"] >= 0 else None)(
-            status(s)), what="a p95 in /status")
+        # a whole control tick: it publishes the signals before it sizes the
+        # pool (after the store's upkeep, slower on PostgreSQL)
+        st = wait_until(lambda: (lambda j: j if j["signals"]["latency_p95_ms"] >= 0
+                                 and j["workers"]["threads"] > 0 else None)(status(s)),
+                        what="a p95 and the worker pool in /status")
         assert st["spike_level"] == 0 and st["spike_level_name"] == "normal", st
         assert st["degradation_level"] == 0 and st["degradation_level_name"] == "full", st
         assert st["festival"] is None, st  # the seed's calendar is in the past

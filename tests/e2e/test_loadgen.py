@@ -5,7 +5,7 @@ text, and the exit statuses for an unreachable stack and bad arguments."""
 import json
 import subprocess
 
-from harness import MUNIM, SECRET, Stack, body_text, free_port
+from harness import MUNIM, SECRET, STORE, Stack, body_text, free_port
 
 
 def loadgen(*args, timeout=120):
@@ -40,8 +40,10 @@ def test_loadgen_constant_rate():
         shops = {m["phone_number_id"] for m in s.mock_messages()}
         assert shops == {"100000000000001", "100000000000002"}, shops
         # the write-ahead log filled and was copied by the store's own
-        # thread, not inside a commit, with nothing lost above
-        assert s.metrics()["munim_store_checkpoints_total"] >= 1
+        # thread, not inside a commit, with nothing lost above (SQLite's
+        # WAL: a PostgreSQL server checkpoints by itself)
+        if STORE == "sqlite":
+            assert s.metrics()["munim_store_checkpoints_total"] >= 1
 
 
 def test_loadgen_step_profile_one_text():

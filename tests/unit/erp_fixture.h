@@ -1,13 +1,14 @@
 /*
- * erp_fixture.h - one shop in a real SQLite store in a temporary file, for
+ * erp_fixture.h - one shop in a real SQLite store in a temporary file (or,
+ * with MUNIM_TEST_PG set, a fresh PostgreSQL database: pg_fixture.h), for
  * the tests that drive the ERP as the worker does: setup_erp migrates the
  * store and adds the shop and its catalogue (seed_products, with opening
  * stock) in one transaction; say_as runs one message through erp_handle (or
  * erp_handle_job) between store_begin and store_commit, rereading the
  * tenant inside the transaction as the worker does, and checks what every
  * reply must be (check_reply_limits); assert_menu_buttons checks the
- * menu's buttons; teardown_erp removes the store and its -wal and -shm
- * files.
+ * menu's buttons; teardown_erp removes the store (its -wal and -shm
+ * files, or the PostgreSQL database).
  *
  * Test code: static functions, included (after cmocka.h) by test_erp_flow.c
  * and test_ai.c. Single-threaded: only the test's thread touches a fixture
@@ -25,6 +26,7 @@
 #include "core/arena.h"
 #include "erp/erp.h"
 #include "store/store.h"
+#include "pg_fixture.h"
 
 /* 2026-11-27 10:00 IST: financial year 2026-27 */
 #define NOW_MS   1795753800000LL
@@ -79,7 +81,7 @@ static const struct product seed_products[NPROD] = {
 static const int64_t seed_stock[NPROD] = {50000, 100, 1000000, 5000, 3000};
 
 struct fx {
-	char path[64];
+	char path[256]; /* the SQLite file, or the PostgreSQL database's url */
 	struct store *st;
 	struct store_conn *c;
 	struct tenant t;
@@ -92,8 +94,8 @@ struct fx {
 	char wamid[32]; /* of the last message said */
 };
 
-/* Creates the fixture in *state: a store file named after `name`, the
- * shop (a Pune kirana registered for GST) and its catalogue with opening
+/* Creates the fixture in *state: a store file (or PostgreSQL database)
+ * named after `name`, the shop (a Pune kirana registered for GST) and its catalogue with opening
  * stock, in one transaction. */
 static int setup_erp(void **state, const char *name)
 {
@@ -110,10 +112,14 @@ static int setup_erp(void **state, const char *name)
 	int64_t tid;
 
 	assert_non_null(f);
-	snprintf(f->path, sizeof(f->path), "/tmp/munim-%s-XXXXXX", name);
-	int fd = mkstemp(f->path);
-	assert_true(fd >= 0);
-	close(fd);
+	if (test_pg_base()) {
+		test_pg_create(name, f->path, sizeof(f->path));
+	} else {
+		snprintf(f->path, sizeof(f->path), "/tmp/munim-%s-XXXXXX", name);
+		int fd = mkstemp(f->path);
+		assert_true(fd >= 0);
+		close(fd);
+	}
 	assert_int_equal(store_open(f->path, &f->st), 0);
 	assert_int_equal(store_connect(f->st, &f->c), 0);
 	assert_int_equal(store_migrate(f->c, NULL), 0);
@@ -139,12 +145,17 @@ static int setup_erp(void **state, const char *name)
 static int teardown_erp(void **state)
 {
 	struct fx *f = *state;
-	char side[80];
+	char side[300];
 	arena_release(&f->a);
 	arena_release(&f->ta);
 	erp_cache_free(f->cache);
 	store_disconnect(f->c);
 	store_close(f->st);
+	if (test_pg_base()) {
+		test_pg_drop(f->path);
+		free(f);
+		return 0;
+	}
 	unlink(f->path);
 	snprintf(side, sizeof(side), "%s-wal", f->path);
 	unlink(side);

@@ -2,7 +2,9 @@
  * send_fixture.h - the sender under test: a scripted Cloud API provider on
  * 127.0.0.1 (its answer chosen by the recipient's last digit, enum script)
  * and a fixture holding an app, a migrated SQLite store in a temporary
- * directory and the sender's settings pointed at that provider; with
+ * directory (with MUNIM_TEST_PG set, a fresh PostgreSQL database:
+ * pg_fixture.h; the directory still holds the send journal, a file) and
+ * the sender's settings pointed at that provider; with
  * find_row and wait_settled to watch the outbox.
  *
  * Test code: static functions, included (after cmocka.h) by the test files
@@ -27,6 +29,7 @@
 #include "app.h"
 #include "http/http.h"
 #include "store/store.h"
+#include "pg_fixture.h"
 
 #define T_PHONE "100000000000001"
 #define T_TOKEN "test-token"
@@ -149,7 +152,7 @@ static void on_provider(struct http_req *r, void *ud)
 
 struct fixture {
 	char dir[64];
-	char db[96];
+	char db[256]; /* the SQLite file in dir, or the PostgreSQL database's url */
 	char journal[112];
 	struct app app;
 	struct store_conn *c;
@@ -165,8 +168,11 @@ static int setup_sender(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-send-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
-	snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
-	snprintf(f->journal, sizeof(f->journal), "%s-sendlog", f->db);
+	if (test_pg_base())
+		test_pg_create("send", f->db, sizeof(f->db));
+	else
+		snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+	snprintf(f->journal, sizeof(f->journal), "%s/t.db-sendlog", f->dir);
 	config_defaults(&f->app.cfg);
 	metrics_init(&f->app.metrics);
 	notify_init(&f->app.inbox_ready);
@@ -194,7 +200,9 @@ static int setup_sender(void **state)
 	 * test_breaker.c, and end to end) */
 	cfg->breaker_failures = 1000;
 	cfg->breaker_min_calls = 1000000;
-	free(cfg->send_journal); /* as serve sets it for a file store */
+	/* as serve sets it for a file store (and as a PostgreSQL deployment
+	 * sets it by hand) */
+	free(cfg->send_journal);
 	cfg->send_journal = strdup(f->journal);
 	*state = f;
 	return 0;
@@ -213,11 +221,16 @@ static int teardown_sender(void **state)
 	notify_release(&f->app.inbox_ready);
 	notify_release(&f->app.outbox_ready);
 	config_release(&f->app.cfg);
-	char path[128];
-	const char *suffixes[] = {"", "-wal", "-shm", "-sendlog"};
-	for (int i = 0; i < 4; i++) {
-		snprintf(path, sizeof(path), "%s%s", f->db, suffixes[i]);
-		unlink(path);
+	unlink(f->journal);
+	if (test_pg_base()) {
+		test_pg_drop(f->db);
+	} else {
+		char path[300];
+		const char *suffixes[] = {"", "-wal", "-shm"};
+		for (int i = 0; i < 3; i++) {
+			snprintf(path, sizeof(path), "%s%s", f->db, suffixes[i]);
+			unlink(path);
+		}
 	}
 	rmdir(f->dir);
 	free(f);

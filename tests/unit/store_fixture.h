@@ -23,22 +23,44 @@
 #include "core/metrics.h"
 #include "core/notify.h"
 #include "store/store.h"
+#include "pg_fixture.h"
 
-/* Where one test's database lives: dir made by mkdtemp, path inside it. */
+/* Where one test's database lives: dir made by mkdtemp, path inside it;
+ * or, with MUNIM_TEST_PG set, path the url of a fresh PostgreSQL database
+ * (pg_fixture.h) and dir "". */
 struct test_db {
 	char dir[64];
-	char path[96];
+	char path[256];
 };
 
 /* Makes a fresh directory /tmp/munim-test-<name>-XXXXXX and names the
- * database munim.db in it; fails the test if it cannot. */
+ * database munim.db in it (or makes a PostgreSQL database, migrated, when
+ * MUNIM_TEST_PG is set); fails the test if it cannot. */
 static inline void test_db_make(struct test_db *d, const char *name)
 {
+	if (test_pg_base()) {
+		d->dir[0] = '\0';
+		test_pg_create(name, d->path, sizeof(d->path));
+		return;
+	}
 	int n = snprintf(d->dir, sizeof(d->dir), "/tmp/munim-test-%s-XXXXXX", name);
 	assert_true(n > 0 && (size_t)n < sizeof(d->dir));
 	assert_non_null(mkdtemp(d->dir));
 	n = snprintf(d->path, sizeof(d->path), "%s/munim.db", d->dir);
 	assert_true(n > 0 && (size_t)n < sizeof(d->path));
+}
+
+/* test_db_make_empty: as test_db_make, but the PostgreSQL database is
+ * empty (never migrated), as a new SQLite file is; for the tests of the
+ * migrations themselves. */
+static inline void test_db_make_empty(struct test_db *d, const char *name)
+{
+	if (test_pg_base()) {
+		d->dir[0] = '\0';
+		test_pg_create_empty(name, d->path, sizeof(d->path));
+		return;
+	}
+	test_db_make(d, name);
 }
 
 /* Opens d's database into *st with a busy timeout of busy_ms and connects
@@ -55,7 +77,11 @@ static inline void test_db_connect(const struct test_db *d, int busy_ms, struct 
  * store must be closed. */
 static inline void test_db_remove(const struct test_db *d)
 {
-	char p[128];
+	char p[300];
+	if (!d->dir[0]) {
+		test_pg_drop(d->path);
+		return;
+	}
 	unlink(d->path);
 	snprintf(p, sizeof(p), "%s-wal", d->path);
 	unlink(p);

@@ -407,7 +407,7 @@ static void test_plan_bad_arguments(void **state)
 
 struct sfix {
 	char dir[64];
-	char db[96];
+	char db[256]; /* the SQLite file in dir, or the PostgreSQL database's url */
 	struct store *st;
 	struct store_conn *c;
 	struct arena a;
@@ -419,7 +419,10 @@ static int setup_store(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/munim-test-agg-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
-	snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+	if (test_pg_base())
+		test_pg_create("agg", f->db, sizeof(f->db));
+	else
+		snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
 	if (store_open(f->db, &f->st) != 0 || store_connect(f->st, &f->c) != 0 ||
 	    store_migrate(f->c, NULL) != 0)
 		return -1;
@@ -434,11 +437,15 @@ static int teardown_store(void **state)
 	arena_release(&f->a);
 	store_disconnect(f->c);
 	store_close(f->st);
-	char path[128];
-	const char *suffixes[] = {"", "-wal", "-shm"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s%s", f->db, suffixes[i]);
-		unlink(path);
+	if (test_pg_base()) {
+		test_pg_drop(f->db);
+	} else {
+		char path[300];
+		const char *suffixes[] = {"", "-wal", "-shm"};
+		for (int i = 0; i < 3; i++) {
+			snprintf(path, sizeof(path), "%s%s", f->db, suffixes[i]);
+			unlink(path);
+		}
 	}
 	rmdir(f->dir);
 	free(f);

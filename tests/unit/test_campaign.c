@@ -1,7 +1,8 @@
 /*
  * test_campaign.c - the merchant API's POST /v1/campaigns without HTTP
- * (campaign_handle) against a real SQLite store in a temporary directory,
- * and its tokens: made from getrandom, kept only as their SHA-256.
+ * (campaign_handle) against a real SQLite store in a temporary directory
+ * (or a PostgreSQL database with MUNIM_TEST_PG set), and its tokens: made from getrandom, kept only
+ * as their SHA-256.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +15,6 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "app.h"
 #include "campaign/campaign.h"
@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/notify.h"
 #include "erp/erp.h"
+#include "raw_db.h"
 #include "store_fixture.h"
 
 /* 2026-11-27 10:00 IST */
@@ -253,12 +254,12 @@ static void test_campaign_store_unavailable(void **state)
 {
 	struct fx *f = *state;
 	static const char ok[] = "{\"text\":\"hello\"}";
-	sqlite3 *other;
-	assert_int_equal(sqlite3_open(f->db.path, &other), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	struct raw_db other; /* another process holds the write lock */
+	raw_open(&other, f->db.path);
+	raw_lock_writes(&other);
 	expect_error(f, f->auth, ok, strlen(ok), 503, "store_unavailable");
-	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(other);
+	raw_unlock(&other);
+	raw_close(&other);
 	assert_int_equal(pending_p3(f), 0);
 	/* and it recovers */
 	unsigned int status;

@@ -1,6 +1,7 @@
 /*
  * test_ingest.c - the webhook endpoint end to end inside one process: a
- * real SQLite store in a temporary directory, the ingest committer, the
+ * real SQLite store in a temporary directory (or a PostgreSQL database
+ * with MUNIM_TEST_PG set: store_fixture.h), the ingest committer, the
  * HTTP server on 127.0.0.1 port 0, and libcurl posting signed payloads.
  *
  * Covered: the GET handshake (200/403/400), 401 before anything is parsed
@@ -29,7 +30,6 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
-#include <sqlite3.h>
 
 #include "app.h"
 #include "core/buf.h"
@@ -41,6 +41,7 @@
 #include "sample_data.h"
 #include "ingest/sig.h"
 #include "store/store_internal.h"
+#include "raw_db.h"
 #include "store_fixture.h"
 #include "worker/backlog.h"
 
@@ -532,18 +533,16 @@ static void test_group_commit_under_concurrency(void **state)
 	assert_true(commits >= 1 && commits < N);
 }
 
-static sqlite3 *lock_db(struct fx *f)
+static void lock_db(struct fx *f, struct raw_db *other)
 {
-	sqlite3 *other;
-	assert_int_equal(sqlite3_open(f->db.path, &other), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
-	return other;
+	raw_open(other, f->db.path);
+	raw_lock_writes(other);
 }
 
-static void unlock_db(sqlite3 *other)
+static void unlock_db(struct raw_db *other)
 {
-	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(other);
+	raw_unlock(other);
+	raw_close(other);
 }
 
 static void test_store_locked_503_then_recovers(void **state)
@@ -551,14 +550,15 @@ static void test_store_locked_503_then_recovers(void **state)
 	struct fx *f = *state;
 	struct reply r;
 	char *body = text_payload(PNID, "wamid.LOCK", "hello");
-	sqlite3 *other = lock_db(f); /* "another process" holds the write lock */
+	struct raw_db other;
+	lock_db(f, &other); /* "another process" holds the write lock */
 
 	assert_int_equal(post(f, body, SECRET, &r), 503);
 	assert_non_null(strstr(r.headers.data, "Retry-After: 5"));
 	reply_release(&r);
 	assert_int_equal(metric(&f->app.metrics.webhook_requests[MCODE_503]), 1);
 	assert_int_equal(metric(&f->app.metrics.commits), 0);
-	unlock_db(other);
+	unlock_db(&other);
 
 	/* the BSP retries: now it is stored */
 	assert_int_equal(post(f, body, SECRET, &r), 200);
@@ -617,14 +617,25 @@ static void *stop_main(void *ig)
 /* ingest_stop while a commit is in progress and another request waits:
  * the commit finishes (200), the waiting request gets 503. The test holds
  * the store's write transaction, so the committer blocks in store_begin
- * with the first request while the second queues behind it. */
+ * with the first request while the second queues behind it. PostgreSQL
+ * has no store-wide write lock for store_begin to take: another session's
+ * lock on the inbox holds the committer in store_inbox_put instead, with
+ * a busy timeout long enough to outlast the test's steps (PostgreSQL reads
+ * it at each transaction's start). */
 static void test_stop_finishes_commit_fails_queued(void **state)
 {
 	struct fx *f = *state;
 	struct async a1, a2;
+	struct raw_db other;
 	pthread_t th;
 
-	assert_int_equal(store_begin(f->c), 0);
+	if (test_pg_base()) {
+		store_set_busy_timeout(f->app.store, 60000);
+		raw_open(&other, f->db.path);
+		assert_int_equal(raw_exec(&other, "BEGIN; LOCK TABLE inbox IN EXCLUSIVE MODE"), 0);
+	} else {
+		assert_int_equal(store_begin(f->c), 0);
+	}
 	async_start(f, &a1, "wamid.S1");
 	while (http_server_pending(f->http) < 1 || ingest__queued(f->ig) > 0)
 		async_step(&a1); /* until the committer holds it */
@@ -636,7 +647,13 @@ static void test_stop_finishes_commit_fails_queued(void **state)
 	pthread_create(&th, NULL, stop_main, f->ig);
 	while (!ingest__stopping(f->ig))
 		async_step(&a1);
-	assert_int_equal(store_commit(f->c), 0); /* the committer goes on */
+	/* the committer goes on */
+	if (test_pg_base()) {
+		raw_unlock(&other);
+		raw_close(&other);
+	} else {
+		assert_int_equal(store_commit(f->c), 0);
+	}
 	assert_int_equal(async_finish(&a1), 200);
 	assert_int_equal(async_finish(&a2), 503);
 	pthread_join(th, NULL);
@@ -662,22 +679,22 @@ static void test_start_without_secret_err_inval(void **state)
 /* One integer from the store, read on a connection of its own. */
 static int64_t sql_int(struct fx *f, const char *sql)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t v = -1;
-	assert_int_equal(sqlite3_open(f->db.path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return raw_sql_int(f->db.path, sql);
 }
 
 /* A store that refuses every reply: processing a message fails. */
-#define REFUSE_REPLIES                                                                             \
+#define REFUSE_REPLIES_SQLITE                                                                      \
 	"CREATE TRIGGER no_replies BEFORE INSERT ON outbox"                                        \
 	" BEGIN SELECT RAISE(ABORT, 'replies refused'); END"
+#define REFUSE_REPLIES_PG                                                                          \
+	"CREATE FUNCTION no_replies() RETURNS trigger LANGUAGE plpgsql AS"                         \
+	" $$ BEGIN RAISE EXCEPTION 'replies refused'; END $$;"                                     \
+	" CREATE TRIGGER no_replies BEFORE INSERT ON outbox"                                       \
+	" FOR EACH ROW EXECUTE FUNCTION no_replies()"
+#define REFUSE_REPLIES (test_pg_base() ? REFUSE_REPLIES_PG : REFUSE_REPLIES_SQLITE)
+#define ALLOW_REPLIES                                                                              \
+	(test_pg_base() ? "DROP TRIGGER no_replies ON outbox; DROP FUNCTION no_replies()"          \
+	                : "DROP TRIGGER no_replies")
 
 /* The state of the inbox entry of wamid (-1: none). */
 static int64_t entry_state(struct fx *f, const char *wamid)
@@ -687,13 +704,10 @@ static int64_t entry_state(struct fx *f, const char *wamid)
 	return sql_int(f, sql);
 }
 
-static int sqlite3_exec_simple(struct fx *f, const char *sql)
+/* sql_exec runs sql on a connection of its own: 0 or -1. */
+static int sql_exec(struct fx *f, const char *sql)
 {
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(f->db.path, &db), SQLITE_OK);
-	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	sqlite3_close(db);
-	return rc;
+	return raw_sql_exec(f->db.path, sql);
 }
 
 static void post_ok_from(struct fx *f, const char *wamid, const char *from, const char *text)
@@ -775,7 +789,7 @@ static void test_fast_path_waits_behind_pending_entry(void **state)
 	assert_int_equal(depth(f), 3);
 
 	/* once the inbox is empty (the workers' doing), all is known again */
-	assert_int_equal(sqlite3_exec_simple(f, "UPDATE inbox SET state = 1"), SQLITE_OK);
+	assert_int_equal(sql_exec(f, "UPDATE inbox SET state = 1"), 0);
 	atomic_store(&f->app.metrics.inbox_depth, 0);
 	post_ok_from(f, "wamid.AFTER", "919800000001", "hi");
 	assert_int_equal(entry_state(f, "wamid.AFTER"), INBOX_DONE);
@@ -805,7 +819,7 @@ static void test_fast_path_group_over_limit_left_pending(void **state)
 static void test_fast_path_failure_keeps_message(void **state)
 {
 	struct fx *f = *state;
-	assert_int_equal(sqlite3_exec_simple(f, REFUSE_REPLIES), SQLITE_OK);
+	assert_int_equal(sql_exec(f, REFUSE_REPLIES), 0);
 	uint64_t seen = 0;
 	post_ok(f, "wamid.FAILS", "hi"); /* still 200: the message is kept */
 	assert_int_equal(entry_state(f, "wamid.FAILS"), INBOX_PENDING);
@@ -816,7 +830,7 @@ static void test_fast_path_failure_keeps_message(void **state)
 	/* the workers are told: the entry is theirs now */
 	assert_int_equal(notify_wait(&f->app.inbox_ready, &seen, 0), 1);
 	assert_true(backlog_has(f->app.backlog, f->tenant, "919800000001"));
-	assert_int_equal(sqlite3_exec_simple(f, "DROP TRIGGER no_replies"), SQLITE_OK);
+	assert_int_equal(sql_exec(f, ALLOW_REPLIES), 0);
 }
 
 /*
@@ -828,7 +842,7 @@ static void test_fast_path_failure_keeps_message(void **state)
 static void test_fast_path_written_done_reopened_behind_failure(void **state)
 {
 	struct fx *f = *state;
-	assert_int_equal(sqlite3_exec_simple(f, REFUSE_REPLIES), SQLITE_OK);
+	assert_int_equal(sql_exec(f, REFUSE_REPLIES), 0);
 	struct reply r;
 	const char *body =
 	        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":"
@@ -848,14 +862,14 @@ static void test_fast_path_written_done_reopened_behind_failure(void **state)
 	assert_int_equal(depth(f), 2); /* counted through the pending index */
 	assert_int_equal(atomic_load(&f->app.metrics.inbox_depth), 2);
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
-	assert_int_equal(sqlite3_exec_simple(f, "DROP TRIGGER no_replies"), SQLITE_OK);
+	assert_int_equal(sql_exec(f, ALLOW_REPLIES), 0);
 }
 
 static void test_fast_path_last_attempt_set_aside(void **state)
 {
 	struct fx *f = *state;
 	f->app.cfg.process_attempts = 1;
-	assert_int_equal(sqlite3_exec_simple(f, REFUSE_REPLIES), SQLITE_OK);
+	assert_int_equal(sql_exec(f, REFUSE_REPLIES), 0);
 	post_ok(f, "wamid.LAST", "hi");
 	/* set aside although its apology could not be queued either */
 	assert_int_equal(entry_state(f, "wamid.LAST"), INBOX_FAILED);
