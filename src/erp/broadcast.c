@@ -111,11 +111,11 @@ static char *broadcast_text(struct arena *a, const char *text, int *clipped)
 	return p;
 }
 
-/* Queues the message for one customer (or counts why not). */
-static int queue_one(struct store_conn *c, const struct tenant *t,
-                     const struct customer_contact *cc, const struct tenant_template *tpl,
-                     const char *text, const char *param, int64_t text_since, struct arena *page,
-                     struct erp_broadcast *out)
+/* The row for one customer in *o (1), or 0 with the reason counted. */
+static int row_for(const struct tenant *t, const struct customer_contact *cc,
+                   const struct tenant_template *tpl, const char *text, const char *param,
+                   int64_t text_since, struct arena *page, struct erp_broadcast *out,
+                   struct outbox_new *o)
 {
 	const char *body;
 	if (erp__is_owner(t->owner_numbers, cc->wa_id))
@@ -138,7 +138,7 @@ static int queue_one(struct store_conn *c, const struct tenant *t,
 		out->skipped_no_template++;
 		return 0;
 	}
-	struct outbox_new o = {
+	*o = (struct outbox_new){
 	        .tenant_id = t->id,
 	        .priority = PRIO_P3,
 	        .phone_number_id = t->phone_number_id,
@@ -148,11 +148,7 @@ static int queue_one(struct store_conn *c, const struct tenant *t,
 	        .inbound_received_at = 0,
 	        .claimed = 0,
 	};
-	int64_t id;
-	int rc = store_outbox_add(c, &o, &id);
-	if (rc == 0)
-		out->queued++;
-	return rc;
+	return 1;
 }
 
 int erp_broadcast(struct store_conn *c, const struct tenant *t, const char *actor, const char *text,
@@ -184,6 +180,8 @@ int erp_broadcast(struct store_conn *c, const struct tenant *t, const char *acto
 	int64_t since = now - ERP_BROADCAST_DAYS * BROADCAST_DAY_MS;
 	int64_t text_since = now - (BROADCAST_WINDOW_MS - BROADCAST_MARGIN_MS);
 	struct customer_contact last = {0, NULL, 0, 0};
+	struct outbox_new o[BROADCAST_PAGE];
+	int64_t ids[BROADCAST_PAGE];
 	int n = 0, have_last = 0;
 	arena_init(&page, 64 * 1024);
 	do {
@@ -191,8 +189,14 @@ int erp_broadcast(struct store_conn *c, const struct tenant *t, const char *acto
 		arena_reset(&page);
 		rc = store_customers_active(c, t->id, since, have_last ? &last : NULL,
 		                            BROADCAST_PAGE, &page, &rows, &n);
-		for (int i = 0; rc == 0 && i < n; i++)
-			rc = queue_one(c, t, &rows[i], &tpl, msg, param, text_since, &page, out);
+		/* a page's rows in one call (one statement on PostgreSQL) */
+		int k = 0;
+		for (int i = 0; i < n; i++)
+			k += row_for(t, &rows[i], &tpl, msg, param, text_since, &page, out, &o[k]);
+		if (rc == 0 && k > 0)
+			rc = store_outbox_add_many(c, o, k, ids);
+		if (rc == 0)
+			out->queued += k;
 		if (rc == 0 && n > 0) {
 			last = rows[n - 1];
 			last.wa_id = NULL; /* in page, reset next round; only the key is needed */

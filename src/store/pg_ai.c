@@ -408,16 +408,6 @@ static int pg_ocr_depth(struct store_conn *c, int64_t *n)
 
 /* ---- the companion app ---------------------------------------------------------------------- */
 
-static void read_customer(const PGresult *r, int row, struct arena *a, struct customer *cu)
-{
-	cu->id = store__pg_i64(r, row, 0);
-	cu->tenant_id = store__pg_i64(r, row, 1);
-	cu->wa_id = store__pg_str(r, row, 2, a);
-	cu->name = store__pg_str(r, row, 3, a);
-	cu->state_code = store__pg_str(r, row, 4, a);
-	cu->last_inbound_at = store__pg_i64(r, row, 5);
-}
-
 /*
  * pg_customer_ensure: one statement that adds the customer unless it
  * exists and gives back the row either way (the insert's, or the one the
@@ -454,39 +444,10 @@ static int pg_customer_ensure(struct store_conn *c, int64_t tenant_id, const cha
 		}
 	}
 	if (rc == 0) {
-		read_customer(r, 0, a, out);
+		store__pg_read_customer(r, 0, a, out);
 		PQclear(r);
 	}
 	return store__pg_op_end(c, own, rc);
-}
-
-/* read_order reads the order columns (0-7) of row; no lines yet. */
-static void read_order(const PGresult *r, int row, struct order *o)
-{
-	o->id = store__pg_i64(r, row, 0);
-	o->tenant_id = store__pg_i64(r, row, 1);
-	o->customer_id = store__pg_i64(r, row, 2);
-	o->status = (enum order_status)store__pg_i64(r, row, 3);
-	o->total_paise = store__pg_i64(r, row, 4);
-	o->created_at = store__pg_i64(r, row, 5);
-	o->updated_at = store__pg_i64(r, row, 6);
-	o->paid_at = store__pg_i64(r, row, 7);
-	o->nlines = 0;
-	o->lines = NULL;
-}
-
-/* read_line reads the line columns (9-17) of row. */
-static void read_line(const PGresult *r, int row, struct arena *a, struct order_line *l)
-{
-	l->product_id = store__pg_i64(r, row, 9);
-	l->name = store__pg_str(r, row, 10, a);
-	l->unit = store__pg_str(r, row, 11, a);
-	l->base_per_unit = store__pg_i64(r, row, 12);
-	l->qty_base = store__pg_i64(r, row, 13);
-	l->price_paise = store__pg_i64(r, row, 14);
-	l->gst_rate_bp = (int)store__pg_i64(r, row, 15);
-	l->hsn = store__pg_str(r, row, 16, a);
-	l->amount_paise = store__pg_i64(r, row, 17);
 }
 
 /*
@@ -531,7 +492,7 @@ static int pg_orders_list(struct store_conn *c, int64_t tenant_id, int status, i
 	struct order *orders = store__pg_alloc_rows(a, norders, sizeof(*orders));
 	for (int i = 0, k = 0; i < rows; k++) {
 		struct order *o = &orders[k];
-		read_order(r, i, o);
+		store__pg_read_order(r, i, o);
 		/* its rows: up to the next order; one row with NULL lines if none */
 		int j = i;
 		while (j < rows && store__pg_i64(r, j, 0) == o->id)
@@ -540,7 +501,7 @@ static int pg_orders_list(struct store_conn *c, int64_t tenant_id, int status, i
 			o->nlines = j - i;
 			o->lines = store__pg_alloc_rows(a, o->nlines, sizeof(*o->lines));
 			for (int t = i; t < j; t++)
-				read_line(r, t, a, &o->lines[t - i]);
+				store__pg_read_order_line(r, t, a, &o->lines[t - i]);
 		}
 		i = j;
 	}

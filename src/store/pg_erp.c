@@ -289,47 +289,6 @@ static int pg_ledger_sum(struct store_conn *c, int64_t tenant_id, int64_t produc
 
 /* ---- orders --------------------------------------------------------------------------------- */
 
-/*
- * Arrays sent as one text parameter each: '{1,2}' and '{"a","b"}' (a text
- * element quoted, its '"' and '\' escaped with '\'). arr_next opens the
- * array or separates, arr_close ends it ("{}" when empty).
- */
-static void arr_next(struct buf *b)
-{
-	buf_putc(b, b->len ? ',' : '{');
-}
-
-static void arr_i64(struct buf *b, int64_t v)
-{
-	arr_next(b);
-	if (v < 0) {
-		buf_putc(b, '-');
-		buf_put_u64(b, -(uint64_t)v);
-	} else {
-		buf_put_u64(b, (uint64_t)v);
-	}
-}
-
-static void arr_text(struct buf *b, const char *s)
-{
-	arr_next(b);
-	buf_putc(b, '"');
-	for (const char *p = s ? s : ""; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			buf_putc(b, '\\');
-		buf_putc(b, *p);
-	}
-	buf_putc(b, '"');
-}
-
-static const char *arr_close(struct buf *b)
-{
-	if (!b->len)
-		buf_putc(b, '{');
-	buf_putc(b, '}');
-	return b->data;
-}
-
 /* The columns of order_lines sent as arrays, in the order of the unnest. */
 enum line_col {
 	LC_PRODUCT,
@@ -371,21 +330,21 @@ static int pg_order_create(struct store_conn *c, const struct order *o, int64_t 
 	int own;
 
 	for (int k = 0; k < LC_COUNT; k++)
-		buf_init(&col[k]);
+		store__pg_arr_init(&col[k]);
 	for (int i = 0; i < o->nlines; i++) {
 		const struct order_line *l = &o->lines[i];
-		arr_i64(&col[LC_PRODUCT], l->product_id);
-		arr_text(&col[LC_NAME], l->name);
-		arr_text(&col[LC_UNIT], l->unit);
-		arr_i64(&col[LC_BASE], l->base_per_unit);
-		arr_i64(&col[LC_QTY], l->qty_base);
-		arr_i64(&col[LC_PRICE], l->price_paise);
-		arr_i64(&col[LC_RATE], l->gst_rate_bp);
-		arr_text(&col[LC_HSN], l->hsn);
-		arr_i64(&col[LC_AMOUNT], l->amount_paise);
+		store__pg_arr_int(&col[LC_PRODUCT], l->product_id);
+		store__pg_arr_text(&col[LC_NAME], l->name);
+		store__pg_arr_text(&col[LC_UNIT], l->unit);
+		store__pg_arr_int(&col[LC_BASE], l->base_per_unit);
+		store__pg_arr_int(&col[LC_QTY], l->qty_base);
+		store__pg_arr_int(&col[LC_PRICE], l->price_paise);
+		store__pg_arr_int(&col[LC_RATE], l->gst_rate_bp);
+		store__pg_arr_text(&col[LC_HSN], l->hsn);
+		store__pg_arr_int(&col[LC_AMOUNT], l->amount_paise);
 	}
 	for (int k = 0; k < LC_COUNT; k++)
-		arr_close(&col[k]);
+		store__pg_arr_end(&col[k]);
 
 	int rc = store__pg_op_begin(c, PG_SCOPE_TENANT, o->tenant_id, what, &own);
 	if (rc < 0)
@@ -425,7 +384,21 @@ out:
 	" LEFT JOIN order_lines l ON l.tenant_id = $1 AND l.order_id = o.id"                       \
 	" ORDER BY l.line_no"
 
-static void read_order_line(const PGresult *r, int row, struct arena *a, struct order_line *l)
+void store__pg_read_order(const PGresult *r, int row, struct order *o)
+{
+	o->id = store__pg_i64(r, row, 0);
+	o->tenant_id = store__pg_i64(r, row, 1);
+	o->customer_id = store__pg_i64(r, row, 2);
+	o->status = (enum order_status)store__pg_i64(r, row, 3);
+	o->total_paise = store__pg_i64(r, row, 4);
+	o->created_at = store__pg_i64(r, row, 5);
+	o->updated_at = store__pg_i64(r, row, 6);
+	o->paid_at = store__pg_i64(r, row, 7);
+	o->nlines = 0;
+	o->lines = NULL;
+}
+
+void store__pg_read_order_line(const PGresult *r, int row, struct arena *a, struct order_line *l)
 {
 	l->product_id = store__pg_i64(r, row, 9);
 	l->name = store__pg_str(r, row, 10, a);
@@ -459,18 +432,11 @@ static int order_one(struct store_conn *c, const char *sql, int64_t tenant_id, i
 	if (rows == 0) {
 		rc = ERR_NOTFOUND;
 	} else {
-		o->id = store__pg_i64(r, 0, 0);
-		o->tenant_id = store__pg_i64(r, 0, 1);
-		o->customer_id = store__pg_i64(r, 0, 2);
-		o->status = (enum order_status)store__pg_i64(r, 0, 3);
-		o->total_paise = store__pg_i64(r, 0, 4);
-		o->created_at = store__pg_i64(r, 0, 5);
-		o->updated_at = store__pg_i64(r, 0, 6);
-		o->paid_at = store__pg_i64(r, 0, 7);
+		store__pg_read_order(r, 0, o);
 		o->nlines = PQgetisnull(r, 0, 8) ? 0 : rows;
 		o->lines = store__pg_alloc_rows(a, o->nlines, sizeof(*o->lines));
 		for (int i = 0; i < o->nlines; i++)
-			read_order_line(r, i, a, &o->lines[i]);
+			store__pg_read_order_line(r, i, a, &o->lines[i]);
 	}
 	PQclear(r);
 done:

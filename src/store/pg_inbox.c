@@ -86,59 +86,6 @@ static int64_t id_part(int64_t id)
 	return (int64_t)((uint64_t)id & (STORE_PARTITIONS - 1));
 }
 
-/* ---- array literals ------------------------------------------------------------------------- */
-
-/*
- * An array parameter being built: '{' on init, elements separated by
- * commas, '}' on arr_end. Text elements are quoted, with '"' and '\'
- * escaped (PostgreSQL's array input syntax); NULL strings go as "".
- */
-static void arr_init(struct buf *b)
-{
-	buf_init(b);
-	buf_putc(b, '{');
-}
-
-static void arr_sep(struct buf *b)
-{
-	if (b->len > 1)
-		buf_putc(b, ',');
-}
-
-static void arr_int(struct buf *b, int64_t v)
-{
-	arr_sep(b);
-	if (v < 0) {
-		buf_putc(b, '-');
-		buf_put_u64(b, 0 - (uint64_t)v);
-	} else {
-		buf_put_u64(b, (uint64_t)v);
-	}
-}
-
-static void arr_text(struct buf *b, const char *s)
-{
-	arr_sep(b);
-	buf_putc(b, '"');
-	if (s) {
-		const char *run = s;
-		for (; *s; s++) {
-			if (*s != '"' && *s != '\\')
-				continue;
-			buf_append(b, run, (size_t)(s - run));
-			buf_putc(b, '\\');
-			run = s; /* the quote or backslash itself starts the next run */
-		}
-		buf_append(b, run, (size_t)(s - run));
-	}
-	buf_putc(b, '"');
-}
-
-static void arr_end(struct buf *b)
-{
-	buf_putc(b, '}');
-}
-
 /* ---- put ---------------------------------------------------------------------------------- */
 
 /* The columns of an offered entry, in the order of put_sql's arrays. */
@@ -195,30 +142,30 @@ static const char put_sql[] =
 static void put_args(const struct inbox_entry *e, int n, struct buf col[PUT_NCOLS])
 {
 	for (int k = 0; k < PUT_NCOLS; k++)
-		arr_init(&col[k]);
+		store__pg_arr_init(&col[k]);
 	for (int i = 0; i < n; i++) {
 		const struct inbox_entry *x = &e[i];
-		arr_int(&col[PUT_PART], store_partition(x->tenant_id));
-		arr_int(&col[PUT_TENANT], x->tenant_id);
-		arr_int(&col[PUT_KIND], (int64_t)x->kind);
-		arr_text(&col[PUT_EXT_ID], x->ext_id);
-		arr_text(&col[PUT_STATUS], x->status);
-		arr_text(&col[PUT_FROM], x->from);
-		arr_text(&col[PUT_NAME], x->name);
-		arr_text(&col[PUT_TYPE], x->type);
-		arr_text(&col[PUT_BODY], x->body);
-		arr_text(&col[PUT_CONTEXT], x->context_id);
-		arr_int(&col[PUT_SENT_AT], x->sent_at);
-		arr_int(&col[PUT_RECEIVED_AT], x->received_at);
-		arr_int(&col[PUT_ERROR_CODE], (int64_t)x->error_code);
-		arr_text(&col[PUT_ERROR_TITLE], x->error_title);
-		arr_text(&col[PUT_CALLBACK], x->callback_data);
-		arr_int(&col[PUT_STATE], (int64_t)x->state);
-		arr_text(&col[PUT_MEDIA_ID], x->media_id);
-		arr_text(&col[PUT_MEDIA_MIME], x->media_mime);
+		store__pg_arr_int(&col[PUT_PART], store_partition(x->tenant_id));
+		store__pg_arr_int(&col[PUT_TENANT], x->tenant_id);
+		store__pg_arr_int(&col[PUT_KIND], (int64_t)x->kind);
+		store__pg_arr_text(&col[PUT_EXT_ID], x->ext_id);
+		store__pg_arr_text(&col[PUT_STATUS], x->status);
+		store__pg_arr_text(&col[PUT_FROM], x->from);
+		store__pg_arr_text(&col[PUT_NAME], x->name);
+		store__pg_arr_text(&col[PUT_TYPE], x->type);
+		store__pg_arr_text(&col[PUT_BODY], x->body);
+		store__pg_arr_text(&col[PUT_CONTEXT], x->context_id);
+		store__pg_arr_int(&col[PUT_SENT_AT], x->sent_at);
+		store__pg_arr_int(&col[PUT_RECEIVED_AT], x->received_at);
+		store__pg_arr_int(&col[PUT_ERROR_CODE], (int64_t)x->error_code);
+		store__pg_arr_text(&col[PUT_ERROR_TITLE], x->error_title);
+		store__pg_arr_text(&col[PUT_CALLBACK], x->callback_data);
+		store__pg_arr_int(&col[PUT_STATE], (int64_t)x->state);
+		store__pg_arr_text(&col[PUT_MEDIA_ID], x->media_id);
+		store__pg_arr_text(&col[PUT_MEDIA_MIME], x->media_mime);
 	}
 	for (int k = 0; k < PUT_NCOLS; k++)
-		arr_end(&col[k]);
+		store__pg_arr_end(&col[k]);
 }
 
 /*
@@ -326,10 +273,10 @@ static int pending_query(struct store_conn *c, const char *what, int slice, int 
 		pending_union(&b, slice, nslices);
 		rc = store__pg_query(c, what, b.data, r, "i", (int64_t)limit);
 	} else {
-		arr_init(&b);
+		store__pg_arr_init(&b);
 		for (int part = slice; part < STORE_PARTITIONS; part += nslices)
-			arr_int(&b, part);
-		arr_end(&b);
+			store__pg_arr_int(&b, part);
+		store__pg_arr_end(&b);
 		rc = store__pg_query(c, what, pending_lateral, r, "it", (int64_t)limit, b.data);
 	}
 	buf_release(&b);

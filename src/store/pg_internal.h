@@ -41,6 +41,8 @@
 
 #include <libpq-fe.h>
 
+#include "core/buf.h"
+
 #include "store/store_internal.h"
 
 /* The role munim's statements run as: owns nothing, bypasses nothing. */
@@ -136,6 +138,17 @@ int store__pg_exec(struct store_conn *c, const char *what, const char *sql, cons
 /* store__pg_simple runs sql (one or more statements, no parameters). */
 int store__pg_simple(struct store_conn *c, const char *what, const char *sql);
 
+/*
+ * Array parameters, sent as one text value each: '{1,2}', '{"a","b"}'
+ * (PostgreSQL's array input: a text element quoted, its '"' and '\'
+ * escaped with '\'; a NULL string goes as ""). _init starts one in b
+ * (buf_init), _end closes it and gives its text; the caller releases b.
+ */
+void store__pg_arr_init(struct buf *b);
+void store__pg_arr_int(struct buf *b, int64_t v);
+void store__pg_arr_text(struct buf *b, const char *s);
+const char *store__pg_arr_end(struct buf *b);
+
 /* store__pg_i64 reads column col of row as an int64_t (NULL reads 0). */
 int64_t store__pg_i64(const PGresult *res, int row, int col);
 /* store__pg_str copies column col of row into a ("" for NULL). */
@@ -173,6 +186,17 @@ int store__pg_err(struct store_conn *c, const PGresult *res, const char *what);
 int store__pg_op_begin(struct store_conn *c, enum pg_scope scope, int64_t tenant, const char *what,
                        int *own);
 int store__pg_op_end(struct store_conn *c, int own, int rc);
+
+/*
+ * Row readers the files share: a customer from the columns id, tenant_id,
+ * wa_id, name, state_code, last_inbound_at (pg_tenant.c); an order from
+ * columns 0-7 (id, tenant_id, customer_id, status, total_paise, created_at,
+ * updated_at, paid_at; no lines) and a line from columns 9-17 of an order
+ * joined to its lines (pg_erp.c). Text is copied into a.
+ */
+void store__pg_read_customer(const PGresult *r, int row, struct arena *a, struct customer *cu);
+void store__pg_read_order(const PGresult *r, int row, struct order *o);
+void store__pg_read_order_line(const PGresult *r, int row, struct arena *a, struct order_line *l);
 
 /* Migrations (migrations_pg.c): version i+1 is store__pg_migrations[i], a
  * NULL-terminated array of statements. */

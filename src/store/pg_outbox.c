@@ -225,15 +225,81 @@ static int pg_outbox_add(struct store_conn *c, const struct outbox_new *o, int64
 	return store__pg_op_end(c, own, rc);
 }
 
-static int cmp_claim(const void *pa, const void *pb)
+static int cmp_i64(const void *a, const void *b)
 {
-	const struct outbox_row *a = pa, *b = pb;
-	if (a->priority != b->priority)
-		return (int)a->priority - (int)b->priority;
-	if (a->next_attempt_at != b->next_attempt_at)
-		return (a->next_attempt_at > b->next_attempt_at) -
-		       (a->next_attempt_at < b->next_attempt_at);
-	return (a->id > b->id) - (a->id < b->id);
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * pg_outbox_add_many: n rows in one statement (a broadcast's page): their
+ * columns as arrays, unnested in order; ids come from the sequence in that
+ * order, so the ids returned, sorted, are o[0..n-1]'s. One tenant's rows go
+ * in its scope, a mix in the system scope.
+ */
+static int pg_outbox_add_many(struct store_conn *c, const struct outbox_new *o, int n, int64_t *ids)
+{
+	static const char sql[] =
+	        "INSERT INTO outbox (id, part, tenant_id, priority, state, phone_number_id, to_id,"
+	        " reply_to, body, attempts, next_attempt_at, created_at, inbound_received_at,"
+	        " updated_at)"
+	        " SELECT nextval('outbox_id_seq') * 64 + r.part, r.part, r.tenant, r.prio, "
+	        "r.claimed,"
+	        " r.pnid, r.to_id, r.reply_to, r.body, r.claimed, $10::bigint, $10::bigint,"
+	        " r.inbound, $10::bigint"
+	        " FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::smallint[],"
+	        " $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[]) WITH ORDINALITY"
+	        " AS r(part, tenant, prio, claimed, pnid, to_id, reply_to, body, inbound, ord)"
+	        " ORDER BY r.ord RETURNING id";
+	enum { C_PART, C_TENANT, C_PRIO, C_CLAIMED, C_PNID, C_TO, C_REPLY, C_BODY, C_INBOUND, C_N };
+	const char *what = "queue messages";
+	struct buf col[C_N];
+	enum pg_scope scope = tenant_scope(c);
+	PGresult *r;
+	int own, wake = 0;
+
+	for (int k = 0; k < C_N; k++)
+		store__pg_arr_init(&col[k]);
+	for (int i = 0; i < n; i++) {
+		if (o[i].tenant_id != o[0].tenant_id)
+			scope = PG_SCOPE_SYSTEM;
+		wake |= !o[i].claimed;
+		store__pg_arr_int(&col[C_PART], store_partition(o[i].tenant_id));
+		store__pg_arr_int(&col[C_TENANT], o[i].tenant_id);
+		store__pg_arr_int(&col[C_PRIO], (int64_t)o[i].priority);
+		store__pg_arr_int(&col[C_CLAIMED], o[i].claimed != 0);
+		store__pg_arr_text(&col[C_PNID], o[i].phone_number_id);
+		store__pg_arr_text(&col[C_TO], o[i].to);
+		store__pg_arr_text(&col[C_REPLY], o[i].reply_to);
+		store__pg_arr_text(&col[C_BODY], o[i].body);
+		store__pg_arr_int(&col[C_INBOUND], o[i].inbound_received_at);
+	}
+	for (int k = 0; k < C_N; k++)
+		store__pg_arr_end(&col[k]);
+	int rc = store__pg_op_begin(c, scope, o[0].tenant_id, what, &own);
+	if (rc == 0)
+		rc = store__pg_query(c, what, sql, &r, "ttttttttti", col[0].data, col[1].data,
+		                     col[2].data, col[3].data, col[4].data, col[5].data,
+		                     col[6].data, col[7].data, col[8].data, clock_wall_ms());
+	for (int k = 0; k < C_N; k++)
+		buf_release(&col[k]);
+	if (rc < 0)
+		return own ? store__pg_op_end(c, own, rc) : rc;
+	if (PQntuples(r) != n) {
+		rc = store__errf(c, ERR_DB, "could not %s: %d of %d rows came back", what,
+		                 PQntuples(r), n);
+	} else {
+		for (int i = 0; i < n; i++)
+			ids[i] = store__pg_i64(r, i, 0);
+		qsort(ids, (size_t)n, sizeof(*ids), cmp_i64);
+		for (int i = 0; i < n; i++)
+			store__pg_count(c, o[i].priority, -1,
+			                o[i].claimed ? OUTBOX_SENDING : OUTBOX_PENDING, 1);
+		if (wake)
+			store__pg_wake(c, STORE_WAKE_OUTBOX);
+	}
+	PQclear(r);
+	return store__pg_op_end(c, own, rc);
 }
 
 /*
@@ -252,7 +318,7 @@ static void claimed_rows(struct store_conn *c, PGresult *r, struct arena *a,
 	}
 	PQclear(r);
 	if (rows > 1)
-		qsort(arr, (size_t)rows, sizeof(*arr), cmp_claim);
+		qsort(arr, (size_t)rows, sizeof(*arr), store__cmp_claim);
 	*out = arr;
 	*n = rows;
 }
@@ -1040,6 +1106,7 @@ static int pg_outbox_next_due(struct store_conn *c, enum outbox_prio max_prio, i
 void store__pg_outbox_ops(struct store_ops *ops)
 {
 	ops->outbox_add = pg_outbox_add;
+	ops->outbox_add_many = pg_outbox_add_many;
 	ops->outbox_claim_to = pg_outbox_claim_to;
 	ops->outbox_claim = pg_outbox_claim;
 	ops->outbox_recover = pg_outbox_recover;

@@ -275,7 +275,7 @@ static int pg_tenant_by_token_hash(struct store_conn *c, const char *hash, int64
 
 #define CUSTOMER_COLS "id, tenant_id, wa_id, name, state_code, last_inbound_at"
 
-static void read_customer(const PGresult *r, int row, struct arena *a, struct customer *cu)
+void store__pg_read_customer(const PGresult *r, int row, struct arena *a, struct customer *cu)
 {
 	cu->id = store__pg_i64(r, row, 0);
 	cu->tenant_id = store__pg_i64(r, row, 1);
@@ -326,7 +326,7 @@ static int pg_customer_touch(struct store_conn *c, int64_t tenant_id, const char
 		rc = store__errf(c, ERR_DB, "could not record customer: %d rows returned",
 		                 PQntuples(r));
 	else if (rc == 0)
-		read_customer(r, 0, a, out);
+		store__pg_read_customer(r, 0, a, out);
 	PQclear(r);
 	return store__pg_op_end(c, own, rc);
 }
@@ -364,7 +364,7 @@ static int pg_customer_get(struct store_conn *c, int64_t tenant_id, int64_t cust
 		rc = store__errf(c, ERR_NOTFOUND, "could not read customer: no customer %lld",
 		                 (long long)customer_id);
 	else if (rc == 0)
-		read_customer(r, 0, a, out);
+		store__pg_read_customer(r, 0, a, out);
 	PQclear(r);
 	return store__pg_op_end(c, own, rc);
 }

@@ -391,17 +391,6 @@ int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64
 	return store__sq_op_end(c, mode, rc);
 }
 
-static int cmp_claim(const void *pa, const void *pb)
-{
-	const struct outbox_row *a = pa, *b = pb;
-	if (a->priority != b->priority)
-		return (int)a->priority - (int)b->priority;
-	if (a->next_attempt_at != b->next_attempt_at)
-		return (a->next_attempt_at > b->next_attempt_at) -
-		       (a->next_attempt_at < b->next_attempt_at);
-	return (a->id > b->id) - (a->id < b->id);
-}
-
 /*
  * claimed_rows reads the rows a claim's UPDATE ... RETURNING st (prepared
  * with result rc) moved to SENDING, tallies them, ends the operation begun
@@ -424,7 +413,7 @@ static int claimed_rows(struct store_conn *c, sqlite3_stmt *st, int rc, const ch
 	/* RETURNING gives rows in no promised order */
 	*out = rows;
 	if (*n > 1)
-		qsort(*out, (size_t)*n, sizeof(**out), cmp_claim);
+		qsort(*out, (size_t)*n, sizeof(**out), store__cmp_claim);
 	return 0;
 }
 

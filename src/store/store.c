@@ -34,6 +34,17 @@
 
 /* ---- helpers shared by the module ---------------------------------------- */
 
+int store__cmp_claim(const void *pa, const void *pb)
+{
+	const struct outbox_row *a = pa, *b = pb;
+	if (a->priority != b->priority)
+		return (int)a->priority - (int)b->priority;
+	if (a->next_attempt_at != b->next_attempt_at)
+		return (a->next_attempt_at > b->next_attempt_at) -
+		       (a->next_attempt_at < b->next_attempt_at);
+	return (a->id > b->id) - (a->id < b->id);
+}
+
 int store__verrf(struct store_conn *c, int err, const char *fmt, va_list ap)
 {
 	if (c)
@@ -757,6 +768,33 @@ int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *
 		                   "could not queue message: phone_number_id, to and body are "
 		                   "required");
 	return c->ops->outbox_add(c, o, id);
+}
+
+int store_outbox_add_many(struct store_conn *c, const struct outbox_new *o, int n, int64_t *ids)
+{
+	if (n < 0 || n > STORE_MAX_BATCH || (n > 0 && (!o || !ids)))
+		return store__errf(c, ERR_INVAL, "could not queue messages: bad batch");
+	for (int i = 0; i < n; i++) {
+		if ((unsigned)o[i].priority >= PRIO_COUNT || empty(o[i].phone_number_id) ||
+		    empty(o[i].to) || empty(o[i].body))
+			return store__errf(c, ERR_INVAL,
+			                   "could not queue messages: row %d lacks a priority, "
+			                   "phone_number_id, to or body",
+			                   i);
+	}
+	if (n == 0)
+		return 0;
+	if (c->ops->outbox_add_many)
+		return c->ops->outbox_add_many(c, o, n, ids);
+	/* one by one; all or none: the caller's transaction, or one of ours */
+	int own = !c->in_txn, rc = 0;
+	if (own && (rc = store_begin(c)) != 0)
+		return rc;
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = c->ops->outbox_add(c, &o[i], &ids[i]);
+	if (own)
+		rc = rc == 0 ? store_commit(c) : (store_rollback(c), rc);
+	return rc;
 }
 
 int store_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_id, const char *to,

@@ -563,6 +563,13 @@ int store_inbox_waiting(struct store_conn *c, int limit, struct arena *a,
 /* ---- outbox -------------------------------------------------------------- */
 
 int store_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id);
+/*
+ * store_outbox_add_many queues n rows (at most STORE_MAX_BATCH) as
+ * store_outbox_add would one by one, all or none, in the caller's
+ * transaction (or one of its own): ids[i] is o[i]'s id. PostgreSQL sends
+ * them in one statement (a broadcast's page of customers).
+ */
+int store_outbox_add_many(struct store_conn *c, const struct outbox_new *o, int n, int64_t *ids);
 /* Longest provider name kept on a row, with its NUL. */
 #define OUTBOX_PROVIDER_MAX 16
 

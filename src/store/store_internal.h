@@ -134,6 +134,9 @@ struct store_ops {
 	                     struct inbox_waiting **out, int *n);
 
 	int (*outbox_add)(struct store_conn *c, const struct outbox_new *o, int64_t *id);
+	/* NULL: outbox_add one by one (store.c) */
+	int (*outbox_add_many)(struct store_conn *c, const struct outbox_new *o, int n,
+	                       int64_t *ids);
 	int (*outbox_claim_to)(struct store_conn *c, int64_t now, int64_t tenant_id, const char *to,
 	                       enum outbox_prio min_prio, enum outbox_prio max_prio, int limit,
 	                       struct arena *a, struct outbox_row **out, int *n);
@@ -228,6 +231,10 @@ struct store_conn {
 	char errmsg[STORE_ERRMSG_MAX];
 	void *backend;
 };
+
+/* store__cmp_claim: qsort order of claimed outbox rows (struct outbox_row),
+ * the claim's own: priority, then next_attempt_at, then id. */
+int store__cmp_claim(const void *pa, const void *pb);
 
 /* store__errf records the message on c and returns err. */
 int store__errf(struct store_conn *c, int err, const char *fmt, ...)

@@ -199,6 +199,49 @@ int store__pg_simple(struct store_conn *c, const char *what, const char *sql)
 	return rc;
 }
 
+void store__pg_arr_init(struct buf *b)
+{
+	buf_init(b);
+	buf_putc(b, '{');
+}
+
+void store__pg_arr_int(struct buf *b, int64_t v)
+{
+	if (b->len > 1)
+		buf_putc(b, ',');
+	if (v < 0) {
+		buf_putc(b, '-');
+		buf_put_u64(b, 0 - (uint64_t)v);
+	} else {
+		buf_put_u64(b, (uint64_t)v);
+	}
+}
+
+void store__pg_arr_text(struct buf *b, const char *s)
+{
+	if (b->len > 1)
+		buf_putc(b, ',');
+	buf_putc(b, '"');
+	if (s) {
+		const char *run = s;
+		for (; *s; s++) {
+			if (*s != '"' && *s != '\\')
+				continue;
+			buf_append(b, run, (size_t)(s - run));
+			buf_putc(b, '\\');
+			run = s; /* the quote or backslash itself starts the next run */
+		}
+		buf_append(b, run, (size_t)(s - run));
+	}
+	buf_putc(b, '"');
+}
+
+const char *store__pg_arr_end(struct buf *b)
+{
+	buf_putc(b, '}');
+	return b->data;
+}
+
 int64_t store__pg_i64(const PGresult *res, int row, int col)
 {
 	if (PQgetisnull(res, row, col))

@@ -223,6 +223,13 @@ def sqlite_only(why):
         raise Skip("SQLite only: " + why)
 
 
+def not_yet_on_pg(why):
+    """Skips the calling test against PostgreSQL for a gap of the
+    PostgreSQL store's that docs/postgresql.md names (why says which)."""
+    if PG:
+        raise Skip("not yet on PostgreSQL: " + why)
+
+
 _procs = []  # every Proc started, for end_test
 _stores = []  # the PostgreSQL stores made since the last end_test
 _by_dir = {}  # db_dir -> its PostgreSQL store, for this test

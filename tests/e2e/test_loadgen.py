@@ -19,14 +19,21 @@ def report(r):
     return json.loads(lines[-1])
 
 
+# The rate this test drives: the load generator is under test, not the store;
+# the PostgreSQL store keeps up with less on this machine today (see
+# docs/postgresql.md, "Speed").
+LOADGEN_RATE = 200 if STORE == "sqlite" else 50
+
+
 def test_loadgen_constant_rate():
     with Stack(tenants=2) as s:
         rep = report(loadgen("--url", s.url, "--bsp", s.bsp, "--app-secret", SECRET,
-                             "--rate", "200", "--duration", "3", "--tenants", "2"))
-        assert rep["profile"] == "constant" and rep["rate"] == 200, rep
-        assert rep["sent"] == 600, rep
-        assert rep["ok"] == 600, rep
-        assert rep["codes"] == {"200": 600}, rep
+                             "--rate", str(LOADGEN_RATE), "--duration", "3", "--tenants", "2"))
+        n = LOADGEN_RATE * 3
+        assert rep["profile"] == "constant" and rep["rate"] == LOADGEN_RATE, rep
+        assert rep["sent"] == n, rep
+        assert rep["ok"] == n, rep
+        assert rep["codes"] == {"200": n}, rep
         assert rep["errors"] == 0, rep
         assert rep["lost"] == 0, rep
         assert rep["duplicates"] == 0, rep
@@ -34,7 +41,7 @@ def test_loadgen_constant_rate():
         assert rep["e2e_ms"]["p50"] > 0, rep
         assert rep["e2e_ms"]["p50"] <= rep["e2e_ms"]["p99"] <= rep["e2e_ms"]["max"], rep
         assert rep["webhook_ms"]["p50"] > 0, rep
-        assert rep["achieved_rate"] > 190, rep
+        assert rep["achieved_rate"] > LOADGEN_RATE * 0.95, rep
         assert "steps" not in rep
         # both shops answered: the replies came from both phone_number_ids
         shops = {m["phone_number_id"] for m in s.mock_messages()}
