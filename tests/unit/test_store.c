@@ -1114,6 +1114,58 @@ static void test_outbox_status_overtaking_the_answer(void **state)
 }
 
 /*
+ * store_outbox_add_many: a page of rows in one call, in order, all or none;
+ * a bad row refuses the whole batch with ERR_INVAL before anything is
+ * written; the counts follow.
+ */
+static void test_outbox_add_many(void **state)
+{
+	struct fx *f = *state;
+	struct outbox_new o[300];
+	int64_t ids[300];
+	char to[300][16];
+	for (int i = 0; i < 300; i++) {
+		snprintf(to[i], sizeof(to[i]), "9198%08d", i);
+		o[i] = (struct outbox_new){
+		        .tenant_id = f->tenant,
+		        .priority = PRIO_P3,
+		        .phone_number_id = "100000000001",
+		        .to = to[i],
+		        .reply_to = "",
+		        .body = "{\"offer\":\"a \\\"quoted\\\" {brace}, comma\"}"};
+	}
+	/* rolled back with its transaction */
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_outbox_add_many(f->c, o, 300, ids), 0);
+	assert_int_equal(store_rollback(f->c), 0);
+	counts_match_rows(f);
+	/* a row without a body: nothing written */
+	o[7].body = "";
+	assert_int_equal(store_outbox_add_many(f->c, o, 300, ids), ERR_INVAL);
+	o[7].body = o[6].body;
+	assert_int_equal(store_outbox_add_many(f->c, o, 0, ids), 0);
+	/* outside a transaction: its own */
+	assert_int_equal(store_outbox_add_many(f->c, o, 300, ids), 0);
+	for (int i = 1; i < 300; i++)
+		assert_true(ids[i] > ids[i - 1]);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_PENDING, 1000, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 300);
+	for (int i = 0; i < n; i++) {
+		int k = -1;
+		for (int j = 0; j < 300; j++)
+			if (ids[j] == rows[i].id)
+				k = j;
+		assert_true(k >= 0);
+		assert_string_equal(rows[i].to, to[k]);
+		assert_string_equal(rows[i].body, o[k].body);
+		assert_int_equal(rows[i].priority, PRIO_P3);
+	}
+	counts_match_rows(f);
+}
+
+/*
  * The counts follow only what commits: a reply undone with its message
  * (rollback to the savepoint) or its transaction is not counted; inside
  * a transaction the counts include its own changes; recovery moves rows
@@ -2377,6 +2429,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_invoice_numbering_gapless, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_put_dedup, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_media_round_trip, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_add_many, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_counts_follow_what_commits, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_inbox_put_done_and_reopen, setup, teardown),
