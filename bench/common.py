@@ -80,9 +80,12 @@ def wait_http(url, timeout=30):
 class Stack:
     """serve + mock-bsp over a seeded store in a temporary directory."""
 
-    def __init__(self, tenants=100, serve_args=(), keep_dir=None, mock_args=(), relay=False):
+    def __init__(self, tenants=100, serve_args=(), keep_dir=None, mock_args=(), relay=False,
+                 db=None):
         self.dir = keep_dir or tempfile.mkdtemp(prefix="munim-bench-")
-        self.db = os.path.join(self.dir, "munim.db")
+        # db: a store the caller has made ready (a PostgreSQL url), used as
+        # it is; without it, a SQLite file in the directory, made and seeded
+        self.db = db or os.path.join(self.dir, "munim.db")
         self.tenants = tenants
         self.serve_args = list(serve_args)
         self.mock_args = list(mock_args)
@@ -92,7 +95,7 @@ class Stack:
         self.url = "http://127.0.0.1:%d" % self.port
         self.bsp = "http://127.0.0.1:%d" % self.mock_port
         self.procs = []
-        if not os.path.exists(self.db):
+        if not db and not os.path.exists(self.db):
             subprocess.run([MUNIM, "migrate", "--db", self.db], check=True,
                            stdout=subprocess.DEVNULL)
             subprocess.run([MUNIM, "seed", "--db", self.db, "--tenants", str(tenants)],
@@ -123,7 +126,9 @@ class Stack:
             cmd = [MUNIM, "serve", "--db", self.db, "--listen", "127.0.0.1:%d" % self.port,
                    "--bsp-url", self.bsp, "--app-secret", SECRET, "--verify-token", "v",
                    "--access-token", "bench", "--log-level", "warn", *self.serve_args]
-        self.serve = subprocess.Popen(cmd, stdout=log, stderr=log)
+        # in the run's directory: a PostgreSQL-backed serve keeps its send
+        # journal in its working directory
+        self.serve = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=self.dir)
         self.procs.append(self.serve)
         t0 = time.time()
         wait_http(self.url + "/readyz", timeout=300)
