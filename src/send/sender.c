@@ -48,9 +48,10 @@
  *   status naming one of them marks it accepted instead
  *   (store_outbox_status with row_hint, in the worker). A reply is sent
  *   twice only if the provider accepted it and its status did not arrive
- *   within the grace. Without a journal (cfg.send_journal empty: a store
- *   with no local file) the statuses alone stand between a crash and a
- *   duplicate.
+ *   within the grace. serve gives every sender a journal (beside a SQLite
+ *   file; munim-sendlog-<port> in the working directory with a PostgreSQL
+ *   store); with none (cfg.send_journal empty) the statuses alone stand
+ *   between a crash and a duplicate.
  *
  * The outbox row's life here (store.h has the whole diagram):
  *
