@@ -26,7 +26,9 @@
  *                 the page (--alert-url)
  *   degrade 2+    on reaching it, the seed's SMS notice to the shops with
  *                 replies waiting (with an SMS gateway: the notice promises
- *                 SMS); every change posted to --alert-url
+ *                 SMS; looked for again every 2 s while the level holds
+ *                 and no shop was told: tell_shops); every change posted
+ *                 to --alert-url
  *
  * What else follows a level is up to the roles that read it: at spike
  * level 2 and above the sender claims no P3 and merges replies; at 3 and 4
@@ -64,6 +66,8 @@
 #define CONTROL_TICK_MS    1000
 /* While at spike level 3+, marketing is dropped at most this often. */
 #define CONTROL_DROP_EVERY_MS 10000
+/* How often the degradation notice looks again for shops to tell. */
+#define CONTROL_NOTICE_RETRY_MS 2000
 /* The store's housekeeping: hourly, so that a missed day is caught soon. */
 #define CONTROL_MAINTAIN_EVERY_MS (3600 * 1000)
 /* Shops told of a WhatsApp degradation at most, per episode. */
@@ -113,6 +117,8 @@ struct controller {
 	int head, n;
 	int64_t drop_at;     /* mono ms of the next marketing drop */
 	int64_t maintain_at; /* mono ms of the next store_maintain */
+	int notice_pending;  /* degradation 2 reached, no shop told yet (tell_shops) */
+	int64_t notice_at;   /* mono ms of tell_shops' next look */
 	pthread_mutex_t mu;
 	struct control_status st;
 };
@@ -225,16 +231,36 @@ static void degrade_changed(struct controller *c, int level, int was, const char
 	sender_health(c->sender, &h);
 	/* the notice promises SMS: only with a gateway to keep the promise */
 	if (was < DEGRADE_WHATSAPP && level >= DEGRADE_WHATSAPP && h.sms) {
-		int shops = 0;
-		if (control_tell_shops(c->app, c->conn, CONTROL_NOTICE_MAX, clock_wall_ms(),
-		                       &shops) == 0) {
-			log_info("control.shops_told", "told %d shops: \"%s\"", shops,
-			         CONTROL_SHOP_NOTICE);
-			pthread_mutex_lock(&c->mu);
-			c->st.shop_notices += (uint64_t)shops;
-			pthread_mutex_unlock(&c->mu);
-		}
+		c->notice_pending = 1;
+		c->notice_at = 0; /* at once: tell_shops, this same tick */
 	}
+}
+
+/*
+ * tell_shops: the notice of degradation level 2, once per episode, to the
+ * shops with replies waiting. A shop's replies may all be in a send at the
+ * moment the level is reached (none waiting), so when nobody was told it
+ * looks again every CONTROL_NOTICE_RETRY_MS while the level holds.
+ */
+static void tell_shops(struct controller *c, int level, int64_t mono_ms)
+{
+	if (!c->notice_pending || level < DEGRADE_WHATSAPP) {
+		c->notice_pending = 0;
+		return;
+	}
+	if (mono_ms < c->notice_at)
+		return;
+	c->notice_at = mono_ms + CONTROL_NOTICE_RETRY_MS;
+	int shops = 0;
+	if (control_tell_shops(c->app, c->conn, CONTROL_NOTICE_MAX, clock_wall_ms(), &shops) != 0)
+		return; /* logged; tried again */
+	if (shops == 0)
+		return;
+	c->notice_pending = 0;
+	log_info("control.shops_told", "told %d shops: \"%s\"", shops, CONTROL_SHOP_NOTICE);
+	pthread_mutex_lock(&c->mu);
+	c->st.shop_notices += (uint64_t)shops;
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* drop_marketing: at spike level 3+, P3 waiting goes, its shops told. */
@@ -480,6 +506,7 @@ static void sample(struct controller *c, int64_t mono_ms)
 		atomic_store(&c->app->degradation_level, dlevel);
 		degrade_changed(c, dlevel, dwas, dwhy);
 	}
+	tell_shops(c, dlevel, mono_ms);
 	drop_marketing(c, level, mono_ms);
 	maintain(c, mono_ms);
 
