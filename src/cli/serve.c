@@ -233,12 +233,6 @@ static int require(const char *value, const char *flag, const char *env)
 	return ERR_INVAL;
 }
 
-/*
- * The gauges that mirror store state (inbox depth, outbox rows by priority
- * and state) start from the store's own counts, read before any role runs;
- * every change after that moves them as it commits. Both reads cost the
- * same however large the history (a partial index, a table of 16 counts).
- */
 /* on_store_wake: another process committed work for this one's roles
  * (store_listen_start; PostgreSQL). */
 static void on_store_wake(void *arg, enum store_wake what)
@@ -247,6 +241,12 @@ static void on_store_wake(void *arg, enum store_wake what)
 	notify_signal(what == STORE_WAKE_INBOX ? &app->inbox_ready : &app->outbox_ready);
 }
 
+/*
+ * The gauges that mirror store state (inbox depth, outbox rows by priority
+ * and state) start from the store's own counts, read before any role runs;
+ * every change after that moves them as it commits. Both reads cost the
+ * same however large the history (a partial index, a table of 16 counts).
+ */
 static int load_gauges(struct app *app, struct store_conn *c)
 {
 	int64_t depth = 0;
