@@ -145,10 +145,13 @@ def test_outage_sms_fallback_then_recovery():
         base_fail = metric(s, 'munim_provider_sends_total{provider="bsp1",result="failure"}')
         t_out = time.time()
         s.mock_faults(outage=True, for_ms=outage_ms)
-        # the breaker opens within 5 failed calls
+        # the breaker opens at the 5th failed call (test_breaker.c counts it
+        # exactly); read here, the count also holds the calls already on the
+        # wire when it opened and those ending before this poll sees it: a
+        # few more on a loaded machine, never a flood
         wait_until(lambda: breaker(s) == 1, timeout=15, interval=0.02, what="breaker open")
         failed = metric(s, 'munim_provider_sends_total{provider="bsp1",result="failure"}')
-        assert failed - base_fail <= 6, failed - base_fail
+        assert failed - base_fail <= 8, failed - base_fail
         # the first SMS to a customer (the shop's owner may get the notice of
         # degradation level 2 before it: the controller's own timing)
         first_sms = wait_until(lambda: [x for x in s.mock_sms()
