@@ -63,23 +63,6 @@ static int one_i64(struct store_conn *c, const char *what, const char *sql, int6
 	return rc;
 }
 
-/* count_rows runs the count(*) sql (no parameters), across tenants, into *n. */
-static int count_rows(struct store_conn *c, const char *what, const char *sql, int64_t *n)
-{
-	int own;
-	*n = 0;
-	int rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
-	if (rc < 0)
-		return rc;
-	PGresult *r;
-	rc = store__pg_query(c, what, sql, &r, "");
-	if (rc == 0) {
-		*n = store__pg_i64(r, 0, 0);
-		PQclear(r);
-	}
-	return store__pg_op_end(c, own, rc);
-}
-
 /* ---- AI jobs -------------------------------------------------------------------------------- */
 
 #define AI_JOB_COLS                                                                                \
@@ -291,7 +274,8 @@ static int pg_ai_job_get(struct store_conn *c, int64_t id, struct arena *a, stru
 
 static int pg_ai_job_count(struct store_conn *c, int64_t *n)
 {
-	return count_rows(c, "count AI jobs", "SELECT count(*) FROM ai_jobs WHERE state < 2", n);
+	return store__pg_count_rows(c, "count AI jobs",
+	                            "SELECT count(*) FROM ai_jobs WHERE state < 2", n);
 }
 
 /* ---- the OCR queue -------------------------------------------------------------------------- */
@@ -402,8 +386,8 @@ static int pg_ocr_done(struct store_conn *c, int64_t id, const char *note, int64
 
 static int pg_ocr_depth(struct store_conn *c, int64_t *n)
 {
-	return count_rows(c, "count the OCR queue",
-	                  "SELECT count(*) FROM ocr_queue WHERE state = 0", n);
+	return store__pg_count_rows(c, "count the OCR queue",
+	                            "SELECT count(*) FROM ocr_queue WHERE state = 0", n);
 }
 
 /* ---- the companion app ---------------------------------------------------------------------- */

@@ -393,19 +393,8 @@ static int pg_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, c
 
 static int pg_inbox_depth(struct store_conn *c, int64_t *n)
 {
-	const char *what = "count inbox";
-	PGresult *r;
-	int own;
-	*n = 0;
-	int rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
-	if (rc < 0)
-		return rc;
-	rc = store__pg_query(c, what, "SELECT count(*) FROM inbox WHERE state = 0", &r, "");
-	if (rc == 0) {
-		*n = store__pg_i64(r, 0, 0);
-		PQclear(r);
-	}
-	return store__pg_op_end(c, own, rc);
+	return store__pg_count_rows(c, "count inbox", "SELECT count(*) FROM inbox WHERE state = 0",
+	                            n);
 }
 
 static int pg_inbox_waiting(struct store_conn *c, int limit, struct arena *a,

@@ -149,6 +149,12 @@ void store__pg_arr_int(struct buf *b, int64_t v);
 void store__pg_arr_text(struct buf *b, const char *s);
 const char *store__pg_arr_end(struct buf *b);
 
+/*
+ * store__pg_count_rows runs sql, a count(*) with no parameters, across
+ * tenants (the system scope), into *n (0 on an error).
+ */
+int store__pg_count_rows(struct store_conn *c, const char *what, const char *sql, int64_t *n);
+
 /* store__pg_i64 reads column col of row as an int64_t (NULL reads 0). */
 int64_t store__pg_i64(const PGresult *res, int row, int col);
 /* store__pg_str copies column col of row into a ("" for NULL). */

@@ -167,21 +167,7 @@ static int pg_tenant_list(struct store_conn *c, int64_t after_id, int limit, str
 
 static int pg_tenant_count(struct store_conn *c, int64_t *n)
 {
-	const char *what = "count tenants";
-	PGresult *r = NULL;
-	int own;
-	*n = 0;
-	int rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
-	if (rc < 0)
-		return rc;
-	rc = store__pg_query(c, what, "SELECT count(*) FROM tenants", &r, "");
-	if (rc == 0)
-		*n = store__pg_i64(r, 0, 0);
-	PQclear(r);
-	rc = store__pg_op_end(c, own, rc);
-	if (rc < 0)
-		*n = 0;
-	return rc;
+	return store__pg_count_rows(c, "count tenants", "SELECT count(*) FROM tenants", n);
 }
 
 /* ---- marketing: templates and API tokens ---------------------------------------------------- */

@@ -199,6 +199,25 @@ int store__pg_simple(struct store_conn *c, const char *what, const char *sql)
 	return rc;
 }
 
+int store__pg_count_rows(struct store_conn *c, const char *what, const char *sql, int64_t *n)
+{
+	PGresult *r;
+	int own;
+	*n = 0;
+	int rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
+	if (rc < 0)
+		return rc;
+	rc = store__pg_query(c, what, sql, &r, "");
+	if (rc == 0) {
+		*n = store__pg_i64(r, 0, 0);
+		PQclear(r);
+	}
+	rc = store__pg_op_end(c, own, rc);
+	if (rc < 0)
+		*n = 0;
+	return rc;
+}
+
 void store__pg_arr_init(struct buf *b)
 {
 	buf_init(b);
