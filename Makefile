@@ -11,7 +11,7 @@
 #   make run        the demo: serve + mock BSP on loopback with a demo shop
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson libcurl sqlite3 openssl libpq
+PKGS    := libmicrohttpd jansson libcurl sqlite3 openssl libpq hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -98,7 +98,7 @@ e2e-pg: $(BIN)
 # the end-to-end suite against a bin/munim built with ASan+UBSan, without
 # the long timing drills (outage, surge, kill -9 loops): the plain pass runs
 # them, and they take the sanitized pass past the test command's budget
-E2E_ASAN_SKIP ?= test_outage_sms_fallback_then_recovery,test_surge_10x,test_kill9_,test_spike_level_pauses_marketing,test_two_bsps_fail_over_and_back,test_held_replies_expire,test_works_through_whatsapp_outage
+E2E_ASAN_SKIP ?= test_outage_sms_fallback_then_recovery,test_surge_10x,test_kill9_,test_spike_level_pauses_marketing,test_two_bsps_fail_over_and_back,test_held_replies_expire,test_works_through_whatsapp_outage,test_redis_budget_shared
 e2e-asan:
 	E2E_SKIP="$(E2E_ASAN_SKIP)" $(MAKE) BUILD=build-asan BIN=build-asan/munim OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDLIBS="$(PKG_LIBS) -lm -pthread -fsanitize=address,undefined" e2e

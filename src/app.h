@@ -19,7 +19,10 @@
 
 struct ai;
 struct backlog;
+struct cluster_sender;
 struct delivery;
+struct leader;
+struct lease;
 
 struct app {
 	struct config cfg;
@@ -33,9 +36,21 @@ struct app {
 	/* providers' delivery rates (send/delivery.h), fed by delivery reports;
 	 * NULL: not kept */
 	struct delivery *delivery;
+	/* with --redis and the sender role, the per-number budget, live senders
+	 * and breaker states shared with the fleet (cluster/cluster.h): used by
+	 * the sender's network thread alone, its metrics by any; NULL: the
+	 * sender paces and judges providers alone */
+	struct cluster_sender *cluster;
 	/* the AI thread (ai/ai.h): its signals for the controller (ai_signals);
 	 * NULL when it does not run (no worker role) */
 	struct ai *ai;
+	/* this process's node and partition leases (worker/lease.h): the
+	 * workers read only the partitions it holds; NULL: every partition
+	 * (no lease keeper, as in tests) */
+	struct lease *lease;
+	/* the controllers' leadership (control/leader.h): the cluster-wide
+	 * jobs run only while it leads; NULL: never (no controller role) */
+	struct leader *leader;
 	/* the controller's traffic spike level 0..4 (control/controller.h); 0
 	 * when no controller runs */
 	_Atomic int spike_level;

@@ -13,7 +13,7 @@
 extern const char *const cli_serve_opts[];
 
 /* Settings every store-using command takes. */
-#define CLI_STORE_OPTS "db", "log-level"
+#define CLI_STORE_OPTS "db", "db-prepare", "log-level"
 
 /*
  * cli_setup parses argv for cmd (config_parse) and applies the log level.

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -35,12 +36,19 @@ int cli_open(const struct config *cfg, int migrate, struct store **st, struct st
 	*st = NULL;
 	*c = NULL;
 	store_url_display(cfg->db, shown, sizeof(shown));
+	int prepare = !strcmp(cfg->db_prepare, "on");
+	if (!prepare && strcmp(cfg->db_prepare, "off")) {
+		fprintf(stderr, "munim: invalid value \"%s\" for --db-prepare (on or off)\n",
+		        cfg->db_prepare);
+		return ERR_INVAL;
+	}
 	int rc = store_open(cfg->db, st);
 	if (rc != 0) {
 		fprintf(stderr, "munim: could not open store \"%s\": %s\n", shown, err_str(rc));
 		return rc;
 	}
 	store_set_busy_timeout(*st, (int)cfg->db_busy_timeout_ms);
+	store_set_prepared(*st, prepare);
 	rc = store_connect(*st, c);
 	if (rc != 0) {
 		fprintf(stderr, "munim: could not connect to store \"%s\": %s\n", shown,

@@ -15,10 +15,22 @@
  * (campaign/campaign.h) and the companion app's /v1/stock, /v1/orders,
  * /v1/invoices and /v1/sync (companion/companion.h).
  *
- * --roles names which of the three parts run (default all): ingest (the
- * webhook routes and their committer), worker (the inbox pool), sender (the
- * outbox). Without ingest the server still answers /metrics, /healthz and
- * /readyz. The parts that run keep the order above.
+ * --roles names which parts run (default all): ingest (the webhook routes
+ * and their committer), worker (the inbox pool), sender (the outbox),
+ * controller (may lead the cluster-wide jobs: control/leader.h). Without
+ * ingest the server still answers /metrics, /healthz and /readyz. The
+ * parts that run keep the order above.
+ *
+ * Every process joins the store as a node first (worker/lease.h): the
+ * workers read only the partitions it holds by lease, and the sender's
+ * claims carry its id, so that a dead process's work is taken over and a
+ * live one's never. It leaves last, once the sender's last sends are
+ * recorded.
+ *
+ * With --redis (cluster/cluster.h) the sender shares each number's budget
+ * and its breakers' openings with the other senders, and the controller
+ * reads the signals of every process; without it, or while Redis does not
+ * answer, each process goes on alone.
  */
 #include <malloc.h>
 #include <signal.h>
@@ -33,6 +45,7 @@
 #include "companion/companion.h"
 #include "cli/cli.h"
 #include "cli/cli_internal.h"
+#include "cluster/cluster.h"
 #include "control/controller.h"
 #include "core/arena.h"
 #include "core/clock.h"
@@ -46,7 +59,9 @@
 #include "send/delivery.h"
 #include "send/sender.h"
 #include "send/sms_dlr.h"
+#include "control/leader.h"
 #include "worker/backlog.h"
+#include "worker/lease.h"
 #include "worker/worker.h"
 
 const char *const cli_serve_opts[] = {
@@ -76,6 +91,7 @@ const char *const cli_serve_opts[] = {
         "retry-cap-ms",
         "process-attempts",
         "roles",
+        "node-name",
         "bsp-token",
         "bsp-auth-header",
         "bsp-format",
@@ -93,6 +109,9 @@ const char *const cli_serve_opts[] = {
         "breaker-probes",
         "breaker-slow-ms",
         "pace-per-number",
+        "redis",
+        "redis-timeout-ms",
+        "senders",
         "hold-max-ms",
         "delivery-min-pct",
         "delivery-window-ms",
@@ -148,9 +167,12 @@ static void on_metrics(struct http_req *r, void *ud)
 	buf_init(&b);
 	metrics_render(&app->metrics, &b);
 	sender_render_metrics(src->sender, &b);
+	cluster_sender_render(app->cluster, &b);
 	ai_render_metrics(app->ai, &b);
 	delivery_render(app->delivery, &b, clock_wall_ms());
 	controller_render_metrics(src->control, &b);
+	lease_render_metrics(app->lease, &b);
+	leader_render_metrics(app->leader, &b);
 	buf_printf(&b,
 	           "# HELP munim_ready 1 when serve is ready.\n# TYPE munim_ready gauge\n"
 	           "munim_ready %d\n",
@@ -184,10 +206,12 @@ static void on_readyz(struct http_req *r, void *ud)
 		http_respond(r, 503, "text/plain", "not ready\n", 10);
 }
 
+/* The roles, as the store's nodes record them. */
 enum {
-	ROLE_INGEST = 1 << 0,
-	ROLE_WORKER = 1 << 1,
-	ROLE_SENDER = 1 << 2,
+	ROLE_INGEST = STORE_ROLE_INGEST,
+	ROLE_WORKER = STORE_ROLE_WORKER,
+	ROLE_SENDER = STORE_ROLE_SENDER,
+	ROLE_CONTROLLER = STORE_ROLE_CONTROLLER,
 };
 
 /*
@@ -200,7 +224,10 @@ static int parse_roles(const char *list, unsigned *out)
 	static const struct {
 		const char *name;
 		unsigned bit;
-	} names[] = {{"ingest", ROLE_INGEST}, {"worker", ROLE_WORKER}, {"sender", ROLE_SENDER}};
+	} names[] = {{"ingest", ROLE_INGEST},
+	             {"worker", ROLE_WORKER},
+	             {"sender", ROLE_SENDER},
+	             {"controller", ROLE_CONTROLLER}};
 	unsigned roles = 0;
 	const char *p = list ? list : "";
 	for (;;) {
@@ -212,7 +239,8 @@ static int parse_roles(const char *list, unsigned *out)
 		if (!bit) {
 			int shown = len > 64 ? 64 : (int)len;
 			fprintf(stderr,
-			        "munim serve: unknown role \"%.*s\" (ingest, worker, sender)\n",
+			        "munim serve: unknown role \"%.*s\" (ingest, worker, sender, "
+			        "controller)\n",
 			        shown, p);
 			return ERR_INVAL;
 		}
@@ -326,6 +354,12 @@ int cmd_serve(int argc, char **argv)
 		config_release(&app.cfg);
 		return 2;
 	}
+	if (*app.cfg.redis && cluster_redis_check(app.cfg.redis) != 0) {
+		fprintf(stderr, "munim serve: --redis must be redis://[:password@]host[:port][/db] "
+		                "or a unix socket path\n");
+		config_release(&app.cfg);
+		return 2;
+	}
 
 	/* glibc hands the top of each thread's heap back to the kernel whenever
 	 * more than the trim threshold is free there, and raises the threshold
@@ -393,13 +427,30 @@ int cmd_serve(int argc, char **argv)
 	/* before the threads connect: no commit of theirs copies the WAL */
 	if (store_checkpoint_in_background(app.store) != 0)
 		goto out;
-	/* the fast path needs both ends in this process */
-	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)
+	/* the fast path needs both ends in this process, and a store no other
+	 * process writes: its backlog knows only this process's inbox writes,
+	 * and a server store may have other ingest processes (and its round
+	 * trips would hold up the group commit) */
+	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0 &&
+	    !store_shared_writers(app.store))
 		app.backlog = load_backlog(&app, c);
+	/* a node before any role: the workers' partitions, the sender's
+	 * claims and its recovery of a dead node's sends need it */
+	if (lease_start(&app, roles, &app.lease) != 0)
+		goto out;
 	if ((roles & (ROLE_WORKER | ROLE_SENDER)) &&
 	    store_listen_start(app.store, app.cfg.db_listen, on_store_wake, &app) != 0) {
 		log_error("serve.start_failed", "could not start listening for other processes");
 		goto out;
+	}
+	if ((roles & ROLE_SENDER) && *app.cfg.redis) {
+		char node[160];
+		cluster_node_name(node, sizeof(node));
+		if (cluster_sender_new(&app.cfg, node, &app.cluster) != 0) {
+			log_error("serve.start_failed",
+			          "the shared send budget's settings are invalid");
+			goto out;
+		}
 	}
 	if ((roles & ROLE_SENDER) && sender_start(&app, &sender) != 0)
 		goto out;
@@ -409,6 +460,8 @@ int cmd_serve(int argc, char **argv)
 	if ((roles & (ROLE_WORKER | ROLE_INGEST)) && ai_start(&app, &app.ai) != 0)
 		goto out;
 	if ((roles & ROLE_WORKER) && worker_pool_start(&app, sender, &workers) != 0)
+		goto out;
+	if ((roles & ROLE_CONTROLLER) && leader_start(&app, &app.leader) != 0)
 		goto out;
 	if (controller_start(&app, sender, workers, &control) != 0)
 		goto out;
@@ -463,12 +516,20 @@ out:
 	sms_dlr_stop(dlr);
 	ingest_stop(ingest);
 	controller_stop(control); /* it resizes the pool and reads the sender */
+	leader_stop(app.leader);  /* a standby takes over */
+	app.leader = NULL;
 	worker_pool_stop(workers);
+	lease_drop_partitions(app.lease); /* another worker process takes them */
 	sender_stop(sender);
+	cluster_sender_free(app.cluster); /* after its only user, the sender */
+	app.cluster = NULL;
 	if (app.store)
 		store_listen_stop(app.store);
 	ai_stop(app.ai); /* after the controller, which reads its signals */
 	app.ai = NULL;
+	/* last: a live node's sends are never taken over while it records them */
+	lease_stop(app.lease);
+	app.lease = NULL;
 	backlog_free(app.backlog);
 	delivery_free(app.delivery);
 	cli_close(app.store, c);

@@ -38,6 +38,16 @@
  * Snapshots are kept in a ring of CONTROL_MAX_WINDOW + 1 seconds; until the
  * ring has a full window, the oldest snapshot starts it.
  *
+ * With --redis the signals are the fleet's: each process's controller
+ * publishes its own sample and reads the sum over the live processes
+ * (fleet(), cluster/cluster.h), so that a controller sees the webhooks of
+ * the ingest processes and the replies of the sender processes alike.
+ *
+ * Every process runs this thread for what is its own (its levels, the
+ * modes its roles follow, its worker pool's size); the cluster-wide jobs -
+ * the store's housekeeping, the notices to shops, marketing dropped, the
+ * alerts - run only in the leading controller (leader.h, app->leader).
+ *
  * Threading: one thread of its own; reads metrics atomics, writes the
  * app's levels, the status copy under mu (read by controller_render_*).
  */
@@ -49,9 +59,11 @@
 #include <string.h>
 
 #include "ai/ai.h"
+#include "cluster/cluster.h"
 #include "control/actions.h"
 #include "control/festival.h"
 #include "control/hpa.h"
+#include "control/leader.h"
 #include "plan/plan.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -106,7 +118,9 @@ struct controller {
 	int64_t up_window_ms; /* the plan's scale-up window (none when aggressive) */
 	int depth_alerted;    /* the festival's depth alert fired; rearmed below it */
 	int standby_warned;
-	struct store_conn *conn; /* actions */
+	struct store_conn *conn;    /* actions */
+	struct cluster_view *fleet; /* --redis: the fleet's signals (fleet()); NULL: alone */
+	int fleet_shared;           /* the last sample was the fleet's */
 	struct spike spike;
 	struct degrade degrade;
 	int window; /* seconds */
@@ -176,6 +190,8 @@ static double pct(uint64_t part, uint64_t whole)
 static void alert(struct controller *c, const char *event, const char *severity, int level,
                   const char *text)
 {
+	if (!leader_is(c->app->leader)) /* the leader alerts for all */
+		return;
 	int rc = control_alert(c->app, event, severity, level, text);
 	if (!c->app->cfg.alert_url || !*c->app->cfg.alert_url)
 		return;
@@ -434,11 +450,78 @@ static void maintain(struct controller *c, int64_t mono_ms)
 		log_info("control.maintain", "made %d audit log partition(s) ahead", made);
 }
 
+/*
+ * fleet: with --redis, this process's signals (now, *depth, *h, *ai) are
+ * published and the sums over every live process replace them
+ * (cluster_view_exchange); while Redis does not answer, this process's own
+ * stand. A move between the two starts the window again: sums and one
+ * process's counts do not subtract. The depth is the store's own count
+ * instead (the queues are the store's): every process's gauges start from
+ * that count, so their sum would hold a start-up backlog once per process.
+ */
+static void fleet(struct controller *c, struct snapshot *now, int64_t *depth,
+                  struct sender_health *h, struct ai_signals *ai)
+{
+	if (!c->fleet)
+		return;
+	int64_t inbox = 0, rows[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	if (store_inbox_depth(c->conn, &inbox) == 0 && store_outbox_counts(c->conn, rows) == 0) {
+		*depth = inbox;
+		for (int p = 0; p < PRIO_P3; p++)
+			*depth += rows[p][OUTBOX_PENDING];
+	}
+	struct cluster_signals mine = {0}, all;
+	mine.depth = *depth;
+	memcpy(mine.lat, now->lat, sizeof(mine.lat));
+	memcpy(mine.ai_lat, now->ai_lat, sizeof(mine.ai_lat));
+	mine.requests = now->requests;
+	mine.errors = now->errors;
+	mine.refused = now->refused;
+	mine.ai_calls = now->ai_calls;
+	mine.ai_failed = now->ai_failed;
+	mine.bsps = h->bsps;
+	mine.bsps_up = h->bsps_up;
+	mine.bsps_delivering = h->bsps_delivering;
+	mine.sms = h->sms;
+	mine.ai_configured = ai->configured;
+	mine.ai_refusing = ai->refusing;
+	int processes = 0;
+	int shared = cluster_view_exchange(c->fleet, &mine, &all, &processes);
+	/* alone after the fleet, the fleet after alone, or a process left the
+	 * sums: the window starts at this snapshot */
+	if (shared == 2 || (shared != 0) != c->fleet_shared)
+		c->n = 0;
+	c->fleet_shared = shared != 0;
+	if (!shared)
+		return;
+	memcpy(now->lat, all.lat, sizeof(now->lat));
+	memcpy(now->ai_lat, all.ai_lat, sizeof(now->ai_lat));
+	now->requests = all.requests;
+	now->errors = all.errors;
+	now->refused = all.refused;
+	now->ai_calls = all.ai_calls;
+	now->ai_failed = all.ai_failed;
+	h->bsps = all.bsps;
+	h->bsps_up = all.bsps_up;
+	h->bsps_delivering = all.bsps_delivering;
+	h->sms = all.sms;
+	ai->configured = all.ai_configured;
+	ai->refusing = all.ai_refusing;
+}
+
 static void sample(struct controller *c, int64_t mono_ms)
 {
 	struct metrics *m = &c->app->metrics;
 	struct snapshot *now = &c->ring[c->head];
 	take(c->app, now);
+	struct sender_health h;
+	sender_health(c->sender, &h);
+	struct ai_signals ai;
+	ai_signals(c->app->ai, &ai);
+	int64_t depth = atomic_load(&m->inbox_depth);
+	for (int p = 0; p < PRIO_P3; p++)
+		depth += atomic_load(&m->outbox[p][OUTBOX_PENDING]);
+	fleet(c, now, &depth, &h, &ai);
 	int back = c->n < c->window ? c->n : c->window;
 	const struct snapshot *old =
 	        &c->ring[(c->head - back + CONTROL_MAX_WINDOW + 1) % (CONTROL_MAX_WINDOW + 1)];
@@ -447,24 +530,18 @@ static void sample(struct controller *c, int64_t mono_ms)
 		c->n++;
 
 	struct spike_signals sig = {0};
-	sig.depth = atomic_load(&m->inbox_depth);
-	for (int p = 0; p < PRIO_P3; p++)
-		sig.depth += atomic_load(&m->outbox[p][OUTBOX_PENDING]);
+	sig.depth = depth;
 	int64_t p95 = controller_p95_ms(old->lat, now->lat);
 	sig.p95_ms = p95 < 0 ? 0 : p95;
 	uint64_t reqs = now->requests - old->requests;
 	sig.error_pct = pct(now->errors - old->errors, reqs);
 
 	struct degrade_signals ds = {0};
-	struct sender_health h;
-	sender_health(c->sender, &h);
 	ds.bsps = h.bsps;
 	ds.bsps_up = h.bsps_up;
 	ds.bsps_delivering = h.bsps_delivering;
 	ds.webhooks = (int64_t)reqs;
 	ds.store_error_pct = pct(now->refused - old->refused, reqs);
-	struct ai_signals ai;
-	ai_signals(c->app->ai, &ai);
 	ds.ai_configured = ai.configured;
 	ds.ai_breaker_open = ai.refusing;
 	ds.ai_calls = (int64_t)(now->ai_calls - old->ai_calls);
@@ -506,9 +583,11 @@ static void sample(struct controller *c, int64_t mono_ms)
 		atomic_store(&c->app->degradation_level, dlevel);
 		degrade_changed(c, dlevel, dwas, dwhy);
 	}
-	tell_shops(c, dlevel, mono_ms);
-	drop_marketing(c, level, mono_ms);
-	maintain(c, mono_ms);
+	if (leader_is(c->app->leader)) { /* the cluster-wide jobs */
+		tell_shops(c, dlevel, mono_ms);
+		drop_marketing(c, level, mono_ms);
+		maintain(c, mono_ms);
+	}
 
 	int64_t wall = clock_wall_ms();
 	const struct festival_window *w = festival_at(&c->plan.cal, wall);
@@ -609,6 +688,15 @@ int controller_start(struct app *app, struct sender *sender, struct worker_pool 
 		free(c);
 		return ERR_IO;
 	}
+	char node[160];
+	cluster_node_name(node, sizeof(node));
+	if (cluster_view_new(&app->cfg, node, &c->fleet) != 0) {
+		log_error("serve.start_failed", "the controller cannot use --redis as given");
+		store_disconnect(c->conn);
+		plan_settings_release(&c->plan);
+		free(c);
+		return ERR_INVAL;
+	}
 	/* the window's first snapshot: what happened before the thread's
 	 * first second counts in it */
 	take(app, &c->ring[0]);
@@ -622,6 +710,7 @@ int controller_start(struct app *app, struct sender *sender, struct worker_pool 
 		notify_release(&c->wake);
 		pthread_mutex_destroy(&c->mu);
 		store_disconnect(c->conn);
+		cluster_view_free(c->fleet);
 		plan_settings_release(&c->plan);
 		free(c);
 		return ERR_NOMEM;
@@ -640,6 +729,7 @@ void controller_stop(struct controller *c)
 	notify_release(&c->wake);
 	pthread_mutex_destroy(&c->mu);
 	store_disconnect(c->conn);
+	cluster_view_free(c->fleet);
 	plan_settings_release(&c->plan);
 	free(c);
 }

@@ -38,6 +38,9 @@ static const struct cfg_entry table[] = {
         {"db-busy-timeout-ms", CFG_INT, OFF(db_busy_timeout_ms), "5000", 0, 600000,
          "MUNIM_DB_BUSY_TIMEOUT_MS", 0,
          "how long a write waits for a lock held by another process before failing"},
+        {"db-prepare", CFG_STR, OFF(db_prepare), "on", 0, 0, "MUNIM_DB_PREPARE", 0,
+         "on: prepare each PostgreSQL statement once per connection (planned once); off: "
+         "send it whole every time (behind PgBouncer in transaction mode before 1.21)"},
         {"db-replica", CFG_LIST, OFF(db_replica), "", 0, 0, "MUNIM_DB_REPLICA", 1,
          "PostgreSQL read replicas' urls (repeat or comma-separate): the shop app's stock, "
          "order and invoice reads go there"},
@@ -91,6 +94,17 @@ static const struct cfg_entry table[] = {
          "MUNIM_BREAKER_SLOW_MS", 0, "an answer this slow counts as a failure (0: never)"},
         {"pace-per-number", CFG_INT, OFF(pace_per_number), "80", 0, 100000, "MUNIM_PACE_PER_NUMBER",
          0, "most sends per second from one business phone number (0: unpaced)"},
+        {"redis", CFG_STR, OFF(redis), "", 0, 0, "MUNIM_REDIS", 1,
+         "Redis the processes share the per-number budget, breaker states and controller "
+         "signals through: redis://[:password@]host:port[/db] or a unix socket path; empty: "
+         "each process alone"},
+        {"redis-timeout-ms", CFG_INT, OFF(redis_timeout_ms), "50", 1, 10000,
+         "MUNIM_REDIS_TIMEOUT_MS", 0,
+         "time limit of a Redis connect or command; past it the process goes on alone"},
+        {"senders", CFG_INT, OFF(senders), "1", 1, 100000, "MUNIM_SENDERS", 0,
+         "with --redis, the sender processes sharing each number's budget until Redis has "
+         "counted them; a sender that cannot reach Redis sends at most pace-per-number / "
+         "senders"},
         {"hold-max-ms", CFG_INT, OFF(hold_max_ms), "3600000", 1000, 604800000, "MUNIM_HOLD_MAX_MS",
          0, "while no WhatsApp provider is up, how long P2/P3 wait before they expire"},
         {"delivery-min-pct", CFG_INT, OFF(delivery_min_pct), "90", 0, 100, "MUNIM_DELIVERY_MIN_PCT",
@@ -260,7 +274,7 @@ static const struct cfg_entry table[] = {
          "most messages sharing one worker commit"},
         {"inline-max", CFG_INT, OFF(inline_max), "64", 0, 1024, "MUNIM_INLINE_MAX", 0,
          "most new messages a webhook commit processes itself while the inbox is empty"
-         " (0: the workers take them all)"},
+         " (0: the workers take them all; an embedded store only)"},
         {"send-inflight", CFG_INT, OFF(send_inflight), "1024", 1, 16384, "MUNIM_SEND_INFLIGHT", 0,
          "sends in flight to the provider at once"},
         {"send-journal", CFG_STR, OFF(send_journal), "", 0, 0, "MUNIM_SEND_JOURNAL", 0,
@@ -370,8 +384,12 @@ static const struct cfg_entry table[] = {
          "most requests in flight at once (keep-alive connections)"},
         {"drain-timeout", CFG_INT, OFF(drain_timeout), "30", 0, 3600, NULL, 0,
          "seconds to wait for the last replies after sending"},
-        {"roles", CFG_STR, OFF(roles), "ingest,worker,sender", 0, 0, "MUNIM_ROLES", 0,
-         "what serve runs, comma-separated: ingest (webhooks), worker (inbox), sender (outbox)"},
+        {"roles", CFG_STR, OFF(roles), "ingest,worker,sender,controller", 0, 0, "MUNIM_ROLES", 0,
+         "what serve runs, comma-separated: ingest (webhooks), worker (inbox), sender (outbox),"
+         " controller (may lead the cluster-wide jobs)"},
+        {"node-name", CFG_STR, OFF(node_name), "", 0, 0, "MUNIM_NODE_NAME", 0,
+         "this process's name among the store's processes, the same across its restarts and"
+         " never two live at once (default: host:port of --listen)"},
 };
 
 #define NENTRIES (sizeof(table) / sizeof(table[0]))

@@ -16,6 +16,7 @@ struct config {
 	/* store */
 	char *db;
 	int64_t db_busy_timeout_ms;
+	char *db_prepare;
 	char *db_replica;
 	char *db_listen;
 	int64_t replica_max_lag_ms;
@@ -42,6 +43,7 @@ struct config {
 	int64_t process_attempts;
 	char *log_level;
 	char *roles;
+	char *node_name;
 	/* delivery: providers, breakers, pacing, fallback */
 	char *bsp_token;       /* list, in bsp_url order ("" items: access_token) */
 	char *bsp_auth_header; /* list, in bsp_url order ("" items: bearer) */
@@ -60,6 +62,9 @@ struct config {
 	int64_t breaker_probes;
 	int64_t breaker_slow_ms;
 	int64_t pace_per_number;
+	char *redis;              /* what the processes share (cluster/cluster.h); "": none */
+	int64_t redis_timeout_ms; /* connect and command time limit */
+	int64_t senders;          /* live senders assumed until Redis has counted them */
 	int64_t hold_max_ms;
 	int64_t delivery_min_pct;
 	int64_t delivery_window_ms;

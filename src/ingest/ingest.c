@@ -78,6 +78,7 @@
 #include "ingest/envelope.h"
 #include "ingest/sig.h"
 #include "send/sender.h"
+#include "send/wamsg.h"
 #include "worker/backlog.h"
 #include "worker/worker.h"
 
@@ -320,6 +321,47 @@ static void undo_added(struct ingest *ig)
 	ig->nadded = 0;
 }
 
+/* A delivery status of a commit: job, index, and the outbox row it names. */
+struct status_ref {
+	int64_t row; /* INT64_MAX: not named (found by the provider's id) */
+	int job, k;
+};
+
+static int cmp_status_ref(const void *pa, const void *pb)
+{
+	const struct status_ref *a = pa, *b = pb;
+	return a->row < b->row ? -1 : a->row > b->row;
+}
+
+/*
+ * apply_statuses applies the delivery statuses of jobs[0..n) in the order
+ * of the outbox rows they name, those that name none last. The sender
+ * records its outcomes in id order too, so two transactions writing the
+ * same rows wait for each other, never deadlock.
+ */
+static int apply_statuses(struct ingest *ig, struct store_conn *c, struct ingest_job **jobs, int n)
+{
+	int total = 0, rc = 0;
+	for (int i = 0; i < n; i++)
+		total += jobs[i]->nstatus;
+	if (total == 0)
+		return 0;
+	struct status_ref *refs = xmalloc((size_t)total * sizeof(*refs));
+	int m = 0;
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < jobs[i]->nstatus; k++) {
+			int64_t row = wamsg_callback_row(jobs[i]->statuses[k].callback_data);
+			refs[m++] = (struct status_ref){row > 0 ? row : INT64_MAX, i, k};
+		}
+	qsort(refs, (size_t)m, sizeof(*refs), cmp_status_ref);
+	for (int r = 0; r < m && rc == 0; r++) {
+		struct ingest_job *j = jobs[refs[r].job];
+		rc = send_status_apply(ig->app, c, &j->statuses[refs[r].k], &j->moves[refs[r].k]);
+	}
+	free(refs);
+	return rc;
+}
+
 /* Stores jobs[0..n) in one transaction; 0 or the store's error. Counts
  * metrics and adds to *fresh the new entries left for the workers. */
 static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64_t *fresh)
@@ -350,11 +392,9 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 			goto fail;
 		if (run && (rc = run_new(ig, j)) != 0)
 			goto fail;
-		for (int k = 0; k < j->nstatus; k++)
-			if ((rc = send_status_apply(ig->app, c, &j->statuses[k], &j->moves[k])) !=
-			    0)
-				goto fail;
 	}
+	if ((rc = apply_statuses(ig, c, jobs, n)) != 0)
+		goto fail;
 	rc = store_commit(c);
 	if (rc)
 		goto fail;
@@ -381,7 +421,8 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 	/* durable before any 200. The disk is waited for outside the writer
 	 * lock, so workers and sender write meanwhile. If it fails the rows
 	 * are there but not known to be on disk: 503, and the redelivery
-	 * finds them (duplicates are counted, statuses only move forward). */
+	 * finds them (duplicates are counted, statuses only move forward).
+	 * With writers side by side the commit was durable: nothing to do. */
 	rc = store_sync(c);
 	if (rc)
 		snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
@@ -683,8 +724,9 @@ int ingest_start(struct app *app, struct sender *sender, struct ingest **out)
 		pthread_mutex_init(&ig->stripe_mu[i], NULL);
 
 	rc = store_connect(app->store, &ig->conn);
-	if (rc == 0)
-		rc = store_set_lazy_commits(ig->conn, 1); /* + store_sync per commit */
+	/* one writer at a time: lazy, and store_sync per commit after the lock */
+	if (rc == 0 && !store_shared_writers(app->store))
+		rc = store_set_lazy_commits(ig->conn, 1);
 	if (rc) {
 		log_error("ingest.start_failed", "could not connect the ingest committer: %s",
 		          err_str(rc));

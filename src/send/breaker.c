@@ -51,6 +51,11 @@
  * asked us to slow down, which pacing does; opening would only stop the
  * replies it would still take.
  *
+ * Shared opening (breaker_force_open): CLOSED or HALF_OPEN -> OPEN until a
+ * given end, when another sender of the fleet saw the provider fail
+ * (cluster/cluster.h reads that from Redis); the end comes from outside,
+ * the jitter with it. An OPEN breaker only lengthens to it.
+ *
  * Invariants: now_ms never decreases (an earlier time counts as no time
  * passing, so nothing is counted twice or in a bucket already reused);
  * every bucket's epoch is at most now's; probes_in_flight stays within
@@ -235,6 +240,23 @@ int breaker_record(struct breaker *b, int64_t now_ms, enum breaker_outcome o, ui
 		return 1;
 	}
 	return 0;
+}
+
+int breaker_force_open(struct breaker *b, int64_t now_ms, int64_t until_ms)
+{
+	int64_t t = advance(b, now_ms);
+	if (until_ms <= t)
+		return 0;
+	if (b->state == BREAKER_OPEN) {
+		if (b->open_until >= until_ms)
+			return 0;
+		b->open_until = until_ms;
+		return 1;
+	}
+	b->state = BREAKER_OPEN;
+	b->open_until = until_ms;
+	clear_counts(b);
+	return 1;
 }
 
 enum breaker_state breaker_state(const struct breaker *b)

@@ -101,6 +101,17 @@ int breaker_allow(struct breaker *b, int64_t now_ms, int *changed);
  */
 int breaker_record(struct breaker *b, int64_t now_ms, enum breaker_outcome o, uint64_t rnd);
 
+/*
+ * breaker_force_open: another sender of the fleet saw the provider fail and
+ * holds it open until until_ms. The breaker goes OPEN until then - from
+ * CLOSED or HALF_OPEN with every count cleared, as when it trips itself
+ * (a probe in flight is forgotten: its late answer changes nothing) - or,
+ * already OPEN, stays so until the later of its own end and until_ms.
+ * Returns 1 when the state or its end changed, 0 when until_ms is not
+ * after now_ms or the breaker already stays open as long.
+ */
+int breaker_force_open(struct breaker *b, int64_t now_ms, int64_t until_ms);
+
 enum breaker_state breaker_state(const struct breaker *b);
 
 /* breaker_open_until: the ms from which an OPEN breaker lets a probe through;

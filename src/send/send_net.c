@@ -38,6 +38,12 @@
  *     none, P2/P3 older than hold_max ---> expire (DEAD, counted)
  *     none ------------------------------> hold until the earliest reopening
  *
+ * With --redis the number's pace is the fleet's (cluster_sender_take: one
+ * budget for all senders, slowed for all by a 130429), and a breaker that
+ * opens here opens the other senders' too (record, share_breakers); when
+ * Redis does not answer, this sender paces at its share and its breakers
+ * judge alone.
+ *
  * Invariants
  *   - An acceptance is handed to the recorder only after the journal_sync
  *     that holds it returned (or failed: then the store is its only record,
@@ -62,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/jsonr.h"
@@ -259,8 +266,52 @@ static void record(struct sender *s, struct provider *p, enum breaker_outcome o,
 {
 	if (o == BREAKER_FAILURE)
 		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
-	if (breaker_record(&p->br, now, o, rng_next(&s->rng)))
+	if (breaker_record(&p->br, now, o, rng_next(&s->rng))) {
 		changed(s, p, now);
+		/* what this sender saw, the fleet heeds (share_breakers) */
+		if (s->app->cluster && breaker_state(&p->br) == BREAKER_OPEN)
+			cluster_sender_opened(s->app->cluster, p->url, breaker_open_until(&p->br),
+			                      now);
+	}
+}
+
+/*
+ * share_breakers: with Redis, at each of its ticks (cluster_sender_tick),
+ * opens the breakers another sender holds open, until that end plus this
+ * sender's own jitter (so that the fleet's probes do not all come at one
+ * instant). A breaker already open as long is left alone.
+ */
+static void share_breakers(struct sender *s, int64_t now)
+{
+	struct cluster_sender *cl = s->app->cluster;
+	struct provider_list *l = &s->providers;
+	const char *keys[PROVIDER_MAX];
+	int64_t until[PROVIDER_MAX];
+	if (!cl)
+		return;
+	for (int i = 0; i < l->n; i++)
+		keys[i] = l->p[i].url;
+	if (cluster_sender_tick(cl, now, keys, l->n, until) != 1)
+		return;
+	for (int i = 0; i < l->n; i++) {
+		struct provider *p = &l->p[i];
+		enum breaker_state was = breaker_state(&p->br);
+		if (until[i] <= now ||
+		    (was == BREAKER_OPEN && breaker_open_until(&p->br) >= until[i]))
+			continue;
+		uint64_t span = (uint64_t)((until[i] - now) * s->app->cfg.breaker_jitter_pct / 100);
+		int64_t end = until[i] + (int64_t)(rng_next(&s->rng) % (span + 1));
+		if (!breaker_force_open(&p->br, now, end))
+			continue;
+		provider_publish(p);
+		if (was == BREAKER_OPEN)
+			continue;
+		atomic_fetch_add(&p->opened, 1);
+		cluster_sender_forced_add(cl);
+		log_warn("send.breaker_shared_open",
+		         "provider %s (%s) opened until %lld: another sender saw it fail", p->name,
+		         p->url, (long long)end);
+	}
 }
 
 /* usable: could p take a send soon (not OPEN before its time)? */
@@ -468,7 +519,10 @@ static void route(struct sender *s, struct send_slot *slot, int64_t now)
 			probing |= breaker_state(&p->br) == BREAKER_HALF_OPEN;
 			continue;
 		}
-		int64_t pw = pace_take(s->pace, job->phone_number_id, now);
+		/* the number's budget: the fleet's with Redis, else this sender's */
+		int64_t pw = s->app->cluster ? cluster_sender_take(s->app->cluster,
+		                                                   job->phone_number_id, now)
+		                             : pace_take(s->pace, job->phone_number_id, now);
 		if (pw == 0) {
 			start_send(s, slot, i, now);
 			return;
@@ -565,6 +619,8 @@ static void on_answer(struct sender *s, struct send_slot *slot, const struct pro
 			slot->o.next_attempt_at = now + w;
 	} else if (a->error_code == 130429 || (a->error_code == 0 && status == 429)) {
 		pace_slow(s->pace, job->phone_number_id, now);
+		if (s->app->cluster)
+			cluster_sender_slow(s->app->cluster, job->phone_number_id, now);
 	}
 }
 
@@ -786,6 +842,7 @@ static void pass(struct sender *s, int timeout_ms)
 	hand_over(s);
 	maybe_truncate(s);
 	int64_t now = clock_wall_ms();
+	share_breakers(s, now);
 	publish_claim_upto(s, now);
 	alert_post(s);
 	if (now - s->swept_at >= SEND_SWEEP_MS * 10) {

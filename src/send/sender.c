@@ -62,13 +62,24 @@
  *    |  |                            |  |    \--other 4xx ----------------> FAILED
  *    |  |                            |  |                                   store_outbox_fail
  *    |  +--store_outbox_retry--------+  |  (5xx/429/timeout, attempts left)
- *    +-----store_outbox_recover---------+  (start-up: a crash mid-send)
+ *    +-----store_outbox_recover---------+  (a crash mid-send: at the successor's
+ *                                           start-up, or once the dead node's
+ *                                           lease ran out)
  *
  *   At start-up the journal is replayed first: a SENDING row it holds goes
  *   to ACCEPTED (store_outbox_accepted, replay_journal); only the SENDING
  *   rows left then go back to PENDING (store_outbox_recover), due after the
  *   grace; a status with their row id may still move them to ACCEPTED and
  *   beyond first. Otherwise they are sent again: never lost.
+ *
+ *   Several senders share a store: every claim records this process's
+ *   node (worker/lease.h), and recovery takes only the rows of nodes that
+ *   are dead - at start-up those of this node's earlier run (after its
+ *   journal's replay), and every SEND_RECOVER_EVERY_MS those of any node
+ *   whose lease ran out (recover_dead) - never a live sender's. A dead
+ *   sender's journal is replayed only by its successor (the same node
+ *   name): until then, the grace and the statuses' row ids are what keep
+ *   its accepted sends from going twice.
  *
  * Invariants
  *   - At most nslots rows are outstanding (claimed, not yet recorded): that
@@ -129,6 +140,9 @@
  * the slot (the journal already holds the acceptance).
  */
 #define SEND_GATHER_MS 50
+/* How often the recorder looks for the sends of dead senders (store.h,
+ * store_outbox_recover): a dead node's rows move within its lease and this. */
+#define SEND_RECOVER_EVERY_MS STORE_NODE_BEAT_MS
 
 int send__stopping(struct sender *s)
 {
@@ -282,13 +296,22 @@ static void settle(struct sender *s, const struct send_outcome *o, int64_t now)
 	}
 }
 
+static int cmp_outcome_id(const void *pa, const void *pb)
+{
+	const struct send_outcome *a = pa, *b = pb;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
 /*
- * apply writes every held outcome in one transaction, then settles them.
- * On a store error nothing is settled and the caller tries again later.
+ * apply writes every held outcome in one transaction, in row id order (as
+ * the ingest committer applies delivery statuses: two transactions on the
+ * same rows wait for each other, never deadlock), then settles them. On a
+ * store error nothing is settled and the caller tries again later.
  */
 static int apply(struct sender *s)
 {
 	int64_t now = clock_wall_ms();
+	qsort(s->held, (size_t)s->nheld, sizeof(*s->held), cmp_outcome_id);
 	int rc = store_begin(s->conn);
 	if (rc != 0)
 		goto fail;
@@ -636,6 +659,8 @@ static int woken_by_rows(struct sender *s, uint64_t before)
 	return s->seen - before > by_net;
 }
 
+static void recover_dead(struct sender *s, int *failing);
+
 static void *recorder_main(void *arg)
 {
 	struct sender *s = arg;
@@ -645,6 +670,9 @@ static void *recorder_main(void *arg)
 	int64_t store_retry_at = 0; /* next attempt at writing outcomes */
 	int64_t gather_until = 0;   /* outcomes held: write them no sooner */
 	int closing = 0, final_failures = 0;
+	/* the next look for dead senders' rows */
+	int64_t recover_at = clock_wall_ms() + SEND_RECOVER_EVERY_MS;
+	int recover_failing = 0;
 	for (;;) {
 		if (!closing && send__stopping(s)) {
 			closing = 1;
@@ -699,6 +727,10 @@ static void *recorder_main(void *arg)
 		}
 		if (!closing)
 			expire_held(s, now);
+		if (!closing && now >= recover_at) {
+			recover_at = now + SEND_RECOVER_EVERY_MS;
+			recover_dead(s, &recover_failing);
+		}
 		if (!claimed)
 			sync_applied(s);
 		int64_t wake = next_sweep;
@@ -923,6 +955,50 @@ static int recover(struct sender *s)
 	         "provider reports them first",
 	         n, (long long)s->app->cfg.send_recover_grace_ms);
 	return 0;
+}
+
+/*
+ * recover_dead takes back the sends of senders that died (their node's
+ * lease ran out; store_outbox_recover spares live nodes and this one), due
+ * after the grace as at start-up. Only with a node: without one, every
+ * SENDING row, this sender's own, would count as a dead sender's. The
+ * gauges follow the store's counts only when rows moved: in between,
+ * other processes' commits move the counts too. Errors are logged once
+ * per outage (*failing).
+ */
+static void recover_dead(struct sender *s, int *failing)
+{
+	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	int n = 0;
+	if (store_node(s->app->store) == 0)
+		return;
+	int rc = store_begin(s->conn);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, before);
+	if (rc == 0)
+		rc = store_outbox_recover(s->conn,
+		                          clock_wall_ms() + s->app->cfg.send_recover_grace_ms, &n);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, after);
+	if (rc == 0)
+		rc = store_commit(s->conn);
+	if (rc != 0) {
+		if (!*failing)
+			log_warn("send.recover_failed",
+			         "could not look for the sends of stopped senders: %s",
+			         store_errmsg(s->conn));
+		*failing = 1;
+		store_rollback(s->conn);
+		return;
+	}
+	*failing = 0;
+	if (n == 0)
+		return;
+	follow_counts(&s->app->metrics, before, after);
+	log_info("send.recovered",
+	         "%d interrupted sends returned to the queue from a stopped sender, resent after "
+	         "%lld ms unless the provider reports them first",
+	         n, (long long)s->app->cfg.send_recover_grace_ms);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */

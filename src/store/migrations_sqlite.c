@@ -425,9 +425,36 @@ static const char *const migration_11[] = {
         NULL,
 };
 
+/*
+ * 12: several processes over one store (store.h, "processes"), as in
+ * PostgreSQL's migration 2: the nodes and their leases, the partitions the
+ * worker nodes took, and the node that claimed each outbox row. A SQLite
+ * file is served by one process, whose node takes every partition; the
+ * tables keep the two stores' operations the same.
+ */
+static const char *const migration_12[] = {
+        "CREATE TABLE nodes ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " name TEXT NOT NULL,"
+        " roles INTEGER NOT NULL,"
+        " host TEXT NOT NULL DEFAULT '',"
+        " pid INTEGER NOT NULL DEFAULT 0,"
+        " started_at INTEGER NOT NULL,"
+        " beat_at INTEGER NOT NULL,"
+        " expires_at INTEGER NOT NULL)",
+        "CREATE INDEX nodes_by_name ON nodes (name, id)",
+        "CREATE TABLE partition_leases ("
+        " part INTEGER PRIMARY KEY CHECK (part BETWEEN 0 AND 63),"
+        " owner INTEGER NOT NULL DEFAULT 0,"
+        " expires_at INTEGER NOT NULL DEFAULT 0,"
+        " taken_at INTEGER NOT NULL DEFAULT 0)",
+        "ALTER TABLE outbox ADD COLUMN claimed_by INTEGER NOT NULL DEFAULT 0",
+        NULL,
+};
+
 const char *const *const store__sq_migrations[] = {
         migration_1, migration_2, migration_3, migration_4,  migration_5,  migration_6,
-        migration_7, migration_8, migration_9, migration_10, migration_11,
+        migration_7, migration_8, migration_9, migration_10, migration_11, migration_12,
 };
 
 const int store__sq_nmigrations =

@@ -27,13 +27,14 @@
  *   ordinals were inserted, with their ids. The first of two equal
  *   entries in a batch is the new one, as in SQLite.
  *
- *   pg_inbox_pending reads the slice's partitions in one statement that
+ *   pg_inbox_pending reads the partitions of a mask (a worker thread's
+ *   share of its process's partition leases) in one statement that
  *   walks the partial index inbox_pending (part, id) WHERE state = 0 of
  *   each partition and stops at limit, merging by id (a UNION ALL of one
- *   branch per partition for a small slice, a LATERAL join over the
- *   slice's parts for a large one: see pending_query). The cost is
- *   bounded by partitions x limit whatever the backlog, and a flooded
- *   tenant cannot slow another slice.
+ *   branch per partition for a few, a LATERAL join over the mask's parts
+ *   for many: see pending_query). The cost is bounded by partitions x
+ *   limit whatever the backlog, and a flooded tenant cannot slow another
+ *   worker's partitions.
  *
  *   A state move (done, reopen, failed) is one guarded UPDATE; only when
  *   it touched nothing does a second read tell ERR_NOTFOUND from
@@ -218,9 +219,9 @@ static int pg_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 /* ---- pending -------------------------------------------------------------------------------- */
 
 /*
- * Reading a slice. part = ANY($1) ORDER BY id on the parent is no good:
- * the planner cannot see that a partition holds one part, so it reads
- * every pending entry of the slice and sorts them (measured: 80 ms with
+ * Reading a set of partitions. part = ANY($1) ORDER BY id on the parent
+ * is no good: the planner cannot see that a partition holds one part, so
+ * it reads every pending entry of the set and sorts them (measured: 80 ms with
  * 50,000 pending, growing with the backlog). Two shapes that walk
  * inbox_pending (part, id) per partition and stop at limit instead:
  *
@@ -246,13 +247,17 @@ static const char pending_lateral[] =
         "  ORDER BY id LIMIT $1) e"
         " ORDER BY e.id LIMIT $1";
 
-/* pending_union writes into b the union statement for the slice ($1 = limit). */
-static void pending_union(struct buf *b, int slice, int nslices)
+/* pending_union writes into b the union statement for parts ($1 = limit). */
+static void pending_union(struct buf *b, uint64_t parts)
 {
+	int first = 1;
 	buf_puts(b, "SELECT " INBOX_COLS " FROM (");
-	for (int part = slice; part < STORE_PARTITIONS; part += nslices) {
-		if (part != slice)
+	for (int part = 0; part < STORE_PARTITIONS; part++) {
+		if (!(parts & (1ULL << part)))
+			continue;
+		if (!first)
 			buf_puts(b, " UNION ALL ");
+		first = 0;
 		buf_puts(b, "(SELECT " INBOX_COLS " FROM inbox WHERE state = 0 AND part = ");
 		buf_put_u64(b, (uint64_t)part);
 		buf_puts(b, " ORDER BY id LIMIT $1)");
@@ -260,22 +265,22 @@ static void pending_union(struct buf *b, int slice, int nslices)
 	buf_puts(b, ") p ORDER BY id LIMIT $1");
 }
 
-/* pending_query runs the statement that suits the slice's size. */
-static int pending_query(struct store_conn *c, const char *what, int slice, int nslices, int limit,
+/* pending_query runs the statement that suits the number of parts. */
+static int pending_query(struct store_conn *c, const char *what, uint64_t parts, int limit,
                          PGresult **r)
 {
-	int nparts = (STORE_PARTITIONS - slice + nslices - 1) / nslices;
 	struct buf b;
 	int rc;
 
-	if (nparts <= PENDING_UNION_MAX) {
+	if (__builtin_popcountll(parts) <= PENDING_UNION_MAX) {
 		buf_init(&b);
-		pending_union(&b, slice, nslices);
+		pending_union(&b, parts);
 		rc = store__pg_query(c, what, b.data, r, "i", (int64_t)limit);
 	} else {
 		store__pg_arr_init(&b);
-		for (int part = slice; part < STORE_PARTITIONS; part += nslices)
-			store__pg_arr_int(&b, part);
+		for (int part = 0; part < STORE_PARTITIONS; part++)
+			if (parts & (1ULL << part))
+				store__pg_arr_int(&b, part);
 		store__pg_arr_end(&b);
 		rc = store__pg_query(c, what, pending_lateral, r, "it", (int64_t)limit, b.data);
 	}
@@ -283,8 +288,8 @@ static int pending_query(struct store_conn *c, const char *what, int slice, int 
 	return rc;
 }
 
-static int pg_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
-                            struct arena *a, struct inbox_entry **out, int *n)
+static int pg_inbox_pending(struct store_conn *c, uint64_t parts, int limit, struct arena *a,
+                            struct inbox_entry **out, int *n)
 {
 	const char *what = "read inbox";
 	PGresult *r = NULL;
@@ -294,7 +299,7 @@ static int pg_inbox_pending(struct store_conn *c, int slice, int nslices, int li
 	*n = 0;
 	if ((rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own)) < 0)
 		return rc;
-	rc = pending_query(c, what, slice, nslices, limit, &r);
+	rc = pending_query(c, what, parts, limit, &r);
 	if (rc == 0) {
 		int rows = PQntuples(r);
 		struct inbox_entry *arr = store__pg_alloc_rows(a, rows, sizeof(*arr));

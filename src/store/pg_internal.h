@@ -90,6 +90,21 @@ struct pg_session {
 	 * moved (store__pg_count), added to outbox_counts by its commit */
 	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	int64_t counts_at_savepoint[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	struct pg_prepared *prepared; /* PG_PREPARED_SLOTS, or NULL: none yet */
+	int nprepared;
+};
+
+/*
+ * Statements prepared on one connection (store_set_prepared): an open-
+ * addressing table keyed by the statement's text, whose slot number names
+ * the prepared statement ("m<slot>"). Full, a new statement is sent
+ * unprepared. Emptied when the connection is made again (the server
+ * forgets a session's statements with it).
+ */
+#define PG_PREPARED_SLOTS 1024
+struct pg_prepared {
+	char *sql; /* NULL: free slot */
+	uint32_t hash;
 };
 
 /* Shards of outbox_counts (migrations_pg.c). */
@@ -109,6 +124,17 @@ void store__pg_count(struct store_conn *c, enum outbox_prio prio, int from, int 
  * other processes' listeners wait for (pg_listen.c).
  */
 void store__pg_wake(struct store_conn *c, enum store_wake what);
+
+/*
+ * store__pg_in_part writes into buf (cap bytes) sql with every "@@"
+ * replaced by part: "outbox_p@@" names the partition of a queue table
+ * (migrations_pg.c, migration 3), so that a statement about one row plans
+ * and locks one partition. Returns buf, or NULL when it does not fit (the
+ * store__pg_query family fails on a NULL statement with ERR_TOOBIG).
+ */
+const char *store__pg_in_part(char *buf, size_t cap, const char *sql, int64_t part);
+/* A buffer for it: the longest statement so written, and then some. */
+#define PG_PART_SQL_MAX 4096
 
 static inline PGconn *store__pg_db(const struct store_conn *c)
 {

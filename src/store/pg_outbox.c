@@ -21,7 +21,7 @@
  *   SENDING --pg_outbox_retry, pg_outbox_defer--> PENDING (or the status
  *           kept aside; FAILED: marketing to a customer who opted out)
  *   PENDING, SENDING --pg_outbox_fail--> FAILED, DEAD (or the status kept aside)
- *   SENDING --pg_outbox_recover (start-up)--> PENDING (or the status kept aside)
+ *   SENDING --pg_outbox_recover (its node dead)--> PENDING (or the status kept aside)
  *   SENDING --pg_outbox_merge--> MERGED
  *   PENDING, ACCEPTED, SENT, DELIVERED, FAILED --pg_outbox_resend--> PENDING
  *   PENDING --pg_outbox_expire--> DEAD
@@ -128,6 +128,15 @@ static int64_t id_part(int64_t id)
 }
 
 /*
+ * on_row: sql, whose table is written outbox_p@@, on row id's partition
+ * (buf holds the text; NULL if too long, which the statement then fails on).
+ */
+static const char *on_row(char buf[PG_PART_SQL_MAX], const char *sql, int64_t id)
+{
+	return store__pg_in_part(buf, PG_PART_SQL_MAX, sql, id_part(id));
+}
+
+/*
  * tenant_scope: the scope for work on one tenant's queue rows: the
  * tenant's own, unless the caller's transaction is in system scope already,
  * which sees them too (a switch would cost a round trip and change nothing).
@@ -197,14 +206,14 @@ static void parts_text(struct buf *b, const int64_t *ids, int n)
 
 static int pg_outbox_add(struct store_conn *c, const struct outbox_new *o, int64_t *id)
 {
-	/* born claimed: SENDING (1) and attempt 1, as a claim leaves it ($5) */
+	/* born claimed: SENDING (1), attempt 1 and the node, as a claim leaves it ($5, $12) */
 	static const char sql[] =
 	        "INSERT INTO outbox (id, part, tenant_id, priority, state, phone_number_id, to_id,"
 	        " reply_to, body, attempts, next_attempt_at, created_at, inbound_received_at,"
-	        " updated_at)"
+	        " updated_at, claimed_by)"
 	        " VALUES (nextval('outbox_id_seq') * 64 + $1::bigint, $2::smallint, $3::bigint,"
 	        " $4::smallint, $5::smallint, $6, $7, $8, $9, $5::smallint, $10::bigint,"
-	        " $10::bigint, $11::bigint, $10::bigint)"
+	        " $10::bigint, $11::bigint, $10::bigint, $12::bigint)"
 	        " RETURNING id";
 	const char *what = "queue message";
 	int64_t part = store_partition(o->tenant_id), claimed = o->claimed != 0;
@@ -212,9 +221,10 @@ static int pg_outbox_add(struct store_conn *c, const struct outbox_new *o, int64
 	int own, rc = store__pg_op_begin(c, tenant_scope(c), o->tenant_id, what, &own);
 	if (rc < 0)
 		return rc;
-	rc = store__pg_query(c, what, sql, &r, "iiiiittttii", part, part, o->tenant_id,
+	rc = store__pg_query(c, what, sql, &r, "iiiiittttiii", part, part, o->tenant_id,
 	                     (int64_t)o->priority, claimed, o->phone_number_id, o->to, o->reply_to,
-	                     o->body, clock_wall_ms(), o->inbound_received_at);
+	                     o->body, clock_wall_ms(), o->inbound_received_at,
+	                     claimed ? store_node(c->st) : 0);
 	if (rc == 0) {
 		*id = store__pg_i64(r, 0, 0);
 		PQclear(r);
@@ -242,11 +252,11 @@ static int pg_outbox_add_many(struct store_conn *c, const struct outbox_new *o, 
 	static const char sql[] =
 	        "INSERT INTO outbox (id, part, tenant_id, priority, state, phone_number_id, to_id,"
 	        " reply_to, body, attempts, next_attempt_at, created_at, inbound_received_at,"
-	        " updated_at)"
+	        " updated_at, claimed_by)"
 	        " SELECT nextval('outbox_id_seq') * 64 + r.part, r.part, r.tenant, r.prio, "
 	        "r.claimed,"
 	        " r.pnid, r.to_id, r.reply_to, r.body, r.claimed, $10::bigint, $10::bigint,"
-	        " r.inbound, $10::bigint"
+	        " r.inbound, $10::bigint, r.claimed * $11::bigint"
 	        " FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::smallint[],"
 	        " $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[]) WITH ORDINALITY"
 	        " AS r(part, tenant, prio, claimed, pnid, to_id, reply_to, body, inbound, ord)"
@@ -278,9 +288,10 @@ static int pg_outbox_add_many(struct store_conn *c, const struct outbox_new *o, 
 		store__pg_arr_end(&col[k]);
 	int rc = store__pg_op_begin(c, scope, o[0].tenant_id, what, &own);
 	if (rc == 0)
-		rc = store__pg_query(c, what, sql, &r, "ttttttttti", col[0].data, col[1].data,
+		rc = store__pg_query(c, what, sql, &r, "tttttttttii", col[0].data, col[1].data,
 		                     col[2].data, col[3].data, col[4].data, col[5].data,
-		                     col[6].data, col[7].data, col[8].data, clock_wall_ms());
+		                     col[6].data, col[7].data, col[8].data, clock_wall_ms(),
+		                     store_node(c->st));
 	for (int k = 0; k < C_N; k++)
 		buf_release(&col[k]);
 	if (rc < 0)
@@ -338,7 +349,7 @@ static int pg_outbox_claim(struct store_conn *c, int64_t now, int limit, enum ou
 	        " ORDER BY priority, next_attempt_at, id LIMIT $3::bigint FOR UPDATE SKIP LOCKED";
 	/* attempts counts claims: a claimed row carries the number of this attempt */
 	static const char take[] = "UPDATE outbox SET state = 1, attempts = attempts + 1,"
-	                           " updated_at = $1::bigint"
+	                           " updated_at = $1::bigint, claimed_by = $4::bigint"
 	                           " WHERE part = ANY($2::smallint[]) AND id = ANY($3::bigint[])"
 	                           " AND state = 0"
 	                           " RETURNING " OUTBOX_COLS;
@@ -365,7 +376,8 @@ static int pg_outbox_claim(struct store_conn *c, int64_t now, int limit, enum ou
 		buf_init(&list);
 		parts_text(&parts, ids, nids);
 		ids_text(&list, ids, nids);
-		rc = store__pg_query(c, what, take, &r, "itt", now, parts.data, list.data);
+		rc = store__pg_query(c, what, take, &r, "itti", now, parts.data, list.data,
+		                     store_node(c->st));
 		buf_release(&parts);
 		buf_release(&list);
 		if (rc == 0)
@@ -385,7 +397,8 @@ static int pg_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_
 {
 	/* the tenant's one partition; outbox_pending_to finds the recipient's rows */
 	static const char sql[] =
-	        "UPDATE outbox SET state = 1, attempts = attempts + 1, updated_at = $1::bigint"
+	        "UPDATE outbox SET state = 1, attempts = attempts + 1, updated_at = $1::bigint,"
+	        " claimed_by = $8::bigint"
 	        " WHERE part = $2::smallint AND state = 0 AND id IN (SELECT id FROM outbox"
 	        "  WHERE part = $2::smallint AND tenant_id = $3::bigint AND to_id = $4"
 	        "  AND state = 0 AND priority BETWEEN $5::smallint AND $6::smallint"
@@ -399,8 +412,9 @@ static int pg_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_
 	int own, rc = store__pg_op_begin(c, tenant_scope(c), tenant_id, what, &own);
 	if (rc < 0)
 		return rc;
-	rc = store__pg_query(c, what, sql, &r, "iiitiii", now, (int64_t)store_partition(tenant_id),
-	                     tenant_id, to, (int64_t)min_prio, (int64_t)max_prio, (int64_t)limit);
+	rc = store__pg_query(c, what, sql, &r, "iiitiiii", now, (int64_t)store_partition(tenant_id),
+	                     tenant_id, to, (int64_t)min_prio, (int64_t)max_prio, (int64_t)limit,
+	                     store_node(c->st));
 	if (rc == 0)
 		claimed_rows(c, r, a, out, n);
 	rc = store__pg_op_end(c, own, rc);
@@ -456,9 +470,9 @@ static int outbox_moved(struct store_conn *c, int64_t id, const char *what)
  * and after, the priority and the tenant.
  */
 #define OUTCOME_SQL(set)                                                                           \
-	"UPDATE outbox AS o SET"                                                                   \
+	"UPDATE outbox_p@@ AS o SET"                                                               \
 	" state = CASE WHEN g.early_state <> 0 THEN g.early_state ELSE $3::smallint END, " set     \
-	" FROM (SELECT state, early_state FROM outbox"                                             \
+	" FROM (SELECT state, early_state FROM outbox_p@@"                                         \
 	"  WHERE part = $1::smallint AND id = $2::bigint FOR UPDATE) AS g"                         \
 	" WHERE o.part = $1::smallint AND o.id = $2::bigint"                                       \
 	" AND (g.state = 1 OR ($4::integer = 1 AND g.state = 0))"                                  \
@@ -498,13 +512,14 @@ static int pg_outbox_accepted(struct store_conn *c, int64_t id, const char *prov
 	static const char sql[] =
 	        OUTCOME_SQL("provider_msg_id = $5, provider = $6, updated_at = $7::bigint");
 	const char *what = "record acceptance";
+	char buf[PG_PART_SQL_MAX];
 	struct outcome o;
 	PGresult *r;
 	int own, rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
 	if (rc < 0)
 		return rc;
-	rc = store__pg_query(c, what, sql, &r, "iiiitti", id_part(id), id, (int64_t)OUTBOX_ACCEPTED,
-	                     (int64_t)0, provider_msg_id, provider, now);
+	rc = store__pg_query(c, what, on_row(buf, sql, id), &r, "iiiitti", id_part(id), id,
+	                     (int64_t)OUTBOX_ACCEPTED, (int64_t)0, provider_msg_id, provider, now);
 	if (rc == 0)
 		rc = outcome_read(c, r, id, what, &o);
 	if (rc == 0)
@@ -524,16 +539,17 @@ static int unless_opted_out(struct store_conn *c, int64_t id, int64_t tenant, in
                             enum outbox_state *landed)
 {
 	static const char sql[] =
-	        "UPDATE outbox AS o SET state = 6, last_error_code = 131050,"
+	        "UPDATE outbox_p@@ AS o SET state = 6, last_error_code = 131050,"
 	        " last_error = 'recipient opted out', updated_at = $3::bigint"
 	        " WHERE o.part = $1::smallint AND o.id = $2::bigint AND o.state = 0"
 	        " AND o.priority = 3 AND EXISTS (SELECT 1 FROM customers AS k"
 	        "  WHERE k.tenant_id = o.tenant_id AND k.wa_id = o.to_id AND k.opted_out = 1)";
 	const char *what = "drop marketing to a customer who opted out";
+	char buf[PG_PART_SQL_MAX];
 	int own, rc = store__pg_op_begin(c, PG_SCOPE_TENANT, tenant, what, &own);
 	if (rc < 0)
 		return rc;
-	rc = store__pg_exec(c, what, sql, "iii", id_part(id), id, now);
+	rc = store__pg_exec(c, what, on_row(buf, sql, id), "iii", id_part(id), id, now);
 	if (rc > 0) {
 		store__pg_count(c, PRIO_P3, OUTBOX_PENDING, OUTBOX_FAILED, 1);
 		*landed = OUTBOX_FAILED;
@@ -565,6 +581,7 @@ static int back_to_pending(struct store_conn *c, int64_t id, const struct back_t
 	                                           " attempts = greatest(o.attempts - 1, 0),"
 	                                           " last_error = $6, updated_at = $7::bigint");
 	const char *what = b->held ? "hold outbox row" : "schedule retry";
+	char buf[PG_PART_SQL_MAX];
 	struct outcome o = {0};
 	PGresult *r;
 	int txn, own, rc = own_begin(c, &txn);
@@ -573,12 +590,12 @@ static int back_to_pending(struct store_conn *c, int64_t id, const struct back_t
 	rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
 	if (rc == 0) {
 		if (b->held)
-			rc = store__pg_query(c, what, hold_sql, &r, "iiiiiti", id_part(id), id,
-			                     (int64_t)OUTBOX_PENDING, (int64_t)0,
+			rc = store__pg_query(c, what, on_row(buf, hold_sql, id), &r, "iiiiiti",
+			                     id_part(id), id, (int64_t)OUTBOX_PENDING, (int64_t)0,
 			                     b->next_attempt_at, b->error, now);
 		else
-			rc = store__pg_query(c, what, retry_sql, &r, "iiiiiiti", id_part(id), id,
-			                     (int64_t)OUTBOX_PENDING, (int64_t)0,
+			rc = store__pg_query(c, what, on_row(buf, retry_sql, id), &r, "iiiiiiti",
+			                     id_part(id), id, (int64_t)OUTBOX_PENDING, (int64_t)0,
 			                     b->next_attempt_at, (int64_t)b->error_code, b->error,
 			                     now);
 		if (rc == 0)
@@ -615,13 +632,14 @@ static int pg_outbox_fail(struct store_conn *c, int64_t id, enum outbox_state st
 	static const char sql[] = OUTCOME_SQL(
 	        "last_error_code = $5::integer, last_error = $6, updated_at = $7::bigint");
 	const char *what = "fail outbox row";
+	char buf[PG_PART_SQL_MAX];
 	struct outcome o;
 	PGresult *r;
 	int own, rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
 	if (rc < 0)
 		return rc;
-	rc = store__pg_query(c, what, sql, &r, "iiiiiti", id_part(id), id, (int64_t)state,
-	                     (int64_t)1, (int64_t)error_code, error, now);
+	rc = store__pg_query(c, what, on_row(buf, sql, id), &r, "iiiiiti", id_part(id), id,
+	                     (int64_t)state, (int64_t)1, (int64_t)error_code, error, now);
 	if (rc == 0)
 		rc = outcome_read(c, r, id, what, &o);
 	if (rc == 0)
@@ -634,20 +652,22 @@ static int pg_outbox_resend(struct store_conn *c, int64_t id, const char *provid
 {
 	/* not from SENDING (1), READ (5), DEAD (7) or MERGED (8) */
 	static const char sql[] =
-	        "UPDATE outbox AS o SET state = 0, provider = $3, provider_msg_id = NULL,"
+	        "UPDATE outbox_p@@ AS o SET state = 0, provider = $3, provider_msg_id = NULL,"
 	        " early_state = 0, attempts = 0, next_attempt_at = $4::bigint,"
 	        " updated_at = $4::bigint"
-	        " FROM (SELECT state FROM outbox"
+	        " FROM (SELECT state FROM outbox_p@@"
 	        "  WHERE part = $1::smallint AND id = $2::bigint FOR UPDATE) AS g"
 	        " WHERE o.part = $1::smallint AND o.id = $2::bigint AND g.state IN (0, 2, 3, 4, 6)"
 	        " RETURNING g.state, o.priority";
 	const char *what = "queue outbox row again";
+	char buf[PG_PART_SQL_MAX];
 	enum outbox_state st = OUTBOX_PENDING;
 	PGresult *r;
 	int own, rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
 	if (rc < 0)
 		return rc;
-	rc = store__pg_query(c, what, sql, &r, "iiti", id_part(id), id, provider, now);
+	rc = store__pg_query(c, what, on_row(buf, sql, id), &r, "iiti", id_part(id), id, provider,
+	                     now);
 	if (rc == 0 && PQntuples(r) == 1) {
 		st = (enum outbox_state)store__pg_i64(r, 0, 0);
 		store__pg_count(c, (enum outbox_prio)store__pg_i64(r, 0, 1), st, OUTBOX_PENDING, 1);
@@ -674,6 +694,9 @@ static int pg_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	/*
 	 * SENDING rows that a delivery status already proved accepted take it;
 	 * the others go back to PENDING, due no earlier than resend_at ($2).
+	 * Only rows whose claiming node is not live at $1 (store.h): never this
+	 * store's node's ($3), nor a live one's (its lease running, no later
+	 * run of its name; an earlier run of $3's own name is not live).
 	 * Answered by priority and status kept aside, for the counts.
 	 */
 	static const char sql[] =
@@ -682,7 +705,11 @@ static int pg_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	        "  next_attempt_at = CASE WHEN early_state <> 0 THEN next_attempt_at"
 	        "   ELSE greatest(next_attempt_at, $2::bigint) END,"
 	        "  updated_at = $1::bigint"
-	        "  WHERE state = 1 RETURNING priority, early_state)"
+	        "  WHERE state = 1 AND (claimed_by <> $3::bigint OR $3::bigint = 0)"
+	        "  AND claimed_by NOT IN (SELECT id FROM nodes WHERE expires_at > $1::bigint"
+	        "   AND NOT (name = (SELECT name FROM nodes WHERE id = $3::bigint)"
+	        "   AND id < $3::bigint))"
+	        "  RETURNING priority, early_state)"
 	        " SELECT priority, early_state, count(*) FROM m GROUP BY priority, early_state";
 	const char *what = "recover outbox rows";
 	PGresult *r;
@@ -690,7 +717,8 @@ static int pg_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	int own, rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
 	if (rc < 0)
 		return rc;
-	rc = store__pg_query(c, what, sql, &r, "ii", clock_wall_ms(), resend_at);
+	rc = store__pg_query(c, what, sql, &r, "iii", clock_wall_ms(), resend_at,
+	                     store_node(c->st));
 	if (rc == 0) {
 		for (int i = 0; i < PQntuples(r); i++) {
 			enum outbox_prio prio = (enum outbox_prio)store__pg_i64(r, i, 0);
@@ -776,9 +804,11 @@ static int pg_outbox_waiting_by_tenant(struct store_conn *c, enum outbox_prio mi
 /* ---- delivery statuses ---------------------------------------------------------------------- */
 
 /*
- * The status statement. Parameters: $1 the provider id, $2 the tenant (0:
- * any), $3 the row hint (0: none), $4 its partition, $5 the tenant's
- * partition, $6 the status's state, $7 and $8 its error, $9 its time.
+ * The status statement, in one of two tables: the tenant's partition of the
+ * outbox (outbox_p@@) when the status names its tenant, else the whole
+ * outbox. Parameters: $1 the provider id, $2 the tenant (0: any), $3 the
+ * row hint (0: none; one in another partition is none), $4 the status's
+ * state, $5 and $6 its error, $7 its time.
  *
  *   h  the hinted row, when it carries the provider id or is a send in
  *      doubt (PENDING or SENDING, no provider id, not pinned to a
@@ -794,49 +824,55 @@ static int pg_outbox_waiting_by_tenant(struct store_conn *c, enum outbox_prio mi
  *      taking the provider id.
  * The answer is the row before the write, with the state it shows after.
  */
-static const char status_sql[] =
-        "WITH h AS (SELECT part, id, state, priority, early_state, provider,"
-        "  provider_msg_id IS DISTINCT FROM $1 AS by_hint"
-        "  FROM outbox WHERE $3::bigint > 0 AND $2::bigint <> 0 AND part = $4::smallint"
-        "  AND id = $3::bigint AND tenant_id = $2::bigint AND (provider_msg_id = $1"
-        "   OR (coalesce(provider_msg_id, '') = '' AND state IN (0, 1) AND provider = ''))"
-        "  FOR UPDATE),"
-        " m AS (SELECT part, id, state, priority, early_state, provider, false AS by_hint"
-        "  FROM outbox WHERE provider_msg_id = $1"
-        "  AND ($2::bigint = 0 OR (tenant_id = $2::bigint AND part = $5::smallint))"
-        "  AND NOT EXISTS (SELECT 1 FROM h)"
-        "  ORDER BY id DESC LIMIT 1 FOR UPDATE),"
-        " f AS (SELECT * FROM h UNION ALL SELECT * FROM m),"
-        " b AS (SELECT f.*, CASE WHEN state = 1 THEN"
-        "   CASE WHEN early_state <> 0 THEN early_state ELSE 2 END"
-        "  WHEN by_hint THEN 2 ELSE state END AS base FROM f),"
-        " n AS (SELECT b.*, CASE WHEN base IN (5, 6, 7, 8) THEN base"
-        "  WHEN $6::integer = 6 THEN 6 ELSE greatest(base, $6::integer) END AS nw FROM b),"
-        " u AS (UPDATE outbox AS o SET"
-        "  state = CASE WHEN n.state = 1 THEN 1 ELSE n.nw END,"
-        "  early_state = CASE WHEN n.state = 1 THEN n.nw ELSE o.early_state END,"
-        "  provider_msg_id = CASE WHEN n.state = 1 OR n.by_hint THEN $1"
-        "   ELSE o.provider_msg_id END,"
-        "  last_error_code = CASE WHEN n.nw = 6 THEN $7::integer ELSE o.last_error_code END,"
-        "  last_error = CASE WHEN n.nw = 6 THEN $8 ELSE o.last_error END,"
-        "  updated_at = $9::bigint"
-        "  FROM n WHERE ($2::bigint = 0 OR o.part IN ($4::smallint, $5::smallint))"
-        "  AND o.part = n.part AND o.id = n.id AND (n.state = 1 OR n.nw <> n.state))"
-        " SELECT id, state, priority, provider, CASE WHEN state = 1 THEN 1 ELSE nw END FROM n";
+#define STATUS_SQL(table, h_where, m_where)                                                        \
+	"WITH h AS (SELECT part, id, state, priority, early_state, provider,"                      \
+	"  provider_msg_id IS DISTINCT FROM $1 AS by_hint"                                         \
+	"  FROM " table " WHERE " h_where " AND (provider_msg_id = $1"                             \
+	"   OR (coalesce(provider_msg_id, '') = '' AND state IN (0, 1) AND provider = ''))"        \
+	"  FOR UPDATE),"                                                                           \
+	" m AS (SELECT part, id, state, priority, early_state, provider, false AS by_hint"         \
+	"  FROM " table " WHERE provider_msg_id = $1 AND " m_where                                 \
+	"  AND NOT EXISTS (SELECT 1 FROM h)"                                                       \
+	"  ORDER BY id DESC LIMIT 1 FOR UPDATE),"                                                  \
+	" f AS (SELECT * FROM h UNION ALL SELECT * FROM m),"                                       \
+	" b AS (SELECT f.*, CASE WHEN state = 1 THEN"                                              \
+	"   CASE WHEN early_state <> 0 THEN early_state ELSE 2 END"                                \
+	"  WHEN by_hint THEN 2 ELSE state END AS base FROM f),"                                    \
+	" n AS (SELECT b.*, CASE WHEN base IN (5, 6, 7, 8) THEN base"                              \
+	"  WHEN $4::integer = 6 THEN 6 ELSE greatest(base, $4::integer) END AS nw FROM b),"        \
+	" u AS (UPDATE " table " AS o SET"                                                         \
+	"  state = CASE WHEN n.state = 1 THEN 1 ELSE n.nw END,"                                    \
+	"  early_state = CASE WHEN n.state = 1 THEN n.nw ELSE o.early_state END,"                  \
+	"  provider_msg_id = CASE WHEN n.state = 1 OR n.by_hint THEN $1"                           \
+	"   ELSE o.provider_msg_id END,"                                                           \
+	"  last_error_code = CASE WHEN n.nw = 6 THEN $5::integer ELSE o.last_error_code END,"      \
+	"  last_error = CASE WHEN n.nw = 6 THEN $6 ELSE o.last_error END,"                         \
+	"  updated_at = $7::bigint"                                                                \
+	"  FROM n WHERE o.part = n.part AND o.id = n.id AND (n.state = 1 OR n.nw <> n.state))"     \
+	" SELECT id, state, priority, provider, CASE WHEN state = 1 THEN 1 ELSE nw END FROM n"
 
 static int pg_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                             struct outbox_status_result *res)
 {
+	static const char tenant_sql[] = STATUS_SQL(
+	        "outbox_p@@", "$3::bigint > 0 AND id = $3::bigint AND tenant_id = $2::bigint",
+	        "tenant_id = $2::bigint");
+	/* no tenant: no hint either ($2 and $3 only keep their types) */
+	static const char any_sql[] =
+	        STATUS_SQL("outbox", "$2::bigint <> 0 AND $3::bigint > 0 AND false", "true");
 	const char *what = "apply delivery status";
 	enum pg_scope scope = u->tenant_id != 0 ? tenant_scope(c) : PG_SCOPE_SYSTEM;
-	int64_t hint = u->row_hint > 0 ? u->row_hint : 0;
+	int64_t part = store_partition(u->tenant_id);
+	int64_t hint = u->row_hint > 0 && id_part(u->row_hint) == part ? u->row_hint : 0;
+	char buf[PG_PART_SQL_MAX];
+	const char *sql =
+	        u->tenant_id != 0 ? store__pg_in_part(buf, sizeof(buf), tenant_sql, part) : any_sql;
 	PGresult *r;
 	memset(res, 0, sizeof(*res));
 	int own, rc = store__pg_op_begin(c, scope, u->tenant_id, what, &own);
 	if (rc < 0)
 		return rc;
-	rc = store__pg_query(c, what, status_sql, &r, "tiiiiiiti", u->provider_msg_id, u->tenant_id,
-	                     hint, id_part(hint), (int64_t)store_partition(u->tenant_id),
+	rc = store__pg_query(c, what, sql, &r, "tiiiiti", u->provider_msg_id, u->tenant_id, hint,
 	                     (int64_t)u->state, (int64_t)u->error_code, u->error, u->at);
 	if (rc == 0 && PQntuples(r) != 1) {
 		PQclear(r);

@@ -338,8 +338,8 @@ int store__sq_order_set_paid(struct store_conn *c, int64_t tenant_id, int64_t or
 /* Backend functions in sqlite_queue.c. */
 int store__sq_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
                         enum inbox_put_result *result);
-int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
-                            struct arena *a, struct inbox_entry **out, int *n);
+int store__sq_inbox_pending(struct store_conn *c, uint64_t parts, int limit, struct arena *a,
+                            struct inbox_entry **out, int *n);
 int store__sq_inbox_done(struct store_conn *c, int64_t id);
 int store__sq_inbox_reopen(struct store_conn *c, int64_t id);
 int store__sq_inbox_failed(struct store_conn *c, int64_t id, int max_attempts, const char *why);

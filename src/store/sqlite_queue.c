@@ -8,7 +8,7 @@
  *   its own kind, so a redelivered webhook finds its entry and is reported
  *   INBOX_PUT_DUPLICATE. part = store_partition(tenant) splits the queue
  *   into STORE_PARTITIONS partitions; a worker reads the partitions of its
- *   slice (part % nslices == slice), oldest first.
+ *   mask (its share of its process's partition leases), oldest first.
  *
  *     PENDING --store_inbox_done--> DONE
  *        |  ^
@@ -16,9 +16,9 @@
  *        +-----store_inbox_failed (attempts reach max)--> FAILED
  *
  *   Reading pending entries walks the partial index inbox_pending (part, id)
- *   WHERE state = 0 once per partition of the slice and merges the ids, so
+ *   WHERE state = 0 once per partition of the mask and merges the ids, so
  *   the cost is bounded by partitions x limit whatever the backlog, and a
- *   flooded tenant cannot make another slice's read slow.
+ *   flooded tenant cannot make another worker's read slow.
  *
  * Outbox (the row's life is drawn in store.h)
  *   store__sq_outbox_claim: PENDING rows due now, P0 first, then in the
@@ -28,7 +28,7 @@
  *   store__sq_outbox_accepted: SENDING --2xx--> ACCEPTED, with the provider id.
  *   store__sq_outbox_retry:    SENDING --retryable--> PENDING at a later time.
  *   store__sq_outbox_fail:     PENDING or SENDING --> FAILED or DEAD.
- *   store__sq_outbox_recover:  SENDING --start-up--> PENDING, due after a grace.
+ *   store__sq_outbox_recover:  SENDING --its node dead--> PENDING, due after a grace.
  *   store__sq_outbox_merge:    SENDING --aggregation--> MERGED (terminal), the
  *     text carried by another SENDING row to the same recipient (merged_into).
  *   store__sq_outbox_status:   a PENDING row named by the status's
@@ -125,12 +125,11 @@ static int cmp_id(const void *pa, const void *pb)
 
 /*
  * pending_ids collects the ids of the oldest `limit` pending entries of the
- * slice into ids (room for 2 * limit), sorted. Each partition's query is
- * bounded by the cut-off found so far, so later partitions return only ids
- * that can still make the cut.
+ * partitions in parts into ids (room for 2 * limit), sorted. Each
+ * partition's query is bounded by the cut-off found so far, so later
+ * partitions return only ids that can still make the cut.
  */
-static int pending_ids(struct store_conn *c, int slice, int nslices, int limit, int64_t *ids,
-                       int *nids)
+static int pending_ids(struct store_conn *c, uint64_t parts, int limit, int64_t *ids, int *nids)
 {
 	static const char sql[] = "SELECT id FROM inbox WHERE state = 0 AND part = ?1 AND id < ?2"
 	                          " ORDER BY id LIMIT ?3";
@@ -139,7 +138,9 @@ static int pending_ids(struct store_conn *c, int slice, int nslices, int limit, 
 	int n = 0, rc = 0;
 	sqlite3_stmt *st;
 
-	for (int part = slice; part < STORE_PARTITIONS; part += nslices) {
+	for (int part = 0; part < STORE_PARTITIONS; part++) {
+		if (!(parts & (1ULL << part)))
+			continue;
 		rc = store__sq_prep(c, SQ_INBOX_PENDING_IDS, sql, what, &st, "iii", (int64_t)part,
 		                    cutoff, (int64_t)limit);
 		if (rc < 0)
@@ -160,8 +161,8 @@ static int pending_ids(struct store_conn *c, int slice, int nslices, int limit, 
 	return 0;
 }
 
-int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int limit,
-                            struct arena *a, struct inbox_entry **out, int *n)
+int store__sq_inbox_pending(struct store_conn *c, uint64_t parts, int limit, struct arena *a,
+                            struct inbox_entry **out, int *n)
 {
 	static const char get[] = "SELECT " INBOX_COLS " FROM inbox WHERE id = ?1 AND state = 0";
 	const char *what = "read inbox";
@@ -179,7 +180,7 @@ int store__sq_inbox_pending(struct store_conn *c, int slice, int nslices, int li
 			goto fail;
 		own = 1;
 	}
-	rc = pending_ids(c, slice, nslices, limit, ids, &nids);
+	rc = pending_ids(c, parts, limit, ids, &nids);
 	if (rc < 0)
 		goto fail;
 	if (nids > 0)
@@ -372,17 +373,19 @@ int store__sq_outbox_add(struct store_conn *c, const struct outbox_new *o, int64
 {
 	static const char sql[] =
 	        "INSERT INTO outbox (tenant_id, priority, state, phone_number_id, to_id, reply_to,"
-	        " body, attempts, next_attempt_at, created_at, inbound_received_at, updated_at)"
-	        " VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?9, ?7, ?7, ?8, ?7)";
+	        " body, attempts, next_attempt_at, created_at, inbound_received_at, updated_at,"
+	        " claimed_by)"
+	        " VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?9, ?7, ?7, ?8, ?7, ?10)";
 	const char *what = "queue message";
 	enum sq_op_mode mode;
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	/* born claimed: state SENDING (1) and attempt 1, as a claim leaves it */
-	rc = store__sq_run(c, SQ_OUTBOX_INSERT, sql, what, "iittttiii", o->tenant_id,
+	/* born claimed: state SENDING (1), attempt 1 and the node, as a claim leaves it */
+	rc = store__sq_run(c, SQ_OUTBOX_INSERT, sql, what, "iittttiiii", o->tenant_id,
 	                   (int64_t)o->priority, o->phone_number_id, o->to, o->reply_to, o->body,
-	                   clock_wall_ms(), o->inbound_received_at, (int64_t)(o->claimed != 0));
+	                   clock_wall_ms(), o->inbound_received_at, (int64_t)(o->claimed != 0),
+	                   o->claimed ? store_node(c->st) : 0);
 	if (rc == 0) {
 		*id = sqlite3_last_insert_rowid(store__sq_db(c));
 		store__sq_count(c, o->priority, -1, o->claimed ? OUTBOX_SENDING : OUTBOX_PENDING,
@@ -429,7 +432,7 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum ou
 	 * Priorities below max_prio are bound as -1, which no row has.
 	 */
 	static const char sql[] = "UPDATE outbox SET state = 1, attempts = attempts + 1,"
-	                          " updated_at = ?1"
+	                          " updated_at = ?1, claimed_by = ?7"
 	                          " WHERE id IN (SELECT id FROM outbox"
 	                          "  WHERE state = 0 AND priority IN (?3, ?4, ?5, ?6)"
 	                          "  AND next_attempt_at <= ?1"
@@ -446,8 +449,8 @@ int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum ou
 	int64_t p[PRIO_COUNT];
 	for (int i = 0; i < PRIO_COUNT; i++)
 		p[i] = i <= (int)max_prio ? i : -1;
-	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM, sql, what, &st, "iiiiii", now, (int64_t)limit, p[0],
-	                    p[1], p[2], p[3]);
+	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM, sql, what, &st, "iiiiiii", now, (int64_t)limit,
+	                    p[0], p[1], p[2], p[3], store_node(c->st));
 	return claimed_rows(c, st, rc, what, mode, a, out, n);
 }
 
@@ -457,7 +460,7 @@ int store__sq_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_
 {
 	/* outbox_pending_to (migration 10) finds the recipient's waiting rows */
 	static const char sql[] = "UPDATE outbox SET state = 1, attempts = attempts + 1,"
-	                          " updated_at = ?1"
+	                          " updated_at = ?1, claimed_by = ?7"
 	                          " WHERE id IN (SELECT id FROM outbox"
 	                          "  WHERE tenant_id = ?2 AND to_id = ?3 AND state = 0"
 	                          "  AND priority BETWEEN ?4 AND ?5 AND next_attempt_at <= ?1"
@@ -471,8 +474,9 @@ int store__sq_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_
 	int rc = store__sq_op_begin(c, 0, what, &mode);
 	if (rc < 0)
 		return rc;
-	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM_TO, sql, what, &st, "iitiii", now, tenant_id, to,
-	                    (int64_t)min_prio, (int64_t)max_prio, (int64_t)limit);
+	rc = store__sq_prep(c, SQ_OUTBOX_CLAIM_TO, sql, what, &st, "iitiiii", now, tenant_id, to,
+	                    (int64_t)min_prio, (int64_t)max_prio, (int64_t)limit,
+	                    store_node(c->st));
 	return claimed_rows(c, st, rc, what, mode, a, out, n);
 }
 
@@ -492,14 +496,26 @@ static void read_sending_count(sqlite3_stmt *st, struct arena *a, void *row)
 	r->n = sqlite3_column_int64(st, 2);
 }
 
+/*
+ * The SENDING rows recovery may take (store.h, store_outbox_recover): not
+ * this store's node's (?3), nor a node's live at ?1 (its lease running, no
+ * later run of its name; an earlier run of ?3's own name is not live).
+ */
+#define RECOVERABLE                                                                                \
+	" AND (claimed_by <> ?3 OR ?3 = 0) AND claimed_by NOT IN (SELECT id FROM nodes"            \
+	"  WHERE expires_at > ?1 AND NOT (name = (SELECT name FROM nodes WHERE id = ?3)"           \
+	"  AND id < ?3))"
+
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 {
 	static const char proved[] = "UPDATE outbox SET state = early_state, updated_at = ?1"
-	                             " WHERE state = 1 AND early_state <> 0";
-	static const char sql[] = "UPDATE outbox SET state = 0, updated_at = ?1,"
-	                          " next_attempt_at = max(next_attempt_at, ?2) WHERE state = 1";
-	static const char counts[] = "SELECT priority, early_state, count(*) FROM outbox"
-	                             " WHERE state = 1 GROUP BY priority, early_state";
+	                             " WHERE state = 1 AND early_state <> 0" RECOVERABLE;
+	static const char sql[] =
+	        "UPDATE outbox SET state = 0, updated_at = ?1,"
+	        " next_attempt_at = max(next_attempt_at, ?2) WHERE state = 1" RECOVERABLE;
+	static const char counts[] =
+	        "SELECT priority, early_state, count(*) FROM outbox"
+	        " WHERE state = 1" RECOVERABLE " GROUP BY priority, early_state";
 	const char *what = "recover outbox rows";
 	enum sq_op_mode mode;
 	sqlite3_stmt *st;
@@ -510,16 +526,18 @@ int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	int rc = store__sq_op_begin(c, 1, what, &mode);
 	if (rc < 0)
 		return rc;
+	int64_t now = clock_wall_ms(), node = store_node(c->st);
 	arena_init(&a, 1024);
-	rc = store__sq_prep(c, SQ_OUTBOX_SENDING_COUNTS, counts, what, &st, "");
+	rc = store__sq_prep(c, SQ_OUTBOX_SENDING_COUNTS, counts, what, &st, "iii", now, resend_at,
+	                    node);
 	if (rc == 0)
 		rc = store__sq_rows(c, st, what, &a, sizeof(struct sending_count),
 		                    read_sending_count, &rows, &nrows);
 	if (rc == 0)
-		rc = store__sq_run(c, SQ_OUTBOX_RECOVER_PROVED, proved, what, "i", clock_wall_ms());
+		rc = store__sq_run(c, SQ_OUTBOX_RECOVER_PROVED, proved, what, "iii", now, resend_at,
+		                   node);
 	if (rc == 0)
-		rc = store__sq_run(c, SQ_OUTBOX_RECOVER, sql, what, "ii", clock_wall_ms(),
-		                   resend_at);
+		rc = store__sq_run(c, SQ_OUTBOX_RECOVER, sql, what, "iii", now, resend_at, node);
 	if (rc == 0)
 		*n = sqlite3_changes(store__sq_db(c));
 	for (int i = 0; rc == 0 && i < nrows; i++) {

@@ -24,12 +24,15 @@
  */
 #include "store/store.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 #include "store/store_internal.h"
 
 /* ---- helpers shared by the module ---------------------------------------- */
@@ -66,6 +69,16 @@ void store_set_busy_timeout(struct store *st, int ms)
 	st->busy_timeout_ms = ms < 0 ? 0 : ms;
 }
 
+int store_shared_writers(const struct store *st)
+{
+	return st->ops->shared_writers;
+}
+
+void store_set_prepared(struct store *st, int on)
+{
+	st->unprepared = !on;
+}
+
 static int empty(const char *s)
 {
 	return !s || !*s;
@@ -76,6 +89,16 @@ static int empty(const char *s)
 int store_partition(int64_t tenant_id)
 {
 	return (int)(hash_u64((uint64_t)tenant_id) % STORE_PARTITIONS);
+}
+
+uint64_t store_partition_slice(int slice, int nslices)
+{
+	uint64_t parts = 0;
+	if (nslices < 1 || nslices > STORE_PARTITIONS || slice < 0 || slice >= nslices)
+		return 0;
+	for (int p = slice; p < STORE_PARTITIONS; p += nslices)
+		parts |= 1ULL << p;
+	return parts;
 }
 
 const char *outbox_state_name(enum outbox_state s)
@@ -705,19 +728,19 @@ int store_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 	return c->ops->inbox_put(c, e, n, result);
 }
 
-int store_inbox_pending(struct store_conn *c, int slice, int nslices, int limit, struct arena *a,
+int store_inbox_pending(struct store_conn *c, uint64_t parts, int limit, struct arena *a,
                         struct inbox_entry **out, int *n)
 {
 	if (!a || !out || !n)
 		return store__errf(c, ERR_INVAL, "could not read inbox: no output");
-	if (nslices < 1 || nslices > STORE_PARTITIONS || slice < 0 || slice >= nslices)
-		return store__errf(c, ERR_INVAL,
-		                   "could not read inbox: slice %d of %d (1..%d slices)", slice,
-		                   nslices, STORE_PARTITIONS);
+	*out = NULL;
+	*n = 0;
 	if (limit < 1 || limit > STORE_MAX_BATCH)
 		return store__errf(c, ERR_INVAL, "could not read inbox: limit %d not in 1..%d",
 		                   limit, STORE_MAX_BATCH);
-	return c->ops->inbox_pending(c, slice, nslices, limit, a, out, n);
+	if (parts == 0)
+		return 0;
+	return c->ops->inbox_pending(c, parts, limit, a, out, n);
 }
 
 int store_inbox_done(struct store_conn *c, int64_t id)
@@ -1132,4 +1155,156 @@ int store_sync_op_put(struct store_conn *c, int64_t tenant_id, const struct sync
 		        "operation are required",
 		        STORE_SYNC_ID_MAX);
 	return c->ops->sync_op_put(c, tenant_id, r);
+}
+
+/* ---- nodes, partition leases, the leader's lock ------------------------------------- */
+
+int store__popcount(uint64_t parts)
+{
+	return __builtin_popcountll(parts);
+}
+
+int store__lease_share(int64_t workers)
+{
+	if (workers < 1)
+		workers = 1;
+	if (workers > STORE_PARTITIONS)
+		workers = STORE_PARTITIONS;
+	return (int)((STORE_PARTITIONS + workers - 1) / workers);
+}
+
+uint64_t store__lease_pick(uint64_t free, int64_t node, int want)
+{
+	/* a node's place: its id spread over the partitions (Fibonacci hashing) */
+	int start = (int)(((uint64_t)node * 0x9E3779B97F4A7C15ULL) >> 58);
+	uint64_t picked = 0;
+	for (int i = 0; i < STORE_PARTITIONS && want > 0; i++) {
+		int p = (start + i) % STORE_PARTITIONS;
+		if (free & (1ULL << p)) {
+			picked |= 1ULL << p;
+			want--;
+		}
+	}
+	return picked;
+}
+
+int store_node_join(struct store_conn *c, const struct store_node *n, int64_t now, int64_t lease_ms,
+                    int64_t *id)
+{
+	if (!n || !id || empty(n->name) || strlen(n->name) >= STORE_NODE_NAME_MAX ||
+	    (n->host && strlen(n->host) >= STORE_NODE_NAME_MAX))
+		return store__errf(c, ERR_INVAL,
+		                   "could not join the store's nodes: a name of 1 to %d bytes is "
+		                   "required",
+		                   STORE_NODE_NAME_MAX - 1);
+	if (n->roles == 0 || n->roles > 15 || lease_ms < 1)
+		return store__errf(c, ERR_INVAL,
+		                   "could not join the store's nodes: roles %u or lease %lld ms "
+		                   "out of range",
+		                   n->roles, (long long)lease_ms);
+	if (c->in_txn)
+		return store__errf(c, ERR_INVAL,
+		                   "could not join the store's nodes: a transaction is open");
+	return c->ops->node_join(c, n, now, lease_ms, id);
+}
+
+int store_node_beat(struct store_conn *c, int64_t id, int64_t now, int64_t lease_ms, int *lapsed)
+{
+	int dummy;
+	if (lease_ms < 1)
+		return store__errf(c, ERR_INVAL, "could not renew node %lld: lease %lld ms",
+		                   (long long)id, (long long)lease_ms);
+	return c->ops->node_beat(c, id, now, lease_ms, lapsed ? lapsed : &dummy);
+}
+
+int store_node_leave(struct store_conn *c, int64_t id, int64_t now)
+{
+	return c->ops->node_leave(c, id, now);
+}
+
+int store_nodes_live(struct store_conn *c, int64_t now, struct arena *a, struct store_node **out,
+                     int *n)
+{
+	if (!a || !out || !n)
+		return store__errf(c, ERR_INVAL, "could not list nodes: no output");
+	*out = NULL;
+	*n = 0;
+	return c->ops->nodes_live(c, now, a, out, n);
+}
+
+void store_set_node(struct store *st, int64_t id)
+{
+	atomic_store(&st->node, id);
+}
+
+int64_t store_node(const struct store *st)
+{
+	return st ? atomic_load(&st->node) : 0;
+}
+
+int store_partitions_claim(struct store_conn *c, int64_t node, int64_t now, int64_t lease_ms,
+                           uint64_t *owned, int *share, uint64_t *taken)
+{
+	uint64_t dummy;
+	if (!owned || !share)
+		return store__errf(c, ERR_INVAL, "could not claim partitions: no output");
+	*owned = 0;
+	*share = 0;
+	if (!taken)
+		taken = &dummy;
+	*taken = 0;
+	if (node < 1 || lease_ms < 1)
+		return store__errf(c, ERR_INVAL,
+		                   "could not claim partitions: node %lld, lease %lld ms",
+		                   (long long)node, (long long)lease_ms);
+	return c->ops->partitions_claim(c, node, now, lease_ms, owned, share, taken);
+}
+
+int store_partitions_release(struct store_conn *c, int64_t node, uint64_t parts)
+{
+	if (parts == 0)
+		return 0;
+	return c->ops->partitions_release(c, node, parts);
+}
+
+int store_lock_new(struct store *st, const char *url, int64_t key, struct store_lock **out)
+{
+	if (!st || !out)
+		return ERR_INVAL;
+	struct store_lock *l = xcalloc(1, sizeof(*l));
+	l->st = st;
+	l->key = key;
+	l->url = xstrdup(empty(url) ? st->url : url);
+	int rc = st->ops->lock_open ? st->ops->lock_open(l, l->url) : 0;
+	if (rc != 0) {
+		store_lock_free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+int store_lock_try(struct store_lock *l, int *held)
+{
+	*held = 0;
+	if (!l->st->ops->lock_try) {
+		*held = 1; /* the one process of an embedded store */
+		return 0;
+	}
+	return l->st->ops->lock_try(l, held);
+}
+
+const char *store_lock_errmsg(const struct store_lock *l)
+{
+	return l ? l->errmsg : "no lock";
+}
+
+void store_lock_free(struct store_lock *l)
+{
+	if (!l)
+		return;
+	if (l->st->ops->lock_close)
+		l->st->ops->lock_close(l);
+	free(l->url);
+	free(l);
 }

@@ -45,6 +45,13 @@ struct store_conn;
 /* Number of queue partitions; a tenant's rows live in store_partition(id). */
 #define STORE_PARTITIONS 64
 int store_partition(int64_t tenant_id);
+/*
+ * A set of partitions is a mask: bit p stands for partition p.
+ * store_partition_slice gives the partitions p with p % nslices == slice
+ * (0 when slice is not in 0..nslices-1, or nslices not in 1..64).
+ */
+#define STORE_ALL_PARTITIONS UINT64_MAX
+uint64_t store_partition_slice(int slice, int nslices);
 
 /* ---- rows ---------------------------------------------------------- */
 
@@ -178,8 +185,10 @@ enum outbox_prio { PRIO_P0 = 0, PRIO_P1 = 1, PRIO_P2 = 2, PRIO_P3 = 3 };
  *   PENDING --claim--> SENDING --2xx--> ACCEPTED --status--> SENT/DELIVERED/READ
  *      ^                  |  \--4xx permanent--> FAILED
  *      +---retryable------+   \--attempts exhausted--> DEAD
- *   SENDING rows found at start-up (a crash mid-send) go back to PENDING,
- *   due after a grace; a status naming one (row hint) claims it first.
+ *   SENDING rows of a sender that died (a crash mid-send) go back to
+ *   PENDING, due after a grace, at its successor's start-up or once its
+ *   node's lease has expired (store_outbox_recover); a status naming one
+ *   (row hint) claims it first.
  *   A status arriving while a row is SENDING is kept aside and applied when
  *   the answer is recorded (or at start-up).
  *   A "failed" status webhook moves ACCEPTED/SENT/DELIVERED to FAILED.
@@ -235,8 +244,9 @@ struct outbox_new {
 	const char *reply_to;
 	const char *body;
 	int64_t inbound_received_at;
-	/* 1: the row is born claimed (SENDING, attempt 1) for a sender that
-	 * took it directly (sender_reserve); 0: PENDING, claimed later */
+	/* 1: the row is born claimed (SENDING, attempt 1, the store's node)
+	 * for a sender that took it directly (sender_reserve); 0: PENDING,
+	 * claimed later */
 	int claimed;
 };
 
@@ -264,6 +274,15 @@ void store_close(struct store *st);
 /* How long a connection made after this call waits for another process's
  * write lock before giving up with ERR_AGAIN (ms, >= 0). */
 void store_set_busy_timeout(struct store *st, int ms);
+/*
+ * store_set_prepared: whether connections made after this call prepare each
+ * statement once and run it by name from then on (1, the default), or send
+ * its text every time (0). PostgreSQL: prepared statements are planned once
+ * (a generic plan), which is most of a statement's cost over partitioned
+ * tables; a pooler in transaction mode that cannot carry them (PgBouncer
+ * before 1.21) needs 0. SQLite prepares either way.
+ */
+void store_set_prepared(struct store *st, int on);
 /*
  * store_checkpoint_in_background: from now on the log the store writes
  * ahead (SQLite's WAL) is copied into the database by a thread of the
@@ -342,6 +361,14 @@ int store_maintain(struct store_conn *c, int *made);
  * this connection.) 0 or the store's error; not inside a transaction.
  */
 int store_set_lazy_commits(struct store_conn *c, int lazy);
+/*
+ * store_shared_writers: 1 when connections write side by side (a server,
+ * PostgreSQL), 0 when one writes at a time (SQLite). A lazy commit and a
+ * store_sync pay off with one writer at a time, which does not wait for the
+ * disk while holding the lock; with writers side by side an ordinary
+ * commit gives the same in one round trip instead of two.
+ */
+int store_shared_writers(const struct store *st);
 /*
  * store_sync makes every commit made so far through c durable - lazy ones
  * too, and with them all that any connection committed before them (they
@@ -537,9 +564,10 @@ int store_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
                     enum inbox_put_result *result);
 /*
  * store_inbox_pending reads up to limit pending entries of the partitions
- * p with p % nslices == slice, oldest first (per-customer order follows).
+ * in the mask parts (bit p: partition p; see store_partition_slice),
+ * oldest first (per-customer order follows); an empty mask reads nothing.
  */
-int store_inbox_pending(struct store_conn *c, int slice, int nslices, int limit, struct arena *a,
+int store_inbox_pending(struct store_conn *c, uint64_t parts, int limit, struct arena *a,
                         struct inbox_entry **out, int *n);
 int store_inbox_done(struct store_conn *c, int64_t id);
 /* store_inbox_reopen: a DONE entry back to PENDING (no change in another state). */
@@ -577,7 +605,9 @@ int store_outbox_add_many(struct store_conn *c, const struct outbox_new *o, int 
  * store_outbox_claim moves up to limit PENDING rows of priority max_prio
  * or higher (P0..max_prio) due at or before now to SENDING and returns
  * them, highest priority (P0) first, then oldest. Runs its own
- * transaction.
+ * transaction. Every claim (this one, store_outbox_claim_to, a row born
+ * claimed) records the store's node (store_set_node; 0: none) on the row:
+ * whose send it is, for store_outbox_recover.
  */
 int store_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
                        struct arena *a, struct outbox_row **out, int *n);
@@ -591,11 +621,23 @@ int store_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_id, 
                           enum outbox_prio min_prio, enum outbox_prio max_prio, int limit,
                           struct arena *a, struct outbox_row **out, int *n);
 /*
- * Start-up: SENDING rows (a crash mid-send) that a delivery status already
+ * store_outbox_recover takes back the sends that a dead process left
+ * SENDING (it crashed mid-send): those that a delivery status already
  * proved accepted take that status; the others go back to PENDING, due no
  * earlier than resend_at, so that the provider's statuses for sends it did
  * accept can claim them first (store_outbox_status with row_hint); *n how
  * many went back to PENDING.
+ *
+ * Whose rows: the SENDING rows claimed by a node that is not live at the
+ * store's clock (its lease expired, it left, or it is not in the nodes
+ * table: node 0, rows claimed before nodes existed), and those of an
+ * earlier run of this store's own node (the same name, a smaller id: this
+ * process is its successor, and has replayed its send journal first).
+ * Never a live node's rows - they may be in flight now - and never the
+ * rows of this store's own node (store_set_node), so a process may call
+ * it while it sends, to pick up a dead sender's rows. Without a node
+ * (store_set_node never called) every SENDING row not claimed by a live
+ * node is taken, as by a process alone with its store.
  */
 int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
 /*
@@ -840,5 +882,128 @@ int store_sync_op_get(struct store_conn *c, int64_t tenant_id, const char *clien
 /* store_sync_op_put records r; ERR_CONFLICT when the tenant has client_id
  * recorded already (nothing changes). */
 int store_sync_op_put(struct store_conn *c, int64_t tenant_id, const struct sync_op_record *r);
+
+/* ---- processes: nodes, partition leases, the leader's lock (sqlite_lease.c, pg_lease.c) ---- */
+
+/*
+ * Every serve process is a node of the store: it joins (store_node_join),
+ * beats every STORE_NODE_BEAT_MS to keep a lease of STORE_NODE_LEASE_MS
+ * (store_node_beat), and leaves when it stops (store_node_leave). A node
+ * whose lease has run out is dead to the others: its partitions and the
+ * sends it left SENDING are taken over. Times are the callers' wall
+ * clocks (epoch ms): the hosts of one store keep them in step (NTP), well
+ * within STORE_NODE_LEASE_MS - STORE_NODE_BEAT_MS.
+ *
+ * A node's name stays the same across restarts of one process (host and
+ * listening port by default, or --node-name); a new run is a new node of
+ * the same name, with a larger id. The successor counts its earlier runs
+ * as dead at once (they cannot run beside it: two live processes never
+ * share a name), so a restarted process takes its own partitions and
+ * sends back at once, while the others wait for the earlier run's lease.
+ */
+#define STORE_NODE_BEAT_MS  2000
+#define STORE_NODE_LEASE_MS 6000
+
+/* What a node runs (store_node.roles), as serve --roles names it. */
+#define STORE_ROLE_INGEST     1
+#define STORE_ROLE_WORKER     2
+#define STORE_ROLE_SENDER     4
+#define STORE_ROLE_CONTROLLER 8
+
+/* Longest node name and host, with the NUL. */
+#define STORE_NODE_NAME_MAX 128
+
+struct store_node {
+	int64_t id;       /* assigned by store_node_join */
+	const char *name; /* 1..STORE_NODE_NAME_MAX-1 bytes, see above */
+	unsigned roles;   /* STORE_ROLE_* */
+	const char *host; /* for people: the machine's name */
+	int64_t pid;      /* for people */
+	int64_t started_at;
+	int64_t expires_at; /* read only: the end of its lease */
+};
+
+/*
+ * store_node_join records n (its id, expires_at ignored) live until now +
+ * lease_ms; *id gets its id (ids grow: a later run has a larger one).
+ * Nodes whose lease ended more than a day ago are forgotten. ERR_INVAL for
+ * a bad name or roles. Its own transaction.
+ */
+int store_node_join(struct store_conn *c, const struct store_node *n, int64_t now, int64_t lease_ms,
+                    int64_t *id);
+/*
+ * store_node_beat renews node id's lease to now + lease_ms. *lapsed (may
+ * be NULL) is 1 when the lease had run out before this beat: meanwhile
+ * the others may have taken over its partitions and its sends.
+ * ERR_NOTFOUND: no such node (forgotten): join again.
+ */
+int store_node_beat(struct store_conn *c, int64_t id, int64_t now, int64_t lease_ms, int *lapsed);
+/*
+ * store_node_leave ends node id's lease at now and gives back its
+ * partitions, so that the others take over at once (a clean stop).
+ */
+int store_node_leave(struct store_conn *c, int64_t id, int64_t now);
+/*
+ * store_nodes_live reads the nodes live at now (lease not run out, no
+ * later run of the same name joined), in id order, at most
+ * STORE_MAX_BATCH, into *out (strings in a; *n of them).
+ */
+int store_nodes_live(struct store_conn *c, int64_t now, struct arena *a, struct store_node **out,
+                     int *n);
+/*
+ * store_set_node: the node this process joined as, from now on recorded
+ * by every claim of the store's connections (store_outbox_claim) and
+ * spared by its recovery (store_outbox_recover). Set it before the roles
+ * start; 0 (the default): no node. store_node reads it. Any thread.
+ */
+void store_set_node(struct store *st, int64_t id);
+int64_t store_node(const struct store *st);
+
+/*
+ * Partition leases: the worker processes divide the STORE_PARTITIONS
+ * queue partitions among themselves. A partition has at most one owner,
+ * whose lease on it ends at its expires_at; every move is one conditional
+ * write, so two nodes never both own a partition.
+ *
+ * store_partitions_claim, for a worker node, in one transaction: renews
+ * the node's own leases to now + lease_ms, then takes free partitions - no
+ * owner, a lease run out, or an owner that is an earlier run of this node
+ * - until it holds its fair share, ceil(STORE_PARTITIONS / w), w the live
+ * worker nodes (itself always counted). It gives nothing back: a node
+ * over its share (another joined) stops reading the partitions it gives
+ * up first, then store_partitions_release. *owned gets the partitions the
+ * node holds after the call, *share the fair share, *taken (may be NULL)
+ * the partitions it took now. Which free ones it takes starts at a place
+ * of its own (its id), so that nodes starting together rarely want the
+ * same ones.
+ */
+int store_partitions_claim(struct store_conn *c, int64_t node, int64_t now, int64_t lease_ms,
+                           uint64_t *owned, int *share, uint64_t *taken);
+/* store_partitions_release gives back the partitions in parts that node
+ * owns (free at once for any node). */
+int store_partitions_release(struct store_conn *c, int64_t node, uint64_t parts);
+
+/*
+ * A lock held by one process of the store at a time, for as long as its
+ * session lasts: the leading controller's. PostgreSQL: a session-level
+ * advisory lock (pg_try_advisory_lock) on a connection of the lock's own,
+ * which must reach the server itself (not a transaction-mode PgBouncer);
+ * the lock goes when the session dies (the process killed, the network
+ * lost). SQLite: one process serves a file, so the lock is always held.
+ *
+ * store_lock_new prepares the lock key of st, to be taken through url
+ * ("" or NULL: the store's url); nothing connects yet. store_lock_try
+ * connects when it must, then takes the lock if free, or checks the
+ * session still holds it: *held 1 or 0 (0 too on an error, which also
+ * drops the session so that the server frees the lock). One round trip
+ * once connected; it waits at most a few seconds for an unreachable
+ * server. store_lock_errmsg: the last error. store_lock_free releases it
+ * (closes the session). One thread at a time.
+ */
+struct store_lock;
+int store_lock_new(struct store *st, const char *url, int64_t key, struct store_lock **out);
+int store_lock_try(struct store_lock *l, int *held);
+const char *store_lock_errmsg(const struct store_lock *l);
+void store_lock_free(struct store_lock *l);
 
 #endif

@@ -28,6 +28,7 @@
 /* One function pointer per operation of store.h; see there for contracts. */
 struct store_ops {
 	const char *name;
+	int shared_writers; /* store_shared_writers */
 	void (*close)(struct store *st);
 	int (*connect)(struct store *st, struct store_conn **out);
 	/* NULL: connect; see store_connect_read */
@@ -124,8 +125,8 @@ struct store_ops {
 
 	int (*inbox_put)(struct store_conn *c, struct inbox_entry *e, int n,
 	                 enum inbox_put_result *result);
-	int (*inbox_pending)(struct store_conn *c, int slice, int nslices, int limit,
-	                     struct arena *a, struct inbox_entry **out, int *n);
+	int (*inbox_pending)(struct store_conn *c, uint64_t parts, int limit, struct arena *a,
+	                     struct inbox_entry **out, int *n);
 	int (*inbox_done)(struct store_conn *c, int64_t id);
 	int (*inbox_reopen)(struct store_conn *c, int64_t id);
 	int (*inbox_failed)(struct store_conn *c, int64_t id, int max_attempts, const char *why);
@@ -193,18 +194,38 @@ struct store_ops {
 	int (*sync_op_get)(struct store_conn *c, int64_t tenant_id, const char *client_id,
 	                   struct arena *a, struct sync_op_record *out);
 	int (*sync_op_put)(struct store_conn *c, int64_t tenant_id, const struct sync_op_record *r);
+
+	int (*node_join)(struct store_conn *c, const struct store_node *n, int64_t now,
+	                 int64_t lease_ms, int64_t *id);
+	int (*node_beat)(struct store_conn *c, int64_t id, int64_t now, int64_t lease_ms,
+	                 int *lapsed);
+	int (*node_leave)(struct store_conn *c, int64_t id, int64_t now);
+	int (*nodes_live)(struct store_conn *c, int64_t now, struct arena *a,
+	                  struct store_node **out, int *n);
+	int (*partitions_claim)(struct store_conn *c, int64_t node, int64_t now, int64_t lease_ms,
+	                        uint64_t *owned, int *share, uint64_t *taken);
+	int (*partitions_release)(struct store_conn *c, int64_t node, uint64_t parts);
+	/* NULL: the lock is always held (one process serves the store) */
+	int (*lock_open)(struct store_lock *l, const char *url);
+	int (*lock_try)(struct store_lock *l, int *held);
+	void (*lock_close)(struct store_lock *l);
 };
 
 /*
  * The process-wide handle. Written once by the backend's open, except:
  *   busy_timeout_ms  set by store_set_busy_timeout before connections are
  *                    made (read by connect);
- *   write_mu         locked by the thread whose connection is writing.
+ *   unprepared       set by store_set_prepared (0: prepare) likewise;
+ *   write_mu         locked by the thread whose connection is writing;
+ *   node             set by store_set_node (serve, before the roles
+ *                    start), read by the claims and recovery of every
+ *                    connection.
  */
 struct store {
 	const struct store_ops *ops;
 	char *url;
 	int busy_timeout_ms;
+	int unprepared;
 	/*
 	 * A single-writer backend (SQLite) queues the threads of this process
 	 * here, held from BEGIN IMMEDIATE to COMMIT/ROLLBACK, so they wait on a
@@ -219,7 +240,17 @@ struct store {
 	 */
 	_Atomic int64_t commit_seq;
 	_Atomic int64_t durable_seq;
-	void *backend; /* the backend's own (SQLite: its checkpoint thread, or NULL) */
+	_Atomic int64_t node; /* store_set_node: the process's node, or 0 */
+	void *backend;        /* the backend's own (SQLite: its checkpoint thread, or NULL) */
+};
+
+/* A lock of store_lock_new; the thread using it owns every field. */
+struct store_lock {
+	struct store *st;
+	int64_t key;
+	char *url; /* where to take it: the store's url or the caller's */
+	char errmsg[STORE_ERRMSG_MAX];
+	void *backend; /* the backend's session, or NULL */
 };
 
 /* One thread's connection; every field belongs to that thread. */
@@ -249,5 +280,29 @@ int store__verrf(struct store_conn *c, int err, const char *fmt, va_list ap)
 int store__sqlite_open(const char *path, struct store **out, char *why);
 /* store__pg_open: the same for a PostgreSQL url (store_pg.c). */
 int store__pg_open(const char *conninfo, struct store **out, char *why);
+
+/*
+ * Nodes and partition leases, the same rules in both backends
+ * (sqlite_lease.c, pg_lease.c). store__lease_share: the fair share of w
+ * live worker nodes, ceil(STORE_PARTITIONS / w). store__lease_pick: up to
+ * want partitions of the mask free, walking from a place of node's own (so
+ * that nodes claiming at once mostly want different ones).
+ */
+int store__lease_share(int64_t workers);
+uint64_t store__lease_pick(uint64_t free, int64_t node, int want);
+/* store__popcount: the partitions in a mask. */
+int store__popcount(uint64_t parts);
+/* The backends' lease operations, put into their ops tables. */
+int store__sq_node_join(struct store_conn *c, const struct store_node *n, int64_t now,
+                        int64_t lease_ms, int64_t *id);
+int store__sq_node_beat(struct store_conn *c, int64_t id, int64_t now, int64_t lease_ms,
+                        int *lapsed);
+int store__sq_node_leave(struct store_conn *c, int64_t id, int64_t now);
+int store__sq_nodes_live(struct store_conn *c, int64_t now, struct arena *a,
+                         struct store_node **out, int *n);
+int store__sq_partitions_claim(struct store_conn *c, int64_t node, int64_t now, int64_t lease_ms,
+                               uint64_t *owned, int *share, uint64_t *taken);
+int store__sq_partitions_release(struct store_conn *c, int64_t node, uint64_t parts);
+void store__pg_lease_ops(struct store_ops *ops);
 
 #endif

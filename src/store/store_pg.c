@@ -7,9 +7,13 @@
  *
  * Design
  *   One libpq connection per struct store_conn (each thread owns its own),
- *   statements sent with PQexecParams in text format and no prepared
- *   statements, so that every connection can go through PgBouncer in
- *   transaction mode. Commits are durable when COMMIT returns
+ *   parameters in text format. Each statement is prepared on a connection
+ *   the first time it runs there and run by name from then on, with
+ *   plan_cache_mode = force_generic_plan: planned once, its partitions
+ *   pruned when it runs (planning a statement over 64 partitions costs
+ *   far more than running it). store_set_prepared(st, 0) sends every
+ *   statement's text instead, for PgBouncer in transaction mode, which
+ *   (before 1.21) cannot carry prepared statements. Commits are durable when COMMIT returns
  *   (synchronous_commit on: with a synchronous standby, on both servers),
  *   except on a connection that asked for lazy commits, whose transactions
  *   set synchronous_commit off and whose store_sync is one small durable
@@ -144,16 +148,83 @@ static int args_bind(struct store_conn *c, const char *what, struct pg_args *a, 
 	return 0;
 }
 
+static uint32_t sql_hash(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* prepared_forget empties c's table: its connection is gone or going. */
+static void prepared_forget(struct pg_session *pg)
+{
+	if (!pg->prepared)
+		return;
+	for (int i = 0; i < PG_PREPARED_SLOTS; i++)
+		free(pg->prepared[i].sql);
+	free(pg->prepared);
+	pg->prepared = NULL;
+	pg->nprepared = 0;
+}
+
+/*
+ * prepared_name writes into name (cap bytes) the name sql is prepared
+ * under on c's connection, preparing it first when new. 1: run it by that
+ * name; 0: send it unprepared (turned off, or the table is three quarters
+ * full); or the error of preparing it (a statement that does not parse
+ * fails here as it would unprepared).
+ */
+static int prepared_name(struct store_conn *c, const char *what, const char *sql, char *name,
+                         size_t cap)
+{
+	struct pg_session *pg = c->backend;
+	if (c->st->unprepared)
+		return 0;
+	if (!pg->prepared)
+		pg->prepared = xcalloc(PG_PREPARED_SLOTS, sizeof(*pg->prepared));
+	uint32_t h = sql_hash(sql);
+	int slot = (int)(h % PG_PREPARED_SLOTS);
+	while (pg->prepared[slot].sql) {
+		const struct pg_prepared *p = &pg->prepared[slot];
+		if (p->hash == h && !strcmp(p->sql, sql)) {
+			snprintf(name, cap, "m%d", slot);
+			return 1;
+		}
+		slot = (slot + 1) % PG_PREPARED_SLOTS;
+	}
+	if (pg->nprepared >= PG_PREPARED_SLOTS / 4 * 3)
+		return 0;
+	snprintf(name, cap, "m%d", slot);
+	PGresult *r = PQprepare(pg->db, name, sql, 0, NULL);
+	int rc = 1;
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = store__pg_err(c, r, what);
+	PQclear(r);
+	if (rc == 1) {
+		pg->prepared[slot].sql = xstrdup(sql);
+		pg->prepared[slot].hash = h;
+		pg->nprepared++;
+	}
+	return rc;
+}
+
 static int vquery(struct store_conn *c, const char *what, const char *sql, PGresult **res,
                   const char *types, va_list ap)
 {
 	struct pg_args a;
+	char name[16];
 	int rc;
 
 	*res = NULL;
+	if (!sql)
+		return store__errf(c, ERR_TOOBIG, "could not %s: the statement is too long", what);
 	if ((rc = args_bind(c, what, &a, types, ap)) < 0)
 		return rc;
-	PGresult *r = PQexecParams(store__pg_db(c), sql, a.n, NULL, a.v, NULL, NULL, 0);
+	if ((rc = prepared_name(c, what, sql, name, sizeof(name))) < 0)
+		return rc;
+	PGresult *r = rc ? PQexecPrepared(store__pg_db(c), name, a.n, a.v, NULL, NULL, 0)
+	                 : PQexecParams(store__pg_db(c), sql, a.n, NULL, a.v, NULL, NULL, 0);
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
 		rc = store__pg_err(c, r, what);
@@ -197,6 +268,24 @@ int store__pg_simple(struct store_conn *c, const char *what, const char *sql)
 		rc = store__pg_err(c, r, what);
 	PQclear(r);
 	return rc;
+}
+
+const char *store__pg_in_part(char *buf, size_t cap, const char *sql, int64_t part)
+{
+	char num[24];
+	int nlen = snprintf(num, sizeof(num), "%lld", (long long)part);
+	size_t n = 0;
+	for (const char *p = sql; *p; p++) {
+		int mark = p[0] == '@' && p[1] == '@';
+		size_t len = mark ? (size_t)nlen : 1;
+		if (n + len >= cap)
+			return NULL;
+		memcpy(buf + n, mark ? num : p, len);
+		n += len;
+		p += mark;
+	}
+	buf[n] = 0;
+	return buf;
 }
 
 int store__pg_count_rows(struct store_conn *c, const char *what, const char *sql, int64_t *n)
@@ -337,6 +426,7 @@ static int pg_connect_url(struct store_conn *c, const char *url, int replica, in
 {
 	struct pg_session *pg = c->backend;
 
+	prepared_forget(pg);
 	if (pg->db)
 		PQfinish(pg->db);
 	pg->conninfo = url;
@@ -354,6 +444,11 @@ static int pg_connect_url(struct store_conn *c, const char *url, int replica, in
 		return store__errf(c, ERR_AGAIN, "could not connect to PostgreSQL: %s", msg);
 	}
 	int rc = pg_session_check(c, lag_ms);
+	/* prepared statements get one plan for all parameters: a custom plan
+	 * per call would plan every partition's pruning again each time */
+	if (rc == 0 && !c->st->unprepared)
+		rc = store__pg_simple(c, "choose generic plans",
+		                      "SET plan_cache_mode = force_generic_plan");
 	if (rc < 0)
 		pg->broken = 1;
 	pg->lag_checked_ms = clock_mono_us() / 1000;
@@ -425,6 +520,7 @@ static int pg_connect_as(struct store *st, int for_reads, struct store_conn **ou
 	int rc = pg_connect_db(c);
 	if (rc < 0) {
 		log_error("store.connect_failed", "%s", c->errmsg);
+		prepared_forget(pg);
 		if (pg->db)
 			PQfinish(pg->db);
 		free(pg);
@@ -468,6 +564,7 @@ static void pg_set_replicas(struct store *st, const char *urls, int max_lag_ms)
 static void pg_disconnect(struct store_conn *c)
 {
 	struct pg_session *pg = c->backend;
+	prepared_forget(pg);
 	if (pg->db)
 		PQfinish(pg->db); /* an open transaction is rolled back by the server */
 	free(pg);
@@ -869,6 +966,7 @@ static int pg_maintain(struct store_conn *c, int *made)
 
 static struct store_ops pg_ops = {
         .name = "postgresql",
+        .shared_writers = 1,
         .close = pg_close,
         .connect = pg_connect,
         .connect_read = pg_connect_read,
@@ -900,6 +998,7 @@ static void pg_ops_fill(void)
 	store__pg_inbox_ops(&pg_ops);
 	store__pg_outbox_ops(&pg_ops);
 	store__pg_ai_ops(&pg_ops);
+	store__pg_lease_ops(&pg_ops);
 }
 
 /*

@@ -1039,4 +1039,10 @@ static const struct store_ops sq_ops = {
         .orders_list = store__sq_orders_list,
         .sync_op_get = store__sq_sync_op_get,
         .sync_op_put = store__sq_sync_op_put,
+        .node_join = store__sq_node_join,
+        .node_beat = store__sq_node_beat,
+        .node_leave = store__sq_node_leave,
+        .nodes_live = store__sq_nodes_live,
+        .partitions_claim = store__sq_partitions_claim,
+        .partitions_release = store__sq_partitions_release,
 };

@@ -3,10 +3,14 @@
  * replies.
  *
  * Design
- *   Thread i of n reads the pending entries of the partitions p with
- *   p % n == i (store_inbox_pending), oldest first. A tenant lives in one
- *   partition, so one customer's messages are always handled by the same
- *   thread in the order they arrived; other shops proceed in parallel.
+ *   The process reads the partitions its lease keeper holds (lease.c:
+ *   with other worker processes, its fair share; alone, all 64). Thread i
+ *   of n reads the pending entries of those partitions p with p % n == i
+ *   (store_inbox_pending), oldest first. A tenant lives in one partition,
+ *   so one customer's messages are always handled by the same thread in
+ *   the order they arrived; other shops proceed in parallel. A partition
+ *   coming or going from the lease never moves between threads, and one
+ *   given back to the store leaves only between batches (lease_hold).
  *
  *   A batch of entries shares one transaction (one commit, lazy: it waits
  *   for no disk; the sender's sync before a reply goes makes it durable);
@@ -52,6 +56,7 @@
 #include "send/sender.h"
 #include "send/wamsg.h"
 #include "worker/backlog.h"
+#include "worker/lease.h"
 
 #define WORKER_IDLE_WAIT_MS  200
 #define WORKER_ERROR_WAIT_MS 100
@@ -510,14 +515,18 @@ int worker_runner_committed(struct worker_runner *r, int durable)
 	return done;
 }
 
-/* One batch: returns how many entries were read (0 = idle), or < 0. */
-static int run_batch(struct worker *w, int active, struct store_conn *c, struct arena *batch_arena)
+/*
+ * One batch of the partitions in parts: returns how many entries were read
+ * (0 = idle), or < 0.
+ */
+static int run_batch(struct worker *w, uint64_t parts, struct store_conn *c,
+                     struct arena *batch_arena)
 {
 	struct app *app = w->pool->app;
 	struct inbox_entry *entries;
 	int n = 0;
 	arena_reset(batch_arena);
-	int rc = store_inbox_pending(c, w->index, active,
+	int rc = store_inbox_pending(c, parts,
 	                             app_batch(app, app->cfg.worker_batch, WORKER_MAX_BATCH),
 	                             batch_arena, &entries, &n);
 	if (rc != 0)
@@ -575,8 +584,14 @@ static void *worker_main(void *arg)
 	struct worker_pool *wp = w->pool;
 	while (!atomic_load(&app->stopping) && !atomic_load(&wp->stop)) {
 		pthread_rwlock_rdlock(&wp->resize_lock);
-		int active = atomic_load(&wp->active);
-		int n = w->index < active ? run_batch(w, active, c, &batch_arena) : 0;
+		int active = atomic_load(&wp->active), n = 0;
+		if (w->index < active) {
+			/* this thread's share of the partitions the process holds */
+			uint64_t parts =
+			        lease_hold(app->lease) & store_partition_slice(w->index, active);
+			n = parts ? run_batch(w, parts, c, &batch_arena) : 0;
+			lease_unhold(app->lease);
+		}
 		pthread_rwlock_unlock(&wp->resize_lock);
 		if (w->index >= active) /* parked until the pool grows */
 			notify_wait(&app->inbox_ready, &seen, WORKER_IDLE_WAIT_MS);

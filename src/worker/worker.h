@@ -1,7 +1,8 @@
 /*
  * worker.h - the pool of threads that process the inbox.
  *
- * Thread i of n owns the partitions p with p % n == i, so one customer's
+ * Thread i of n owns the partitions p with p % n == i among those its
+ * process holds by lease (worker/lease.h, app->lease), so one customer's
  * messages (one tenant, one partition) are handled by one thread in arrival
  * order, while different shops run in parallel. Each message runs in its own
  * savepoint inside a batch transaction: inbox entry done + ERP changes +

@@ -338,7 +338,7 @@ static void test_message_stored_and_workers_woken(void **state)
 	assert_int_equal(metric(&f->app.metrics.webhook_requests[MCODE_200]), 1);
 
 	arena_init(&a, 0);
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &a, &e, &n), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 10, &a, &e, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(e[0].tenant_id, f->tenant);
 	assert_int_equal(e[0].kind, INBOX_MESSAGE);

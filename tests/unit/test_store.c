@@ -645,7 +645,7 @@ static void test_inbox_put_dedup(void **state)
 
 	struct inbox_entry *p;
 	int n;
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 10, &f->a, &p, &n), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(p[0].ext_id, "wamid.A");
 	assert_string_equal(p[0].body, "hi");
@@ -685,7 +685,7 @@ static void test_inbox_media_round_trip(void **state)
 
 	struct inbox_entry *p;
 	int n;
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 10, &f->a, &p, &n), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(p[0].ext_id, "wamid.PHOTO");
 	assert_string_equal(p[0].type, "image");
@@ -720,7 +720,7 @@ static void test_inbox_put_done_and_reopen(void **state)
 	assert_int_equal(depth, 1);
 	struct inbox_entry *p;
 	int n;
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 10, &f->a, &p, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(p[0].id, e.id);
 	/* pending already, or failed: reopening changes nothing */
@@ -791,10 +791,13 @@ static void test_inbox_pending_slices(void **state)
 
 	struct inbox_entry *all, *p;
 	int nall, n, total = 0;
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 1000, &f->a, &all, &nall), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 1000, &f->a, &all, &nall),
+	                 0);
 	assert_int_equal(nall, NT * PER);
 	for (int s = 0; s < NS; s++) {
-		assert_int_equal(store_inbox_pending(f->c, s, NS, 1000, &f->a, &p, &n), 0);
+		assert_int_equal(store_inbox_pending(f->c, store_partition_slice(s, NS), 1000,
+		                                     &f->a, &p, &n),
+		                 0);
 		for (int i = 0; i < n; i++) {
 			assert_int_equal(store_partition(p[i].tenant_id) % NS, s);
 			if (i > 0)
@@ -807,16 +810,22 @@ static void test_inbox_pending_slices(void **state)
 		for (int i = 0; i < nall && want < 3; i++)
 			if (store_partition(all[i].tenant_id) % NS == s)
 				expect[want++] = all[i].id;
-		assert_int_equal(store_inbox_pending(f->c, s, NS, 3, &f->a, &p, &n), 0);
+		assert_int_equal(
+		        store_inbox_pending(f->c, store_partition_slice(s, NS), 3, &f->a, &p, &n),
+		        0);
 		assert_int_equal(n, want);
 		for (int i = 0; i < n; i++)
 			assert_int_equal(p[i].id, expect[i]);
 	}
 	assert_int_equal(total, NT * PER); /* every entry in exactly one slice */
 
-	assert_int_equal(store_inbox_pending(f->c, 4, 4, 10, &f->a, &p, &n), ERR_INVAL);
-	assert_int_equal(store_inbox_pending(f->c, 0, 65, 10, &f->a, &p, &n), ERR_INVAL);
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 0, &f->a, &p, &n), ERR_INVAL);
+	/* no partitions: nothing to read (a slice out of range is none) */
+	assert_int_equal(store_inbox_pending(f->c, store_partition_slice(4, 4), 10, &f->a, &p, &n),
+	                 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_partition_slice(0, 65), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 0, &f->a, &p, &n),
+	                 ERR_INVAL);
 }
 
 static void test_inbox_done_and_failed(void **state)
@@ -828,7 +837,7 @@ static void test_inbox_done_and_failed(void **state)
 	struct inbox_entry *p;
 	int n;
 	assert_int_equal(store_inbox_put(f->c, e, 2, r), 0);
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 10, &f->a, &p, &n), 0);
 	assert_int_equal(n, 2);
 	int64_t id1 = p[0].id, id2 = p[1].id;
 
@@ -837,12 +846,12 @@ static void test_inbox_done_and_failed(void **state)
 	assert_int_equal(store_inbox_done(f->c, 9999), ERR_NOTFOUND);
 
 	assert_int_equal(store_inbox_failed(f->c, id2, 2, "boom"), 0);
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 10, &f->a, &p, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(p[0].attempts, 1);
 	assert_int_equal(p[0].state, INBOX_PENDING);
 	assert_int_equal(store_inbox_failed(f->c, id2, 2, "boom again"), 0);
-	assert_int_equal(store_inbox_pending(f->c, 0, 1, 10, &f->a, &p, &n), 0);
+	assert_int_equal(store_inbox_pending(f->c, STORE_ALL_PARTITIONS, 10, &f->a, &p, &n), 0);
 	assert_int_equal(n, 0); /* FAILED after max attempts */
 	assert_int_equal(store_inbox_failed(f->c, id2, 2, "more"), ERR_CONFLICT);
 	assert_int_equal(store_inbox_failed(f->c, 9999, 2, "x"), ERR_NOTFOUND);
