@@ -342,8 +342,10 @@ def test_whatsapp_failed_status_sends_p1_again_by_sms():
                                  " WHERE priority = 1 AND body LIKE '%INV/%' ORDER BY id")[1:]
                    == [("sms", 4, 1)], what="the second invoice straight to SMS, delivered")
         # WhatsApp delivering under 90 %: the degradation level is 2 and the
-        # shop was told by SMS (the seed's notice)
-        assert s.metrics()["munim_degradation_level"] >= 2
+        # shop was told by SMS (the seed's notice); the controller reads the
+        # rate once a second
+        wait_until(lambda: s.metrics()["munim_degradation_level"] >= 2,
+                   what="degradation level 2")
         wait_until(lambda: [m for m in s.mock_sms()
                             if "WhatsApp is experiencing delays" in json.dumps(m)],
                    what="the shop's SMS notice")
@@ -428,7 +430,7 @@ def test_failover_order_from_the_environment():
     port = free_port()
     env = dict(os.environ, MUNIM_BSP_URL="%s, http://127.0.0.1:9/backup/" % s.bsp,
                MUNIM_SMS_URL=s.bsp + "/api/v5/flow", MUNIM_SMS_TOKEN=SMS_TOKEN)
-    serve = Proc([MUNIM, "serve", "--db", s.serve_db, "--listen", "127.0.0.1:%d" % port,
+    serve = Proc([MUNIM, "serve", *s.serve_db_args, "--listen", "127.0.0.1:%d" % port,
                   "--app-secret", SECRET, "--verify-token", "v", "--access-token", "t"],
                  s.dir + "/serve-env.log", env=env)
     try:
@@ -450,7 +452,7 @@ def test_failover_order_from_the_environment():
                        capture_output=True, text=True, timeout=20)
     assert "bsp-url = http://x,http://y" in r.stdout.splitlines(), r.stdout
     env_bad = dict(os.environ, MUNIM_BSP_URL="http://a,,http://c")
-    bad = Proc([MUNIM, "serve", "--db", s.serve_db, "--listen", "127.0.0.1:%d" % free_port(),
+    bad = Proc([MUNIM, "serve", *s.serve_db_args, "--listen", "127.0.0.1:%d" % free_port(),
                 "--app-secret", SECRET, "--verify-token", "v", "--access-token", "t"],
                s.dir + "/serve-bad.log", env=env_bad)
     assert bad.p.wait(timeout=20) != 0

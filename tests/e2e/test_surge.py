@@ -19,7 +19,7 @@ import threading
 import time
 
 from harness import (MUNIM, OWNER, SECRET, SHOP, Stack, body_json, body_text, envelope, http,
-                     not_yet_on_pg, text_payload, wait_until)
+                     text_payload, wait_until)
 from test_control import level_changes
 
 # the surge: RATE/s, RATE x FACTOR from AT for FOR seconds, RATE again until DURATION
@@ -113,9 +113,6 @@ def pct95(values):
 
 
 def test_surge_10x_levels_pause_merge_scale_and_nothing_lost():
-    not_yet_on_pg("its thresholds and pool sizes are tuned to the embedded store's "
-                  "speed; one worker thread over PostgreSQL falls behind the 80/s "
-                  "surge and the level does not fall in time (docs/postgresql.md, Speed)")
     s = Stack(tenants=TENANTS, serve_args=SERVE_ARGS)
     with s:
         orders = confirmed_orders(s, ORDERS)
