@@ -427,12 +427,10 @@ int cmd_serve(int argc, char **argv)
 	/* before the threads connect: no commit of theirs copies the WAL */
 	if (store_checkpoint_in_background(app.store) != 0)
 		goto out;
-	/* the fast path needs both ends in this process, and a store no other
-	 * process writes: its backlog knows only this process's inbox writes,
-	 * and a server store may have other ingest processes (and its round
-	 * trips would hold up the group commit) */
-	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0 &&
-	    !store_shared_writers(app.store))
+	/* the fast path needs both ends in this process; its backlog knows
+	 * this process's inbox writes only, so on a shared store no other
+	 * process may run ingest with it (docs/scale-out-plan.md) */
+	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)
 		app.backlog = load_backlog(&app, c);
 	/* a node before any role: the workers' partitions, the sender's
 	 * claims and its recovery of a dead node's sends need it */

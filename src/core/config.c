@@ -274,7 +274,7 @@ static const struct cfg_entry table[] = {
          "most messages sharing one worker commit"},
         {"inline-max", CFG_INT, OFF(inline_max), "64", 0, 1024, "MUNIM_INLINE_MAX", 0,
          "most new messages a webhook commit processes itself while the inbox is empty"
-         " (0: the workers take them all; an embedded store only)"},
+         " (0: the workers take them all)"},
         {"send-inflight", CFG_INT, OFF(send_inflight), "1024", 1, 16384, "MUNIM_SEND_INFLIGHT", 0,
          "sends in flight to the provider at once"},
         {"send-journal", CFG_STR, OFF(send_journal), "", 0, 0, "MUNIM_SEND_JOURNAL", 0,

@@ -1132,7 +1132,10 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	s->held = xcalloc(n, sizeof(*s->held));
 
 	int rc = store_connect(app->store, &s->conn);
-	if (rc == 0) /* durability where it matters comes from store_sync */
+	/* durability where it matters comes from store_sync; with writers side
+	 * by side every commit is durable itself (store_shared_writers: a
+	 * lazy commit lost in a failover must not be taken for recorded) */
+	if (rc == 0 && !store_shared_writers(app->store))
 		rc = store_set_lazy_commits(s->conn, 1);
 	if (rc != 0) {
 		log_error("send.start_failed", "could not connect to the store: %s", err_str(rc));

@@ -82,6 +82,7 @@ struct pg_session {
 	int lazy;            /* commits do not wait for the WAL flush (store_set_lazy_commits) */
 	int txn_open;        /* BEGIN sent (store_begin's is sent with its first statement) */
 	int unsynced;        /* lazy commits made since the last durable one */
+	int unsynced_lost;   /* such commits on a connection since lost (pg_sync) */
 	enum pg_scope scope; /* set in the open transaction (0: none yet) */
 	int64_t tenant;      /* with PG_SCOPE_TENANT */
 	int shard;           /* this connection's row of outbox_counts (0-15) */

@@ -429,6 +429,8 @@ static int pg_connect_url(struct store_conn *c, const char *url, int replica, in
 	prepared_forget(pg);
 	if (pg->db)
 		PQfinish(pg->db);
+	pg->unsynced_lost += pg->unsynced;
+	pg->unsynced = 0;
 	pg->conninfo = url;
 	pg->on_replica = replica;
 	pg->db = PQconnectdb(url);
@@ -844,19 +846,33 @@ static int pg_set_lazy_commits(struct store_conn *c, int lazy)
 }
 
 /*
- * pg_sync: a transaction that writes a commit record (it takes a
- * transaction id) and commits with synchronous_commit on; the WAL is
+ * pg_sync: a transaction that writes to the WAL (a transactional logical
+ * message: a transaction that wrote nothing commits without waiting, like
+ * an asynchronous one) and commits with synchronous_commit on; the WAL is
  * flushed (and, with a synchronous standby, replicated) in order, so
- * every lazy commit before it is durable once it returns.
+ * every lazy commit before it is durable once it returns. Lazy commits
+ * made before the connection was lost may have been lost with the server:
+ * the first sync after that fails (ERR_AGAIN), so that the caller does not
+ * take them for durable.
  */
 static int pg_sync(struct store_conn *c)
 {
 	struct pg_session *pg = c->backend;
+	if (pg->unsynced_lost) {
+		int n = pg->unsynced_lost;
+		pg->unsynced_lost = 0;
+		return store__errf(c, ERR_AGAIN,
+		                   "could not sync: the connection was lost after %d lazy "
+		                   "commits, which may be lost with it",
+		                   n);
+	}
 	if (pg->unsynced == 0)
 		return 0;
 	if (pg->broken)
 		return store__errf(c, ERR_AGAIN, "could not sync: connection lost");
-	int rc = store__pg_simple(c, "sync", "BEGIN; SELECT pg_current_xact_id(); COMMIT");
+	int rc = store__pg_simple(c, "sync",
+	                          "BEGIN; SELECT pg_logical_emit_message(true, 'munim.sync', '');"
+	                          " COMMIT");
 	if (rc == 0)
 		pg->unsynced = 0;
 	return rc;

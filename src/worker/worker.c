@@ -628,9 +628,12 @@ int worker_pool_start(struct app *app, struct sender *sender, struct worker_pool
 		 * its inbox entries, which stay pending until a commit that
 		 * reached the disk; a reply goes only once its batch is on
 		 * disk - by the sender's sync of its claim, or by ours before
-		 * a reply born claimed is handed over */
+		 * a reply born claimed is handed over. With writers side by
+		 * side (a server) every commit is durable itself: a lazy one
+		 * lost in a failover would leave its replies handed over */
 		if (store_connect(app->store, &w->conn) != 0 ||
-		    store_set_lazy_commits(w->conn, 1) != 0) {
+		    (!store_shared_writers(app->store) &&
+		     store_set_lazy_commits(w->conn, 1) != 0)) {
 			log_error("worker.start_failed", "worker %d could not connect to the store",
 			          i);
 			worker_pool_stop(wp);

@@ -205,13 +205,10 @@ def test_health_ready_metrics():
         assert m["munim_processing_latency_seconds_count"] >= 1
         if STORE == "sqlite":  # libpq holds no page cache: 0
             assert m["munim_store_memory_bytes"] > 0, m
-        if STORE == "sqlite":
-            # the fast path: processed in its webhook's commit, handed
-            # straight to the sender
-            assert m["munim_inline_processed_total"] == 1, m
-            assert m["munim_send_direct_total"] == 1, m
-        else:  # a server store has no fast path: a worker took it
-            assert m["munim_inline_processed_total"] == 0, m
+        # the fast path: processed in its webhook's commit, handed straight
+        # to the sender
+        assert m["munim_inline_processed_total"] == 1, m
+        assert m["munim_send_direct_total"] == 1, m
         wait_until(lambda: s.metrics()["munim_message_latency_seconds_count"] >= 1,
                    what="reply latency observed")
         # the delivered status from the mock moves the gauge

@@ -761,6 +761,22 @@ static void test_lazy_commits_and_sync(void **state)
 	                         " VALUES (11, 'lazy', 'y', 0)"),
 	                 1);
 	assert_int_equal(pg->unsynced, 0);
+
+	/* lazy commits on a connection since lost may be lost with it (a
+	 * failover): the first sync after says so, once */
+	assert_int_equal(store_set_lazy_commits(lazy, 1), 0);
+	assert_int_equal(exec_op(lazy, PG_SCOPE_TENANT, TA,
+	                         "INSERT INTO audit_log (tenant_id, actor, action, created_at)"
+	                         " VALUES (11, 'lazy', 'z', 0)"),
+	                 1);
+	assert_int_equal(pg->unsynced, 1);
+	terminate(f, lazy);
+	int64_t n;
+	assert_int_equal(count_op(lazy, PG_SCOPE_TENANT, TA, "orders", &n), ERR_AGAIN);
+	assert_int_equal(count_op(lazy, PG_SCOPE_TENANT, TA, "orders", &n), 0);
+	assert_int_equal(store_sync(lazy), ERR_AGAIN);
+	assert_non_null(strstr(store_errmsg(lazy), "may be lost"));
+	assert_int_equal(store_sync(lazy), 0);
 	store_disconnect(lazy);
 }
 
