@@ -21,6 +21,15 @@ postgresql://postgres@127.0.0.1:5432), a PostgreSQL database of its own:
   - end_test() (tests/e2e/run calls it after each test) kills the
     processes a test left running and drops its databases WITH (FORCE);
     the template is dropped at exit.
+With MUNIM_E2E_PGBOUNCER set as well (the url of a PgBouncer in
+transaction pooling mode in front of that server, e.g.
+postgresql://postgres@127.0.0.1:6432; tests/run-all starts one with
+scripts/pgbouncer-server), munim's processes reach their databases through
+it: every munim command's --db and serve's go through PgBouncer, statements
+unprepared (MUNIM_DB_PREPARE=off in the environment, --db-prepare off on
+serve), and serve LISTENs on the server itself (--db-listen, the direct
+url: LISTEN needs a session). The suite's own psql, and making and dropping
+databases, stay direct.
 Looking into the store (Stack.sql/scalar/executemany/hold_lock) goes through
 sqlite3, or psql as the superuser (row-level security does not hide rows
 from it), with '?' placeholders, and integers back as int either way.
@@ -58,6 +67,12 @@ CUSTOMER = "919800000001"
 OWNER = "919900000001"
 PG = os.environ.get("MUNIM_E2E_PG", "").strip()
 STORE = "postgresql" if PG else "sqlite"  # which store the suite runs against
+# a PgBouncer in transaction mode in front of PG, for munim's own connections
+PGBOUNCER = os.environ.get("MUNIM_E2E_PGBOUNCER", "").strip() if PG else ""
+if PGBOUNCER:
+    # every munim command the suite runs, however it starts it: transaction
+    # pooling cannot carry protocol-level prepared statements
+    os.environ["MUNIM_DB_PREPARE"] = "off"
 
 
 def free_port():
@@ -223,13 +238,6 @@ def sqlite_only(why):
         raise Skip("SQLite only: " + why)
 
 
-def not_yet_on_pg(why):
-    """Skips the calling test against PostgreSQL for a gap of the
-    PostgreSQL store's that docs/postgresql.md names (why says which)."""
-    if PG:
-        raise Skip("not yet on PostgreSQL: " + why)
-
-
 _procs = []  # every Proc started, for end_test
 _stores = []  # the PostgreSQL stores made since the last end_test
 _by_dir = {}  # db_dir -> its PostgreSQL store, for this test
@@ -264,10 +272,11 @@ _SERVE_SUPERUSER = os.environ.get("MUNIM_E2E_PG_SERVE_SUPERUSER", "") not in (""
 _FS, _RS, _NULL, _SPLIT = "\x1f", "\x1e", "\x02", "\x1dSPLIT"
 
 
-def pg_url(dbname, user=None, port=None):
-    """MUNIM_E2E_PG with its database set to dbname, and, when given, its
-    user replaced by user (without a password) and its port by port."""
-    u = urllib.parse.urlsplit(PG)
+def pg_url(dbname, user=None, port=None, base=None):
+    """MUNIM_E2E_PG (or base) with its database set to dbname, and, when
+    given, its user replaced by user (without a password) and its port by
+    port."""
+    u = urllib.parse.urlsplit(base or PG)
     userinfo, _, hostport = u.netloc.rpartition("@")
     if user is not None:
         userinfo = user
@@ -363,6 +372,7 @@ class SqliteStore:
         self.path = path
         self.url = path  # for every munim command's --db
         self.serve_url = path  # for serve's
+        self.serve_args = []  # what serve needs besides --db
 
     def sql(self, query, *args):
         # read-only: WAL lets it read while serve writes
@@ -407,12 +417,17 @@ class PgStore:
             _admin("CREATE DATABASE %s%s" % (self.name,
                                              " TEMPLATE " + template if template else ""))
         _stores.append(self)
-        self.url = pg_url(self.name)
-        self.serve_url = pg_url(self.name, "munim_app") if _pg["app_login"] else self.url
+        self.direct_url = pg_url(self.name)  # the suite's own psql
+        user = "munim_app" if _pg["app_login"] else None
+        self.url = pg_url(self.name, base=PGBOUNCER or None)
+        self.serve_url = pg_url(self.name, user, base=PGBOUNCER or None)
+        self.serve_args = []
+        if PGBOUNCER:
+            self.serve_args = ["--db-prepare", "off", "--db-listen", pg_url(self.name, user)]
 
     def sql(self, query, *args):
         q = bind(query, args).strip().rstrip(";")
-        out = _psql(self.url, "%s \\gdesc\n\\echo '%s'\n%s \\g\n" % (q, _SPLIT, q))
+        out = _psql(self.direct_url, "%s \\gdesc\n\\echo '%s'\n%s \\g\n" % (q, _SPLIT, q))
         desc, _, rows = out.partition("\n" + _SPLIT + "\n")
         types = [d.split(_FS)[1] for d in desc.split(_RS)] if _FS in desc else []
         rows = rows[:-1] if rows.endswith("\n") else rows
@@ -433,12 +448,13 @@ class PgStore:
                                                    for r in rows[i:i + 1000]) + ";")
         else:
             stmts = [bind(query, r) + ";" for r in rows]
-        _psql(self.url, "BEGIN;\n" + "\n".join(stmts) + "\nCOMMIT;\n")
+        _psql(self.direct_url, "BEGIN;\n" + "\n".join(stmts) + "\nCOMMIT;\n")
 
     @contextlib.contextmanager
     def hold_lock(self):
         # what every webhook writes: the inbox, locked against all access
-        p = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.url],
+        p = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                              "-d", self.direct_url],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             p.stdin.write("BEGIN;\nLOCK TABLE inbox IN ACCESS EXCLUSIVE MODE;\n"
@@ -454,7 +470,7 @@ class PgStore:
 
     def drop(self):
         """Back to the pool when emptying can make it as new, else dropped."""
-        if not self.fresh and _psql(self.url, _SHAPE_SQL).strip() == _pg["shape"]:
+        if not self.fresh and _psql(self.direct_url, _SHAPE_SQL).strip() == _pg["shape"]:
             _pool.append(self.name)
             return
         _admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
@@ -488,7 +504,8 @@ def new_store(dir=None, fresh=False):
     """A new store of the test's own. SQLite: munim.db in dir (a new temp
     dir by default), empty. PostgreSQL: a new database, already migrated
     unless fresh (run `munim migrate` either way: it applies what is
-    missing). .url is for munim's --db, .serve_url for serve's."""
+    missing). .url is for munim's --db, .serve_url for serve's, .serve_args
+    what serve needs besides (through PgBouncer: --db-listen, --db-prepare)."""
     if PG:
         return PgStore(fresh=fresh)
     return SqliteStore(os.path.join(dir or tempfile.mkdtemp(prefix="munim-e2e-"), "munim.db"))
@@ -528,11 +545,13 @@ atexit.register(_at_exit)
 
 
 class Stack:
-    """A mock BSP and a serve process over a fresh store in a temp dir."""
+    """A mock BSP and a serve process over a fresh store in a temp dir (or
+    over store, an object like PgStore that the test made itself)."""
 
-    def __init__(self, tenants=1, serve_args=(), mock_args=(), db_dir=None, seed=True):
+    def __init__(self, tenants=1, serve_args=(), mock_args=(), db_dir=None, seed=True,
+                 store=None):
         self.dir = tempfile.mkdtemp(prefix="munim-e2e-")
-        self.store = store_in(db_dir or self.dir)
+        self.store = store or store_in(db_dir or self.dir)
         self.db = self.store.url  # --db for munim's commands
         self.serve_db = self.store.serve_url  # --db for serve
         self.mock_port = free_port()
@@ -547,6 +566,12 @@ class Stack:
         if seed:
             run("seed", "--db", self.db, "--tenants", str(tenants))
 
+    @property
+    def serve_db_args(self):
+        """serve's --db and what goes with it (through PgBouncer: --db-listen
+        and --db-prepare)."""
+        return ["--db", self.serve_db, *self.store.serve_args]
+
     def start_mock(self):
         self.mock = Proc([MUNIM, "mock-bsp", "--listen", "127.0.0.1:%d" % self.mock_port,
                           "--app-secret", SECRET,
@@ -554,26 +579,33 @@ class Stack:
                          os.path.join(self.dir, "mock.log"))
         wait_until(lambda: self._ok(self.bsp + "/_mock/stats"), what="mock-bsp to listen")
 
-    def start_serve(self, wait_ready=True):
-        self.serve = Proc([MUNIM, "serve", "--db", self.serve_db,
-                           "--listen", "127.0.0.1:%d" % self.port, "--bsp-url", self.bsp,
-                           "--app-secret", SECRET, "--verify-token", VERIFY,
-                           "--access-token", TOKEN, *self.serve_args],
-                          os.path.join(self.dir, "serve.log"))
+    def start_serve(self, wait_ready=True, port=None, extra=(), log="serve.log"):
+        """Starts serve on self.port as self.serve; with port, another serve
+        process of the same store on that port, which it returns (extra: its
+        own arguments after serve_args; log: its log's name in self.dir)."""
+        proc = Proc([MUNIM, "serve", *self.serve_db_args,
+                     "--listen", "127.0.0.1:%d" % (port or self.port), "--bsp-url", self.bsp,
+                     "--app-secret", SECRET, "--verify-token", VERIFY,
+                     "--access-token", TOKEN, *self.serve_args, *extra],
+                    os.path.join(self.dir, log))
+        if port is None:
+            self.serve = proc
         if wait_ready:
-            wait_until(lambda: self._ready(self.serve), timeout=15, what="serve ready")
+            wait_until(lambda: self._ready(proc, port), timeout=15, what="serve ready")
+        return proc
 
     def start(self):
         self.start_mock()
         self.start_serve()
         return self
 
-    def _ready(self, proc):
-        """proc answers /readyz; raises, with its log, if it exited."""
+    def _ready(self, proc, port=None):
+        """proc (listening on port, by default self.port) answers /readyz;
+        raises, with its log, if it exited."""
         if not proc.alive():
             raise AssertionError("serve exited %s before it was ready:\n%s" % (
                 proc.p.returncode, open(proc.log_path, errors="replace").read()[-3000:]))
-        return self._ok(self.url + "/readyz")
+        return self._ok("http://127.0.0.1:%d/readyz" % (port or self.port))
 
     def _ok(self, url):
         try:
