@@ -920,6 +920,35 @@ static int replay_journal(struct sender *s)
 }
 
 /*
+ * take_back runs store_outbox_recover in a transaction of its own, due
+ * after the grace; *n rows went back. The gauges follow the store's counts
+ * only when rows moved: in between, other processes' commits move the
+ * counts too. 0, or the store's error (rolled back).
+ */
+static int take_back(struct sender *s, int *n)
+{
+	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	*n = 0;
+	int rc = store_begin(s->conn);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, before);
+	if (rc == 0)
+		rc = store_outbox_recover(s->conn,
+		                          clock_wall_ms() + s->app->cfg.send_recover_grace_ms, n);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, after);
+	if (rc == 0)
+		rc = store_commit(s->conn);
+	if (rc != 0) {
+		store_rollback(s->conn);
+		return rc;
+	}
+	if (*n > 0)
+		follow_counts(&s->app->metrics, before, after);
+	return 0;
+}
+
+/*
  * recover puts rows a crash left SENDING back to PENDING, moving the
  * gauges that serve loaded from the store (store_outbox_counts) with them.
  * Whether the provider got such a send is unknown: the journal holds only
@@ -931,25 +960,13 @@ static int replay_journal(struct sender *s)
  */
 static int recover(struct sender *s)
 {
-	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	int n = 0;
-	int rc = store_begin(s->conn);
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, before);
-	if (rc == 0)
-		rc = store_outbox_recover(s->conn,
-		                          clock_wall_ms() + s->app->cfg.send_recover_grace_ms, &n);
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, after);
-	if (rc == 0)
-		rc = store_commit(s->conn);
+	int rc = take_back(s, &n);
 	if (rc != 0) {
 		log_error("send.recover_failed", "could not recover interrupted sends: %s",
 		          store_errmsg(s->conn));
-		store_rollback(s->conn);
 		return rc;
 	}
-	follow_counts(&s->app->metrics, before, after);
 	log_info("send.recovered",
 	         "%d interrupted sends returned to the queue, resent after %lld ms unless the "
 	         "provider reports them first",
@@ -961,44 +978,28 @@ static int recover(struct sender *s)
  * recover_dead takes back the sends of senders that died (their node's
  * lease ran out; store_outbox_recover spares live nodes and this one), due
  * after the grace as at start-up. Only with a node: without one, every
- * SENDING row, this sender's own, would count as a dead sender's. The
- * gauges follow the store's counts only when rows moved: in between,
- * other processes' commits move the counts too. Errors are logged once
- * per outage (*failing).
+ * SENDING row, this sender's own, would count as a dead sender's. Errors
+ * are logged once per outage (*failing).
  */
 static void recover_dead(struct sender *s, int *failing)
 {
-	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	int n = 0;
 	if (store_node(s->app->store) == 0)
 		return;
-	int rc = store_begin(s->conn);
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, before);
-	if (rc == 0)
-		rc = store_outbox_recover(s->conn,
-		                          clock_wall_ms() + s->app->cfg.send_recover_grace_ms, &n);
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, after);
-	if (rc == 0)
-		rc = store_commit(s->conn);
-	if (rc != 0) {
+	if (take_back(s, &n) != 0) {
 		if (!*failing)
 			log_warn("send.recover_failed",
 			         "could not look for the sends of stopped senders: %s",
 			         store_errmsg(s->conn));
 		*failing = 1;
-		store_rollback(s->conn);
 		return;
 	}
 	*failing = 0;
-	if (n == 0)
-		return;
-	follow_counts(&s->app->metrics, before, after);
-	log_info("send.recovered",
-	         "%d interrupted sends returned to the queue from a stopped sender, resent after "
-	         "%lld ms unless the provider reports them first",
-	         n, (long long)s->app->cfg.send_recover_grace_ms);
+	if (n > 0)
+		log_info("send.recovered",
+		         "%d interrupted sends returned to the queue from a stopped sender, resent "
+		         "after %lld ms unless the provider reports them first",
+		         n, (long long)s->app->cfg.send_recover_grace_ms);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */

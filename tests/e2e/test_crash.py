@@ -51,6 +51,42 @@ def post_until_200(s, payload, stop):
     return False
 
 
+def assert_order_effects(s, tenants, orders, confirms, rice_before):
+    """The ERP's effects of "order 1 kg rice" and "confirm" messages, each
+    exactly once: as many orders as order messages, as many confirmed
+    orders and invoices as confirmations, gapless invoice numbers per
+    tenant, a kilo of rice out of stock per invoice, and stock equal to
+    the ledger."""
+    n_orders = s.scalar("SELECT COUNT(*) FROM orders")
+    n_conf = s.scalar("SELECT COUNT(*) FROM orders WHERE status=1")
+    n_inv = s.scalar("SELECT COUNT(*) FROM invoices")
+    assert n_orders == orders, (n_orders, orders)
+    assert n_conf == confirms and n_inv == confirms, (n_conf, n_inv, confirms)
+    for t in range(1, tenants + 1):
+        seqs = [r[0] for r in s.sql("SELECT seq FROM invoices WHERE tenant_id=? "
+                                    "ORDER BY seq", t)]
+        assert seqs == list(range(1, len(seqs) + 1)), "gap in tenant %d: %r" % (t, seqs)
+        rice = s.scalar("SELECT stock FROM products WHERE tenant_id=? AND sku='RICE'", t)
+        assert rice == rice_before[t] - len(seqs) * 1000, (t, rice, rice_before[t])
+    bad = s.sql("SELECT p.id, p.stock, COALESCE(SUM(l.delta),0) AS led FROM products p "
+                "LEFT JOIN stock_ledger l ON l.product_id=p.id GROUP BY p.id "
+                "HAVING p.stock <> COALESCE(SUM(l.delta),0)")
+    assert bad == [], bad
+
+
+def assert_merged_replies_sent(s):
+    """Every reply merged into another went out inside a sent one (a
+    keeper whose send a kill cut short can itself be merged later: the
+    chain is followed)."""
+    unsent = s.sql("WITH RECURSIVE up(id, k) AS ("
+                   " SELECT id, merged_into FROM outbox WHERE state = 8"
+                   " UNION SELECT up.id, o.merged_into FROM up JOIN outbox o ON o.id = up.k"
+                   " WHERE o.state = 8)"
+                   " SELECT up.id, o.id, o.state FROM up JOIN outbox o ON o.id = up.k"
+                   " WHERE o.state <> 8 AND o.state NOT IN (2, 3, 4, 5)")
+    assert unsent == [], unsent
+
+
 def test_kill9_exactly_once():
     s = Stack(tenants=TENANTS, serve_args=["--retry-base-ms", "50", "--retry-cap-ms", "500"] + EXTRA)
     s.start()
@@ -106,22 +142,7 @@ def test_kill9_exactly_once():
         assert s.scalar("SELECT COUNT(*) FROM inbox WHERE kind=1 AND state<>1") == 0
 
         # exactly-once effects
-        n_orders = s.scalar("SELECT COUNT(*) FROM orders")
-        n_conf = s.scalar("SELECT COUNT(*) FROM orders WHERE status=1")
-        n_inv = s.scalar("SELECT COUNT(*) FROM invoices")
-        assert n_orders == CUSTOMERS * ROUNDS, n_orders
-        assert n_conf == CUSTOMERS * ROUNDS and n_inv == n_conf, (n_conf, n_inv)
-        for t in range(1, TENANTS + 1):
-            seqs = [r[0] for r in s.sql("SELECT seq FROM invoices WHERE tenant_id=? "
-                                        "ORDER BY seq", t)]
-            assert seqs == list(range(1, len(seqs) + 1)), "gap in tenant %d: %r" % (t, seqs)
-            confirmed = s.scalar("SELECT COUNT(*) FROM invoices WHERE tenant_id=?", t)
-            rice = s.scalar("SELECT stock FROM products WHERE tenant_id=? AND sku='RICE'", t)
-            assert rice == rice_before[t] - confirmed * 1000, (t, rice, rice_before[t])
-        bad = s.sql("SELECT p.id, p.stock, COALESCE(SUM(l.delta),0) AS led FROM products p "
-                    "LEFT JOIN stock_ledger l ON l.product_id=p.id GROUP BY p.id "
-                    "HAVING p.stock <> COALESCE(SUM(l.delta),0)")
-        assert bad == [], bad
+        assert_order_effects(s, TENANTS, CUSTOMERS * ROUNDS, CUSTOMERS * ROUNDS, rice_before)
 
         # every message has its reply; duplicates only from kills mid-send
         msgs = s.mock_messages()
@@ -190,15 +211,7 @@ def test_kill9_under_open_loop_load():
                    timeout=60, what="inbox drained")
         wait_until(lambda: s.scalar("SELECT COUNT(*) FROM outbox WHERE state IN (0,1)") == 0,
                    timeout=60, what="outbox drained")
-        # every merged reply went out inside a sent one (a keeper whose send
-        # was cut short by a kill can itself be merged later: follow the chain)
-        unsent = s.sql("WITH RECURSIVE up(id, k) AS ("
-                       " SELECT id, merged_into FROM outbox WHERE state = 8"
-                       " UNION SELECT up.id, o.merged_into FROM up JOIN outbox o ON o.id = up.k"
-                       " WHERE o.state = 8)"
-                       " SELECT up.id, o.id, o.state FROM up JOIN outbox o ON o.id = up.k"
-                       " WHERE o.state <> 8 AND o.state NOT IN (2, 3, 4, 5)")
-        assert unsent == [], unsent
+        assert_merged_replies_sent(s)
         bad = s.sql("SELECT p.id, p.stock, COALESCE(SUM(l.delta),0) AS led FROM products p "
                     "LEFT JOIN stock_ledger l ON l.product_id=p.id GROUP BY p.id "
                     "HAVING p.stock <> COALESCE(SUM(l.delta),0)")

@@ -39,7 +39,7 @@ import time
 import harness
 from harness import (PG, SECRET, PgStore, Skip, Stack, free_port, http, sign, text_payload,
                      wait_until)
-from test_crash import post_until_200
+from test_crash import assert_order_effects, post_until_200
 
 TENANTS = 4
 CUSTOMERS = 16
@@ -297,21 +297,7 @@ def test_primary_killed_mid_stream():
         assert undone == 0, "%d messages not done" % undone
 
         # exactly-once effects
-        n_orders = s.scalar("SELECT COUNT(*) FROM orders")
-        n_conf = s.scalar("SELECT COUNT(*) FROM orders WHERE status=1")
-        n_inv = s.scalar("SELECT COUNT(*) FROM invoices")
-        assert n_orders == CUSTOMERS * ROUNDS, n_orders
-        assert n_conf == CUSTOMERS * ROUNDS and n_inv == n_conf, (n_conf, n_inv)
-        for t in range(1, TENANTS + 1):
-            seqs = [r[0] for r in s.sql("SELECT seq FROM invoices WHERE tenant_id=? "
-                                        "ORDER BY seq", t)]
-            assert seqs == list(range(1, len(seqs) + 1)), "gap in tenant %d: %r" % (t, seqs)
-            rice = s.scalar("SELECT stock FROM products WHERE tenant_id=? AND sku='RICE'", t)
-            assert rice == rice_before[t] - len(seqs) * 1000, (t, rice, rice_before[t])
-        bad = s.sql("SELECT p.id, p.stock, COALESCE(SUM(l.delta),0) AS led FROM products p "
-                    "LEFT JOIN stock_ledger l ON l.product_id=p.id GROUP BY p.id "
-                    "HAVING p.stock <> COALESCE(SUM(l.delta),0)")
-        assert bad == [], bad
+        assert_order_effects(s, TENANTS, CUSTOMERS * ROUNDS, CUSTOMERS * ROUNDS, rice_before)
         rows = collections.Counter(r[0] for r in s.sql("SELECT reply_to FROM outbox"))
         twice = {w: rows[w] for w in acked if rows[w] != 1}
         assert not twice, "messages without exactly one reply row: %r" % list(twice.items())[:5]

@@ -26,7 +26,7 @@ import threading
 import time
 
 from harness import PG, Skip, Stack, free_port, http, text_payload, wait_until
-from test_crash import post_until_200
+from test_crash import assert_merged_replies_sent, assert_order_effects, post_until_200
 
 TENANTS = 4
 CUSTOMERS = 8
@@ -177,29 +177,11 @@ def test_roles_kill9_under_load():
         assert s.scalar("SELECT COUNT(*) FROM inbox WHERE kind=1 AND state<>1") == 0
         orders = sum(1 for _, t in acked if t.startswith("order"))
         confirms = len(acked) - orders
-        assert s.scalar("SELECT COUNT(*) FROM orders") == orders
-        n_conf = s.scalar("SELECT COUNT(*) FROM orders WHERE status=1")
-        n_inv = s.scalar("SELECT COUNT(*) FROM invoices")
-        assert n_conf == confirms and n_inv == confirms, (n_conf, n_inv, confirms)
-        for t in range(1, TENANTS + 1):
-            seqs = [r[0] for r in s.sql("SELECT seq FROM invoices WHERE tenant_id=? "
-                                        "ORDER BY seq", t)]
-            assert seqs == list(range(1, len(seqs) + 1)), "gap in tenant %d: %r" % (t, seqs)
-            rice = s.scalar("SELECT stock FROM products WHERE tenant_id=? AND sku='RICE'", t)
-            assert rice == rice_before[t] - len(seqs) * 1000, (t, rice, rice_before[t])
-        bad = s.sql("SELECT p.id FROM products p LEFT JOIN stock_ledger l ON l.product_id=p.id"
-                    " GROUP BY p.id HAVING p.stock <> COALESCE(SUM(l.delta),0)")
-        assert bad == [], bad
+        assert_order_effects(s, TENANTS, orders, confirms, rice_before)
         # a reply merged into another under the spike the kills cause went
         # out inside it (quoting the first message): its keeper was sent
         merged = {r[0] for r in s.sql("SELECT reply_to FROM outbox WHERE state = 8")}
-        unsent = s.sql("WITH RECURSIVE up(id, k) AS ("
-                       " SELECT id, merged_into FROM outbox WHERE state = 8"
-                       " UNION SELECT up.id, o.merged_into FROM up JOIN outbox o ON o.id = up.k"
-                       " WHERE o.state = 8)"
-                       " SELECT up.id, o.id, o.state FROM up JOIN outbox o ON o.id = up.k"
-                       " WHERE o.state <> 8 AND o.state NOT IN (2, 3, 4, 5)")
-        assert unsent == [], unsent
+        assert_merged_replies_sent(s)
         per = collections.Counter(m["context"] for m in s.mock_messages())
         missing = [w for w in ids if per[w] == 0 and w not in merged]
         assert not missing, "%d messages without a reply, e.g. %s" % (len(missing), missing[:3])
