@@ -177,6 +177,18 @@ def run(*args, check=True, timeout=300):
     return r
 
 
+def metrics_at(url):
+    """The Prometheus samples of the munim process at url, by name."""
+    st, b, _ = http("GET", url + "/metrics")
+    assert st == 200
+    out = {}
+    for line in b.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
 def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
     deadline = time.time() + timeout
     last = None
@@ -698,14 +710,7 @@ class Stack:
         return json.loads(b)
 
     def metrics(self):
-        st, b, _ = http("GET", self.url + "/metrics")
-        assert st == 200
-        out = {}
-        for line in b.decode().splitlines():
-            if line and not line.startswith("#"):
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-        return out
+        return metrics_at(self.url)
 
     # --- looking into the store -------------------------------------------
 

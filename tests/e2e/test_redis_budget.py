@@ -19,7 +19,7 @@ import socket
 import time
 
 from harness import (MUNIM, OWNER, PG, SECRET, TOKEN, VERIFY, Proc, Skip, Stack, free_port,
-                     http, text_payload, wait_until)
+                     http, metrics_at, text_payload, wait_until)
 
 PER_SECOND = 80
 CUSTOMERS = 3000
@@ -76,17 +76,6 @@ def redis_cmd(port, *args):
                 return [read() for _ in range(int(rest))]
             raise AssertionError("redis: unexpected %r" % line)
         return read()
-
-
-def metrics(url):
-    st, b, _ = http("GET", url + "/metrics")
-    assert st == 200
-    out = {}
-    for line in b.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def sends(bsp):
@@ -152,7 +141,7 @@ def test_redis_budget_shared_then_local_share_then_shared_again():
         wait_until(lambda: s._ok(url + "/readyz"), timeout=15, what="sender %d ready" % (i + 1))
         senders.append((p, url, bsp))
     # both registered: each counts two live senders
-    wait_until(lambda: all(metrics(u).get("munim_send_senders_live") == 2
+    wait_until(lambda: all(metrics_at(u).get("munim_send_senders_live") == 2
                            for _, u, _ in senders), timeout=10, what="two live senders")
 
     st, _ = s.post(text_payload("broadcast Diwali sale", frm=OWNER)[1])
@@ -164,12 +153,12 @@ def test_redis_budget_shared_then_local_share_then_shared_again():
     t_kill = int(time.time() * 1000)
     redis.kill9()
     time.sleep(ALONE_S)
-    down = [metrics(u) for _, u, _ in senders]
+    down = [metrics_at(u) for _, u, _ in senders]
     t_back = int(time.time() * 1000)
     start_redis(s.dir, rport)
     time.sleep(AGAIN_S)
     t_end = int(time.time() * 1000)
-    up = [metrics(u) for _, u, _ in senders]
+    up = [metrics_at(u) for _, u, _ in senders]
 
     per = [sends(bsp) for _, _, bsp in senders]
     both = per[0] + per[1]
