@@ -13,12 +13,15 @@
  *   pruned when it runs (planning a statement over 64 partitions costs
  *   far more than running it). store_set_prepared(st, 0) sends every
  *   statement's text instead, for PgBouncer in transaction mode, which
- *   (before 1.21) cannot carry prepared statements. Commits are durable when COMMIT returns
- *   (synchronous_commit on: with a synchronous standby, on both servers),
- *   except on a connection that asked for lazy commits, whose transactions
- *   set synchronous_commit off and whose store_sync is one small durable
- *   transaction: its commit record is flushed (and replicated) after every
- *   earlier one, so it covers them all.
+ *   (before 1.21) cannot carry prepared statements.
+ *
+ *   Commits are durable when COMMIT returns (synchronous_commit on: with a
+ *   synchronous standby, on both servers), except on a connection that
+ *   asked for lazy commits, whose transactions set synchronous_commit off
+ *   and whose store_sync is one small durable transaction: its commit
+ *   record is flushed (and replicated) after every earlier one, so it
+ *   covers them all. munim's own threads ask for none on this store
+ *   (store_shared_writers).
  *
  *   The scope (pg_internal.h) is set with set_config(..., true) on the
  *   transaction's first statement and whenever an operation needs another;
