@@ -319,4 +319,5 @@ def test_serve_roles():
                 "--access-token", "t", "--roles", roles, check=False)
         bad = roles.split(",")[-1] if roles else ""
         assert r.returncode == 2, (roles, r)
-        assert ('unknown role "%s" (ingest, worker, sender, controller)' % bad) in r.stderr, r.stderr
+        want = 'unknown role "%s" (ingest, worker, sender, controller)' % bad
+        assert want in r.stderr, r.stderr
