@@ -29,6 +29,12 @@ def test_help_for_every_command():
     assert r.returncode == 2 and 'unknown option "--tenantz"' in r.stderr, r.stderr
     r = run("seed", "--tenants", "lots", check=False)
     assert r.returncode == 2 and 'invalid value "lots"' in r.stderr, r.stderr
+    # --db-prepare is on or off; anything else is refused before the store opens
+    db = os.path.join(tempfile.mkdtemp(), "never.db")
+    r = run("migrate", "--db", db, "--db-prepare", "maybe", check=False)
+    assert r.returncode == 1 and 'invalid value "maybe" for --db-prepare (on or off)' in r.stderr, \
+        r.stderr
+    assert not os.path.exists(db)
 
 
 def test_serve_requires_secrets():

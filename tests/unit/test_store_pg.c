@@ -782,6 +782,53 @@ static void test_lazy_commits_and_sync(void **state)
 
 /* ---- the statement helpers ---------------------------------------------------------------- */
 
+/* first_of: the first column of sql's first row on c (system scope), as an
+ * integer or through text (*txt, copied into a); fails the test on an error. */
+static int64_t first_of(struct store_conn *c, struct arena *a, const char *sql, const char **txt)
+{
+	PGresult *r;
+	int own;
+	int64_t v = -1;
+	int rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, "read", &own);
+	if (rc == 0 && (rc = store__pg_query(c, "read", sql, &r, "")) == 0) {
+		v = store__pg_i64(r, 0, 0);
+		if (txt)
+			*txt = store__pg_str(r, 0, 0, a);
+		PQclear(r);
+	}
+	if (store__pg_op_end(c, own, rc) != 0)
+		fail_msg("%s: %s", sql, store_errmsg(c));
+	return v;
+}
+
+/* By default a connection prepares each statement once, with generic
+ * plans; store_set_prepared(st, 0) (--db-prepare off, for PgBouncer)
+ * makes connections that prepare nothing and leave the server's default. */
+static void test_prepared_statements(void **state)
+{
+	struct pgfx *f = need_pg(state);
+	static const char count[] = "SELECT count(*) FROM pg_prepared_statements";
+	const char *mode = NULL;
+	assert_int_equal(count_in(f->c, PG_SCOPE_TENANT, TA, "orders"), 3);
+	assert_true(first_of(f->c, &f->a, count, NULL) >= 2);
+	first_of(f->c, &f->a, "SHOW plan_cache_mode", &mode);
+	assert_string_equal(mode, "force_generic_plan");
+	/* the same text again runs under the same name: nothing new prepared */
+	int64_t before = first_of(f->c, &f->a, count, NULL);
+	assert_int_equal(count_in(f->c, PG_SCOPE_TENANT, TA, "orders"), 3);
+	assert_int_equal(first_of(f->c, &f->a, count, NULL), before);
+
+	store_set_prepared(f->st, 0);
+	struct store_conn *plain;
+	assert_int_equal(store_connect(f->st, &plain), 0);
+	assert_int_equal(count_in(plain, PG_SCOPE_TENANT, TA, "orders"), 3);
+	assert_int_equal(first_of(plain, &f->a, count, NULL), 0);
+	first_of(plain, &f->a, "SHOW plan_cache_mode", &mode);
+	assert_string_equal(mode, "auto");
+	store_disconnect(plain);
+	store_set_prepared(f->st, 1);
+}
+
 /* 'i' carries the whole int64_t range, 't' sends NULL as "", 'n' as SQL
  * NULL; NULL columns read 0 and ""; unknown letters and too many
  * parameters are refused before anything is sent; a constraint is
@@ -858,6 +905,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_statement_timeout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_lazy_commits_and_sync, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pg_helpers, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_prepared_statements, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
