@@ -23,6 +23,7 @@
 #include "app.h"
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/idset.h"
 #include "send/curl_loop.h"
 #include "send/journal.h"
 #include "send/pace.h"
@@ -51,6 +52,11 @@
 /* While no WhatsApp provider is up, held P2/P3 rows are looked at for
  * expiry this often. */
 #define SEND_EXPIRE_EVERY_MS 10000
+/* A SENDING row of this node that the sender does not hold is put back
+ * once it has not moved for this long (release_lost), at most
+ * SEND_LOST_MAX a look, every SEND_RECOVER_EVERY_MS. */
+#define SEND_LOST_AFTER_MS 10000
+#define SEND_LOST_MAX      256
 /* Rows gathered for merging per claim: per recipient, and in all. */
 #define SEND_GATHER_PER_RECIPIENT 16
 #define SEND_GATHER_MAX           256
@@ -128,12 +134,13 @@ struct send_alerts {
  * after each successful journal_sync, before that pass's outcomes go to the
  * recorder; a nonzero return drops those outcomes, as a kill -9 at that
  * instant would (the store never hears of them). journal_max replaces
- * SEND_JOURNAL_MAX when > 0.
+ * SEND_JOURNAL_MAX when > 0, lost_after_ms SEND_LOST_AFTER_MS.
  */
 struct send_hooks {
 	int (*after_journal_sync)(void *ud);
 	void *ud;
 	int64_t journal_max;
+	int64_t lost_after_ms; /* > 0: replaces SEND_LOST_AFTER_MS */
 };
 
 struct sender {
@@ -142,6 +149,7 @@ struct sender {
 	struct send_hooks hooks;
 	int nslots;
 	int64_t journal_max;
+	int64_t lost_after_ms;
 	struct curl_loop loop;          /* network thread; others only call curl_loop_wake */
 	struct provider_list providers; /* breakers: network thread; atomics: any */
 	pthread_t net_thread, rec_thread;
@@ -170,6 +178,12 @@ struct sender {
 	_Atomic uint64_t alerts_dropped; /* [network] pushed out of a full queue */
 	_Atomic int64_t applied;  /* [recorder] journaled acceptances now on disk in the store */
 	int64_t applied_unsynced; /* [recorder] ... committed, not yet known to be on disk */
+
+	/* [under mine_mu: the recorder, sender_hold/unreserve/give] the ids of
+	 * the SENDING rows this sender holds: claimed, reserved and written,
+	 * or given, until their outcome is recorded */
+	pthread_mutex_t mine_mu;
+	struct idset mine;
 
 	/* the queues, under mu; each holds at most nslots entries */
 	pthread_mutex_t mu;

@@ -63,8 +63,11 @@
  *    |  |                            |  |                                   store_outbox_fail
  *    |  +--store_outbox_retry--------+  |  (5xx/429/timeout, attempts left)
  *    +-----store_outbox_recover---------+  (a crash mid-send: at the successor's
- *                                           start-up, or once the dead node's
- *                                           lease ran out)
+ *    |                                  |   start-up, or once the dead node's
+ *    |                                  |   lease ran out)
+ *    +-----store_outbox_defer-----------+  (release_lost: a row of this node
+ *                                           this sender does not hold, its
+ *                                           claim's answer lost; never sent)
  *
  *   At start-up the journal is replayed first: a SENDING row it holds goes
  *   to ACCEPTED (store_outbox_accepted, replay_journal); only the SENDING
@@ -81,9 +84,20 @@
  *   name): until then, the grace and the statuses' row ids are what keep
  *   its accepted sends from going twice.
  *
+ *   A claim can happen without the sender knowing: the connection drops
+ *   between the commit and its answer (a failover), and the rows stay
+ *   SENDING under this live node, which no recovery takes. So the sender
+ *   keeps the ids of the rows it holds (mine: claimed, or held by a worker
+ *   from before its commit until the outcome is recorded), and every
+ *   SEND_RECOVER_EVERY_MS puts back, due now, this node's SENDING rows that
+ *   are not among them and have not moved for SEND_LOST_AFTER_MS
+ *   (release_lost).
+ *
  * Invariants
  *   - At most nslots rows are outstanding (claimed, not yet recorded): that
  *     bounds both queues and gives every handed-over job a free slot.
+ *   - A row this sender holds (mine) is never put back by release_lost; a
+ *     SENDING row of this node it does not hold was never sent.
  *   - An outcome is kept until its commit succeeds; if the store refuses the
  *     write, the recorder retries every SEND_STORE_RETRY_MS and claims
  *     nothing meanwhile, so a database outage stops new sends instead of
@@ -157,6 +171,32 @@ static int64_t min64(int64_t a, int64_t b)
 static int64_t max64(int64_t a, int64_t b)
 {
 	return a > b ? a : b;
+}
+
+/* ---- the rows this sender holds ---------------------------------------- */
+
+static void mine_add(struct sender *s, const int64_t *ids, int n, size_t stride)
+{
+	pthread_mutex_lock(&s->mine_mu);
+	for (int i = 0; i < n; i++)
+		idset_add(&s->mine, *(const int64_t *)((const char *)ids + (size_t)i * stride));
+	pthread_mutex_unlock(&s->mine_mu);
+}
+
+static void mine_del(struct sender *s, const int64_t *ids, int n, size_t stride)
+{
+	pthread_mutex_lock(&s->mine_mu);
+	for (int i = 0; i < n; i++)
+		idset_del(&s->mine, *(const int64_t *)((const char *)ids + (size_t)i * stride));
+	pthread_mutex_unlock(&s->mine_mu);
+}
+
+static int mine_has(struct sender *s, int64_t id)
+{
+	pthread_mutex_lock(&s->mine_mu);
+	int has = idset_has(&s->mine, id);
+	pthread_mutex_unlock(&s->mine_mu);
+	return has;
 }
 
 /* ---- recording outcomes ------------------------------------------------ */
@@ -336,6 +376,7 @@ static int apply(struct sender *s)
 		settle(s, &s->held[i], now);
 		journaled += s->held[i].journaled;
 	}
+	mine_del(s, &s->held[0].id, s->nheld, sizeof(*s->held));
 	atomic_fetch_sub(&s->outstanding, s->nheld);
 	s->nheld = 0;
 	/* the commit was lazy: the journal may forget these acceptances only
@@ -527,8 +568,8 @@ static int claim(struct sender *s, int64_t now, int room)
 			continue;
 		}
 		if (k == room) {
-			/* the store returned more than asked: the rest wait for a
-			 * restart's recovery rather than overrun the slots */
+			/* the store returned more than asked: the rest wait for
+			 * release_lost rather than overrun the slots */
 			log_error("send.claim_overrun", "claimed %d rows for %d free slots", n,
 			          room);
 			continue;
@@ -548,6 +589,7 @@ static int claim(struct sender *s, int64_t now, int room)
 	if (merged > 0)
 		atomic_fetch_add_explicit(&s->app->metrics.outbox_merged, (uint64_t)merged,
 		                          memory_order_relaxed);
+	mine_add(s, &s->claimed[0].id, k, sizeof(*s->claimed));
 	atomic_fetch_sub(&s->outstanding, room - k);
 	int rc2 = hand_over_claimed(s, k);
 	return rc2 < 0 ? rc2 : n;
@@ -612,10 +654,19 @@ int sender_reserve(struct sender *s, enum outbox_prio prio)
 	return reserve_slots(s, 1);
 }
 
-void sender_unreserve(struct sender *s, int n)
+void sender_hold(struct sender *s, int64_t id)
 {
-	if (s && n > 0)
-		atomic_fetch_sub(&s->outstanding, n);
+	if (s)
+		mine_add(s, &id, 1, sizeof(id));
+}
+
+void sender_unreserve(struct sender *s, const struct outbox_row *rows, int n)
+{
+	if (!s || n <= 0)
+		return;
+	if (rows)
+		mine_del(s, &rows[0].id, n, sizeof(*rows));
+	atomic_fetch_sub(&s->outstanding, n);
 }
 
 void sender_give(struct sender *s, const struct outbox_row *rows, int n)
@@ -623,7 +674,9 @@ void sender_give(struct sender *s, const struct outbox_row *rows, int n)
 	if (!s || n <= 0)
 		return;
 	/* durable already: straight to the network thread, as a claim's rows
-	 * go after their sync */
+	 * go after their sync (held since sender_hold; a giver that did not
+	 * hold them holds them now) */
+	mine_add(s, &rows[0].id, n, sizeof(*rows));
 	pthread_mutex_lock(&s->mu);
 	for (int i = 0; i < n; i++) {
 		/* each holds a reserved slot, so jobs never overflows */
@@ -660,6 +713,7 @@ static int woken_by_rows(struct sender *s, uint64_t before)
 }
 
 static void recover_dead(struct sender *s, int *failing);
+static void release_lost(struct sender *s, int *failing);
 
 static void *recorder_main(void *arg)
 {
@@ -672,7 +726,7 @@ static void *recorder_main(void *arg)
 	int closing = 0, final_failures = 0;
 	/* the next look for dead senders' rows */
 	int64_t recover_at = clock_wall_ms() + SEND_RECOVER_EVERY_MS;
-	int recover_failing = 0;
+	int recover_failing = 0, lost_failing = 0;
 	for (;;) {
 		if (!closing && send__stopping(s)) {
 			closing = 1;
@@ -730,6 +784,8 @@ static void *recorder_main(void *arg)
 		if (!closing && now >= recover_at) {
 			recover_at = now + SEND_RECOVER_EVERY_MS;
 			recover_dead(s, &recover_failing);
+			if (s->nheld == 0)
+				release_lost(s, &lost_failing);
 		}
 		if (!claimed)
 			sync_applied(s);
@@ -1002,6 +1058,85 @@ static void recover_dead(struct sender *s, int *failing)
 		         n, (long long)s->app->cfg.send_recover_grace_ms);
 }
 
+/*
+ * lost_rows: of ids[0..n), listed SENDING under this node, the ones this
+ * sender does not hold, moved to the front; how many.
+ */
+static int lost_rows(struct sender *s, int64_t *ids, int n)
+{
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (!mine_has(s, ids[i]))
+			ids[k++] = ids[i];
+	return k;
+}
+
+/*
+ * release_lost puts back, due now, the rows this node has SENDING that
+ * this sender does not hold: rows whose claim, or whose worker's commit,
+ * happened although its answer was lost with the connection (a failover
+ * mid-commit), a put-back (unclaim) lost likewise, rows a claim returned
+ * beyond its slots. None reached the network thread, so none was sent,
+ * and the attempt its claim counted is given back (store_outbox_defer).
+ *
+ * Held rows are never taken: a worker holds its row (sender_hold) before
+ * the commit that makes it visible, and only this thread lets a row go
+ * (apply) - between the listing and the put-back nothing is let go. Only
+ * rows that have not moved for lost_after_ms are looked at, so a row's
+ * ordinary way through (claim, hand-over, send, record) never meets this.
+ * The gauges follow the store's counts. Errors are logged once per outage
+ * (*failing); the rows stay for the next look.
+ */
+static void release_lost(struct sender *s, int *failing)
+{
+	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	int64_t now = clock_wall_ms(), *ids;
+	int n = 0, put = 0;
+	arena_reset(&s->arena);
+	int rc = store_outbox_claimed_here(s->conn, now - s->lost_after_ms, SEND_LOST_MAX,
+	                                   &s->arena, &ids, &n);
+	if (rc == 0)
+		n = lost_rows(s, ids, n);
+	if (rc == 0 && n == 0) {
+		*failing = 0;
+		return;
+	}
+	if (rc == 0)
+		rc = store_begin(s->conn);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, before);
+	for (int i = 0; rc == 0 && i < n; i++) {
+		rc = store_outbox_defer(s->conn, ids[i], now,
+		                        "taken back: its claim's answer was lost", now, NULL);
+		put += rc == 0;
+		if (rc == ERR_CONFLICT || rc == ERR_NOTFOUND) /* moved since the listing */
+			rc = 0;
+	}
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, after);
+	if (rc == 0)
+		rc = store_commit(s->conn);
+	if (rc != 0) {
+		if (!*failing)
+			log_warn("send.release_failed",
+			         "could not put back sends whose claim was lost: %s",
+			         store_errmsg(s->conn));
+		*failing = 1;
+		store_rollback(s->conn);
+		return;
+	}
+	*failing = 0;
+	follow_counts(&s->app->metrics, before, after);
+	if (put > 0) {
+		log_warn(
+		        "send.claims_lost",
+		        "%d rows this node had claimed without this sender holding them (an answer "
+		        "lost with the store's connection) put back, due now",
+		        put);
+		s->due_at = now;
+	}
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 static void sender_free(struct sender *s)
@@ -1023,6 +1158,8 @@ static void sender_free(struct sender *s)
 		store_disconnect(s->conn);
 	arena_release(&s->arena);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->mine_mu);
+	idset_free(&s->mine);
 	free(s);
 	curl_global_cleanup();
 }
@@ -1114,7 +1251,9 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	if (hooks)
 		s->hooks = *hooks;
 	s->journal_max = s->hooks.journal_max > 0 ? s->hooks.journal_max : SEND_JOURNAL_MAX;
+	s->lost_after_ms = s->hooks.lost_after_ms > 0 ? s->hooks.lost_after_ms : SEND_LOST_AFTER_MS;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->mine_mu, NULL);
 	arena_init(&s->arena, 64 * 1024);
 	arena_init(&s->resp_arena, 4096);
 	s->nslots = (int)cfg->send_inflight;
@@ -1131,6 +1270,7 @@ int sender__start(struct app *app, const struct send_hooks *hooks, struct sender
 	s->claimed = xcalloc(n, sizeof(*s->claimed));
 	s->outs = xcalloc(n, sizeof(*s->outs));
 	s->held = xcalloc(n, sizeof(*s->held));
+	idset_init(&s->mine, n);
 
 	int rc = store_connect(app->store, &s->conn);
 	/* durability where it matters comes from store_sync; with writers side

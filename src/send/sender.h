@@ -26,15 +26,21 @@ void sender_stop(struct sender *s);
  * that queues it, sender_reserve takes a free send slot for it - 1, or 0
  * when none is free, the sender is stopping, or a reply of this priority
  * or above waits in the outbox (that one goes first). The row is then
- * written born claimed (outbox_new.claimed). Once the transaction's commit
- * is durable, sender_give hands the rows over (copied: id, tenant_id,
- * priority, to, phone_number_id, body, inbound_received_at); if it rolls
- * back instead, sender_unreserve gives their slots back. Rows given while
+ * written born claimed (outbox_new.claimed), and sender_hold told its id
+ * before the commit: the sender then knows the row is its own, even while
+ * the commit's answer is awaited. Once the transaction's commit is durable,
+ * sender_give hands the rows over (copied: id, tenant_id, priority, to,
+ * phone_number_id, body, inbound_received_at); if it rolls back or fails
+ * instead, sender_unreserve gives n slots back and forgets the rows held
+ * (rows[0..n), NULL: none was written). A row forgotten whose commit had
+ * happened after all (its answer lost with the connection) is put back
+ * by the sender after a while (sender.c, release_lost). Rows given while
  * the sender stops stay SENDING for the start-up recovery. Any thread;
  * s may be NULL (no sender: reserve says 0).
  */
 int sender_reserve(struct sender *s, enum outbox_prio prio);
-void sender_unreserve(struct sender *s, int n);
+void sender_hold(struct sender *s, int64_t id);
+void sender_unreserve(struct sender *s, const struct outbox_row *rows, int n);
 void sender_give(struct sender *s, const struct outbox_row *rows, int n);
 
 /*

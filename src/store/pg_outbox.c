@@ -736,6 +736,35 @@ static int pg_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	return rc;
 }
 
+static int pg_outbox_claimed_here(struct store_conn *c, int64_t moved_before, int limit,
+                                  struct arena *a, int64_t **ids, int *n)
+{
+	static const char sql[] =
+	        "SELECT id FROM outbox WHERE state = 1 AND claimed_by = $1::bigint"
+	        " AND updated_at < $2::bigint ORDER BY id LIMIT $3::bigint";
+	const char *what = "list this node's claims";
+	PGresult *r;
+	int own, rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
+	if (rc < 0)
+		return rc;
+	rc = store__pg_query(c, what, sql, &r, "iii", store_node(c->st), moved_before,
+	                     (int64_t)limit);
+	if (rc == 0) {
+		int rows = PQntuples(r);
+		*ids = store__pg_alloc_rows(a, rows, sizeof(**ids));
+		for (int i = 0; i < rows; i++)
+			(*ids)[i] = store__pg_i64(r, i, 0);
+		*n = rows;
+		PQclear(r);
+	}
+	rc = store__pg_op_end(c, own, rc);
+	if (rc < 0) {
+		*ids = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
 static int pg_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t created_before,
                             const char *why, int64_t now, int64_t moved[PRIO_COUNT])
 {
@@ -1146,6 +1175,7 @@ void store__pg_outbox_ops(struct store_ops *ops)
 	ops->outbox_claim_to = pg_outbox_claim_to;
 	ops->outbox_claim = pg_outbox_claim;
 	ops->outbox_recover = pg_outbox_recover;
+	ops->outbox_claimed_here = pg_outbox_claimed_here;
 	ops->outbox_accepted = pg_outbox_accepted;
 	ops->outbox_retry = pg_outbox_retry;
 	ops->outbox_fail = pg_outbox_fail;

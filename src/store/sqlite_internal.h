@@ -110,6 +110,7 @@ enum sq_stmt {
 	SQ_OUTBOX_GUARD,
 	SQ_OUTBOX_COUNTS_ADD,
 	SQ_OUTBOX_SENDING_COUNTS,
+	SQ_OUTBOX_CLAIMED_HERE,
 	SQ_OUTBOX_DEFER,
 	SQ_OUTBOX_RESEND,
 	SQ_OUTBOX_EXPIRE,
@@ -353,6 +354,8 @@ int store__sq_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_
 int store__sq_outbox_claim(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
                            struct arena *a, struct outbox_row **out, int *n);
 int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
+int store__sq_outbox_claimed_here(struct store_conn *c, int64_t moved_before, int limit,
+                                  struct arena *a, int64_t **ids, int *n);
 int store__sq_outbox_accepted(struct store_conn *c, int64_t id, const char *provider_msg_id,
                               const char *provider, int64_t now, enum outbox_state *landed);
 int store__sq_outbox_retry(struct store_conn *c, int64_t id, int64_t next_attempt_at,

@@ -552,6 +552,22 @@ int store__sq_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	return rc;
 }
 
+int store__sq_outbox_claimed_here(struct store_conn *c, int64_t moved_before, int limit,
+                                  struct arena *a, int64_t **ids, int *n)
+{
+	static const char sql[] = "SELECT id FROM outbox WHERE state = 1 AND claimed_by = ?1"
+	                          " AND updated_at < ?2 ORDER BY id LIMIT ?3";
+	const char *what = "list this node's claims";
+	sqlite3_stmt *st;
+	void *rows = NULL;
+	int rc = store__sq_prep(c, SQ_OUTBOX_CLAIMED_HERE, sql, what, &st, "iii", store_node(c->st),
+	                        moved_before, (int64_t)limit);
+	if (rc == 0)
+		rc = store__sq_rows(c, st, what, a, sizeof(**ids), store__sq_read_int64, &rows, n);
+	*ids = rows;
+	return rc;
+}
+
 static const char *outbox_state_word(int64_t state)
 {
 	return outbox_state_name((enum outbox_state)state);

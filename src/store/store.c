@@ -854,6 +854,18 @@ int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n)
 	return c->ops->outbox_recover(c, resend_at, n ? n : &dummy);
 }
 
+int store_outbox_claimed_here(struct store_conn *c, int64_t moved_before, int limit,
+                              struct arena *a, int64_t **ids, int *n)
+{
+	*ids = NULL;
+	*n = 0;
+	if (limit < 1 || limit > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL,
+		                   "could not list this node's claims: limit %d not in 1..%d",
+		                   limit, STORE_MAX_BATCH);
+	return c->ops->outbox_claimed_here(c, moved_before, limit, a, ids, n);
+}
+
 /* A provider name fits a row's column: NULL or "" (none) or a short name. */
 static int provider_ok(const char *provider)
 {

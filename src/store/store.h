@@ -188,7 +188,10 @@ enum outbox_prio { PRIO_P0 = 0, PRIO_P1 = 1, PRIO_P2 = 2, PRIO_P3 = 3 };
  *   SENDING rows of a sender that died (a crash mid-send) go back to
  *   PENDING, due after a grace, at its successor's start-up or once its
  *   node's lease has expired (store_outbox_recover); a status naming one
- *   (row hint) claims it first.
+ *   (row hint) claims it first. A live sender puts back, due now, the rows
+ *   of its node it does not hold - a claim that happened though its answer
+ *   was lost with the connection (store_outbox_claimed_here, then
+ *   store_outbox_defer).
  *   A status arriving while a row is SENDING is kept aside and applied when
  *   the answer is recorded (or at start-up).
  *   A "failed" status webhook moves ACCEPTED/SENT/DELIVERED to FAILED.
@@ -640,6 +643,15 @@ int store_outbox_claim_to(struct store_conn *c, int64_t now, int64_t tenant_id, 
  * node is taken, as by a process alone with its store.
  */
 int store_outbox_recover(struct store_conn *c, int64_t resend_at, int *n);
+/*
+ * store_outbox_claimed_here gives in *ids (in a) up to limit ids of the
+ * SENDING rows claimed by this store's node (store_set_node; 0 when none
+ * is set) that last moved before moved_before, oldest first; *n of them.
+ * The sender compares them with the rows it holds: one it does not hold
+ * lost its claim's answer (sender.c, release_lost).
+ */
+int store_outbox_claimed_here(struct store_conn *c, int64_t moved_before, int limit,
+                              struct arena *a, int64_t **ids, int *n);
 /*
  * store_outbox_accepted, _retry and _fail record the outcome of one send of
  * a SENDING row (fail also takes a PENDING one): the provider's answer, a

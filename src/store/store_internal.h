@@ -144,6 +144,8 @@ struct store_ops {
 	int (*outbox_claim)(struct store_conn *c, int64_t now, int limit, enum outbox_prio max_prio,
 	                    struct arena *a, struct outbox_row **out, int *n);
 	int (*outbox_recover)(struct store_conn *c, int64_t resend_at, int *n);
+	int (*outbox_claimed_here)(struct store_conn *c, int64_t moved_before, int limit,
+	                           struct arena *a, int64_t **ids, int *n);
 	int (*outbox_accepted)(struct store_conn *c, int64_t id, const char *provider_msg_id,
 	                       const char *provider, int64_t now, enum outbox_state *final);
 	int (*outbox_retry)(struct store_conn *c, int64_t id, int64_t next_attempt_at,

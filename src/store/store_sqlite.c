@@ -1011,6 +1011,7 @@ static const struct store_ops sq_ops = {
         .outbox_claim = store__sq_outbox_claim,
         .outbox_claim_to = store__sq_outbox_claim_to,
         .outbox_recover = store__sq_outbox_recover,
+        .outbox_claimed_here = store__sq_outbox_claimed_here,
         .outbox_accepted = store__sq_outbox_accepted,
         .outbox_retry = store__sq_outbox_retry,
         .outbox_fail = store__sq_outbox_fail,

@@ -155,7 +155,7 @@ static void undo_entry(struct worker_runner *r, const struct entry_mark *m)
 	memcpy(r->bs.outbox_sending, m->outbox_sending, sizeof(m->outbox_sending));
 	memcpy(r->bs.outbox_failed, m->outbox_failed, sizeof(m->outbox_failed));
 	r->bs.nmoves = m->nmoves;
-	sender_unreserve(r->direct, r->ngiven - m->ngiven);
+	sender_unreserve(r->direct, r->given + m->ngiven, r->ngiven - m->ngiven);
 	r->ngiven = m->ngiven;
 }
 
@@ -272,10 +272,11 @@ static int queue_reply(struct worker_runner *run, struct store_conn *c, const st
 	int rc = store_outbox_add(c, &o, &id);
 	if (rc != 0) {
 		if (o.claimed)
-			sender_unreserve(run->direct, 1);
+			sender_unreserve(run->direct, NULL, 1);
 		return rc;
 	}
 	if (o.claimed) {
+		sender_hold(run->direct, id);
 		keep_given(run, &o, id);
 		run->bs.outbox_sending[r->priority]++;
 	} else {
@@ -458,8 +459,9 @@ void worker_runner_free(struct worker_runner *r)
 {
 	if (!r)
 		return;
-	/* committed rows never made durable stay SENDING: start-up recovers them */
-	sender_unreserve(r->direct, r->ngiven);
+	/* committed rows never made durable stay SENDING: the sender puts them
+	 * back after a while (release_lost), or start-up recovery does */
+	sender_unreserve(r->direct, r->given, r->ngiven);
 	erp_cache_free(r->catalogs);
 	arena_release(&r->msg_arena);
 	arena_release(&r->given_arena);
@@ -476,7 +478,7 @@ void worker_runner_begin(struct worker_runner *r)
 void worker_runner_rolled_back(struct worker_runner *r)
 {
 	erp_cache_clear(r->catalogs); /* it may hold what the rollback undid */
-	sender_unreserve(r->direct, r->ngiven - r->ncommitted);
+	sender_unreserve(r->direct, r->given + r->ncommitted, r->ngiven - r->ncommitted);
 	r->ngiven = r->ncommitted;
 	worker_runner_begin(r);
 }

@@ -698,7 +698,7 @@ static int run_with(struct fixture *f, int aggregate, int64_t ids[4])
 			}
 		}
 		assert_true(got);
-		sender_unreserve(s, 1);
+		sender_unreserve(s, NULL, 1);
 	}
 	sender_stop(s);
 	return atomic_load(&prov.calls[S_OK]);

@@ -795,7 +795,7 @@ static void test_sender_direct_hand_over(void **state)
 	for (int i = 0; i < 4; i++)
 		assert_true(reserve_soon(s, PRIO_P2));
 	assert_int_equal(sender_reserve(s, PRIO_P2), 0);
-	sender_unreserve(s, 4);
+	sender_unreserve(s, NULL, 4);
 
 	/* a row born claimed, given after its commit: sent without a claim */
 	assert_true(reserve_soon(s, PRIO_P2));
@@ -818,15 +818,61 @@ static void test_sender_direct_hand_over(void **state)
 	assert_int_equal(sender_reserve(s, PRIO_P2), 0);
 	assert_int_equal(sender_reserve(s, PRIO_P3), 0);
 	assert_true(reserve_soon(s, PRIO_P0));
-	sender_unreserve(s, 1);
+	sender_unreserve(s, NULL, 1);
 	notify_signal(&f->app.outbox_ready);
 	wait_settled(f, 2);
 	assert_true(find_row(f, OUTBOX_ACCEPTED, waiting, &a, &row));
 	assert_true(reserve_soon(s, PRIO_P2)); /* the outbox is empty again */
-	sender_unreserve(s, 1);
+	sender_unreserve(s, NULL, 1);
 	sender_stop(s);
 	assert_int_equal(file_size(f->journal), 0);
 	assert_int_equal(sender_reserve(NULL, PRIO_P0), 0);
+	arena_release(&a);
+}
+
+/*
+ * A row this node claimed whose claim's answer never reached the sender
+ * (the connection lost mid-commit, in a failover) is put back and sent,
+ * its lost attempt given back; a row a worker holds (sender_hold), written
+ * born claimed and waiting for its commit to be durable, is never taken,
+ * however long it waits.
+ */
+static void test_sender_puts_back_lost_claims(void **state)
+{
+	struct fixture *f = *state;
+	struct send_hooks hooks = {.lost_after_ms = 100};
+	struct sender *s = NULL;
+	assert_int_equal(sender__start(&f->app, &hooks, &s), 0);
+	struct arena a;
+	arena_init(&a, 4096);
+	assert_true(reserve_soon(s, PRIO_P2));
+	struct outbox_row given;
+	int64_t held = insert_row(f, "910000000001", T_PHONE, 1, &a, &given);
+	sender_hold(s, held);
+
+	int64_t lost = add_row(f, "910000000001", T_PHONE);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_claim(f->c, clock_wall_ms(), 10, PRIO_P3, &a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, lost);
+	metrics_outbox_move(&f->app.metrics, PRIO_P2, OUTBOX_PENDING, OUTBOX_SENDING);
+	/* within one look (every 2 s) of the row's 100 ms */
+	wait_settled(f, 1);
+	struct outbox_row row;
+	assert_true(find_row(f, OUTBOX_ACCEPTED, lost, &a, &row));
+	assert_int_equal(row.attempts, 1);
+	/* that look saw the held row too, older still */
+	assert_true(find_row(f, OUTBOX_SENDING, held, &a, &row));
+
+	sender_give(s, &given, 1);
+	wait_settled(f, 2);
+	assert_true(find_row(f, OUTBOX_ACCEPTED, held, &a, &row));
+	assert_int_equal(row.attempts, 1);
+	sender_stop(s);
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_SENDING]), 0);
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_PENDING]), 0);
+	assert_int_equal(atomic_load(&f->app.metrics.outbox[PRIO_P2][OUTBOX_ACCEPTED]), 2);
 	arena_release(&a);
 }
 
@@ -871,6 +917,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_breaker_holds_rows_without_burning_attempts,
 	                                        setup_sender, teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_idle_stop_is_prompt, setup_sender,
+	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_sender_puts_back_lost_claims, setup_sender,
 	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_direct_hand_over, setup_sender,
 	                                        teardown_sender),

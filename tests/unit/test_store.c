@@ -1025,6 +1025,55 @@ static void test_outbox_recover(void **state)
 	assert_int_equal(n, 2);
 }
 
+/* The SENDING rows a node claimed, by when they last moved: only that
+ * node's, only those that moved before the time given, oldest first, at
+ * most the limit (ERR_INVAL outside 1..STORE_MAX_BATCH). */
+static void test_outbox_claimed_here(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = queue(f, PRIO_P2, "{}");
+	int64_t b = queue(f, PRIO_P2, "{}");
+	queue(f, PRIO_P2, "{}");
+	struct outbox_row *rows;
+	int64_t *ids;
+	int n;
+	store_set_node(f->st, 5);
+	assert_int_equal(store_outbox_claim(f->c, T0, 2, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	store_set_node(f->st, 6);
+	assert_int_equal(store_outbox_claim(f->c, T0 + 100, 2, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+
+	store_set_node(f->st, 5);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0 + 1, 10, &f->a, &ids, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], a);
+	assert_int_equal(ids[1], b);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0, 10, &f->a, &ids, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0 + 1, 1, &f->a, &ids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], a);
+	/* a row that left SENDING is no claim any more */
+	assert_int_equal(store_outbox_accepted(f->c, a, "wamid.A", "", T0, NULL), 0);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0 + 1000, 10, &f->a, &ids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], b);
+
+	store_set_node(f->st, 6);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0 + 100, 10, &f->a, &ids, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0 + 101, 10, &f->a, &ids, &n), 0);
+	assert_int_equal(n, 1);
+	store_set_node(f->st, 0);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0 + 1000, 10, &f->a, &ids, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0, 0, &f->a, &ids, &n), ERR_INVAL);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_outbox_claimed_here(f->c, T0, STORE_MAX_BATCH + 1, &f->a, &ids, &n),
+	                 ERR_INVAL);
+}
+
 static void test_outbox_recover_waits_for_grace(void **state)
 {
 	struct fx *f = *state;
@@ -2449,6 +2498,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_outbox_retry_not_due, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_claim_due_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_recover, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_claimed_here, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_recover_waits_for_grace, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_hint_claims_send_in_doubt, setup,
