@@ -723,6 +723,7 @@ static void *recorder_main(void *arg)
 	int64_t next_sweep = 0;     /* look anyway at this time */
 	int64_t store_retry_at = 0; /* next attempt at writing outcomes */
 	int64_t gather_until = 0;   /* outcomes held: write them no sooner */
+	int64_t ask_due_at = 0;     /* store_outbox_next_due no sooner, unless a row fell due */
 	int closing = 0, final_failures = 0;
 	/* the next look for dead senders' rows */
 	int64_t recover_at = clock_wall_ms() + SEND_RECOVER_EVERY_MS;
@@ -753,7 +754,8 @@ static void *recorder_main(void *arg)
 		}
 		if (net_gone && s->nheld == 0)
 			break;
-		if ((s->due_at && now >= s->due_at) || now >= next_sweep)
+		int by_due = s->due_at && now >= s->due_at;
+		if (by_due || now >= next_sweep)
 			want = 1;
 		int room = atomic_load(&s->cap) - atomic_load(&s->outstanding);
 		int claimed = 0;
@@ -763,11 +765,14 @@ static void *recorder_main(void *arg)
 			if (got < 0) {
 				want = 0;
 				next_sweep = now + SEND_STORE_RETRY_MS;
-			} else if (got < room) {
-				/* every due row is ours: learn when the next one is due */
+			} else if (got < room && (by_due || now >= ask_due_at)) {
+				/* every due row is ours: learn when the next one is due
+				 * (a look at every partition: only when a row fell due,
+				 * and once a sweep) */
 				int64_t at = 0;
 				want = 0;
 				next_sweep = now + SEND_SWEEP_MS;
+				ask_due_at = now + SEND_SWEEP_MS;
 				int upto = atomic_load(&s->claim_upto);
 				if (upto < 0)
 					at = 0; /* the network thread rings when one is up */
@@ -777,6 +782,11 @@ static void *recorder_main(void *arg)
 				else if (at && at <= now)
 					at = now + 1; /* just queued: next pass */
 				s->due_at = at;
+			} else if (got < room) {
+				/* rows woke it: the earliest due row known (settle keeps
+				 * those of its own retries) stays the next wake-up */
+				want = 0;
+				next_sweep = now + SEND_SWEEP_MS;
 			}
 		}
 		if (!closing)
