@@ -28,7 +28,10 @@ struct app {
 	struct config cfg;
 	struct store *store;
 	struct metrics metrics;
-	struct notify inbox_ready;  /* ingest committed new inbox entries */
+	struct notify inbox_ready; /* ingest committed new inbox entries */
+	/* the partitions with inbox entries a worker thread has not read since
+	 * they were rung for (app_inbox_wake); a thread takes its own bits */
+	_Atomic uint64_t inbox_parts;
 	struct notify outbox_ready; /* worker committed new outbox rows */
 	/* customers with messages waiting in the inbox (worker/backlog.h);
 	 * non-NULL only when ingest runs messages itself (the fast path) */
@@ -82,6 +85,16 @@ struct app {
 	_Atomic int stopping;
 	_Atomic int ready;
 };
+
+/*
+ * app_inbox_wake: new inbox entries in the partitions parts (a mask; all
+ * ones: any, or not known): the workers that read them wake.
+ */
+static inline void app_inbox_wake(struct app *app, uint64_t parts)
+{
+	atomic_fetch_or(&app->inbox_parts, parts);
+	notify_signal(&app->inbox_ready);
+}
 
 /* app_batch: base times the batch factor, at most cap. */
 static inline int app_batch(struct app *app, int64_t base, int cap)

@@ -263,10 +263,13 @@ static int require(const char *value, const char *flag, const char *env)
 
 /* on_store_wake: another process committed work for this one's roles
  * (store_listen_start; PostgreSQL). */
-static void on_store_wake(void *arg, enum store_wake what)
+static void on_store_wake(void *arg, enum store_wake what, uint64_t parts)
 {
 	struct app *app = arg;
-	notify_signal(what == STORE_WAKE_INBOX ? &app->inbox_ready : &app->outbox_ready);
+	if (what == STORE_WAKE_INBOX)
+		app_inbox_wake(app, parts);
+	else
+		notify_signal(&app->outbox_ready);
 }
 
 /*

@@ -445,6 +445,19 @@ fail:
 	return rc;
 }
 
+/* The partitions of the entries jobs[0..n) stored new: those the workers
+ * may have to read (the fast path finished most of them); all ones when
+ * none is known. */
+static uint64_t new_parts(struct ingest_job **jobs, int n)
+{
+	uint64_t parts = 0;
+	for (int i = 0; i < n; i++)
+		for (int k = 0; jobs[i]->rc == 0 && k < jobs[i]->n; k++)
+			if (jobs[i]->results[k] == INBOX_PUT_NEW)
+				parts |= 1ULL << store_partition(jobs[i]->entries[k].tenant_id);
+	return parts ? parts : ~0ULL;
+}
+
 /* Commits a batch (falling back to one job per transaction when the
  * content, not the store, is at fault), answers every job, wakes workers. */
 static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
@@ -478,7 +491,7 @@ static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
 		ig->fail_count = 0;
 	}
 	if (fresh > 0)
-		notify_signal(&ig->app->inbox_ready);
+		app_inbox_wake(ig->app, new_parts(jobs, n));
 	for (int i = 0; i < n; i++) {
 		if (jobs[i]->rc == 0)
 			answer(ig, jobs[i]->req, 200, OK_BODY);

@@ -206,7 +206,7 @@ static int pg_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 		result[ord - 1] = INBOX_PUT_NEW;
 		e[ord - 1].id = store__pg_i64(r, row, 1);
 		if (e[ord - 1].state == INBOX_PENDING) /* work for another process's workers */
-			store__pg_wake(c, STORE_WAKE_INBOX);
+			store__pg_wake(c, STORE_WAKE_INBOX, (int)id_part(e[ord - 1].id));
 	}
 	PQclear(r);
 	if (rc < 0) {
@@ -374,7 +374,7 @@ static int pg_inbox_reopen(struct store_conn *c, int64_t id)
 	                    "UPDATE inbox SET state = 0 WHERE part = $1 AND id = $2 AND state = 1",
 	                    "reopen inbox entry", id, 0);
 	if (rc == 0 && c->in_txn) /* pending again: other processes' workers may take it */
-		store__pg_wake(c, STORE_WAKE_INBOX);
+		store__pg_wake(c, STORE_WAKE_INBOX, (int)id_part(id));
 	return rc;
 }
 

@@ -87,6 +87,7 @@ struct pg_session {
 	int64_t tenant;      /* with PG_SCOPE_TENANT */
 	int shard;           /* this connection's row of outbox_counts (0-15) */
 	unsigned wake;       /* 1 << STORE_WAKE_*: NOTIFY at this transaction's commit */
+	uint64_t wake_parts; /* the partitions of its inbox work: the NOTIFY's payload */
 	/* outbox rows by priority and state that this transaction added or
 	 * moved (store__pg_count), added to outbox_counts by its commit */
 	int64_t counts[PRIO_COUNT][OUTBOX_STATE_COUNT];
@@ -121,10 +122,12 @@ struct pg_prepared {
 void store__pg_count(struct store_conn *c, enum outbox_prio prio, int from, int to, int64_t n);
 /*
  * store__pg_wake: the open transaction (the caller's or the operation's
- * own) leaves new work of kind what; its commit sends the NOTIFY that
- * other processes' listeners wait for (pg_listen.c).
+ * own) leaves new work of kind what in partition part (inbox work; -1:
+ * not known or not partitioned); its commit sends the NOTIFY that other
+ * processes' listeners wait for (pg_listen.c), with the inbox work's
+ * partitions as a hexadecimal mask for its payload.
  */
-void store__pg_wake(struct store_conn *c, enum store_wake what);
+void store__pg_wake(struct store_conn *c, enum store_wake what, int part);
 
 /*
  * store__pg_in_part writes into buf (cap bytes) sql with every "@@"

@@ -10,7 +10,10 @@
  *   lasts for a session, so this connection must go to PostgreSQL itself,
  *   not through PgBouncer in transaction mode: the url is the store's, or
  *   --db-listen's. The thread polls the socket (1 s), reads every
- *   notification and calls back once per channel per wake-up. NOTIFY is
+ *   notification and calls back once per channel per wake-up, with the
+ *   partitions the notifications named (munim_inbox's payload: a
+ *   hexadecimal mask; none, or one that does not read as a mask, stands
+ *   for every partition), so a process's workers read only those. NOTIFY is
  *   transactional: a notification arrives only after the commit it belongs
  *   to, so a woken worker finds the rows.
  *
@@ -23,6 +26,7 @@
  * Threads: the listener thread owns its connection; store_listen_stop
  * joins it. The callback runs on that thread.
  */
+#include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -64,6 +68,17 @@ static PGconn *listen_connect(const char *url)
 	return db;
 }
 
+/* The partitions a notification's payload names: all when it names none. */
+static uint64_t payload_parts(const char *extra)
+{
+	char *end;
+	if (!extra || !*extra)
+		return ~0ULL;
+	errno = 0;
+	unsigned long long v = strtoull(extra, &end, 16);
+	return errno || *end || v == 0 ? ~0ULL : (uint64_t)v;
+}
+
 static void *listen_main(void *arg)
 {
 	struct pg_listener *l = arg;
@@ -88,7 +103,7 @@ static void *listen_main(void *arg)
 			warned = 0;
 			/* what was committed while not listening */
 			for (int ch = 0; ch < STORE_WAKE_COUNT; ch++)
-				l->fn(l->arg, (enum store_wake)ch);
+				l->fn(l->arg, (enum store_wake)ch, ~0ULL);
 		}
 		struct pollfd p = {.fd = PQsocket(db), .events = POLLIN};
 		if (poll(&p, 1, PG_LISTEN_POLL_MS) < 0 || !PQconsumeInput(db) ||
@@ -97,17 +112,17 @@ static void *listen_main(void *arg)
 			db = NULL;
 			continue;
 		}
-		int seen[STORE_WAKE_COUNT] = {0};
+		uint64_t seen[STORE_WAKE_COUNT] = {0};
 		PGnotify *n;
 		while ((n = PQnotifies(db)) != NULL) {
 			for (int ch = 0; ch < STORE_WAKE_COUNT; ch++)
 				if (!strcmp(n->relname, channel_names[ch]))
-					seen[ch] = 1;
+					seen[ch] |= payload_parts(n->extra);
 			PQfreemem(n);
 		}
 		for (int ch = 0; ch < STORE_WAKE_COUNT; ch++)
 			if (seen[ch])
-				l->fn(l->arg, (enum store_wake)ch);
+				l->fn(l->arg, (enum store_wake)ch, seen[ch]);
 	}
 	PQfinish(db);
 	return NULL;

@@ -230,7 +230,7 @@ static int pg_outbox_add(struct store_conn *c, const struct outbox_new *o, int64
 		PQclear(r);
 		store__pg_count(c, o->priority, -1, claimed ? OUTBOX_SENDING : OUTBOX_PENDING, 1);
 		if (!claimed) /* work for the senders of every process */
-			store__pg_wake(c, STORE_WAKE_OUTBOX);
+			store__pg_wake(c, STORE_WAKE_OUTBOX, -1);
 	}
 	return store__pg_op_end(c, own, rc);
 }
@@ -307,7 +307,7 @@ static int pg_outbox_add_many(struct store_conn *c, const struct outbox_new *o, 
 			store__pg_count(c, o[i].priority, -1,
 			                o[i].claimed ? OUTBOX_SENDING : OUTBOX_PENDING, 1);
 		if (wake)
-			store__pg_wake(c, STORE_WAKE_OUTBOX);
+			store__pg_wake(c, STORE_WAKE_OUTBOX, -1);
 	}
 	PQclear(r);
 	return store__pg_op_end(c, own, rc);
@@ -671,7 +671,7 @@ static int pg_outbox_resend(struct store_conn *c, int64_t id, const char *provid
 	if (rc == 0 && PQntuples(r) == 1) {
 		st = (enum outbox_state)store__pg_i64(r, 0, 0);
 		store__pg_count(c, (enum outbox_prio)store__pg_i64(r, 0, 1), st, OUTBOX_PENDING, 1);
-		store__pg_wake(c, STORE_WAKE_OUTBOX);
+		store__pg_wake(c, STORE_WAKE_OUTBOX, -1);
 		*from = st;
 		PQclear(r);
 	} else if (rc == 0) {

@@ -311,11 +311,14 @@ void store_set_replicas(struct store *st, const char *urls, int max_lag_ms);
 
 /* New work another process committed: inbox entries, or outbox rows. */
 enum store_wake { STORE_WAKE_INBOX = 0, STORE_WAKE_OUTBOX = 1, STORE_WAKE_COUNT = 2 };
-typedef void (*store_wake_fn)(void *arg, enum store_wake what);
+/* parts: the partitions the work is in (a mask, store_partition_slice);
+ * all ones when not known */
+typedef void (*store_wake_fn)(void *arg, enum store_wake what, uint64_t parts);
 /*
- * store_listen_start: from now on fn(arg, what) is called (on a thread of
- * the store's) soon after any process commits new work of that kind, and
- * once more after a lost listening connection came back. url: where to
+ * store_listen_start: from now on fn(arg, what, parts) is called (on a
+ * thread of the store's) soon after any process commits new work of that
+ * kind, and once more, for every partition, after a lost listening
+ * connection came back. Inbox work names its partitions. url: where to
  * listen (PostgreSQL; "" or NULL: the store's url; it must reach the
  * server itself, not a transaction-mode PgBouncer). SQLite: nothing to do
  * (one process commits; its own notifies suffice). One listener per store;

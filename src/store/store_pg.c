@@ -675,9 +675,12 @@ void store__pg_count(struct store_conn *c, enum outbox_prio prio, int from, int 
 	pg->counts[prio][to] += n;
 }
 
-void store__pg_wake(struct store_conn *c, enum store_wake what)
+void store__pg_wake(struct store_conn *c, enum store_wake what, int part)
 {
-	((struct pg_session *)c->backend)->wake |= 1u << what;
+	struct pg_session *pg = c->backend;
+	pg->wake |= 1u << what;
+	if (what == STORE_WAKE_INBOX)
+		pg->wake_parts |= part >= 0 && part < STORE_PARTITIONS ? 1ULL << part : ~0ULL;
 }
 
 /*
@@ -705,7 +708,8 @@ static void commit_sql(const struct pg_session *pg, char *sql, size_t cap)
 		                      " ON CONFLICT (shard, priority, state)"
 		                      " DO UPDATE SET n = o.n + excluded.n; ");
 	if (pg->wake & (1u << STORE_WAKE_INBOX))
-		n += (size_t)snprintf(sql + n, cap - n, "NOTIFY munim_inbox; ");
+		n += (size_t)snprintf(sql + n, cap - n, "NOTIFY munim_inbox, '%llx'; ",
+		                      (unsigned long long)pg->wake_parts);
 	if (pg->wake & (1u << STORE_WAKE_OUTBOX))
 		n += (size_t)snprintf(sql + n, cap - n, "NOTIFY munim_outbox; ");
 	snprintf(sql + n, cap - n, "COMMIT");
@@ -756,6 +760,7 @@ static int end_txn(struct store_conn *c, int commit)
 		pg->unsynced++;
 	memset(pg->counts, 0, sizeof(pg->counts));
 	pg->wake = 0;
+	pg->wake_parts = 0;
 	pg->txn_open = 0;
 	pg->scope = 0;
 	return rc;

@@ -244,7 +244,7 @@ static void claim(struct lease *l, int64_t sent_mono)
 		         parts_text(taken, text, sizeof(text)), share, nparts(owned));
 	}
 	if (gained)
-		notify_signal(&l->app->inbox_ready); /* workers: more to read */
+		app_inbox_wake(l->app, gained); /* workers: more to read */
 	if (give)
 		give_back(l, give);
 }

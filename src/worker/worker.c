@@ -519,14 +519,16 @@ int worker_runner_committed(struct worker_runner *r, int durable)
 
 /*
  * One batch of the partitions in parts: returns how many entries were read
- * (0 = idle), or < 0.
+ * (0 = idle), or < 0; *left how many of them are still pending (failed, or
+ * behind a failed one of the same customer).
  */
 static int run_batch(struct worker *w, uint64_t parts, struct store_conn *c,
-                     struct arena *batch_arena)
+                     struct arena *batch_arena, int *left)
 {
 	struct app *app = w->pool->app;
 	struct inbox_entry *entries;
 	int n = 0;
+	*left = 0;
 	arena_reset(batch_arena);
 	int rc = store_inbox_pending(c, parts,
 	                             app_batch(app, app->cfg.worker_batch, WORKER_MAX_BATCH),
@@ -556,9 +558,11 @@ static int run_batch(struct worker *w, uint64_t parts, struct store_conn *c,
 	}
 	/* out of the backlog before the depth falls: once the ingest
 	 * committer sees the inbox empty, no removal is still to come */
-	for (int i = 0; app->backlog && i < n; i++)
-		if (finished[i] && entries[i].kind == INBOX_MESSAGE)
+	for (int i = 0; i < n; i++) {
+		*left += !finished[i];
+		if (app->backlog && finished[i] && entries[i].kind == INBOX_MESSAGE)
 			backlog_remove(app->backlog, entries[i].tenant_id, entries[i].from);
+	}
 	/* the commit was lazy: replies born claimed go only once it is on
 	 * disk (a failed sync keeps them for the next batch's) */
 	int durable = 0;
@@ -581,17 +585,33 @@ static void *worker_main(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	struct store_conn *c = w->conn;
 	struct arena batch_arena;
-	uint64_t seen = 0;
+	uint64_t seen = 0, last = 0;
+	int64_t full_at = 0; /* read every partition of the share again then */
+	int again = 0;       /* the last read's partitions have more */
 	arena_init(&batch_arena, 64 * 1024);
 	struct worker_pool *wp = w->pool;
 	while (!atomic_load(&app->stopping) && !atomic_load(&wp->stop)) {
 		pthread_rwlock_rdlock(&wp->resize_lock);
-		int active = atomic_load(&wp->active), n = 0;
+		int active = atomic_load(&wp->active), n = 0, left = 0;
+		int batch = app_batch(app, app->cfg.worker_batch, WORKER_MAX_BATCH);
 		if (w->index < active) {
-			/* this thread's share of the partitions the process holds */
-			uint64_t parts =
+			/* this thread's share of the partitions the process holds;
+			 * of them, those rung for since it last looked, and those
+			 * its last read left entries in; all of them every
+			 * WORKER_IDLE_WAIT_MS, whatever was rung */
+			uint64_t mine =
 			        lease_hold(app->lease) & store_partition_slice(w->index, active);
-			n = parts ? run_batch(w, parts, c, &batch_arena) : 0;
+			uint64_t parts = atomic_fetch_and(&app->inbox_parts, ~mine) & mine;
+			int64_t now = clock_mono_us() / 1000;
+			if (now >= full_at) {
+				parts = mine;
+				full_at = now + WORKER_IDLE_WAIT_MS;
+			} else if (again) {
+				parts |= last & mine;
+			}
+			n = parts ? run_batch(w, parts, c, &batch_arena, &left) : 0;
+			again = n < 0 || n >= batch || left > 0;
+			last = parts;
 			lease_unhold(app->lease);
 		}
 		pthread_rwlock_unlock(&wp->resize_lock);
@@ -599,8 +619,11 @@ static void *worker_main(void *arg)
 			notify_wait(&app->inbox_ready, &seen, WORKER_IDLE_WAIT_MS);
 		else if (n < 0)
 			notify_wait(&app->inbox_ready, &seen, WORKER_ERROR_WAIT_MS);
-		else if (n < app_batch(app, app->cfg.worker_batch, WORKER_MAX_BATCH))
-			notify_wait(&app->inbox_ready, &seen, n == 0 ? WORKER_IDLE_WAIT_MS : 0);
+		else if (n < batch)
+			/* the read took every entry there was: a later one rings
+			 * (or rang already, since the last wait), so only entries
+			 * left pending are read again at once */
+			notify_wait(&app->inbox_ready, &seen, left > 0 ? 0 : WORKER_IDLE_WAIT_MS);
 	}
 	arena_release(&batch_arena);
 	return NULL;
@@ -660,7 +683,7 @@ void worker_pool_stop(struct worker_pool *wp)
 	if (!wp)
 		return;
 	atomic_store(&wp->stop, 1);
-	notify_signal(&wp->app->inbox_ready);
+	app_inbox_wake(wp->app, ~0ULL);
 	for (int i = 0; i < wp->n; i++) {
 		if (wp->workers[i].started)
 			pthread_join(wp->workers[i].thread, NULL);
@@ -685,7 +708,7 @@ int worker_pool_resize(struct worker_pool *wp, int n)
 	pthread_rwlock_wrlock(&wp->resize_lock);
 	atomic_store(&wp->active, n);
 	pthread_rwlock_unlock(&wp->resize_lock);
-	notify_signal(&wp->app->inbox_ready);
+	app_inbox_wake(wp->app, ~0ULL); /* the shares moved */
 	return n;
 }
 

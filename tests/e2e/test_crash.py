@@ -35,6 +35,10 @@ LOAD_RATE = int(os.environ.get("CRASH_RATE", "800" if STORE == "sqlite" else "10
 # about a second to be ready (its connections, the recovery), so it is
 # given time to take traffic between kills
 KILL_GAP = (0.05, 0.4) if STORE == "sqlite" else (1.0, 3.0)
+# a kill comes no later than when the answered messages pass the next of
+# these shares of them, so that the first kills fall under load however
+# fast the store answers
+KILL_AT = (0.15, 0.35, 0.55, 0.75)
 
 
 def post_until_200(s, payload, stop):
@@ -110,8 +114,12 @@ def test_kill9_exactly_once():
 
     def killer():
         rnd = random.Random(7)
+        total = CUSTOMERS * ROUNDS * 2
         while not stop.is_set():
-            time.sleep(rnd.uniform(*KILL_GAP))
+            until = time.time() + rnd.uniform(*KILL_GAP)
+            share = KILL_AT[kills[0]] if kills[0] < len(KILL_AT) else 2
+            while not stop.is_set() and time.time() < until and len(acked) < share * total:
+                time.sleep(0.01)
             if stop.is_set():
                 break
             s.serve.kill9()

@@ -833,6 +833,101 @@ static void test_prepared_statements(void **state)
  * NULL; NULL columns read 0 and ""; unknown letters and too many
  * parameters are refused before anything is sent; a constraint is
  * ERR_CONFLICT, anything unexpected ERR_DB. */
+/* What the listener heard: the partitions per channel, under mu. */
+struct heard {
+	pthread_mutex_t mu;
+	uint64_t parts[STORE_WAKE_COUNT];
+	int calls[STORE_WAKE_COUNT];
+};
+
+static void on_wake(void *arg, enum store_wake what, uint64_t parts)
+{
+	struct heard *h = arg;
+	pthread_mutex_lock(&h->mu);
+	h->parts[what] |= parts;
+	h->calls[what]++;
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Waits (up to 5 s) until the listener heard channel what; its mask. */
+static uint64_t heard_on(struct heard *h, enum store_wake what)
+{
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&h->mu);
+		uint64_t p = h->calls[what] ? h->parts[what] : 0;
+		memset(h->parts, 0, sizeof(h->parts));
+		memset(h->calls, 0, sizeof(h->calls));
+		pthread_mutex_unlock(&h->mu);
+		if (p)
+			return p;
+		usleep(10 * 1000);
+	}
+	fail_msg("the listener heard nothing on channel %d", (int)what);
+	return 0;
+}
+
+/*
+ * Another process's commit wakes the listener: new inbox entries name
+ * their partitions (the NOTIFY's payload), so a process wakes only the
+ * workers that read them; outbox rows name none (every partition); a
+ * notification sent by hand without a payload, or with one that is no
+ * mask, stands for every partition.
+ */
+static void test_listen_names_partitions(void **state)
+{
+	struct pgfx *f = need_pg(state);
+	if (!f)
+		return;
+	struct heard h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	assert_int_equal(store_listen_start(f->st, NULL, on_wake, &h), 0);
+	/* the listener connects, then calls back once on each channel */
+	heard_on(&h, STORE_WAKE_INBOX);
+
+	struct inbox_entry e[2] = {
+	        {.tenant_id = TA,
+	         .kind = INBOX_MESSAGE,
+	         .ext_id = "wamid.L1",
+	         .from = "9198",
+	         .name = "",
+	         .type = "text",
+	         .body = "hi",
+	         .context_id = "",
+	         .media_id = "",
+	         .media_mime = "",
+	         .status = "",
+	         .error_title = "",
+	         .callback_data = ""},
+	        {.tenant_id = TB,
+	         .kind = INBOX_MESSAGE,
+	         .ext_id = "wamid.L2",
+	         .from = "9198",
+	         .name = "",
+	         .type = "text",
+	         .body = "hi",
+	         .context_id = "",
+	         .media_id = "",
+	         .media_mime = "",
+	         .status = "",
+	         .error_title = "",
+	         .callback_data = ""},
+	};
+	enum inbox_put_result res[2];
+	assert_int_equal(store_inbox_put(f->c, e, 1, res), 0);
+	assert_int_equal(heard_on(&h, STORE_WAKE_INBOX), 1ULL << store_partition(TA));
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_inbox_put(f->c, e + 1, 1, res), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	assert_int_equal(heard_on(&h, STORE_WAKE_INBOX), 1ULL << store_partition(TB));
+
+	raw_exec(&f->admin, "NOTIFY munim_inbox");
+	assert_int_equal(heard_on(&h, STORE_WAKE_INBOX), ~0ULL);
+	raw_exec(&f->admin, "NOTIFY munim_inbox, 'zz'");
+	assert_int_equal(heard_on(&h, STORE_WAKE_INBOX), ~0ULL);
+	raw_exec(&f->admin, "NOTIFY munim_outbox");
+	assert_int_equal(heard_on(&h, STORE_WAKE_OUTBOX), ~0ULL);
+	store_listen_stop(f->st);
+}
+
 static void test_pg_helpers(void **state)
 {
 	struct pgfx *f = need_pg(state);
@@ -904,6 +999,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_lock_timeout_again, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_statement_timeout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_lazy_commits_and_sync, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_listen_names_partitions, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pg_helpers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_prepared_statements, setup, teardown),
 	};
