@@ -12,6 +12,12 @@
  *   coming or going from the lease never moves between threads, and one
  *   given back to the store leaves only between batches (lease_hold).
  *
+ *   A thread reads only the partitions rung for since it last looked
+ *   (app_inbox_wake: the ingest's new entries, another process's NOTIFY
+ *   naming its partitions), the ones its last read left entries in, and
+ *   every partition of its share at least every WORKER_IDLE_WAIT_MS, so a
+ *   wake-up lost or merged costs that much latency, never an entry.
+ *
  *   A batch of entries shares one transaction (one commit, lazy: it waits
  *   for no disk; the sender's sync before a reply goes makes it durable);
  *   each entry runs inside its own savepoint:
