@@ -866,6 +866,24 @@ static uint64_t heard_on(struct heard *h, enum store_wake what)
 	return 0;
 }
 
+/* A text message from a customer of tenant, pending. */
+static struct inbox_entry text_entry(int64_t tenant, const char *wamid)
+{
+	return (struct inbox_entry){.tenant_id = tenant,
+	                            .kind = INBOX_MESSAGE,
+	                            .ext_id = wamid,
+	                            .from = "9198",
+	                            .name = "",
+	                            .type = "text",
+	                            .body = "hi",
+	                            .context_id = "",
+	                            .media_id = "",
+	                            .media_mime = "",
+	                            .status = "",
+	                            .error_title = "",
+	                            .callback_data = ""};
+}
+
 /*
  * Another process's commit wakes the listener: new inbox entries name
  * their partitions (the NOTIFY's payload), so a process wakes only the
@@ -883,34 +901,7 @@ static void test_listen_names_partitions(void **state)
 	/* the listener connects, then calls back once on each channel */
 	heard_on(&h, STORE_WAKE_INBOX);
 
-	struct inbox_entry e[2] = {
-	        {.tenant_id = TA,
-	         .kind = INBOX_MESSAGE,
-	         .ext_id = "wamid.L1",
-	         .from = "9198",
-	         .name = "",
-	         .type = "text",
-	         .body = "hi",
-	         .context_id = "",
-	         .media_id = "",
-	         .media_mime = "",
-	         .status = "",
-	         .error_title = "",
-	         .callback_data = ""},
-	        {.tenant_id = TB,
-	         .kind = INBOX_MESSAGE,
-	         .ext_id = "wamid.L2",
-	         .from = "9198",
-	         .name = "",
-	         .type = "text",
-	         .body = "hi",
-	         .context_id = "",
-	         .media_id = "",
-	         .media_mime = "",
-	         .status = "",
-	         .error_title = "",
-	         .callback_data = ""},
-	};
+	struct inbox_entry e[2] = {text_entry(TA, "wamid.L1"), text_entry(TB, "wamid.L2")};
 	enum inbox_put_result res[2];
 	assert_int_equal(store_inbox_put(f->c, e, 1, res), 0);
 	assert_int_equal(heard_on(&h, STORE_WAKE_INBOX), 1ULL << store_partition(TA));
