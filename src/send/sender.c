@@ -175,28 +175,23 @@ static int64_t max64(int64_t a, int64_t b)
 
 /* ---- the rows this sender holds ---------------------------------------- */
 
-static void mine_add(struct sender *s, const int64_t *ids, int n, size_t stride)
+/*
+ * mine_mark: the rows whose ids are at id, id + stride bytes, ... (n of
+ * them: the id field of an array of rows, jobs or outcomes) become held
+ * (hold 1) or let go (hold 0).
+ */
+static void mine_mark(struct sender *s, const int64_t *id, int n, size_t stride, int hold)
 {
+	const char *p = (const char *)id;
 	pthread_mutex_lock(&s->mine_mu);
-	for (int i = 0; i < n; i++)
-		idset_add(&s->mine, *(const int64_t *)((const char *)ids + (size_t)i * stride));
+	for (int i = 0; i < n; i++, p += stride) {
+		int64_t v = *(const int64_t *)p;
+		if (hold)
+			idset_add(&s->mine, v);
+		else
+			idset_del(&s->mine, v);
+	}
 	pthread_mutex_unlock(&s->mine_mu);
-}
-
-static void mine_del(struct sender *s, const int64_t *ids, int n, size_t stride)
-{
-	pthread_mutex_lock(&s->mine_mu);
-	for (int i = 0; i < n; i++)
-		idset_del(&s->mine, *(const int64_t *)((const char *)ids + (size_t)i * stride));
-	pthread_mutex_unlock(&s->mine_mu);
-}
-
-static int mine_has(struct sender *s, int64_t id)
-{
-	pthread_mutex_lock(&s->mine_mu);
-	int has = idset_has(&s->mine, id);
-	pthread_mutex_unlock(&s->mine_mu);
-	return has;
 }
 
 /* ---- recording outcomes ------------------------------------------------ */
@@ -376,7 +371,7 @@ static int apply(struct sender *s)
 		settle(s, &s->held[i], now);
 		journaled += s->held[i].journaled;
 	}
-	mine_del(s, &s->held[0].id, s->nheld, sizeof(*s->held));
+	mine_mark(s, &s->held[0].id, s->nheld, sizeof(*s->held), 0);
 	atomic_fetch_sub(&s->outstanding, s->nheld);
 	s->nheld = 0;
 	/* the commit was lazy: the journal may forget these acceptances only
@@ -589,7 +584,7 @@ static int claim(struct sender *s, int64_t now, int room)
 	if (merged > 0)
 		atomic_fetch_add_explicit(&s->app->metrics.outbox_merged, (uint64_t)merged,
 		                          memory_order_relaxed);
-	mine_add(s, &s->claimed[0].id, k, sizeof(*s->claimed));
+	mine_mark(s, &s->claimed[0].id, k, sizeof(*s->claimed), 1);
 	atomic_fetch_sub(&s->outstanding, room - k);
 	int rc2 = hand_over_claimed(s, k);
 	return rc2 < 0 ? rc2 : n;
@@ -657,7 +652,7 @@ int sender_reserve(struct sender *s, enum outbox_prio prio)
 void sender_hold(struct sender *s, int64_t id)
 {
 	if (s)
-		mine_add(s, &id, 1, sizeof(id));
+		mine_mark(s, &id, 1, sizeof(id), 1);
 }
 
 void sender_unreserve(struct sender *s, const struct outbox_row *rows, int n)
@@ -665,7 +660,7 @@ void sender_unreserve(struct sender *s, const struct outbox_row *rows, int n)
 	if (!s || n <= 0)
 		return;
 	if (rows)
-		mine_del(s, &rows[0].id, n, sizeof(*rows));
+		mine_mark(s, &rows[0].id, n, sizeof(*rows), 0);
 	atomic_fetch_sub(&s->outstanding, n);
 }
 
@@ -676,7 +671,7 @@ void sender_give(struct sender *s, const struct outbox_row *rows, int n)
 	/* durable already: straight to the network thread, as a claim's rows
 	 * go after their sync (held since sender_hold; a giver that did not
 	 * hold them holds them now) */
-	mine_add(s, &rows[0].id, n, sizeof(*rows));
+	mine_mark(s, &rows[0].id, n, sizeof(*rows), 1);
 	pthread_mutex_lock(&s->mu);
 	for (int i = 0; i < n; i++) {
 		/* each holds a reserved slot, so jobs never overflows */
@@ -714,6 +709,20 @@ static int woken_by_rows(struct sender *s, uint64_t before)
 
 static void recover_dead(struct sender *s, int *failing);
 static void release_lost(struct sender *s, int *failing);
+
+/* next_due: when the earliest pending row the sender may claim falls due
+ * (after now), or 0: none, or no provider is up (the network thread rings
+ * when one is). A store error gives a retry time. */
+static int64_t next_due(struct sender *s, int64_t now)
+{
+	int64_t at = 0;
+	int upto = atomic_load(&s->claim_upto);
+	if (upto < 0)
+		return 0;
+	if (store_outbox_next_due(s->conn, (enum outbox_prio)upto, &at) != 0)
+		return now + SEND_STORE_RETRY_MS;
+	return at && at <= now ? now + 1 : at; /* just queued: next pass */
+}
 
 static void *recorder_main(void *arg)
 {
@@ -765,28 +774,17 @@ static void *recorder_main(void *arg)
 			if (got < 0) {
 				want = 0;
 				next_sweep = now + SEND_STORE_RETRY_MS;
-			} else if (got < room && (by_due || now >= ask_due_at)) {
-				/* every due row is ours: learn when the next one is due
-				 * (a look at every partition: only when a row fell due,
-				 * and once a sweep) */
-				int64_t at = 0;
-				want = 0;
-				next_sweep = now + SEND_SWEEP_MS;
-				ask_due_at = now + SEND_SWEEP_MS;
-				int upto = atomic_load(&s->claim_upto);
-				if (upto < 0)
-					at = 0; /* the network thread rings when one is up */
-				else if (store_outbox_next_due(s->conn, (enum outbox_prio)upto,
-				                               &at) != 0)
-					at = now + SEND_STORE_RETRY_MS;
-				else if (at && at <= now)
-					at = now + 1; /* just queued: next pass */
-				s->due_at = at;
 			} else if (got < room) {
-				/* rows woke it: the earliest due row known (settle keeps
-				 * those of its own retries) stays the next wake-up */
+				/* every due row is ours. When the next one is due is a
+				 * look at every partition: asked only when a row fell
+				 * due, and once a sweep; between, the earliest due row
+				 * known (settle keeps its own retries') stands */
 				want = 0;
 				next_sweep = now + SEND_SWEEP_MS;
+				if (by_due || now >= ask_due_at) {
+					ask_due_at = now + SEND_SWEEP_MS;
+					s->due_at = next_due(s, now);
+				}
 			}
 		}
 		if (!closing)
@@ -898,8 +896,9 @@ struct replay_ctx {
 	struct sender *s;
 	int64_t now;
 	int records;
-	int recorded; /* rows this replay moved to ACCEPTED */
-	int store_rc; /* the store's error that stopped the replay */
+	int recorded;    /* rows this replay moved to ACCEPTED */
+	int store_rc;    /* the store's error that stopped the replay */
+	int read_failed; /* the journal could not be read (logged) */
 };
 
 static int replay_record(int64_t row_id, const char *msg_id, void *ud)
@@ -917,18 +916,57 @@ static int replay_record(int64_t row_id, const char *msg_id, void *ud)
 	return rc;
 }
 
+/* The store's outbox counts before and after a move of rows in bulk. */
+struct counts_around {
+	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	int64_t after[PRIO_COUNT][OUTBOX_STATE_COUNT];
+};
+
 /*
- * follow_counts moves the outbox gauges after a start-up step that changed
- * rows in bulk, by the store's counts before and after it (in the same
- * transaction; the store keeps them, so reading them is cheap).
+ * counted runs move(s, ctx), a move of rows in bulk (the journal's replay,
+ * a recovery, a put-back), in a transaction of its own between two reads
+ * of the store's outbox counts (the store keeps them: reading is cheap),
+ * and commits; on any error it rolls back and returns it. The gauges
+ * follow (follow_counts) once the caller knows the move is real.
  */
-static void follow_counts(struct metrics *m, int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT],
-                          int64_t after[PRIO_COUNT][OUTBOX_STATE_COUNT])
+static int counted(struct sender *s, int (*move)(struct sender *s, void *ctx), void *ctx,
+                   struct counts_around *ca)
+{
+	int rc = store_begin(s->conn);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, ca->before);
+	if (rc == 0)
+		rc = move(s, ctx);
+	if (rc == 0)
+		rc = store_outbox_counts(s->conn, ca->after);
+	if (rc == 0)
+		rc = store_commit(s->conn);
+	if (rc != 0)
+		store_rollback(s->conn);
+	return rc;
+}
+
+/* follow_counts moves the outbox gauges by a counted move's difference. */
+static void follow_counts(struct metrics *m, const struct counts_around *ca)
 {
 	for (int p = 0; p < PRIO_COUNT; p++)
 		for (int st = 0; st < OUTBOX_STATE_COUNT; st++)
-			atomic_fetch_add_explicit(&m->outbox[p][st], after[p][st] - before[p][st],
+			atomic_fetch_add_explicit(&m->outbox[p][st],
+			                          ca->after[p][st] - ca->before[p][st],
 			                          memory_order_relaxed);
+}
+
+static int replay_move(struct sender *s, void *ud)
+{
+	struct replay_ctx *ctx = ud;
+	const char *path = s->app->cfg.send_journal;
+	int rc = journal_replay(path, replay_record, ctx);
+	if (rc != 0 && ctx->store_rc == 0) {
+		log_error("send.start_failed", "could not read the send journal \"%s\": %s", path,
+		          strerror(errno));
+		ctx->read_failed = 1;
+	}
+	return rc;
 }
 
 /*
@@ -939,30 +977,15 @@ static void follow_counts(struct metrics *m, int64_t before[PRIO_COUNT][OUTBOX_S
  */
 static int replay_journal(struct sender *s)
 {
-	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	struct counts_around ca;
 	struct replay_ctx ctx = {.s = s, .now = clock_wall_ms()};
 	const char *path = s->app->cfg.send_journal;
-	int rc = store_begin(s->conn);
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, before);
-	if (rc == 0) {
-		rc = journal_replay(path, replay_record, &ctx);
-		if (rc != 0 && ctx.store_rc == 0) {
-			log_error("send.start_failed", "could not read the send journal \"%s\": %s",
-			          path, strerror(errno));
-			store_rollback(s->conn);
-			return rc;
-		}
-	}
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, after);
-	if (rc == 0)
-		rc = store_commit(s->conn);
+	int rc = counted(s, replay_move, &ctx, &ca);
 	if (rc != 0) {
-		log_error("send.start_failed",
-		          "could not record the send journal's acceptances: %s",
-		          store_errmsg(s->conn));
-		store_rollback(s->conn);
+		if (!ctx.read_failed)
+			log_error("send.start_failed",
+			          "could not record the send journal's acceptances: %s",
+			          store_errmsg(s->conn));
 		return rc;
 	}
 	/* on disk before the journal that held them goes */
@@ -972,7 +995,7 @@ static int replay_journal(struct sender *s)
 		          store_errmsg(s->conn));
 		return rc;
 	}
-	follow_counts(&s->app->metrics, before, after);
+	follow_counts(&s->app->metrics, &ca);
 	log_info("send.journal_replayed",
 	         "%d sends the provider accepted before a crash recorded from the send journal "
 	         "(%d records)",
@@ -991,26 +1014,23 @@ static int replay_journal(struct sender *s)
  * only when rows moved: in between, other processes' commits move the
  * counts too. 0, or the store's error (rolled back).
  */
+static int recover_move(struct sender *s, void *n)
+{
+	return store_outbox_recover(s->conn, clock_wall_ms() + s->app->cfg.send_recover_grace_ms,
+	                            n);
+}
+
 static int take_back(struct sender *s, int *n)
 {
-	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	struct counts_around ca;
 	*n = 0;
-	int rc = store_begin(s->conn);
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, before);
-	if (rc == 0)
-		rc = store_outbox_recover(s->conn,
-		                          clock_wall_ms() + s->app->cfg.send_recover_grace_ms, n);
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, after);
-	if (rc == 0)
-		rc = store_commit(s->conn);
+	int rc = counted(s, recover_move, n, &ca);
 	if (rc != 0) {
-		store_rollback(s->conn);
+		*n = 0;
 		return rc;
 	}
 	if (*n > 0)
-		follow_counts(&s->app->metrics, before, after);
+		follow_counts(&s->app->metrics, &ca);
 	return 0;
 }
 
@@ -1075,9 +1095,11 @@ static void recover_dead(struct sender *s, int *failing)
 static int lost_rows(struct sender *s, int64_t *ids, int n)
 {
 	int k = 0;
+	pthread_mutex_lock(&s->mine_mu);
 	for (int i = 0; i < n; i++)
-		if (!mine_has(s, ids[i]))
+		if (!idset_has(&s->mine, ids[i]))
 			ids[k++] = ids[i];
+	pthread_mutex_unlock(&s->mine_mu);
 	return k;
 }
 
@@ -1097,52 +1119,58 @@ static int lost_rows(struct sender *s, int64_t *ids, int n)
  * The gauges follow the store's counts. Errors are logged once per outage
  * (*failing); the rows stay for the next look.
  */
+/* The rows release_lost puts back, and how many went. */
+struct lost {
+	const int64_t *ids;
+	int n, put;
+	int64_t now;
+};
+
+static int put_back(struct sender *s, void *ud)
+{
+	struct lost *l = ud;
+	for (int i = 0; i < l->n; i++) {
+		int rc =
+		        store_outbox_defer(s->conn, l->ids[i], l->now,
+		                           "taken back: its claim's answer was lost", l->now, NULL);
+		if (rc == ERR_CONFLICT || rc == ERR_NOTFOUND) /* moved since the listing */
+			continue;
+		if (rc != 0)
+			return rc;
+		l->put++;
+	}
+	return 0;
+}
+
 static void release_lost(struct sender *s, int *failing)
 {
-	int64_t before[PRIO_COUNT][OUTBOX_STATE_COUNT], after[PRIO_COUNT][OUTBOX_STATE_COUNT];
+	struct counts_around ca;
 	int64_t now = clock_wall_ms(), *ids;
-	int n = 0, put = 0;
+	int n = 0;
 	arena_reset(&s->arena);
 	int rc = store_outbox_claimed_here(s->conn, now - s->lost_after_ms, SEND_LOST_MAX,
 	                                   &s->arena, &ids, &n);
-	if (rc == 0)
-		n = lost_rows(s, ids, n);
-	if (rc == 0 && n == 0) {
-		*failing = 0;
-		return;
-	}
-	if (rc == 0)
-		rc = store_begin(s->conn);
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, before);
-	for (int i = 0; rc == 0 && i < n; i++) {
-		rc = store_outbox_defer(s->conn, ids[i], now,
-		                        "taken back: its claim's answer was lost", now, NULL);
-		put += rc == 0;
-		if (rc == ERR_CONFLICT || rc == ERR_NOTFOUND) /* moved since the listing */
-			rc = 0;
-	}
-	if (rc == 0)
-		rc = store_outbox_counts(s->conn, after);
-	if (rc == 0)
-		rc = store_commit(s->conn);
+	struct lost l = {.ids = ids, .n = rc == 0 ? lost_rows(s, ids, n) : 0, .now = now};
+	if (rc == 0 && l.n > 0)
+		rc = counted(s, put_back, &l, &ca);
 	if (rc != 0) {
 		if (!*failing)
 			log_warn("send.release_failed",
 			         "could not put back sends whose claim was lost: %s",
 			         store_errmsg(s->conn));
 		*failing = 1;
-		store_rollback(s->conn);
 		return;
 	}
 	*failing = 0;
-	follow_counts(&s->app->metrics, before, after);
-	if (put > 0) {
+	if (l.n == 0)
+		return;
+	follow_counts(&s->app->metrics, &ca);
+	if (l.put > 0) {
 		log_warn(
 		        "send.claims_lost",
 		        "%d rows this node had claimed without this sender holding them (an answer "
 		        "lost with the store's connection) put back, due now",
-		        put);
+		        l.put);
 		s->due_at = now;
 	}
 }
