@@ -69,3 +69,16 @@ int64_t clock_ist_day_start(int64_t ms)
 	int64_t days = floor_div(ms + CLOCK_IST_OFFSET_MS, 86400000LL);
 	return days * 86400000LL - CLOCK_IST_OFFSET_MS;
 }
+
+struct timespec clock_deadline(clockid_t id, int ms)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}

@@ -9,11 +9,19 @@
 #define MUNIM_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Wall clock, milliseconds since the Unix epoch. */
 int64_t clock_wall_ms(void);
 /* Monotonic clock, microseconds from an arbitrary origin. */
 int64_t clock_mono_us(void);
+
+/*
+ * clock_deadline: the instant ms from now on clock id, for a timed wait
+ * (CLOCK_MONOTONIC for a condition variable set to it, CLOCK_REALTIME for
+ * pthread_rwlock_timedwrlock). Real time: the fake clock does not move it.
+ */
+struct timespec clock_deadline(clockid_t id, int ms);
 
 /*
  * clock_set_fake pins the wall clock at ms (and the monotonic clock at

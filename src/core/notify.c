@@ -7,6 +7,8 @@
 
 #include <time.h>
 
+#include "core/clock.h"
+
 void notify_init(struct notify *n)
 {
 	pthread_condattr_t ca;
@@ -34,14 +36,7 @@ void notify_signal(struct notify *n)
 
 int notify_wait(struct notify *n, uint64_t *seen, int timeout_ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = clock_deadline(CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&n->mu);
 	while (n->gen == *seen) {
 		if (pthread_cond_timedwait(&n->cv, &n->mu, &ts) != 0)

@@ -75,6 +75,7 @@
 #include <microhttpd.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -724,19 +725,6 @@ static void wait_zero(struct http_server *s, const int *counter, const struct ti
 			break;
 }
 
-static struct timespec deadline_in(int ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /*
  * http_server_stop: see http.h and the shutdown paragraph above. Suspended
  * requests get HTTP_STOP_GRACE_MS to be answered by their responders, then
@@ -752,7 +740,7 @@ void http_server_stop(struct http_server *s)
 	atomic_store(&s->stopping, 1);
 
 	pthread_mutex_lock(&s->mu);
-	dl = deadline_in(s->stop_grace_ms);
+	dl = clock_deadline(CLOCK_MONOTONIC, s->stop_grace_ms);
 	while (s->owed_head)
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != 0)
 			break;
@@ -770,9 +758,9 @@ void http_server_stop(struct http_server *s)
 	/* let answers already queued reach their clients (a request
 	 * completes once its response is sent), then make sure MHD has
 	 * picked up every resumed connection */
-	dl = deadline_in(HTTP_FLUSH_MS);
+	dl = clock_deadline(CLOCK_MONOTONIC, HTTP_FLUSH_MS);
 	wait_zero(s, &s->nactive, &dl);
-	dl = deadline_in(HTTP_STOP_GRACE_MS);
+	dl = clock_deadline(CLOCK_MONOTONIC, HTTP_STOP_GRACE_MS);
 	wait_zero(s, &s->nsuspended, &dl);
 	int stuck = s->nsuspended;
 	pthread_mutex_unlock(&s->mu);

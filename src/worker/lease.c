@@ -163,14 +163,7 @@ static int join(struct lease *l)
  */
 static int give_back(struct lease *l, uint64_t parts)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += LEASE_GIVE_WAIT_MS / 1000;
-	until.tv_nsec += (long)(LEASE_GIVE_WAIT_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = clock_deadline(CLOCK_REALTIME, LEASE_GIVE_WAIT_MS);
 	if (pthread_rwlock_timedwrlock(&l->give_lock, &until) != 0)
 		return 1;
 	atomic_fetch_and(&l->mask, ~parts);
