@@ -138,7 +138,8 @@ static const char put_sql[] =
         " FROM input ORDER BY ord"
         " ON CONFLICT (part, ext_id, status) DO NOTHING"
         " RETURNING id)"
-        " SELECT input.ord, input.id FROM input JOIN ins ON ins.id = input.id";
+        /* an array, not a join: a generic plan would hash-join a row or two */
+        " SELECT ord, id FROM input WHERE id = ANY (ARRAY(SELECT id FROM ins))";
 
 static void put_args(const struct inbox_entry *e, int n, struct buf col[PUT_NCOLS])
 {

@@ -69,6 +69,8 @@ void store__pg_listen_stop(struct store *st);
 
 /* How often a replica connection checks its lag (between transactions). */
 #define PG_LAG_CHECK_MS 1000
+/* Bytes of statements a connection holds back (struct pg_session's lead). */
+#define PG_LEAD_CAP 1024
 
 /* The backend half of a struct store_conn (c->backend). */
 struct pg_session {
@@ -80,7 +82,7 @@ struct pg_session {
 	int broken;             /* lost: connect again before the next transaction */
 	int set_role;        /* the session user bypasses RLS: each transaction sets PG_APP_ROLE */
 	int lazy;            /* commits do not wait for the WAL flush (store_set_lazy_commits) */
-	int txn_open;        /* BEGIN sent (store_begin's is sent with its first statement) */
+	int txn_open;        /* BEGIN sent, or waiting in the lead */
 	int unsynced;        /* lazy commits made since the last durable one */
 	int unsynced_lost;   /* such commits on a connection since lost (pg_sync) */
 	enum pg_scope scope; /* set in the open transaction (0: none yet) */
@@ -94,6 +96,13 @@ struct pg_session {
 	int64_t counts_at_savepoint[PRIO_COUNT][OUTBOX_STATE_COUNT];
 	struct pg_prepared *prepared; /* PG_PREPARED_SLOTS, or NULL: none yet */
 	int nprepared;
+	/* The lead (store_pg.c): statements that need no answer of their own
+	 * (BEGIN, the scope, SAVEPOINT, RELEASE), held back to go with the next
+	 * statement in one round trip; nlead of them, each ending in a NUL. */
+	char lead[PG_LEAD_CAP];
+	size_t lead_len;
+	int nlead;
+	int lead_begins; /* the lead holds the transaction's BEGIN: nothing sent yet */
 };
 
 /*

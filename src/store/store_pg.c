@@ -30,15 +30,26 @@
  *   it, so munim's statements never run with more than munim_app's rights.
  *   Migrations run as the session user: they create what munim_app uses.
  *
+ *   The lead: a statement whose answer is only "done" (BEGIN, the scope's
+ *   set_config, SAVEPOINT, RELEASE) is not sent on its own. It waits in
+ *   the connection's lead and goes with the next statement that has an
+ *   answer, in one round trip: ahead of a simple query's text, or as the
+ *   first statements of a libpq pipeline ending in that statement. An
+ *   error in the lead is that statement's error (the pipeline skips the
+ *   rest), and the transaction is then aborted as it would have been.
+ *   A message's savepoint, its tenant's scope and the release of the one
+ *   before all travel with its first read.
+ *
  * Transaction state of a connection (c->in_txn, pg->txn_open):
  *
- *   idle --store_begin--> in_txn, BEGIN not yet sent
- *        (the first operation sends BEGIN with its scope: one round trip)
- *   in_txn --first operation: BEGIN; set_config...--> in_txn, txn_open
- *   in_txn --store_commit: COMMIT (nothing if BEGIN was never sent)--> idle
- *   in_txn --store_rollback: ROLLBACK--> idle
- *   in_txn --store_savepoint: SAVEPOINT msg--> in_savepoint
- *   in_savepoint --store_release / store_rollback_to--> in_txn
+ *   idle --store_begin--> in_txn, BEGIN not yet queued
+ *   in_txn --first operation: BEGIN, set_config... into the lead--> txn_open
+ *          (sent with the operation's first statement)
+ *   in_txn --store_commit: lead; COMMIT (nothing if BEGIN never left)--> idle
+ *   in_txn --store_rollback: ROLLBACK (the lead dropped)--> idle
+ *   in_txn --store_savepoint: SAVEPOINT msg into the lead--> in_savepoint
+ *   in_savepoint --store_release: RELEASE into the lead--> in_txn
+ *   in_savepoint --store_rollback_to: lead; ROLLBACK TO; RELEASE--> in_txn
  *
  * Threads: struct store is read-only after store_open; a store_conn
  * belongs to one thread.
@@ -198,9 +209,14 @@ static int prepared_name(struct store_conn *c, const char *what, const char *sql
 	}
 	if (pg->nprepared >= PG_PREPARED_SLOTS / 4 * 3)
 		return 0;
+	/* preparing takes the statement's table locks: within the transaction,
+	 * under its lock_timeout, so the lead goes first */
+	int rc = pg->nlead > 0 ? store__pg_simple(c, what, "") : 0;
+	if (rc < 0)
+		return rc;
 	snprintf(name, cap, "m%d", slot);
 	PGresult *r = PQprepare(pg->db, name, sql, 0, NULL);
-	int rc = 1;
+	rc = 1;
 	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
 		rc = store__pg_err(c, r, what);
 	PQclear(r);
@@ -211,6 +227,128 @@ static int prepared_name(struct store_conn *c, const char *what, const char *sql
 	}
 	return rc;
 }
+
+/* ---- the lead ------------------------------------------------------------------------------ */
+
+static void lead_clear(struct pg_session *pg)
+{
+	pg->lead_len = 0;
+	pg->nlead = 0;
+	pg->lead_begins = 0;
+}
+
+/*
+ * simple_exec runs sql (statements, no parameters; "" for none) after the
+ * lead's, as one simple query: PQexec's result (the last statement's, or
+ * the first error's).
+ */
+static PGresult *simple_exec(struct store_conn *c, const char *sql)
+{
+	struct pg_session *pg = c->backend;
+	if (pg->nlead == 0)
+		return PQexec(pg->db, sql);
+	struct buf b;
+	buf_init(&b);
+	for (const char *s = pg->lead; s < pg->lead + pg->lead_len; s += strlen(s) + 1) {
+		if (b.len > 0)
+			buf_puts(&b, "; ");
+		buf_puts(&b, s);
+	}
+	if (*sql)
+		buf_printf(&b, "; %s", sql);
+	lead_clear(pg);
+	PGresult *r = PQexec(pg->db, b.data);
+	buf_release(&b);
+	return r;
+}
+
+/* lead_add queues sql, one statement; a full lead is sent first on its own. */
+static int lead_add(struct store_conn *c, const char *what, const char *sql)
+{
+	struct pg_session *pg = c->backend;
+	size_t n = strlen(sql) + 1;
+	if (pg->nlead > 0 && pg->lead_len + n > sizeof(pg->lead)) {
+		int rc = store__pg_simple(c, what, "");
+		if (rc < 0)
+			return rc;
+	}
+	if (n > sizeof(pg->lead))
+		return store__pg_simple(c, what, sql);
+	memcpy(pg->lead + pg->lead_len, sql, n);
+	pg->lead_len += n;
+	pg->nlead++;
+	return 0;
+}
+
+/* pipeline_end reads the pipeline's Sync and leaves pipeline mode: 0, or
+ * -1 when the connection cannot go on (it is then broken). */
+static int pipeline_end(PGconn *db)
+{
+	int ok = PQstatus(db) == CONNECTION_OK;
+	if (ok) {
+		PGresult *r = PQgetResult(db);
+		ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+	}
+	return ok && PQexitPipelineMode(db) ? 0 : -1;
+}
+
+/*
+ * exec_led sends the lead's statements and then the statement (prepared as
+ * name, or NULL: its text sql) in one pipeline, one round trip, and reads
+ * every answer: the statement's result, or NULL with the first error in
+ * *err (a lead statement's: the rest were skipped), or with *err NULL when
+ * the connection failed.
+ */
+static PGresult *exec_led(struct store_conn *c, const char *name, const char *sql,
+                          const struct pg_args *a, PGresult **err)
+{
+	struct pg_session *pg = c->backend;
+	PGconn *db = pg->db;
+	PGresult *res = NULL;
+	int sent = 0, want = pg->nlead + 1;
+	int ok = PQenterPipelineMode(db);
+
+	*err = NULL;
+	for (const char *s = pg->lead; ok && s < pg->lead + pg->lead_len; s += strlen(s) + 1) {
+		ok = PQsendQueryParams(db, s, 0, NULL, NULL, NULL, NULL, 0);
+		sent += ok;
+	}
+	lead_clear(pg);
+	if (ok) {
+		ok = name ? PQsendQueryPrepared(db, name, a->n, a->v, NULL, NULL, 0)
+		          : PQsendQueryParams(db, sql, a->n, NULL, a->v, NULL, NULL, 0);
+		sent += ok;
+	}
+	if (ok)
+		ok = PQpipelineSync(db);
+	for (int q = 0; ok && q < sent; q++) {
+		PGresult *r;
+		while ((r = PQgetResult(db)) != NULL) {
+			ExecStatusType s = PQresultStatus(r);
+			int good = s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
+			if (good && q == want - 1 && !res)
+				res = r;
+			else if (!good && s != PGRES_PIPELINE_ABORTED && !*err)
+				*err = r;
+			else
+				PQclear(r);
+		}
+		ok = PQstatus(db) == CONNECTION_OK;
+	}
+	if (!ok || pipeline_end(db) < 0) {
+		pg->broken = 1;
+		PQclear(res);
+		return NULL;
+	}
+	if (*err) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* ---- statements, continued ------------------------------------------------------------------ */
 
 static int vquery(struct store_conn *c, const char *what, const char *sql, PGresult **res,
                   const char *types, va_list ap)
@@ -226,11 +364,17 @@ static int vquery(struct store_conn *c, const char *what, const char *sql, PGres
 		return rc;
 	if ((rc = prepared_name(c, what, sql, name, sizeof(name))) < 0)
 		return rc;
-	PGresult *r = rc ? PQexecPrepared(store__pg_db(c), name, a.n, a.v, NULL, NULL, 0)
-	                 : PQexecParams(store__pg_db(c), sql, a.n, NULL, a.v, NULL, NULL, 0);
+	struct pg_session *pg = c->backend;
+	PGresult *r, *err = NULL;
+	if (pg->nlead > 0)
+		r = exec_led(c, rc ? name : NULL, sql, &a, &err);
+	else
+		r = rc ? PQexecPrepared(pg->db, name, a.n, a.v, NULL, NULL, 0)
+		       : PQexecParams(pg->db, sql, a.n, NULL, a.v, NULL, NULL, 0);
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
-		rc = store__pg_err(c, r, what);
+		rc = store__pg_err(c, err ? err : r, what);
+		PQclear(err);
 		PQclear(r);
 		return rc;
 	}
@@ -264,7 +408,7 @@ int store__pg_exec(struct store_conn *c, const char *what, const char *sql, cons
 
 int store__pg_simple(struct store_conn *c, const char *what, const char *sql)
 {
-	PGresult *r = PQexec(store__pg_db(c), sql);
+	PGresult *r = simple_exec(c, sql);
 	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	int rc = 0;
 	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
@@ -442,6 +586,7 @@ static int pg_connect_url(struct store_conn *c, const char *url, int replica, in
 	pg->broken = 0;
 	pg->txn_open = 0;
 	pg->scope = 0;
+	lead_clear(pg);
 	if (!pg->db || PQstatus(pg->db) != CONNECTION_OK) {
 		char msg[STORE_ERRMSG_MAX];
 		one_line(msg, sizeof(msg), pg->db ? PQerrorMessage(pg->db) : "out of memory");
@@ -595,16 +740,15 @@ static void pg_close(struct store *st)
  * scope_sql writes into buf the statement that sets the scope (and the
  * role and commit mode, at the start of a transaction): values are
  * integers and fixed names, so they are written into the text, which lets
- * BEGIN travel in the same round trip.
+ * it wait in the lead.
  */
 static void scope_sql(const struct store_conn *c, enum pg_scope scope, int64_t tenant, int first,
                       char *buf, size_t cap)
 {
 	const struct pg_session *pg = c->backend;
 	int n = snprintf(buf, cap,
-	                 "%sSELECT set_config('munim.tenant', '%lld', true),"
+	                 "SELECT set_config('munim.tenant', '%lld', true),"
 	                 " set_config('munim.scope', '%s', true)",
-	                 first ? "BEGIN; " : "",
 	                 scope == PG_SCOPE_TENANT ? (long long)tenant : -1LL,
 	                 scope == PG_SCOPE_SYSTEM ? "system" : "");
 	if (first && pg->set_role)
@@ -618,6 +762,16 @@ static void scope_sql(const struct store_conn *c, enum pg_scope scope, int64_t t
 		         c->st->busy_timeout_ms);
 }
 
+/* roll_back ends the transaction the server has begun, if any (ROLLBACK),
+ * and drops the lead. */
+static int roll_back(struct store_conn *c)
+{
+	struct pg_session *pg = c->backend;
+	int sent = pg->txn_open && !pg->lead_begins;
+	lead_clear(pg);
+	return sent && !pg->broken ? store__pg_simple(c, "roll back", "ROLLBACK") : 0;
+}
+
 static int set_scope(struct store_conn *c, enum pg_scope scope, int64_t tenant, const char *what)
 {
 	struct pg_session *pg = c->backend;
@@ -627,7 +781,14 @@ static int set_scope(struct store_conn *c, enum pg_scope scope, int64_t tenant, 
 	if (!first && pg->scope == scope && (scope != PG_SCOPE_TENANT || pg->tenant == tenant))
 		return 0;
 	scope_sql(c, scope, tenant, first, sql, sizeof(sql));
-	int rc = store__pg_simple(c, what, sql);
+	int rc = 0;
+	if (first) {
+		lead_clear(pg);
+		rc = lead_add(c, what, "BEGIN");
+		pg->lead_begins = 1;
+	}
+	if (rc == 0)
+		rc = lead_add(c, what, sql);
 	if (rc < 0) {
 		pg->scope = 0;
 		return rc;
@@ -655,8 +816,7 @@ int store__pg_op_begin(struct store_conn *c, enum pg_scope scope, int64_t tenant
 	}
 	rc = set_scope(c, scope, tenant, what);
 	if (rc < 0 && *own) {
-		if (!pg->broken && pg->txn_open)
-			store__pg_simple(c, "roll back", "ROLLBACK");
+		roll_back(c);
 		pg->txn_open = 0;
 		*own = 0;
 	}
@@ -721,7 +881,7 @@ static void commit_sql(const struct pg_session *pg, char *sql, size_t cap)
  */
 static int commit_send(struct store_conn *c, const char *sql)
 {
-	PGresult *r = PQexec(store__pg_db(c), sql);
+	PGresult *r = simple_exec(c, sql);
 	int rc = 0;
 	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
 		rc = store__pg_err(c, r, "commit");
@@ -738,14 +898,15 @@ static int commit_send(struct store_conn *c, const char *sql)
 static int end_txn(struct store_conn *c, int commit)
 {
 	struct pg_session *pg = c->backend;
+	int sent = pg->txn_open && !pg->lead_begins; /* else nothing reached the server */
 	int rc = 0;
-	if (pg->txn_open && !pg->broken) {
+	if (sent && !pg->broken) {
 		char sql[2048];
 		if (commit) {
 			commit_sql(pg, sql, sizeof(sql));
 			rc = commit_send(c, sql);
 		} else {
-			rc = store__pg_simple(c, "roll back", "ROLLBACK");
+			rc = roll_back(c);
 		}
 		if (rc < 0 && commit && !pg->broken) {
 			char msg[STORE_ERRMSG_MAX];
@@ -753,11 +914,12 @@ static int end_txn(struct store_conn *c, int commit)
 			store__pg_simple(c, "roll back", "ROLLBACK");
 			memcpy(c->errmsg, msg, sizeof(msg));
 		}
-	} else if (pg->txn_open && commit) {
+	} else if (sent && commit) {
 		rc = store__errf(c, ERR_AGAIN, "could not commit: connection lost");
 	}
-	if (rc == 0 && commit && pg->txn_open && pg->lazy)
+	if (rc == 0 && commit && sent && pg->lazy)
 		pg->unsynced++;
+	lead_clear(pg);
 	memset(pg->counts, 0, sizeof(pg->counts));
 	pg->wake = 0;
 	pg->wake_parts = 0;
@@ -819,7 +981,7 @@ static int pg_savepoint(struct store_conn *c)
 	if (!pg->txn_open)
 		rc = set_scope(c, PG_SCOPE_SYSTEM, 0, "set savepoint");
 	if (rc == 0)
-		rc = store__pg_simple(c, "set savepoint", "SAVEPOINT msg");
+		rc = lead_add(c, "set savepoint", "SAVEPOINT msg");
 	if (rc == 0) {
 		memcpy(pg->counts_at_savepoint, pg->counts, sizeof(pg->counts));
 		c->in_savepoint = 1;
@@ -829,7 +991,7 @@ static int pg_savepoint(struct store_conn *c)
 
 static int pg_release(struct store_conn *c)
 {
-	int rc = store__pg_simple(c, "release savepoint", "RELEASE SAVEPOINT msg");
+	int rc = lead_add(c, "release savepoint", "RELEASE SAVEPOINT msg");
 	c->in_savepoint = 0;
 	return rc;
 }

@@ -665,6 +665,60 @@ static void test_read_only_server_again(void **state)
 	store_close(st);
 }
 
+/* ---- the lead ----------------------------------------------------------------------------- */
+
+static int nlead(const struct store_conn *c)
+{
+	return ((const struct pg_session *)c->backend)->nlead;
+}
+
+/* BEGIN, the scope, SAVEPOINT and RELEASE wait in the lead and go with
+ * the next statement; a savepoint's failed statement is rolled back to it
+ * and the rest commits; a transaction that sent nothing ends without a
+ * word to the server; an error in the lead is the next statement's. */
+static void test_lead_goes_with_next_statement(void **state)
+{
+	struct pgfx *f = need_pg(state);
+	struct pg_session *pg = f->c->backend;
+
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_savepoint(f->c), 0);
+	assert_int_equal(nlead(f->c), 3); /* BEGIN, the system scope, SAVEPOINT */
+	assert_true(pg->lead_begins);
+	assert_int_equal(exec_op(f->c, PG_SCOPE_TENANT, TA, "UPDATE products SET price_paise = 7"),
+	                 1);
+	assert_int_equal(nlead(f->c), 0);
+	assert_false(pg->lead_begins);
+	assert_int_equal(store_release(f->c), 0);
+	assert_int_equal(store_savepoint(f->c), 0);
+	assert_int_equal(nlead(f->c), 2);
+	assert_int_equal(exec_op(f->c, PG_SCOPE_TENANT, TA, "SELECT 1/0"), ERR_DB);
+	assert_non_null(strstr(store_errmsg(f->c), "division by zero"));
+	assert_int_equal(store_rollback_to(f->c), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	assert_int_equal(nlead(f->c), 0);
+	assert_int_equal(raw_int(&f->admin, "SELECT count(*) FROM products WHERE price_paise = 7"),
+	                 1);
+
+	/* nothing sent: the commit and the rollback send nothing either */
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_savepoint(f->c), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	assert_false(pg->txn_open);
+	assert_int_equal(nlead(f->c), 0);
+	assert_int_equal(PQtransactionStatus(store__pg_db(f->c)), PQTRANS_IDLE);
+
+	/* the SAVEPOINT of an aborted transaction fails with the next statement */
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(exec_op(f->c, PG_SCOPE_TENANT, TA, "SELECT 1/0"), ERR_DB);
+	assert_int_equal(store_savepoint(f->c), 0);
+	assert_int_equal(exec_op(f->c, PG_SCOPE_TENANT, TA, "SELECT 1"), ERR_DB);
+	assert_non_null(strstr(store_errmsg(f->c), "current transaction is aborted"));
+	assert_int_equal(store_rollback(f->c), 0);
+	assert_int_equal(PQtransactionStatus(store__pg_db(f->c)), PQTRANS_IDLE);
+	assert_int_equal(count_in(f->c, PG_SCOPE_TENANT, TA, "orders"), 3);
+}
+
 /* ---- locks and timeouts ------------------------------------------------------------------- */
 
 /* Another session's lock: a write waits the busy timeout (lock_timeout,
@@ -987,6 +1041,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_lost_connection_inside_transaction, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_read_only_server_again, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_lead_goes_with_next_statement, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lock_timeout_again, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_statement_timeout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_lazy_commits_and_sync, setup, teardown),
