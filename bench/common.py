@@ -180,3 +180,75 @@ def loadgen(stack, rate, duration, *extra):
     rep["cpu_us_per_message"] = {k: (after[i] - before[i]) / n * 1e6
                                  for i, k in enumerate(("serve", "mock", "loadgen"))}
     return rep
+
+
+PG_SERVER = os.path.join(ROOT, "scripts", "pg-server")
+
+
+class PgServer:
+    """A PostgreSQL server of scripts/pg-server's in dir; start() prints nothing."""
+
+    def __init__(self, dir):
+        self.dir = dir
+        self.port = None
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        # run as root, the server runs as postgres, which must reach dir
+        os.chmod(os.path.dirname(self.dir), 0o755)
+        r = subprocess.run([PG_SERVER, "start", self.dir], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("could not start PostgreSQL in %s: %s" % (self.dir, r.stderr))
+        self.port = int(r.stdout.strip().splitlines()[-1])
+        return self
+
+    def stop(self):
+        if self.port is None:
+            return
+        r = subprocess.run([PG_SERVER, "stop", self.dir], capture_output=True, text=True)
+        if r.returncode != 0:
+            print("could not stop PostgreSQL in %s: %s" % (self.dir, r.stderr.strip()))
+        self.port = None
+
+    def url(self, db, user="postgres"):
+        return "postgresql://%s@127.0.0.1:%d/%s" % (user, self.port, db)
+
+    def psql(self, sql, db="postgres", tuples=False):
+        """Runs sql (one or more statements, stopping at the first error) as
+        the superuser; returns psql's stdout."""
+        cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+               "-p", str(self.port), "-U", "postgres", "-d", db]
+        if tuples:
+            cmd += ["-At"]
+        r = subprocess.run(cmd, input=sql, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("psql failed on %s: %s" % (db, r.stderr.strip()[-2000:]))
+        return r.stdout
+
+    def postmaster(self):
+        with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+            return int(f.readline())
+
+    def cpu_seconds(self):
+        """CPU time of the server's processes still running (the postmaster
+        and its children: munim's backends, the WAL writer, the
+        checkpointer...)."""
+        pm = self.postmaster()
+        total = cpu_seconds(pm)
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                stat = open("/proc/%s/stat" % name).read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pm:
+                total += cpu_seconds(int(name))
+        return total
+
+    def create_db(self, db):
+        self.psql("DROP DATABASE IF EXISTS %s" % db)
+        self.psql("CREATE DATABASE %s" % db)
+
+    def drop_db(self, db):
+        self.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
