@@ -117,29 +117,34 @@ enum {
  * input order, inserted in that order, and the ordinals that were new
  * with their ids as the answer.
  */
-static const char put_sql[] =
-        "WITH input AS MATERIALIZED ("
-        " SELECT nextval('inbox_id_seq') * 64 + x.part AS id, x.*"
-        " FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::text[], $5::text[],"
-        "  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[],"
-        "  $12::bigint[], $13::integer[], $14::text[], $15::text[], $16::smallint[],"
-        "  $17::text[], $18::text[])"
-        " WITH ORDINALITY AS x(part, tenant_id, kind, ext_id, status, from_id, name, type,"
-        "  body, context_id, sent_at, received_at, error_code, error_title, callback_data,"
-        "  state, media_id, media_mime, ord)"
-        " ORDER BY x.ord),"
-        " ins AS ("
-        " INSERT INTO inbox (id, part, tenant_id, kind, ext_id, status, from_id, name, type,"
-        "  body, context_id, sent_at, received_at, error_code, error_title, callback_data,"
-        "  state, media_id, media_mime)"
-        " SELECT id, part, tenant_id, kind, ext_id, status, from_id, name, type, body,"
-        "  context_id, sent_at, received_at, error_code, error_title, callback_data, state,"
-        "  media_id, media_mime"
-        " FROM input ORDER BY ord"
-        " ON CONFLICT (part, ext_id, status) DO NOTHING"
-        " RETURNING id)"
-        /* an array, not a join: a generic plan would hash-join a row or two */
-        " SELECT ord, id FROM input WHERE id = ANY (ARRAY(SELECT id FROM ins))";
+#define PUT_SQL(table)                                                                             \
+	"WITH input AS MATERIALIZED ("                                                             \
+	" SELECT nextval('inbox_id_seq') * 64 + x.part AS id, x.*"                                 \
+	" FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::text[], $5::text[],"       \
+	"  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[],"            \
+	"  $12::bigint[], $13::integer[], $14::text[], $15::text[], $16::smallint[],"              \
+	"  $17::text[], $18::text[])"                                                              \
+	" WITH ORDINALITY AS x(part, tenant_id, kind, ext_id, status, from_id, name, type,"        \
+	"  body, context_id, sent_at, received_at, error_code, error_title, callback_data,"        \
+	"  state, media_id, media_mime, ord)"                                                      \
+	" ORDER BY x.ord),"                                                                        \
+	" ins AS ("                                                                                \
+	" INSERT INTO " table " (id, part, tenant_id, kind, ext_id, status, from_id, name, type,"  \
+	"  body, context_id, sent_at, received_at, error_code, error_title, callback_data,"        \
+	"  state, media_id, media_mime)"                                                           \
+	" SELECT id, part, tenant_id, kind, ext_id, status, from_id, name, type, body,"            \
+	"  context_id, sent_at, received_at, error_code, error_title, callback_data, state,"       \
+	"  media_id, media_mime"                                                                   \
+	" FROM input ORDER BY ord"                                                                 \
+	" ON CONFLICT (part, ext_id, status) DO NOTHING"                                           \
+	" RETURNING id)" /* an array, not a join: a generic plan would hash-join a row or two */   \
+	" SELECT ord, id FROM input WHERE id = ANY (ARRAY(SELECT id FROM ins))"
+/* Through the parent, each insert sets up the routing to the partition and
+ * finds its arbiter index in the catalogue again (ON CONFLICT): a batch
+ * whose entries share one partition (the usual webhook, one shop) goes
+ * into it by name. */
+static const char put_sql[] = PUT_SQL("inbox");
+static const char put_part_sql[] = PUT_SQL("inbox_p@@");
 
 static void put_args(const struct inbox_entry *e, int n, struct buf col[PUT_NCOLS])
 {
@@ -179,18 +184,24 @@ static int pg_inbox_put(struct store_conn *c, struct inbox_entry *e, int n,
 {
 	const char *what = "insert inbox entries";
 	struct buf col[PUT_NCOLS];
+	char buf[PG_PART_SQL_MAX];
+	const char *sql = put_sql;
 	PGresult *r = NULL;
-	int own, rc;
+	int own, rc, part = n > 0 ? store_partition(e[0].tenant_id) : -1;
 
 	for (int i = 0; i < n; i++) {
 		result[i] = INBOX_PUT_DUPLICATE;
 		e[i].id = 0;
 		e[i].attempts = 0;
+		if (store_partition(e[i].tenant_id) != part)
+			part = -1;
 	}
+	if (part >= 0)
+		sql = store__pg_in_part(buf, sizeof(buf), put_part_sql, part);
 	if ((rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own)) < 0)
 		return rc;
 	put_args(e, n, col);
-	rc = store__pg_query(c, what, put_sql, &r, "tttttttttttttttttt", col[0].data, col[1].data,
+	rc = store__pg_query(c, what, sql, &r, "tttttttttttttttttt", col[0].data, col[1].data,
 	                     col[2].data, col[3].data, col[4].data, col[5].data, col[6].data,
 	                     col[7].data, col[8].data, col[9].data, col[10].data, col[11].data,
 	                     col[12].data, col[13].data, col[14].data, col[15].data, col[16].data,

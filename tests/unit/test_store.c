@@ -657,6 +657,24 @@ static void test_inbox_put_dedup(void **state)
 	assert_int_equal(p[2].kind, INBOX_STATUS);
 	assert_true(p[0].id < p[1].id && p[1].id < p[2].id);
 
+	/* a batch over two partitions (PostgreSQL: through the parent; one
+	 * partition's goes into it by name) */
+	int64_t other = f->tenant + 1;
+	while (store_partition(other) == store_partition(f->tenant))
+		other++;
+	struct inbox_entry two[2] = {msg(other, "wamid.B", "", "ho"),
+	                             msg(f->tenant, "wamid.C", "", "hu")};
+	assert_int_equal(store_inbox_put(f->c, two, 2, r), 0);
+	assert_int_equal(r[0], INBOX_PUT_NEW);
+	assert_int_equal(r[1], INBOX_PUT_NEW);
+	assert_int_equal(store_inbox_depth(f->c, &depth), 0);
+	assert_int_equal(depth, 5);
+	/* each in its tenant's partition */
+	assert_int_equal(
+	        store_inbox_pending(f->c, 1ULL << store_partition(other), 10, &f->a, &p, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].ext_id, "wamid.B");
+
 	struct inbox_entry bad = msg(f->tenant, "", "", "x");
 	assert_int_equal(store_inbox_put(f->c, &bad, 1, r), ERR_INVAL);
 	assert_int_equal(store_inbox_put(f->c, e, STORE_MAX_BATCH + 1, r), ERR_INVAL);
