@@ -54,6 +54,10 @@ struct app {
 	/* the controllers' leadership (control/leader.h): the cluster-wide
 	 * jobs run only while it leads; NULL: never (no controller role) */
 	struct leader *leader;
+	/* 1 while another live process takes webhooks (worker/lease.c): the
+	 * fast path's backlog would not see its entries, so this process's
+	 * ingest leaves every message to the workers */
+	_Atomic int inline_off;
 	/* the controller's traffic spike level 0..4 (control/controller.h); 0
 	 * when no controller runs */
 	_Atomic int spike_level;

@@ -431,8 +431,8 @@ int cmd_serve(int argc, char **argv)
 	if (store_checkpoint_in_background(app.store) != 0)
 		goto out;
 	/* the fast path needs both ends in this process; its backlog knows
-	 * this process's inbox writes only, so on a shared store no other
-	 * process may run ingest with it (docs/scale-out-plan.md) */
+	 * this process's inbox writes only, so on a shared store it stands
+	 * aside while another process takes webhooks (lease.c) */
 	if ((roles & ROLE_INGEST) && (roles & ROLE_WORKER) && app.cfg.inline_max > 0)
 		app.backlog = load_backlog(&app, c);
 	/* a node before any role: the workers' partitions, the sender's

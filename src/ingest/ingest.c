@@ -374,7 +374,7 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 		return rc;
 	}
 	int run = ig->runner != NULL;
-	int64_t budget = ig->app->cfg.inline_max;
+	int64_t budget = atomic_load(&ig->app->inline_off) ? 0 : ig->app->cfg.inline_max;
 	ig->nadded = 0;
 	if (run) {
 		worker_runner_begin(ig->runner);

@@ -14,6 +14,16 @@
  *                               held exclusive (the batches reading them
  *                               end first), then store_partitions_release
  *
+ *   A process with both the ingest and the worker role runs messages in
+ *   its webhooks' commits (the fast path), which is right only while it is
+ *   the store's one ingest: its backlog sees only its own inbox writes. So
+ *   after each beat its keeper reads the live nodes and, while another one
+ *   has the ingest role, sets app->inline_off (every message then goes
+ *   through the workers), clearing it once none has. An ingest process
+ *   that joins beside such a process waits a beat and a margin
+ *   (LEASE_INGEST_WAIT_MS) before its webhooks start, so that the fast
+ *   path is off by the time it writes an entry.
+ *
  *   A partition's life in this process:
  *
  *            claim took it              over the share: give_back
@@ -69,6 +79,8 @@
 /* How long giving back waits for the batches in flight before trying at
  * the next beat. */
 #define LEASE_GIVE_WAIT_MS 1000
+/* How long a new ingest waits when another process runs the fast path. */
+#define LEASE_INGEST_WAIT_MS (STORE_NODE_BEAT_MS + 1000)
 
 struct lease {
 	struct app *app;
@@ -272,6 +284,48 @@ static void beat(struct lease *l)
 	l->beat_failing = 0;
 }
 
+/*
+ * other_ingest reads the live nodes: 1 if one besides this node has the
+ * ingest role (and, with fast_only, the worker role too: a fast path),
+ * its name in who; 0 if none; < 0 if they could not be read.
+ */
+static int other_ingest(struct lease *l, int fast_only, char *who, size_t cap)
+{
+	struct arena a;
+	struct store_node *nodes;
+	int n = 0, found = 0;
+	unsigned want = STORE_ROLE_INGEST | (fast_only ? STORE_ROLE_WORKER : 0);
+	arena_init(&a, 4096);
+	int rc = store_nodes_live(l->conn, clock_wall_ms(), &a, &nodes, &n);
+	for (int i = 0; rc == 0 && i < n && !found; i++)
+		if (nodes[i].id != atomic_load(&l->node) && (nodes[i].roles & want) == want) {
+			snprintf(who, cap, "%s", nodes[i].name);
+			found = 1;
+		}
+	arena_release(&a);
+	return rc < 0 ? rc : found;
+}
+
+/* check_fast_path: with the fast path here, off while another live node
+ * takes webhooks, on again once none does. */
+static void check_fast_path(struct lease *l)
+{
+	char who[STORE_NODE_NAME_MAX] = "";
+	int other = other_ingest(l, 0, who, sizeof(who));
+	if (other < 0)
+		return; /* unknown: as it was, until the next beat */
+	if (atomic_exchange(&l->app->inline_off, other) == other)
+		return;
+	if (other)
+		log_warn("lease.fast_path_off",
+		         "node \"%s\" also takes webhooks: messages go through the workers, not "
+		         "the webhooks' commits, while it lives",
+		         who);
+	else
+		log_info("lease.fast_path_on",
+		         "no other node takes webhooks: the webhooks' commits run messages again");
+}
+
 /* drop_all gives back every partition, the workers gone. */
 static void drop_all(struct lease *l)
 {
@@ -284,6 +338,11 @@ static void drop_all(struct lease *l)
 		         store_errmsg(l->conn));
 	else if (had)
 		atomic_fetch_add(&l->given, (uint64_t)nparts(had));
+}
+
+static int fast_path(const struct lease *l)
+{
+	return l->app->backlog != NULL;
 }
 
 static void *keeper_main(void *arg)
@@ -308,6 +367,8 @@ static void *keeper_main(void *arg)
 		int64_t sent = mono_ms();
 		next = sent + STORE_NODE_BEAT_MS;
 		beat(l);
+		if (fast_path(l))
+			check_fast_path(l);
 		if ((l->roles & STORE_ROLE_WORKER) && !atomic_load(&l->drop))
 			claim(l, sent);
 	}
@@ -344,6 +405,16 @@ int lease_start(struct app *app, unsigned roles, struct lease **out)
 			rc = ERR_AGAIN;
 			goto fail;
 		}
+	}
+	char who[STORE_NODE_NAME_MAX] = "";
+	if (fast_path(l))
+		check_fast_path(l);
+	else if ((roles & STORE_ROLE_INGEST) && other_ingest(l, 1, who, sizeof(who)) == 1) {
+		log_info("lease.ingest_wait",
+		         "node \"%s\" runs messages in its webhooks' commits: waiting %d ms for it "
+		         "to see this one before taking webhooks",
+		         who, LEASE_INGEST_WAIT_MS);
+		usleep(LEASE_INGEST_WAIT_MS * 1000);
 	}
 	if ((rc = pthread_create(&l->thread, NULL, keeper_main, l)) != 0) {
 		log_error("serve.start_failed", "could not start the lease thread: %s",
@@ -444,6 +515,12 @@ void lease_render_metrics(const struct lease *l, struct buf *b)
 	           "failed.\n# TYPE munim_node_beat_failures_total counter\n"
 	           "munim_node_beat_failures_total %llu\n",
 	           (unsigned long long)atomic_load(&l->beat_failures));
+	if (fast_path(l))
+		buf_printf(b,
+		           "# HELP munim_ingest_fast_path 1 while webhooks' commits run their "
+		           "messages; 0 while another process takes webhooks too.\n"
+		           "# TYPE munim_ingest_fast_path gauge\nmunim_ingest_fast_path %d\n",
+		           !atomic_load(&l->app->inline_off));
 	if (!(l->roles & STORE_ROLE_WORKER))
 		return;
 	buf_printf(b,

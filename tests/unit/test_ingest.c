@@ -753,6 +753,28 @@ static void test_fast_path_processes_in_commit(void **state)
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 1);
 }
 
+/* Another process takes webhooks too (app.inline_off, set by the lease
+ * keeper): the message is written pending for the workers, not run in
+ * the commit. */
+static void test_fast_path_off_leaves_messages_to_workers(void **state)
+{
+	struct fx *f = *state;
+	uint64_t seen = 0;
+	atomic_store(&f->app.inline_off, 1);
+	post_ok(f, "wamid.SHARED1", "hi");
+	assert_int_equal(entry_state(f, "wamid.SHARED1"), INBOX_PENDING);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 0);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
+	assert_int_equal(depth(f), 1);
+	assert_int_equal(notify_wait(&f->app.inbox_ready, &seen, 0), 1);
+	/* on again: the next message runs in its commit - but its customer's
+	 * first waits, so it waits behind it */
+	atomic_store(&f->app.inline_off, 0);
+	post_ok(f, "wamid.SHARED2", "hi again");
+	assert_int_equal(entry_state(f, "wamid.SHARED2"), INBOX_PENDING);
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
+}
+
 static void test_fast_path_waits_behind_pending_entry(void **state)
 {
 	struct fx *f = *state;
@@ -900,6 +922,8 @@ int main(void)
 	        T(test_start_without_secret_err_inval),
 	        cmocka_unit_test_setup_teardown(test_fast_path_processes_in_commit, setup_fast,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_fast_path_off_leaves_messages_to_workers,
+	                                        setup_fast, teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_waits_behind_pending_entry,
 	                                        setup_fast, teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_group_over_limit_left_pending,

@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "store/store.h"
+#include "worker/backlog.h"
 #include "worker/lease.h"
 #include "store_fixture.h"
 
@@ -378,17 +379,30 @@ static int64_t wall(void)
 	return clock_wall_ms();
 }
 
+/* app fields a lease keeper uses, for a test's process */
+static void app_init(struct app *app, struct store *st)
+{
+	memset(app, 0, sizeof(*app));
+	config_defaults(&app->cfg);
+	metrics_init(&app->metrics);
+	notify_init(&app->inbox_ready);
+	notify_init(&app->outbox_ready);
+	app->store = st;
+}
+
+static void app_release(struct app *app)
+{
+	notify_release(&app->inbox_ready);
+	notify_release(&app->outbox_ready);
+	config_release(&app->cfg);
+}
+
 static void test_keeper_gives_back_between_batches(void **state)
 {
 	struct fx *f = *state;
 	clock_set_fake(-1); /* the keeper's thread runs on the real clock */
 	struct app app;
-	memset(&app, 0, sizeof(app));
-	config_defaults(&app.cfg);
-	metrics_init(&app.metrics);
-	notify_init(&app.inbox_ready);
-	notify_init(&app.outbox_ready);
-	app.store = f->p[0].st;
+	app_init(&app, f->p[0].st);
 	struct lease *l;
 	assert_int_equal(lease_start(&app, STORE_ROLE_WORKER, &l), 0);
 	/* alone: every partition at once, before lease_start returns */
@@ -424,9 +438,67 @@ static void test_keeper_gives_back_between_batches(void **state)
 	assert_int_equal(share, STORE_PARTITIONS);
 	assert_true(b == STORE_ALL_PARTITIONS);
 	assert_true(store_node(app.store) == 0);
-	notify_release(&app.inbox_ready);
-	notify_release(&app.outbox_ready);
-	config_release(&app.cfg);
+	app_release(&app);
+}
+
+static int wait_inline_off(struct app *app, int want)
+{
+	int64_t until = wall() + 2 * STORE_NODE_BEAT_MS + 1000;
+	while (atomic_load(&app->inline_off) != want && wall() < until)
+		usleep(50 * 1000);
+	return atomic_load(&app->inline_off);
+}
+
+/* The fast path (a process with the ingest and the worker role) stands
+ * aside while another live node takes webhooks, and comes back once none
+ * does; an ingest joining beside a fast path waits for it to see it. */
+static void test_fast_path_stands_aside_for_another_ingest(void **state)
+{
+	struct fx *f = *state;
+	clock_set_fake(-1); /* the keeper's thread runs on the real clock */
+	struct app app;
+	app_init(&app, f->p[0].st);
+	app.backlog = backlog_new(1);
+	struct lease *l;
+	assert_int_equal(lease_start(&app, STORE_ROLE_INGEST | STORE_ROLE_WORKER, &l), 0);
+	assert_int_equal(atomic_load(&app.inline_off), 0); /* alone */
+	struct buf b;
+	buf_init(&b);
+	lease_render_metrics(l, &b);
+	assert_non_null(strstr(b.data, "munim_ingest_fast_path 1\n"));
+
+	/* a second ingest (a sender's node changes nothing) */
+	join(&f->p[1], "other:2", STORE_ROLE_SENDER, wall());
+	usleep((STORE_NODE_BEAT_MS + 500) * 1000);
+	assert_int_equal(atomic_load(&app.inline_off), 0);
+	assert_int_equal(store_node_leave(f->p[1].c, f->p[1].node, wall()), 0);
+	join(&f->p[1], "other:3", STORE_ROLE_INGEST, wall());
+	assert_int_equal(wait_inline_off(&app, 1), 1);
+	buf_reset(&b);
+	lease_render_metrics(l, &b);
+	assert_non_null(strstr(b.data, "munim_ingest_fast_path 0\n"));
+	/* it leaves: on again */
+	assert_int_equal(store_node_leave(f->p[1].c, f->p[1].node, wall()), 0);
+	assert_int_equal(wait_inline_off(&app, 0), 0);
+
+	/* an ingest process starting beside it waits a beat and more first */
+	struct app other;
+	app_init(&other, f->p[1].st);
+	free(other.cfg.node_name); /* not a successor of the first: a name of its own */
+	other.cfg.node_name = strdup("ingest:2");
+	struct lease *l2;
+	int64_t t0 = wall();
+	assert_int_equal(lease_start(&other, STORE_ROLE_INGEST, &l2), 0);
+	assert_true(wall() - t0 >= STORE_NODE_BEAT_MS);
+	assert_int_equal(wait_inline_off(&app, 1), 1);
+	lease_stop(l2);
+	assert_int_equal(wait_inline_off(&app, 0), 0);
+
+	lease_stop(l);
+	buf_release(&b);
+	backlog_free(app.backlog);
+	app_release(&other);
+	app_release(&app);
 }
 
 /* ---- recovery spares live senders --------------------------------------------------------- */
@@ -569,6 +641,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lease_concurrent_claims_never_double, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_fast_path_stands_aside_for_another_ingest,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_keeper_gives_back_between_batches, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_recover_spares_live_senders, setup, teardown),
