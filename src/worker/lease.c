@@ -22,7 +22,8 @@
  *   through the workers), clearing it once none has. An ingest process
  *   that joins beside such a process waits a beat and a margin
  *   (LEASE_INGEST_WAIT_MS) before its webhooks start, so that the fast
- *   path is off by the time it writes an entry.
+ *   path there is off by the time it writes an entry (a process with a
+ *   fast path of its own too: its own is off from the start).
  *
  *   A partition's life in this process:
  *
@@ -409,7 +410,9 @@ int lease_start(struct app *app, unsigned roles, struct lease **out)
 	char who[STORE_NODE_NAME_MAX] = "";
 	if (fast_path(l))
 		check_fast_path(l);
-	else if ((roles & STORE_ROLE_INGEST) && other_ingest(l, 1, who, sizeof(who)) == 1) {
+	/* a fast path elsewhere must be off before this ingest writes an entry
+	 * (this one's own, if any, is off already: it sees that one) */
+	if ((roles & STORE_ROLE_INGEST) && other_ingest(l, 1, who, sizeof(who)) == 1) {
 		log_info("lease.ingest_wait",
 		         "node \"%s\" runs messages in its webhooks' commits: waiting %d ms for it "
 		         "to see this one before taking webhooks",
