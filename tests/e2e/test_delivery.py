@@ -289,8 +289,12 @@ def test_two_bsps_fail_over_and_back():
             post_texts(s, 40, first=100, gap=0.05)
             wait_until(lambda: json.loads(http("GET", bsp2 + "/_mock/stats")[1])["accepted"] >= 40,
                        timeout=20, what="bsp2 taking the sends")
+            # the breaker opens at the 5th failed call (test_breaker.c); the
+            # mock also counts the calls already on the wire then: a few
+            # more on a loaded machine (as in test_outage_sms_fallback_...),
+            # never a flood
             failed_on_1 = json.loads(http("GET", s.bsp + "/_mock/stats")[1])["failed_by_fault"]
-            assert failed_on_1 <= 6, failed_on_1
+            assert failed_on_1 <= 8, failed_on_1
             # bsp1 recovers: under traffic, the breaker probes it and closes
             def closed():
                 post_texts(s, 1, first=150)
