@@ -908,10 +908,10 @@ static int end_txn(struct store_conn *c, int commit)
 		} else {
 			rc = roll_back(c);
 		}
-		if (rc < 0 && commit && !pg->broken) {
+		if (rc < 0 && commit) { /* a failed commit is rolled back */
 			char msg[STORE_ERRMSG_MAX];
 			memcpy(msg, c->errmsg, sizeof(msg));
-			store__pg_simple(c, "roll back", "ROLLBACK");
+			roll_back(c);
 			memcpy(c->errmsg, msg, sizeof(msg));
 		}
 	} else if (sent && commit) {
