@@ -149,6 +149,10 @@ const char *store__pg_in_part(char *buf, size_t cap, const char *sql, int64_t pa
 /* A buffer for it: the longest statement so written, and then some. */
 #define PG_PART_SQL_MAX 4096
 
+/* The delivery status statement for a status that names its tenant, with
+ * "@@" for the tenant's partition (pg_outbox.c; its plan is tested). */
+extern const char store__pg_status_sql[];
+
 static inline PGconn *store__pg_db(const struct store_conn *c)
 {
 	return ((const struct pg_session *)c->backend)->db;

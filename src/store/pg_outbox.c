@@ -837,7 +837,9 @@ static int pg_outbox_waiting_by_tenant(struct store_conn *c, enum outbox_prio mi
  * outbox (outbox_p@@) when the status names its tenant, else the whole
  * outbox. Parameters: $1 the provider id, $2 the tenant (0: any), $3 the
  * row hint (0: none; one in another partition is none), $4 the status's
- * state, $5 and $6 its error, $7 its time.
+ * state, $5 and $6 its error, $7 its time. The hinted row is found by the
+ * whole primary key (part, id): by id alone the index is read from end to
+ * end, a cost that grows with the partition.
  *
  *   h  the hinted row, when it carries the provider id or is a send in
  *      doubt (PENDING or SENDING, no provider id, not pinned to a
@@ -880,12 +882,13 @@ static int pg_outbox_waiting_by_tenant(struct store_conn *c, enum outbox_prio mi
 	"  FROM n WHERE o.part = n.part AND o.id = n.id AND (n.state = 1 OR n.nw <> n.state))"     \
 	" SELECT id, state, priority, provider, CASE WHEN state = 1 THEN 1 ELSE nw END FROM n"
 
+const char store__pg_status_sql[] = STATUS_SQL(
+        "outbox_p@@", "$3::bigint > 0 AND part = @@ AND id = $3::bigint AND tenant_id = $2::bigint",
+        "tenant_id = $2::bigint");
+
 static int pg_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                             struct outbox_status_result *res)
 {
-	static const char tenant_sql[] = STATUS_SQL(
-	        "outbox_p@@", "$3::bigint > 0 AND id = $3::bigint AND tenant_id = $2::bigint",
-	        "tenant_id = $2::bigint");
 	/* no tenant: no hint either ($2 and $3 only keep their types) */
 	static const char any_sql[] =
 	        STATUS_SQL("outbox", "$2::bigint <> 0 AND $3::bigint > 0 AND false", "true");
@@ -894,8 +897,9 @@ static int pg_outbox_status(struct store_conn *c, const struct outbox_status_upd
 	int64_t part = store_partition(u->tenant_id);
 	int64_t hint = u->row_hint > 0 && id_part(u->row_hint) == part ? u->row_hint : 0;
 	char buf[PG_PART_SQL_MAX];
-	const char *sql =
-	        u->tenant_id != 0 ? store__pg_in_part(buf, sizeof(buf), tenant_sql, part) : any_sql;
+	const char *sql = u->tenant_id != 0
+	                          ? store__pg_in_part(buf, sizeof(buf), store__pg_status_sql, part)
+	                          : any_sql;
 	PGresult *r;
 	memset(res, 0, sizeof(*res));
 	int own, rc = store__pg_op_begin(c, scope, u->tenant_id, what, &own);
