@@ -334,13 +334,14 @@ static void settle(struct sender *s, const struct send_outcome *o, int64_t now)
 static int cmp_outcome_id(const void *pa, const void *pb)
 {
 	const struct send_outcome *a = pa, *b = pb;
-	return a->id < b->id ? -1 : a->id > b->id;
+	return store_outbox_cmp(a->id, b->id);
 }
 
 /*
- * apply writes every held outcome in one transaction, in row id order (as
- * the ingest committer applies delivery statuses: two transactions on the
- * same rows wait for each other, never deadlock), then settles them. On a
+ * apply writes every held outcome in one transaction, in the rows' order
+ * (store_outbox_cmp, as the ingest committer applies delivery statuses:
+ * two transactions on the same rows wait for each other, never deadlock),
+ * then settles them. On a
  * store error nothing is settled and the caller tries again later.
  */
 static int apply(struct sender *s)

@@ -119,5 +119,9 @@ void send_move_count(struct app *app, const struct send_move *mv);
  */
 int send_status_apply(struct app *app, struct store_conn *c, const struct inbox_entry *e,
                       struct send_move *mv);
+/* send_statuses_apply: send_status_apply for e[0..n), mv[i] e[i]'s move,
+ * in few statements (store_outbox_statuses). */
+int send_statuses_apply(struct app *app, struct store_conn *c, const struct inbox_entry *const *e,
+                        int n, struct send_move *mv);
 
 #endif

@@ -68,39 +68,65 @@ static int moved(struct app *app, struct store_conn *c, const struct outbox_stat
 	return 0;
 }
 
+/* Statuses handed to the store at a time. */
+#define STATUS_CHUNK 256
+
+/* apply_chunk: send_statuses_apply for at most STATUS_CHUNK entries. */
+static int apply_chunk(struct app *app, struct store_conn *c, const struct inbox_entry *const *e,
+                       int n, struct send_move *mv)
+{
+	struct outbox_status_update u[STATUS_CHUNK];
+	struct outbox_status_result res[STATUS_CHUNK];
+	int rcs[STATUS_CHUNK], at[STATUS_CHUNK], m = 0;
+	int64_t now = clock_wall_ms();
+	for (int i = 0; i < n; i++) {
+		enum outbox_state st;
+		memset(&mv[i], 0, sizeof(mv[i]));
+		mv[i].report = -1;
+		if (e[i]->kind != INBOX_STATUS)
+			return ERR_INVAL;
+		if (status_state(e[i]->status ? e[i]->status : "", &st) != 0) {
+			log_info("send.status_ignored", "status \"%s\" for %s is not tracked",
+			         e[i]->status, e[i]->ext_id);
+			continue;
+		}
+		u[m] = (struct outbox_status_update){
+		        .tenant_id = e[i]->tenant_id,
+		        .provider_msg_id = e[i]->ext_id,
+		        .row_hint = wamsg_callback_row(e[i]->callback_data),
+		        .state = st,
+		        .error_code = e[i]->error_code,
+		        .error = e[i]->error_title,
+		        .at = now,
+		};
+		at[m++] = i;
+	}
+	int rc = m > 0 ? store_outbox_statuses(c, u, m, res, rcs) : 0;
+	for (int k = 0; k < m && rc == 0; k++) {
+		if (rcs[k] == ERR_NOTFOUND) {
+			mv[at[k]].unmatched = 1;
+			atomic_fetch_add(&app->metrics.statuses_unmatched, 1);
+		} else if (res[k].from != res[k].to) {
+			rc = moved(app, c, &res[k], &mv[at[k]]);
+		}
+	}
+	return rc;
+}
+
+int send_statuses_apply(struct app *app, struct store_conn *c, const struct inbox_entry *const *e,
+                        int n, struct send_move *mv)
+{
+	int rc = 0;
+	for (int i = 0; i < n && rc == 0; i += STATUS_CHUNK)
+		rc = apply_chunk(app, c, e + i, n - i < STATUS_CHUNK ? n - i : STATUS_CHUNK,
+		                 mv + i);
+	return rc;
+}
+
 int send_status_apply(struct app *app, struct store_conn *c, const struct inbox_entry *e,
                       struct send_move *mv)
 {
-	enum outbox_state st;
-	struct outbox_status_result res;
-
-	memset(mv, 0, sizeof(*mv));
-	mv->report = -1;
-	if (e->kind != INBOX_STATUS)
-		return ERR_INVAL;
-	if (status_state(e->status ? e->status : "", &st) != 0) {
-		log_info("send.status_ignored", "status \"%s\" for %s is not tracked", e->status,
-		         e->ext_id);
-		return 0;
-	}
-	struct outbox_status_update u = {
-	        .tenant_id = e->tenant_id,
-	        .provider_msg_id = e->ext_id,
-	        .row_hint = wamsg_callback_row(e->callback_data),
-	        .state = st,
-	        .error_code = e->error_code,
-	        .error = e->error_title,
-	        .at = clock_wall_ms(),
-	};
-	int rc = store_outbox_status(c, &u, &res);
-	if (rc == ERR_NOTFOUND) {
-		mv->unmatched = 1;
-		atomic_fetch_add(&app->metrics.statuses_unmatched, 1);
-		return 0;
-	}
-	if (rc != 0 || res.from == res.to)
-		return rc;
-	return moved(app, c, &res, mv);
+	return send_statuses_apply(app, c, &e, 1, mv);
 }
 
 void send_move_count(struct app *app, const struct send_move *mv)

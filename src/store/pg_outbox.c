@@ -90,6 +90,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/xalloc.h"
 #include "store/pg_internal.h"
 
 _Static_assert(STORE_PARTITIONS == 64, "outbox ids carry the partition in six bits");
@@ -833,58 +834,103 @@ static int pg_outbox_waiting_by_tenant(struct store_conn *c, enum outbox_prio mi
 /* ---- delivery statuses ---------------------------------------------------------------------- */
 
 /*
- * The status statement, in one of two tables: the tenant's partition of the
- * outbox (outbox_p@@) when the status names its tenant, else the whole
- * outbox. Parameters: $1 the provider id, $2 the tenant (0: any), $3 the
- * row hint (0: none; one in another partition is none), $4 the status's
- * state, $5 and $6 its error, $7 its time. The hinted row is found by the
- * whole primary key (part, id): by id alone the index is read from end to
- * end, a cost that grows with the partition.
- *
- *   h  the hinted row, when it carries the provider id or is a send in
- *      doubt (PENDING or SENDING, no provider id, not pinned to a
- *      provider): by_hint then says the latter, and that it was accepted;
- *   m  else the newest row carrying the provider id (the tenant's);
- *   n  the row with its move: base is the state the status applies to (the
- *      status kept aside for a SENDING row, else ACCEPTED; ACCEPTED for a
- *      send in doubt), nw what it becomes (status_move in sqlite_queue.c:
- *      READ, FAILED, DEAD and MERGED are final; a "failed" moves any other
- *      state to FAILED; otherwise forward only);
+ * The status statements. Each reads the rows its statuses name into f
+ * (ord: the status's place, by_hint, and the status itself: pmid, st,
+ * ecode, err), and STATUS_MOVE does the rest, with $7 the time:
+ *   b, n  the row with its move: base is the state the status applies to
+ *      (the status kept aside for a SENDING row, else ACCEPTED; ACCEPTED
+ *      for a send in doubt), nw what it becomes (status_move in
+ *      sqlite_queue.c: READ, FAILED, DEAD and MERGED are final; a "failed"
+ *      moves any other state to FAILED; otherwise forward only);
  *   u  the write: a SENDING row keeps nw aside (early_state) and takes the
  *      provider id; another moves to nw when that differs, a send in doubt
  *      taking the provider id.
  * The answer is the row before the write, with the state it shows after.
  */
-#define STATUS_SQL(table, h_where, m_where)                                                        \
-	"WITH h AS (SELECT part, id, state, priority, early_state, provider,"                      \
-	"  provider_msg_id IS DISTINCT FROM $1 AS by_hint"                                         \
-	"  FROM " table " WHERE " h_where " AND (provider_msg_id = $1"                             \
-	"   OR (coalesce(provider_msg_id, '') = '' AND state IN (0, 1) AND provider = ''))"        \
-	"  FOR UPDATE),"                                                                           \
-	" m AS (SELECT part, id, state, priority, early_state, provider, false AS by_hint"         \
-	"  FROM " table " WHERE provider_msg_id = $1 AND " m_where                                 \
-	"  AND NOT EXISTS (SELECT 1 FROM h)"                                                       \
-	"  ORDER BY id DESC LIMIT 1 FOR UPDATE),"                                                  \
-	" f AS (SELECT * FROM h UNION ALL SELECT * FROM m),"                                       \
+#define STATUS_MOVE(table)                                                                         \
 	" b AS (SELECT f.*, CASE WHEN state = 1 THEN"                                              \
 	"   CASE WHEN early_state <> 0 THEN early_state ELSE 2 END"                                \
 	"  WHEN by_hint THEN 2 ELSE state END AS base FROM f),"                                    \
 	" n AS (SELECT b.*, CASE WHEN base IN (5, 6, 7, 8) THEN base"                              \
-	"  WHEN $4::integer = 6 THEN 6 ELSE greatest(base, $4::integer) END AS nw FROM b),"        \
+	"  WHEN st = 6 THEN 6 ELSE greatest(base, st) END AS nw FROM b),"                          \
 	" u AS (UPDATE " table " AS o SET"                                                         \
 	"  state = CASE WHEN n.state = 1 THEN 1 ELSE n.nw END,"                                    \
 	"  early_state = CASE WHEN n.state = 1 THEN n.nw ELSE o.early_state END,"                  \
-	"  provider_msg_id = CASE WHEN n.state = 1 OR n.by_hint THEN $1"                           \
+	"  provider_msg_id = CASE WHEN n.state = 1 OR n.by_hint THEN n.pmid"                       \
 	"   ELSE o.provider_msg_id END,"                                                           \
-	"  last_error_code = CASE WHEN n.nw = 6 THEN $5::integer ELSE o.last_error_code END,"      \
-	"  last_error = CASE WHEN n.nw = 6 THEN $6 ELSE o.last_error END,"                         \
+	"  last_error_code = CASE WHEN n.nw = 6 THEN n.ecode ELSE o.last_error_code END,"          \
+	"  last_error = CASE WHEN n.nw = 6 THEN n.err ELSE o.last_error END,"                      \
 	"  updated_at = $7::bigint"                                                                \
 	"  FROM n WHERE o.part = n.part AND o.id = n.id AND (n.state = 1 OR n.nw <> n.state))"     \
-	" SELECT id, state, priority, provider, CASE WHEN state = 1 THEN 1 ELSE nw END FROM n"
+	" SELECT ord, id, state, priority, provider, CASE WHEN state = 1 THEN 1 ELSE nw END FROM " \
+	"n"
+
+/* Which rows a status may name by its hint: the one carrying its provider
+ * id, or a send in doubt (PENDING or SENDING, no provider id, not pinned
+ * to a provider) - by_hint then says the latter, and that it was accepted. */
+#define STATUS_HINT_OK(o, pmid)                                                                    \
+	"(" o "provider_msg_id = " pmid " OR (coalesce(" o "provider_msg_id, '') = ''"             \
+	" AND " o "state IN (0, 1) AND " o "provider = ''))"
+
+/*
+ * One status, in one of two tables: the tenant's partition of the outbox
+ * (outbox_p@@) when the status names its tenant, else the whole outbox.
+ * Parameters: $1 the provider id, $2 the tenant (0: any), $3 the row hint
+ * (0: none; one in another partition is none), $4 the status's state, $5
+ * and $6 its error, $7 its time.
+ *   h  the hinted row (STATUS_HINT_OK), found by the whole primary key
+ *      (part, id): by id alone the index would be read from end to end, a
+ *      cost that grows with the partition;
+ *   m  else the newest row carrying the provider id (the tenant's).
+ */
+#define STATUS_SQL(table, h_where, m_where)                                                        \
+	"WITH h AS (SELECT 1::bigint AS ord, part, id, state, priority, early_state, provider,"    \
+	"  provider_msg_id IS DISTINCT FROM $1 AS by_hint,"                                        \
+	"  $1 AS pmid, $4::integer AS st, $5::integer AS ecode, $6 AS err"                         \
+	"  FROM " table " WHERE " h_where " AND " STATUS_HINT_OK(                                  \
+	        "", "$1") " FOR UPDATE),"                                                          \
+	                  " m AS (SELECT 1::bigint, part, id, state, priority, early_state, "      \
+	                  "provider, false,"                                                       \
+	                  "  $1, $4::integer, $5::integer, $6"                                     \
+	                  "  FROM " table " WHERE provider_msg_id = $1 AND " m_where               \
+	                  "  AND NOT EXISTS (SELECT 1 FROM h)"                                     \
+	                  "  ORDER BY id DESC LIMIT 1 FOR UPDATE),"                                \
+	                  " f AS (SELECT * FROM h UNION ALL SELECT * FROM m)," STATUS_MOVE(table)
 
 const char store__pg_status_sql[] = STATUS_SQL(
         "outbox_p@@", "$3::bigint > 0 AND part = @@ AND id = $3::bigint AND tenant_id = $2::bigint",
         "tenant_id = $2::bigint");
+
+/*
+ * Many statuses that name their rows (hints) in partition @@, each row at
+ * most once: $1..$6 arrays of the provider ids, tenants, hints, states and
+ * errors, $7 the time. The rows are locked in id order (store_outbox_cmp).
+ * A status whose hint finds no row it may name gets no answer.
+ */
+static const char status_set_sql[] =
+        "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[],"
+        "  $5::integer[], $6::text[]) WITH ORDINALITY AS x(pmid, tenant, hint, st, ecode, err, "
+        "ord)),"
+        " f AS (SELECT x.ord, o.part, o.id, o.state, o.priority, o.early_state, o.provider,"
+        "  o.provider_msg_id IS DISTINCT FROM x.pmid AS by_hint, x.pmid, x.st, x.ecode, x.err"
+        "  FROM x JOIN outbox_p@@ o ON o.part = @@ AND o.id = x.hint AND o.tenant_id = x.tenant"
+        "  WHERE " STATUS_HINT_OK("o.", "x.pmid") " ORDER BY o.id FOR UPDATE OF o)," STATUS_MOVE(
+                "outbox_p@@");
+
+/* status_read fills res from row i of a status statement's answer and
+ * counts its move; the answer's ord. */
+static int64_t status_read(struct store_conn *c, PGresult *r, int i,
+                           struct outbox_status_result *res)
+{
+	res->id = store__pg_i64(r, i, 1);
+	res->from = (enum outbox_state)store__pg_i64(r, i, 2);
+	res->prio = (enum outbox_prio)store__pg_i64(r, i, 3);
+	snprintf(res->provider, sizeof(res->provider), "%s", PQgetvalue(r, i, 4));
+	res->to = (enum outbox_state)store__pg_i64(r, i, 5);
+	if (res->to != res->from)
+		store__pg_count(c, res->prio, res->from, res->to, 1);
+	return store__pg_i64(r, i, 0);
+}
 
 static int pg_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                             struct outbox_status_result *res)
@@ -913,16 +959,104 @@ static int pg_outbox_status(struct store_conn *c, const struct outbox_status_upd
 		                 "could not %s: no message with provider id \"%s\"", what,
 		                 u->provider_msg_id);
 	} else if (rc == 0) {
-		res->id = store__pg_i64(r, 0, 0);
-		res->from = (enum outbox_state)store__pg_i64(r, 0, 1);
-		res->prio = (enum outbox_prio)store__pg_i64(r, 0, 2);
-		snprintf(res->provider, sizeof(res->provider), "%s", PQgetvalue(r, 0, 3));
-		res->to = (enum outbox_state)store__pg_i64(r, 0, 4);
+		status_read(c, r, 0, res);
 		PQclear(r);
-		if (res->to != res->from)
-			store__pg_count(c, res->prio, res->from, res->to, 1);
 	}
 	return store__pg_op_end(c, own, rc);
+}
+
+/* The partition whose row u names by its hint, or -1. */
+static int64_t hinted_part(const struct outbox_status_update *u)
+{
+	if (u->tenant_id == 0 || u->row_hint <= 0)
+		return -1;
+	int64_t part = store_partition(u->tenant_id);
+	return id_part(u->row_hint) == part ? part : -1;
+}
+
+/*
+ * status_set applies, in one statement, u[first] and every later status
+ * not yet tried that names a row of the same partition by its hint, one a
+ * row; marks them tried, and answered those it found.
+ */
+static int status_set(struct store_conn *c, const struct outbox_status_update *u, int n, int first,
+                      char *tried, char *answered, struct outbox_status_result *res)
+{
+	enum { C_PMID, C_TENANT, C_HINT, C_ST, C_ECODE, C_ERR, C_N };
+	const char *what = "apply delivery statuses";
+	int64_t part = hinted_part(&u[first]);
+	int *ord = xmalloc((size_t)(n - first) * sizeof(*ord));
+	struct buf col[C_N];
+	int m = 0;
+	for (int k = 0; k < C_N; k++)
+		store__pg_arr_init(&col[k]);
+	for (int i = first; i < n; i++) {
+		if (tried[i] || hinted_part(&u[i]) != part)
+			continue;
+		int twice = 0;
+		for (int k = 0; k < m && !twice; k++)
+			twice = u[ord[k]].row_hint == u[i].row_hint;
+		if (twice)
+			continue; /* the next statement's */
+		tried[i] = 1;
+		ord[m++] = i;
+		store__pg_arr_text(&col[C_PMID], u[i].provider_msg_id);
+		store__pg_arr_int(&col[C_TENANT], u[i].tenant_id);
+		store__pg_arr_int(&col[C_HINT], u[i].row_hint);
+		store__pg_arr_int(&col[C_ST], (int64_t)u[i].state);
+		store__pg_arr_int(&col[C_ECODE], (int64_t)u[i].error_code);
+		store__pg_arr_text(&col[C_ERR], u[i].error ? u[i].error : "");
+	}
+	for (int k = 0; k < C_N; k++)
+		store__pg_arr_end(&col[k]);
+	char buf[PG_PART_SQL_MAX];
+	PGresult *r;
+	int own, rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
+	if (rc == 0)
+		rc = store__pg_query(c, what,
+		                     store__pg_in_part(buf, sizeof(buf), status_set_sql, part), &r,
+		                     "tttttti", col[0].data, col[1].data, col[2].data, col[3].data,
+		                     col[4].data, col[5].data, u[first].at);
+	for (int k = 0; k < C_N; k++)
+		buf_release(&col[k]);
+	if (rc == 0) {
+		for (int i = 0; i < PQntuples(r); i++) {
+			struct outbox_status_result got;
+			int64_t o = status_read(c, r, i, &got);
+			if (o >= 1 && o <= m) {
+				res[ord[o - 1]] = got;
+				answered[ord[o - 1]] = 1;
+			}
+		}
+		PQclear(r);
+	}
+	free(ord);
+	return own ? store__pg_op_end(c, own, rc) : rc;
+}
+
+/*
+ * pg_outbox_statuses: the statuses that name a row of their tenant's
+ * partition go in one statement a partition (status_set; a row named
+ * twice waits for the next); then, one by one in their order, those that
+ * found no row so and the rest (pg_outbox_status: by the provider id).
+ */
+static int pg_outbox_statuses(struct store_conn *c, const struct outbox_status_update *u, int n,
+                              struct outbox_status_result *res, int *rcs)
+{
+	char *tried = xcalloc((size_t)n * 2, 1), *answered = tried + n;
+	int rc = 0;
+	for (int i = 0; i < n && rc == 0; i++)
+		if (!tried[i] && hinted_part(&u[i]) >= 0)
+			rc = status_set(c, u, n, i, tried, answered, res);
+	for (int i = 0; i < n && rc == 0; i++) {
+		if (answered[i])
+			continue;
+		rcs[i] = pg_outbox_status(c, &u[i], &res[i]);
+		if (rcs[i] != 0 && rcs[i] != ERR_NOTFOUND)
+			rc = rcs[i];
+	}
+	free(tried);
+	return rc;
 }
 
 /* ---- merging -------------------------------------------------------------------------------- */
@@ -1188,6 +1322,7 @@ void store__pg_outbox_ops(struct store_ops *ops)
 	ops->outbox_waiting_by_tenant = pg_outbox_waiting_by_tenant;
 	ops->outbox_expire = pg_outbox_expire;
 	ops->outbox_status = pg_outbox_status;
+	ops->outbox_statuses = pg_outbox_statuses;
 	ops->outbox_merge = pg_outbox_merge;
 	ops->outbox_list = pg_outbox_list;
 	ops->outbox_counts = pg_outbox_counts;

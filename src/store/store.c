@@ -91,6 +91,14 @@ int store_partition(int64_t tenant_id)
 	return (int)(hash_u64((uint64_t)tenant_id) % STORE_PARTITIONS);
 }
 
+int store_outbox_cmp(int64_t a, int64_t b)
+{
+	int64_t pa = a % STORE_PARTITIONS, pb = b % STORE_PARTITIONS;
+	if (pa != pb)
+		return pa < pb ? -1 : 1;
+	return (a > b) - (a < b);
+}
+
 uint64_t store_partition_slice(int slice, int nslices)
 {
 	uint64_t parts = 0;
@@ -953,10 +961,8 @@ int store_outbox_expire(struct store_conn *c, enum outbox_prio min_prio, int64_t
 	return c->ops->outbox_expire(c, min_prio, created_before, why ? why : "", now, moved);
 }
 
-int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
-                        struct outbox_status_result *res)
+static int status_check(struct store_conn *c, const struct outbox_status_update *u)
 {
-	struct outbox_status_result r;
 	if (!u || empty(u->provider_msg_id))
 		return store__errf(c, ERR_INVAL, "could not apply status: no provider id");
 	if (u->state != OUTBOX_SENT && u->state != OUTBOX_DELIVERED && u->state != OUTBOX_READ &&
@@ -964,7 +970,37 @@ int store_outbox_status(struct store_conn *c, const struct outbox_status_update 
 		return store__errf(c, ERR_INVAL,
 		                   "could not apply status to \"%s\": %s is not a delivery status",
 		                   u->provider_msg_id, outbox_state_name(u->state));
-	return c->ops->outbox_status(c, u, res ? res : &r);
+	return 0;
+}
+
+int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
+                        struct outbox_status_result *res)
+{
+	struct outbox_status_result r;
+	int rc = status_check(c, u);
+	return rc ? rc : c->ops->outbox_status(c, u, res ? res : &r);
+}
+
+int store_outbox_statuses(struct store_conn *c, const struct outbox_status_update *u, int n,
+                          struct outbox_status_result *res, int *rcs)
+{
+	if (!u || !res || !rcs || n < 0 || n > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL, "could not apply statuses: bad arguments (%d)", n);
+	for (int i = 0; i < n; i++) {
+		int rc = status_check(c, &u[i]);
+		if (rc != 0)
+			return rc;
+		memset(&res[i], 0, sizeof(res[i]));
+		rcs[i] = 0;
+	}
+	if (n > 1 && c->ops->outbox_statuses)
+		return c->ops->outbox_statuses(c, u, n, res, rcs);
+	for (int i = 0; i < n; i++) {
+		rcs[i] = c->ops->outbox_status(c, &u[i], &res[i]);
+		if (rcs[i] != 0 && rcs[i] != ERR_NOTFOUND)
+			return rcs[i];
+	}
+	return 0;
 }
 
 int store_outbox_merge(struct store_conn *c, int64_t keeper_id, const char *body,

@@ -52,6 +52,14 @@ int store_partition(int64_t tenant_id);
  */
 #define STORE_ALL_PARTITIONS UINT64_MAX
 uint64_t store_partition_slice(int slice, int nslices);
+/*
+ * store_outbox_cmp orders outbox row ids as every writer that takes several
+ * rows in one transaction takes them (the sender's outcomes, the ingest
+ * committer's delivery statuses, a statement over the whole outbox): by
+ * partition, then id. Two such transactions on the same rows wait for each
+ * other and never deadlock. <0, 0 or >0, as for qsort.
+ */
+int store_outbox_cmp(int64_t a, int64_t b);
 
 /* ---- rows ---------------------------------------------------------- */
 
@@ -744,6 +752,17 @@ struct outbox_status_result {
  */
 int store_outbox_status(struct store_conn *c, const struct outbox_status_update *u,
                         struct outbox_status_result *res);
+/*
+ * store_outbox_statuses applies u[0..n) as store_outbox_status would one by
+ * one, in the caller's transaction (or one of its own), except that two
+ * statuses of one row may apply in either order (they only move it
+ * forward): rcs[i] is 0 or ERR_NOTFOUND, res[i] what u[i] did. Returns 0,
+ * or the store's error (then some may have been applied: the caller's
+ * transaction rolls back). PostgreSQL applies the statuses that name their
+ * row (row_hint) in one statement a partition.
+ */
+int store_outbox_statuses(struct store_conn *c, const struct outbox_status_update *u, int n,
+                          struct outbox_status_result *res, int *rcs);
 /*
  * store_outbox_merge folds n SENDING rows (merged[]) into the SENDING row
  * keeper_id, in one transaction: the keeper's body becomes body (one

@@ -165,6 +165,9 @@ struct store_ops {
 	                     int64_t moved[PRIO_COUNT]);
 	int (*outbox_status)(struct store_conn *c, const struct outbox_status_update *u,
 	                     struct outbox_status_result *res);
+	/* NULL: store_outbox_statuses applies them one by one */
+	int (*outbox_statuses)(struct store_conn *c, const struct outbox_status_update *u, int n,
+	                       struct outbox_status_result *res, int *rcs);
 	int (*outbox_merge)(struct store_conn *c, int64_t keeper_id, const char *body,
 	                    const int64_t *merged, int n, int64_t now);
 	int (*outbox_list)(struct store_conn *c, enum outbox_state st, int limit, struct arena *a,

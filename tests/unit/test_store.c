@@ -1348,6 +1348,139 @@ static void test_lazy_commits(void **state)
 	store_disconnect(lazy);
 }
 
+/* find_row: outbox row id, as the store lists it (fails the test if none). */
+static struct outbox_row find_row(struct fx *f, int64_t id)
+{
+	for (int st = 0; st < OUTBOX_STATE_COUNT; st++) {
+		struct outbox_row *rows;
+		int n;
+		assert_int_equal(
+		        store_outbox_list(f->c, (enum outbox_state)st, 100, &f->a, &rows, &n), 0);
+		for (int i = 0; i < n; i++)
+			if (rows[i].id == id)
+				return rows[i];
+	}
+	fail_msg("no outbox row %lld", (long long)id);
+	return (struct outbox_row){0};
+}
+
+/* Delivery statuses of a set of rows x[0..5] (made by status_rows), their
+ * provider ids starting with pfx; nine of them. */
+#define NSTATUS_CASES 9
+static void status_cases(const char *pfx, const int64_t *x, char ids[][32],
+                         struct outbox_status_update *u)
+{
+	static const struct {
+		int row; /* -1: no hint */
+		const char *pmid;
+		enum outbox_state st;
+	} k[NSTATUS_CASES] = {
+	        {0, "S0", OUTBOX_DELIVERED}, /* accepted: forward */
+	        {1, "S1", OUTBOX_SENT},
+	        {1, "S1", OUTBOX_DELIVERED},    /* the same row again */
+	        {2, "S2", OUTBOX_DELIVERED},    /* still SENDING: kept aside */
+	        {3, "S3", OUTBOX_READ},         /* a send in doubt: it was accepted */
+	        {4, "S4", OUTBOX_FAILED},       /* failed, with its error */
+	        {-1, "S5", OUTBOX_READ},        /* no hint: by the provider id */
+	        {-1, "NONE", OUTBOX_DELIVERED}, /* nobody's */
+	        {1, "S0", OUTBOX_READ},         /* a hint that does not fit: by the id */
+	};
+	for (int i = 0; i < NSTATUS_CASES; i++) {
+		snprintf(ids[i], 32, "%s.%s", pfx, k[i].pmid);
+		u[i] = (struct outbox_status_update){
+		        .tenant_id = 0, /* set by the caller */
+		        .provider_msg_id = ids[i],
+		        .row_hint = k[i].row >= 0 ? x[k[i].row] : 0,
+		        .state = k[i].st,
+		        .error_code = k[i].st == OUTBOX_FAILED ? 131026 : 0,
+		        .error = k[i].st == OUTBOX_FAILED ? "undeliverable" : "",
+		        .at = T0 + 50 + i,
+		};
+	}
+}
+
+/*
+ * Two sets of six rows in the same states: 0, 1, 4 and 5 accepted (their
+ * provider ids pfx.S<i>), 2 SENDING, 3 a send in doubt (PENDING, no
+ * provider id).
+ */
+static void status_rows(struct fx *f, int64_t *a, int64_t *b)
+{
+	struct outbox_row *rows;
+	int n;
+	char pmid[32];
+	for (int i = 0; i < 6; i++) {
+		a[i] = queue(f, PRIO_P1, "{}");
+		b[i] = queue(f, PRIO_P1, "{}");
+	}
+	assert_int_equal(store_outbox_claim(f->c, T0, 20, PRIO_P3, &f->a, &rows, &n), 0);
+	assert_int_equal(n, 12);
+	for (int s = 0; s < 2; s++) {
+		const int64_t *x = s ? b : a;
+		for (int i = 0; i < 6; i++) {
+			snprintf(pmid, sizeof(pmid), "%s.S%d", s ? "B" : "A", i);
+			if (i == 3)
+				assert_int_equal(store_outbox_retry(f->c, x[i], T0 + 1, 0,
+				                                    "timeout", T0, NULL),
+				                 0);
+			else if (i != 2)
+				assert_int_equal(
+				        store_outbox_accepted(f->c, x[i], pmid, "", T0, NULL), 0);
+		}
+	}
+}
+
+/* Statuses applied together do what they do one by one. */
+static void test_outbox_statuses_as_one_by_one(void **state)
+{
+	struct fx *f = *state;
+	int64_t a[6], b[6];
+	char ida[NSTATUS_CASES][32], idb[NSTATUS_CASES][32];
+	struct outbox_status_update ua[NSTATUS_CASES], ub[NSTATUS_CASES];
+	struct outbox_status_result ra[NSTATUS_CASES], rb[NSTATUS_CASES];
+	int rca[NSTATUS_CASES];
+	status_rows(f, a, b);
+	status_cases("A", a, ida, ua);
+	status_cases("B", b, idb, ub);
+	for (int i = 0; i < NSTATUS_CASES; i++)
+		ua[i].tenant_id = ub[i].tenant_id = f->tenant;
+
+	assert_int_equal(store_outbox_statuses(f->c, ua, NSTATUS_CASES, ra, rca), 0);
+	for (int i = 0; i < NSTATUS_CASES; i++) {
+		int rcb = store_outbox_status(f->c, &ub[i], &rb[i]);
+		assert_int_equal(rca[i], rcb);
+		if (rcb != 0)
+			continue;
+		int ka = -1, kb = -1;
+		for (int k = 0; k < 6; k++) {
+			ka = a[k] == ra[i].id ? k : ka;
+			kb = b[k] == rb[i].id ? k : kb;
+		}
+		assert_true(ka >= 0);
+		assert_int_equal(ka, kb);
+		assert_int_equal(ra[i].from, rb[i].from);
+		assert_int_equal(ra[i].to, rb[i].to);
+		assert_int_equal(ra[i].prio, rb[i].prio);
+		assert_string_equal(ra[i].provider, rb[i].provider);
+	}
+	assert_int_equal(rca[7], ERR_NOTFOUND);
+	assert_int_equal(ra[3].to, ra[3].from); /* kept aside */
+	assert_int_equal(ra[4].to, OUTBOX_READ);
+	for (int k = 0; k < 6; k++) {
+		struct outbox_row x = find_row(f, a[k]), y = find_row(f, b[k]);
+		assert_int_equal(x.state, y.state);
+		assert_int_equal(x.last_error_code, y.last_error_code);
+		assert_string_equal(x.last_error, y.last_error);
+		assert_int_equal(x.provider_msg_id[0] == 'A', y.provider_msg_id[0] == 'B');
+		assert_string_equal(x.provider_msg_id + 1, y.provider_msg_id + 1);
+	}
+	counts_match_rows(f);
+	/* a bad status in the batch: nothing done, the reason named */
+	ua[0].state = OUTBOX_PENDING;
+	assert_int_equal(store_outbox_statuses(f->c, ua, 2, ra, rca), ERR_INVAL);
+	assert_non_null(strstr(store_errmsg(f->c), "is not a delivery status"));
+}
+
 static void test_outbox_status_forward_only(void **state)
 {
 	struct fx *f = *state;
@@ -2528,6 +2661,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_lazy_commits, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_catalog_rev_follows_products, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_outbox_status_forward_only, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outbox_statuses_as_one_by_one, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_locked_returns_again, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_begin_holds_write_lock, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_savepoint_batch, setup, teardown),
