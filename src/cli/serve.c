@@ -80,6 +80,7 @@ const char *const cli_serve_opts[] = {
         "http-threads",
         "max-body",
         "commit-batch",
+        "commit-window-ms",
         "worker-batch",
         "inline-max",
         "send-inflight",

@@ -270,6 +270,10 @@ static const struct cfg_entry table[] = {
          "largest webhook body accepted, bytes (larger: 413)"},
         {"commit-batch", CFG_INT, OFF(commit_batch), "256", 1, 10000, "MUNIM_COMMIT_BATCH", 0,
          "most webhook requests sharing one ingest commit"},
+        {"commit-window-ms", CFG_INT, OFF(commit_window_ms), "-1", -1, 100,
+         "MUNIM_COMMIT_WINDOW_MS", 0,
+         "longest a webhook commit waits for more requests to share it (0: none;"
+         " -1: 5 with PostgreSQL, none with SQLite)"},
         {"worker-batch", CFG_INT, OFF(worker_batch), "64", 1, 1024, "MUNIM_WORKER_BATCH", 0,
          "most messages sharing one worker commit"},
         {"inline-max", CFG_INT, OFF(inline_max), "64", 0, 1024, "MUNIM_INLINE_MAX", 0,

@@ -87,6 +87,10 @@
 #define INGEST_POOL_MAX      8
 #define INGEST_RETRY_AFTER   "5"
 #define INGEST_CHALLENGE_MAX 1024
+/* The commit window by default with a database server (--commit-window-ms
+ * -1): what a statement costs there is the server's work and a round trip,
+ * whatever its rows, so a commit's requests share their statements. */
+#define INGEST_SERVER_WINDOW_MS 5
 
 struct ingest_job {
 	struct http_req *req;
@@ -115,6 +119,10 @@ struct ingest {
 	/* committer only: entries the transaction in progress put in the backlog */
 	const struct inbox_entry **added;
 	int nadded, added_cap;
+	/* committer only: the entries of a commit's requests, put together */
+	struct inbox_entry *put;
+	enum inbox_put_result *put_results;
+	int put_cap;
 
 	pthread_mutex_t mu; /* queue */
 	pthread_cond_t cv;
@@ -122,7 +130,9 @@ struct ingest {
 	int nqueued;
 	int stop;
 
-	int failing; /* committer only: the last commit failed */
+	int64_t window_ms; /* gather's */
+	int failing;       /* committer only: the last commit failed */
+	int flush_failed;  /* committer only: its replies could not go together */
 	long fail_count;
 	char why[256]; /* committer only: text of the last store error */
 
@@ -313,6 +323,42 @@ static int run_new(struct ingest *ig, struct ingest_job *j)
 	return 0;
 }
 
+/*
+ * put_all offers the entries of jobs[0..n) to the inbox in one call (one
+ * statement a partition, where the store batches): their ids and results
+ * land in each job's own arrays.
+ */
+static int put_all(struct ingest *ig, struct store_conn *c, struct ingest_job **jobs, int n)
+{
+	int total = 0;
+	for (int i = 0; i < n; i++)
+		total += jobs[i]->n;
+	if (total == 0)
+		return 0;
+	if (n == 1)
+		return store_inbox_put(c, jobs[0]->entries, jobs[0]->n, jobs[0]->results);
+	if (total > ig->put_cap) {
+		ig->put_cap = total;
+		ig->put = xrealloc(ig->put, (size_t)total * sizeof(*ig->put));
+		ig->put_results =
+		        xrealloc(ig->put_results, (size_t)total * sizeof(*ig->put_results));
+	}
+	int m = 0;
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < jobs[i]->n; k++)
+			ig->put[m++] = jobs[i]->entries[k];
+	int rc = store_inbox_put(c, ig->put, total, ig->put_results);
+	if (rc != 0)
+		return rc;
+	m = 0;
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < jobs[i]->n; k++, m++) {
+			jobs[i]->entries[k] = ig->put[m];
+			jobs[i]->results[k] = ig->put_results[m];
+		}
+	return 0;
+}
+
 /* The transaction failed: what it put in the backlog was never pending. */
 static void undo_added(struct ingest *ig)
 {
@@ -323,42 +369,49 @@ static void undo_added(struct ingest *ig)
 
 /* A delivery status of a commit: job, index, and the outbox row it names. */
 struct status_ref {
-	int64_t row; /* INT64_MAX: not named (found by the provider's id) */
+	int64_t row; /* 0: not named (found by the provider's id) */
 	int job, k;
 };
 
 static int cmp_status_ref(const void *pa, const void *pb)
 {
 	const struct status_ref *a = pa, *b = pb;
-	return a->row < b->row ? -1 : a->row > b->row;
+	if ((a->row == 0) != (b->row == 0))
+		return a->row == 0 ? 1 : -1;
+	return store_outbox_cmp(a->row, b->row);
 }
 
 /*
  * apply_statuses applies the delivery statuses of jobs[0..n) in the order
- * of the outbox rows they name, those that name none last. The sender
- * records its outcomes in id order too, so two transactions writing the
- * same rows wait for each other, never deadlock.
+ * of the outbox rows they name (store_outbox_cmp, as the sender records
+ * its outcomes: two transactions writing the same rows wait for each
+ * other, never deadlock), those that name none last.
  */
 static int apply_statuses(struct ingest *ig, struct store_conn *c, struct ingest_job **jobs, int n)
 {
-	int total = 0, rc = 0;
+	int total = 0;
 	for (int i = 0; i < n; i++)
 		total += jobs[i]->nstatus;
 	if (total == 0)
 		return 0;
 	struct status_ref *refs = xmalloc((size_t)total * sizeof(*refs));
+	const struct inbox_entry **e = xmalloc((size_t)total * sizeof(*e));
+	struct send_move *mv = xmalloc((size_t)total * sizeof(*mv));
 	int m = 0;
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < jobs[i]->nstatus; k++) {
 			int64_t row = wamsg_callback_row(jobs[i]->statuses[k].callback_data);
-			refs[m++] = (struct status_ref){row > 0 ? row : INT64_MAX, i, k};
+			refs[m++] = (struct status_ref){row > 0 ? row : 0, i, k};
 		}
 	qsort(refs, (size_t)m, sizeof(*refs), cmp_status_ref);
-	for (int r = 0; r < m && rc == 0; r++) {
-		struct ingest_job *j = jobs[refs[r].job];
-		rc = send_status_apply(ig->app, c, &j->statuses[refs[r].k], &j->moves[refs[r].k]);
-	}
+	for (int r = 0; r < m; r++)
+		e[r] = &jobs[refs[r].job]->statuses[refs[r].k];
+	int rc = send_statuses_apply(ig->app, c, e, m, mv);
+	for (int r = 0; r < m && rc == 0; r++)
+		jobs[refs[r].job]->moves[refs[r].k] = mv[r];
 	free(refs);
+	free(e);
+	free(mv);
 	return rc;
 }
 
@@ -384,14 +437,19 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 		    atomic_load(&ig->app->metrics.inbox_depth) == 0)
 			backlog_known(ig->app->backlog);
 	}
-	for (int i = 0; i < n; i++) {
-		struct ingest_job *j = jobs[i];
-		if (run)
-			mark_inline(ig, j, &budget);
-		if (j->n > 0 && (rc = store_inbox_put(c, j->entries, j->n, j->results)) != 0)
+	for (int i = 0; i < n && run; i++)
+		mark_inline(ig, jobs[i], &budget);
+	if ((rc = put_all(ig, c, jobs, n)) != 0)
+		goto fail;
+	/* in the requests' order: a customer's message that failed waits in
+	 * the backlog, and the later ones of that customer (written done)
+	 * are reopened behind it */
+	for (int i = 0; i < n && run; i++)
+		if ((rc = run_new(ig, jobs[i])) != 0)
 			goto fail;
-		if (run && (rc = run_new(ig, j)) != 0)
-			goto fail;
+	if (run && (rc = worker_runner_flush(ig->runner, c)) != 0) {
+		ig->flush_failed = !err_transient(rc);
+		goto fail;
 	}
 	if ((rc = apply_statuses(ig, c, jobs, n)) != 0)
 		goto fail;
@@ -464,6 +522,12 @@ static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
 {
 	int64_t fresh = 0;
 	int rc = commit_jobs(ig, jobs, n, &fresh);
+	/* the replies could not go together: once more, each as it comes,
+	 * so that only the messages at fault fail (worker_runner_flush) */
+	if (rc && ig->flush_failed) {
+		ig->flush_failed = 0;
+		rc = commit_jobs(ig, jobs, n, &fresh);
+	}
 
 	for (int i = 0; i < n; i++)
 		jobs[i]->rc = rc;
@@ -500,6 +564,31 @@ static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
 	}
 }
 
+/*
+ * gather, with ig->mu held and a request queued, waits up to the commit
+ * window for more to share its commit, until max are queued: a commit's
+ * statements then serve several requests (the store does a batch's
+ * entries in one statement a partition), at a cost in latency of at most
+ * the window.
+ */
+static void gather(struct ingest *ig, int max)
+{
+	int64_t window = ig->window_ms;
+	if (window <= 0 || ig->nqueued >= max)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += window / 1000;
+	until.tv_nsec += (window % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (!ig->stop && ig->nqueued < max &&
+	       pthread_cond_timedwait(&ig->cv, &ig->mu, &until) == 0)
+		;
+}
+
 static void *committer_main(void *arg)
 {
 	struct ingest *ig = arg;
@@ -519,6 +608,7 @@ static void *committer_main(void *arg)
 			pthread_mutex_unlock(&ig->mu);
 			break;
 		}
+		gather(ig, max);
 		while (ig->head && n < max) {
 			batch[n++] = ig->head;
 			ig->head = ig->head->next;
@@ -700,6 +790,8 @@ static void ingest_free(struct ingest *ig)
 	store_disconnect(ig->conn);
 	worker_runner_free(ig->runner);
 	free(ig->added);
+	free(ig->put);
+	free(ig->put_results);
 	for (int i = 0; i < INGEST_STRIPES; i++)
 		pthread_mutex_destroy(&ig->stripe_mu[i]);
 	pthread_mutex_destroy(&ig->mu);
@@ -730,12 +822,19 @@ int ingest_start(struct app *app, struct sender *sender, struct ingest **out)
 	ig->app = app;
 	ig->slots = xcalloc(INGEST_CACHE_SLOTS, sizeof(*ig->slots));
 	pthread_mutex_init(&ig->mu, NULL);
-	pthread_cond_init(&ig->cv, NULL);
+	pthread_condattr_t ca; /* gather's deadline is monotonic */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ig->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&ig->pool_mu, NULL);
 	pthread_cond_init(&ig->pool_cv, NULL);
 	for (int i = 0; i < INGEST_STRIPES; i++)
 		pthread_mutex_init(&ig->stripe_mu[i], NULL);
 
+	ig->window_ms = app->cfg.commit_window_ms;
+	if (ig->window_ms < 0)
+		ig->window_ms = store_shared_writers(app->store) ? INGEST_SERVER_WINDOW_MS : 0;
 	rc = store_connect(app->store, &ig->conn);
 	/* one writer at a time: lazy, and store_sync per commit after the lock */
 	if (rc == 0 && !store_shared_writers(app->store))

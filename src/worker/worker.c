@@ -134,6 +134,12 @@ struct worker_runner {
 	struct outbox_row *given;
 	int ngiven, ncommitted, given_cap;
 	struct arena given_arena;
+	/* replies waiting for worker_runner_flush, their strings in
+	 * pend_arena; one by one instead (immediate) after a flush failed */
+	struct outbox_new *pend;
+	int npend, pend_cap;
+	struct arena pend_arena;
+	int immediate;
 };
 
 /* What an entry has added so far, to take back if it is undone. */
@@ -143,6 +149,7 @@ struct entry_mark {
 	int64_t outbox_failed[PRIO_COUNT];
 	int nmoves;
 	int ngiven;
+	int npend;
 };
 
 static void mark_entry(const struct worker_runner *r, struct entry_mark *m)
@@ -152,6 +159,19 @@ static void mark_entry(const struct worker_runner *r, struct entry_mark *m)
 	memcpy(m->outbox_failed, r->bs.outbox_failed, sizeof(m->outbox_failed));
 	m->nmoves = r->bs.nmoves;
 	m->ngiven = r->ngiven;
+	m->npend = r->npend;
+}
+
+/* drop_pending forgets the replies waiting from the k-th on, giving back
+ * the sender's slots of those born claimed. */
+static void drop_pending(struct worker_runner *r, int k)
+{
+	int claimed = 0;
+	for (int i = k; i < r->npend; i++)
+		claimed += r->pend[i].claimed != 0;
+	if (claimed)
+		sender_unreserve(r->direct, NULL, claimed);
+	r->npend = k;
 }
 
 /* After a rollback to the entry's savepoint: its rows are gone. */
@@ -163,6 +183,7 @@ static void undo_entry(struct worker_runner *r, const struct entry_mark *m)
 	r->bs.nmoves = m->nmoves;
 	sender_unreserve(r->direct, r->given + m->ngiven, r->ngiven - m->ngiven);
 	r->ngiven = m->ngiven;
+	drop_pending(r, m->npend);
 }
 
 /*
@@ -263,6 +284,15 @@ int worker_reply_row(const struct tenant *t, const struct inbox_entry *e, const 
 	return 0;
 }
 
+/* handed: row id, born claimed, is the sender's once a commit is durable. */
+static void handed(struct worker_runner *r, const struct outbox_new *o, int64_t id)
+{
+	if (!o->claimed)
+		return;
+	sender_hold(r->direct, id);
+	keep_given(r, o, id);
+}
+
 static int queue_reply(struct worker_runner *run, struct store_conn *c, const struct tenant *t,
                        const struct inbox_entry *e, const struct erp_reply *r, struct arena *a)
 {
@@ -274,21 +304,63 @@ static int queue_reply(struct worker_runner *run, struct store_conn *c, const st
 		return 0;
 	}
 	o.claimed = born_claimed(run, r->priority);
-	int64_t id;
-	int rc = store_outbox_add(c, &o, &id);
-	if (rc != 0) {
-		if (o.claimed)
-			sender_unreserve(run->direct, NULL, 1);
-		return rc;
-	}
-	if (o.claimed) {
-		sender_hold(run->direct, id);
-		keep_given(run, &o, id);
-		run->bs.outbox_sending[r->priority]++;
+	if (run->immediate) {
+		int64_t id;
+		int rc = store_outbox_add(c, &o, &id);
+		if (rc != 0) {
+			if (o.claimed)
+				sender_unreserve(run->direct, NULL, 1);
+			return rc;
+		}
+		handed(run, &o, id);
 	} else {
-		run->bs.outbox_new[r->priority]++;
+		if (run->npend == run->pend_cap) {
+			run->pend_cap = run->pend_cap ? run->pend_cap * 2 : 64;
+			run->pend = xrealloc(run->pend, (size_t)run->pend_cap * sizeof(*run->pend));
+		}
+		struct arena *pa = &run->pend_arena;
+		o.phone_number_id = arena_strdup(pa, o.phone_number_id);
+		o.to = arena_strdup(pa, o.to);
+		o.reply_to = arena_strdup(pa, o.reply_to);
+		o.body = arena_strdup(pa, o.body);
+		run->pend[run->npend++] = o;
 	}
+	if (o.claimed)
+		run->bs.outbox_sending[r->priority]++;
+	else
+		run->bs.outbox_new[r->priority]++;
 	return 0;
+}
+
+/* The most replies written by one call of worker_runner_flush. */
+#define WORKER_FLUSH_MAX 500
+
+int worker_runner_flush(struct worker_runner *r, struct store_conn *c)
+{
+	int64_t ids[WORKER_FLUSH_MAX];
+	int rc = 0, done = 0;
+	while (rc == 0 && done < r->npend) {
+		int k = r->npend - done < WORKER_FLUSH_MAX ? r->npend - done : WORKER_FLUSH_MAX;
+		rc = store_outbox_add_many(c, r->pend + done, k, ids);
+		for (int i = 0; i < k && rc == 0; i++)
+			if (r->pend[done + i].claimed)
+				handed(r, &r->pend[done + i], ids[i]);
+		if (rc == 0)
+			done += k;
+	}
+	if (rc != 0 && !err_transient(rc)) {
+		log_warn("worker.flush_failed",
+		         "could not queue a transaction's %d replies together (%s); its messages"
+		         " go again one by one",
+		         r->npend, store_errmsg(c));
+		r->immediate = 1;
+	}
+	/* written: their slots are the given rows' now; else the rollback's */
+	if (rc == 0) {
+		r->npend = 0;
+		arena_reset(&r->pend_arena);
+	}
+	return rc;
 }
 
 /* A status entry in the inbox: ingest now applies statuses in its own
@@ -458,6 +530,7 @@ struct worker_runner *worker_runner_new(struct app *app, struct sender *direct)
 	r->catalogs = erp_cache_new(WORKER_CATALOG_SLOTS);
 	arena_init(&r->msg_arena, 16 * 1024);
 	arena_init(&r->given_arena, 16 * 1024);
+	arena_init(&r->pend_arena, 16 * 1024);
 	return r;
 }
 
@@ -468,10 +541,13 @@ void worker_runner_free(struct worker_runner *r)
 	/* committed rows never made durable stay SENDING: the sender puts them
 	 * back after a while (release_lost), or start-up recovery does */
 	sender_unreserve(r->direct, r->given, r->ngiven);
+	drop_pending(r, 0);
 	erp_cache_free(r->catalogs);
 	arena_release(&r->msg_arena);
 	arena_release(&r->given_arena);
+	arena_release(&r->pend_arena);
 	free(r->given);
+	free(r->pend);
 	free(r);
 }
 
@@ -486,6 +562,8 @@ void worker_runner_rolled_back(struct worker_runner *r)
 	erp_cache_clear(r->catalogs); /* it may hold what the rollback undid */
 	sender_unreserve(r->direct, r->given + r->ncommitted, r->ngiven - r->ncommitted);
 	r->ngiven = r->ncommitted;
+	drop_pending(r, 0);
+	arena_reset(&r->pend_arena);
 	worker_runner_begin(r);
 }
 
@@ -494,6 +572,7 @@ int worker_runner_committed(struct worker_runner *r, int durable)
 	struct metrics *m = &r->app->metrics;
 	const struct batch_stats *bs = &r->bs;
 	int64_t now = clock_wall_ms(), queued = 0;
+	r->immediate = 0; /* a transaction landed: its replies go together again */
 	atomic_fetch_sub(&m->inbox_depth, bs->done);
 	atomic_fetch_add(&m->messages_processed, (uint64_t)bs->done);
 	atomic_fetch_add(&m->messages_failed, (uint64_t)bs->failed_attempts);
@@ -553,6 +632,8 @@ static int run_batch(struct worker *w, uint64_t parts, struct store_conn *c,
 		rc = worker_runner_entry(w->runner, c, &entries[i], &fin);
 		finished[i] = (char)fin;
 	}
+	if (rc == 0)
+		rc = worker_runner_flush(w->runner, c);
 	if (rc == 0)
 		rc = store_commit(c);
 	if (rc != 0) {

@@ -38,10 +38,17 @@ struct worker_pool;
  * and when *finished stays 0 for another reason (its customer is blocked)
  * the caller reopens it (store_inbox_reopen).
  *
+ * The replies of a transaction wait in the runner and go to the outbox in
+ * one call before its commit (worker_runner_flush: one statement for
+ * PostgreSQL, where a statement, not a row, is what costs). Should that
+ * fail for a reason other than the store's state, the next transaction
+ * queues each reply as it comes, so that a bad one fails only its message.
+ *
  *   worker_runner_begin        a transaction starts
  *   worker_runner_entry ...    0: go on; < 0: the store failed, roll back;
  *                              *finished: the entry leaves the pending state
  *                              (done, or set aside) if the commit lands
+ *   worker_runner_flush        the replies into the outbox; < 0: roll back
  *   store_commit, then worker_runner_committed (metrics move, the sender is
  *   woken; returns how many entries left the pending state)
  *   or store_rollback, then worker_runner_rolled_back
@@ -53,6 +60,7 @@ void worker_runner_free(struct worker_runner *r);
 void worker_runner_begin(struct worker_runner *r);
 int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e,
                         int *finished);
+int worker_runner_flush(struct worker_runner *r, struct store_conn *c);
 int worker_runner_committed(struct worker_runner *r, int durable);
 void worker_runner_rolled_back(struct worker_runner *r);
 

@@ -44,6 +44,7 @@
 #include "raw_db.h"
 #include "store_fixture.h"
 #include "worker/backlog.h"
+#include "worker/worker.h"
 
 #define SECRET "test-app-secret"
 #define TOKEN  "verify-me"
@@ -856,6 +857,71 @@ static void test_fast_path_failure_keeps_message(void **state)
 }
 
 /*
+ * A worker's transaction whose replies cannot go to the outbox together:
+ * worker_runner_flush fails and the transaction rolls back; the next one
+ * queues each reply as it comes, so the message at fault fails alone
+ * (its attempt counted) and its transaction commits.
+ */
+static void test_runner_replies_one_by_one_after_flush_failed(void **state)
+{
+	struct fx *f = *state;
+	struct inbox_entry e = {.tenant_id = f->tenant,
+	                        .kind = INBOX_MESSAGE,
+	                        .ext_id = "wamid.RUNNER",
+	                        .status = "",
+	                        .from = "919800000001",
+	                        .name = "",
+	                        .type = "text",
+	                        .body = "hi",
+	                        .context_id = "",
+	                        .error_title = "",
+	                        .callback_data = ""};
+	enum inbox_put_result res;
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_inbox_put(f->c, &e, 1, &res), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	assert_int_equal(sql_exec(f, REFUSE_REPLIES), 0);
+
+	struct worker_runner *r = worker_runner_new(&f->app, NULL);
+	int finished = 0;
+	worker_runner_begin(r);
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &e, &finished), 0);
+	assert_int_equal(finished, 1); /* its reply waits for the flush */
+	int rc = worker_runner_flush(r, f->c);
+	assert_true(rc < 0 && !err_transient(rc)); /* the trigger's, not the store's state */
+	assert_non_null(strstr(store_errmsg(f->c), "replies refused"));
+	store_rollback(f->c);
+	worker_runner_rolled_back(r);
+	assert_int_equal(sql_int(f, "SELECT attempts FROM inbox WHERE ext_id = 'wamid.RUNNER'"), 0);
+
+	worker_runner_begin(r);
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &e, &finished), 0);
+	assert_int_equal(finished, 0); /* failed on its own, to be tried again */
+	assert_int_equal(worker_runner_flush(r, f->c), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	worker_runner_committed(r, 1);
+	assert_int_equal(entry_state(f, "wamid.RUNNER"), INBOX_PENDING);
+	assert_int_equal(sql_int(f, "SELECT attempts FROM inbox WHERE ext_id = 'wamid.RUNNER'"), 1);
+
+	/* with replies allowed again, they go together once more */
+	assert_int_equal(sql_exec(f, ALLOW_REPLIES), 0);
+	e.attempts = 1;
+	worker_runner_begin(r);
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &e, &finished), 0);
+	assert_int_equal(finished, 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 0); /* not yet written */
+	assert_int_equal(worker_runner_flush(r, f->c), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	worker_runner_committed(r, 1);
+	assert_int_equal(entry_state(f, "wamid.RUNNER"), INBOX_DONE);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 1);
+	worker_runner_free(r);
+}
+
+/*
  * Two messages of one customer in one webhook, both written done for the
  * fast path: the first fails, so the second must wait behind it - both end
  * pending (the first with its attempt counted, the second untried), and
@@ -928,6 +994,8 @@ int main(void)
 	                                        setup_fast, teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_group_over_limit_left_pending,
 	                                        setup_fast, teardown),
+	        cmocka_unit_test_setup_teardown(test_runner_replies_one_by_one_after_flush_failed,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_failure_keeps_message, setup_fast,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_last_attempt_set_aside, setup_fast,
