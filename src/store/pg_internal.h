@@ -152,6 +152,8 @@ const char *store__pg_in_part(char *buf, size_t cap, const char *sql, int64_t pa
 /* The delivery status statement for a status that names its tenant, with
  * "@@" for the tenant's partition (pg_outbox.c; its plan is tested). */
 extern const char store__pg_status_sql[];
+/* The same for many statuses of one partition. */
+extern const char store__pg_status_set_sql[];
 
 static inline PGconn *store__pg_db(const struct store_conn *c)
 {

@@ -904,18 +904,20 @@ const char store__pg_status_sql[] = STATUS_SQL(
 /*
  * Many statuses that name their rows (hints) in partition @@, each row at
  * most once: $1..$6 arrays of the provider ids, tenants, hints, states and
- * errors, $7 the time. The rows are locked in id order (store_outbox_cmp).
- * A status whose hint finds no row it may name gets no answer.
+ * errors, $7 the time. Each row is found by its key and locked in a
+ * subquery of its own, in the arrays' order (the caller's: store_outbox_cmp
+ * order); a join would let the planner read the whole partition. A status
+ * whose hint finds no row it may name gets no answer.
  */
-static const char status_set_sql[] =
+const char store__pg_status_set_sql[] =
         "WITH x AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[],"
         "  $5::integer[], $6::text[]) WITH ORDINALITY AS x(pmid, tenant, hint, st, ecode, err, "
         "ord)),"
         " f AS (SELECT x.ord, o.part, o.id, o.state, o.priority, o.early_state, o.provider,"
         "  o.provider_msg_id IS DISTINCT FROM x.pmid AS by_hint, x.pmid, x.st, x.ecode, x.err"
-        "  FROM x JOIN outbox_p@@ o ON o.part = @@ AND o.id = x.hint AND o.tenant_id = x.tenant"
-        "  WHERE " STATUS_HINT_OK("o.", "x.pmid") " ORDER BY o.id FOR UPDATE OF o)," STATUS_MOVE(
-                "outbox_p@@");
+        "  FROM x CROSS JOIN LATERAL (SELECT * FROM outbox_p@@ r"
+        "   WHERE r.part = @@ AND r.id = x.hint AND r.tenant_id = x.tenant"
+        "   AND " STATUS_HINT_OK("r.", "x.pmid") " FOR UPDATE) o)," STATUS_MOVE("outbox_p@@");
 
 /* status_read fills res from row i of a status statement's answer and
  * counts its move; the answer's ord. */
@@ -1013,10 +1015,11 @@ static int status_set(struct store_conn *c, const struct outbox_status_update *u
 	PGresult *r;
 	int own, rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
 	if (rc == 0)
-		rc = store__pg_query(c, what,
-		                     store__pg_in_part(buf, sizeof(buf), status_set_sql, part), &r,
-		                     "tttttti", col[0].data, col[1].data, col[2].data, col[3].data,
-		                     col[4].data, col[5].data, u[first].at);
+		rc = store__pg_query(
+		        c, what,
+		        store__pg_in_part(buf, sizeof(buf), store__pg_status_set_sql, part), &r,
+		        "tttttti", col[0].data, col[1].data, col[2].data, col[3].data, col[4].data,
+		        col[5].data, u[first].at);
 	for (int k = 0; k < C_N; k++)
 		buf_release(&col[k]);
 	if (rc == 0) {
