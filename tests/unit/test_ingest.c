@@ -776,16 +776,13 @@ static void test_fast_path_off_leaves_messages_to_workers(void **state)
 	assert_int_equal(metric(&f->app.metrics.inline_processed), 0);
 }
 
-static void test_fast_path_waits_behind_pending_entry(void **state)
+/* stored_entry: a text message "hi" of customer 919800000001, put in the
+ * inbox pending by the test's own connection (its id set). */
+static struct inbox_entry stored_entry(struct fx *f, const char *wamid)
 {
-	struct fx *f = *state;
-	/* an earlier entry waits in the inbox, as after a restart: who waits
-	 * is not known until the inbox is seen empty */
-	backlog_free(f->app.backlog);
-	f->app.backlog = backlog_new(0);
 	struct inbox_entry e = {.tenant_id = f->tenant,
 	                        .kind = INBOX_MESSAGE,
-	                        .ext_id = "wamid.EARLIER",
+	                        .ext_id = wamid,
 	                        .status = "",
 	                        .from = "919800000001",
 	                        .name = "",
@@ -799,6 +796,17 @@ static void test_fast_path_waits_behind_pending_entry(void **state)
 	assert_int_equal(store_inbox_put(f->c, &e, 1, &res), 0);
 	assert_int_equal(store_commit(f->c), 0);
 	assert_true(e.id > 0);
+	return e;
+}
+
+static void test_fast_path_waits_behind_pending_entry(void **state)
+{
+	struct fx *f = *state;
+	/* an earlier entry waits in the inbox, as after a restart: who waits
+	 * is not known until the inbox is seen empty */
+	backlog_free(f->app.backlog);
+	f->app.backlog = backlog_new(0);
+	stored_entry(f, "wamid.EARLIER");
 	atomic_store(&f->app.metrics.inbox_depth, 1);
 
 	post_ok(f, "wamid.LATER", "hi");
@@ -865,21 +873,7 @@ static void test_fast_path_failure_keeps_message(void **state)
 static void test_runner_replies_one_by_one_after_flush_failed(void **state)
 {
 	struct fx *f = *state;
-	struct inbox_entry e = {.tenant_id = f->tenant,
-	                        .kind = INBOX_MESSAGE,
-	                        .ext_id = "wamid.RUNNER",
-	                        .status = "",
-	                        .from = "919800000001",
-	                        .name = "",
-	                        .type = "text",
-	                        .body = "hi",
-	                        .context_id = "",
-	                        .error_title = "",
-	                        .callback_data = ""};
-	enum inbox_put_result res;
-	assert_int_equal(store_begin(f->c), 0);
-	assert_int_equal(store_inbox_put(f->c, &e, 1, &res), 0);
-	assert_int_equal(store_commit(f->c), 0);
+	struct inbox_entry e = stored_entry(f, "wamid.RUNNER");
 	assert_int_equal(sql_exec(f, REFUSE_REPLIES), 0);
 
 	struct worker_runner *r = worker_runner_new(&f->app, NULL);
