@@ -91,6 +91,8 @@
  * -1): what a statement costs there is the server's work and a round trip,
  * whatever its rows, so a commit's requests share their statements. */
 #define INGEST_SERVER_WINDOW_MS 5
+/* The most entries put_all offers in one call. */
+#define INGEST_PUT_MAX 2000
 
 struct ingest_job {
 	struct http_req *req;
@@ -335,8 +337,14 @@ static int put_all(struct ingest *ig, struct store_conn *c, struct ingest_job **
 		total += jobs[i]->n;
 	if (total == 0)
 		return 0;
-	if (n == 1)
-		return store_inbox_put(c, jobs[0]->entries, jobs[0]->n, jobs[0]->results);
+	if (n == 1 || total > INGEST_PUT_MAX) { /* a request at a time */
+		int rc = 0;
+		for (int i = 0; i < n && rc == 0; i++)
+			if (jobs[i]->n > 0)
+				rc = store_inbox_put(c, jobs[i]->entries, jobs[i]->n,
+				                     jobs[i]->results);
+		return rc;
+	}
 	if (total > ig->put_cap) {
 		ig->put_cap = total;
 		ig->put = xrealloc(ig->put, (size_t)total * sizeof(*ig->put));

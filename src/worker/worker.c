@@ -342,9 +342,11 @@ int worker_runner_flush(struct worker_runner *r, struct store_conn *c)
 	while (rc == 0 && done < r->npend) {
 		int k = r->npend - done < WORKER_FLUSH_MAX ? r->npend - done : WORKER_FLUSH_MAX;
 		rc = store_outbox_add_many(c, r->pend + done, k, ids);
-		for (int i = 0; i < k && rc == 0; i++)
-			if (r->pend[done + i].claimed)
-				handed(r, &r->pend[done + i], ids[i]);
+		for (int i = 0; i < k && rc == 0; i++) {
+			handed(r, &r->pend[done + i], ids[i]);
+			/* its slot is a given row's now, given back with those */
+			r->pend[done + i].claimed = 0;
+		}
 		if (rc == 0)
 			done += k;
 	}
