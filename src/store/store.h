@@ -57,7 +57,9 @@ uint64_t store_partition_slice(int slice, int nslices);
  * rows in one transaction takes them (the sender's outcomes, the ingest
  * committer's delivery statuses, a statement over the whole outbox): by
  * partition, then id. Two such transactions on the same rows wait for each
- * other and never deadlock. <0, 0 or >0, as for qsort.
+ * other and never deadlock. <0, 0 or >0, as for qsort. (A PostgreSQL row
+ * id carries its partition, id % STORE_PARTITIONS; SQLite has one writer
+ * at a time, so any fixed order serves it.)
  */
 int store_outbox_cmp(int64_t a, int64_t b);
 
@@ -754,7 +756,8 @@ int store_outbox_status(struct store_conn *c, const struct outbox_status_update 
                         struct outbox_status_result *res);
 /*
  * store_outbox_statuses applies u[0..n) as store_outbox_status would one by
- * one, in the caller's transaction (or one of its own), except that two
+ * one, in the caller's transaction (outside one, each statement commits on
+ * its own), except that two
  * statuses of one row may apply in either order (they only move it
  * forward): rcs[i] is 0 or ERR_NOTFOUND, res[i] what u[i] did. Returns 0,
  * or the store's error (then some may have been applied: the caller's

@@ -187,7 +187,7 @@ static void fx_start_server(struct fx *f)
 	f->port = http_server_port(f->http);
 }
 
-static int setup_with(void **state, int fast_path)
+static int setup_with(void **state, int fast_path, int64_t window_ms, int64_t batch)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 	test_app_open(&f->db, "ingest", &f->app, 200, &f->c);
@@ -206,6 +206,9 @@ static int setup_with(void **state, int fast_path)
 
 	if (fast_path)
 		f->app.backlog = backlog_new(1);
+	f->app.cfg.commit_window_ms = window_ms;
+	if (batch > 0)
+		f->app.cfg.commit_batch = batch;
 	assert_int_equal(ingest_start(&f->app, NULL, &f->ig), 0);
 	fx_start_server(f);
 	*state = f;
@@ -214,12 +217,18 @@ static int setup_with(void **state, int fast_path)
 
 static int setup(void **state)
 {
-	return setup_with(state, 0);
+	return setup_with(state, 0, 0, 0);
 }
 
 static int setup_fast(void **state)
 {
-	return setup_with(state, 1);
+	return setup_with(state, 1, 0, 0);
+}
+
+/* A commit waits up to a second for three requests. */
+static int setup_window(void **state)
+{
+	return setup_with(state, 0, 1000, 3);
 }
 
 static int teardown(void **state)
@@ -488,11 +497,10 @@ static void test_negative_cache_expires(void **state)
 	clock_set_fake(-1);
 }
 
-/* Many requests at once: all 200, all stored, and fewer commits than
- * requests (they shared fsyncs). */
-static void test_group_commit_under_concurrency(void **state)
+/* post_at_once posts n (at most 200) text messages at the same time
+ * (wamids prefix0, prefix1, ...); each must be answered 200. */
+static void post_at_once(struct fx *f, const char *prefix, int n)
 {
-	struct fx *f = *state;
 	enum { N = 200 };
 	CURLM *m = curl_multi_init();
 	CURL *easy[N];
@@ -502,9 +510,10 @@ static void test_group_commit_under_concurrency(void **state)
 	char sig[N][SIG_HEADER_LEN + 1];
 	int running = 0;
 
-	for (int i = 0; i < N; i++) {
+	assert_in_range(n, 1, N);
+	for (int i = 0; i < n; i++) {
 		char wamid[32], text[32];
-		snprintf(wamid, sizeof(wamid), "wamid.G%d", i);
+		snprintf(wamid, sizeof(wamid), "%s%d", prefix, i);
 		snprintf(text, sizeof(text), "msg %d", i);
 		bodies[i] = text_payload(PNID, wamid, text);
 		sig_sign(SECRET, bodies[i], strlen(bodies[i]), sig[i]);
@@ -515,7 +524,7 @@ static void test_group_commit_under_concurrency(void **state)
 		curl_multi_perform(m, &running);
 		curl_multi_poll(m, NULL, 0, 50, NULL);
 	} while (running);
-	for (int i = 0; i < N; i++) {
+	for (int i = 0; i < n; i++) {
 		long code = 0;
 		curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &code);
 		assert_int_equal(code, 200);
@@ -526,6 +535,15 @@ static void test_group_commit_under_concurrency(void **state)
 		free(bodies[i]);
 	}
 	curl_multi_cleanup(m);
+}
+
+/* Many requests at once: all 200, all stored, and fewer commits than
+ * requests (they shared fsyncs). */
+static void test_group_commit_under_concurrency(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 200 };
+	post_at_once(f, "wamid.G", N);
 	assert_int_equal(depth(f), N);
 	assert_int_equal(metric(&f->app.metrics.inbox_new), N);
 	assert_int_equal(metric(&f->app.metrics.commit_requests), N);
@@ -723,6 +741,23 @@ static void post_ok_from(struct fx *f, const char *wamid, const char *from, cons
 static void post_ok(struct fx *f, const char *wamid, const char *text)
 {
 	post_ok_from(f, wamid, "919800000001", text);
+}
+
+/*
+ * With a commit window, the committer waits for more requests to share a
+ * commit: three posted at once go in one, however the committer's wake-up
+ * falls between them; a lone one is answered once the window has passed.
+ */
+static void test_commit_window_gathers_requests(void **state)
+{
+	struct fx *f = *state;
+	post_at_once(f, "wamid.W", 3);
+	assert_int_equal(metric(&f->app.metrics.commit_requests), 3);
+	assert_int_equal(metric(&f->app.metrics.commits), 1);
+	assert_int_equal(depth(f), 3);
+	post_ok(f, "wamid.ALONE", "hi");
+	assert_int_equal(metric(&f->app.metrics.commits), 2);
+	assert_int_equal(depth(f), 4);
 }
 
 static void test_fast_path_processes_in_commit(void **state)
@@ -977,6 +1012,8 @@ int main(void)
 	        T(test_unknown_tenant_skipped_200_no_commit),
 	        T(test_negative_cache_expires),
 	        T(test_group_commit_under_concurrency),
+	        cmocka_unit_test_setup_teardown(test_commit_window_gathers_requests, setup_window,
+	                                        teardown),
 	        T(test_store_locked_503_then_recovers),
 	        T(test_stop_finishes_commit_fails_queued),
 	        T(test_start_without_secret_err_inval),
