@@ -134,7 +134,7 @@ struct ingest {
 
 	int64_t window_ms; /* gather's */
 	int failing;       /* committer only: the last commit failed */
-	int flush_failed;  /* committer only: its replies could not go together */
+	int again;         /* committer only: the runner asks for the commit again */
 	long fail_count;
 	char why[256]; /* committer only: text of the last store error */
 
@@ -455,10 +455,8 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 	for (int i = 0; i < n && run; i++)
 		if ((rc = run_new(ig, jobs[i])) != 0)
 			goto fail;
-	if (run && (rc = worker_runner_flush(ig->runner, c)) != 0) {
-		ig->flush_failed = !err_transient(rc);
+	if (run && (rc = worker_runner_flush(ig->runner, c)) != 0)
 		goto fail;
-	}
 	if ((rc = apply_statuses(ig, c, jobs, n)) != 0)
 		goto fail;
 	rc = store_commit(c);
@@ -505,7 +503,7 @@ fail:
 	snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
 	store_rollback(c);
 	if (run) {
-		worker_runner_rolled_back(ig->runner);
+		ig->again = worker_runner_rolled_back(ig->runner);
 		undo_added(ig);
 	}
 	return rc;
@@ -530,10 +528,10 @@ static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
 {
 	int64_t fresh = 0;
 	int rc = commit_jobs(ig, jobs, n, &fresh);
-	/* the replies could not go together: once more, each as it comes,
-	 * so that only the messages at fault fail (worker_runner_flush) */
-	if (rc && ig->flush_failed) {
-		ig->flush_failed = 0;
+	/* a message (or the replies together) failed in the fast run: once
+	 * more, each message on its own, so that only those at fault fail */
+	if (rc && ig->again) {
+		ig->again = 0;
 		rc = commit_jobs(ig, jobs, n, &fresh);
 	}
 

@@ -19,9 +19,13 @@
  *   wake-up lost or merged costs that much latency, never an entry.
  *
  *   A batch of entries shares one transaction (one commit, lazy: it waits
- *   for no disk; the sender's sync before a reply goes makes it durable);
- *   each entry runs inside its own savepoint:
+ *   for no disk; the sender's sync before a reply goes makes it durable).
+ *   It runs fast first, its entries side by side; if one fails, it is
+ *   rolled back and runs again carefully, each entry in its own savepoint:
  *
+ *       BEGIN                                  (fast)
+ *         erp_handle + inbox done, ...   the replies together   COMMIT
+ *         (an entry fails: ROLLBACK, and again, carefully:)
  *       BEGIN
  *         SAVEPOINT  erp_handle + outbox rows + inbox done   RELEASE
  *         SAVEPOINT  (error) ROLLBACK TO, record the attempt  RELEASE
@@ -134,12 +138,16 @@ struct worker_runner {
 	struct outbox_row *given;
 	int ngiven, ncommitted, given_cap;
 	struct arena given_arena;
-	/* replies waiting for worker_runner_flush, their strings in
-	 * pend_arena; one by one instead (immediate) after a flush failed */
+	/* replies waiting for worker_runner_flush (fast), their strings in
+	 * pend_arena */
 	struct outbox_new *pend;
 	int npend, pend_cap;
 	struct arena pend_arena;
-	int immediate;
+	/* careful: each entry in a savepoint, each reply written as it comes;
+	 * set when an entry or the flush of a fast transaction failed (again:
+	 * in this transaction, which is to run once more), cleared by a commit */
+	int careful;
+	int again;
 };
 
 /* What an entry has added so far, to take back if it is undone. */
@@ -304,7 +312,7 @@ static int queue_reply(struct worker_runner *run, struct store_conn *c, const st
 		return 0;
 	}
 	o.claimed = born_claimed(run, r->priority);
-	if (run->immediate) {
+	if (run->careful) {
 		int64_t id;
 		int rc = store_outbox_add(c, &o, &id);
 		if (rc != 0) {
@@ -355,7 +363,7 @@ int worker_runner_flush(struct worker_runner *r, struct store_conn *c)
 		         "could not queue a transaction's %d replies together (%s); its messages"
 		         " go again one by one",
 		         r->npend, store_errmsg(c));
-		r->immediate = 1;
+		r->careful = r->again = 1;
 	}
 	/* written: their slots are the given rows' now; else the rollback's */
 	if (rc == 0) {
@@ -482,22 +490,13 @@ static int record_failure(struct worker_runner *r, struct store_conn *c,
 	return store_rollback_to(c);
 }
 
-int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e,
-                        int *finished)
+/* The entry's whole work, counted as done if it succeeds. */
+static int run_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e,
+                     int *finished)
 {
-	struct app *app = r->app;
 	struct batch_stats *bs = &r->bs;
-	struct arena *a = &r->msg_arena;
-	*finished = 0;
-	if (is_blocked(&r->blk, e))
-		return 0;
-	arena_reset(a);
-	struct entry_mark mark; /* taken back if the entry is undone */
-	mark_entry(r, &mark);
-	int rc = store_savepoint(c);
-	if (rc != 0)
-		return rc;
-	rc = e->kind == INBOX_STATUS ? handle_status(app, c, e, bs) : handle_message(r, c, e, a);
+	int rc = e->kind == INBOX_STATUS ? handle_status(r->app, c, e, bs)
+	                                 : handle_message(r, c, e, &r->msg_arena);
 	if (rc == 0 && e->state != INBOX_DONE) /* one written done needs no update */
 		rc = store_inbox_done(c, e->id);
 	if (rc == 0) {
@@ -505,8 +504,37 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
 		*finished = 1;
 		if (e->kind == INBOX_MESSAGE && bs->nlat < WORKER_MAX_BATCH)
 			bs->latency_from[bs->nlat++] = e->received_at;
-		return store_release(c);
 	}
+	return rc;
+}
+
+int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e,
+                        int *finished)
+{
+	*finished = 0;
+	if (is_blocked(&r->blk, e))
+		return 0;
+	arena_reset(&r->msg_arena);
+	if (!r->careful) {
+		int rc = run_entry(r, c, e, finished);
+		if (rc != 0 && !err_transient(rc)) {
+			log_info(
+			        "worker.entry_failed_fast",
+			        "inbox entry %lld (%s) failed (%s); its transaction runs again with"
+			        " each entry on its own",
+			        (long long)e->id, e->ext_id, store_errmsg(c));
+			r->careful = r->again = 1;
+		}
+		return rc;
+	}
+	struct entry_mark mark; /* taken back if the entry is undone */
+	mark_entry(r, &mark);
+	int rc = store_savepoint(c);
+	if (rc != 0)
+		return rc;
+	rc = run_entry(r, c, e, finished);
+	if (rc == 0)
+		return store_release(c);
 	/* the store's trouble (disk full, I/O, locked), not the message's: the
 	 * whole batch rolls back and is tried again, no attempt is counted */
 	if (err_transient(rc))
@@ -557,16 +585,19 @@ void worker_runner_begin(struct worker_runner *r)
 {
 	memset(&r->bs, 0, sizeof(r->bs));
 	r->blk.n = 0;
+	r->again = 0;
 }
 
-void worker_runner_rolled_back(struct worker_runner *r)
+int worker_runner_rolled_back(struct worker_runner *r)
 {
+	int again = r->again;
 	erp_cache_clear(r->catalogs); /* it may hold what the rollback undid */
 	sender_unreserve(r->direct, r->given + r->ncommitted, r->ngiven - r->ncommitted);
 	r->ngiven = r->ncommitted;
 	drop_pending(r, 0);
 	arena_reset(&r->pend_arena);
 	worker_runner_begin(r);
+	return again;
 }
 
 int worker_runner_committed(struct worker_runner *r, int durable)
@@ -574,7 +605,7 @@ int worker_runner_committed(struct worker_runner *r, int durable)
 	struct metrics *m = &r->app->metrics;
 	const struct batch_stats *bs = &r->bs;
 	int64_t now = clock_wall_ms(), queued = 0;
-	r->immediate = 0; /* a transaction landed: its replies go together again */
+	r->careful = 0; /* a transaction landed: the next one runs fast */
 	atomic_fetch_sub(&m->inbox_depth, bs->done);
 	atomic_fetch_add(&m->messages_processed, (uint64_t)bs->done);
 	atomic_fetch_add(&m->messages_failed, (uint64_t)bs->failed_attempts);
@@ -624,27 +655,34 @@ static int run_batch(struct worker *w, uint64_t parts, struct store_conn *c,
 		return rc;
 	if (n == 0)
 		return 0;
-	worker_runner_begin(w->runner);
-	rc = store_begin(c);
+	char finished[WORKER_MAX_BATCH];
+	int again;
+	do { /* fast, then (an entry failed) once more carefully */
+		worker_runner_begin(w->runner);
+		rc = store_begin(c);
+		if (rc != 0)
+			return rc;
+		for (int i = 0; i < n && rc == 0; i++) {
+			int fin;
+			rc = worker_runner_entry(w->runner, c, &entries[i], &fin);
+			finished[i] = (char)fin;
+		}
+		if (rc == 0)
+			rc = worker_runner_flush(w->runner, c);
+		if (rc == 0)
+			rc = store_commit(c);
+		if (rc == 0)
+			break;
+		char why[256];
+		snprintf(why, sizeof(why), "%s", store_errmsg(c));
+		store_rollback(c);
+		again = worker_runner_rolled_back(w->runner);
+		if (!again)
+			log_error("worker.batch_failed",
+			          "could not commit a batch of %d messages: %s", n, why);
+	} while (again);
 	if (rc != 0)
 		return rc;
-	char finished[WORKER_MAX_BATCH];
-	for (int i = 0; i < n && rc == 0; i++) {
-		int fin;
-		rc = worker_runner_entry(w->runner, c, &entries[i], &fin);
-		finished[i] = (char)fin;
-	}
-	if (rc == 0)
-		rc = worker_runner_flush(w->runner, c);
-	if (rc == 0)
-		rc = store_commit(c);
-	if (rc != 0) {
-		log_error("worker.batch_failed", "could not commit a batch of %d messages: %s", n,
-		          store_errmsg(c));
-		store_rollback(c);
-		worker_runner_rolled_back(w->runner);
-		return rc;
-	}
 	/* out of the backlog before the depth falls: once the ingest
 	 * committer sees the inbox empty, no removal is still to come */
 	for (int i = 0; i < n; i++) {

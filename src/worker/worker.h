@@ -19,11 +19,20 @@ struct worker_pool;
 
 /*
  * A runner does a worker's work on one entry inside a write transaction
- * the caller holds: its own savepoint, the ERP effects, the replies into
- * the outbox, the entry marked done (or its failed attempt recorded, and
- * later entries of the same customer left for another transaction, so
- * order holds). One runner per thread; it keeps that thread's catalogue
- * cache.
+ * the caller holds: the ERP effects, the replies into the outbox, the
+ * entry marked done (or its failed attempt recorded, and later entries of
+ * the same customer left for another transaction, so order holds). One
+ * runner per thread; it keeps that thread's catalogue cache.
+ *
+ * A transaction runs fast first: its entries share it with no savepoint
+ * of their own (PostgreSQL spends a statement on each savepoint and each
+ * release, as much as on a message's real work). If one of them fails for
+ * a reason other than the store's state, the caller rolls the whole
+ * transaction back (worker_runner_rolled_back says to run it again) and
+ * runs it once more carefully: each entry in a savepoint of its own and
+ * each reply written as it comes, so that the entry at fault fails alone,
+ * its attempt recorded, and the rest commit. After a commit the runner is
+ * fast again.
  *
  * With a sender (direct), a reply may skip the outbox's claim: it is
  * written born claimed on a slot the sender reserved (sender_reserve) and
@@ -38,20 +47,22 @@ struct worker_pool;
  * and when *finished stays 0 for another reason (its customer is blocked)
  * the caller reopens it (store_inbox_reopen).
  *
- * The replies of a transaction wait in the runner and go to the outbox in
- * one call before its commit (worker_runner_flush: one statement for
- * PostgreSQL, where a statement, not a row, is what costs). Should that
- * fail for a reason other than the store's state, the next transaction
- * queues each reply as it comes, so that a bad one fails only its message.
+ * The replies of a fast transaction wait in the runner and go to the
+ * outbox in one call before its commit (worker_runner_flush: one statement
+ * for PostgreSQL, where a statement, not a row, is what costs). Should
+ * that fail for a reason other than the store's state, the transaction
+ * runs again carefully, as above.
  *
  *   worker_runner_begin        a transaction starts
- *   worker_runner_entry ...    0: go on; < 0: the store failed, roll back;
+ *   worker_runner_entry ...    0: go on; < 0: roll back (the store failed,
+ *                              or an entry of a fast transaction did);
  *                              *finished: the entry leaves the pending state
  *                              (done, or set aside) if the commit lands
  *   worker_runner_flush        the replies into the outbox; < 0: roll back
  *   store_commit, then worker_runner_committed (metrics move, the sender is
  *   woken; returns how many entries left the pending state)
- *   or store_rollback, then worker_runner_rolled_back
+ *   or store_rollback, then worker_runner_rolled_back (1: run the same
+ *   transaction again at once, carefully; 0: the store's trouble)
  */
 struct worker_runner;
 
@@ -62,7 +73,7 @@ int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const str
                         int *finished);
 int worker_runner_flush(struct worker_runner *r, struct store_conn *c);
 int worker_runner_committed(struct worker_runner *r, int durable);
-void worker_runner_rolled_back(struct worker_runner *r);
+int worker_runner_rolled_back(struct worker_runner *r);
 
 /*
  * worker_reply_row fills *o with the outbox row of the ERP's reply r to

@@ -813,13 +813,13 @@ static void test_fast_path_off_leaves_messages_to_workers(void **state)
 
 /* stored_entry: a text message "hi" of customer 919800000001, put in the
  * inbox pending by the test's own connection (its id set). */
-static struct inbox_entry stored_entry(struct fx *f, const char *wamid)
+static struct inbox_entry stored_entry_from(struct fx *f, const char *wamid, const char *from)
 {
 	struct inbox_entry e = {.tenant_id = f->tenant,
 	                        .kind = INBOX_MESSAGE,
 	                        .ext_id = wamid,
 	                        .status = "",
-	                        .from = "919800000001",
+	                        .from = from,
 	                        .name = "",
 	                        .type = "text",
 	                        .body = "hi",
@@ -832,6 +832,11 @@ static struct inbox_entry stored_entry(struct fx *f, const char *wamid)
 	assert_int_equal(store_commit(f->c), 0);
 	assert_true(e.id > 0);
 	return e;
+}
+
+static struct inbox_entry stored_entry(struct fx *f, const char *wamid)
+{
+	return stored_entry_from(f, wamid, "919800000001");
 }
 
 static void test_fast_path_waits_behind_pending_entry(void **state)
@@ -956,6 +961,74 @@ static void test_runner_replies_one_by_one_after_flush_failed(void **state)
  * pending (the first with its attempt counted, the second untried), and
  * the inbox's pending index knows them (the workers find them).
  */
+/* Customer 919800000009 cannot be recorded: the ERP fails on its messages. */
+#define REFUSED_CUSTOMER "919800000009"
+#define REFUSE_CUSTOMER_SQLITE                                                                     \
+	"CREATE TRIGGER no_customer BEFORE INSERT ON customers"                                    \
+	" WHEN NEW.wa_id = '" REFUSED_CUSTOMER "'"                                                 \
+	" BEGIN SELECT RAISE(ABORT, 'customer refused'); END"
+#define REFUSE_CUSTOMER_PG                                                                         \
+	"CREATE FUNCTION no_customer() RETURNS trigger LANGUAGE plpgsql AS"                        \
+	" $$ BEGIN RAISE EXCEPTION 'customer refused'; END $$;"                                    \
+	" CREATE TRIGGER no_customer BEFORE INSERT ON customers FOR EACH ROW"                      \
+	" WHEN (NEW.wa_id = '" REFUSED_CUSTOMER "') EXECUTE FUNCTION no_customer()"
+#define REFUSE_CUSTOMER (test_pg_base() ? REFUSE_CUSTOMER_PG : REFUSE_CUSTOMER_SQLITE)
+
+/*
+ * A transaction runs fast, its entries with no savepoint of their own: an
+ * entry whose ERP work fails fails the run, nothing recorded, and the
+ * runner asks for the transaction again; the careful second run records
+ * that entry's attempt alone and commits the rest; after the commit the
+ * runner is fast again.
+ */
+static void test_runner_again_carefully_after_entry_failed(void **state)
+{
+	struct fx *f = *state;
+	struct inbox_entry good = stored_entry(f, "wamid.GOOD");
+	struct inbox_entry bad = stored_entry_from(f, "wamid.BAD", REFUSED_CUSTOMER);
+	assert_int_equal(sql_exec(f, REFUSE_CUSTOMER), 0);
+	struct worker_runner *r = worker_runner_new(&f->app, NULL);
+	int fin = 0;
+
+	worker_runner_begin(r);
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &good, &fin), 0);
+	assert_int_equal(fin, 1);
+	int rc = worker_runner_entry(r, f->c, &bad, &fin);
+	assert_true(rc < 0 && !err_transient(rc));
+	assert_int_equal(fin, 0);
+	assert_non_null(strstr(store_errmsg(f->c), "customer refused"));
+	store_rollback(f->c);
+	assert_int_equal(worker_runner_rolled_back(r), 1);
+	assert_int_equal(sql_int(f, "SELECT attempts FROM inbox WHERE ext_id = 'wamid.BAD'"), 0);
+	assert_int_equal(entry_state(f, "wamid.GOOD"), INBOX_PENDING);
+
+	worker_runner_begin(r);
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &good, &fin), 0);
+	assert_int_equal(fin, 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 0); /* not committed */
+	assert_int_equal(worker_runner_entry(r, f->c, &bad, &fin), 0);
+	assert_int_equal(fin, 0); /* failed on its own */
+	assert_int_equal(worker_runner_flush(r, f->c), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	assert_int_equal(worker_runner_committed(r, 1), 1);
+	assert_int_equal(entry_state(f, "wamid.GOOD"), INBOX_DONE);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 1); /* GOOD's reply */
+	assert_int_equal(entry_state(f, "wamid.BAD"), INBOX_PENDING);
+	assert_int_equal(sql_int(f, "SELECT attempts FROM inbox WHERE ext_id = 'wamid.BAD'"), 1);
+
+	/* fast again: the failure is the transaction's once more */
+	bad.attempts = 1;
+	worker_runner_begin(r);
+	assert_int_equal(store_begin(f->c), 0);
+	rc = worker_runner_entry(r, f->c, &bad, &fin);
+	assert_true(rc < 0 && !err_transient(rc));
+	store_rollback(f->c);
+	assert_int_equal(worker_runner_rolled_back(r), 1);
+	worker_runner_free(r);
+}
+
 static void test_fast_path_written_done_reopened_behind_failure(void **state)
 {
 	struct fx *f = *state;
@@ -1026,6 +1099,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_fast_path_group_over_limit_left_pending,
 	                                        setup_fast, teardown),
 	        cmocka_unit_test_setup_teardown(test_runner_replies_one_by_one_after_flush_failed,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_runner_again_carefully_after_entry_failed,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_failure_keeps_message, setup_fast,
 	                                        teardown),
