@@ -449,6 +449,13 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 		mark_inline(ig, jobs[i], &budget);
 	if ((rc = put_all(ig, c, jobs, n)) != 0)
 		goto fail;
+	for (int i = 0; i < n && run; i++)
+		for (int k = 0; k < jobs[i]->n; k++)
+			if (jobs[i]->results[k] == INBOX_PUT_NEW &&
+			    jobs[i]->entries[k].state == INBOX_DONE)
+				worker_runner_expect(ig->runner, jobs[i]->entries[k].tenant_id);
+	if (run && (rc = worker_runner_prefetch(ig->runner, c)) != 0)
+		goto fail;
 	/* in the requests' order: a customer's message that failed waits in
 	 * the backlog, and the later ones of that customer (written done)
 	 * are reopened behind it */

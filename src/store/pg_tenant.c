@@ -49,19 +49,20 @@
 	"id, name, phone_number_id, gstin, state_code, upi_id, owner_numbers, address, "           \
 	"created_at, catalog_rev"
 
-/* read_tenant fills *t from row `row` of a result of TENANT_COLS (strings in a). */
-static void read_tenant(const PGresult *r, int row, struct arena *a, struct tenant *t)
+/* read_tenant fills *t from row `row` of a result whose columns from col
+ * on are TENANT_COLS (strings in a). */
+static void read_tenant(const PGresult *r, int row, int col, struct arena *a, struct tenant *t)
 {
-	t->id = store__pg_i64(r, row, 0);
-	t->name = store__pg_str(r, row, 1, a);
-	t->phone_number_id = store__pg_str(r, row, 2, a);
-	t->gstin = store__pg_str(r, row, 3, a);
-	t->state_code = store__pg_str(r, row, 4, a);
-	t->upi_id = store__pg_str(r, row, 5, a);
-	t->owner_numbers = store__pg_str(r, row, 6, a);
-	t->address = store__pg_str(r, row, 7, a);
-	t->created_at = store__pg_i64(r, row, 8);
-	t->catalog_rev = store__pg_i64(r, row, 9);
+	t->id = store__pg_i64(r, row, col);
+	t->name = store__pg_str(r, row, col + 1, a);
+	t->phone_number_id = store__pg_str(r, row, col + 2, a);
+	t->gstin = store__pg_str(r, row, col + 3, a);
+	t->state_code = store__pg_str(r, row, col + 4, a);
+	t->upi_id = store__pg_str(r, row, col + 5, a);
+	t->owner_numbers = store__pg_str(r, row, col + 6, a);
+	t->address = store__pg_str(r, row, col + 7, a);
+	t->created_at = store__pg_i64(r, row, col + 8);
+	t->catalog_rev = store__pg_i64(r, row, col + 9);
 }
 
 /*
@@ -108,7 +109,41 @@ static int pg_tenant_get(struct store_conn *c, int64_t id, struct arena *a, stru
 		rc = store__errf(c, ERR_NOTFOUND, "could not read tenant: no tenant %lld",
 		                 (long long)id);
 	else if (rc == 0)
-		read_tenant(r, 0, a, out);
+		read_tenant(r, 0, 0, a, out);
+	PQclear(r);
+	return store__pg_op_end(c, own, rc);
+}
+
+/* pg_tenants_get: one statement for them all, in the system scope (the
+ * directory's policy), each row carrying the place of its id in ids. */
+static int pg_tenants_get(struct store_conn *c, const int64_t *ids, int n, struct arena *a,
+                          struct tenant *out, char *found)
+{
+	static const char sql[] =
+	        "SELECT x.i, " TENANT_COLS " FROM unnest($1::bigint[]) WITH ORDINALITY AS x(tid, i)"
+	        " JOIN tenants ON id = x.tid";
+	const char *what = "read tenants";
+	PGresult *r = NULL;
+	struct buf b;
+	int own;
+	int rc = store__pg_op_begin(c, PG_SCOPE_SYSTEM, 0, what, &own);
+	if (rc < 0)
+		return rc;
+	store__pg_arr_init(&b);
+	for (int i = 0; i < n; i++)
+		store__pg_arr_int(&b, ids[i]);
+	rc = store__pg_query(c, what, sql, &r, "t", store__pg_arr_end(&b));
+	buf_release(&b);
+	for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
+		int64_t i = store__pg_i64(r, row, 0) - 1;
+		if (i < 0 || i >= n) {
+			rc = store__errf(c, ERR_DB, "could not read tenants: row for place %lld",
+			                 (long long)i);
+			break;
+		}
+		read_tenant(r, row, 1, a, &out[i]);
+		found[i] = 1;
+	}
 	PQclear(r);
 	return store__pg_op_end(c, own, rc);
 }
@@ -129,7 +164,7 @@ static int pg_tenant_by_phone(struct store_conn *c, const char *phone_number_id,
 		                 "could not find tenant: no tenant has phone number id \"%s\"",
 		                 phone_number_id);
 	else if (rc == 0)
-		read_tenant(r, 0, a, out);
+		read_tenant(r, 0, 0, a, out);
 	PQclear(r);
 	return store__pg_op_end(c, own, rc);
 }
@@ -152,7 +187,7 @@ static int pg_tenant_list(struct store_conn *c, int64_t after_id, int limit, str
 		int rows = PQntuples(r);
 		struct tenant *t = store__pg_alloc_rows(a, rows, sizeof(*t));
 		for (int i = 0; i < rows; i++)
-			read_tenant(r, i, a, &t[i]);
+			read_tenant(r, i, 0, a, &t[i]);
 		*out = t;
 		*n = rows;
 	}
@@ -497,6 +532,7 @@ void store__pg_tenant_ops(struct store_ops *ops)
 {
 	ops->tenant_add = pg_tenant_add;
 	ops->tenant_get = pg_tenant_get;
+	ops->tenants_get = pg_tenants_get;
 	ops->tenant_by_phone = pg_tenant_by_phone;
 	ops->tenant_count = pg_tenant_count;
 	ops->tenant_list = pg_tenant_list;

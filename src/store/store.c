@@ -375,6 +375,23 @@ int store_tenant_get(struct store_conn *c, int64_t id, struct arena *a, struct t
 	return c->ops->tenant_get(c, id, a, out);
 }
 
+int store_tenants_get(struct store_conn *c, const int64_t *ids, int n, struct arena *a,
+                      struct tenant *out, char *found)
+{
+	if (!a || !out || !found || (n > 0 && !ids) || n < 0 || n > STORE_MAX_BATCH)
+		return store__errf(c, ERR_INVAL, "could not read tenants: bad arguments (%d)", n);
+	memset(found, 0, (size_t)n);
+	if (n > 1 && c->ops->tenants_get)
+		return c->ops->tenants_get(c, ids, n, a, out, found);
+	for (int i = 0; i < n; i++) {
+		int rc = c->ops->tenant_get(c, ids[i], a, &out[i]);
+		if (rc != 0 && rc != ERR_NOTFOUND)
+			return rc;
+		found[i] = rc == 0;
+	}
+	return 0;
+}
+
 int store_tenant_by_phone(struct store_conn *c, const char *phone_number_id, struct arena *a,
                           struct tenant *out)
 {

@@ -409,6 +409,13 @@ int store_rollback_to(struct store_conn *c);
  * ERR_CONFLICT if the phone_number_id is taken. */
 int store_tenant_add(struct store_conn *c, const struct tenant *t, int64_t *id);
 int store_tenant_get(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out);
+/*
+ * store_tenants_get reads the tenants ids[0..n) (n <= STORE_MAX_BATCH), in
+ * one statement where the store has a server: out[i] is the tenant ids[i],
+ * found[i] 1; found[i] 0 when there is no such tenant (not an error).
+ */
+int store_tenants_get(struct store_conn *c, const int64_t *ids, int n, struct arena *a,
+                      struct tenant *out, char *found);
 int store_tenant_by_phone(struct store_conn *c, const char *phone_number_id, struct arena *a,
                           struct tenant *out);
 int store_tenant_count(struct store_conn *c, int64_t *n);

@@ -57,6 +57,9 @@ struct store_ops {
 
 	int (*tenant_add)(struct store_conn *c, const struct tenant *t, int64_t *id);
 	int (*tenant_get)(struct store_conn *c, int64_t id, struct arena *a, struct tenant *out);
+	/* NULL: store_tenants_get reads them one by one */
+	int (*tenants_get)(struct store_conn *c, const int64_t *ids, int n, struct arena *a,
+	                   struct tenant *out, char *found);
 	int (*tenant_by_phone)(struct store_conn *c, const char *phone_number_id, struct arena *a,
 	                       struct tenant *out);
 	int (*tenant_count)(struct store_conn *c, int64_t *n);

@@ -117,6 +117,19 @@ struct batch_stats {
 	int nlat;
 };
 
+/*
+ * The shops a transaction has read, each once: t[0..n) in the order of
+ * their ids, their strings in arena. want[0..nwant): the ids
+ * worker_runner_prefetch is to read together.
+ */
+struct tenant_memo {
+	struct tenant *t;
+	int n, cap;
+	struct arena arena;
+	int64_t *want;
+	int nwant, want_cap;
+};
+
 /* Is (tenant, customer) blocked for the rest of this batch? */
 struct blocked {
 	int n;
@@ -130,6 +143,7 @@ struct worker_runner {
 	struct arena msg_arena;     /* one entry's scratch */
 	struct batch_stats bs;      /* of the transaction in progress */
 	struct blocked blk;
+	struct tenant_memo shops; /* of the transaction in progress */
 	/* the direct hand-over (NULL: rows are queued PENDING): rows born
 	 * claimed, their strings in given_arena; given[0..ncommitted) are
 	 * committed and wait for a durable commit, the rest belong to the
@@ -227,6 +241,100 @@ static void keep_given(struct worker_runner *r, const struct outbox_new *o, int6
 	row->to = arena_strdup(&r->given_arena, o->to);
 	row->phone_number_id = arena_strdup(&r->given_arena, o->phone_number_id);
 	row->body = arena_strdup(&r->given_arena, o->body);
+}
+
+/* The place of tenant id in m, or where it would go (*hit 0). */
+static int memo_find(const struct tenant_memo *m, int64_t id, int *hit)
+{
+	int lo = 0, hi = m->n;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (m->t[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*hit = lo < m->n && m->t[lo].id == id;
+	return lo;
+}
+
+static void memo_put(struct tenant_memo *m, const struct tenant *t)
+{
+	int hit, at = memo_find(m, t->id, &hit);
+	if (hit)
+		return;
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 32;
+		m->t = xrealloc(m->t, (size_t)m->cap * sizeof(*m->t));
+	}
+	memmove(&m->t[at + 1], &m->t[at], (size_t)(m->n - at) * sizeof(*m->t));
+	m->t[at] = *t;
+	m->n++;
+}
+
+static void memo_clear(struct tenant_memo *m)
+{
+	m->n = 0;
+	m->nwant = 0;
+	arena_reset(&m->arena);
+}
+
+/* *out: shop id, read once a transaction. */
+static int runner_tenant(struct worker_runner *r, struct store_conn *c, int64_t id,
+                         struct tenant *out)
+{
+	struct tenant_memo *m = &r->shops;
+	int hit, at = memo_find(m, id, &hit);
+	if (hit) {
+		*out = m->t[at];
+		return 0;
+	}
+	int rc = store_tenant_get(c, id, &m->arena, out);
+	if (rc == 0)
+		memo_put(m, out);
+	return rc;
+}
+
+void worker_runner_expect(struct worker_runner *r, int64_t tenant_id)
+{
+	struct tenant_memo *m = &r->shops;
+	if (m->nwant == m->want_cap) {
+		m->want_cap = m->want_cap ? m->want_cap * 2 : 64;
+		m->want = xrealloc(m->want, (size_t)m->want_cap * sizeof(*m->want));
+	}
+	m->want[m->nwant++] = tenant_id;
+}
+
+static int cmp_i64(const void *pa, const void *pb)
+{
+	int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+	return (a > b) - (a < b);
+}
+
+/* The most shops read by one store_tenants_get. */
+#define WORKER_PREFETCH_MAX 1000
+
+int worker_runner_prefetch(struct worker_runner *r, struct store_conn *c)
+{
+	struct tenant_memo *m = &r->shops;
+	int64_t *ids = m->want;
+	int n = 0, hit;
+	qsort(ids, (size_t)m->nwant, sizeof(*ids), cmp_i64);
+	for (int i = 0; i < m->nwant; i++)
+		if ((n == 0 || ids[n - 1] != ids[i]) && (memo_find(m, ids[i], &hit), !hit))
+			ids[n++] = ids[i];
+	m->nwant = 0;
+	struct tenant t[WORKER_PREFETCH_MAX];
+	char found[WORKER_PREFETCH_MAX];
+	int rc = 0;
+	for (int done = 0; done < n && rc == 0; done += WORKER_PREFETCH_MAX) {
+		int k = n - done < WORKER_PREFETCH_MAX ? n - done : WORKER_PREFETCH_MAX;
+		rc = store_tenants_get(c, ids + done, k, &m->arena, t, found);
+		for (int i = 0; i < k && rc == 0; i++)
+			if (found[i])
+				memo_put(m, &t[i]);
+	}
+	return rc;
 }
 
 static int is_blocked(const struct blocked *b, const struct inbox_entry *e)
@@ -390,7 +498,7 @@ static int handle_message(struct worker_runner *r, struct store_conn *c,
                           const struct inbox_entry *e, struct arena *a)
 {
 	struct tenant t;
-	int rc = store_tenant_get(c, e->tenant_id, a, &t);
+	int rc = runner_tenant(r, c, e->tenant_id, &t);
 	if (rc != 0)
 		return rc;
 	struct erp_result res;
@@ -417,7 +525,7 @@ static int handle_message(struct worker_runner *r, struct store_conn *c,
 static int apologise(struct worker_runner *run, struct store_conn *c, const struct inbox_entry *e)
 {
 	struct tenant t;
-	if (e->kind != INBOX_MESSAGE || store_tenant_get(c, e->tenant_id, &run->msg_arena, &t) != 0)
+	if (e->kind != INBOX_MESSAGE || runner_tenant(run, c, e->tenant_id, &t) != 0)
 		return 0;
 	struct erp_reply r = {
 	        .kind = ERP_REPLY_TEXT,
@@ -561,6 +669,7 @@ struct worker_runner *worker_runner_new(struct app *app, struct sender *direct)
 	arena_init(&r->msg_arena, 16 * 1024);
 	arena_init(&r->given_arena, 16 * 1024);
 	arena_init(&r->pend_arena, 16 * 1024);
+	arena_init(&r->shops.arena, 16 * 1024);
 	return r;
 }
 
@@ -576,6 +685,9 @@ void worker_runner_free(struct worker_runner *r)
 	arena_release(&r->msg_arena);
 	arena_release(&r->given_arena);
 	arena_release(&r->pend_arena);
+	arena_release(&r->shops.arena);
+	free(r->shops.t);
+	free(r->shops.want);
 	free(r->given);
 	free(r->pend);
 	free(r);
@@ -586,6 +698,7 @@ void worker_runner_begin(struct worker_runner *r)
 	memset(&r->bs, 0, sizeof(r->bs));
 	r->blk.n = 0;
 	r->again = 0;
+	memo_clear(&r->shops);
 }
 
 int worker_runner_rolled_back(struct worker_runner *r)
@@ -662,6 +775,10 @@ static int run_batch(struct worker *w, uint64_t parts, struct store_conn *c,
 		rc = store_begin(c);
 		if (rc != 0)
 			return rc;
+		for (int i = 0; i < n; i++)
+			if (entries[i].kind == INBOX_MESSAGE)
+				worker_runner_expect(w->runner, entries[i].tenant_id);
+		rc = worker_runner_prefetch(w->runner, c);
 		for (int i = 0; i < n && rc == 0; i++) {
 			int fin;
 			rc = worker_runner_entry(w->runner, c, &entries[i], &fin);

@@ -54,6 +54,7 @@ struct worker_pool;
  * runs again carefully, as above.
  *
  *   worker_runner_begin        a transaction starts
+ *   (worker_runner_expect ..., worker_runner_prefetch)
  *   worker_runner_entry ...    0: go on; < 0: roll back (the store failed,
  *                              or an entry of a fast transaction did);
  *                              *finished: the entry leaves the pending state
@@ -72,6 +73,14 @@ void worker_runner_begin(struct worker_runner *r);
 int worker_runner_entry(struct worker_runner *r, struct store_conn *c, const struct inbox_entry *e,
                         int *finished);
 int worker_runner_flush(struct worker_runner *r, struct store_conn *c);
+/*
+ * Before the entries, optionally: worker_runner_expect names the shop of
+ * each message to come, worker_runner_prefetch reads those shops together
+ * (store_tenants_get: one statement, where a message would take one each).
+ * A shop is read once a transaction either way.
+ */
+void worker_runner_expect(struct worker_runner *r, int64_t tenant_id);
+int worker_runner_prefetch(struct worker_runner *r, struct store_conn *c);
 int worker_runner_committed(struct worker_runner *r, int durable);
 int worker_runner_rolled_back(struct worker_runner *r);
 

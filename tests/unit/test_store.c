@@ -214,6 +214,42 @@ static void test_tenant_add_duplicate_phone_conflict(void **state)
 	assert_int_equal(store_tenant_add(f->c, &bad, &id), ERR_INVAL);
 }
 
+/* Several shops read together: each in its place, a repeat too, an
+ * unknown id not found (no error), within a transaction and outside one. */
+static void test_tenants_get_together(void **state)
+{
+	struct fx *f = *state;
+	struct tenant second = {.name = "Patel Medical", .phone_number_id = "100000000002"};
+	int64_t other;
+	assert_int_equal(store_tenant_add(f->c, &second, &other), 0);
+	int64_t ids[] = {other, 999, f->tenant, other};
+	struct tenant t[4];
+	char found[4];
+	for (int in_txn = 0; in_txn < 2; in_txn++) {
+		if (in_txn)
+			assert_int_equal(store_begin(f->c), 0);
+		memset(found, 7, sizeof(found));
+		assert_int_equal(store_tenants_get(f->c, ids, 4, &f->a, t, found), 0);
+		assert_int_equal(found[0], 1);
+		assert_int_equal(found[1], 0);
+		assert_int_equal(found[2], 1);
+		assert_int_equal(found[3], 1);
+		assert_int_equal(t[0].id, other);
+		assert_string_equal(t[0].name, "Patel Medical");
+		assert_string_equal(t[0].phone_number_id, "100000000002");
+		assert_int_equal(t[2].id, f->tenant);
+		assert_string_equal(t[2].name, "Sharma Kirana");
+		assert_string_equal(t[2].state_code, "27");
+		assert_int_equal(t[2].created_at, T0);
+		assert_string_equal(t[3].name, "Patel Medical");
+		if (in_txn)
+			assert_int_equal(store_commit(f->c), 0);
+	}
+	assert_int_equal(store_tenants_get(f->c, ids, 0, &f->a, t, found), 0);
+	assert_int_equal(store_tenants_get(f->c, ids, -1, &f->a, t, found), ERR_INVAL);
+	assert_int_equal(store_tenants_get(f->c, NULL, 2, &f->a, t, found), ERR_INVAL);
+}
+
 static void test_customer_touch(void **state)
 {
 	struct fx *f = *state;
@@ -2627,6 +2663,7 @@ int main(void)
 	        cmocka_unit_test(test_unmigrated_store_err_db),
 	        cmocka_unit_test(test_open_bad_url_inval),
 	        cmocka_unit_test(test_names_and_partition),
+	        cmocka_unit_test_setup_teardown(test_tenants_get_together, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_tenant_add_duplicate_phone_conflict, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_customer_touch, setup, teardown),
