@@ -274,6 +274,9 @@ static const struct cfg_entry table[] = {
          "MUNIM_COMMIT_WINDOW_MS", 0,
          "longest a webhook commit waits for more requests to share it (0: none;"
          " -1: 5 with PostgreSQL, none with SQLite)"},
+        {"committers", CFG_INT, OFF(committers), "-1", -1, 16, "MUNIM_COMMITTERS", 0,
+         "webhook committer threads, each with its own store connection and its share of"
+         " the shops (-1: 2 with PostgreSQL, 1 with SQLite)"},
         {"worker-batch", CFG_INT, OFF(worker_batch), "64", 1, 1024, "MUNIM_WORKER_BATCH", 0,
          "most messages sharing one worker commit"},
         {"inline-max", CFG_INT, OFF(inline_max), "64", 0, 1024, "MUNIM_INLINE_MAX", 0,

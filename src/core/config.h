@@ -34,6 +34,7 @@ struct config {
 	int64_t worker_batch;
 	int64_t inline_max;
 	int64_t commit_window_ms;
+	int64_t committers;
 	int64_t send_inflight;
 	char *send_journal;
 	int64_t send_recover_grace_ms;

@@ -18,12 +18,21 @@
  *   Changes whose phone_number_id no tenant owns are skipped, counted in
  *   metrics.webhook_unknown_tenant and logged; the rest of the body is kept.
  *
- * Group commit (committer thread, committer_main)
+ * Group commit (committer threads, committer_main)
  *
- *   Handlers append jobs to a queue under ig->mu and signal ig->cv. The one
- *   committer thread, with its own store connection, repeatedly takes every
- *   queued job (at most cfg.commit_batch) and stores them all in ONE
- *   transaction: store_begin, per job store_inbox_put of its messages and
+ *   Committer lanes (--committers: 1 with SQLite, one writer at a time; 2
+ *   with PostgreSQL, where a lane's statements are one server process's
+ *   work and one lane would cap the rate at one core of it): lane i takes
+ *   the shops whose partition p has p % lanes == i, so one customer's
+ *   messages always meet in one lane, in order. A request with shops in
+ *   several lanes goes as one job a lane (submit), answered by the last
+ *   part done: 200 if every part was stored, else 503 (the redelivery
+ *   finds the stored part's entries duplicates).
+ *
+ *   Handlers append jobs to their lane's queue under l->mu and signal
+ *   l->cv. The lane's thread, with its own store connection, repeatedly
+ *   takes every queued job (at most cfg.commit_batch) and stores them all
+ *   in ONE transaction: store_begin, per job store_inbox_put of its messages and
  *   send_status_apply of each delivery status (statuses go straight to
  *   their outbox rows: no inbox row, no worker pass), store_commit, then
  *   store_sync - one fsync for the lot, waited for after the writer lock
@@ -52,9 +61,11 @@
  *   threads are not ours, so they cannot own connections).
  *
  * Threads and ownership
- *   struct ingest: app and cfg are read-only; queue fields under ig->mu;
- *   cache slots under their stripe's mutex; pool under pool_mu; conn is the
- *   committer's alone. A job lives in its request's arena: the handler
+ *   struct ingest: app and cfg are read-only; a lane's queue under its mu,
+ *   the rest of the lane (conn, runner, buffers) its thread's alone; cache
+ *   slots under their stripe's mutex; pool under pool_mu; commit_lock
+ *   (commit_jobs) held shared by every commit, alone to find the inbox
+ *   empty. A job lives in its request's arena: the handler
  *   builds it, then it belongs to the committer until http_respond.
  *   ingest_stop must be called once the HTTP server can no longer call the
  *   handlers (after http_server_stop), since it frees what they use.
@@ -91,11 +102,26 @@
  * -1): what a statement costs there is the server's work and a round trip,
  * whatever its rows, so a commit's requests share their statements. */
 #define INGEST_SERVER_WINDOW_MS 5
+/* Committer lanes by default with a database server (--committers -1): the
+ * server's work for a commit is done by that lane's connection, one core's
+ * worth at most, so one lane would cap the webhook rate there. */
+#define INGEST_SERVER_LANES 2
 /* The most entries put_all offers in one call. */
 #define INGEST_PUT_MAX 2000
 
+/* The most committer lanes (--committers). */
+#define INGEST_LANES_MAX 16
+
+/* A request whose changes fall in several lanes is split, a job a lane;
+ * the last part to finish answers it: 200 only if every part was stored. */
+struct job_group {
+	atomic_int left;
+	atomic_int failed;
+};
+
 struct ingest_job {
 	struct http_req *req;
+	struct job_group *group;     /* NULL: the job is its request's whole */
 	struct inbox_entry *entries; /* messages, tenant ids resolved */
 	int n;
 	enum inbox_put_result *results;
@@ -112,16 +138,23 @@ struct cache_slot {
 	int64_t expires_ms;                /* monotonic */
 };
 
-struct ingest {
-	struct app *app;
+/*
+ * A lane: one committer thread with its own store connection and queue.
+ * Lane i takes the requests of the shops whose partition p has
+ * p % nlanes == i, so one customer's messages always meet in one lane, in
+ * the order they came.
+ */
+struct lane {
+	struct ingest *ig;
+	int index;
 	pthread_t thread;
 	int thread_started;
-	struct store_conn *conn;      /* the committer's */
-	struct worker_runner *runner; /* the committer's, NULL: no fast path */
-	/* committer only: entries the transaction in progress put in the backlog */
+	struct store_conn *conn;      /* the lane's */
+	struct worker_runner *runner; /* the lane's, NULL: no fast path */
+	/* entries the transaction in progress put in the backlog */
 	const struct inbox_entry **added;
 	int nadded, added_cap;
-	/* committer only: the entries of a commit's requests, put together */
+	/* the entries of a commit's requests, put together */
 	struct inbox_entry *put;
 	enum inbox_put_result *put_results;
 	int put_cap;
@@ -132,11 +165,19 @@ struct ingest {
 	int nqueued;
 	int stop;
 
-	int64_t window_ms; /* gather's */
-	int failing;       /* committer only: the last commit failed */
-	int again;         /* committer only: the runner asks for the commit again */
+	int failing; /* the last commit failed */
+	int again;   /* the runner asks for the commit again */
 	long fail_count;
-	char why[256]; /* committer only: text of the last store error */
+	char why[256]; /* text of the last store error */
+};
+
+struct ingest {
+	struct app *app;
+	struct lane *lanes;
+	int nlanes;
+	int64_t window_ms; /* gather's */
+	/* held shared by each lane's commit, alone to find the inbox empty */
+	pthread_rwlock_t commit_lock;
 
 	pthread_mutex_t stripe_mu[INGEST_STRIPES];
 	struct cache_slot *slots; /* INGEST_CACHE_SLOTS */
@@ -165,6 +206,24 @@ static void answer(struct ingest *ig, struct http_req *r, unsigned int status, c
 	if (status == 503)
 		http_set_header(r, "Retry-After", INGEST_RETRY_AFTER);
 	respond_json(r, status, body);
+}
+
+/* A job is done: its request is answered, 200 if stored (for a part of a
+ * split request, once every part is done, 200 if every one was stored). */
+static void finish_job(struct ingest *ig, struct ingest_job *j, int stored, const char *error_body)
+{
+	struct job_group *g = j->group;
+	if (g) {
+		if (!stored)
+			atomic_store(&g->failed, 1);
+		if (atomic_fetch_sub(&g->left, 1) != 1)
+			return;
+		stored = !atomic_load(&g->failed);
+	}
+	if (stored)
+		answer(ig, j->req, 200, OK_BODY);
+	else
+		answer(ig, j->req, 503, error_body);
 }
 
 /* ---- tenant cache and lookup connections ---------------------------------- */
@@ -300,27 +359,27 @@ static void mark_inline(struct ingest *ig, struct ingest_job *j, int64_t *budget
  * later message of its customer then waits behind it. Runs with the
  * writer lock held: no worker commit lands in between.
  */
-static int run_new(struct ingest *ig, struct ingest_job *j)
+static int run_new(struct lane *l, struct ingest_job *j)
 {
-	struct backlog *bl = ig->app->backlog;
+	struct backlog *bl = l->ig->app->backlog;
 	for (int k = 0; k < j->n; k++) {
 		if (j->results[k] != INBOX_PUT_NEW)
 			continue;
 		const struct inbox_entry *e = &j->entries[k];
 		int finished = 0, rc = 0;
 		if (e->state == INBOX_DONE && !backlog_has(bl, e->tenant_id, e->from) &&
-		    (rc = worker_runner_entry(ig->runner, ig->conn, e, &finished)) != 0)
+		    (rc = worker_runner_entry(l->runner, l->conn, e, &finished)) != 0)
 			return rc;
 		if (finished)
 			continue;
-		if (e->state == INBOX_DONE && (rc = store_inbox_reopen(ig->conn, e->id)) != 0)
+		if (e->state == INBOX_DONE && (rc = store_inbox_reopen(l->conn, e->id)) != 0)
 			return rc;
 		backlog_add(bl, e->tenant_id, e->from);
-		if (ig->nadded == ig->added_cap) {
-			ig->added_cap = ig->added_cap ? ig->added_cap * 2 : 64;
-			ig->added = xrealloc(ig->added, (size_t)ig->added_cap * sizeof(*ig->added));
+		if (l->nadded == l->added_cap) {
+			l->added_cap = l->added_cap ? l->added_cap * 2 : 64;
+			l->added = xrealloc(l->added, (size_t)l->added_cap * sizeof(*l->added));
 		}
-		ig->added[ig->nadded++] = e;
+		l->added[l->nadded++] = e;
 	}
 	return 0;
 }
@@ -330,7 +389,7 @@ static int run_new(struct ingest *ig, struct ingest_job *j)
  * statement a partition, where the store batches): their ids and results
  * land in each job's own arrays.
  */
-static int put_all(struct ingest *ig, struct store_conn *c, struct ingest_job **jobs, int n)
+static int put_all(struct lane *l, struct store_conn *c, struct ingest_job **jobs, int n)
 {
 	int total = 0;
 	for (int i = 0; i < n; i++)
@@ -345,34 +404,33 @@ static int put_all(struct ingest *ig, struct store_conn *c, struct ingest_job **
 				                     jobs[i]->results);
 		return rc;
 	}
-	if (total > ig->put_cap) {
-		ig->put_cap = total;
-		ig->put = xrealloc(ig->put, (size_t)total * sizeof(*ig->put));
-		ig->put_results =
-		        xrealloc(ig->put_results, (size_t)total * sizeof(*ig->put_results));
+	if (total > l->put_cap) {
+		l->put_cap = total;
+		l->put = xrealloc(l->put, (size_t)total * sizeof(*l->put));
+		l->put_results = xrealloc(l->put_results, (size_t)total * sizeof(*l->put_results));
 	}
 	int m = 0;
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < jobs[i]->n; k++)
-			ig->put[m++] = jobs[i]->entries[k];
-	int rc = store_inbox_put(c, ig->put, total, ig->put_results);
+			l->put[m++] = jobs[i]->entries[k];
+	int rc = store_inbox_put(c, l->put, total, l->put_results);
 	if (rc != 0)
 		return rc;
 	m = 0;
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < jobs[i]->n; k++, m++) {
-			jobs[i]->entries[k] = ig->put[m];
-			jobs[i]->results[k] = ig->put_results[m];
+			jobs[i]->entries[k] = l->put[m];
+			jobs[i]->results[k] = l->put_results[m];
 		}
 	return 0;
 }
 
 /* The transaction failed: what it put in the backlog was never pending. */
-static void undo_added(struct ingest *ig)
+static void undo_added(struct lane *l)
 {
-	for (int i = 0; i < ig->nadded; i++)
-		backlog_remove(ig->app->backlog, ig->added[i]->tenant_id, ig->added[i]->from);
-	ig->nadded = 0;
+	for (int i = 0; i < l->nadded; i++)
+		backlog_remove(l->ig->app->backlog, l->added[i]->tenant_id, l->added[i]->from);
+	l->nadded = 0;
 }
 
 /* A delivery status of a commit: job, index, and the outbox row it names. */
@@ -425,54 +483,55 @@ static int apply_statuses(struct ingest *ig, struct store_conn *c, struct ingest
 
 /* Stores jobs[0..n) in one transaction; 0 or the store's error. Counts
  * metrics and adds to *fresh the new entries left for the workers. */
-static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64_t *fresh)
+static int commit_txn(struct lane *l, struct ingest_job **jobs, int n, int64_t *fresh,
+                      int find_known)
 {
-	struct store_conn *c = ig->conn;
+	struct store_conn *c = l->conn;
 	int64_t nnew = 0, ndup = 0;
 	int rc = store_begin(c);
 	if (rc) {
-		snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
+		snprintf(l->why, sizeof(l->why), "%s", store_errmsg(c));
 		return rc;
 	}
-	int run = ig->runner != NULL;
-	int64_t budget = atomic_load(&ig->app->inline_off) ? 0 : ig->app->cfg.inline_max;
-	ig->nadded = 0;
+	int run = l->runner != NULL;
+	int64_t budget = atomic_load(&l->ig->app->inline_off) ? 0 : l->ig->app->cfg.inline_max;
+	l->nadded = 0;
 	if (run) {
-		worker_runner_begin(ig->runner);
-		/* an empty inbox, seen with the writer lock held: no entry is
-		 * pending, so the backlog is exactly none */
-		if (!backlog_is_known(ig->app->backlog) &&
-		    atomic_load(&ig->app->metrics.inbox_depth) == 0)
-			backlog_known(ig->app->backlog);
+		worker_runner_begin(l->runner);
+		/* an empty inbox, seen with the store's writer lock held (SQLite)
+		 * and no other lane inside a commit: no entry is pending, so the
+		 * backlog is exactly none */
+		if (find_known && atomic_load(&l->ig->app->metrics.inbox_depth) == 0)
+			backlog_known(l->ig->app->backlog);
 	}
 	for (int i = 0; i < n && run; i++)
-		mark_inline(ig, jobs[i], &budget);
-	if ((rc = put_all(ig, c, jobs, n)) != 0)
+		mark_inline(l->ig, jobs[i], &budget);
+	if ((rc = put_all(l, c, jobs, n)) != 0)
 		goto fail;
 	for (int i = 0; i < n && run; i++)
 		for (int k = 0; k < jobs[i]->n; k++)
 			if (jobs[i]->results[k] == INBOX_PUT_NEW &&
 			    jobs[i]->entries[k].state == INBOX_DONE)
-				worker_runner_expect(ig->runner, jobs[i]->entries[k].tenant_id);
-	if (run && (rc = worker_runner_prefetch(ig->runner, c)) != 0)
+				worker_runner_expect(l->runner, jobs[i]->entries[k].tenant_id);
+	if (run && (rc = worker_runner_prefetch(l->runner, c)) != 0)
 		goto fail;
 	/* in the requests' order: a customer's message that failed waits in
 	 * the backlog, and the later ones of that customer (written done)
 	 * are reopened behind it */
 	for (int i = 0; i < n && run; i++)
-		if ((rc = run_new(ig, jobs[i])) != 0)
+		if ((rc = run_new(l, jobs[i])) != 0)
 			goto fail;
-	if (run && (rc = worker_runner_flush(ig->runner, c)) != 0)
+	if (run && (rc = worker_runner_flush(l->runner, c)) != 0)
 		goto fail;
-	if ((rc = apply_statuses(ig, c, jobs, n)) != 0)
+	if ((rc = apply_statuses(l->ig, c, jobs, n)) != 0)
 		goto fail;
 	rc = store_commit(c);
 	if (rc)
 		goto fail;
-	struct metrics *m = &ig->app->metrics;
+	struct metrics *m = &l->ig->app->metrics;
 	for (int i = 0; i < n; i++) {
 		for (int k = 0; k < jobs[i]->nstatus; k++) {
-			send_move_count(ig->app, &jobs[i]->moves[k]);
+			send_move_count(l->ig->app, &jobs[i]->moves[k]);
 		}
 		atomic_fetch_add_explicit(&m->statuses_applied, (uint64_t)jobs[i]->nstatus,
 		                          memory_order_relaxed);
@@ -496,23 +555,42 @@ static int commit_jobs(struct ingest *ig, struct ingest_job **jobs, int n, int64
 	 * With writers side by side the commit was durable: nothing to do. */
 	rc = store_sync(c);
 	if (rc)
-		snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
+		snprintf(l->why, sizeof(l->why), "%s", store_errmsg(c));
 	int64_t done = 0;
 	if (run) {
 		/* after the sync: the sender, woken now, finds its claim covered */
-		done = worker_runner_committed(ig->runner, rc == 0);
+		done = worker_runner_committed(l->runner, rc == 0);
 		atomic_fetch_add_explicit(&m->inline_processed, (uint64_t)done,
 		                          memory_order_relaxed);
 	}
 	*fresh += nnew - done;
 	return rc;
 fail:
-	snprintf(ig->why, sizeof(ig->why), "%s", store_errmsg(c));
+	snprintf(l->why, sizeof(l->why), "%s", store_errmsg(c));
 	store_rollback(c);
 	if (run) {
-		ig->again = worker_runner_rolled_back(ig->runner);
-		undo_added(ig);
+		l->again = worker_runner_rolled_back(l->runner);
+		undo_added(l);
 	}
+	return rc;
+}
+
+/*
+ * commit_jobs: commit_txn under the commit lock: shared, or alone while the
+ * backlog is unknown - another lane's commit in progress may have put a
+ * customer in the backlog for an entry the inbox depth does not count yet,
+ * and finding the inbox empty then would forget it.
+ */
+static int commit_jobs(struct lane *l, struct ingest_job **jobs, int n, int64_t *fresh)
+{
+	struct ingest *ig = l->ig;
+	int find_known = l->runner && !backlog_is_known(ig->app->backlog);
+	if (find_known)
+		pthread_rwlock_wrlock(&ig->commit_lock);
+	else
+		pthread_rwlock_rdlock(&ig->commit_lock);
+	int rc = commit_txn(l, jobs, n, fresh, find_known);
+	pthread_rwlock_unlock(&ig->commit_lock);
 	return rc;
 }
 
@@ -531,22 +609,22 @@ static uint64_t new_parts(struct ingest_job **jobs, int n)
 
 /* Commits a batch (falling back to one job per transaction when the
  * content, not the store, is at fault), answers every job, wakes workers. */
-static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
+static void commit_batch(struct lane *l, struct ingest_job **jobs, int n)
 {
 	int64_t fresh = 0;
-	int rc = commit_jobs(ig, jobs, n, &fresh);
+	int rc = commit_jobs(l, jobs, n, &fresh);
 	/* a message (or the replies together) failed in the fast run: once
 	 * more, each message on its own, so that only those at fault fail */
-	if (rc && ig->again) {
-		ig->again = 0;
-		rc = commit_jobs(ig, jobs, n, &fresh);
+	if (rc && l->again) {
+		l->again = 0;
+		rc = commit_jobs(l, jobs, n, &fresh);
 	}
 
 	for (int i = 0; i < n; i++)
 		jobs[i]->rc = rc;
 	if (rc && !err_transient(rc) && n > 1) {
 		for (int i = 0; i < n; i++)
-			jobs[i]->rc = commit_jobs(ig, &jobs[i], 1, &fresh);
+			jobs[i]->rc = commit_jobs(l, &jobs[i], 1, &fresh);
 	}
 	int failed = 0;
 	for (int i = 0; i < n; i++)
@@ -555,25 +633,23 @@ static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
 			rc = jobs[i]->rc;
 		}
 	if (failed) {
-		if (!ig->failing)
+		if (!l->failing)
 			log_error("ingest.commit_failed",
 			          "could not store %d of %d webhook requests: %s: %s", failed, n,
-			          err_str(rc), ig->why);
-		ig->failing = 1;
-		ig->fail_count += failed;
-	} else if (ig->failing) {
+			          err_str(rc), l->why);
+		l->failing = 1;
+		l->fail_count += failed;
+	} else if (l->failing) {
 		log_info("ingest.commit_recovered",
-		         "inbox commits succeed again after %ld failed requests", ig->fail_count);
-		ig->failing = 0;
-		ig->fail_count = 0;
+		         "inbox commits succeed again after %ld failed requests", l->fail_count);
+		l->failing = 0;
+		l->fail_count = 0;
 	}
 	if (fresh > 0)
-		app_inbox_wake(ig->app, new_parts(jobs, n));
+		app_inbox_wake(l->ig->app, new_parts(jobs, n));
 	for (int i = 0; i < n; i++) {
-		if (jobs[i]->rc == 0)
-			answer(ig, jobs[i]->req, 200, OK_BODY);
-		else
-			answer(ig, jobs[i]->req, 503, "{\"error\":\"could not store, retry\"}");
+		finish_job(l->ig, jobs[i], jobs[i]->rc == 0,
+		           "{\"error\":\"could not store, retry\"}");
 	}
 }
 
@@ -584,10 +660,10 @@ static void commit_batch(struct ingest *ig, struct ingest_job **jobs, int n)
  * entries in one statement a partition), at a cost in latency of at most
  * the window.
  */
-static void gather(struct ingest *ig, int max)
+static void gather(struct lane *l, int max)
 {
-	int64_t window = ig->window_ms;
-	if (window <= 0 || ig->nqueued >= max)
+	int64_t window = l->ig->window_ms;
+	if (window <= 0 || l->nqueued >= max)
 		return;
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -597,51 +673,49 @@ static void gather(struct ingest *ig, int max)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
-	while (!ig->stop && ig->nqueued < max &&
-	       pthread_cond_timedwait(&ig->cv, &ig->mu, &until) == 0)
+	while (!l->stop && l->nqueued < max && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0)
 		;
 }
 
 static void *committer_main(void *arg)
 {
-	struct ingest *ig = arg;
-	pthread_setname_np(pthread_self(), "ingest-commit");
+	struct lane *l = arg;
 	/* room for the largest batch: doubled from spike level 1 (app_batch) */
-	int room = (int)ig->app->cfg.commit_batch * 2;
+	int room = (int)l->ig->app->cfg.commit_batch * 2;
 	if (room < 1)
 		room = 1;
 	struct ingest_job **batch = xmalloc(sizeof(*batch) * (size_t)room);
 
 	for (;;) {
-		int n = 0, max = app_batch(ig->app, ig->app->cfg.commit_batch, room);
-		pthread_mutex_lock(&ig->mu);
-		while (!ig->head && !ig->stop)
-			pthread_cond_wait(&ig->cv, &ig->mu);
-		if (ig->stop) {
-			pthread_mutex_unlock(&ig->mu);
+		int n = 0, max = app_batch(l->ig->app, l->ig->app->cfg.commit_batch, room);
+		pthread_mutex_lock(&l->mu);
+		while (!l->head && !l->stop)
+			pthread_cond_wait(&l->cv, &l->mu);
+		if (l->stop) {
+			pthread_mutex_unlock(&l->mu);
 			break;
 		}
-		gather(ig, max);
-		while (ig->head && n < max) {
-			batch[n++] = ig->head;
-			ig->head = ig->head->next;
+		gather(l, max);
+		while (l->head && n < max) {
+			batch[n++] = l->head;
+			l->head = l->head->next;
 		}
-		if (!ig->head)
-			ig->tail = NULL;
-		ig->nqueued -= n;
-		pthread_mutex_unlock(&ig->mu);
-		commit_batch(ig, batch, n);
+		if (!l->head)
+			l->tail = NULL;
+		l->nqueued -= n;
+		pthread_mutex_unlock(&l->mu);
+		commit_batch(l, batch, n);
 	}
 
 	/* stopping: whatever still waits gets 503 (the BSP retries) */
-	pthread_mutex_lock(&ig->mu);
-	struct ingest_job *j = ig->head;
-	ig->head = ig->tail = NULL;
-	ig->nqueued = 0;
-	pthread_mutex_unlock(&ig->mu);
+	pthread_mutex_lock(&l->mu);
+	struct ingest_job *j = l->head;
+	l->head = l->tail = NULL;
+	l->nqueued = 0;
+	pthread_mutex_unlock(&l->mu);
 	while (j) {
 		struct ingest_job *next = j->next; /* j dies with its request */
-		answer(ig, j->req, 503, "{\"error\":\"shutting down\"}");
+		finish_job(l->ig, j, 0, "{\"error\":\"shutting down\"}");
 		j = next;
 	}
 	free(batch);
@@ -649,39 +723,105 @@ static void *committer_main(void *arg)
 }
 
 /* Queues job for the committer; ERR_AGAIN when ingest is stopping. */
-static int enqueue(struct ingest *ig, struct ingest_job *job)
+static int enqueue(struct lane *l, struct ingest_job *job)
 {
-	pthread_mutex_lock(&ig->mu);
-	if (ig->stop) {
-		pthread_mutex_unlock(&ig->mu);
+	pthread_mutex_lock(&l->mu);
+	if (l->stop) {
+		pthread_mutex_unlock(&l->mu);
 		return ERR_AGAIN;
 	}
 	job->next = NULL;
-	if (ig->tail)
-		ig->tail->next = job;
+	if (l->tail)
+		l->tail->next = job;
 	else
-		ig->head = job;
-	ig->tail = job;
-	ig->nqueued++;
-	pthread_cond_signal(&ig->cv);
-	pthread_mutex_unlock(&ig->mu);
+		l->head = job;
+	l->tail = job;
+	l->nqueued++;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
 	return 0;
 }
 
 int ingest__queued(struct ingest *ig)
 {
-	pthread_mutex_lock(&ig->mu);
-	int n = ig->nqueued;
-	pthread_mutex_unlock(&ig->mu);
+	int n = 0;
+	for (int i = 0; i < ig->nlanes; i++) {
+		pthread_mutex_lock(&ig->lanes[i].mu);
+		n += ig->lanes[i].nqueued;
+		pthread_mutex_unlock(&ig->lanes[i].mu);
+	}
 	return n;
 }
 
 int ingest__stopping(struct ingest *ig)
 {
-	pthread_mutex_lock(&ig->mu);
-	int stop = ig->stop;
-	pthread_mutex_unlock(&ig->mu);
+	pthread_mutex_lock(&ig->lanes[0].mu);
+	int stop = ig->lanes[0].stop;
+	pthread_mutex_unlock(&ig->lanes[0].mu);
 	return stop;
+}
+
+int ingest__lanes(const struct ingest *ig)
+{
+	return ig->nlanes;
+}
+
+static int lane_of(const struct ingest *ig, int64_t tenant_id)
+{
+	return store_partition(tenant_id) % ig->nlanes;
+}
+
+/* A part of job j: its entries and statuses of lane `lane`, in order. */
+static struct ingest_job *job_part(struct ingest *ig, struct arena *a, const struct ingest_job *j,
+                                   int lane, struct job_group *g)
+{
+	struct ingest_job *p = arena_calloc(a, sizeof(*p));
+	p->req = j->req;
+	p->group = g;
+	p->entries = arena_alloc(a, sizeof(*p->entries) * (size_t)(j->n ? j->n : 1));
+	p->statuses = arena_alloc(a, sizeof(*p->statuses) * (size_t)(j->nstatus ? j->nstatus : 1));
+	for (int k = 0; k < j->n; k++)
+		if (lane_of(ig, j->entries[k].tenant_id) == lane)
+			p->entries[p->n++] = j->entries[k];
+	for (int k = 0; k < j->nstatus; k++)
+		if (lane_of(ig, j->statuses[k].tenant_id) == lane)
+			p->statuses[p->nstatus++] = j->statuses[k];
+	p->results = arena_calloc(a, sizeof(*p->results) * (size_t)(p->n ? p->n : 1));
+	p->moves = arena_calloc(a, sizeof(*p->moves) * (size_t)(p->nstatus ? p->nstatus : 1));
+	return p;
+}
+
+/*
+ * submit hands job (its request suspended) to the lane of its shops; a
+ * request with shops in several lanes goes as one part a lane, answered
+ * when the last part is done.
+ */
+static void submit(struct ingest *ig, struct arena *a, struct ingest_job *job)
+{
+	const char *stopping = "{\"error\":\"shutting down\"}";
+	uint32_t lanes = 0;
+	for (int k = 0; k < job->n; k++)
+		lanes |= 1u << lane_of(ig, job->entries[k].tenant_id);
+	for (int k = 0; k < job->nstatus; k++)
+		lanes |= 1u << lane_of(ig, job->statuses[k].tenant_id);
+	if (__builtin_popcount(lanes) == 1) {
+		if (enqueue(&ig->lanes[__builtin_ctz(lanes)], job) != 0)
+			finish_job(ig, job, 0, stopping);
+		return;
+	}
+	struct job_group *g = arena_calloc(a, sizeof(*g));
+	atomic_init(&g->left, __builtin_popcount(lanes));
+	atomic_init(&g->failed, 0);
+	struct ingest_job *parts[INGEST_LANES_MAX];
+	int at[INGEST_LANES_MAX], n = 0;
+	for (int i = 0; i < ig->nlanes; i++) /* every part made before one goes */
+		if (lanes & (1u << i)) {
+			at[n] = i;
+			parts[n++] = job_part(ig, a, job, i, g);
+		}
+	for (int i = 0; i < n; i++)
+		if (enqueue(&ig->lanes[at[i]], parts[i]) != 0)
+			finish_job(ig, parts[i], 0, stopping);
 }
 
 /* ---- handlers ------------------------------------------------------------------- */
@@ -790,40 +930,88 @@ static void on_post(struct http_req *r, void *ud)
 	job->moves =
 	        arena_calloc(a, sizeof(*job->moves) * (size_t)(job->nstatus ? job->nstatus : 1));
 	http_suspend(r);
-	if (enqueue(ig, job) != 0)
-		answer(ig, r, 503, "{\"error\":\"shutting down\"}");
+	submit(ig, a, job);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */
+
+static void lane_free(struct lane *l)
+{
+	store_disconnect(l->conn);
+	worker_runner_free(l->runner);
+	free(l->added);
+	free(l->put);
+	free(l->put_results);
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+}
 
 static void ingest_free(struct ingest *ig)
 {
 	for (int i = 0; i < ig->pool_free; i++)
 		store_disconnect(ig->pool[i]);
-	store_disconnect(ig->conn);
-	worker_runner_free(ig->runner);
-	free(ig->added);
-	free(ig->put);
-	free(ig->put_results);
+	for (int i = 0; i < ig->nlanes; i++)
+		lane_free(&ig->lanes[i]);
+	free(ig->lanes);
 	for (int i = 0; i < INGEST_STRIPES; i++)
 		pthread_mutex_destroy(&ig->stripe_mu[i]);
-	pthread_mutex_destroy(&ig->mu);
-	pthread_cond_destroy(&ig->cv);
+	pthread_rwlock_destroy(&ig->commit_lock);
 	pthread_mutex_destroy(&ig->pool_mu);
 	pthread_cond_destroy(&ig->pool_cv);
 	free(ig->slots);
 	free(ig);
 }
 
+/* lane_open: lane l's queue and its own store connection (and runner). */
+static int lane_open(struct ingest *ig, struct lane *l, int index, struct sender *sender)
+{
+	struct app *app = ig->app;
+	l->ig = ig;
+	l->index = index;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_condattr_t ca; /* gather's deadline is monotonic */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	int rc = store_connect(app->store, &l->conn);
+	/* one writer at a time: lazy, and store_sync per commit after the lock */
+	if (rc == 0 && !store_shared_writers(app->store))
+		rc = store_set_lazy_commits(l->conn, 1);
+	if (rc) {
+		log_error("ingest.start_failed", "could not connect ingest committer %d: %s", index,
+		          err_str(rc));
+		return rc;
+	}
+	if (app->backlog)
+		l->runner = worker_runner_new(app, sender);
+	return 0;
+}
+
+/* Stops the lanes' threads: each finishes its commit, answers the rest 503. */
+static void lanes_stop(struct ingest *ig)
+{
+	for (int i = 0; i < ig->nlanes; i++) {
+		struct lane *l = &ig->lanes[i];
+		pthread_mutex_lock(&l->mu);
+		l->stop = 1;
+		pthread_cond_signal(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+	}
+	for (int i = 0; i < ig->nlanes; i++)
+		if (ig->lanes[i].thread_started)
+			pthread_join(ig->lanes[i].thread, NULL);
+}
+
 /*
- * ingest_start connects the committer to app->store and starts it.
+ * ingest_start connects the committers to app->store and starts them.
  * ERR_INVAL when no app secret is configured (nothing could ever verify);
- * the store's error when it cannot connect.
+ * the store's error when one cannot connect.
  */
 int ingest_start(struct app *app, struct sender *sender, struct ingest **out)
 {
 	struct ingest *ig;
-	int rc;
+	int rc = 0;
 
 	*out = NULL;
 	if (!app->cfg.app_secret || !*app->cfg.app_secret) {
@@ -834,12 +1022,11 @@ int ingest_start(struct app *app, struct sender *sender, struct ingest **out)
 	ig = xcalloc(1, sizeof(*ig));
 	ig->app = app;
 	ig->slots = xcalloc(INGEST_CACHE_SLOTS, sizeof(*ig->slots));
-	pthread_mutex_init(&ig->mu, NULL);
-	pthread_condattr_t ca; /* gather's deadline is monotonic */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ig->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_rwlockattr_t ra; /* a lane waiting to commit alone is not starved */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&ig->commit_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&ig->pool_mu, NULL);
 	pthread_cond_init(&ig->pool_cv, NULL);
 	for (int i = 0; i < INGEST_STRIPES; i++)
@@ -848,28 +1035,34 @@ int ingest_start(struct app *app, struct sender *sender, struct ingest **out)
 	ig->window_ms = app->cfg.commit_window_ms;
 	if (ig->window_ms < 0)
 		ig->window_ms = store_shared_writers(app->store) ? INGEST_SERVER_WINDOW_MS : 0;
-	rc = store_connect(app->store, &ig->conn);
-	/* one writer at a time: lazy, and store_sync per commit after the lock */
-	if (rc == 0 && !store_shared_writers(app->store))
-		rc = store_set_lazy_commits(ig->conn, 1);
-	if (rc) {
-		log_error("ingest.start_failed", "could not connect the ingest committer: %s",
-		          err_str(rc));
+	int nlanes = (int)app->cfg.committers;
+	if (nlanes <= 0)
+		nlanes = store_shared_writers(app->store) ? INGEST_SERVER_LANES : 1;
+	if (nlanes > INGEST_LANES_MAX)
+		nlanes = INGEST_LANES_MAX;
+	ig->lanes = xcalloc((size_t)nlanes, sizeof(*ig->lanes));
+	for (; ig->nlanes < nlanes && rc == 0; ig->nlanes++)
+		rc = lane_open(ig, &ig->lanes[ig->nlanes], ig->nlanes, sender);
+	if (rc)
 		goto fail;
+	for (int i = 0; i < ig->nlanes; i++) {
+		struct lane *l = &ig->lanes[i];
+		char name[16];
+		rc = pthread_create(&l->thread, NULL, committer_main, l);
+		if (rc) {
+			log_error("ingest.start_failed", "could not start committer thread %d: %s",
+			          i, strerror(rc));
+			rc = ERR_AGAIN;
+			goto fail;
+		}
+		snprintf(name, sizeof(name), "ingest-commit%u", (unsigned)i % 100u);
+		pthread_setname_np(l->thread, name);
+		l->thread_started = 1;
 	}
-	if (app->backlog)
-		ig->runner = worker_runner_new(app, sender);
-	rc = pthread_create(&ig->thread, NULL, committer_main, ig);
-	if (rc) {
-		log_error("ingest.start_failed", "could not start the committer thread: %s",
-		          strerror(rc));
-		rc = ERR_AGAIN;
-		goto fail;
-	}
-	ig->thread_started = 1;
 	*out = ig;
 	return 0;
 fail:
+	lanes_stop(ig);
 	ingest_free(ig);
 	return rc;
 }
@@ -878,13 +1071,7 @@ void ingest_stop(struct ingest *ig)
 {
 	if (!ig)
 		return;
-	if (ig->thread_started) {
-		pthread_mutex_lock(&ig->mu);
-		ig->stop = 1;
-		pthread_cond_signal(&ig->cv);
-		pthread_mutex_unlock(&ig->mu);
-		pthread_join(ig->thread, NULL);
-	}
+	lanes_stop(ig);
 	ingest_free(ig);
 }
 

@@ -23,7 +23,9 @@ int ingest__resolve(struct ingest *ig, const char *phone_number_id, int64_t *ten
 
 /* Requests waiting for the committer right now. */
 int ingest__queued(struct ingest *ig);
-/* 1 once ingest_stop has asked the committer to stop. */
+/* 1 once ingest_stop has asked the committers to stop. */
 int ingest__stopping(struct ingest *ig);
+/* How many committer lanes run (--committers). */
+int ingest__lanes(const struct ingest *ig);
 
 #endif

@@ -187,7 +187,7 @@ static void fx_start_server(struct fx *f)
 	f->port = http_server_port(f->http);
 }
 
-static int setup_with(void **state, int fast_path, int64_t window_ms, int64_t batch)
+static int setup_with(void **state, int fast_path, int64_t window_ms, int64_t batch, int64_t lanes)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 	test_app_open(&f->db, "ingest", &f->app, 200, &f->c);
@@ -209,6 +209,8 @@ static int setup_with(void **state, int fast_path, int64_t window_ms, int64_t ba
 	f->app.cfg.commit_window_ms = window_ms;
 	if (batch > 0)
 		f->app.cfg.commit_batch = batch;
+	if (lanes > 0)
+		f->app.cfg.committers = lanes;
 	assert_int_equal(ingest_start(&f->app, NULL, &f->ig), 0);
 	fx_start_server(f);
 	*state = f;
@@ -217,18 +219,24 @@ static int setup_with(void **state, int fast_path, int64_t window_ms, int64_t ba
 
 static int setup(void **state)
 {
-	return setup_with(state, 0, 0, 0);
+	return setup_with(state, 0, 0, 0, 0);
 }
 
 static int setup_fast(void **state)
 {
-	return setup_with(state, 1, 0, 0);
+	return setup_with(state, 1, 0, 0, 0);
 }
 
 /* A commit waits up to a second for three requests. */
 static int setup_window(void **state)
 {
-	return setup_with(state, 0, 1000, 3);
+	return setup_with(state, 0, 1000, 3, 0);
+}
+
+/* Two committer lanes, the fast path on. */
+static int setup_lanes(void **state)
+{
+	return setup_with(state, 1, 0, 0, 2);
 }
 
 static int teardown(void **state)
@@ -1055,6 +1063,101 @@ static void test_fast_path_written_done_reopened_behind_failure(void **state)
 	assert_int_equal(sql_exec(f, ALLOW_REPLIES), 0);
 }
 
+/* A second shop, one whose partition falls in the other of two lanes;
+ * its phone_number_id in pnid. */
+static int64_t other_lane_shop(struct fx *f, char *pnid, size_t cap)
+{
+	int home = store_partition(f->tenant) % 2;
+	for (int i = 2; i < 100; i++) {
+		snprintf(pnid, cap, "1000000000000%02d", i);
+		struct tenant t = {.name = "Patel Medical",
+		                   .phone_number_id = pnid,
+		                   .gstin = "",
+		                   .state_code = "27",
+		                   .upi_id = "",
+		                   .owner_numbers = "",
+		                   .address = ""};
+		int64_t id;
+		assert_int_equal(store_tenant_add(f->c, &t, &id), 0);
+		if (store_partition(id) % 2 != home)
+			return id;
+	}
+	fail_msg("no shop in the other lane");
+	return 0;
+}
+
+/* One webhook with a message for each of two shops (two entries). */
+static char *two_shops_payload(const char *pnid1, const char *wamid1, const char *pnid2,
+                               const char *wamid2)
+{
+	char *one = text_payload(pnid1, wamid1, "hi");
+	char *two = text_payload(pnid2, wamid2, "hi");
+	/* each is {"object":...,"entry":[E]}: keep the first's head, join Es */
+	char *e1 = strstr(one, "\"entry\":[") + strlen("\"entry\":[");
+	char *e2 = strstr(two, "\"entry\":[") + strlen("\"entry\":[");
+	e1[strlen(e1) - 2] = '\0'; /* drop "]}" */
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "{\"object\":\"whatsapp_business_account\",\"entry\":[%s,%s", e1, e2);
+	free(one);
+	free(two);
+	return buf_detach(&b);
+}
+
+#define REFUSE_INBOX_SQLITE                                                                        \
+	"CREATE TRIGGER no_inbox BEFORE INSERT ON inbox WHEN NEW.tenant_id = %lld"                 \
+	" BEGIN SELECT RAISE(ABORT, 'inbox refused'); END"
+#define REFUSE_INBOX_PG                                                                            \
+	"CREATE FUNCTION no_inbox() RETURNS trigger LANGUAGE plpgsql AS"                           \
+	" $$ BEGIN RAISE EXCEPTION 'inbox refused'; END $$;"                                       \
+	" CREATE TRIGGER no_inbox BEFORE INSERT ON inbox FOR EACH ROW"                             \
+	" WHEN (NEW.tenant_id = %lld) EXECUTE FUNCTION no_inbox()"
+#define ALLOW_INBOX                                                                                \
+	(test_pg_base() ? "DROP TRIGGER no_inbox ON inbox; DROP FUNCTION no_inbox()"               \
+	                : "DROP TRIGGER no_inbox")
+
+/*
+ * Two committer lanes: a webhook with messages for shops of both goes as
+ * one part a lane, each committed (and run) by its lane, and is answered
+ * once, 200 when both are stored. When one part cannot be stored the
+ * answer is 503, the other part stays stored, and the redelivery stores
+ * the rest (the stored one counted a duplicate).
+ */
+static void test_request_split_over_lanes(void **state)
+{
+	struct fx *f = *state;
+	char pnid[32], sql[512];
+	assert_int_equal(ingest__lanes(f->ig), 2);
+	int64_t other = other_lane_shop(f, pnid, sizeof(pnid));
+	struct reply r;
+	char *body = two_shops_payload(PNID, "wamid.HOME1", pnid, "wamid.AWAY1");
+	assert_int_equal(post(f, body, SECRET, &r), 200);
+	reply_release(&r);
+	free(body);
+	assert_int_equal(metric(&f->app.metrics.commits), 2); /* one a lane */
+	assert_int_equal(metric(&f->app.metrics.inline_processed), 2);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM inbox WHERE tenant_id = %lld",
+	         (long long)other);
+	assert_int_equal(sql_int(f, sql), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 2);
+
+	snprintf(sql, sizeof(sql), test_pg_base() ? REFUSE_INBOX_PG : REFUSE_INBOX_SQLITE,
+	         (long long)other);
+	assert_int_equal(sql_exec(f, sql), 0);
+	body = two_shops_payload(PNID, "wamid.HOME2", pnid, "wamid.AWAY2");
+	assert_int_equal(post(f, body, SECRET, &r), 503);
+	reply_release(&r);
+	assert_int_equal(entry_state(f, "wamid.HOME2"), INBOX_DONE);
+	assert_int_equal(entry_state(f, "wamid.AWAY2"), -1);
+	assert_int_equal(sql_exec(f, ALLOW_INBOX), 0);
+	assert_int_equal(post(f, body, SECRET, &r), 200);
+	reply_release(&r);
+	free(body);
+	assert_int_equal(entry_state(f, "wamid.AWAY2"), INBOX_DONE);
+	assert_int_equal(metric(&f->app.metrics.inbox_duplicate), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox"), 4);
+}
+
 static void test_fast_path_last_attempt_set_aside(void **state)
 {
 	struct fx *f = *state;
@@ -1102,6 +1205,8 @@ int main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_runner_again_carefully_after_entry_failed,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_request_split_over_lanes, setup_lanes,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_failure_keeps_message, setup_fast,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_last_attempt_set_aside, setup_fast,
