@@ -118,9 +118,11 @@ struct batch_stats {
 };
 
 /*
- * The shops a transaction has read, each once: t[0..n) in the order of
- * their ids, their strings in arena. want[0..nwant): the ids
- * worker_runner_prefetch is to read together.
+ * The shops a transaction read ahead (worker_runner_prefetch): t[0..n) in
+ * the order of their ids, their strings in arena; want[0..nwant): the ids
+ * to read. A shop read ahead serves its first message only: that message
+ * may change it (any change to its products moves catalog_rev, on which
+ * the catalogue cache relies), so a later one reads it again.
  */
 struct tenant_memo {
 	struct tenant *t;
@@ -279,20 +281,18 @@ static void memo_clear(struct tenant_memo *m)
 	arena_reset(&m->arena);
 }
 
-/* *out: shop id, read once a transaction. */
+/* *out: shop id as read ahead, taken (once), or else read now. */
 static int runner_tenant(struct worker_runner *r, struct store_conn *c, int64_t id,
                          struct tenant *out)
 {
 	struct tenant_memo *m = &r->shops;
 	int hit, at = memo_find(m, id, &hit);
-	if (hit) {
-		*out = m->t[at];
-		return 0;
-	}
-	int rc = store_tenant_get(c, id, &m->arena, out);
-	if (rc == 0)
-		memo_put(m, out);
-	return rc;
+	if (!hit)
+		return store_tenant_get(c, id, &m->arena, out);
+	*out = m->t[at];
+	memmove(&m->t[at], &m->t[at + 1], (size_t)(m->n - at - 1) * sizeof(*m->t));
+	m->n--;
+	return 0;
 }
 
 void worker_runner_expect(struct worker_runner *r, int64_t tenant_id)

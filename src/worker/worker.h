@@ -77,7 +77,8 @@ int worker_runner_flush(struct worker_runner *r, struct store_conn *c);
  * Before the entries, optionally: worker_runner_expect names the shop of
  * each message to come, worker_runner_prefetch reads those shops together
  * (store_tenants_get: one statement, where a message would take one each).
- * A shop is read once a transaction either way.
+ * A shop read ahead serves its first message; a later message of the same
+ * shop reads it again, with whatever the earlier one changed.
  */
 void worker_runner_expect(struct worker_runner *r, int64_t tenant_id);
 int worker_runner_prefetch(struct worker_runner *r, struct store_conn *c);

@@ -821,7 +821,8 @@ static void test_fast_path_off_leaves_messages_to_workers(void **state)
 
 /* stored_entry: a text message "hi" of customer 919800000001, put in the
  * inbox pending by the test's own connection (its id set). */
-static struct inbox_entry stored_entry_from(struct fx *f, const char *wamid, const char *from)
+static struct inbox_entry stored_text(struct fx *f, const char *wamid, const char *from,
+                                      const char *text)
 {
 	struct inbox_entry e = {.tenant_id = f->tenant,
 	                        .kind = INBOX_MESSAGE,
@@ -830,7 +831,7 @@ static struct inbox_entry stored_entry_from(struct fx *f, const char *wamid, con
 	                        .from = from,
 	                        .name = "",
 	                        .type = "text",
-	                        .body = "hi",
+	                        .body = text,
 	                        .context_id = "",
 	                        .error_title = "",
 	                        .callback_data = ""};
@@ -840,6 +841,11 @@ static struct inbox_entry stored_entry_from(struct fx *f, const char *wamid, con
 	assert_int_equal(store_commit(f->c), 0);
 	assert_true(e.id > 0);
 	return e;
+}
+
+static struct inbox_entry stored_entry_from(struct fx *f, const char *wamid, const char *from)
+{
+	return stored_text(f, wamid, from, "hi");
 }
 
 static struct inbox_entry stored_entry(struct fx *f, const char *wamid)
@@ -1037,6 +1043,51 @@ static void test_runner_again_carefully_after_entry_failed(void **state)
 	worker_runner_free(r);
 }
 
+/*
+ * A shop read ahead serves its first message only: an earlier message of a
+ * transaction may change the shop's catalogue (here its price, as an
+ * owner's command would), and the next message of that shop must see the
+ * change - the catalogue cache keys on the revision read with the shop.
+ */
+static void test_runner_rereads_a_shop_its_message_changed(void **state)
+{
+	struct fx *f = *state;
+	struct product p = {.tenant_id = f->tenant,
+	                    .sku = "SALT1",
+	                    .name = "Tata Salt",
+	                    .aliases = "salt",
+	                    .unit = "kg",
+	                    .base_per_unit = 1000,
+	                    .price_paise = 2800,
+	                    .gst_rate_bp = 0,
+	                    .hsn = "2501"};
+	int64_t pid;
+	assert_int_equal(store_product_upsert(f->c, &p, &pid), 0);
+	struct inbox_entry one = stored_text(f, "wamid.PRICE1", "919800000001", "price salt");
+	struct inbox_entry two = stored_text(f, "wamid.PRICE2", "919800000002", "price salt");
+	struct worker_runner *r = worker_runner_new(&f->app, NULL);
+	int fin;
+	worker_runner_begin(r);
+	assert_int_equal(store_begin(f->c), 0);
+	worker_runner_expect(r, f->tenant);
+	worker_runner_expect(r, f->tenant);
+	assert_int_equal(worker_runner_prefetch(r, f->c), 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &one, &fin), 0);
+	assert_int_equal(store_product_set_price(f->c, f->tenant, pid, 3100), 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &two, &fin), 0);
+	assert_int_equal(fin, 1);
+	assert_int_equal(worker_runner_flush(r, f->c), 0);
+	assert_int_equal(store_commit(f->c), 0);
+	worker_runner_committed(r, 1);
+	worker_runner_free(r);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE reply_to = 'wamid.PRICE1'"
+	                            " AND body LIKE '%28.00%'"),
+	                 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM outbox WHERE reply_to = 'wamid.PRICE2'"
+	                            " AND body LIKE '%31.00%'"),
+	                 1);
+}
+
 static void test_fast_path_written_done_reopened_behind_failure(void **state)
 {
 	struct fx *f = *state;
@@ -1207,6 +1258,8 @@ int main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_request_split_over_lanes, setup_lanes,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_runner_rereads_a_shop_its_message_changed,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_failure_keeps_message, setup_fast,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_fast_path_last_attempt_set_aside, setup_fast,
