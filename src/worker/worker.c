@@ -779,6 +779,7 @@ static int run_batch(struct worker *w, uint64_t parts, struct store_conn *c,
 			if (entries[i].kind == INBOX_MESSAGE)
 				worker_runner_expect(w->runner, entries[i].tenant_id);
 		rc = worker_runner_prefetch(w->runner, c);
+		memset(finished, 0, (size_t)n);
 		for (int i = 0; i < n && rc == 0; i++) {
 			int fin;
 			rc = worker_runner_entry(w->runner, c, &entries[i], &fin);
