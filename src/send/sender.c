@@ -767,7 +767,13 @@ static void *recorder_main(void *arg)
 		int by_due = s->due_at && now >= s->due_at;
 		if (by_due || now >= next_sweep)
 			want = 1;
+		/* a claim holds the slots it asks for until the store answers;
+		 * half the free ones stay free meanwhile for the direct hand-over,
+		 * or every reply of that moment would wait in the outbox (and the
+		 * later ones behind it) for the next claim */
 		int room = atomic_load(&s->cap) - atomic_load(&s->outstanding);
+		if (room > 1)
+			room = (room + 1) / 2;
 		int claimed = 0;
 		if (!closing && ((want && room > 0) || s->nunsynced > 0)) {
 			int got = claim(s, now, room);

@@ -60,6 +60,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "erp/erp.h"
@@ -109,6 +110,7 @@ struct batch_stats {
 	int done;                           /* entries leaving the pending state */
 	int failed_attempts;                /* processing errors */
 	int64_t outbox_new[PRIO_COUNT];     /* rows queued PENDING */
+	int64_t erp_queued[PRIO_COUNT];     /* of those, rows the ERP wrote itself */
 	int64_t outbox_sending[PRIO_COUNT]; /* rows born claimed (the direct hand-over) */
 	int64_t outbox_failed[PRIO_COUNT];  /* PENDING rows the ERP failed (an opt-out) */
 	int nmoves;                         /* status-driven outbox state moves */
@@ -164,11 +166,21 @@ struct worker_runner {
 	 * in this transaction, which is to run once more), cleared by a commit */
 	int careful;
 	int again;
+	/* the replies this transaction queued PENDING: whom to (recipient_key)
+	 * and at what priority, so a later reply to the same customer waits
+	 * behind them (born_claimed) */
+	struct waiting {
+		uint64_t who;
+		int prio;
+	} * waiting;
+	int nwaiting, waiting_cap;
 };
 
 /* What an entry has added so far, to take back if it is undone. */
 struct entry_mark {
 	int64_t outbox_new[PRIO_COUNT];
+	int64_t erp_queued[PRIO_COUNT];
+	int nwaiting;
 	int64_t outbox_sending[PRIO_COUNT];
 	int64_t outbox_failed[PRIO_COUNT];
 	int nmoves;
@@ -179,6 +191,8 @@ struct entry_mark {
 static void mark_entry(const struct worker_runner *r, struct entry_mark *m)
 {
 	memcpy(m->outbox_new, r->bs.outbox_new, sizeof(m->outbox_new));
+	memcpy(m->erp_queued, r->bs.erp_queued, sizeof(m->erp_queued));
+	m->nwaiting = r->nwaiting;
 	memcpy(m->outbox_sending, r->bs.outbox_sending, sizeof(m->outbox_sending));
 	memcpy(m->outbox_failed, r->bs.outbox_failed, sizeof(m->outbox_failed));
 	m->nmoves = r->bs.nmoves;
@@ -202,6 +216,8 @@ static void drop_pending(struct worker_runner *r, int k)
 static void undo_entry(struct worker_runner *r, const struct entry_mark *m)
 {
 	memcpy(r->bs.outbox_new, m->outbox_new, sizeof(m->outbox_new));
+	memcpy(r->bs.erp_queued, m->erp_queued, sizeof(m->erp_queued));
+	r->nwaiting = m->nwaiting;
 	memcpy(r->bs.outbox_sending, m->outbox_sending, sizeof(m->outbox_sending));
 	memcpy(r->bs.outbox_failed, m->outbox_failed, sizeof(m->outbox_failed));
 	r->bs.nmoves = m->nmoves;
@@ -210,19 +226,46 @@ static void undo_entry(struct worker_runner *r, const struct entry_mark *m)
 	drop_pending(r, m->npend);
 }
 
+/* A customer, for the waiting list: equal for equal customers (a collision
+ * only makes a reply wait that need not). */
+static uint64_t recipient_key(int64_t tenant_id, const char *to)
+{
+	return hash_u64((uint64_t)tenant_id) ^ hash_fnv1a(to, strlen(to));
+}
+
 /*
- * born_claimed: may this reply skip the outbox's claim? Only if nothing of
- * its priority or above went PENDING earlier in this transaction (it would
- * overtake it) and the sender reserves a slot for it.
+ * born_claimed: may this reply (of o) skip the outbox's claim? Not if a
+ * row of its priority or above went PENDING earlier in this transaction
+ * that it could overtake: a reply to the same customer, or any row the ERP
+ * wrote itself (whose recipient the runner does not see). Replies to other
+ * customers go on: queued PENDING, one reply does not hold back the rest of
+ * its transaction. Then only if the sender reserves a slot for it
+ * (sender_reserve, which also holds it behind rows waiting from earlier
+ * commits).
  */
-static int born_claimed(struct worker_runner *r, enum outbox_prio prio)
+static int born_claimed(struct worker_runner *r, const struct outbox_new *o)
 {
 	if (!r->direct)
 		return 0;
-	for (int p = 0; p <= (int)prio; p++)
-		if (r->bs.outbox_new[p] > 0)
+	for (int p = 0; p <= (int)o->priority; p++)
+		if (r->bs.erp_queued[p] > 0)
 			return 0;
-	return sender_reserve(r->direct, prio);
+	uint64_t who = recipient_key(o->tenant_id, o->to);
+	for (int i = 0; i < r->nwaiting; i++)
+		if (r->waiting[i].who == who && r->waiting[i].prio <= (int)o->priority)
+			return 0;
+	return sender_reserve(r->direct, o->priority);
+}
+
+/* o goes PENDING: later replies to its customer wait behind it. */
+static void note_waiting(struct worker_runner *r, const struct outbox_new *o)
+{
+	if (r->nwaiting == r->waiting_cap) {
+		r->waiting_cap = r->waiting_cap ? r->waiting_cap * 2 : 16;
+		r->waiting = xrealloc(r->waiting, (size_t)r->waiting_cap * sizeof(*r->waiting));
+	}
+	r->waiting[r->nwaiting++] =
+	        (struct waiting){recipient_key(o->tenant_id, o->to), (int)o->priority};
 }
 
 /* Keeps what sender_give will need of a row born claimed. */
@@ -319,6 +362,8 @@ int worker_runner_prefetch(struct worker_runner *r, struct store_conn *c)
 	struct tenant_memo *m = &r->shops;
 	int64_t *ids = m->want;
 	int n = 0, hit;
+	if (m->nwant == 0)
+		return 0;
 	qsort(ids, (size_t)m->nwant, sizeof(*ids), cmp_i64);
 	for (int i = 0; i < m->nwant; i++)
 		if ((n == 0 || ids[n - 1] != ids[i]) && (memo_find(m, ids[i], &hit), !hit))
@@ -419,7 +464,9 @@ static int queue_reply(struct worker_runner *run, struct store_conn *c, const st
 		         e->from, e->ext_id);
 		return 0;
 	}
-	o.claimed = born_claimed(run, r->priority);
+	o.claimed = born_claimed(run, &o);
+	if (!o.claimed)
+		note_waiting(run, &o);
 	if (run->careful) {
 		int64_t id;
 		int rc = store_outbox_add(c, &o, &id);
@@ -511,6 +558,7 @@ static int handle_message(struct worker_runner *r, struct store_conn *c,
 	 * is not born claimed ahead of a PENDING row of higher priority */
 	for (int p = 0; p < PRIO_COUNT; p++) {
 		r->bs.outbox_new[p] += res.queued[p];
+		r->bs.erp_queued[p] += res.queued[p];
 		r->bs.outbox_failed[p] += res.cancelled[p];
 	}
 	for (int i = 0; i < res.nreplies; i++) {
@@ -688,6 +736,7 @@ void worker_runner_free(struct worker_runner *r)
 	arena_release(&r->shops.arena);
 	free(r->shops.t);
 	free(r->shops.want);
+	free(r->waiting);
 	free(r->given);
 	free(r->pend);
 	free(r);
@@ -698,6 +747,7 @@ void worker_runner_begin(struct worker_runner *r)
 	memset(&r->bs, 0, sizeof(r->bs));
 	r->blk.n = 0;
 	r->again = 0;
+	r->nwaiting = 0;
 	memo_clear(&r->shops);
 }
 

@@ -39,6 +39,7 @@
 #include "send/sender.h"
 #include "send/wamsg.h"
 #include "store/store.h"
+#include "worker/worker.h"
 
 #include "send_fixture.h"
 
@@ -831,6 +832,83 @@ static void test_sender_direct_hand_over(void **state)
 }
 
 /*
+ * A reply queued PENDING holds back the later replies to its own customer
+ * in its transaction, not the rest: while a reply of its priority waits
+ * from an earlier commit (as the metrics say), customer A's reply waits in
+ * the outbox too; once that one has gone, customer B's reply is born
+ * claimed (handed over, no claim) while A's second reply waits behind A's
+ * first.
+ */
+static void test_runner_holds_back_only_the_waiting_customer(void **state)
+{
+	struct fixture *f = *state;
+	struct tenant t = {.name = "Sharma Kirana",
+	                   .phone_number_id = T_PHONE,
+	                   .gstin = "",
+	                   .state_code = "27",
+	                   .upi_id = "",
+	                   .owner_numbers = "",
+	                   .address = ""};
+	int64_t tenant;
+	assert_int_equal(store_tenant_add(f->c, &t, &tenant), 0);
+	const char *from[3] = {"919800000001", "919800000002", "919800000001"};
+	const char *wamid[3] = {"wamid.A1", "wamid.B1", "wamid.A2"};
+	struct inbox_entry e[3];
+	enum inbox_put_result res[3];
+	for (int i = 0; i < 3; i++)
+		e[i] = (struct inbox_entry){.tenant_id = tenant,
+		                            .kind = INBOX_MESSAGE,
+		                            .ext_id = wamid[i],
+		                            .status = "",
+		                            .from = from[i],
+		                            .name = "",
+		                            .type = "text",
+		                            .body = "hi",
+		                            .context_id = "",
+		                            .error_title = "",
+		                            .callback_data = ""};
+	assert_int_equal(store_begin(f->c), 0);
+	assert_int_equal(store_inbox_put(f->c, e, 3, res), 0);
+	assert_int_equal(store_commit(f->c), 0);
+
+	struct sender *s = NULL;
+	assert_int_equal(sender_start(&f->app, &s), 0);
+	assert_true(reserve_soon(s, PRIO_P2)); /* the sender is ready */
+	sender_unreserve(s, NULL, 1);
+	struct worker_runner *r = worker_runner_new(&f->app, s);
+	_Atomic int64_t *waiting = &f->app.metrics.outbox[PRIO_P2][OUTBOX_PENDING];
+	int fin;
+	worker_runner_begin(r);
+	assert_int_equal(store_begin(f->c), 0);
+	atomic_store(waiting, 1);
+	assert_int_equal(worker_runner_entry(r, f->c, &e[0], &fin), 0);
+	atomic_store(waiting, 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &e[1], &fin), 0);
+	assert_int_equal(worker_runner_entry(r, f->c, &e[2], &fin), 0);
+	assert_int_equal(worker_runner_flush(r, f->c), 0);
+	/* before the commit, so the sender has touched none of them */
+	struct arena a;
+	arena_init(&a, 4096);
+	struct outbox_row *rows;
+	int n;
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_PENDING, 10, &a, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].to, "919800000001");
+	assert_string_equal(rows[1].to, "919800000001");
+	assert_int_equal(store_outbox_list(f->c, OUTBOX_SENDING, 10, &a, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].to, "919800000002");
+	assert_int_equal(store_commit(f->c), 0);
+	assert_int_equal(worker_runner_committed(r, 1), 3);
+	/* A's two replies go out as one (the claim merges a customer's) */
+	wait_settled(f, 2);
+	assert_int_equal(atomic_load(&f->app.metrics.sends_direct), 1);
+	worker_runner_free(r);
+	sender_stop(s);
+	arena_release(&a);
+}
+
+/*
  * A row this node claimed whose claim's answer never reached the sender
  * (the connection lost mid-commit, in a failover) is put back and sent,
  * its lost attempt given back; a row a worker holds (sender_hold), written
@@ -922,6 +1000,8 @@ int main(void)
 	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_direct_hand_over, setup_sender,
 	                                        teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_runner_holds_back_only_the_waiting_customer,
+	                                        setup_sender, teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_start_err_inval_without_token,
 	                                        setup_sender, teardown_sender),
 	};
