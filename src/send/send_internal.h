@@ -134,10 +134,13 @@ struct send_alerts {
  * after each successful journal_sync, before that pass's outcomes go to the
  * recorder; a nonzero return drops those outcomes, as a kill -9 at that
  * instant would (the store never hears of them). journal_max replaces
- * SEND_JOURNAL_MAX when > 0, lost_after_ms SEND_LOST_AFTER_MS.
+ * SEND_JOURNAL_MAX when > 0, lost_after_ms SEND_LOST_AFTER_MS. in_claim runs
+ * on the recorder thread inside each claim, its slots reserved, before the
+ * store is asked.
  */
 struct send_hooks {
 	int (*after_journal_sync)(void *ud);
+	void (*in_claim)(void *ud);
 	void *ud;
 	int64_t journal_max;
 	int64_t lost_after_ms; /* > 0: replaces SEND_LOST_AFTER_MS */

@@ -524,6 +524,8 @@ static int claim(struct sender *s, int64_t now, int room)
 	if (got == 0)
 		return 0;
 	room = got;
+	if (s->hooks.in_claim)
+		s->hooks.in_claim(s->hooks.ud);
 	arena_reset(&s->arena);
 	int rc = store_outbox_claim(s->conn, now, room, (enum outbox_prio)upto, &s->arena, &rows,
 	                            &n);

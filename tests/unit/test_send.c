@@ -831,6 +831,47 @@ static void test_sender_direct_hand_over(void **state)
 	arena_release(&a);
 }
 
+/* in_claim: tries a direct hand-over's reservation while a claim holds its
+ * slots. */
+struct claim_probe {
+	struct sender *_Atomic s;
+	_Atomic int calls, reserved;
+};
+
+static void probe_claim(void *ud)
+{
+	struct claim_probe *p = ud;
+	struct sender *s = atomic_load(&p->s);
+	if (!s)
+		return;
+	if (sender_reserve(s, PRIO_P0)) {
+		atomic_fetch_add(&p->reserved, 1);
+		sender_unreserve(s, NULL, 1);
+	}
+	atomic_fetch_add(&p->calls, 1);
+}
+
+/*
+ * A claim holds the slots it asks for until the store answers; it asks for
+ * half the free ones, so a reply handed over directly meanwhile still finds
+ * one (all of them would send every reply of that moment to the outbox).
+ */
+static void test_claim_leaves_slots_for_the_hand_over(void **state)
+{
+	struct fixture *f = *state;
+	struct claim_probe probe = {0};
+	struct send_hooks hooks = {.in_claim = probe_claim, .ud = &probe};
+	struct sender *s = NULL;
+	assert_int_equal(sender__start(&f->app, &hooks, &s), 0);
+	atomic_store(&probe.s, s);
+	add_row(f, "910000000001", T_PHONE);
+	notify_signal(&f->app.outbox_ready);
+	wait_settled(f, 1);
+	assert_true(atomic_load(&probe.calls) >= 1);
+	assert_int_equal(atomic_load(&probe.reserved), atomic_load(&probe.calls));
+	sender_stop(s);
+}
+
 /*
  * A reply queued PENDING holds back the later replies to its own customer
  * in its transaction, not the rest: while a reply of its priority waits
@@ -1001,6 +1042,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_sender_direct_hand_over, setup_sender,
 	                                        teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_runner_holds_back_only_the_waiting_customer,
+	                                        setup_sender, teardown_sender),
+	        cmocka_unit_test_setup_teardown(test_claim_leaves_slots_for_the_hand_over,
 	                                        setup_sender, teardown_sender),
 	        cmocka_unit_test_setup_teardown(test_sender_start_err_inval_without_token,
 	                                        setup_sender, teardown_sender),
