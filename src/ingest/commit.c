@@ -575,7 +575,6 @@ int ingest__lane_open(struct ingest *ig, struct lane *l, int index, struct sende
 {
 	struct app *app = ig->app;
 	l->ig = ig;
-	l->index = index;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_condattr_t ca; /* gather's deadline is monotonic */
 	pthread_condattr_init(&ca);

@@ -73,7 +73,6 @@ struct ingest_job {
  */
 struct lane {
 	struct ingest *ig;
-	int index;
 	pthread_t thread;
 	int thread_started;
 	struct store_conn *conn;      /* the lane's */

@@ -365,9 +365,13 @@ int worker_runner_prefetch(struct worker_runner *r, struct store_conn *c)
 	if (m->nwant == 0)
 		return 0;
 	qsort(ids, (size_t)m->nwant, sizeof(*ids), cmp_i64);
-	for (int i = 0; i < m->nwant; i++)
-		if ((n == 0 || ids[n - 1] != ids[i]) && (memo_find(m, ids[i], &hit), !hit))
+	for (int i = 0; i < m->nwant; i++) { /* each once, and not those read ahead */
+		if (n > 0 && ids[n - 1] == ids[i])
+			continue;
+		memo_find(m, ids[i], &hit);
+		if (!hit)
 			ids[n++] = ids[i];
+	}
 	m->nwant = 0;
 	struct tenant t[WORKER_PREFETCH_MAX];
 	char found[WORKER_PREFETCH_MAX];
