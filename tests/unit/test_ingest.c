@@ -975,8 +975,8 @@ static void test_runner_replies_one_by_one_after_flush_failed(void **state)
  * pending (the first with its attempt counted, the second untried), and
  * the inbox's pending index knows them (the workers find them).
  */
-/* Customer 919800000009 cannot be recorded: the ERP fails on its messages. */
-#define REFUSED_CUSTOMER "919800000009"
+/* Customer 919800000008 cannot be recorded: the ERP fails on its messages. */
+#define REFUSED_CUSTOMER "919800000008"
 #define REFUSE_CUSTOMER_SQLITE                                                                     \
 	"CREATE TRIGGER no_customer BEFORE INSERT ON customers"                                    \
 	" WHEN NEW.wa_id = '" REFUSED_CUSTOMER "'"                                                 \
